@@ -1,0 +1,41 @@
+//! `blocking`: the iterative server. One thread accepts a client, echoes it until it
+//! half-closes, then accepts the next; every other client waits in the listen backlog.
+//!
+//! Should win: one client at a time, where it does the least work per message of any model
+//! (a blocking read and a blocking write, no readiness calls, no hand-offs).
+//! Should break: at any concurrency above one. Clients queued behind a long-lived connection
+//! are starved outright, which the load generator reports as `connections_starved`.
+//!
+//! Run: `echo-server blocking --addr 127.0.0.1:7007`
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::{echo_blocking, log_connection_error, Acceptor, ServerConfig, Wake};
+
+/// How often a connection's blocking reads and writes wake to check for a stop signal while
+/// the client is idle. Only idle periods pay for it: the hot path stays a plain read and write.
+const STOP_TICK: Duration = Duration::from_millis(200);
+
+/// Serves one client at a time until SIGINT or SIGTERM.
+pub fn serve(listener: TcpListener, _config: &ServerConfig) -> anyhow::Result<()> {
+    let mut acceptor = Acceptor::new(listener, None).context("cannot set up the accept loop")?;
+    loop {
+        match acceptor.wait_for_work().context("accept loop failed")? {
+            Wake::Connection(mut stream, peer) => {
+                let stop = || acceptor.stop().raised();
+                let served = stream
+                    .set_read_timeout(Some(STOP_TICK))
+                    .and_then(|()| stream.set_write_timeout(Some(STOP_TICK)))
+                    .and_then(|()| echo_blocking(&mut stream, &stop));
+                if let Err(e) = served {
+                    log_connection_error(peer, &e);
+                }
+            }
+            Wake::Stop => return Ok(()),
+            Wake::Extra => {}
+        }
+    }
+}

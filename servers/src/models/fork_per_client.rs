@@ -1,0 +1,159 @@
+//! `fork-per-client`: the parent accepts; for every connection it forks a child process that
+//! echoes that one client with blocking I/O and exits. The parent closes its copy of the
+//! connection, reaps children as `SIGCHLD` arrives, and on SIGTERM ends and reaps them all.
+//!
+//! Should win: isolation. A crash or leak in one client's process touches no other, and the
+//! children share the parent's pages copy-on-write.
+//! Should break: under churn (a fork and an exit per connection, ~200 µs each, plus page-table
+//! copies) and at high concurrency (a process per client: PSS, scheduler load, context
+//! switches).
+//!
+//! Run: `echo-server fork-per-client --addr 127.0.0.1:7007 [--max-conns N]`
+//!
+//! The parent stays single-threaded for its whole life, so fork is sound, and children leave
+//! with `_exit` so that nothing of the parent's (atexit handlers, stdio buffers) runs twice.
+#![allow(unsafe_code)]
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, signal, SigHandler, Signal};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
+use signal_hook::consts::SIGCHLD;
+
+use crate::{
+    echo_blocking, log_connection_error, Acceptor, ServerConfig, SignalPipe, Wake, ACCEPT_BACKOFF,
+};
+
+/// How long children get to leave after SIGTERM before they are killed.
+const CHILD_GRACE: Duration = Duration::from_secs(1);
+
+/// Forks a child per connection until SIGINT or SIGTERM, then ends and reaps every child.
+pub fn serve(listener: TcpListener, config: &ServerConfig) -> anyhow::Result<()> {
+    let threads = std::fs::read_dir("/proc/self/task").map_or(1, |dir| dir.count());
+    if threads != 1 {
+        bail!("fork-per-client must fork from a single-threaded process, this one has {threads} threads");
+    }
+    let sigchld = SignalPipe::register(&[SIGCHLD]).context("cannot watch SIGCHLD")?;
+    let mut acceptor =
+        Acceptor::new(listener, Some(sigchld)).context("cannot set up the accept loop")?;
+    let mut children = HashSet::new();
+    let parent = getpid();
+    loop {
+        match acceptor.wait_for_work().context("accept loop failed")? {
+            Wake::Connection(stream, peer) => {
+                // Over the cap: dropping the stream closes it at once.
+                if children.len() >= config.max_conns {
+                    continue;
+                }
+                // SAFETY: this process is single-threaded (checked above, and this model
+                // starts no thread), so the child is a complete copy with no lock held by a
+                // thread that does not exist in it.
+                match unsafe { fork() } {
+                    Ok(ForkResult::Child) => {
+                        // The child needs neither the listener nor the signal pipes.
+                        drop(acceptor);
+                        let code = serve_child(stream, peer, parent);
+                        // SAFETY: `_exit` ends the child at once, without running the atexit
+                        // handlers or flushing the stdio buffers it inherited from the parent.
+                        unsafe { nix::libc::_exit(code) }
+                    }
+                    Ok(ForkResult::Parent { child }) => {
+                        // The child has its own copy; ours is closed when `stream` drops.
+                        children.insert(child);
+                    }
+                    // Out of processes or memory: drop this client, pause, keep serving.
+                    Err(e) => {
+                        eprintln!("echo-server: cannot fork for {peer}: {e}");
+                        std::thread::sleep(ACCEPT_BACKOFF);
+                    }
+                }
+            }
+            Wake::Extra => reap(&mut children),
+            Wake::Stop => break,
+        }
+    }
+    end_children(&mut children, acceptor.extra());
+    Ok(())
+}
+
+/// The child's whole life: restore default signal handling, die with the parent, echo.
+fn serve_child(mut stream: TcpStream, peer: SocketAddr, parent: Pid) -> i32 {
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGCHLD] {
+        // SAFETY: installing the default disposition installs no handler code of ours, so
+        // nothing can run in signal context; the parent's handlers are not wanted here.
+        if let Err(e) = unsafe { signal(sig, SigHandler::SigDfl) } {
+            eprintln!("echo-server: child for {peer}: cannot reset {sig}: {e}");
+            return 1;
+        }
+    }
+    // A child whose parent was killed outright must not linger holding the client.
+    if nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).is_err() || getppid() != parent {
+        return 1;
+    }
+    match echo_blocking(&mut stream, &|| false) {
+        Ok(()) => 0,
+        Err(e) => {
+            log_connection_error(peer, &e);
+            1
+        }
+    }
+}
+
+/// Collects every child that has exited, so that none stays a zombie.
+fn reap(children: &mut HashSet<Pid>) {
+    loop {
+        match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::StillAlive) => return,
+            Ok(status) => {
+                if let Some(pid) = status.pid() {
+                    children.remove(&pid);
+                }
+            }
+            Err(Errno::EINTR) => {}
+            // No children at all: whatever we counted is gone.
+            Err(Errno::ECHILD) => {
+                children.clear();
+                return;
+            }
+            Err(e) => {
+                eprintln!("echo-server: waitpid: {e}");
+                return;
+            }
+        }
+    }
+}
+
+/// SIGTERM to every child, a grace period to leave, then SIGKILL; every one is reaped.
+fn end_children(children: &mut HashSet<Pid>, sigchld: Option<&SignalPipe>) {
+    for &child in children.iter() {
+        // ESRCH: it already exited and waits to be reaped below.
+        let _ = kill(child, Signal::SIGTERM);
+    }
+    let deadline = Instant::now() + CHILD_GRACE;
+    reap(children);
+    while !children.is_empty() && Instant::now() < deadline {
+        // Woken by SIGCHLD, or after a short slice to re-check the deadline.
+        match sigchld {
+            Some(pipe) => {
+                let _ = poll(
+                    &mut [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)],
+                    PollTimeout::from(50u8),
+                );
+                pipe.drain();
+            }
+            None => std::thread::sleep(Duration::from_millis(10)),
+        }
+        reap(children);
+    }
+    for child in children.drain() {
+        let _ = kill(child, Signal::SIGKILL);
+        while let Err(Errno::EINTR) = waitpid(child, None) {}
+    }
+}

@@ -1,0 +1,77 @@
+//! The command-line contract of `echo-server`: names, errors, exit codes.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::Command;
+
+use common::{ping, Server};
+
+const BIN: &str = env!("CARGO_BIN_EXE_echo-server");
+
+fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+#[test]
+fn list_names_the_five_required_models() {
+    let (code, stdout, _) = run(&["--list"]);
+    assert_eq!(code, Some(0));
+    let names: Vec<_> = stdout.lines().collect();
+    for required in [
+        "blocking",
+        "thread-per-client",
+        "fork-per-client",
+        "mio",
+        "tokio",
+    ] {
+        assert!(
+            names.contains(&required),
+            "{required} missing from {names:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_arguments_give_one_line_naming_the_argument_and_exit_2() {
+    for (args, names) in [
+        (&["no-such-model"][..], "MODEL"),
+        (&[][..], "MODEL"),
+        (&["mio", "--workers", "0"][..], "--workers"),
+        (&["mio", "--max-conns", "lots"][..], "--max-conns"),
+        (&["mio", "--addr", "localhost"][..], "--addr"),
+        (&["mio", "--frobnicate"][..], "--frobnicate"),
+    ] {
+        let (code, stdout, stderr) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?} printed {stdout:?}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?}: not one line: {stderr:?}"
+        );
+        assert!(
+            stderr.contains(names),
+            "{args:?}: {stderr:?} does not name {names}"
+        );
+    }
+}
+
+#[test]
+fn an_address_in_use_is_one_line_naming_addr_and_exit_1() {
+    let server = Server::start("mio", &[]);
+    let (code, _, stderr) = run(&["mio", "--addr", &server.addr.to_string()]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(
+        stderr.contains("--addr") && stderr.contains("in use"),
+        "{stderr:?}"
+    );
+    // The first server is untouched.
+    ping(&mut server.connect(), b"still mine");
+}

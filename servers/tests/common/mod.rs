@@ -1,0 +1,305 @@
+//! Helpers for the integration tests: start the real `echo-server` binary on a free loopback
+//! port, talk to it with timeouts on every read, and inspect its process tree in `/proc`.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpStream};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// Every socket read and write in the tests gives up after this long.
+pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
+
+const BIN: &str = env!("CARGO_BIN_EXE_echo-server");
+
+/// Model names, from `echo-server --list`: new models join every test without edits.
+pub fn models() -> Vec<String> {
+    let out = Command::new(BIN).arg("--list").output().unwrap();
+    assert!(out.status.success(), "echo-server --list failed");
+    let names: Vec<String> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert!(!names.is_empty(), "echo-server --list printed no model");
+    names
+}
+
+/// Whether a model serves one client at a time, so tests must send their clients in series.
+pub fn serves_one_at_a_time(model: &str) -> bool {
+    model == "blocking"
+}
+
+/// Whether one server process holds the descriptors of all its concurrent clients (so that a
+/// crowd of clients can exhaust its descriptor limit).
+pub fn holds_every_client_in_one_process(model: &str) -> bool {
+    !serves_one_at_a_time(model) && model != "fork-per-client"
+}
+
+/// A running `echo-server`, killed (by its pid) when dropped.
+pub struct Server {
+    pub model: String,
+    pub addr: SocketAddr,
+    child: Child,
+    stderr: Arc<Mutex<String>>,
+}
+
+impl Server {
+    /// Starts `echo-server MODEL --addr 127.0.0.1:0 ARGS...` and waits for its `listening on`
+    /// line.
+    pub fn start(model: &str, args: &[&str]) -> Server {
+        let mut cmd = Command::new(BIN);
+        cmd.arg(model).args(["--addr", "127.0.0.1:0"]).args(args);
+        Server::spawn(model, cmd)
+    }
+
+    /// Like [`Server::start`], with the server's descriptor limit (`RLIMIT_NOFILE`) set to
+    /// `nofile` by the shell before it execs the server.
+    pub fn start_with_nofile(model: &str, nofile: u32) -> Server {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .args([BIN, model, "--addr", "127.0.0.1:0"]);
+        Server::spawn(model, cmd)
+    }
+
+    fn spawn(model: &str, mut cmd: Command) -> Server {
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut err_pipe = child.stderr.take().unwrap();
+        let sink = Arc::clone(&stderr);
+        thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n @ 1..) = err_pipe.read(&mut buf) {
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let first = lines.next().and_then(Result::ok);
+            let _ = tx.send(first);
+            // Keep draining so a chatty server never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(10)) {
+            Ok(Some(line)) => line,
+            other => {
+                let _ = child.kill();
+                panic!("{model}: no `listening on` line ({other:?})");
+            }
+        };
+        let addr = line
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("{model}: unexpected first line {line:?}"))
+            .parse()
+            .unwrap();
+        Server {
+            model: model.to_owned(),
+            addr,
+            child,
+            stderr,
+        }
+    }
+
+    pub fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    /// A new client with read and write timeouts.
+    pub fn connect(&self) -> TcpStream {
+        let stream = TcpStream::connect_timeout(&self.addr, IO_TIMEOUT)
+            .unwrap_or_else(|e| panic!("{}: connect: {e}", self.model));
+        stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        stream
+    }
+
+    /// Sends SIGTERM and waits up to `limit` for the exit; returns the status and the time.
+    pub fn terminate(&mut self, limit: Duration) -> (ExitStatus, Duration) {
+        let start = Instant::now();
+        kill(self.pid(), Signal::SIGTERM).unwrap();
+        let status = wait_until(limit, || self.child.try_wait().unwrap())
+            .unwrap_or_else(|| panic!("{}: still running {limit:?} after SIGTERM", self.model));
+        (status, start.elapsed())
+    }
+
+    /// Whether the server process is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child.try_wait().unwrap().is_none()
+    }
+
+    /// What the server wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = kill(self.pid(), Signal::SIGKILL);
+            let _ = self.child.wait();
+        }
+        if thread::panicking() {
+            eprintln!("--- {} stderr ---\n{}", self.model, self.stderr());
+        }
+    }
+}
+
+/// Polls `probe` every few milliseconds until it returns `Some`, for at most `limit`. For
+/// conditions that no event announces (a process exiting, a thread count settling).
+pub fn wait_until<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A small deterministic generator (xorshift64*), so failures reproduce.
+pub struct Rng(u64);
+
+impl Rng {
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `lo..=hi`.
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
+    }
+
+    /// `len` bytes that are not constant, so a misplaced byte shows.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
+/// Sends one message and reads exactly its echo back.
+pub fn ping(stream: &mut TcpStream, msg: &[u8]) {
+    stream.write_all(msg).unwrap();
+    let mut echo = vec![0u8; msg.len()];
+    stream.read_exact(&mut echo).unwrap();
+    assert_eq!(echo, msg, "echo differs from what was sent");
+}
+
+/// Writes `data` in random chunk sizes up to `max_chunk` while reading the echo in random
+/// sizes on another thread, half-closes after the last byte, and returns everything read up to
+/// the server's EOF.
+pub fn exchange(stream: TcpStream, data: Arc<Vec<u8>>, max_chunk: usize, seed: u64) -> Vec<u8> {
+    let mut writer = stream.try_clone().unwrap();
+    let sender = thread::spawn(move || {
+        let mut rng = Rng::new(seed);
+        let mut sent = 0;
+        while sent < data.len() {
+            let n = rng.range(1, max_chunk).min(data.len() - sent);
+            writer.write_all(&data[sent..sent + n]).unwrap();
+            sent += n;
+        }
+        writer.shutdown(Shutdown::Write).unwrap();
+    });
+    let mut rng = Rng::new(seed ^ 0x9e37_79b9);
+    let mut reader = stream;
+    let mut received = Vec::new();
+    let mut buf = vec![0u8; max_chunk];
+    loop {
+        let want = rng.range(1, max_chunk);
+        match reader.read(&mut buf[..want]) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buf[..n]),
+            Err(e) => panic!("reading the echo after {} bytes: {e}", received.len()),
+        }
+    }
+    sender.join().unwrap();
+    received
+}
+
+/// Reads `key:` from `/proc/<pid>/status` (e.g. `Threads`, `VmRSS` in kB).
+pub fn proc_status(pid: Pid, key: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+}
+
+/// Direct children of `pid`, from every thread's `children` file.
+pub fn children(pid: Pid) -> Vec<Pid> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .flatten()
+        .filter_map(|task| std::fs::read_to_string(task.path().join("children")).ok())
+        .flat_map(|list| {
+            list.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .map(Pid::from_raw)
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Resident memory of `pid` and all its descendants, in KiB.
+pub fn tree_rss_kib(pid: Pid) -> u64 {
+    proc_status(pid, "VmRSS").unwrap_or(0)
+        + children(pid).into_iter().map(tree_rss_kib).sum::<u64>()
+}
+
+/// Whether a process with this pid exists and is not a zombie.
+pub fn is_alive(pid: Pid) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            // The state letter follows the parenthesised command name.
+            let state = stat
+                .rsplit(')')
+                .next()
+                .and_then(|rest| rest.split_whitespace().next());
+            state != Some("Z")
+        })
+        .unwrap_or(false)
+}
+
+/// The state letter of every child of `pid` (e.g. `S`, `R`, `Z`).
+pub fn child_states(pid: Pid) -> Vec<(Pid, String)> {
+    children(pid)
+        .into_iter()
+        .filter_map(|child| {
+            let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).ok()?;
+            let state = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .next()?
+                .to_owned();
+            Some((child, state))
+        })
+        .collect()
+}

@@ -1,0 +1,290 @@
+//! The echo contract, checked against every model through the real `echo-server` binary.
+//!
+//! Each test body loops over `echo-server --list`, so a new model is tested without edits.
+//! Where a test does not apply to a model, the test says why.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use common::{
+    child_states, children, exchange, holds_every_client_in_one_process, is_alive, models, ping,
+    proc_status, serves_one_at_a_time, tree_rss_kib, wait_until, Rng, Server, IO_TIMEOUT,
+};
+
+#[test]
+fn small_pingpongs_echo_byte_for_byte() {
+    for model in models() {
+        let server = Server::start(&model, &[]);
+        let mut client = server.connect();
+        let mut rng = Rng::new(1);
+        for _ in 0..50 {
+            let len = rng.range(1, 512);
+            ping(&mut client, &rng.bytes(len));
+        }
+    }
+}
+
+#[test]
+fn half_close_after_4_mib_in_random_chunks_flushes_echo_then_eof() {
+    let data = Arc::new(Rng::new(2).bytes(4 << 20));
+    for model in models() {
+        let server = Server::start(&model, &[]);
+        let echoed = exchange(server.connect(), Arc::clone(&data), 64 * 1024, 3);
+        assert_eq!(echoed.len(), data.len(), "{model}: echo length");
+        assert!(echoed == *data, "{model}: echo differs from what was sent");
+    }
+}
+
+#[test]
+fn sixty_four_clients_with_random_sizes_get_exact_echoes() {
+    for model in models() {
+        let server = Server::start(&model, &[]);
+        let client = |i: u64| {
+            let mut rng = Rng::new(100 + i);
+            let len = rng.range(1, 256 * 1024);
+            let data = Arc::new(rng.bytes(len));
+            let echoed = exchange(server.connect(), Arc::clone(&data), 16 * 1024, i);
+            assert!(echoed == *data, "{model}: client {i} got a wrong echo");
+        };
+        if serves_one_at_a_time(&model) {
+            // The iterative server serves clients in series by design.
+            (0..64).for_each(client);
+        } else {
+            thread::scope(|s| {
+                for i in 0..64 {
+                    s.spawn(move || client(i));
+                }
+            });
+        }
+    }
+}
+
+#[test]
+fn client_reset_mid_stream_leaves_the_server_serving() {
+    for model in models() {
+        let mut server = Server::start(&model, &[]);
+        let mut bystander = (!serves_one_at_a_time(&model)).then(|| server.connect());
+        if let Some(client) = bystander.as_mut() {
+            ping(client, b"before");
+        }
+        let mut rude = server.connect();
+        rude.write_all(&Rng::new(4).bytes(256 * 1024)).unwrap();
+        // Linger 0: close sends RST instead of FIN, with echo still in flight.
+        socket2::SockRef::from(&rude)
+            .set_linger(Some(Duration::ZERO))
+            .unwrap();
+        drop(rude);
+        if let Some(client) = bystander.as_mut() {
+            ping(client, b"during");
+        }
+        ping(&mut server.connect(), b"after the reset");
+        assert!(server.is_running(), "{model}: died after a client reset");
+    }
+}
+
+#[test]
+fn sigterm_exits_zero_within_two_seconds_with_a_client_connected() {
+    for model in models() {
+        let mut server = Server::start(&model, &[]);
+        let mut client = server.connect();
+        ping(&mut client, b"hello");
+        let (status, took) = server.terminate(Duration::from_secs(2));
+        assert!(
+            status.success(),
+            "{model}: exit status {status} after SIGTERM"
+        );
+        assert!(
+            took <= Duration::from_secs(2),
+            "{model}: took {took:?} to exit"
+        );
+        // The connection was closed: EOF or reset, never a hang.
+        let mut buf = [0u8; 16];
+        match client.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            other => panic!("{model}: client saw {other:?} after the server exited"),
+        }
+    }
+}
+
+#[test]
+fn sigint_exits_zero_while_idle() {
+    for model in models() {
+        let mut server = Server::start(&model, &[]);
+        nix::sys::signal::kill(server.pid(), nix::sys::signal::Signal::SIGINT).unwrap();
+        let status = wait_until(Duration::from_secs(2), || {
+            (!server.is_running()).then_some(())
+        });
+        assert!(status.is_some(), "{model}: still running 2 s after SIGINT");
+    }
+}
+
+#[test]
+fn fork_per_client_reaps_every_child_after_fifty_connections() {
+    let server = Server::start("fork-per-client", &[]);
+    for i in 0..50u32 {
+        let mut client = server.connect();
+        ping(&mut client, &i.to_be_bytes());
+        let states = child_states(server.pid());
+        assert!(
+            states.iter().filter(|(_, s)| s == "Z").count() <= 1,
+            "zombies piling up: {states:?}"
+        );
+    }
+    // The last children are exiting as their clients leave; each must be reaped.
+    let settled = wait_until(Duration::from_secs(5), || {
+        children(server.pid()).is_empty().then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "children left behind: {:?}",
+        child_states(server.pid())
+    );
+}
+
+#[test]
+fn fork_per_client_ends_and_reaps_children_on_sigterm() {
+    let mut server = Server::start("fork-per-client", &[]);
+    let mut clients: Vec<_> = (0..5).map(|_| server.connect()).collect();
+    for client in &mut clients {
+        ping(client, b"hold");
+    }
+    let kids = children(server.pid());
+    assert_eq!(kids.len(), 5, "one child per connected client");
+    let (status, took) = server.terminate(Duration::from_secs(2));
+    assert!(status.success(), "exit status {status}");
+    assert!(took <= Duration::from_secs(2), "took {took:?}");
+    // The clients are still connected, so a child still alive here was never ended.
+    let alive: Vec<_> = kids.into_iter().filter(|&pid| is_alive(pid)).collect();
+    assert!(alive.is_empty(), "children outlived the server: {alive:?}");
+}
+
+#[test]
+fn thread_per_client_returns_to_its_baseline_thread_count() {
+    let server = Server::start("thread-per-client", &[]);
+    let baseline = proc_status(server.pid(), "Threads").unwrap();
+    let mut clients: Vec<_> = (0..20).map(|_| server.connect()).collect();
+    for client in &mut clients {
+        ping(client, b"x");
+    }
+    let busy = proc_status(server.pid(), "Threads").unwrap();
+    assert!(
+        busy >= baseline + 20,
+        "{busy} threads for 20 clients over {baseline}"
+    );
+    drop(clients);
+    let settled = wait_until(Duration::from_secs(5), || {
+        (proc_status(server.pid(), "Threads") == Some(baseline)).then_some(())
+    });
+    assert!(
+        settled.is_some(),
+        "threads stayed at {:?}, baseline {baseline}",
+        proc_status(server.pid(), "Threads")
+    );
+}
+
+#[test]
+fn running_out_of_descriptors_is_survived_and_service_resumes() {
+    const NOFILE: u32 = 32;
+    for model in models() {
+        let mut server = Server::start_with_nofile(&model, NOFILE);
+        // Twice as many clients as the server may hold descriptors: accept fails with EMFILE
+        // for the rest, which wait in the backlog.
+        let mut crowd: Vec<_> = (0..2 * NOFILE).map(|_| server.connect()).collect();
+        for client in &mut crowd {
+            client.write_all(b"x").unwrap();
+        }
+        if holds_every_client_in_one_process(&model) {
+            let exhausted = wait_until(IO_TIMEOUT, || {
+                server
+                    .stderr()
+                    .contains("Too many open files")
+                    .then_some(())
+            });
+            assert!(exhausted.is_some(), "{model}: never ran out of descriptors");
+        }
+        // (The iterative server holds one client at a time and a forking parent closes its
+        // copy of each connection, so neither runs out here; they must still serve after.)
+        drop(crowd);
+        ping(&mut server.connect(), b"served again");
+        assert!(server.is_running(), "{model}: died when out of descriptors");
+    }
+}
+
+#[test]
+fn a_client_that_never_reads_is_back_pressured_with_bounded_memory() {
+    const CEILING: usize = 64 << 20;
+    let chunk = Rng::new(5).bytes(64 * 1024);
+    for model in models() {
+        let server = Server::start(&model, &[]);
+        let mut hog = server.connect();
+        // Served and warmed up: the thread, process or task exists before the baseline.
+        ping(&mut hog, b"warm");
+        let before = tree_rss_kib(server.pid());
+        hog.set_write_timeout(Some(Duration::from_millis(500)))
+            .unwrap();
+        let mut sent = 0;
+        while sent < CEILING {
+            match hog.write(&chunk) {
+                Ok(n) => sent += n,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                Err(e) => panic!("{model}: write failed after {sent} bytes: {e}"),
+            }
+        }
+        assert!(
+            sent < CEILING,
+            "{model}: took {sent} bytes without back-pressure"
+        );
+        let grown = tree_rss_kib(server.pid()).saturating_sub(before);
+        assert!(
+            grown < 4096,
+            "{model}: RSS grew {grown} KiB for a client that never reads"
+        );
+        // Still serving others (in series for the iterative server: after this client leaves).
+        if serves_one_at_a_time(&model) {
+            drop(hog);
+        }
+        ping(&mut server.connect(), b"others still served");
+    }
+}
+
+#[test]
+fn max_conns_closes_connections_beyond_the_cap_at_once() {
+    for model in models() {
+        if serves_one_at_a_time(&model) {
+            // One connection at a time by design: the others wait in the backlog, never over
+            // a cap.
+            continue;
+        }
+        let server = Server::start(&model, &["--max-conns", "2"]);
+        let mut first = server.connect();
+        let mut second = server.connect();
+        ping(&mut first, b"1");
+        ping(&mut second, b"2");
+        let mut third = server.connect();
+        let mut buf = [0u8; 8];
+        match third.read(&mut buf) {
+            Ok(0) => {}
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => {}
+            other => panic!("{model}: third connection over a cap of 2 saw {other:?}"),
+        }
+        ping(&mut second, b"still served");
+        drop(first);
+        // The freed slot is reused once the server has seen the first client leave.
+        let served = wait_until(IO_TIMEOUT, || {
+            let mut next = server.connect();
+            next.write_all(b"in").ok()?;
+            let mut echo = [0u8; 2];
+            next.read_exact(&mut echo).ok().filter(|()| &echo == b"in")
+        });
+        assert!(
+            served.is_some(),
+            "{model}: the slot of a closed connection was not reused"
+        );
+    }
+}
