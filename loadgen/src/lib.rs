@@ -1,2 +1,544 @@
-//! loadgen: the shared load generator that drives every echo-server model with the same
-//! workloads and records latency in HdrHistogram. The engine arrives with its own issue.
+//! loadgen: the load generator shared by every echobench run.
+//!
+//! It drives an echo server over TCP in a closed loop (`--pipeline` messages in flight per
+//! connection), an open loop (a fixed schedule at `--rate`, latency from the intended send
+//! time, so a stalled server cannot hide behind the load generator waiting for it), or churn
+//! (one connection per message). Every echoed byte is verified; latency is recorded in
+//! nanoseconds in HdrHistogram, one histogram per worker thread, merged with `add`.
+//!
+//! [`run`] does a whole run from [`Options`] and returns the [`Report`] that `--json` writes.
+
+use std::io::IsTerminal;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{anyhow, Context};
+use hdrhistogram::serialization::Deserializer;
+use hdrhistogram::Histogram;
+
+pub mod engine;
+pub mod hlog;
+pub mod payload;
+pub mod report;
+
+pub use report::{Errors, Latency, Mode, Report};
+
+use engine::{Plan, Shared, WorkerResult, INTERVAL};
+use report::{new_histogram, SATURATION, SCHEMA_VERSION};
+
+/// Largest `--size`.
+pub const MAX_SIZE: usize = 64 << 20;
+
+/// Everything a run needs; the command line maps onto it flag for flag.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The target, as given (`HOST:PORT`).
+    pub target: String,
+    /// The target, resolved.
+    pub addr: SocketAddr,
+    /// Active connections.
+    pub connections: usize,
+    /// Measured time after warm-up.
+    pub duration: Duration,
+    /// Warm-up before measuring.
+    pub warmup: Duration,
+    /// Message size, bytes.
+    pub size: usize,
+    /// Open loop: total rate over all connections, messages/s.
+    pub rate: Option<f64>,
+    /// Closed loop: messages in flight per connection.
+    pub pipeline: usize,
+    /// One connection per message.
+    pub churn: bool,
+    /// Idle connections held open for the whole run.
+    pub idle: usize,
+    /// Worker threads; `None`: one per CPU of `cpus` (or of the affinity mask).
+    pub threads: Option<usize>,
+    /// CPUs to pin the workers to; empty: not pinned.
+    pub cpus: Vec<usize>,
+    /// Connect timeout and echo timeout.
+    pub timeout: Duration,
+    /// Where to write the JSON report.
+    pub json: Option<PathBuf>,
+    /// Where to write the percentile distribution.
+    pub hgrm: Option<PathBuf>,
+    /// Where to write the interval log.
+    pub hlog: Option<PathBuf>,
+    /// Show a progress line (only ever on a terminal).
+    pub progress: bool,
+}
+
+impl Options {
+    /// The defaults of the command line, against `addr`.
+    pub fn new(addr: SocketAddr) -> Options {
+        Options {
+            target: addr.to_string(),
+            addr,
+            connections: 16,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            size: 64,
+            rate: None,
+            pipeline: 1,
+            churn: false,
+            idle: 0,
+            threads: None,
+            cpus: Vec::new(),
+            timeout: Duration::from_secs(5),
+            json: None,
+            hgrm: None,
+            hlog: None,
+            progress: false,
+        }
+    }
+
+    /// How load is offered.
+    pub fn mode(&self) -> Mode {
+        match (self.churn, self.rate) {
+            (true, _) => Mode::Churn,
+            (false, Some(_)) => Mode::Open,
+            (false, None) => Mode::Closed,
+        }
+    }
+
+    /// Checks the rules between flags; the error names the flag.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.connections == 0 {
+            return Err("--connections must be at least 1".into());
+        }
+        if self.size == 0 || self.size > MAX_SIZE {
+            return Err(format!("--size must be from 1 to {MAX_SIZE} bytes"));
+        }
+        if self.duration.is_zero() {
+            return Err("--duration must be longer than 0".into());
+        }
+        if self.timeout.is_zero() {
+            return Err("--timeout must be longer than 0".into());
+        }
+        if self.pipeline == 0 {
+            return Err("--pipeline must be at least 1".into());
+        }
+        if self.churn && self.rate.is_some() {
+            return Err("--churn and --rate cannot be combined: churn is a closed loop".into());
+        }
+        if self.pipeline > 1 && (self.churn || self.rate.is_some()) {
+            return Err(
+                "--pipeline applies to the closed loop only, not with --rate or --churn".into(),
+            );
+        }
+        if let Some(rate) = self.rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err("--rate must be a positive number of messages per second".into());
+            }
+        }
+        if self.threads == Some(0) {
+            return Err("--threads must be at least 1".into());
+        }
+        let allowed = affinity_cpus();
+        if let Some(cpu) = self.cpus.iter().find(|c| !allowed.contains(c)) {
+            return Err(format!(
+                "--cpus: CPU {cpu} is not available to this process (it may use {})",
+                format_cpus(&allowed)
+            ));
+        }
+        Ok(())
+    }
+
+    /// Worker threads this run uses: never more than there are connections.
+    pub fn worker_threads(&self) -> usize {
+        let cores = if self.cpus.is_empty() {
+            affinity_cpus().len()
+        } else {
+            self.cpus.len()
+        };
+        self.threads
+            .unwrap_or(cores)
+            .clamp(1, (self.connections + self.idle).max(1))
+    }
+}
+
+/// Runs the load, writes the files the options name, and returns the report.
+///
+/// Errors are only for a run that could not be made (threads, pinning, files); a run that
+/// completed nothing still returns its report, and [`Report::failure`] says why.
+pub fn run(opts: &Options) -> anyhow::Result<Report> {
+    opts.validate().map_err(|e| anyhow!(e))?;
+    let threads = opts.worker_threads();
+    let start = Instant::now();
+    let plan = Plan {
+        addr: opts.addr,
+        mode: opts.mode(),
+        size: opts.size,
+        pipeline: opts.pipeline,
+        connections: opts.connections,
+        rate: opts.rate,
+        start,
+        measure_start: start + opts.warmup,
+        end: start + opts.warmup + opts.duration,
+        timeout: opts.timeout,
+    };
+    let shared = Shared::default();
+    let progress: Vec<AtomicU64> = (0..threads).map(|_| AtomicU64::new(0)).collect();
+    let bar = progress_bar(opts);
+
+    let (results, cpu, wall) = thread::scope(|s| -> anyhow::Result<_> {
+        let mut handles = Vec::new();
+        for w in 0..threads {
+            let active: Vec<usize> = (w..opts.connections).step_by(threads).collect();
+            let idle: Vec<usize> = (w..opts.idle)
+                .step_by(threads)
+                .map(|i| opts.connections + i)
+                .collect();
+            let cpu = (!opts.cpus.is_empty()).then(|| opts.cpus[w % opts.cpus.len()]);
+            let (plan, shared, progress) = (&plan, &shared, &progress[w]);
+            let handle = thread::Builder::new()
+                .name(format!("loadgen-{w}"))
+                .spawn_scoped(s, move || -> anyhow::Result<WorkerResult> {
+                    if let Some(cpu) = cpu {
+                        pin_to(cpu)?;
+                    }
+                    // Precise wake-ups for the open-loop schedule.
+                    let _ = nix::sys::prctl::set_timerslack(1);
+                    engine::run_worker(plan, shared, progress, active, idle)
+                        .context("load worker failed")
+                })
+                .context("cannot start a worker thread")?;
+            handles.push(handle);
+        }
+        let (cpu, wall) = watch(opts, &plan, &shared, &progress, bar.as_ref());
+        let mut results = Vec::new();
+        for handle in handles {
+            results.push(
+                handle
+                    .join()
+                    .map_err(|_| anyhow!("a worker thread panicked"))??,
+            );
+        }
+        Ok((results, cpu, wall))
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+
+    let cores = if opts.cpus.is_empty() {
+        threads.min(affinity_cpus().len())
+    } else {
+        threads.min(opts.cpus.len())
+    };
+    // Four decimals: finer would only be noise in the CPU accounting.
+    let cpu_ratio = if wall > 0.0 {
+        (cpu / (wall * cores as f64) * 1e4).round() / 1e4
+    } else {
+        0.0
+    };
+    let (report, intervals) = assemble(opts, &plan, results, cpu_ratio)?;
+    write_outputs(opts, &report, &intervals, &plan)?;
+    Ok(report)
+}
+
+/// Waits out the run on the main thread: progress, the CPU sample over the measured time, and
+/// the early stop when no connection can be made. Returns loadgen's CPU seconds and the wall
+/// seconds they were measured over.
+fn watch(
+    opts: &Options,
+    plan: &Plan,
+    shared: &Shared,
+    progress: &[AtomicU64],
+    bar: Option<&indicatif::ProgressBar>,
+) -> (f64, f64) {
+    let mut measured_from: Option<(Instant, f64)> = None;
+    let give_up_at = plan.start + opts.timeout;
+    loop {
+        let now = Instant::now();
+        if measured_from.is_none() && now >= plan.measure_start {
+            measured_from = Some((now, cpu_seconds()));
+        }
+        if now >= plan.end {
+            break;
+        }
+        if now >= give_up_at && !shared.connected_once.load(Ordering::Relaxed) {
+            shared.stop.store(true, Ordering::Relaxed);
+            break;
+        }
+        if let Some(bar) = bar {
+            let done: u64 = progress.iter().map(|p| p.load(Ordering::Relaxed)).sum();
+            bar.set_position((now - plan.start).as_millis() as u64);
+            bar.set_message(format!("{done} messages measured"));
+        }
+        let mut next = (now + Duration::from_millis(100)).min(plan.end);
+        if measured_from.is_none() {
+            next = next.min(plan.measure_start);
+        }
+        thread::sleep(next.saturating_duration_since(Instant::now()));
+    }
+    match measured_from {
+        Some((at, cpu)) => (cpu_seconds() - cpu, at.elapsed().as_secs_f64()),
+        None => (0.0, 0.0),
+    }
+}
+
+fn progress_bar(opts: &Options) -> Option<indicatif::ProgressBar> {
+    if !opts.progress || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let total = (opts.warmup + opts.duration).as_millis() as u64;
+    let bar = indicatif::ProgressBar::new(total);
+    let style =
+        indicatif::ProgressStyle::with_template("{spinner} {bar:30} {elapsed}/{duration} {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+    bar.set_style(style);
+    Some(bar)
+}
+
+/// Adds up the workers' results into the report and the per-second intervals.
+fn assemble(
+    opts: &Options,
+    plan: &Plan,
+    results: Vec<WorkerResult>,
+    cpu_ratio: f64,
+) -> anyhow::Result<(Report, Vec<hlog::Interval>)> {
+    let mut latency = new_histogram();
+    let mut uncorrected = new_histogram();
+    let mut connect = new_histogram();
+    let mut errors = Errors::default();
+    let mut starved = 0;
+    let mut first_error = None;
+    let mut by_interval: std::collections::BTreeMap<(u32, usize), hlog::Interval> =
+        Default::default();
+    let mut deserializer = Deserializer::new();
+    let tag_order = |tag: &str| {
+        ["latency", "uncorrected", "connect"]
+            .iter()
+            .position(|t| *t == tag)
+            .unwrap_or(3)
+    };
+    for r in results {
+        add(&mut latency, &r.latency)?;
+        add(&mut uncorrected, &r.uncorrected)?;
+        add(&mut connect, &r.connect)?;
+        errors.add(&r.errors);
+        starved += r.starved;
+        first_error = first_error.or(r.first_connect_error);
+        for encoded in r.intervals {
+            let h: Histogram<u64> = deserializer
+                .deserialize(&mut &encoded.bytes[..])
+                .map_err(|e| anyhow!("cannot decode an interval histogram: {e:?}"))?;
+            let slot = by_interval
+                .entry((encoded.index, tag_order(encoded.tag)))
+                .or_insert_with(|| hlog::Interval {
+                    start: INTERVAL * encoded.index,
+                    length: encoded.length,
+                    tag: encoded.tag.to_owned(),
+                    histogram: new_histogram(),
+                });
+            add(&mut slot.histogram, &h)?;
+        }
+    }
+    let measured = Instant::now()
+        .min(plan.end)
+        .saturating_duration_since(plan.measure_start);
+    let duration_s = if measured.is_zero() {
+        opts.duration.as_secs_f64()
+    } else {
+        measured.as_secs_f64()
+    };
+    let messages = latency.len();
+    let throughput = messages as f64 / duration_s;
+    let mode = opts.mode();
+    let report = Report {
+        schema_version: SCHEMA_VERSION,
+        target: opts.target.clone(),
+        mode,
+        connections: opts.connections,
+        idle: opts.idle,
+        size: opts.size,
+        pipeline: opts.pipeline,
+        rate: opts.rate,
+        duration_s,
+        warmup_s: opts.warmup.as_secs_f64(),
+        messages,
+        bytes: messages * opts.size as u64,
+        throughput_msgs_per_s: throughput,
+        achieved_rate_ratio: opts.rate.map(|rate| throughput / rate),
+        errors,
+        connections_starved: starved,
+        latency_us: Latency::from_histogram(&latency),
+        latency_uncorrected_us: (mode == Mode::Open).then(|| Latency::from_histogram(&uncorrected)),
+        connect_us: (mode == Mode::Churn).then(|| Latency::from_histogram(&connect)),
+        loadgen_cpu_ratio: cpu_ratio,
+        loadgen_saturated: cpu_ratio > SATURATION,
+        first_error,
+    };
+    Ok((report, by_interval.into_values().collect()))
+}
+
+fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) -> anyhow::Result<()> {
+    into.add(from)
+        .map_err(|e| anyhow!("cannot add histograms: {e:?}"))
+}
+
+fn write_outputs(
+    opts: &Options,
+    report: &Report,
+    intervals: &[hlog::Interval],
+    plan: &Plan,
+) -> anyhow::Result<()> {
+    if let Some(path) = &opts.json {
+        let mut json = serde_json::to_string_pretty(report).context("cannot encode the report")?;
+        json.push('\n');
+        std::fs::write(path, json)
+            .with_context(|| format!("cannot write --json {}", path.display()))?;
+    }
+    if let Some(path) = &opts.hgrm {
+        let mut latency = new_histogram();
+        for i in intervals.iter().filter(|i| i.tag == "latency") {
+            add(&mut latency, &i.histogram)?;
+        }
+        std::fs::write(path, report::hgrm(&latency))
+            .with_context(|| format!("cannot write --hgrm {}", path.display()))?;
+    }
+    if let Some(path) = &opts.hlog {
+        let since_measure = Instant::now().saturating_duration_since(plan.measure_start);
+        let measure_start = SystemTime::now() - since_measure;
+        hlog::write(path, measure_start, intervals, report)?;
+    }
+    Ok(())
+}
+
+/// loadgen's CPU time so far, user + system over all its threads, in seconds.
+fn cpu_seconds() -> f64 {
+    use nix::sys::resource::{getrusage, UsageWho};
+    getrusage(UsageWho::RUSAGE_SELF).map_or(0.0, |u| {
+        let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+        secs(u.user_time()) + secs(u.system_time())
+    })
+}
+
+/// The CPUs this process may run on.
+pub fn affinity_cpus() -> Vec<usize> {
+    use nix::sched::{sched_getaffinity, CpuSet};
+    use nix::unistd::Pid;
+    match sched_getaffinity(Pid::from_raw(0)) {
+        Ok(set) => (0..CpuSet::count())
+            .filter(|&c| set.is_set(c).unwrap_or(false))
+            .collect(),
+        Err(_) => (0..thread::available_parallelism().map_or(1, |n| n.get())).collect(),
+    }
+}
+
+fn pin_to(cpu: usize) -> anyhow::Result<()> {
+    use nix::sched::{sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+    let mut set = CpuSet::new();
+    set.set(cpu)
+        .with_context(|| format!("--cpus: no CPU {cpu}"))?;
+    sched_setaffinity(Pid::from_raw(0), &set)
+        .with_context(|| format!("--cpus: cannot pin to CPU {cpu}"))
+}
+
+/// Parses a CPU list such as `0-3,8`.
+pub fn parse_cpus(list: &str) -> Result<Vec<usize>, String> {
+    let mut cpus = Vec::new();
+    for part in list.split(',').map(str::trim) {
+        let bad = || format!("'{part}' is not a CPU number or range like 0-3");
+        match part.split_once('-') {
+            Some((lo, hi)) => {
+                let (lo, hi): (usize, usize) = (
+                    lo.parse().map_err(|_| bad())?,
+                    hi.parse().map_err(|_| bad())?,
+                );
+                if lo > hi {
+                    return Err(bad());
+                }
+                cpus.extend(lo..=hi);
+            }
+            None => cpus.push(part.parse().map_err(|_| bad())?),
+        }
+    }
+    cpus.sort_unstable();
+    cpus.dedup();
+    Ok(cpus)
+}
+
+/// Formats CPUs as a list with ranges, e.g. `0-3,8`.
+pub fn format_cpus(cpus: &[usize]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let mut j = i;
+        while j + 1 < cpus.len() && cpus[j + 1] == cpus[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j {
+            cpus[i].to_string()
+        } else {
+            format!("{}-{}", cpus[i], cpus[j])
+        });
+        i = j + 1;
+    }
+    out.join(",")
+}
+
+/// Parses a count with an optional `k` (thousand) or `M` (million) suffix: `10k`, `1.5M`.
+pub fn parse_count(text: &str) -> Result<u64, String> {
+    let value = parse_scaled(text)?;
+    if value.fract() != 0.0 || value < 0.0 {
+        return Err(format!("'{text}' is not a whole number"));
+    }
+    Ok(value as u64)
+}
+
+/// Parses a positive number with an optional `k` or `M` suffix.
+pub fn parse_scaled(text: &str) -> Result<f64, String> {
+    let (digits, scale) = match text.strip_suffix(['k', 'K']) {
+        Some(d) => (d, 1e3),
+        None => match text.strip_suffix(['m', 'M']) {
+            Some(d) => (d, 1e6),
+            None => (text, 1.0),
+        },
+    };
+    let value: f64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number (10, 10k, 1.5M)"))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("'{text}' is not a non-negative number"));
+    }
+    Ok(value * scale)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_take_k_and_m_suffixes() {
+        assert_eq!(parse_count("16"), Ok(16));
+        assert_eq!(parse_count("10k"), Ok(10_000));
+        assert_eq!(parse_count("1.5M"), Ok(1_500_000));
+        assert!(parse_count("1.5").is_err());
+        assert!(parse_count("lots").is_err());
+    }
+
+    #[test]
+    fn cpu_lists_take_ranges_and_print_back() {
+        assert_eq!(parse_cpus("0-3,8"), Ok(vec![0, 1, 2, 3, 8]));
+        assert_eq!(format_cpus(&[0, 1, 2, 3, 8]), "0-3,8");
+        assert!(parse_cpus("3-1").is_err());
+        assert!(parse_cpus("a").is_err());
+    }
+
+    #[test]
+    fn flags_that_do_not_combine_are_refused_by_name() {
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let mut o = Options::new(addr);
+        o.rate = Some(100.0);
+        o.churn = true;
+        assert!(o.validate().unwrap_err().contains("--churn"));
+        o.churn = false;
+        o.pipeline = 4;
+        assert!(o.validate().unwrap_err().contains("--pipeline"));
+    }
+}

@@ -112,6 +112,8 @@ pub fn serve(listener: StdListener, config: &ServerConfig) -> anyhow::Result<()>
                 LISTENER => {}
                 Token(key) => take_turn(
                     key,
+                    // A FIN or error already in the event must be read even after a short read.
+                    event.is_read_closed() || event.is_error(),
                     &mut conns,
                     &mut scratch,
                     poll.registry(),
@@ -122,6 +124,7 @@ pub fn serve(listener: StdListener, config: &ServerConfig) -> anyhow::Result<()>
         for key in next_turns.drain(..) {
             take_turn(
                 key,
+                true,
                 &mut conns,
                 &mut scratch,
                 poll.registry(),
@@ -179,6 +182,7 @@ fn accept_all(
 /// Gives connection `key` a turn; removes it when it is done.
 fn take_turn(
     key: usize,
+    drain: bool,
     conns: &mut Slab<Conn>,
     scratch: &mut [u8],
     registry: &Registry,
@@ -188,7 +192,7 @@ fn take_turn(
     let Some(conn) = conns.get_mut(key) else {
         return;
     };
-    match conn.turn(scratch, registry) {
+    match conn.turn(scratch, drain, registry) {
         Ok(Turn::Idle) => {}
         Ok(Turn::MoreToRead) => more_to_read.push(key),
         Ok(Turn::Done) => close(conns.remove(key), registry),
@@ -206,7 +210,12 @@ fn close(mut conn: Conn, registry: &Registry) {
 
 impl Conn {
     /// Flushes pending echo, reads and echoes what is ready, and updates the interest.
-    fn turn(&mut self, scratch: &mut [u8], registry: &Registry) -> io::Result<Turn> {
+    ///
+    /// A read shorter than asked for emptied the socket's receive queue, and anything that
+    /// arrives later raises a new edge; so, unless `drain` (the event already reported the
+    /// client's FIN, which a short read can leave behind), the turn ends there instead of
+    /// paying for a read that returns EAGAIN.
+    fn turn(&mut self, scratch: &mut [u8], drain: bool, registry: &Registry) -> io::Result<Turn> {
         self.flush()?;
         let mut reads = 0;
         let mut more_to_read = false;
@@ -225,7 +234,12 @@ impl Conn {
             match self.stream.read(&mut scratch[..room]) {
                 // Half-close: flush what is pending, then close.
                 Ok(0) => self.read_open = false,
-                Ok(n) => self.echo(&scratch[..n])?,
+                Ok(n) => {
+                    self.echo(&scratch[..n])?;
+                    if n < room && !drain {
+                        break;
+                    }
+                }
                 Err(e) if would_block(&e) => break,
                 Err(e) if interrupted(&e) => {}
                 Err(e) => return Err(e),

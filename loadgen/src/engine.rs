@@ -1,0 +1,667 @@
+//! The engine: one worker thread per `--threads`, each a mio event loop over its share of the
+//! connections, non-blocking sockets, no thread per connection.
+//!
+//! Timing: latencies are taken with `Instant::now()` at the event that completes an echo. The
+//! open-loop schedule wakes the loop with a `timerfd` armed to the next intended send time
+//! (nanosecond resolution; epoll's own timeout is whole milliseconds).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+use mio::net::TcpStream;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+use nix::sys::time::TimeSpec;
+use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+
+use crate::payload;
+use crate::report::{new_histogram, Errors, Mode};
+
+const TIMER: Token = Token(usize::MAX);
+
+/// How often connections are checked for `--timeout`.
+const TIMEOUT_SCAN: Duration = Duration::from_millis(20);
+
+/// The longest the loop blocks, so that a stop request is seen promptly.
+const MAX_BLOCK: Duration = Duration::from_millis(50);
+
+/// Largest single write.
+const WRITE_CHUNK: usize = 64 * 1024;
+
+/// Interval length of the `--hlog` log.
+pub const INTERVAL: Duration = Duration::from_secs(1);
+
+/// What every worker is told.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    /// Target address.
+    pub addr: SocketAddr,
+    /// How load is offered.
+    pub mode: Mode,
+    /// Message size, bytes.
+    pub size: usize,
+    /// Messages in flight per connection (closed loop).
+    pub pipeline: usize,
+    /// Active connections over all workers.
+    pub connections: usize,
+    /// Target rate over all connections (open loop), messages/s.
+    pub rate: Option<f64>,
+    /// When the run (and the open-loop schedule) starts.
+    pub start: Instant,
+    /// End of warm-up: completions from here on are measured.
+    pub measure_start: Instant,
+    /// End of the run.
+    pub end: Instant,
+    /// Connect and echo timeout.
+    pub timeout: Duration,
+}
+
+/// State shared between the workers and the main thread.
+#[derive(Default)]
+pub struct Shared {
+    /// Set by the main thread to end the run early.
+    pub stop: AtomicBool,
+    /// Set once any connection has been established.
+    pub connected_once: AtomicBool,
+}
+
+/// One interval of the `--hlog` log, serialized (V2 + deflate) to keep memory small.
+pub struct EncodedInterval {
+    /// Interval number since the end of warm-up.
+    pub index: u32,
+    /// Length of the interval (the last one may be short).
+    pub length: Duration,
+    /// `latency`, `uncorrected` or `connect`.
+    pub tag: &'static str,
+    /// The serialized histogram.
+    pub bytes: Vec<u8>,
+}
+
+/// What one worker measured.
+pub struct WorkerResult {
+    /// Latency of measured messages, ns (open loop: from the intended send time).
+    pub latency: Histogram<u64>,
+    /// Open loop: latency from the actual send time, ns.
+    pub uncorrected: Histogram<u64>,
+    /// Churn: connect time, ns.
+    pub connect: Histogram<u64>,
+    /// The per-interval histograms for `--hlog`.
+    pub intervals: Vec<EncodedInterval>,
+    /// Errors by kind.
+    pub errors: Errors,
+    /// Active connections that completed no measured message.
+    pub starved: usize,
+    /// The first connect error, to explain an unreachable target.
+    pub first_connect_error: Option<String>,
+}
+
+/// A message sent and not yet echoed.
+#[derive(Clone, Copy)]
+struct Sent {
+    /// When the schedule meant it to be sent (open loop); otherwise when it was sent.
+    intended: Instant,
+    /// When it was handed to the socket.
+    sent: Instant,
+}
+
+enum State {
+    /// No socket; a reconnect is scheduled.
+    Down,
+    /// Non-blocking connect in progress since then.
+    Connecting(Instant),
+    /// Established.
+    Open,
+}
+
+/// One connection slot; its socket is replaced on reconnect.
+struct Conn {
+    /// Global connection number: payload stream and open-loop phase.
+    index: usize,
+    /// Held open without traffic (`--idle`).
+    idle: bool,
+    stream: Option<TcpStream>,
+    state: State,
+    /// Bumped on every socket or schedule change, to recognise stale timer entries.
+    generation: u64,
+    /// Where this connection's bytes start in the payload pattern.
+    stream_start: u64,
+    /// Bytes handed to the socket, queued for it, and echoed back (verified), on this socket.
+    written: u64,
+    queued: u64,
+    received: u64,
+    /// Messages echoed on this socket.
+    echoed: u64,
+    in_flight: VecDeque<Sent>,
+    /// Open loop: number of the next message in this connection's schedule.
+    next_seq: u64,
+    /// Measured messages completed, across reconnects.
+    completed: u64,
+    /// Start of the current connect.
+    connect_started: Instant,
+    /// Wait before the next reconnect after a connect error.
+    backoff: Duration,
+}
+
+/// How a connection failed.
+#[derive(Clone, Copy)]
+enum Failure {
+    Connect,
+    Reset,
+    Timeout,
+    Mismatch,
+    Other,
+}
+
+fn classify(e: &io::Error) -> Failure {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe
+        | io::ErrorKind::UnexpectedEof => Failure::Reset,
+        _ => Failure::Other,
+    }
+}
+
+/// A timer entry: at `.0`, act on connection `.1` if its generation is still `.2`.
+type Due = Reverse<(Instant, usize, u64)>;
+
+struct Worker<'a> {
+    plan: &'a Plan,
+    shared: &'a Shared,
+    progress: &'a AtomicU64,
+    poll: Poll,
+    timer: TimerFd,
+    conns: Vec<Conn>,
+    due: BinaryHeap<Due>,
+    scratch: Vec<u8>,
+    latency: Histogram<u64>,
+    uncorrected: Histogram<u64>,
+    connect: Histogram<u64>,
+    interval: [Histogram<u64>; 3],
+    interval_index: u32,
+    intervals: Vec<EncodedInterval>,
+    /// Messages completed in the measured time.
+    measured: u64,
+    errors: Errors,
+    first_connect_error: Option<String>,
+}
+
+const INTERVAL_TAGS: [&str; 3] = ["latency", "uncorrected", "connect"];
+
+/// Runs one worker over the connections numbered `active` (and `idle` idle ones) until the
+/// plan's end or a stop request.
+pub fn run_worker(
+    plan: &Plan,
+    shared: &Shared,
+    progress: &AtomicU64,
+    active: Vec<usize>,
+    idle: Vec<usize>,
+) -> io::Result<WorkerResult> {
+    let poll = Poll::new()?;
+    let timer = TimerFd::new(
+        ClockId::CLOCK_MONOTONIC,
+        TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+    )
+    .map_err(io::Error::from)?;
+    let timer_fd = std::os::fd::AsFd::as_fd(&timer).as_raw_fd();
+    poll.registry()
+        .register(&mut SourceFd(&timer_fd), TIMER, Interest::READABLE)?;
+    let now = Instant::now();
+    let conn = |index: usize, idle: bool| Conn {
+        index,
+        idle,
+        stream: None,
+        state: State::Down,
+        generation: 0,
+        stream_start: payload::stream_start(index),
+        written: 0,
+        queued: 0,
+        received: 0,
+        echoed: 0,
+        in_flight: VecDeque::new(),
+        next_seq: 0,
+        completed: 0,
+        connect_started: now,
+        backoff: Duration::from_millis(10),
+    };
+    let conns = active
+        .into_iter()
+        .map(|i| conn(i, false))
+        .chain(idle.into_iter().map(|i| conn(i, true)))
+        .collect();
+    let mut worker = Worker {
+        plan,
+        shared,
+        progress,
+        poll,
+        timer,
+        conns,
+        due: BinaryHeap::new(),
+        scratch: vec![0u8; 64 * 1024],
+        latency: new_histogram(),
+        uncorrected: new_histogram(),
+        connect: new_histogram(),
+        interval: [new_histogram(), new_histogram(), new_histogram()],
+        interval_index: 0,
+        intervals: Vec::new(),
+        measured: 0,
+        errors: Errors::default(),
+        first_connect_error: None,
+    };
+    worker.run()?;
+    let starved = worker
+        .conns
+        .iter()
+        .filter(|c| !c.idle && c.completed == 0)
+        .count();
+    Ok(WorkerResult {
+        latency: worker.latency,
+        uncorrected: worker.uncorrected,
+        connect: worker.connect,
+        intervals: worker.intervals,
+        errors: worker.errors,
+        starved,
+        first_connect_error: worker.first_connect_error,
+    })
+}
+
+impl Worker<'_> {
+    fn run(&mut self) -> io::Result<()> {
+        for slot in 0..self.conns.len() {
+            self.connect(slot, Instant::now());
+        }
+        let mut events = Events::with_capacity(1024);
+        let mut next_scan = Instant::now() + TIMEOUT_SCAN;
+        let mut next_boundary = self.plan.measure_start + INTERVAL;
+        let mut timer_armed_for: Option<Instant> = None;
+        loop {
+            let now = Instant::now();
+            if now >= self.plan.end || self.shared.stop.load(Ordering::Relaxed) {
+                break;
+            }
+            while now >= next_boundary {
+                self.close_interval(INTERVAL);
+                next_boundary += INTERVAL;
+            }
+            if now >= next_scan {
+                self.check_timeouts(now);
+                next_scan = now + TIMEOUT_SCAN;
+            }
+            self.run_due(now);
+
+            // Sleep until the next thing to do; the schedule's deadlines need the timerfd.
+            let mut wake = self.plan.end.min(next_scan).min(now + MAX_BLOCK);
+            if now >= self.plan.measure_start {
+                wake = wake.min(next_boundary);
+            }
+            let next_due = self.due.peek().map(|Reverse((t, _, _))| *t);
+            let timeout = match next_due {
+                Some(t) if t <= now => Some(Duration::ZERO),
+                Some(t) if t < wake => {
+                    if timer_armed_for != Some(t) {
+                        let left = TimeSpec::from_duration(t - now);
+                        self.timer
+                            .set(Expiration::OneShot(left), TimerSetTimeFlags::empty())
+                            .map_err(io::Error::from)?;
+                        timer_armed_for = Some(t);
+                    }
+                    Some(wake - now)
+                }
+                _ => Some(wake - now),
+            };
+            match self.poll.poll(&mut events, timeout) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+            for event in events.iter() {
+                match event.token() {
+                    TIMER => timer_armed_for = None,
+                    Token(slot) => self.on_event(slot, event.is_read_closed() || event.is_error()),
+                }
+            }
+        }
+        let tail = Instant::now()
+            .min(self.plan.end)
+            .saturating_duration_since(next_boundary - INTERVAL);
+        if Instant::now() >= self.plan.measure_start {
+            self.close_interval(tail);
+        }
+        Ok(())
+    }
+
+    /// Starts a non-blocking connect on `slot`.
+    fn connect(&mut self, slot: usize, now: Instant) {
+        let conn = &mut self.conns[slot];
+        conn.generation += 1;
+        conn.written = 0;
+        conn.queued = 0;
+        conn.received = 0;
+        conn.echoed = 0;
+        conn.in_flight.clear();
+        conn.connect_started = now;
+        match TcpStream::connect(self.plan.addr) {
+            Ok(mut stream) => {
+                let interest = Interest::READABLE | Interest::WRITABLE;
+                match self
+                    .poll
+                    .registry()
+                    .register(&mut stream, Token(slot), interest)
+                {
+                    Ok(()) => {
+                        conn.stream = Some(stream);
+                        conn.state = State::Connecting(now);
+                    }
+                    Err(e) => self.fail(slot, Failure::Connect, Some(e), now),
+                }
+            }
+            Err(e) => self.fail(slot, Failure::Connect, Some(e), now),
+        }
+    }
+
+    /// Counts a failure, drops the socket and schedules a reconnect.
+    fn fail(&mut self, slot: usize, failure: Failure, error: Option<io::Error>, now: Instant) {
+        let conn = &mut self.conns[slot];
+        match failure {
+            Failure::Connect => {
+                self.errors.connect += 1;
+                if self.first_connect_error.is_none() {
+                    self.first_connect_error = error.map(|e| e.to_string());
+                }
+            }
+            Failure::Reset => self.errors.reset += 1,
+            Failure::Timeout => self.errors.timeout += 1,
+            Failure::Mismatch => self.errors.mismatch += 1,
+            Failure::Other => self.errors.other += 1,
+        }
+        if let Some(mut stream) = conn.stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        conn.state = State::Down;
+        conn.generation += 1;
+        // Back off only while the server refuses connections; otherwise reconnect at once.
+        let wait = match failure {
+            Failure::Connect => {
+                let wait = conn.backoff;
+                conn.backoff = (conn.backoff * 2).min(Duration::from_millis(200));
+                wait
+            }
+            _ => Duration::ZERO,
+        };
+        self.due.push(Reverse((now + wait, slot, conn.generation)));
+    }
+
+    /// Acts on timer entries that are due: reconnects and open-loop sends.
+    fn run_due(&mut self, now: Instant) {
+        while let Some(&Reverse((t, slot, generation))) = self.due.peek() {
+            if t > now {
+                break;
+            }
+            self.due.pop();
+            let conn = &self.conns[slot];
+            if conn.generation != generation {
+                continue;
+            }
+            match conn.state {
+                State::Down => self.connect(slot, now),
+                State::Open => {
+                    self.send(slot, t, now);
+                    self.flush(slot);
+                }
+                State::Connecting(_) => {}
+            }
+        }
+    }
+
+    /// Fails connections whose connect or oldest echo has taken longer than `--timeout`.
+    fn check_timeouts(&mut self, now: Instant) {
+        for slot in 0..self.conns.len() {
+            let conn = &self.conns[slot];
+            let failure = match conn.state {
+                State::Connecting(since) if now - since > self.plan.timeout => Failure::Connect,
+                State::Open => match conn.in_flight.front() {
+                    Some(m) if now - m.sent > self.plan.timeout => Failure::Timeout,
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            let timed_out = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+            self.fail(slot, failure, Some(timed_out), now);
+        }
+    }
+
+    /// A readiness event on `slot`; `drain` when the event reports the peer's FIN or an error,
+    /// which a short read must not leave unread.
+    fn on_event(&mut self, slot: usize, drain: bool) {
+        match self.conns[slot].state {
+            State::Connecting(since) => self.on_connecting(slot, since, Instant::now()),
+            State::Open => {
+                self.read(slot, drain);
+                if matches!(self.conns[slot].state, State::Open) {
+                    self.flush(slot);
+                }
+            }
+            State::Down => {}
+        }
+    }
+
+    /// A readiness event on a connecting socket: connected, failed, or not yet.
+    fn on_connecting(&mut self, slot: usize, since: Instant, now: Instant) {
+        let Some(stream) = self.conns[slot].stream.as_ref() else {
+            return;
+        };
+        let outcome = match stream.take_error() {
+            Ok(Some(e)) | Err(e) => Err((Failure::Connect, e)),
+            Ok(None) => match stream.peer_addr() {
+                Ok(_) => stream.set_nodelay(true).map_err(|e| (Failure::Other, e)),
+                // Spurious wake-up: the handshake is still under way.
+                Err(e) if e.kind() == io::ErrorKind::NotConnected => return,
+                Err(e) => Err((Failure::Connect, e)),
+            },
+        };
+        if let Err((failure, e)) = outcome {
+            return self.fail(slot, failure, Some(e), now);
+        }
+        self.shared.connected_once.store(true, Ordering::Relaxed);
+        let conn = &mut self.conns[slot];
+        conn.state = State::Open;
+        conn.backoff = Duration::from_millis(10);
+        if conn.idle {
+            return;
+        }
+        match self.plan.mode {
+            Mode::Closed => {
+                for _ in 0..self.plan.pipeline {
+                    self.send(slot, now, now);
+                }
+            }
+            Mode::Open => self.schedule_next(slot, now),
+            Mode::Churn => {
+                if now >= self.plan.measure_start {
+                    self.interval[2].saturating_record(nanos(now - since));
+                }
+                self.send(slot, since, now);
+            }
+        }
+        self.flush(slot);
+    }
+
+    /// Queues one message meant to be sent at `intended`.
+    fn send(&mut self, slot: usize, intended: Instant, now: Instant) {
+        let conn = &mut self.conns[slot];
+        conn.in_flight.push_back(Sent {
+            intended,
+            sent: now,
+        });
+        conn.queued += self.plan.size as u64;
+        conn.next_seq += 1;
+    }
+
+    /// Open loop: send the connection's next scheduled message now if its time has come,
+    /// otherwise set a timer for it. One message in flight per connection, as in wrk2: a
+    /// connection that falls behind sends late, and the latency counts from the plan.
+    fn schedule_next(&mut self, slot: usize, now: Instant) {
+        let conn = &self.conns[slot];
+        let rate = self.plan.rate.unwrap_or(1.0);
+        let nth = conn.index as f64 + conn.next_seq as f64 * self.plan.connections as f64;
+        let intended = self.plan.start + Duration::from_secs_f64(nth / rate);
+        if intended <= now {
+            self.send(slot, intended, now);
+        } else {
+            self.due.push(Reverse((intended, slot, conn.generation)));
+        }
+    }
+
+    /// Writes queued bytes until done or the socket is full.
+    fn flush(&mut self, slot: usize) {
+        let conn = &mut self.conns[slot];
+        let Some(stream) = conn.stream.as_mut() else {
+            return;
+        };
+        let mut outcome = Ok(());
+        while conn.written < conn.queued {
+            let len = ((conn.queued - conn.written) as usize).min(WRITE_CHUNK);
+            let bytes = payload::window(conn.stream_start + conn.written, len);
+            match stream.write(bytes) {
+                Ok(0) => {
+                    outcome = Err((Failure::Reset, io::ErrorKind::WriteZero.into()));
+                    break;
+                }
+                Ok(n) => conn.written += n as u64,
+                // The socket is full: the next WRITABLE edge brings us back.
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    outcome = Err((classify(&e), e));
+                    break;
+                }
+            }
+        }
+        if let Err((failure, e)) = outcome {
+            self.fail(slot, failure, Some(e), Instant::now());
+        }
+    }
+
+    /// Reads and verifies echo until the socket is drained; completes messages.
+    ///
+    /// A read shorter than the buffer emptied the socket's receive queue; anything arriving
+    /// later raises a new edge, so (unless `drain`) the loop stops there instead of paying a
+    /// read that returns EAGAIN.
+    fn read(&mut self, slot: usize, drain: bool) {
+        loop {
+            let conn = &mut self.conns[slot];
+            let Some(stream) = conn.stream.as_mut() else {
+                return;
+            };
+            let n = match stream.read(&mut self.scratch) {
+                Ok(0) => {
+                    let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
+                    return self.fail(slot, Failure::Reset, Some(eof), Instant::now());
+                }
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return self.fail(slot, classify(&e), Some(e), Instant::now()),
+            };
+            let now = Instant::now();
+            // Bytes we never sent, or bytes other than those we sent, are a mismatch.
+            if conn.received + n as u64 > conn.written
+                || !payload::matches(conn.stream_start + conn.received, &self.scratch[..n])
+            {
+                return self.fail(slot, Failure::Mismatch, None, now);
+            }
+            conn.received += n as u64;
+            let size = self.plan.size as u64;
+            while let Some(sent) = self.take_echoed(slot, size) {
+                self.complete(slot, sent, now);
+                if !matches!(self.conns[slot].state, State::Open) {
+                    return;
+                }
+            }
+            if n < self.scratch.len() && !drain {
+                return;
+            }
+        }
+    }
+
+    /// The oldest message in flight, if its whole echo has arrived.
+    fn take_echoed(&mut self, slot: usize, size: u64) -> Option<Sent> {
+        let conn = &mut self.conns[slot];
+        if conn.received < (conn.echoed + 1) * size {
+            return None;
+        }
+        conn.echoed += 1;
+        conn.in_flight.pop_front()
+    }
+
+    /// A message's echo is complete: record it, then send the next one as the mode says.
+    fn complete(&mut self, slot: usize, sent: Sent, now: Instant) {
+        if now >= self.plan.measure_start {
+            // Recorded per interval only; the totals are the sum of the intervals.
+            self.interval[0].saturating_record(nanos(now - sent.intended));
+            if self.plan.mode == Mode::Open {
+                self.interval[1].saturating_record(nanos(now - sent.sent));
+            }
+            self.conns[slot].completed += 1;
+            self.measured += 1;
+            self.progress.store(self.measured, Ordering::Relaxed);
+        }
+        match self.plan.mode {
+            Mode::Closed => self.send(slot, now, now),
+            Mode::Open => self.schedule_next(slot, now),
+            Mode::Churn => {
+                // Close our side; the server sees EOF. Then the next connection.
+                let conn = &mut self.conns[slot];
+                if let Some(mut stream) = conn.stream.take() {
+                    let _ = self.poll.registry().deregister(&mut stream);
+                }
+                conn.state = State::Down;
+                self.connect(slot, now);
+            }
+        }
+    }
+
+    /// Serializes the current interval's histograms and starts the next interval.
+    fn close_interval(&mut self, length: Duration) {
+        let mut serializer = V2DeflateSerializer::new();
+        let totals = [&mut self.latency, &mut self.uncorrected, &mut self.connect];
+        for ((tag, h), total) in INTERVAL_TAGS
+            .iter()
+            .zip(self.interval.iter_mut())
+            .zip(totals)
+        {
+            let applies = match *tag {
+                "uncorrected" => self.plan.mode == Mode::Open,
+                "connect" => self.plan.mode == Mode::Churn,
+                _ => true,
+            };
+            if applies {
+                // Same bounds on both sides: adding cannot fail.
+                let _ = total.add(&*h);
+                let mut bytes = Vec::new();
+                // Serializing into memory cannot fail for a valid histogram.
+                if serializer.serialize(h, &mut bytes).is_ok() {
+                    self.intervals.push(EncodedInterval {
+                        index: self.interval_index,
+                        length,
+                        tag,
+                        bytes,
+                    });
+                }
+            }
+            h.reset();
+        }
+        self.interval_index += 1;
+    }
+}
+
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}

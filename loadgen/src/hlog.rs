@@ -1,0 +1,185 @@
+//! `--hlog`: HdrHistogram's standard interval log (V2 + deflate), one interval per second and
+//! tag, with the run's JSON report in a trailing comment so that a log describes itself; and
+//! `loadgen merge`, which adds the histograms of several logs (never averages percentiles).
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::Path;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context};
+use base64::Engine as _;
+use hdrhistogram::serialization::interval_log::{
+    IntervalLogIterator, IntervalLogWriterBuilder, LogEntry, Tag,
+};
+use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+
+use crate::report::{new_histogram, Latency, Mode, Report, SATURATION};
+
+/// The comment line that carries the run's report.
+const REPORT_PREFIX: &str = "#loadgen-report ";
+
+/// One interval of the log.
+pub struct Interval {
+    /// Start, from the end of warm-up.
+    pub start: Duration,
+    /// Length.
+    pub length: Duration,
+    /// `latency`, `uncorrected` or `connect`.
+    pub tag: String,
+    /// Latencies in nanoseconds.
+    pub histogram: Histogram<u64>,
+}
+
+/// Writes an interval log whose base time is `measure_start` (the end of warm-up).
+pub fn write(
+    path: &Path,
+    measure_start: SystemTime,
+    intervals: &[Interval],
+    report: &Report,
+) -> anyhow::Result<()> {
+    let mut text = Vec::new();
+    {
+        let mut serializer = V2DeflateSerializer::new();
+        let mut log = IntervalLogWriterBuilder::new()
+            .add_comment("loadgen interval log: latency in nanoseconds")
+            .add_comment(
+                "tags: latency (open loop: from the intended send time), uncorrected, connect",
+            )
+            .with_start_time(measure_start)
+            .with_base_time(measure_start)
+            .begin_log_with(&mut text, &mut serializer)
+            .context("cannot start the interval log")?;
+        for interval in intervals {
+            log.write_histogram(
+                &interval.histogram,
+                interval.start,
+                interval.length,
+                Tag::new(&interval.tag),
+            )
+            .map_err(|e| anyhow::anyhow!("cannot write an interval: {e}"))?;
+        }
+    }
+    let json = serde_json::to_string(report).context("cannot encode the report")?;
+    writeln!(text, "{REPORT_PREFIX}{json}")?;
+    std::fs::write(path, text).with_context(|| format!("cannot write --hlog {}", path.display()))
+}
+
+/// A log read back: its intervals' histograms added up per tag, and its report.
+pub struct Log {
+    /// Sum of every interval's histogram, per tag.
+    pub totals: BTreeMap<String, Histogram<u64>>,
+    /// Number of intervals read.
+    pub intervals: usize,
+    /// The report from the trailing comment.
+    pub report: Report,
+}
+
+/// Reads an interval log written by [`write`].
+pub fn read(path: &Path) -> anyhow::Result<Log> {
+    let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut totals: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    let mut intervals = 0;
+    let mut deserializer = Deserializer::new();
+    for entry in IntervalLogIterator::new(&text) {
+        let entry =
+            entry.map_err(|e| anyhow::anyhow!("{}: not an interval log: {e:?}", path.display()))?;
+        let LogEntry::Interval(interval) = entry else {
+            continue;
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(interval.encoded_histogram())
+            .with_context(|| format!("{}: bad base64 in an interval", path.display()))?;
+        let histogram: Histogram<u64> = deserializer
+            .deserialize(&mut &bytes[..])
+            .map_err(|e| anyhow::anyhow!("{}: bad histogram: {e:?}", path.display()))?;
+        let tag = interval.tag().map_or("latency", |t| t.as_str()).to_owned();
+        totals
+            .entry(tag)
+            .or_insert_with(new_histogram)
+            .add(&histogram)
+            .map_err(|e| anyhow::anyhow!("{}: cannot add histograms: {e:?}", path.display()))?;
+        intervals += 1;
+    }
+    let text = String::from_utf8_lossy(&text);
+    let Some(json) = text.lines().find_map(|l| l.strip_prefix(REPORT_PREFIX)) else {
+        bail!(
+            "{}: no loadgen report in the log (was it written by loadgen --hlog?)",
+            path.display()
+        );
+    };
+    let report = serde_json::from_str(json)
+        .with_context(|| format!("{}: unreadable loadgen report", path.display()))?;
+    Ok(Log {
+        totals,
+        intervals,
+        report,
+    })
+}
+
+/// Merges logs of runs made at the same time (from several machines or processes against one
+/// target): histograms are added, counts and rates summed.
+pub fn merge(paths: &[impl AsRef<Path>]) -> anyhow::Result<Report> {
+    let mut logs = Vec::new();
+    for path in paths {
+        logs.push(read(path.as_ref())?);
+    }
+    let Some(first) = logs.first() else {
+        bail!("merge needs at least one log");
+    };
+    let base = first.report.clone();
+    for log in &logs[1..] {
+        let r = &log.report;
+        if (r.mode, r.size, r.pipeline) != (base.mode, base.size, base.pipeline) {
+            bail!(
+                "cannot merge runs of different workloads ({:?}/{} B/pipeline {} and {:?}/{} B/pipeline {})",
+                base.mode, base.size, base.pipeline, r.mode, r.size, r.pipeline
+            );
+        }
+    }
+    let mut totals: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    for log in &logs {
+        for (tag, h) in &log.totals {
+            totals
+                .entry(tag.clone())
+                .or_insert_with(new_histogram)
+                .add(h)
+                .map_err(|e| anyhow::anyhow!("cannot add histograms: {e:?}"))?;
+        }
+    }
+    let latency = |tag: &str| totals.get(tag).map(Latency::from_histogram);
+    let mut targets: Vec<&str> = logs.iter().map(|l| l.report.target.as_str()).collect();
+    targets.dedup();
+    let sum = |f: fn(&Report) -> f64| logs.iter().map(|l| f(&l.report)).sum::<f64>();
+    let mut merged = Report {
+        target: targets.join(","),
+        connections: logs.iter().map(|l| l.report.connections).sum(),
+        idle: logs.iter().map(|l| l.report.idle).sum(),
+        rate: (base.mode == Mode::Open).then(|| sum(|r| r.rate.unwrap_or(0.0))),
+        duration_s: logs.iter().map(|l| l.report.duration_s).fold(0.0, f64::max),
+        warmup_s: logs.iter().map(|l| l.report.warmup_s).fold(0.0, f64::max),
+        messages: totals.get("latency").map_or(0, Histogram::len),
+        bytes: logs.iter().map(|l| l.report.bytes).sum(),
+        throughput_msgs_per_s: sum(|r| r.throughput_msgs_per_s),
+        achieved_rate_ratio: None,
+        connections_starved: logs.iter().map(|l| l.report.connections_starved).sum(),
+        latency_us: latency("latency").unwrap_or_default(),
+        latency_uncorrected_us: latency("uncorrected").filter(|_| base.mode == Mode::Open),
+        connect_us: latency("connect").filter(|_| base.mode == Mode::Churn),
+        loadgen_cpu_ratio: logs
+            .iter()
+            .map(|l| l.report.loadgen_cpu_ratio)
+            .fold(0.0, f64::max),
+        loadgen_saturated: false,
+        first_error: None,
+        ..base
+    };
+    merged.errors = Default::default();
+    for log in &logs {
+        merged.errors.add(&log.report.errors);
+    }
+    merged.achieved_rate_ratio = merged.rate.map(|rate| merged.throughput_msgs_per_s / rate);
+    merged.loadgen_saturated = merged.loadgen_cpu_ratio > SATURATION;
+    Ok(merged)
+}

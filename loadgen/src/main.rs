@@ -1,0 +1,216 @@
+//! `loadgen`: drive an echo server and report throughput and latency.
+//!
+//! Exit codes: 0 when the run completed (errors are counted, not fatal); 1 when no message
+//! completed, an echo mismatched, or the run could not be made; 2 for bad arguments.
+
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use loadgen::{parse_count, parse_cpus, parse_scaled, Options};
+
+/// Drive a TCP echo server (RFC 862) and measure it: closed loop, open loop at a fixed rate
+/// (coordinated-omission corrected), or one connection per message.
+#[derive(Parser, Debug)]
+#[command(name = "loadgen", version, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Merge interval logs (--hlog) of runs made at the same time by adding their histograms.
+    Merge {
+        /// Interval logs written by `loadgen --hlog`.
+        #[arg(required = true, value_name = "HLOG")]
+        logs: Vec<PathBuf>,
+        /// Where to write the merged JSON report (printed as a summary either way).
+        #[arg(long, value_name = "FILE")]
+        json: Option<PathBuf>,
+    },
+}
+
+#[derive(Args, Debug)]
+struct RunArgs {
+    /// Server to drive, HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", value_parser = parse_addr, required = true)]
+    addr: Option<(String, SocketAddr)>,
+    /// Active connections (10k-style counts accepted).
+    #[arg(long, default_value = "16", value_parser = parse_count)]
+    connections: u64,
+    /// Measured time after warm-up (10s, 500ms, 1m).
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    duration: Duration,
+    /// Warm-up before measuring; excluded from every figure.
+    #[arg(long, default_value = "2s", value_parser = humantime::parse_duration)]
+    warmup: Duration,
+    /// Message size in bytes (10k-style accepted).
+    #[arg(long, default_value = "64", value_parser = parse_count)]
+    size: u64,
+    /// Open loop: total rate over all connections, messages/s; omitted: closed loop.
+    #[arg(long, value_name = "MSGS_PER_S", value_parser = parse_scaled)]
+    rate: Option<f64>,
+    /// Closed loop: messages in flight per connection.
+    #[arg(long, value_name = "K", default_value = "1", value_parser = parse_count)]
+    pipeline: u64,
+    /// One connection per message: connect, send, receive the echo, close.
+    #[arg(long)]
+    churn: bool,
+    /// Also hold N idle connections open for the whole run.
+    #[arg(long, value_name = "N", default_value = "0", value_parser = parse_count)]
+    idle: u64,
+    /// Worker threads, each an event loop [default: one per CPU of --cpus or of the affinity
+    /// mask].
+    #[arg(long, value_name = "T", value_parser = parse_count)]
+    threads: Option<u64>,
+    /// CPUs to pin the workers to, e.g. 1 or 8-15.
+    #[arg(long, value_name = "LIST", value_parser = |s: &str| parse_cpus(s).map(CpuList))]
+    cpus: Option<CpuList>,
+    /// Connect timeout, and how long an echo may take before it counts as a timeout.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Write the JSON report here.
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write the latency percentile distribution (.hgrm, microseconds) here.
+    #[arg(long, value_name = "FILE")]
+    hgrm: Option<PathBuf>,
+    /// Write the interval log (HdrHistogram V2 + deflate, 1 s intervals) here.
+    #[arg(long, value_name = "FILE")]
+    hlog: Option<PathBuf>,
+    /// No progress line and no summary; errors still go to stderr.
+    #[arg(long)]
+    quiet: bool,
+}
+
+/// A parsed `--cpus` list (one value, not many, to clap).
+#[derive(Clone, Debug)]
+struct CpuList(Vec<usize>);
+
+fn parse_addr(text: &str) -> Result<(String, SocketAddr), String> {
+    let mut addrs = text
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve '{text}' as HOST:PORT: {e}"))?;
+    addrs
+        .next()
+        .map(|addr| (text.to_owned(), addr))
+        .ok_or_else(|| format!("'{text}' resolves to no address"))
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument => {
+            let rendered = e.render().to_string();
+            return usage_error(if rendered.contains("HLOG") {
+                "merge needs at least one HLOG file"
+            } else {
+                "--addr HOST:PORT is required"
+            });
+        }
+        Err(e) => return usage_error(first_line(&e.render().to_string())),
+    };
+    match cli.command {
+        Some(Command::Merge { logs, json }) => merge(&logs, json.as_deref()),
+        None => run(cli.run),
+    }
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines()
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+}
+
+fn usage_error(line: &str) -> ExitCode {
+    eprintln!("loadgen: {line}");
+    ExitCode::from(2)
+}
+
+fn run(args: RunArgs) -> ExitCode {
+    let Some((target, addr)) = args.addr else {
+        return usage_error("--addr HOST:PORT is required");
+    };
+    let count = |n: u64| usize::try_from(n).unwrap_or(usize::MAX);
+    let opts = Options {
+        target,
+        addr,
+        connections: count(args.connections),
+        duration: args.duration,
+        warmup: args.warmup,
+        size: count(args.size),
+        rate: args.rate,
+        pipeline: count(args.pipeline),
+        churn: args.churn,
+        idle: count(args.idle),
+        threads: args.threads.map(count),
+        cpus: args.cpus.map(|c| c.0).unwrap_or_default(),
+        timeout: args.timeout,
+        json: args.json,
+        hgrm: args.hgrm,
+        hlog: args.hlog,
+        progress: !args.quiet,
+    };
+    if let Err(e) = opts.validate() {
+        return usage_error(&e);
+    }
+    let report = match loadgen::run(&opts) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("loadgen: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    if !args.quiet {
+        print!("{}", report.summary());
+    }
+    if let Some(ratio) = report.achieved_rate_ratio.filter(|r| *r < 0.95) {
+        eprintln!(
+            "loadgen: achieved {:.1} % of --rate {}: the server or the load generator could not keep up",
+            ratio * 100.0,
+            report.rate.unwrap_or(0.0)
+        );
+    }
+    match report.failure() {
+        Some(why) => {
+            eprintln!("loadgen: {why}");
+            ExitCode::from(1)
+        }
+        None => ExitCode::SUCCESS,
+    }
+}
+
+fn merge(logs: &[PathBuf], json: Option<&std::path::Path>) -> ExitCode {
+    let merged = match loadgen::hlog::merge(logs) {
+        Ok(report) => report,
+        Err(e) => {
+            eprintln!("loadgen: merge: {e:#}");
+            return ExitCode::from(1);
+        }
+    };
+    if let Some(path) = json {
+        let written = serde_json::to_string_pretty(&merged)
+            .map_err(anyhow::Error::from)
+            .and_then(|text| Ok(std::fs::write(path, text + "\n")?));
+        if let Err(e) = written {
+            eprintln!(
+                "loadgen: merge: cannot write --json {}: {e:#}",
+                path.display()
+            );
+            return ExitCode::from(1);
+        }
+    }
+    print!("{}", merged.summary());
+    ExitCode::SUCCESS
+}

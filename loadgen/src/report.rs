@@ -1,0 +1,282 @@
+//! The result of a run: the `--json` schema, the human summary, and the `--hgrm` percentile
+//! distribution.
+
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+
+/// Version of the `--json` schema; bumped on any change to its keys or their meaning.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Latency histograms record nanoseconds from 1 ns to an hour, to 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// How load was offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Each connection sends its next message when an echo completes (`--pipeline` in flight).
+    Closed,
+    /// Messages follow a fixed schedule at `--rate`; latency counts from the intended send time.
+    Open,
+    /// One connection per message: connect, send, receive the echo, close.
+    Churn,
+}
+
+/// Errors by kind, counted over the whole run (warm-up included: an error is never hidden).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Errors {
+    /// Connection attempts that failed or timed out.
+    pub connect: u64,
+    /// Connections reset or closed by the server while echo was still owed.
+    pub reset: u64,
+    /// Messages whose echo did not complete within `--timeout`.
+    pub timeout: u64,
+    /// Echoes that differed from what was sent (or bytes nobody sent).
+    pub mismatch: u64,
+    /// Any other socket error.
+    pub other: u64,
+}
+
+impl Errors {
+    /// Adds another count of errors into this one.
+    pub fn add(&mut self, other: &Errors) {
+        self.connect += other.connect;
+        self.reset += other.reset;
+        self.timeout += other.timeout;
+        self.mismatch += other.mismatch;
+        self.other += other.other;
+    }
+
+    /// All errors together.
+    pub fn total(&self) -> u64 {
+        self.connect + self.reset + self.timeout + self.mismatch + self.other
+    }
+}
+
+/// A latency distribution, in microseconds (recorded in nanoseconds, so three decimals).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Latency {
+    /// Smallest latency, µs.
+    pub min: f64,
+    /// Median, µs.
+    pub p50: f64,
+    /// 90th percentile, µs.
+    pub p90: f64,
+    /// 99th percentile, µs.
+    pub p99: f64,
+    /// 99.9th percentile, µs.
+    pub p99_9: f64,
+    /// Largest latency, µs.
+    pub max: f64,
+    /// Mean, µs.
+    pub mean: f64,
+}
+
+impl Latency {
+    /// Summarises a histogram of nanoseconds; all zeros when it is empty.
+    pub fn from_histogram(h: &Histogram<u64>) -> Latency {
+        if h.is_empty() {
+            return Latency::default();
+        }
+        let us = |ns: u64| ns as f64 / 1000.0;
+        Latency {
+            min: us(h.min_nz()),
+            p50: us(h.value_at_quantile(0.50)),
+            p90: us(h.value_at_quantile(0.90)),
+            p99: us(h.value_at_quantile(0.99)),
+            p99_9: us(h.value_at_quantile(0.999)),
+            max: us(h.max()),
+            mean: h.mean().round() / 1000.0,
+        }
+    }
+}
+
+/// The result of one run: what `--json` writes, key for key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Report {
+    /// [`SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// The `--addr` the load was sent to (comma-separated targets after a merge).
+    pub target: String,
+    /// How load was offered.
+    pub mode: Mode,
+    /// Active connections (churn: concurrent connect-send-close loops).
+    pub connections: usize,
+    /// Idle connections held open beside the active ones.
+    pub idle: usize,
+    /// Message size, bytes.
+    pub size: usize,
+    /// Messages in flight per connection (1 outside the closed loop).
+    pub pipeline: usize,
+    /// Target rate over all connections, messages/s; `null` outside the open loop.
+    pub rate: Option<f64>,
+    /// Measured time after warm-up, s.
+    pub duration_s: f64,
+    /// Warm-up before measuring, s.
+    pub warmup_s: f64,
+    /// Echoes completed (and verified) in the measured time.
+    pub messages: u64,
+    /// Echoed payload bytes in the measured time (`messages × size`).
+    pub bytes: u64,
+    /// `messages / duration_s`, messages/s.
+    pub throughput_msgs_per_s: f64,
+    /// Throughput over the target rate; `null` outside the open loop.
+    pub achieved_rate_ratio: Option<f64>,
+    /// Errors by kind over the whole run.
+    pub errors: Errors,
+    /// Active connections (slots, across reconnects) that completed no message in the measured
+    /// time: an iterative server starves all but one.
+    pub connections_starved: usize,
+    /// Latency of every measured message. Open loop: from the intended send time
+    /// (coordinated-omission corrected). Churn: from the start of the connect to the echo.
+    pub latency_us: Latency,
+    /// Open loop only: latency from the actual send time, which hides stalls; `null` otherwise.
+    pub latency_uncorrected_us: Option<Latency>,
+    /// Churn only: time to establish each connection; `null` otherwise.
+    pub connect_us: Option<Latency>,
+    /// loadgen's own CPU time (user + system) over the wall time of its cores, in the measured
+    /// time: 1.0 means every core it had was busy.
+    pub loadgen_cpu_ratio: f64,
+    /// `loadgen_cpu_ratio` above 0.9: the load generator, not the server, may have been the
+    /// limit.
+    pub loadgen_saturated: bool,
+    /// The first connect error, to explain a run that completed nothing; not serialized.
+    #[serde(skip)]
+    pub first_error: Option<String>,
+}
+
+/// Above this share of its cores the load generator is flagged as the possible bottleneck.
+pub const SATURATION: f64 = 0.9;
+
+impl Report {
+    /// Why the run failed, if it did: no message completed, or an echo mismatched.
+    pub fn failure(&self) -> Option<String> {
+        if self.errors.mismatch > 0 {
+            return Some(format!(
+                "{} echo(es) from {} differed from what was sent",
+                self.errors.mismatch, self.target
+            ));
+        }
+        if self.messages == 0 {
+            let why = self.first_error.as_deref().map_or_else(
+                || format!("{} errors", self.errors.total()),
+                |e| format!("connect: {e}"),
+            );
+            return Some(format!(
+                "no message completed against {} ({why})",
+                self.target
+            ));
+        }
+        None
+    }
+
+    /// The human summary printed at the end of a run.
+    pub fn summary(&self) -> String {
+        let mut s = String::new();
+        let mode = match self.mode {
+            Mode::Closed if self.pipeline > 1 => format!("closed loop, pipeline {}", self.pipeline),
+            Mode::Closed => "closed loop".to_owned(),
+            Mode::Open => format!("open loop at {} msgs/s", self.rate.unwrap_or(0.0)),
+            Mode::Churn => "churn (one connection per message)".to_owned(),
+        };
+        let _ = writeln!(
+            s,
+            "{}: {mode}, {} connections, {} idle, {} B messages, {:.1} s after {:.1} s warm-up",
+            self.target, self.connections, self.idle, self.size, self.duration_s, self.warmup_s
+        );
+        let _ = writeln!(
+            s,
+            "messages {}  throughput {:.1} msgs/s  ({:.2} MB/s echoed)",
+            self.messages,
+            self.throughput_msgs_per_s,
+            self.bytes as f64 / self.duration_s.max(f64::MIN_POSITIVE) / 1e6
+        );
+        if let Some(ratio) = self.achieved_rate_ratio {
+            let _ = writeln!(s, "achieved {:.1} % of the target rate", ratio * 100.0);
+        }
+        let line = |name: &str, l: &Latency| {
+            format!(
+                "{name:<20} min {:.1}  p50 {:.1}  p90 {:.1}  p99 {:.1}  p99.9 {:.1}  max {:.1}  mean {:.1}\n",
+                l.min, l.p50, l.p90, l.p99, l.p99_9, l.max, l.mean
+            )
+        };
+        let name = match self.mode {
+            Mode::Open => "latency (corrected)",
+            _ => "latency",
+        };
+        s += &line(&format!("{name} µs"), &self.latency_us);
+        if let Some(l) = &self.latency_uncorrected_us {
+            s += &line("uncorrected µs", l);
+        }
+        if let Some(l) = &self.connect_us {
+            s += &line("connect µs", l);
+        }
+        let e = &self.errors;
+        let _ = writeln!(
+            s,
+            "errors: connect {} reset {} timeout {} mismatch {} other {}   starved connections: {}",
+            e.connect, e.reset, e.timeout, e.mismatch, e.other, self.connections_starved
+        );
+        let _ = write!(
+            s,
+            "loadgen CPU {:.0} % of its cores",
+            self.loadgen_cpu_ratio * 100.0
+        );
+        if self.loadgen_saturated {
+            s += "  SATURATED: the load generator may have been the bottleneck";
+        }
+        s.push('\n');
+        s
+    }
+}
+
+/// The percentile distribution in HdrHistogram's `.hgrm` text format, values in microseconds.
+pub fn hgrm(h: &Histogram<u64>) -> String {
+    const SCALE: f64 = 1000.0;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "{:>12} {:>14} {:>10} {:>14}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
+    if !h.is_empty() {
+        let mut total = 0;
+        for v in h.iter_quantiles(5) {
+            total += v.count_since_last_iteration();
+            let q = v.quantile_iterated_to();
+            let value = v.value_iterated_to() as f64 / SCALE;
+            if q < 1.0 {
+                let _ = writeln!(
+                    s,
+                    "{value:12.3} {q:2.12} {total:10} {:14.2}",
+                    1.0 / (1.0 - q)
+                );
+            } else {
+                let _ = writeln!(s, "{value:12.3} {q:2.12} {total:10}");
+            }
+        }
+    }
+    let _ = writeln!(
+        s,
+        "#[Mean    = {:12.3}, StdDeviation   = {:12.3}]",
+        h.mean() / SCALE,
+        h.stdev() / SCALE
+    );
+    let _ = writeln!(
+        s,
+        "#[Max     = {:12.3}, Total count    = {:12}]",
+        h.max() as f64 / SCALE,
+        h.len()
+    );
+    let _ = writeln!(
+        s,
+        "#[Buckets = {:12}, SubBuckets     = {:12}]",
+        h.buckets(),
+        (2 * 10u64.pow(u32::from(h.sigfig()))).next_power_of_two()
+    );
+    s
+}

@@ -1,0 +1,257 @@
+//! The command-line contract of `loadgen`: exit codes, one-line errors, the JSON schema.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::{closed_port, Behaviour, TestServer};
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_loadgen");
+
+fn loadgen(args: &[&str]) -> Output {
+    Command::new(BIN).args(args).output().unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn bad_flags_give_one_line_naming_the_flag_and_exit_2() {
+    let addr = "127.0.0.1:9";
+    for (args, names) in [
+        (vec![], "--addr"),
+        (vec!["--addr", "no-port"], "--addr"),
+        (vec!["--addr", addr, "--connections", "0"], "--connections"),
+        (
+            vec!["--addr", addr, "--connections", "many"],
+            "--connections",
+        ),
+        (
+            vec!["--addr", addr, "--duration", "10 parsecs"],
+            "--duration",
+        ),
+        (vec!["--addr", addr, "--rate", "100", "--churn"], "--churn"),
+        (
+            vec!["--addr", addr, "--rate", "100", "--pipeline", "4"],
+            "--pipeline",
+        ),
+        (vec!["--addr", addr, "--rate", "0"], "--rate"),
+        (vec!["--addr", addr, "--size", "0"], "--size"),
+        (vec!["--addr", addr, "--cpus", "9999"], "--cpus"),
+        (vec!["--addr", addr, "--threads", "0"], "--threads"),
+        (vec!["--addr", addr, "--frobnicate"], "--frobnicate"),
+    ] {
+        let out = loadgen(&args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: not one line: {err:?}");
+        assert!(
+            err.contains(names),
+            "{args:?}: {err:?} does not name {names}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+}
+
+#[test]
+fn an_unreachable_target_exits_1_within_the_timeout() {
+    let addr = closed_port().to_string();
+    let started = Instant::now();
+    let out = loadgen(&[
+        "--addr",
+        &addr,
+        "--duration",
+        "30s",
+        "--timeout",
+        "1s",
+        "--quiet",
+    ]);
+    let took = started.elapsed();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        took < Duration::from_secs(5),
+        "took {took:?} for a 1 s timeout"
+    );
+    assert!(err.contains("refused") && err.contains(&addr), "{err:?}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+}
+
+#[test]
+fn a_mismatched_echo_exits_1_and_is_counted() {
+    let server = TestServer::start(Behaviour::Corrupt);
+    let json = std::env::temp_dir().join(format!("loadgen-mismatch-{}.json", std::process::id()));
+    let out = loadgen(&[
+        "--addr",
+        &server.addr.to_string(),
+        "--duration",
+        "300ms",
+        "--warmup",
+        "0s",
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("differed"), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(report["errors"]["mismatch"].as_u64().unwrap() > 0);
+    std::fs::remove_file(json).unwrap();
+}
+
+/// Every key of the JSON schema, in order, with its type: the contract in DESIGN.md.
+const SCHEMA: &[(&str, &str)] = &[
+    ("schema_version", "number"),
+    ("target", "string"),
+    ("mode", "string"),
+    ("connections", "number"),
+    ("idle", "number"),
+    ("size", "number"),
+    ("pipeline", "number"),
+    ("rate", "number|null"),
+    ("duration_s", "number"),
+    ("warmup_s", "number"),
+    ("messages", "number"),
+    ("bytes", "number"),
+    ("throughput_msgs_per_s", "number"),
+    ("achieved_rate_ratio", "number|null"),
+    ("errors", "object"),
+    ("connections_starved", "number"),
+    ("latency_us", "object"),
+    ("latency_uncorrected_us", "object|null"),
+    ("connect_us", "object|null"),
+    ("loadgen_cpu_ratio", "number"),
+    ("loadgen_saturated", "bool"),
+];
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+fn assert_schema(report: &Value, mode: &str) {
+    let object = report.as_object().unwrap();
+    let keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    let expected: Vec<&str> = SCHEMA.iter().map(|(k, _)| *k).collect();
+    assert_eq!(keys, expected, "keys of the {mode} report");
+    for (key, types) in SCHEMA {
+        let found = kind(&report[key]);
+        assert!(
+            types.split('|').any(|t| t == found),
+            "{mode}: {key} is {found}, not {types}"
+        );
+    }
+    assert_eq!(report["schema_version"], 1);
+    assert_eq!(report["mode"], mode);
+    let errors: Vec<&str> = report["errors"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(errors, ["connect", "reset", "timeout", "mismatch", "other"]);
+    let latency: Vec<&str> = report["latency_us"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        latency,
+        ["min", "p50", "p90", "p99", "p99_9", "max", "mean"]
+    );
+    let nulls = |key: &str| report[key].is_null();
+    assert_eq!(nulls("rate"), mode != "open");
+    assert_eq!(nulls("achieved_rate_ratio"), mode != "open");
+    assert_eq!(nulls("latency_uncorrected_us"), mode != "open");
+    assert_eq!(nulls("connect_us"), mode != "churn");
+}
+
+#[test]
+fn json_report_follows_the_pinned_schema_in_every_mode() {
+    let server = TestServer::start(Behaviour::Echo);
+    let addr = server.addr.to_string();
+    for (mode, extra) in [
+        ("closed", vec![]),
+        ("open", vec!["--rate", "500"]),
+        ("churn", vec!["--churn"]),
+    ] {
+        let json =
+            std::env::temp_dir().join(format!("loadgen-schema-{}-{mode}.json", std::process::id()));
+        let mut args = vec![
+            "--addr",
+            &addr,
+            "--connections",
+            "2",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "100ms",
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let out = loadgen(&args);
+        assert_eq!(out.status.code(), Some(0), "{mode}: {}", stderr(&out));
+        assert!(
+            out.stdout.is_empty(),
+            "--quiet printed {:?}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_schema(&report, mode);
+        assert_eq!(report["target"], addr.as_str());
+        std::fs::remove_file(json).unwrap();
+    }
+}
+
+#[test]
+fn merge_adds_logs_through_the_command_line() {
+    let server = TestServer::start(Behaviour::Echo);
+    let dir = std::env::temp_dir();
+    let log = dir.join(format!("loadgen-merge-{}.hlog", std::process::id()));
+    let merged = dir.join(format!("loadgen-merged-{}.json", std::process::id()));
+    let out = loadgen(&[
+        "--addr",
+        &server.addr.to_string(),
+        "--duration",
+        "300ms",
+        "--warmup",
+        "0s",
+        "--quiet",
+        "--hlog",
+        log.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let one = loadgen::hlog::read(&log).unwrap().report;
+    let l = log.to_str().unwrap();
+    let out = loadgen(&["merge", l, l, "--json", merged.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
+    assert_schema(&report, "closed");
+    assert_eq!(report["messages"].as_u64().unwrap(), 2 * one.messages);
+    assert_eq!(
+        report["connections"].as_u64().unwrap(),
+        2 * one.connections as u64
+    );
+    let out = loadgen(&["merge", "/nonexistent.hlog"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("/nonexistent.hlog"),
+        "{}",
+        stderr(&out)
+    );
+    std::fs::remove_file(log).unwrap();
+    std::fs::remove_file(merged).unwrap();
+}

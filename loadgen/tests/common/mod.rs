@@ -1,0 +1,173 @@
+//! Small echo servers with known faults, started inside the tests on 127.0.0.1:0, and helpers
+//! to run loadgen against them. Every server stops when its handle is dropped.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::Duration;
+
+use loadgen::Options;
+
+/// How a test server misbehaves.
+#[derive(Clone, Copy, Debug)]
+pub enum Behaviour {
+    /// Echoes at once, a thread per connection.
+    Echo,
+    /// Waits this long before echoing each read.
+    Delay(Duration),
+    /// After this many reads in all, freezes every connection once for the given time.
+    FreezeAfter(usize, Duration),
+    /// Serves one connection at a time, to its end (an iterative server).
+    Iterative,
+    /// Flips one bit of every echo.
+    Corrupt,
+    /// After this many reads in all, closes every connection and stops listening.
+    DieAfter(usize),
+    /// Echoes only once this many bytes are waiting (needs a client that pipelines).
+    EchoInBatchesOf(usize),
+}
+
+/// A running test server.
+pub struct TestServer {
+    pub addr: SocketAddr,
+    state: Arc<State>,
+}
+
+#[derive(Default)]
+struct State {
+    stopped: AtomicBool,
+    reads: AtomicUsize,
+    accepted: AtomicUsize,
+    open: AtomicUsize,
+    max_open: AtomicUsize,
+    frozen_once: AtomicBool,
+    conns: Mutex<Vec<TcpStream>>,
+    listener: Mutex<Option<TcpListener>>,
+}
+
+impl TestServer {
+    pub fn start(behaviour: Behaviour) -> TestServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = Arc::new(State::default());
+        *state.listener.lock().unwrap() = Some(listener.try_clone().unwrap());
+        let shared = Arc::clone(&state);
+        thread::spawn(move || accept_loop(listener, behaviour, shared));
+        TestServer { addr, state }
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.state.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Most connections open at once.
+    pub fn max_open(&self) -> usize {
+        self.state.max_open.load(Ordering::SeqCst)
+    }
+
+    /// Options for a short run against this server, quiet, one thread.
+    pub fn options(&self) -> Options {
+        let mut o = Options::new(self.addr);
+        o.connections = 4;
+        o.duration = Duration::from_millis(1000);
+        o.warmup = Duration::from_millis(200);
+        o.threads = Some(1);
+        o
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        stop(&self.state);
+    }
+}
+
+fn stop(state: &State) {
+    state.stopped.store(true, Ordering::SeqCst);
+    if let Some(listener) = state.listener.lock().unwrap().take() {
+        // Wakes the blocked accept (EINVAL on Linux), which ends the accept loop.
+        let _ = socket2::SockRef::from(&listener).shutdown(Shutdown::Both);
+    }
+    for conn in state.conns.lock().unwrap().drain(..) {
+        let _ = conn.shutdown(Shutdown::Both);
+    }
+}
+
+fn accept_loop(listener: TcpListener, behaviour: Behaviour, state: Arc<State>) {
+    for stream in listener.incoming() {
+        if state.stopped.load(Ordering::SeqCst) {
+            return;
+        }
+        let Ok(stream) = stream else { continue };
+        state.accepted.fetch_add(1, Ordering::SeqCst);
+        state
+            .conns
+            .lock()
+            .unwrap()
+            .push(stream.try_clone().unwrap());
+        let open = state.open.fetch_add(1, Ordering::SeqCst) + 1;
+        state.max_open.fetch_max(open, Ordering::SeqCst);
+        let shared = Arc::clone(&state);
+        let serve = move || {
+            serve(stream, behaviour, &shared);
+            shared.open.fetch_sub(1, Ordering::SeqCst);
+        };
+        if matches!(behaviour, Behaviour::Iterative) {
+            serve();
+        } else {
+            thread::spawn(serve);
+        }
+    }
+}
+
+fn serve(mut stream: TcpStream, behaviour: Behaviour, state: &State) {
+    let _ = stream.set_nodelay(true);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut waiting = Vec::new();
+    loop {
+        let n = match stream.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        let reads = state.reads.fetch_add(1, Ordering::SeqCst) + 1;
+        match behaviour {
+            Behaviour::Echo | Behaviour::Iterative => {}
+            Behaviour::Delay(d) => thread::sleep(d),
+            Behaviour::FreezeAfter(after, d) => {
+                if reads >= after && !state.frozen_once.swap(true, Ordering::SeqCst) {
+                    thread::sleep(d);
+                }
+            }
+            Behaviour::Corrupt => buf[0] ^= 1,
+            Behaviour::DieAfter(after) => {
+                if reads >= after {
+                    stop(state);
+                    return;
+                }
+            }
+            Behaviour::EchoInBatchesOf(batch) => {
+                waiting.extend_from_slice(&buf[..n]);
+                if waiting.len() >= batch {
+                    if stream.write_all(&waiting).is_err() {
+                        return;
+                    }
+                    waiting.clear();
+                }
+                continue;
+            }
+        }
+        if stream.write_all(&buf[..n]).is_err() {
+            return;
+        }
+    }
+}
+
+/// A loopback port with nothing listening on it.
+pub fn closed_port() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap()
+}

@@ -1,0 +1,221 @@
+//! loadgen against small servers with known behaviour: the figures it reports must be true.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Behaviour, TestServer};
+use loadgen::{hlog, Mode};
+
+#[test]
+fn p50_is_close_to_a_fixed_server_delay() {
+    let server = TestServer::start(Behaviour::Delay(Duration::from_millis(5)));
+    let report = loadgen::run(&server.options()).unwrap();
+    assert!(report.messages > 0);
+    // The delay is a sleep: never shorter, and on a busy machine a little longer.
+    let p50 = report.latency_us.p50;
+    assert!(
+        (5000.0..10000.0).contains(&p50),
+        "p50 {p50} µs for a 5 ms server"
+    );
+    assert_eq!(report.errors.total(), 0, "{:?}", report.errors);
+}
+
+#[test]
+fn a_one_second_freeze_shows_in_corrected_p99_but_not_in_uncorrected() {
+    // 2000 msgs/s over 10 connections; the server freezes once, 1.5 s into the run.
+    let server = TestServer::start(Behaviour::FreezeAfter(3000, Duration::from_secs(1)));
+    let mut opts = server.options();
+    opts.connections = 10;
+    opts.rate = Some(2000.0);
+    opts.warmup = Duration::from_millis(500);
+    opts.duration = Duration::from_secs(4);
+    let report = loadgen::run(&opts).unwrap();
+    assert_eq!(report.mode, Mode::Open);
+    let corrected = report.latency_us.p99;
+    let uncorrected = report.latency_uncorrected_us.clone().unwrap().p99;
+    assert!(
+        corrected > 300_000.0,
+        "corrected p99 {corrected} µs hides the 1 s stall"
+    );
+    assert!(uncorrected < 100_000.0, "uncorrected p99 {uncorrected} µs");
+    // The stalled messages were sent late, not dropped: the plan was caught up.
+    assert!(
+        report.latency_us.max >= 900_000.0,
+        "max {} µs",
+        report.latency_us.max
+    );
+}
+
+#[test]
+fn open_loop_achieves_its_target_rate() {
+    let server = TestServer::start(Behaviour::Echo);
+    let mut opts = server.options();
+    opts.connections = 8;
+    opts.rate = Some(2000.0);
+    opts.duration = Duration::from_secs(2);
+    let report = loadgen::run(&opts).unwrap();
+    let ratio = report.achieved_rate_ratio.unwrap();
+    assert!(
+        (0.97..=1.03).contains(&ratio),
+        "achieved {ratio} of the rate"
+    );
+    assert!(report.latency_uncorrected_us.is_some());
+    assert!(report.latency_uncorrected_us.unwrap().p50 <= report.latency_us.p50 + 1.0);
+}
+
+#[test]
+fn churn_opens_one_connection_per_message_and_times_the_connect() {
+    let server = TestServer::start(Behaviour::Echo);
+    let mut opts = server.options();
+    opts.churn = true;
+    let report = loadgen::run(&opts).unwrap();
+    assert_eq!(report.mode, Mode::Churn);
+    assert!(report.messages > 10, "{} messages", report.messages);
+    assert!(
+        server.accepted() as u64 >= report.messages,
+        "{} connections for {} messages",
+        server.accepted(),
+        report.messages
+    );
+    let connect = report.connect_us.unwrap();
+    assert!(connect.p50 > 0.0 && connect.p50 <= report.latency_us.p50);
+}
+
+#[test]
+fn an_iterative_server_starves_three_of_four_connections() {
+    let server = TestServer::start(Behaviour::Iterative);
+    let mut opts = server.options();
+    // Longer than the run: the waiting connections are never given up on.
+    opts.timeout = Duration::from_secs(10);
+    let report = loadgen::run(&opts).unwrap();
+    assert!(report.messages > 0);
+    assert_eq!(report.connections_starved, 3);
+    assert!(
+        report.failure().is_none(),
+        "starvation is a finding, not a failure"
+    );
+}
+
+#[test]
+fn pipeline_keeps_k_messages_in_flight() {
+    // This server echoes only once 4 messages are waiting: it stalls a client that sends
+    // fewer at a time.
+    let server = TestServer::start(Behaviour::EchoInBatchesOf(4 * 64));
+    let mut opts = server.options();
+    opts.pipeline = 4;
+    let report = loadgen::run(&opts).unwrap();
+    assert!(report.messages > 100, "{} messages", report.messages);
+    assert_eq!(report.errors.timeout, 0);
+    assert_eq!(report.connections_starved, 0);
+}
+
+#[test]
+fn idle_connections_are_held_beside_the_active_ones() {
+    let server = TestServer::start(Behaviour::Echo);
+    let mut opts = server.options();
+    opts.connections = 2;
+    opts.idle = 20;
+    let report = loadgen::run(&opts).unwrap();
+    assert!(
+        server.max_open() >= 22,
+        "at most {} open at once",
+        server.max_open()
+    );
+    assert_eq!(report.idle, 20);
+    assert_eq!(report.errors.total(), 0, "{:?}", report.errors);
+    assert_eq!(
+        report.connections_starved, 0,
+        "idle connections are not starved ones"
+    );
+}
+
+#[test]
+fn a_server_that_dies_mid_run_leaves_a_report_of_what_was_done() {
+    let server = TestServer::start(Behaviour::DieAfter(2000));
+    let mut opts = server.options();
+    opts.warmup = Duration::ZERO;
+    let report = loadgen::run(&opts).unwrap();
+    assert!(
+        report.messages > 0 && report.messages < 2000,
+        "{} messages",
+        report.messages
+    );
+    assert!(
+        report.errors.reset + report.errors.connect > 0,
+        "{:?}",
+        report.errors
+    );
+    assert!(report.failure().is_none());
+}
+
+#[test]
+fn every_worker_thread_adds_its_histogram() {
+    let server = TestServer::start(Behaviour::Echo);
+    let mut opts = server.options();
+    opts.connections = 8;
+    opts.threads = Some(3);
+    let report = loadgen::run(&opts).unwrap();
+    assert!(report.messages > 0);
+    assert_eq!(
+        report.connections_starved, 0,
+        "a worker's connections went unserved"
+    );
+}
+
+#[test]
+fn hlog_reads_back_and_merges_by_adding_histograms() {
+    let dir = tempdir();
+    let server = TestServer::start(Behaviour::Echo);
+    let mut reports = Vec::new();
+    for (i, rate) in [(0, Some(1000.0)), (1, Some(3000.0))] {
+        let mut opts = server.options();
+        opts.rate = rate;
+        opts.hlog = Some(dir.join(format!("{i}.hlog")));
+        opts.hgrm = Some(dir.join(format!("{i}.hgrm")));
+        let report = loadgen::run(&opts).unwrap();
+        let log = hlog::read(opts.hlog.as_ref().unwrap()).unwrap();
+        assert_eq!(
+            log.totals["latency"].len(),
+            report.messages,
+            "log and report disagree"
+        );
+        assert_eq!(log.totals["uncorrected"].len(), report.messages);
+        assert_eq!(log.report, report);
+        assert!(
+            log.intervals >= 2,
+            "{} intervals for a 1 s run",
+            log.intervals
+        );
+        let hgrm = std::fs::read_to_string(opts.hgrm.as_ref().unwrap()).unwrap();
+        assert!(
+            hgrm.contains(&format!("Total count    = {:12}", report.messages)),
+            "{hgrm}"
+        );
+        reports.push(report);
+    }
+    let merged = hlog::merge(&[dir.join("0.hlog"), dir.join("1.hlog")]).unwrap();
+    assert_eq!(merged.messages, reports[0].messages + reports[1].messages);
+    assert_eq!(merged.connections, 8);
+    assert_eq!(merged.rate, Some(4000.0));
+    let sum = reports[0].throughput_msgs_per_s + reports[1].throughput_msgs_per_s;
+    assert!((merged.throughput_msgs_per_s - sum).abs() < 1e-6);
+    assert!(merged.latency_us.min <= reports[0].latency_us.min.min(reports[1].latency_us.min));
+    assert!(merged.latency_us.max >= reports[0].latency_us.max.max(reports[1].latency_us.max));
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// A fresh directory under the target directory's temp area.
+fn tempdir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "loadgen-test-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
