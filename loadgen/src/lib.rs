@@ -166,6 +166,7 @@ impl Options {
 /// completed nothing still returns its report, and [`Report::failure`] says why.
 pub fn run(opts: &Options) -> anyhow::Result<Report> {
     opts.validate().map_err(|e| anyhow!(e))?;
+    raise_fd_limit();
     let threads = opts.worker_threads();
     let start = Instant::now();
     let plan = Plan {
@@ -406,6 +407,17 @@ fn write_outputs(
         hlog::write(path, measure_start, intervals, report)?;
     }
     Ok(())
+}
+
+/// Raises this process's soft descriptor limit to its hard limit: thousands of connections
+/// need more than the usual soft limit of 1024. Failure leaves the limit as it was.
+pub fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        if soft < hard {
+            let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+        }
+    }
 }
 
 /// loadgen's CPU time so far, user + system over all its threads, in seconds.

@@ -18,6 +18,7 @@ use anyhow::Context;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use socket2::{Domain, Protocol, Socket, Type};
 
+pub mod cli;
 pub mod models;
 
 /// Bytes read from a socket at once by the models that own one buffer per connection.

@@ -1,0 +1,103 @@
+//! The `echo-server` command line, as a function, so that other binaries (the echobench runner)
+//! can serve exactly as `echo-server` does.
+//!
+//! Exit codes: 0 after SIGINT/SIGTERM (or `--list`, `--help`); 1 when the server cannot start
+//! or its loop fails (e.g. the address is in use); 2 for bad arguments.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use crate::{announce, bind, cpus_in_affinity_mask, Model, ServerConfig};
+use anyhow::Context;
+use clap::Parser;
+
+/// Serve TCP echo (RFC 862) with one of several concurrency models.
+#[derive(Parser, Debug)]
+#[command(name = "echo-server", version)]
+struct Cli {
+    /// Concurrency model to serve with (`--list` names them all).
+    #[arg(value_name = "MODEL", value_parser = parse_model, required_unless_present = "list")]
+    model: Option<Model>,
+
+    /// Address to listen on; port 0 picks any free port.
+    #[arg(long, default_value = "127.0.0.1:7007")]
+    addr: SocketAddr,
+
+    /// Worker threads or processes, for models that have workers [default: CPUs in this
+    /// process's affinity mask].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    workers: Option<u32>,
+
+    /// Connections served at once; further connections are closed at once [default: no cap].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_conns: Option<u64>,
+
+    /// Print the model names, one per line, and exit.
+    #[arg(long, exclusive = true)]
+    list: bool,
+}
+
+fn parse_model(name: &str) -> Result<Model, String> {
+    Model::from_name(name).ok_or_else(|| {
+        let known: Vec<_> = Model::ALL.iter().map(|m| m.name()).collect();
+        format!("unknown model (known: {})", known.join(", "))
+    })
+}
+
+/// Runs `echo-server` with these arguments (the first is the program name) and returns its exit
+/// code.
+pub fn main_with_args<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version.
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument => {
+            eprintln!("echo-server: no MODEL given (`echo-server --list` names them)");
+            return ExitCode::from(2);
+        }
+        Err(e) => {
+            // One line: clap's first, which names the argument and the cause.
+            let rendered = e.render().to_string();
+            let line = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("echo-server: {}", line.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    if cli.list {
+        for model in Model::ALL {
+            println!("{}", model.name());
+        }
+        return ExitCode::SUCCESS;
+    }
+    match run(&cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("echo-server: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> anyhow::Result<()> {
+    let model = cli.model.context("no MODEL given")?;
+    let config = ServerConfig {
+        addr: cli.addr,
+        workers: cli
+            .workers
+            .map_or_else(cpus_in_affinity_mask, |n| n as usize),
+        max_conns: cli
+            .max_conns
+            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+    };
+    let listener =
+        bind(config.addr).with_context(|| format!("cannot listen on --addr {}", config.addr))?;
+    announce(&listener)?;
+    model.serve(listener, &config)
+}

@@ -1,0 +1,214 @@
+//! `echobench`: compare echo-server concurrency models, and render the reports.
+//!
+//! Exit codes: 0 when the comparison (or rendering) completed, models that failed included;
+//! 1 when it could not be made (bad output directory, raw data unreadable); 2 for bad
+//! arguments.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use echo_server::Model;
+use echobench::runner::{self, CompareOptions};
+use echobench::workload::Profile;
+
+/// Compare how server concurrency models serve one echo protocol.
+#[derive(Parser, Debug)]
+#[command(name = "echobench", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run every model through every workload of the profile and write the reports.
+    Compare {
+        /// Models to compare, comma-separated, or `all`.
+        #[arg(long, value_name = "LIST|all", default_value = "all")]
+        models: String,
+        /// `quick` (within 5 minutes on 2 cores) or `full` (longer runs, 3 repeats).
+        #[arg(long, value_enum, default_value = "quick")]
+        profile: Profile,
+        /// Output directory [default: results/<date>-<hostname>].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// CPUs for the servers, e.g. 0 or 0-7 [default: 0 on 2 CPUs, else the first half].
+        #[arg(long, value_name = "LIST", value_parser = cpu_list)]
+        server_cpus: Option<CpuList>,
+        /// CPUs for loadgen, disjoint from the servers' [default: 1 on 2 CPUs, else the second
+        /// half].
+        #[arg(long, value_name = "LIST", value_parser = cpu_list)]
+        loadgen_cpus: Option<CpuList>,
+    },
+    /// Re-render report.md, report.html, summary.json and the plots from DIR's raw data.
+    Report {
+        /// A directory written by `echobench compare`.
+        dir: PathBuf,
+    },
+    /// Run one server, exactly as `echo-server` does, pinned to --cpus (used by compare).
+    #[command(hide = true)]
+    Serve {
+        /// CPUs to pin the server to before it starts.
+        #[arg(long, value_parser = cpu_list)]
+        cpus: CpuList,
+        /// `echo-server` arguments: MODEL [--addr ...] [--workers N] [--max-conns N].
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        args: Vec<OsString>,
+    },
+}
+
+/// A parsed CPU list (one value to clap).
+#[derive(Clone, Debug)]
+struct CpuList(Vec<usize>);
+
+fn cpu_list(text: &str) -> Result<CpuList, String> {
+    loadgen::parse_cpus(text).map(CpuList)
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            let rendered = e.render().to_string();
+            let line = rendered.lines().next().unwrap_or("invalid arguments");
+            eprintln!("echobench: {}", line.trim_start_matches("error: "));
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Serve { cpus, args } => {
+            if let Err(e) = runner::pin_process(&cpus.0) {
+                eprintln!("echo-server: --cpus: {e:#}");
+                return ExitCode::from(2);
+            }
+            let argv = std::iter::once(OsString::from("echo-server")).chain(args);
+            return echo_server::cli::main_with_args(argv);
+        }
+        Command::Report { dir } => echobench::report::render(&dir).map(|summary| {
+            print!("{}", echobench::report::headline_text(&summary));
+            println!("report: {}", dir.join("report.html").display());
+        }),
+        Command::Compare {
+            models,
+            profile,
+            out,
+            server_cpus,
+            loadgen_cpus,
+        } => compare(models, profile, out, server_cpus, loadgen_cpus),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if e.is::<UsageError>() => {
+            eprintln!("echobench: {e}");
+            ExitCode::from(2)
+        }
+        Err(e) => {
+            eprintln!("echobench: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// An argument error found after parsing (exit 2).
+#[derive(Debug)]
+struct UsageError(String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+fn usage(text: String) -> anyhow::Error {
+    UsageError(text).into()
+}
+
+fn compare(
+    models: String,
+    profile: Profile,
+    out: Option<PathBuf>,
+    server_cpus: Option<CpuList>,
+    loadgen_cpus: Option<CpuList>,
+) -> anyhow::Result<()> {
+    let models: Vec<String> = if models == "all" {
+        Model::ALL.iter().map(|m| m.name().to_owned()).collect()
+    } else {
+        let names: Vec<String> = models.split(',').map(|m| m.trim().to_owned()).collect();
+        if let Some(bad) = names.iter().find(|m| Model::from_name(m).is_none()) {
+            let known: Vec<&str> = Model::ALL.iter().map(|m| m.name()).collect();
+            return Err(usage(format!(
+                "--models: unknown model '{bad}' (known: {}, or all)",
+                known.join(", ")
+            )));
+        }
+        names
+    };
+    let available = loadgen::affinity_cpus();
+    let (server, loadgen) = match (server_cpus, loadgen_cpus) {
+        (Some(s), Some(l)) => (s.0, l.0),
+        (None, None) => runner::default_cpus(&available).map_err(|e| usage(e.to_string()))?,
+        _ => {
+            return Err(usage(
+                "--server-cpus and --loadgen-cpus go together".to_owned(),
+            ))
+        }
+    };
+    if let Some(cpu) = server.iter().find(|c| loadgen.contains(c)) {
+        return Err(usage(format!(
+            "--server-cpus and --loadgen-cpus share CPU {cpu}: they must be disjoint"
+        )));
+    }
+    if let Some(cpu) = server
+        .iter()
+        .chain(&loadgen)
+        .find(|c| !available.contains(c))
+    {
+        return Err(usage(format!(
+            "CPU {cpu} of --server-cpus/--loadgen-cpus is not available (this process may use {})",
+            loadgen::format_cpus(&available)
+        )));
+    }
+    let out = match out {
+        Some(out) => out,
+        None => {
+            let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+            PathBuf::from("results").join(format!(
+                "{}-{}",
+                &date[..10],
+                echobench::environment::hostname()
+            ))
+        }
+    };
+    if out.join("raw").exists()
+        && std::fs::read_dir(out.join("raw")).is_ok_and(|mut d| d.next().is_some())
+    {
+        bail!(
+            "--out {} already holds a comparison; choose another directory",
+            out.display()
+        );
+    }
+    let opts = CompareOptions {
+        models,
+        profile,
+        out: out.clone(),
+        server_cpus: server,
+        loadgen_cpus: loadgen,
+        progress: true,
+    };
+    let report = runner::compare(&opts).context("comparison failed")?;
+    let summary: echobench::summary::Summary = serde_json::from_str(
+        &std::fs::read_to_string(out.join("summary.json")).context("cannot read summary.json")?,
+    )?;
+    print!("{}", echobench::report::headline_text(&summary));
+    println!("report: {}", report.display());
+    Ok(())
+}

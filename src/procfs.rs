@@ -1,0 +1,198 @@
+//! Server resources from `/proc`, over the server's whole process tree.
+//!
+//! Two kinds of sample: a cheap one (`stat` and `status` of each process) taken through the run
+//! for peaks, and a full one (plus every thread's context switches and each process's PSS)
+//! taken at the start and the end of the measured time for deltas.
+
+use std::collections::HashMap;
+use std::fs;
+
+use serde::{Deserialize, Serialize};
+
+/// One look at the process tree.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sample {
+    /// CPU time of the tree in clock ticks: live processes' user + system, plus what the root
+    /// has collected from children it reaped.
+    pub cpu_ticks: u64,
+    /// Sum of resident memory, KiB.
+    pub rss_kib: u64,
+    /// Sum of proportional set size, KiB (shared pages split between sharers); full samples only.
+    pub pss_kib: Option<u64>,
+    /// Threads in the tree.
+    pub threads: u64,
+    /// Processes in the tree.
+    pub processes: u64,
+    /// Voluntary and involuntary context switches of every live thread, by thread id; full
+    /// samples only.
+    pub switches: HashMap<u32, (u64, u64)>,
+}
+
+/// The root and all its descendants.
+pub fn tree(root: u32) -> Vec<u32> {
+    let mut all = vec![root];
+    let mut i = 0;
+    while i < all.len() {
+        let pid = all[i];
+        if let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) {
+            for task in tasks.flatten() {
+                if let Ok(list) = fs::read_to_string(task.path().join("children")) {
+                    all.extend(
+                        list.split_whitespace()
+                            .filter_map(|p| p.parse::<u32>().ok()),
+                    );
+                }
+            }
+        }
+        i += 1;
+    }
+    all
+}
+
+/// Samples the tree under `root`; `full` adds PSS and per-thread context switches.
+pub fn sample(root: u32, full: bool) -> Sample {
+    let mut s = Sample::default();
+    let mut pss = 0;
+    for pid in tree(root) {
+        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue; // exited meanwhile
+        };
+        let fields = stat_fields(&stat);
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        // Fields after the command name, numbered as in proc(5) minus 3: utime is 14.
+        s.cpu_ticks += field(11) + field(12);
+        if pid == root {
+            s.cpu_ticks += field(13) + field(14);
+        }
+        if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) {
+            s.rss_kib += status_value(&status, "VmRSS").unwrap_or(0);
+            s.threads += status_value(&status, "Threads").unwrap_or(0);
+        }
+        s.processes += 1;
+        if full {
+            if let Ok(rollup) = fs::read_to_string(format!("/proc/{pid}/smaps_rollup")) {
+                pss += status_value(&rollup, "Pss").unwrap_or(0);
+            }
+            add_switches(pid, &mut s.switches);
+        }
+    }
+    if full {
+        s.pss_kib = Some(pss);
+    }
+    s
+}
+
+fn add_switches(pid: u32, into: &mut HashMap<u32, (u64, u64)>) {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return;
+    };
+    for task in tasks.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        if let Ok(status) = fs::read_to_string(task.path().join("status")) {
+            let voluntary = status_value(&status, "voluntary_ctxt_switches").unwrap_or(0);
+            let involuntary = status_value(&status, "nonvoluntary_ctxt_switches").unwrap_or(0);
+            into.insert(tid, (voluntary, involuntary));
+        }
+    }
+}
+
+/// The fields of `/proc/<pid>/stat` after the parenthesised command name.
+fn stat_fields(stat: &str) -> Vec<&str> {
+    stat.rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default()
+}
+
+/// `Key:   123 kB` → 123.
+fn status_value(text: &str, key: &str) -> Option<u64> {
+    text.lines()
+        .find_map(|line| line.strip_prefix(key)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+}
+
+/// Context switches between two full samples: threads seen in both count their difference,
+/// threads new at the end count whole. Threads that came and went between the two samples are
+/// not seen (the kernel keeps no per-process total of them outside `getrusage`).
+pub fn switches_between(start: &Sample, end: &Sample) -> (u64, u64) {
+    end.switches
+        .iter()
+        .fold((0, 0), |(v, i), (tid, &(ev, ei))| {
+            let (sv, si) = start.switches.get(tid).copied().unwrap_or((0, 0));
+            (v + ev.saturating_sub(sv), i + ei.saturating_sub(si))
+        })
+}
+
+/// Clock ticks per second, for `cpu_ticks`.
+pub fn ticks_per_second() -> u64 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map_or(100, |t| t as u64)
+}
+
+/// The server's resources in one run, as written to `raw/<run>.server.json`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerUsage {
+    /// CPU seconds (user + system, whole tree) in the measured time.
+    pub cpu_s: f64,
+    /// Peak resident memory of the tree, KiB (sum over processes: shared pages counted in each).
+    pub peak_rss_kib: u64,
+    /// Peak proportional set size of the tree, KiB (shared pages split between processes).
+    pub peak_pss_kib: u64,
+    /// Most threads at once.
+    pub peak_threads: u64,
+    /// Most processes at once.
+    pub peak_processes: u64,
+    /// Voluntary context switches in the measured time (threads alive at its end).
+    pub voluntary_switches: u64,
+    /// Involuntary context switches in the measured time (threads alive at its end).
+    pub involuntary_switches: u64,
+}
+
+/// Folds the samples of one run into its usage.
+pub fn usage(start: &Sample, end: &Sample, peaks: &[Sample]) -> ServerUsage {
+    let (voluntary, involuntary) = switches_between(start, end);
+    let all = || peaks.iter().chain([start, end]);
+    ServerUsage {
+        cpu_s: end.cpu_ticks.saturating_sub(start.cpu_ticks) as f64 / ticks_per_second() as f64,
+        peak_rss_kib: all().map(|s| s.rss_kib).max().unwrap_or(0),
+        peak_pss_kib: all().filter_map(|s| s.pss_kib).max().unwrap_or(0),
+        peak_threads: all().map(|s| s.threads).max().unwrap_or(0),
+        peak_processes: all().map(|s| s.processes).max().unwrap_or(0),
+        voluntary_switches: voluntary,
+        involuntary_switches: involuntary,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_this_process() {
+        let me = std::process::id();
+        let s = sample(me, true);
+        assert_eq!(s.processes, 1);
+        assert!(s.threads >= 1);
+        assert!(s.rss_kib > 0);
+        assert!(s.pss_kib.unwrap() > 0);
+        assert!(!s.switches.is_empty());
+    }
+
+    #[test]
+    fn switches_count_differences_and_new_threads() {
+        let mut a = Sample::default();
+        a.switches.insert(1, (10, 1));
+        let mut b = Sample::default();
+        b.switches.insert(1, (15, 3));
+        b.switches.insert(2, (4, 0));
+        assert_eq!(switches_between(&a, &b), (9, 2));
+    }
+}

@@ -1,0 +1,152 @@
+//! `echobench compare` end to end on the tiny profile, through the real binary: servers
+//! started and stopped, loadgen run, raw data and reports written, and `echobench report`
+//! re-rendering them byte for byte.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_echobench");
+
+fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_file())
+        .map(|e| {
+            (
+                e.file_name().to_string_lossy().into_owned(),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn a_tiny_comparison_runs_end_to_end_and_re_renders_identically() {
+    let out = std::env::temp_dir().join(format!("echobench-compare-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = Command::new(BIN)
+        .args([
+            "compare",
+            "--profile",
+            "tiny",
+            "--models",
+            "blocking,fork-per-client,mio",
+        ])
+        .args(["--server-cpus", "0", "--loadgen-cpus", "1", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{}\n{}",
+        stdout,
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(stdout.contains("report.html"), "{stdout}");
+    for model in ["blocking", "fork-per-client", "mio"] {
+        assert!(
+            stdout.lines().any(|l| l.starts_with(model)),
+            "{model} not in the headline:\n{stdout}"
+        );
+    }
+
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let cells = summary["cells"].as_array().unwrap();
+    assert_eq!(cells.len(), 3 * 7, "3 models × 7 tiny workloads");
+    let cell = |model: &str, label: &str| {
+        cells
+            .iter()
+            .find(|c| c["model"] == model && c["label"] == label)
+            .unwrap()
+    };
+    // The iterative server starves 15 of 16 connections; that is recorded, not fatal.
+    assert_eq!(cell("blocking", "pingpong-c16")["status"], "starved");
+    assert_eq!(cell("blocking", "pingpong-c16")["connections_starved"], 15);
+    assert_eq!(cell("mio", "pingpong-c16")["status"], "ok");
+    // A forking server's churn shows processes; its resources were sampled.
+    assert!(
+        cell("fork-per-client", "pingpong-c16")["peak_processes"]
+            .as_u64()
+            .unwrap()
+            >= 16
+    );
+    assert!(
+        cell("mio", "pingpong-c16")["server_cpu_us_per_msg"]["median"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+    let env: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("environment.json")).unwrap())
+            .unwrap();
+    for key in [
+        "cpu_model",
+        "cores",
+        "kernel",
+        "rustc",
+        "git_commit",
+        "server_cpus",
+        "loadgen_cpus",
+        "profile",
+    ] {
+        assert!(env.get(key).is_some(), "environment.json lacks {key}");
+    }
+    let raw: Vec<String> = std::fs::read_dir(out.join("raw"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        raw.contains(&"mio.pingpong-c16.r1.json".to_owned()),
+        "{raw:?}"
+    );
+    assert!(
+        raw.contains(&"mio.pingpong-c16.r1.hlog".to_owned()),
+        "{raw:?}"
+    );
+    assert!(
+        raw.contains(&"mio.pingpong-c16.r1.run.json".to_owned()),
+        "{raw:?}"
+    );
+
+    let before = files(&out);
+    let rerender = Command::new(BIN).arg("report").arg(&out).output().unwrap();
+    assert!(
+        rerender.status.success(),
+        "{}",
+        String::from_utf8_lossy(&rerender.stderr)
+    );
+    assert_eq!(files(&out), before, "report re-rendered different files");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn bad_arguments_give_one_line_and_exit_2() {
+    for (args, names) in [
+        (vec!["compare", "--models", "nope"], "--models"),
+        (
+            vec!["compare", "--server-cpus", "1", "--loadgen-cpus", "1"],
+            "disjoint",
+        ),
+        (vec!["compare", "--server-cpus", "0"], "--loadgen-cpus"),
+        (vec!["compare", "--profile", "huge"], "--profile"),
+    ] {
+        let out = Command::new(BIN).args(&args).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: {err:?}");
+        assert!(err.contains(names), "{args:?}: {err:?}");
+    }
+    let out = Command::new(BIN)
+        .args(["report", "/nonexistent-echobench-dir"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-echobench-dir"));
+}
