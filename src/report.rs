@@ -301,7 +301,7 @@ fn document(s: &Summary, plots: &[(String, String, String)]) -> Vec<Block> {
     ));
     doc.push(Block::Heading(2, "Server resources".to_owned()));
     doc.push(Block::Para(
-        "Over the whole server process tree, from `/proc`: CPU (user + system) per message in the measured time; peak RSS and PSS; most threads and processes at once; context switches per message (voluntary / involuntary; threads that exited during the run are not seen).".to_owned(),
+        "Over the whole server process tree, from `/proc`: CPU (user + system) per message in the measured time; peak RSS and PSS; most threads and processes at once; context switches per message (voluntary / involuntary; threads that exited during the run are not seen). RSS and PSS count user-space pages only: socket buffers, page tables and the kernel's thread and process structures are not in them.".to_owned(),
     ));
     let mut header = vec![
         "model".to_owned(),

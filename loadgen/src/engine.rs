@@ -510,8 +510,8 @@ impl Worker<'_> {
     fn schedule_next(&mut self, slot: usize, now: Instant) {
         let conn = &self.conns[slot];
         let rate = self.plan.rate.unwrap_or(1.0);
-        let nth = conn.index as f64 + conn.next_seq as f64 * self.plan.connections as f64;
-        let intended = self.plan.start + Duration::from_secs_f64(nth / rate);
+        let intended = self.plan.start
+            + intended_offset(conn.index, conn.next_seq, self.plan.connections, rate);
         if intended <= now {
             self.send(slot, intended, now);
         } else {
@@ -662,6 +662,31 @@ impl Worker<'_> {
     }
 }
 
+/// The open-loop plan: when, after the start, connection `index` of `connections` is meant to
+/// send its message number `seq` at a total `rate`. Connections take turns, so the plan is one
+/// evenly spaced sequence (message `index + seq × connections` of it) and each connection's
+/// phase is staggered by `1 / rate`.
+pub fn intended_offset(index: usize, seq: u64, connections: usize, rate: f64) -> Duration {
+    let nth = index as f64 + seq as f64 * connections as f64;
+    Duration::from_secs_f64(nth / rate)
+}
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_open_loop_plan_is_evenly_spaced_with_staggered_phases() {
+        // 4 connections at 1000 msgs/s: each sends every 4 ms, 1 ms after the previous one.
+        let at = |i, k| intended_offset(i, k, 4, 1000.0).as_secs_f64() * 1000.0;
+        assert!((at(0, 0) - 0.0).abs() < 1e-9);
+        assert!((at(1, 0) - 1.0).abs() < 1e-9);
+        assert!((at(3, 0) - 3.0).abs() < 1e-9);
+        assert!((at(0, 1) - 4.0).abs() < 1e-9);
+        assert!((at(2, 10) - 42.0).abs() < 1e-9);
+    }
 }

@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use crate::{announce, bind, cpus_in_affinity_mask, Model, ServerConfig};
+use crate::{announce, bind, cpus_in_affinity_mask, Model, ServerConfig, SignalPipe};
 use anyhow::Context;
 use clap::Parser;
 
@@ -98,6 +98,7 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     };
     let listener =
         bind(config.addr).with_context(|| format!("cannot listen on --addr {}", config.addr))?;
+    let stop = SignalPipe::stop_signals().context("cannot watch SIGINT and SIGTERM")?;
     announce(&listener)?;
-    model.serve(listener, &config)
+    model.serve(listener, &config, stop)
 }

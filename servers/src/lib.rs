@@ -88,14 +88,21 @@ impl Model {
         Model::ALL.iter().copied().find(|m| m.name() == name)
     }
 
-    /// Serves on an already bound listener until SIGINT or SIGTERM.
-    pub fn serve(self, listener: TcpListener, config: &ServerConfig) -> anyhow::Result<()> {
+    /// Serves on an already bound listener until `stop` fires (SIGINT or SIGTERM). The stop
+    /// signals are registered by the caller before it announces the listener, so that a signal
+    /// sent as soon as the `listening on` line appears is never missed.
+    pub fn serve(
+        self,
+        listener: TcpListener,
+        config: &ServerConfig,
+        stop: SignalPipe,
+    ) -> anyhow::Result<()> {
         match self {
-            Model::Blocking => models::blocking::serve(listener, config),
-            Model::ThreadPerClient => models::thread_per_client::serve(listener, config),
-            Model::ForkPerClient => models::fork_per_client::serve(listener, config),
-            Model::Mio => models::mio_loop::serve(listener, config),
-            Model::Tokio => models::tokio_rt::serve(listener, config),
+            Model::Blocking => models::blocking::serve(listener, config, stop),
+            Model::ThreadPerClient => models::thread_per_client::serve(listener, config, stop),
+            Model::ForkPerClient => models::fork_per_client::serve(listener, config, stop),
+            Model::Mio => models::mio_loop::serve(listener, config, stop),
+            Model::Tokio => models::tokio_rt::serve(listener, config, stop),
         }
     }
 }
@@ -187,8 +194,10 @@ impl SignalPipe {
         read_end.set_nonblocking(true)?;
         let raised = Arc::new(AtomicBool::new(false));
         for &signal in signals {
-            signal_hook::flag::register(signal, Arc::clone(&raised))?;
+            // The pipe first: a signal that arrives between the two registrations still wakes
+            // whoever polls the pipe.
             signal_hook::low_level::pipe::register(signal, write_end.try_clone()?)?;
+            signal_hook::flag::register(signal, Arc::clone(&raised))?;
         }
         Ok(SignalPipe { read_end, raised })
     }
@@ -242,10 +251,13 @@ pub struct Acceptor {
 
 impl Acceptor {
     /// Watches `listener` and the stop signals, plus `extra` when given.
-    pub fn new(listener: TcpListener, extra: Option<SignalPipe>) -> io::Result<Acceptor> {
+    pub fn new(
+        listener: TcpListener,
+        stop: SignalPipe,
+        extra: Option<SignalPipe>,
+    ) -> io::Result<Acceptor> {
         // Non-blocking, so that a connection reset between poll and accept cannot block us.
         listener.set_nonblocking(true)?;
-        let stop = SignalPipe::stop_signals()?;
         Ok(Acceptor {
             listener,
             stop,

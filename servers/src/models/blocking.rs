@@ -13,15 +13,20 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::{echo_blocking, log_connection_error, Acceptor, ServerConfig, Wake};
+use crate::{echo_blocking, log_connection_error, Acceptor, ServerConfig, SignalPipe, Wake};
 
 /// How often a connection's blocking reads and writes wake to check for a stop signal while
 /// the client is idle. Only idle periods pay for it: the hot path stays a plain read and write.
 const STOP_TICK: Duration = Duration::from_millis(200);
 
 /// Serves one client at a time until SIGINT or SIGTERM.
-pub fn serve(listener: TcpListener, _config: &ServerConfig) -> anyhow::Result<()> {
-    let mut acceptor = Acceptor::new(listener, None).context("cannot set up the accept loop")?;
+pub fn serve(
+    listener: TcpListener,
+    _config: &ServerConfig,
+    stop: SignalPipe,
+) -> anyhow::Result<()> {
+    let mut acceptor =
+        Acceptor::new(listener, stop, None).context("cannot set up the accept loop")?;
     loop {
         match acceptor.wait_for_work().context("accept loop failed")? {
             Wake::Connection(mut stream, peer) => {

@@ -35,14 +35,14 @@ use crate::{
 const CHILD_GRACE: Duration = Duration::from_secs(1);
 
 /// Forks a child per connection until SIGINT or SIGTERM, then ends and reaps every child.
-pub fn serve(listener: TcpListener, config: &ServerConfig) -> anyhow::Result<()> {
+pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
     let threads = std::fs::read_dir("/proc/self/task").map_or(1, |dir| dir.count());
     if threads != 1 {
         bail!("fork-per-client must fork from a single-threaded process, this one has {threads} threads");
     }
     let sigchld = SignalPipe::register(&[SIGCHLD]).context("cannot watch SIGCHLD")?;
     let mut acceptor =
-        Acceptor::new(listener, Some(sigchld)).context("cannot set up the accept loop")?;
+        Acceptor::new(listener, stop, Some(sigchld)).context("cannot set up the accept loop")?;
     let mut children = HashSet::new();
     let parent = getpid();
     loop {

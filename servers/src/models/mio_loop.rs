@@ -60,17 +60,13 @@ enum Turn {
 }
 
 /// Runs the event loop until SIGINT or SIGTERM.
-pub fn serve(listener: StdListener, config: &ServerConfig) -> anyhow::Result<()> {
+pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
     let mut poll = Poll::new().context("cannot create the poll")?;
     listener
         .set_nonblocking(true)
         .context("cannot make the listener non-blocking")?;
     let mut listener = TcpListener::from_std(listener);
-    let mut stop = UnixStream::from_std(
-        SignalPipe::stop_signals()
-            .context("cannot watch SIGINT/SIGTERM")?
-            .into_read_end(),
-    );
+    let mut stop = UnixStream::from_std(stop.into_read_end());
     let registry = poll.registry();
     registry
         .register(&mut listener, LISTENER, Interest::READABLE)

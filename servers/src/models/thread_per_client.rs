@@ -14,12 +14,15 @@ use std::thread;
 
 use anyhow::Context;
 
-use crate::{echo_blocking, log_connection_error, Acceptor, ConnLimit, ServerConfig, Wake};
+use crate::{
+    echo_blocking, log_connection_error, Acceptor, ConnLimit, ServerConfig, SignalPipe, Wake,
+};
 
 /// Serves each connection on its own thread until SIGINT or SIGTERM. On stop the process
 /// exits, which closes the connections the threads still hold.
-pub fn serve(listener: TcpListener, config: &ServerConfig) -> anyhow::Result<()> {
-    let mut acceptor = Acceptor::new(listener, None).context("cannot set up the accept loop")?;
+pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
+    let mut acceptor =
+        Acceptor::new(listener, stop, None).context("cannot set up the accept loop")?;
     let limit = ConnLimit::new(config.max_conns);
     loop {
         match acceptor.wait_for_work().context("accept loop failed")? {

@@ -14,39 +14,46 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::signal::unix::{signal, SignalKind};
 
 use crate::{
     accept_error_is_per_connection, log_accept_error, log_connection_error, ConnLimit,
-    ServerConfig, ACCEPT_BACKOFF, READ_BUF,
+    ServerConfig, SignalPipe, ACCEPT_BACKOFF, READ_BUF,
 };
 
 /// How long tasks still running at shutdown may take to notice before they are dropped.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
 /// Runs the runtime until SIGINT or SIGTERM.
-pub fn serve(listener: StdListener, config: &ServerConfig) -> anyhow::Result<()> {
+pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.workers)
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    let served = runtime.block_on(accept_loop(listener, ConnLimit::new(config.max_conns)));
+    let served = runtime.block_on(accept_loop(
+        listener,
+        ConnLimit::new(config.max_conns),
+        stop,
+    ));
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     served
 }
 
-async fn accept_loop(listener: StdListener, limit: ConnLimit) -> anyhow::Result<()> {
+async fn accept_loop(
+    listener: StdListener,
+    limit: ConnLimit,
+    stop: SignalPipe,
+) -> anyhow::Result<()> {
     listener
         .set_nonblocking(true)
         .context("cannot make the listener non-blocking")?;
     let listener = TcpListener::from_std(listener).context("cannot register the listener")?;
-    let mut terminate = signal(SignalKind::terminate()).context("cannot watch SIGTERM")?;
-    let mut interrupt = signal(SignalKind::interrupt()).context("cannot watch SIGINT")?;
+    // The stop signals' self-pipe, registered before the `listening on` line was printed.
+    let stop = tokio::net::UnixStream::from_std(stop.into_read_end())
+        .context("cannot register the signal pipe")?;
     loop {
         let accepted = tokio::select! {
-            _ = terminate.recv() => return Ok(()),
-            _ = interrupt.recv() => return Ok(()),
+            _ = stop.readable() => return Ok(()),
             accepted = listener.accept() => accepted,
         };
         match accepted {

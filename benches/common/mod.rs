@@ -1,0 +1,103 @@
+//! Shared by the benches: every model's server as its own process (so that the forking models
+//! never fork the bench), pinned to one CPU while the bench runs on another.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// The models to bench: every registered model, so new ones join without edits. The
+/// `ECHOBENCH_MODELS` variable (comma-separated) narrows the set.
+pub fn models() -> Vec<&'static str> {
+    let all = echo_server::Model::ALL.iter().map(|m| m.name());
+    match std::env::var("ECHOBENCH_MODELS") {
+        Ok(only) => all
+            .filter(|m| only.split(',').any(|o| o.trim() == *m))
+            .collect(),
+        Err(_) => all.collect(),
+    }
+}
+
+/// CPUs for the server and for the bench: the first and the last this process could use when
+/// it started (read once: after `pin_bench` the mask holds only the bench's CPU).
+fn cpus() -> (usize, Option<usize>) {
+    static SPLIT: OnceLock<(usize, Option<usize>)> = OnceLock::new();
+    *SPLIT.get_or_init(|| {
+        let cpus = loadgen::affinity_cpus();
+        match (cpus.first(), cpus.last()) {
+            (Some(&first), Some(&last)) if first != last => (first, Some(last)),
+            (Some(&first), _) => (first, None),
+            _ => (0, None),
+        }
+    })
+}
+
+/// Pins the bench process away from the server's CPU (when there are two CPUs to use).
+pub fn pin_bench() {
+    if let (_, Some(cpu)) = cpus() {
+        echobench::runner::pin_process(&[cpu]).expect("cannot pin the bench process");
+    }
+}
+
+/// A server process, stopped with SIGTERM when dropped.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+}
+
+impl Server {
+    /// Starts `model` and waits for its `listening on` line.
+    pub fn start(model: &str) -> Server {
+        let (server_cpu, _) = cpus();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_echobench"))
+            .args(["serve", "--cpus", &server_cpu.to_string(), "--", model])
+            .args(["--addr", "127.0.0.1:0"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("cannot start the server");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("no `listening on` line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("{model}: unexpected first line {line:?}"));
+        Server { child, addr }
+    }
+
+    /// A client connection with `TCP_NODELAY` and read/write timeouts.
+    pub fn connect(&self) -> TcpStream {
+        connect(self.addr)
+    }
+}
+
+/// A client connection with `TCP_NODELAY` and read/write timeouts.
+pub fn connect(addr: SocketAddr) -> TcpStream {
+    let stream = TcpStream::connect(addr).expect("cannot connect to the server");
+    stream.set_nodelay(true).expect("TCP_NODELAY");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("read timeout");
+    stream
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .expect("write timeout");
+    stream
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let _ = self.child.wait();
+    }
+}
+
+/// A message of `size` bytes that is not constant.
+pub fn message(size: usize) -> Vec<u8> {
+    (0..size).map(|i| (i * 31 % 251) as u8).collect()
+}
