@@ -161,6 +161,16 @@ fn document(s: &Summary, plots: &[(String, String, String)]) -> Vec<Block> {
         "*server CPU / msg*: user + system time of the whole server process tree per echoed message, at 16 connections.".to_owned(),
         "*findings*: starved connections (an iterative server serves one client; the rest wait: a finding, not a crash), runs where loadgen used over 90 % of its CPUs (the load generator, not the server, may have been the limit), errors, failures.".to_owned(),
     ]));
+    doc.push(Block::Heading(2, "Models".to_owned()));
+    doc.push(Block::List(
+        s.models
+            .iter()
+            .map(|m| {
+                let how = echo_server::Model::from_name(m).map_or("", |model| model.summary());
+                format!("`{m}`: {how}")
+            })
+            .collect(),
+    ));
     doc.push(Block::Heading(2, "Plots".to_owned()));
     for (name, caption, _) in plots {
         doc.push(Block::Plot(name.clone(), caption.clone()));

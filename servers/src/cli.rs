@@ -96,8 +96,8 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
             .max_conns
             .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
     };
-    let listener =
-        bind(config.addr).with_context(|| format!("cannot listen on --addr {}", config.addr))?;
+    let listener = bind(config.addr, model.reuses_port())
+        .with_context(|| format!("cannot listen on --addr {}", config.addr))?;
     let stop = SignalPipe::stop_signals().context("cannot watch SIGINT and SIGTERM")?;
     announce(&listener)?;
     model.serve(listener, &config, stop)

@@ -60,6 +60,20 @@ pub enum Model {
     Mio,
     /// tokio's multi-thread runtime, one task per connection.
     Tokio,
+    /// A fixed pool of `--workers` threads (rayon) serving whole connections.
+    ThreadPool,
+    /// `--workers` processes forked up front, all accepting on the shared listener.
+    Prefork,
+    /// `--workers` threads, each its own mio loop and `SO_REUSEPORT` listener.
+    MioMulti,
+    /// tokio's single-thread runtime, one task per connection.
+    TokioCurrentThread,
+    /// async-std (discontinued upstream in favour of smol), one task per connection.
+    AsyncStd,
+    /// smol, an executor on `--workers` threads, one task per connection.
+    Smol,
+    /// Completion-based I/O on one io_uring, one thread.
+    IoUring,
 }
 
 impl Model {
@@ -70,6 +84,13 @@ impl Model {
         Model::ForkPerClient,
         Model::Mio,
         Model::Tokio,
+        Model::ThreadPool,
+        Model::Prefork,
+        Model::MioMulti,
+        Model::TokioCurrentThread,
+        Model::AsyncStd,
+        Model::Smol,
+        Model::IoUring,
     ];
 
     /// The model's name on the command line and in reports.
@@ -80,7 +101,45 @@ impl Model {
             Model::ForkPerClient => "fork-per-client",
             Model::Mio => "mio",
             Model::Tokio => "tokio",
+            Model::ThreadPool => "thread-pool",
+            Model::Prefork => "prefork",
+            Model::MioMulti => "mio-multi",
+            Model::TokioCurrentThread => "tokio-current-thread",
+            Model::AsyncStd => "async-std",
+            Model::Smol => "smol",
+            Model::IoUring => "io-uring",
         }
+    }
+
+    /// One line on how the model works, for reports.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Model::Blocking => "iterative: one client at a time, served to EOF, blocking I/O",
+            Model::ThreadPerClient => "a new OS thread per connection, blocking I/O",
+            Model::ForkPerClient => "a forked child process per connection, blocking I/O",
+            Model::Mio => "one thread, one epoll loop (mio), non-blocking sockets",
+            Model::Tokio => "tokio multi-thread runtime (--workers threads), a task per connection",
+            Model::ThreadPool => {
+                "a fixed pool of --workers threads (rayon); clients beyond the pool wait"
+            }
+            Model::Prefork => {
+                "--workers processes forked up front, each accepting and serving one client at a time"
+            }
+            Model::MioMulti => {
+                "--workers threads, each its own mio loop and SO_REUSEPORT listener (shared nothing)"
+            }
+            Model::TokioCurrentThread => "tokio single-thread runtime, a task per connection",
+            Model::AsyncStd => {
+                "async-std, a task per connection; async-std is discontinued upstream in favour of smol and kept for comparison"
+            }
+            Model::Smol => "smol executor on --workers threads, a task per connection",
+            Model::IoUring => "one thread, one io_uring: completion-based reads and writes",
+        }
+    }
+
+    /// Whether the model's listener must allow `SO_REUSEPORT` siblings.
+    pub fn reuses_port(self) -> bool {
+        self == Model::MioMulti
     }
 
     /// The model called `name`, if there is one.
@@ -103,15 +162,29 @@ impl Model {
             Model::ForkPerClient => models::fork_per_client::serve(listener, config, stop),
             Model::Mio => models::mio_loop::serve(listener, config, stop),
             Model::Tokio => models::tokio_rt::serve(listener, config, stop),
+            Model::ThreadPool => models::thread_pool::serve(listener, config, stop),
+            Model::Prefork => models::prefork::serve(listener, config, stop),
+            Model::MioMulti => models::mio_multi::serve(listener, config, stop),
+            Model::TokioCurrentThread => {
+                models::tokio_current_thread::serve(listener, config, stop)
+            }
+            Model::AsyncStd => models::async_std_rt::serve(listener, config, stop),
+            Model::Smol => models::smol_rt::serve(listener, config, stop),
+            Model::IoUring => models::io_uring_loop::serve(listener, config, stop),
         }
     }
 }
 
-/// Binds a listening socket on `addr` with `SO_REUSEADDR` and [`BACKLOG`].
-pub fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
+/// Binds a listening socket on `addr` with `SO_REUSEADDR` and [`BACKLOG`]; with `reuse_port`
+/// also `SO_REUSEPORT`, so that more listeners can bind the same address and share its
+/// connections.
+pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     // Restarting a server must not wait for TIME_WAIT connections of the previous one.
     socket.set_reuse_address(true)?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
     Ok(socket.into())
@@ -217,6 +290,20 @@ impl SignalPipe {
     pub fn drain(&self) {
         let mut buf = [0u8; 64];
         while matches!((&self.read_end).read(&mut buf), Ok(n) if n > 0) {}
+    }
+
+    /// Blocks until a registered signal arrives (or has arrived).
+    pub fn wait(&self) -> io::Result<()> {
+        while !self.raised() {
+            match poll(
+                &mut [PollFd::new(self.read_end.as_fd(), PollFlags::POLLIN)],
+                PollTimeout::NONE,
+            ) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
     }
 
     /// The read end, for a model that registers it with its own event loop.

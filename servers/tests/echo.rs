@@ -210,8 +210,8 @@ fn running_out_of_descriptors_is_survived_and_service_resumes() {
             });
             assert!(exhausted.is_some(), "{model}: never ran out of descriptors");
         }
-        // (The iterative server holds one client at a time and a forking parent closes its
-        // copy of each connection, so neither runs out here; they must still serve after.)
+        // (The iterative server holds one client at a time, and where each client lives in a
+        // process of its own no process runs out here; they must still serve after.)
         drop(crowd);
         ping(&mut server.connect(), b"served again");
         assert!(server.is_running(), "{model}: died when out of descriptors");
@@ -263,6 +263,8 @@ fn max_conns_closes_connections_beyond_the_cap_at_once() {
             // a cap.
             continue;
         }
+        // (prefork serves at most --workers clients at once; the cap of 2 is below the tests'
+        // 4 workers, so it applies there too.)
         let server = Server::start(&model, &["--max-conns", "2"]);
         let mut first = server.connect();
         let mut second = server.connect();
@@ -288,5 +290,73 @@ fn max_conns_closes_connections_beyond_the_cap_at_once() {
             served.is_some(),
             "{model}: the slot of a closed connection was not reused"
         );
+    }
+}
+
+#[test]
+fn prefork_restarts_a_dead_worker_and_ends_all_on_sigterm() {
+    let mut server = Server::start("prefork", &[]);
+    // The workers are forked right after the `listening on` line.
+    let workers = wait_until(IO_TIMEOUT, || {
+        let workers = children(server.pid());
+        (workers.len() == 4).then_some(workers)
+    })
+    .expect("--workers 4 forks 4 workers up front");
+    nix::sys::signal::kill(workers[0], nix::sys::signal::Signal::SIGKILL).unwrap();
+    let restarted = wait_until(IO_TIMEOUT, || {
+        let now = children(server.pid());
+        (now.len() == 4 && !now.contains(&workers[0])).then_some(now)
+    });
+    let now = restarted.expect("the dead worker was not replaced");
+    ping(&mut server.connect(), b"served after a restart");
+    let (status, took) = server.terminate(Duration::from_secs(2));
+    assert!(
+        status.success() && took <= Duration::from_secs(2),
+        "{status} after {took:?}"
+    );
+    let alive: Vec<_> = now.into_iter().filter(|&pid| is_alive(pid)).collect();
+    assert!(alive.is_empty(), "workers outlived the server: {alive:?}");
+}
+
+#[test]
+fn thread_pool_serves_at_most_its_workers_at_once_and_queues_the_rest() {
+    let server = Server::start("thread-pool", &["--workers", "2"]);
+    let mut first = server.connect();
+    let mut second = server.connect();
+    ping(&mut first, b"1");
+    ping(&mut second, b"2");
+    // Both workers are busy: a third client is accepted but waits in the pool's queue.
+    let mut third = server.connect();
+    third.write_all(b"3").unwrap();
+    third
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    let mut echo = [0u8; 1];
+    match third.read(&mut echo) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("a third client was served by a pool of 2: {other:?}"),
+    }
+    // When a worker is free, the queued client is served.
+    drop(first);
+    third.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    third.read_exact(&mut echo).unwrap();
+    assert_eq!(&echo, b"3");
+}
+
+#[test]
+fn mio_multi_runs_one_loop_thread_per_worker() {
+    let server = Server::start("mio-multi", &["--workers", "3"]);
+    // The main thread waits for the stop signal; each worker is a loop with its own listener.
+    let threads = wait_until(IO_TIMEOUT, || {
+        (proc_status(server.pid(), "Threads") == Some(4)).then_some(())
+    });
+    assert!(
+        threads.is_some(),
+        "{:?} threads for 3 workers",
+        proc_status(server.pid(), "Threads")
+    );
+    let mut clients: Vec<_> = (0..12).map(|_| server.connect()).collect();
+    for (i, client) in clients.iter_mut().enumerate() {
+        ping(client, format!("client {i}").as_bytes());
     }
 }

@@ -36,10 +36,7 @@ const CHILD_GRACE: Duration = Duration::from_secs(1);
 
 /// Forks a child per connection until SIGINT or SIGTERM, then ends and reaps every child.
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
-    let threads = std::fs::read_dir("/proc/self/task").map_or(1, |dir| dir.count());
-    if threads != 1 {
-        bail!("fork-per-client must fork from a single-threaded process, this one has {threads} threads");
-    }
+    ensure_single_threaded("fork-per-client")?;
     let sigchld = SignalPipe::register(&[SIGCHLD]).context("cannot watch SIGCHLD")?;
     let mut acceptor =
         Acceptor::new(listener, stop, Some(sigchld)).context("cannot set up the accept loop")?;
@@ -85,16 +82,8 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
 
 /// The child's whole life: restore default signal handling, die with the parent, echo.
 fn serve_child(mut stream: TcpStream, peer: SocketAddr, parent: Pid) -> i32 {
-    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGCHLD] {
-        // SAFETY: installing the default disposition installs no handler code of ours, so
-        // nothing can run in signal context; the parent's handlers are not wanted here.
-        if let Err(e) = unsafe { signal(sig, SigHandler::SigDfl) } {
-            eprintln!("echo-server: child for {peer}: cannot reset {sig}: {e}");
-            return 1;
-        }
-    }
-    // A child whose parent was killed outright must not linger holding the client.
-    if nix::sys::prctl::set_pdeathsig(Signal::SIGTERM).is_err() || getppid() != parent {
+    if let Err(e) = become_child(parent) {
+        eprintln!("echo-server: child for {peer}: {e}");
         return 1;
     }
     match echo_blocking(&mut stream, &|| false) {
@@ -106,8 +95,36 @@ fn serve_child(mut stream: TcpStream, peer: SocketAddr, parent: Pid) -> i32 {
     }
 }
 
+/// What a freshly forked child does first: the default action for the signals the parent
+/// handles (so that SIGTERM from the parent ends it), and SIGTERM when the parent dies, so that
+/// no child outlives a parent killed outright.
+pub(crate) fn become_child(parent: Pid) -> Result<(), String> {
+    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGCHLD] {
+        // SAFETY: installing the default disposition installs no handler code of ours, so
+        // nothing can run in signal context; the parent's handlers are not wanted here.
+        unsafe { signal(sig, SigHandler::SigDfl) }
+            .map_err(|e| format!("cannot reset {sig}: {e}"))?;
+    }
+    nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
+        .map_err(|e| format!("cannot set PDEATHSIG: {e}"))?;
+    // The parent may have died before PDEATHSIG was set.
+    if getppid() != parent {
+        return Err("the parent is gone".to_owned());
+    }
+    Ok(())
+}
+
+/// Fails unless this process has exactly one thread: fork is only sound then.
+pub(crate) fn ensure_single_threaded(model: &str) -> anyhow::Result<()> {
+    let threads = std::fs::read_dir("/proc/self/task").map_or(1, |dir| dir.count());
+    if threads != 1 {
+        bail!("{model} must fork from a single-threaded process, this one has {threads} threads");
+    }
+    Ok(())
+}
+
 /// Collects every child that has exited, so that none stays a zombie.
-fn reap(children: &mut HashSet<Pid>) {
+pub(crate) fn reap(children: &mut HashSet<Pid>) {
     loop {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => return,
@@ -131,7 +148,7 @@ fn reap(children: &mut HashSet<Pid>) {
 }
 
 /// SIGTERM to every child, a grace period to leave, then SIGKILL; every one is reaped.
-fn end_children(children: &mut HashSet<Pid>, sigchld: Option<&SignalPipe>) {
+pub(crate) fn end_children(children: &mut HashSet<Pid>, sigchld: Option<&SignalPipe>) {
     for &child in children.iter() {
         // ESRCH: it already exited and waits to be reaped below.
         let _ = kill(child, Signal::SIGTERM);

@@ -24,11 +24,12 @@ use slab::Slab;
 
 use crate::{
     accept_error_is_per_connection, interrupted, log_accept_error, log_connection_error,
-    would_block, ServerConfig, SignalPipe, ACCEPT_BACKOFF, MAX_PENDING,
+    would_block, ConnLimit, ConnSlot, ServerConfig, SignalPipe, ACCEPT_BACKOFF, MAX_PENDING,
 };
 
 const LISTENER: Token = Token(usize::MAX - 1);
-const STOP: Token = Token(usize::MAX - 2);
+/// The token of the stop source: the signal pipe here, a `Waker` in `mio-multi`.
+pub(crate) const STOP: Token = Token(usize::MAX - 2);
 
 /// Size of the one read buffer the loop shares between all connections.
 const SCRATCH: usize = 64 * 1024;
@@ -39,6 +40,8 @@ const READS_PER_TURN: usize = 16;
 /// One client.
 struct Conn {
     stream: TcpStream,
+    /// This connection's place under `--max-conns`, freed when it closes.
+    _slot: ConnSlot,
     token: Token,
     peer: SocketAddr,
     /// Echo bytes the socket has not taken yet, oldest first.
@@ -61,19 +64,27 @@ enum Turn {
 
 /// Runs the event loop until SIGINT or SIGTERM.
 pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
-    let mut poll = Poll::new().context("cannot create the poll")?;
+    let poll = Poll::new().context("cannot create the poll")?;
+    let mut stop = UnixStream::from_std(stop.into_read_end());
+    poll.registry()
+        .register(&mut stop, STOP, Interest::READABLE)
+        .context("cannot register the signal pipe")?;
+    event_loop(poll, listener, ConnLimit::new(config.max_conns))
+}
+
+/// The loop itself, until an event on [`STOP`], which the caller has registered with `poll`.
+pub(crate) fn event_loop(
+    mut poll: Poll,
+    listener: StdListener,
+    limit: ConnLimit,
+) -> anyhow::Result<()> {
     listener
         .set_nonblocking(true)
         .context("cannot make the listener non-blocking")?;
     let mut listener = TcpListener::from_std(listener);
-    let mut stop = UnixStream::from_std(stop.into_read_end());
-    let registry = poll.registry();
-    registry
+    poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)
         .context("cannot register the listener")?;
-    registry
-        .register(&mut stop, STOP, Interest::READABLE)
-        .context("cannot register the signal pipe")?;
 
     let mut events = Events::with_capacity(1024);
     let mut conns: Slab<Conn> = Slab::new();
@@ -95,7 +106,7 @@ pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> 
             Err(e) => return Err(e).context("poll failed"),
         }
         if accept_paused_until.is_some_and(|until| Instant::now() >= until) {
-            accept_paused_until = accept_all(&listener, &mut conns, poll.registry(), config);
+            accept_paused_until = accept_all(&listener, &mut conns, poll.registry(), &limit);
         }
         std::mem::swap(&mut more_to_read, &mut next_turns);
         for event in events.iter() {
@@ -103,7 +114,7 @@ pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> 
                 STOP => return Ok(()),
                 LISTENER if accept_paused_until.is_none() => {
                     accept_paused_until =
-                        accept_all(&listener, &mut conns, poll.registry(), config);
+                        accept_all(&listener, &mut conns, poll.registry(), &limit);
                 }
                 LISTENER => {}
                 Token(key) => take_turn(
@@ -136,7 +147,7 @@ fn accept_all(
     listener: &TcpListener,
     conns: &mut Slab<Conn>,
     registry: &Registry,
-    config: &ServerConfig,
+    limit: &ConnLimit,
 ) -> Option<Instant> {
     loop {
         let (mut stream, peer) = match listener.accept() {
@@ -151,9 +162,9 @@ fn accept_all(
             }
         };
         // Over the cap: dropping the stream closes it at once.
-        if conns.len() >= config.max_conns {
+        let Some(slot) = limit.try_acquire() else {
             continue;
-        }
+        };
         let entry = conns.vacant_entry();
         let token = Token(entry.key());
         let registered = stream
@@ -163,6 +174,7 @@ fn accept_all(
             Ok(()) => {
                 entry.insert(Conn {
                     stream,
+                    _slot: slot,
                     token,
                     peer,
                     pending: Vec::new(),

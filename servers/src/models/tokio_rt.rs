@@ -39,7 +39,7 @@ pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> 
     served
 }
 
-async fn accept_loop(
+pub(crate) async fn accept_loop(
     listener: StdListener,
     limit: ConnLimit,
     stop: SignalPipe,

@@ -37,10 +37,15 @@ pub fn serves_one_at_a_time(model: &str) -> bool {
 }
 
 /// Whether one server process holds the descriptors of all its concurrent clients (so that a
-/// crowd of clients can exhaust its descriptor limit).
+/// crowd of clients can exhaust its descriptor limit). Not so for the iterative server (one
+/// client at a time), nor where each client lives in its own process.
 pub fn holds_every_client_in_one_process(model: &str) -> bool {
-    !serves_one_at_a_time(model) && model != "fork-per-client"
+    !serves_one_at_a_time(model) && !matches!(model, "fork-per-client" | "prefork")
 }
+
+/// Workers the tests give every model (models without workers ignore the flag): more than one
+/// client at a time for the pooled models whatever the machine's CPU count.
+pub const WORKERS: &str = "4";
 
 /// A running `echo-server`, killed (by its pid) when dropped.
 pub struct Server {
@@ -56,6 +61,9 @@ impl Server {
     pub fn start(model: &str, args: &[&str]) -> Server {
         let mut cmd = Command::new(BIN);
         cmd.arg(model).args(["--addr", "127.0.0.1:0"]).args(args);
+        if !args.contains(&"--workers") {
+            cmd.args(["--workers", WORKERS]);
+        }
         Server::spawn(model, cmd)
     }
 
@@ -65,7 +73,7 @@ impl Server {
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
-            .args([BIN, model, "--addr", "127.0.0.1:0"]);
+            .args([BIN, model, "--addr", "127.0.0.1:0", "--workers", WORKERS]);
         Server::spawn(model, cmd)
     }
 

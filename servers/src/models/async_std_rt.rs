@@ -1,0 +1,87 @@
+//! `async-std`: a task per connection on async-std's global runtime (its executor threads plus
+//! a reactor thread).
+//!
+//! async-std is discontinued upstream in favour of smol (its authors point users there); it
+//! is kept here for comparison, since much code still runs on it.
+//!
+//! Should win: like `tokio` and `smol`: readable async code and a small task per connection.
+//! Should break: its thread count is the runtime's own choice (one per CPU; `--workers` sets
+//! it through `ASYNC_STD_THREAD_COUNT` before the runtime starts), and wake-ups cross threads.
+//!
+//! Run: `echo-server async-std --addr 127.0.0.1:7007 [--workers N] [--max-conns N]`
+
+use std::net::TcpListener as StdListener;
+
+use anyhow::Context;
+use async_std::io::{ReadExt, WriteExt};
+use async_std::net::{TcpListener, TcpStream};
+use async_std::os::unix::net::UnixStream;
+
+use crate::{
+    accept_error_is_per_connection, log_accept_error, log_connection_error, ConnLimit,
+    ServerConfig, SignalPipe, ACCEPT_BACKOFF, READ_BUF,
+};
+
+/// Runs the runtime until SIGINT or SIGTERM; the process then exits, dropping the tasks.
+pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
+    // The runtime reads this once, when it starts (on the first task below); nothing else runs
+    // yet, so setting the variable cannot race with a reader.
+    std::env::set_var("ASYNC_STD_THREAD_COUNT", config.workers.to_string());
+    let limit = ConnLimit::new(config.max_conns);
+    async_std::task::block_on(accept_loop(listener, stop, limit))
+}
+
+async fn accept_loop(
+    listener: StdListener,
+    stop: SignalPipe,
+    limit: ConnLimit,
+) -> anyhow::Result<()> {
+    listener
+        .set_nonblocking(true)
+        .context("cannot make the listener non-blocking")?;
+    let listener = TcpListener::from(listener);
+    let mut stop = UnixStream::from(stop.into_read_end());
+    loop {
+        let accepted = futures_lite::future::or(async { Some(listener.accept().await) }, async {
+            // A stop signal's byte, or the pipe closing, ends the loop.
+            let _ = stop.read(&mut [0u8; 16]).await;
+            None
+        });
+        match accepted.await {
+            None => return Ok(()),
+            Some(Ok((stream, peer))) => {
+                // Over the cap: dropping the stream closes it at once.
+                let Some(slot) = limit.try_acquire() else {
+                    continue;
+                };
+                async_std::task::spawn(async move {
+                    let _slot = slot;
+                    if let Err(e) = echo(stream).await {
+                        log_connection_error(peer, &e);
+                    }
+                });
+            }
+            // The client gave up before we took it; try the next one.
+            Some(Err(e)) if accept_error_is_per_connection(&e) => {}
+            // Out of descriptors or memory: keep serving, retry accepting after a pause.
+            Some(Err(e)) => {
+                log_accept_error(&e);
+                async_std::task::sleep(ACCEPT_BACKOFF).await;
+            }
+        }
+    }
+}
+
+/// Echoes until the client half-closes, then closes our side.
+async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
+    stream.set_nodelay(true)?;
+    let mut buf = vec![0u8; READ_BUF];
+    loop {
+        let n = stream.read(&mut buf).await?;
+        if n == 0 {
+            return stream.shutdown(std::net::Shutdown::Write);
+        }
+        // Waiting here until the client reads is the back-pressure: no read meanwhile.
+        stream.write_all(&buf[..n]).await?;
+    }
+}

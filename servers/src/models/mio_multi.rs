@@ -1,0 +1,63 @@
+//! `mio-multi`: thread per core, shared nothing. `--workers` threads each run their own mio
+//! event loop (the `mio` model's loop) on their own listener; the listeners share the port
+//! through `SO_REUSEPORT`, and the kernel spreads new connections over them by hash.
+//!
+//! Should win: many connections on many cores, with no lock, queue or wake-up shared between
+//! threads: the event loop's efficiency times the number of cores.
+//! Should break: a connection stays on the thread that accepted it, so an unlucky hash or a
+//! few heavy clients load one core while others idle; on one core it is `mio` with extra
+//! threads.
+//!
+//! Run: `echo-server mio-multi --addr 127.0.0.1:7007 [--workers N] [--max-conns N]`
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::thread;
+
+use anyhow::{anyhow, Context};
+use mio::{Poll, Waker};
+
+use crate::models::mio_loop::{event_loop, STOP};
+use crate::{bind, ConnLimit, ServerConfig, SignalPipe};
+
+/// Runs one loop per worker until SIGINT or SIGTERM.
+pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
+    let addr = listener
+        .local_addr()
+        .context("cannot read the bound address")?;
+    let mut listeners = vec![listener];
+    for _ in 1..config.workers {
+        listeners
+            .push(bind(addr, true).with_context(|| format!("cannot add a listener on {addr}"))?);
+    }
+    // `--max-conns` caps the process, not each loop.
+    let limit = ConnLimit::new(config.max_conns);
+    let mut loops = Vec::new();
+    for listener in listeners {
+        let poll = Poll::new().context("cannot create a poll")?;
+        let waker = Arc::new(Waker::new(poll.registry(), STOP).context("cannot create a waker")?);
+        loops.push((poll, waker, listener));
+    }
+    thread::scope(|s| {
+        let mut workers = Vec::new();
+        for (i, (poll, waker, listener)) in loops.into_iter().enumerate() {
+            let limit = limit.clone();
+            let handle = thread::Builder::new()
+                .name(format!("mio-{i}"))
+                .spawn_scoped(s, move || event_loop(poll, listener, limit))
+                .context("cannot start a loop thread")?;
+            workers.push((handle, waker));
+        }
+        let waited = stop.wait().context("cannot wait for SIGINT/SIGTERM");
+        for (_, waker) in &workers {
+            // A loop that already ended has nothing to wake.
+            let _ = waker.wake();
+        }
+        for (handle, _) in workers {
+            handle
+                .join()
+                .map_err(|_| anyhow!("a loop thread panicked"))??;
+        }
+        waited
+    })
+}

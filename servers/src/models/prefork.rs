@@ -1,0 +1,180 @@
+//! `prefork`: `--workers` processes are forked up front (Apache prefork, gunicorn's sync
+//! workers). Each worker blocks in `accept` on the shared listener, echoes that one client to
+//! EOF, then accepts the next; the kernel wakes one waiting worker per connection. The parent
+//! only supervises: it restarts a worker that dies, and on SIGTERM ends and reaps them all.
+//!
+//! Should win: no fork per connection (churn pays only accept), isolation between workers, and
+//! simple blocking code.
+//! Should break: concurrency is capped at the number of workers, like a thread pool whose
+//! threads are processes: clients beyond it wait in the backlog, and memory is a process per
+//! worker.
+//!
+//! `--max-conns` below `--workers` is enforced across processes with a pipe holding one token
+//! per allowed connection: a worker that finds none closes its new connection at once.
+//!
+//! Run: `echo-server prefork --addr 127.0.0.1:7007 [--workers N] [--max-conns N]`
+#![allow(unsafe_code)]
+
+use std::collections::HashSet;
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::{AsFd, OwnedFd};
+
+use anyhow::Context;
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::unistd::{fork, getpid, pipe, read, write, ForkResult, Pid};
+use signal_hook::consts::SIGCHLD;
+
+use crate::models::fork_per_client::{become_child, end_children, ensure_single_threaded, reap};
+use crate::{
+    accept_error_is_per_connection, echo_blocking, log_accept_error, log_connection_error,
+    ServerConfig, SignalPipe, ACCEPT_BACKOFF,
+};
+
+/// Forks the workers, keeps their number up until SIGINT or SIGTERM, then ends them.
+pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
+    ensure_single_threaded("prefork")?;
+    let sigchld = SignalPipe::register(&[SIGCHLD]).context("cannot watch SIGCHLD")?;
+    // Workers block in accept; the parent never accepts.
+    listener
+        .set_nonblocking(false)
+        .context("cannot make the listener blocking")?;
+    let tokens = (config.max_conns < config.workers)
+        .then(|| Tokens::new(config.max_conns))
+        .transpose()
+        .context("cannot create the --max-conns token pipe")?;
+    let parent = getpid();
+    let mut workers = HashSet::new();
+    while !stop.raised() {
+        // Start (or restart) workers up to the count.
+        while workers.len() < config.workers {
+            match spawn_worker(&listener, tokens.as_ref(), parent) {
+                Ok(pid) => {
+                    workers.insert(pid);
+                }
+                Err(e) => {
+                    eprintln!("echo-server: cannot fork a worker: {e}");
+                    std::thread::sleep(ACCEPT_BACKOFF);
+                    break;
+                }
+            }
+        }
+        let mut fds = [
+            PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+            PollFd::new(sigchld.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::NONE) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => return Err(e).context("poll failed"),
+        }
+        if fds[0].any().unwrap_or(false) {
+            break;
+        }
+        sigchld.drain();
+        let before = workers.len();
+        reap(&mut workers);
+        if workers.len() < before && !stop.raised() {
+            eprintln!(
+                "echo-server: {} worker(s) died; restarting",
+                before - workers.len()
+            );
+            // A worker that dies at once must not make the parent fork in a tight loop.
+            std::thread::sleep(ACCEPT_BACKOFF);
+        }
+    }
+    end_children(&mut workers, Some(&sigchld));
+    Ok(())
+}
+
+/// Forks one worker; returns its pid in the parent.
+fn spawn_worker(listener: &TcpListener, tokens: Option<&Tokens>, parent: Pid) -> nix::Result<Pid> {
+    // SAFETY: the parent is single-threaded (checked in `serve`; this model starts no thread),
+    // so the child is a complete copy with no lock held by a thread that does not exist in it.
+    match unsafe { fork() }? {
+        ForkResult::Parent { child } => Ok(child),
+        ForkResult::Child => {
+            let code = match become_child(parent) {
+                Ok(()) => worker(listener, tokens),
+                Err(e) => {
+                    eprintln!("echo-server: prefork worker: {e}");
+                    1
+                }
+            };
+            // SAFETY: `_exit` ends the worker at once, without running the atexit handlers or
+            // flushing the stdio buffers it inherited from the parent.
+            unsafe { nix::libc::_exit(code) }
+        }
+    }
+}
+
+/// A worker's life: accept one client, echo it to EOF, repeat, until SIGTERM ends it.
+fn worker(listener: &TcpListener, tokens: Option<&Tokens>) -> i32 {
+    loop {
+        let (mut stream, peer) = match listener.accept() {
+            Ok(accepted) => accepted,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            // The client gave up before we took it; try the next one.
+            Err(e) if accept_error_is_per_connection(&e) => continue,
+            // Out of descriptors or memory: survive, and retry after a pause.
+            Err(e) => {
+                log_accept_error(&e);
+                std::thread::sleep(ACCEPT_BACKOFF);
+                continue;
+            }
+        };
+        // Over the cap: dropping the stream closes it at once.
+        if tokens.is_some_and(|t| !t.take()) {
+            continue;
+        }
+        let served = stream
+            .set_nodelay(true)
+            .and_then(|()| echo_blocking(&mut stream, &|| false));
+        if let Err(e) = served {
+            log_connection_error(peer, &e);
+        }
+        drop(stream);
+        if let Some(t) = tokens {
+            t.give_back();
+        }
+    }
+}
+
+/// A semaphore shared by forked processes: a pipe holding one byte per free connection slot.
+struct Tokens {
+    read_end: OwnedFd,
+    write_end: OwnedFd,
+}
+
+impl Tokens {
+    fn new(count: usize) -> nix::Result<Tokens> {
+        let (read_end, write_end) = pipe()?;
+        // Taking a token must never block: none left means the connection is over the cap.
+        fcntl(&read_end, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+        for _ in 0..count {
+            write(&write_end, b"t")?;
+        }
+        Ok(Tokens {
+            read_end,
+            write_end,
+        })
+    }
+
+    /// Takes a slot, or `false` when all are in use.
+    fn take(&self) -> bool {
+        let mut byte = [0u8; 1];
+        loop {
+            match read(&self.read_end, &mut byte) {
+                Ok(1) => return true,
+                Err(Errno::EINTR) => {}
+                _ => return false,
+            }
+        }
+    }
+
+    /// Frees a slot taken with [`Tokens::take`].
+    fn give_back(&self) {
+        while let Err(Errno::EINTR) = write(&self.write_end, b"t") {}
+    }
+}

@@ -1,0 +1,49 @@
+//! `thread-pool`: the accept loop hands each connection to a fixed pool of `--workers` threads
+//! (a rayon `ThreadPool`); a worker echoes its connection with blocking I/O until the client
+//! leaves, then takes the next one from the pool's queue.
+//!
+//! Should win: bounded resources. Threads are made once, so churn pays no thread creation, and
+//! memory and context switches stay flat however many clients come.
+//! Should break: with more clients than workers, the rest wait in the queue until a worker is
+//! free; long-lived connections starve the others (that is the property to show, not a bug).
+//!
+//! Run: `echo-server thread-pool --addr 127.0.0.1:7007 [--workers N] [--max-conns N]`
+
+use std::net::TcpListener;
+
+use anyhow::Context;
+
+use crate::{
+    echo_blocking, log_connection_error, Acceptor, ConnLimit, ServerConfig, SignalPipe, Wake,
+};
+
+/// Serves connections on the pool until SIGINT or SIGTERM; then the process exits, which
+/// closes the connections the workers hold and those still queued.
+pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.workers)
+        .thread_name(|i| format!("pool-{i}"))
+        .build()
+        .context("cannot start the thread pool")?;
+    let mut acceptor =
+        Acceptor::new(listener, stop, None).context("cannot set up the accept loop")?;
+    let limit = ConnLimit::new(config.max_conns);
+    loop {
+        match acceptor.wait_for_work().context("accept loop failed")? {
+            Wake::Connection(mut stream, peer) => {
+                // Over the cap (queued ones count): dropping the stream closes it at once.
+                let Some(slot) = limit.try_acquire() else {
+                    continue;
+                };
+                pool.spawn(move || {
+                    let _slot = slot;
+                    if let Err(e) = echo_blocking(&mut stream, &|| false) {
+                        log_connection_error(peer, &e);
+                    }
+                });
+            }
+            Wake::Stop => return Ok(()),
+            Wake::Extra => {}
+        }
+    }
+}
