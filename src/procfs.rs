@@ -23,6 +23,8 @@ pub struct Sample {
     pub threads: u64,
     /// Processes in the tree.
     pub processes: u64,
+    /// Open file descriptors in the tree (sockets included); full samples only.
+    pub fds: Option<u64>,
     /// Voluntary and involuntary context switches of every live thread, by thread id; full
     /// samples only.
     pub switches: HashMap<u32, (u64, u64)>,
@@ -53,6 +55,7 @@ pub fn tree(root: u32) -> Vec<u32> {
 pub fn sample(root: u32, full: bool) -> Sample {
     let mut s = Sample::default();
     let mut pss = 0;
+    let mut fds = 0;
     for pid in tree(root) {
         let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue; // exited meanwhile
@@ -79,10 +82,12 @@ pub fn sample(root: u32, full: bool) -> Sample {
                 pss += status_value(&rollup, "Pss").unwrap_or(0);
             }
             add_switches(pid, &mut s.switches);
+            fds += fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count() as u64);
         }
     }
     if full {
         s.pss_kib = Some(pss);
+        s.fds = Some(fds);
     }
     s
 }
@@ -150,6 +155,10 @@ pub struct ServerUsage {
     pub peak_threads: u64,
     /// Most processes at once.
     pub peak_processes: u64,
+    /// Most open file descriptors at once (at the start or end of the measured time): shows
+    /// how many connections the server actually took.
+    #[serde(default)]
+    pub peak_fds: u64,
     /// Voluntary context switches in the measured time (threads alive at its end).
     pub voluntary_switches: u64,
     /// Involuntary context switches in the measured time (threads alive at its end).
@@ -166,6 +175,7 @@ pub fn usage(start: &Sample, end: &Sample, peaks: &[Sample]) -> ServerUsage {
         peak_pss_kib: all().filter_map(|s| s.pss_kib).max().unwrap_or(0),
         peak_threads: all().map(|s| s.threads).max().unwrap_or(0),
         peak_processes: all().map(|s| s.processes).max().unwrap_or(0),
+        peak_fds: all().filter_map(|s| s.fds).max().unwrap_or(0),
         voluntary_switches: voluntary,
         involuntary_switches: involuntary,
     }
@@ -184,6 +194,7 @@ mod tests {
         assert!(s.rss_kib > 0);
         assert!(s.pss_kib.unwrap() > 0);
         assert!(!s.switches.is_empty());
+        assert!(s.fds.unwrap() >= 3, "stdin, stdout, stderr at least");
     }
 
     #[test]

@@ -290,6 +290,7 @@ fn document(s: &Summary, plots: &[(String, String, String)]) -> Vec<Block> {
             "PSS slope".to_owned(),
             "RSS slope".to_owned(),
             "points (idle conns: PSS)".to_owned(),
+            "note".to_owned(),
         ],
         s.memory_per_connection
             .iter()
@@ -305,6 +306,7 @@ fn document(s: &Summary, plots: &[(String, String, String)]) -> Vec<Block> {
                         .map(|(n, k)| format!("{n}: {}", bytes(k * 1024.0)))
                         .collect::<Vec<_>>()
                         .join(", "),
+                    m.not_accepted.clone().unwrap_or_else(|| "—".to_owned()),
                 ]
             })
             .collect(),

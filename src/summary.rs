@@ -127,6 +127,8 @@ pub struct Cell {
     pub peak_threads: Option<u64>,
     /// Most server processes at once.
     pub peak_processes: Option<u64>,
+    /// Most open descriptors in the server tree (median over repeats).
+    pub peak_fds: Option<f64>,
     /// Voluntary context switches per message (threads alive at the end of the run).
     pub voluntary_switches_per_msg: Option<f64>,
     /// Involuntary context switches per message (threads alive at the end of the run).
@@ -152,6 +154,10 @@ pub struct MemoryPerConnection {
     pub rss_bytes_per_connection: Option<f64>,
     /// (idle connections, peak PSS KiB) points the slope was fitted to.
     pub points: Vec<(usize, f64)>,
+    /// Set when the server did not take the idle connections (they waited in the listen
+    /// backlog, as with an iterative server or a pool smaller than the crowd): then there is
+    /// no memory per connection to speak of, and no slope is given.
+    pub not_accepted: Option<String>,
 }
 
 /// One model's row of the headline table.
@@ -335,6 +341,7 @@ fn cell(model: &str, w: &Workload, group: &[&RunData]) -> Cell {
             .filter_map(|r| r.record.server.as_ref())
             .map(|u| u.peak_processes)
             .max(),
+        peak_fds: median_of(&|u| u.peak_fds as f64),
         voluntary_switches_per_msg: per_msg(&|u| u.voluntary_switches as f64).map(|s| s.median),
         involuntary_switches_per_msg: per_msg(&|u| u.involuntary_switches as f64).map(|s| s.median),
         errors: group
@@ -374,6 +381,7 @@ pub fn slope(points: &[(f64, f64)]) -> Option<f64> {
 fn memory_slope(model: &str, cells: &[Cell], workloads: &[Workload]) -> MemoryPerConnection {
     let mut pss = Vec::new();
     let mut rss = Vec::new();
+    let mut fds = Vec::new();
     for w in workloads {
         let Workload::Idle { idle } = w else { continue };
         let Some(cell) = cells
@@ -393,12 +401,33 @@ fn memory_slope(model: &str, cells: &[Cell], workloads: &[Workload]) -> MemoryPe
         if let Some(r) = cell.peak_rss_kib {
             rss.push((*idle as f64, r));
         }
+        if let Some(f) = cell.peak_fds {
+            fds.push((*idle as f64, f));
+        }
+    }
+    let points = pss.iter().map(|&(x, y)| (x as usize, y)).collect();
+    // Every connection the server took costs it at least one descriptor.
+    let not_accepted = slope(&fds).filter(|taken| *taken < 0.9).map(|taken| {
+        format!(
+            "the server took about {:.0} % of the idle connections; the rest waited in the backlog",
+            (taken * 100.0).clamp(0.0, 100.0)
+        )
+    });
+    if not_accepted.is_some() {
+        return MemoryPerConnection {
+            model: model.to_owned(),
+            pss_bytes_per_connection: None,
+            rss_bytes_per_connection: None,
+            points,
+            not_accepted,
+        };
     }
     MemoryPerConnection {
         model: model.to_owned(),
         pss_bytes_per_connection: slope(&pss).map(|s| s * 1024.0),
         rss_bytes_per_connection: slope(&rss).map(|s| s * 1024.0),
-        points: pss.iter().map(|&(x, y)| (x as usize, y)).collect(),
+        points,
+        not_accepted: None,
     }
 }
 
@@ -451,6 +480,12 @@ fn headline(
         .collect();
     if !bound.is_empty() {
         flags.push(format!("loadgen-bound: {}", bound.join(", ")));
+    }
+    if memory
+        .iter()
+        .any(|m| m.model == model && m.not_accepted.is_some())
+    {
+        flags.push("idle connections left in the backlog".to_owned());
     }
     let errors: u64 = cells
         .iter()
