@@ -145,7 +145,8 @@ pub fn ticks_per_second() -> u64 {
 /// The server's resources in one run, as written to `raw/<run>.server.json`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ServerUsage {
-    /// CPU seconds (user + system, whole tree) in the measured time.
+    /// CPU seconds (user + system, whole tree) in the measured time (scaled from the window
+    /// between the two full samples).
     pub cpu_s: f64,
     /// Peak resident memory of the tree, KiB (sum over processes: shared pages counted in each).
     pub peak_rss_kib: u64,

@@ -134,6 +134,7 @@ fn run_one(
     opts: &CompareOptions,
     raw: &Path,
 ) -> RunRecord {
+    let timing = spec.workload.timing(timing);
     let record = |status, note: Option<String>, server| RunRecord {
         schema_version: SCHEMA_VERSION,
         spec: spec.clone(),
@@ -192,8 +193,10 @@ fn run_one(
     record(status, note, Some(usage))
 }
 
-/// Samples the server tree while loadgen runs: cheap samples for peaks, full ones at the start
-/// and the end of the measured time.
+/// Samples the server tree while loadgen runs: cheap samples for peaks through the whole run,
+/// full ones at the start and the end of the measured time for the deltas. The CPU delta is
+/// scaled from the window actually sampled to the measured time, so a late sample (a busy
+/// machine) does not skew CPU per message.
 fn watch<T>(
     pid: u32,
     started: Instant,
@@ -203,25 +206,24 @@ fn watch<T>(
     let measure_start = started + timing.warmup;
     let end = measure_start + timing.duration;
     let mut peaks = Vec::new();
-    let mut first = None;
-    loop {
-        let now = Instant::now();
-        if first.is_none() && now >= measure_start {
-            first = Some(procfs::sample(pid, true));
-        }
-        if now >= end || load.is_finished() {
-            break;
-        }
+    let sleep_until = |t: Instant| thread::sleep(t.saturating_duration_since(Instant::now()));
+    while Instant::now() < measure_start && !load.is_finished() {
         peaks.push(procfs::sample(pid, false));
-        let mut next = (Instant::now() + SAMPLE_EVERY).min(end);
-        if first.is_none() {
-            next = next.min(measure_start);
-        }
-        thread::sleep(next.saturating_duration_since(Instant::now()));
+        sleep_until((Instant::now() + SAMPLE_EVERY).min(measure_start));
+    }
+    let first_at = Instant::now();
+    let first = procfs::sample(pid, true);
+    while Instant::now() < end && !load.is_finished() {
+        peaks.push(procfs::sample(pid, false));
+        sleep_until((Instant::now() + SAMPLE_EVERY).min(end));
     }
     let last = procfs::sample(pid, true);
-    let first = first.unwrap_or_else(|| last.clone());
-    procfs::usage(&first, &last, &peaks)
+    let sampled = first_at.elapsed();
+    let mut usage = procfs::usage(&first, &last, &peaks);
+    if !sampled.is_zero() {
+        usage.cpu_s *= timing.duration.as_secs_f64() / sampled.as_secs_f64();
+    }
+    usage
 }
 
 /// A server process started by the runner.
