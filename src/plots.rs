@@ -7,8 +7,9 @@ use plotters::prelude::*;
 /// Size of every plot, pixels.
 const SIZE: (u32, u32) = (760, 420);
 
-/// One colour per model, in report order (colour-blind-safe, after Okabe and Ito).
-const PALETTE: [RGBColor; 10] = [
+/// One colour per model, in report order: Okabe and Ito's colour-blind-safe eight, then four
+/// more, so that twelve models never share a colour.
+const PALETTE: [RGBColor; 12] = [
     RGBColor(0, 114, 178),
     RGBColor(230, 159, 0),
     RGBColor(0, 158, 115),
@@ -18,7 +19,9 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(0, 0, 0),
     RGBColor(240, 228, 66),
     RGBColor(120, 120, 120),
-    RGBColor(153, 68, 0),
+    RGBColor(136, 34, 85),
+    RGBColor(68, 170, 153),
+    RGBColor(102, 51, 153),
 ];
 
 /// The colour of the `i`-th model.

@@ -11,7 +11,13 @@ use std::time::Duration;
 /// The models to bench: every registered model, so new ones join without edits. The
 /// `ECHOBENCH_MODELS` variable (comma-separated) narrows the set.
 pub fn models() -> Vec<&'static str> {
-    let all = echo_server::Model::ALL.iter().map(|m| m.name());
+    // Where the kernel forbids io_uring, that model cannot serve (it says so and exits 1).
+    let io_uring_off = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
+        .is_ok_and(|v| v.trim() == "2");
+    let all = echo_server::Model::ALL
+        .iter()
+        .map(|m| m.name())
+        .filter(move |m| *m != "io-uring" || !io_uring_off);
     match std::env::var("ECHOBENCH_MODELS") {
         Ok(only) => all
             .filter(|m| only.split(',').any(|o| o.trim() == *m))

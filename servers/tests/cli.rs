@@ -75,3 +75,17 @@ fn an_address_in_use_is_one_line_naming_addr_and_exit_1() {
     // The first server is untouched.
     ping(&mut server.connect(), b"still mine");
 }
+
+#[test]
+fn io_uring_refusal_is_one_line_and_exit_1() {
+    if common::io_uring_allowed() {
+        // The kernel allows io_uring here: the model serves, as the echo tests check.
+        let server = Server::start("io-uring", &[]);
+        ping(&mut server.connect(), b"completion-based");
+        return;
+    }
+    let (code, _, stderr) = run(&["io-uring", "--addr", "127.0.0.1:0"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(stderr.contains("io_uring is not available"), "{stderr:?}");
+}

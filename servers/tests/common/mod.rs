@@ -29,6 +29,24 @@ pub fn models() -> Vec<String> {
         .collect();
     assert!(!names.is_empty(), "echo-server --list printed no model");
     names
+        .into_iter()
+        .filter(|m| m != "io-uring" || io_uring_allowed())
+        .collect()
+}
+
+/// Whether the kernel allows io_uring to every process (`kernel.io_uring_disabled` is 0, or 1
+/// and we are root). Where it does not, the io-uring model's only duty is to say so and exit 1,
+/// which `io_uring_refusal_is_one_line_and_exit_1` checks instead.
+pub fn io_uring_allowed() -> bool {
+    match std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
+        Ok(v) => match v.trim() {
+            "0" => true,
+            "1" => nix::unistd::geteuid().is_root(),
+            _ => false,
+        },
+        // Older kernels have no switch: io_uring is on.
+        Err(_) => true,
+    }
 }
 
 /// Whether a model serves one client at a time, so tests must send their clients in series.
