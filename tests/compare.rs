@@ -3,26 +3,11 @@
 //! re-rendering them byte for byte.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+mod common;
+
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_echobench");
-
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().is_file())
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
 
 #[test]
 fn a_tiny_comparison_runs_end_to_end_and_re_renders_identically() {
@@ -115,14 +100,18 @@ fn a_tiny_comparison_runs_end_to_end_and_re_renders_identically() {
         "{raw:?}"
     );
 
-    let before = files(&out);
+    let before = common::files(&out, true);
     let rerender = Command::new(BIN).arg("report").arg(&out).output().unwrap();
     assert!(
         rerender.status.success(),
         "{}",
         String::from_utf8_lossy(&rerender.stderr)
     );
-    assert_eq!(files(&out), before, "report re-rendered different files");
+    assert_eq!(
+        common::files(&out, true),
+        before,
+        "report re-rendered different files"
+    );
     std::fs::remove_dir_all(&out).unwrap();
 }
 

@@ -2,6 +2,8 @@
 //! and the promise that rendering the same raw data twice gives byte-identical files.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -163,22 +165,6 @@ fn tempdir(name: &str) -> PathBuf {
     dir
 }
 
-fn rendered_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().is_file() && e.file_name() != "environment.json")
-        .map(|e| {
-            (
-                e.file_name().to_string_lossy().into_owned(),
-                std::fs::read(e.path()).unwrap(),
-            )
-        })
-        .collect();
-    files.sort();
-    files
-}
-
 #[test]
 fn report_md_and_summary_json_are_pinned() {
     let dir = tempdir("snapshot");
@@ -200,9 +186,9 @@ fn rendering_the_same_raw_data_twice_is_byte_identical() {
     let dir = tempdir("twice");
     fixture(&dir);
     echobench::report::render(&dir).unwrap();
-    let first = rendered_files(&dir);
+    let first = common::files(&dir, false);
     echobench::report::render(&dir).unwrap();
-    assert_eq!(rendered_files(&dir), first);
+    assert_eq!(common::files(&dir, false), first);
     let names: Vec<&str> = first.iter().map(|(n, _)| n.as_str()).collect();
     for expected in [
         "report.md",

@@ -9,27 +9,16 @@
 //! Run: `echo-server tokio-current-thread --addr 127.0.0.1:7007 [--max-conns N]`
 
 use std::net::TcpListener;
-use std::time::Duration;
 
-use anyhow::Context;
-
-use crate::models::tokio_rt::accept_loop;
-use crate::{ConnLimit, ServerConfig, SignalPipe};
-
-/// How long tasks still running at shutdown may take before they are dropped.
-const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
+use crate::models::tokio_rt::serve_on;
+use crate::{ServerConfig, SignalPipe};
 
 /// Runs the single-thread runtime until SIGINT or SIGTERM.
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?;
-    let served = runtime.block_on(accept_loop(
+    serve_on(
+        tokio::runtime::Builder::new_current_thread(),
         listener,
-        ConnLimit::new(config.max_conns),
+        config,
         stop,
-    ));
-    runtime.shutdown_timeout(SHUTDOWN_GRACE);
-    served
+    )
 }

@@ -25,21 +25,30 @@ const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
 
 /// Runs the runtime until SIGINT or SIGTERM.
 pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(config.workers)
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.worker_threads(config.workers);
+    serve_on(runtime, listener, config, stop)
+}
+
+/// Builds `runtime` and runs the accept loop on it until SIGINT or SIGTERM; then gives tasks
+/// still running a moment before they are dropped.
+pub(crate) fn serve_on(
+    mut runtime: tokio::runtime::Builder,
+    listener: StdListener,
+    config: &ServerConfig,
+    stop: SignalPipe,
+) -> anyhow::Result<()> {
+    let runtime = runtime
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    let served = runtime.block_on(accept_loop(
-        listener,
-        ConnLimit::new(config.max_conns),
-        stop,
-    ));
+    let limit = ConnLimit::new(config.max_conns);
+    let served = runtime.block_on(accept_loop(listener, limit, stop));
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     served
 }
 
-pub(crate) async fn accept_loop(
+async fn accept_loop(
     listener: StdListener,
     limit: ConnLimit,
     stop: SignalPipe,
