@@ -177,17 +177,7 @@ fn compare(
             loadgen::format_cpus(&available)
         )));
     }
-    let out = match out {
-        Some(out) => out,
-        None => {
-            let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-            PathBuf::from("results").join(format!(
-                "{}-{}",
-                &date[..10],
-                echobench::environment::hostname()
-            ))
-        }
-    };
+    let out = out.unwrap_or_else(default_out);
     if out.join("raw").exists()
         && std::fs::read_dir(out.join("raw")).is_ok_and(|mut d| d.next().is_some())
     {
@@ -211,4 +201,18 @@ fn compare(
     print!("{}", echobench::report::headline_text(&summary));
     println!("report: {}", report.display());
     Ok(())
+}
+
+/// `results/<date>-<hostname>`, or with `-2`, `-3`, ... when that already exists (a second run
+/// on the same day, or the committed reference run of this very machine).
+fn default_out() -> PathBuf {
+    let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let base = format!("{}-{}", &date[..10], echobench::environment::hostname());
+    (1..)
+        .map(|n| match n {
+            1 => PathBuf::from("results").join(&base),
+            n => PathBuf::from("results").join(format!("{base}-{n}")),
+        })
+        .find(|dir| !dir.exists())
+        .unwrap_or_else(|| PathBuf::from("results").join(&base))
 }
