@@ -15,6 +15,22 @@ fn loadgen(args: &[&str]) -> Output {
     Command::new(BIN).args(args).output().unwrap()
 }
 
+/// A quiet 300 ms closed-loop run against `server`, with `extra` flags.
+fn short_run(server: &TestServer, extra: &[&str]) -> Output {
+    let addr = server.addr.to_string();
+    let mut args = vec![
+        "--addr",
+        &addr,
+        "--duration",
+        "300ms",
+        "--warmup",
+        "0s",
+        "--quiet",
+    ];
+    args.extend_from_slice(extra);
+    loadgen(&args)
+}
+
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -85,17 +101,7 @@ fn an_unreachable_target_exits_1_within_the_timeout() {
 fn a_mismatched_echo_exits_1_and_is_counted() {
     let server = TestServer::start(Behaviour::Corrupt);
     let json = std::env::temp_dir().join(format!("loadgen-mismatch-{}.json", std::process::id()));
-    let out = loadgen(&[
-        "--addr",
-        &server.addr.to_string(),
-        "--duration",
-        "300ms",
-        "--warmup",
-        "0s",
-        "--quiet",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
+    let out = short_run(&server, &["--json", json.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("differed"), "{}", stderr(&out));
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
@@ -222,17 +228,7 @@ fn merge_adds_logs_through_the_command_line() {
     let dir = std::env::temp_dir();
     let log = dir.join(format!("loadgen-merge-{}.hlog", std::process::id()));
     let merged = dir.join(format!("loadgen-merged-{}.json", std::process::id()));
-    let out = loadgen(&[
-        "--addr",
-        &server.addr.to_string(),
-        "--duration",
-        "300ms",
-        "--warmup",
-        "0s",
-        "--quiet",
-        "--hlog",
-        log.to_str().unwrap(),
-    ]);
+    let out = short_run(&server, &["--hlog", log.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let one = loadgen::hlog::read(&log).unwrap().report;
     let l = log.to_str().unwrap();
