@@ -84,7 +84,37 @@ pub fn lines(
     log2_x: bool,
     log_y: bool,
 ) -> Result<String> {
-    // Powers of two are drawn on a linear axis of their exponent, labelled 1, 2, 4, ...
+    let x_axis = if log2_x {
+        XAxis::PowersOfTwo
+    } else {
+        XAxis::Linear
+    };
+    chart(title, x_desc, y_desc, series, x_axis, log_y, true)
+}
+
+/// How the x axis of [`chart`] is laid out.
+#[derive(Clone, Copy, PartialEq)]
+enum XAxis {
+    /// From 0, linear.
+    Linear,
+    /// Powers of two, drawn on a linear axis of their exponent, labelled 1, 2, 4, ...
+    PowersOfTwo,
+    /// Percentiles as "nines" from 0 to 5, labelled 0 %, 90 %, 99 %, ...
+    Nines,
+}
+
+/// The line chart behind [`lines`] and [`spectrum`]: one coloured line per series, with a
+/// legend, optional point markers and a logarithmic y axis on request.
+fn chart(
+    title: &str,
+    x_desc: &str,
+    y_desc: &str,
+    series: &[Series],
+    x_axis: XAxis,
+    log_y: bool,
+    markers: bool,
+) -> Result<String> {
+    let log2 = x_axis == XAxis::PowersOfTwo;
     let series: Vec<Series> = series
         .iter()
         .map(|s| Series {
@@ -93,7 +123,7 @@ pub fn lines(
             points: s
                 .points
                 .iter()
-                .map(|&(x, y)| (if log2_x { x.max(1.0).log2() } else { x }, y))
+                .map(|&(x, y)| (if log2 { x.max(1.0).log2() } else { x }, y))
                 .collect(),
         })
         .collect();
@@ -101,24 +131,21 @@ pub fn lines(
         let Some(((x0, x1), (y0, y1))) = bounds(&series) else {
             return no_data(root, title);
         };
-        let x = if log2_x {
-            (x0.floor() - 0.3, x1.ceil() + 0.3)
-        } else {
-            (0.0, x1 * 1.05)
-        };
-        let x_labels = if log2_x {
-            (x.1 - x.0).ceil() as usize + 1
-        } else {
-            10
-        };
-        let x_format = |v: &f64| {
-            if !log2_x {
-                short(*v)
-            } else if (v - v.round()).abs() < 1e-6 {
-                short(2f64.powi(v.round() as i32))
-            } else {
-                String::new()
+        let (x, x_labels) = match x_axis {
+            XAxis::Linear => ((0.0, x1 * 1.05), 10),
+            XAxis::PowersOfTwo => {
+                let x = (x0.floor() - 0.3, x1.ceil() + 0.3);
+                (x, (x.1 - x.0).ceil() as usize + 1)
             }
+            XAxis::Nines => ((0.0, 5.0), 6),
+        };
+        let x_format = |v: &f64| match x_axis {
+            XAxis::Linear => short(*v),
+            XAxis::PowersOfTwo if (v - v.round()).abs() < 1e-6 => {
+                short(2f64.powi(v.round() as i32))
+            }
+            XAxis::PowersOfTwo => String::new(),
+            XAxis::Nines => nines_label(*v),
         };
         let mut builder = ChartBuilder::on(root);
         builder
@@ -147,9 +174,11 @@ pub fn lines(
                         .legend(move |(x, y)| {
                             PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
                         });
-                    chart
-                        .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
-                        .map_err(err)?;
+                    if markers {
+                        chart
+                            .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                            .map_err(err)?;
+                    }
                 }
                 chart
                     .configure_series_labels()
@@ -161,7 +190,8 @@ pub fn lines(
             }};
         }
         if log_y {
-            let y = (y0.max(1e-9) * 0.8, y1 * 1.25);
+            // Latencies in µs: nothing below a nanosecond.
+            let y = (y0.max(0.001) * 0.8, y1 * 1.25);
             draw!(builder
                 .build_cartesian_2d(x.0..x.1, (y.0..y.1).log_scale())
                 .map_err(err)?);
@@ -198,45 +228,15 @@ pub fn spectrum(title: &str, histograms: &[(String, usize, &Histogram<u64>)]) ->
             }
         })
         .collect();
-    with_svg(|root| {
-        let Some((_, (y0, y1))) = bounds(&series) else {
-            return no_data(root, title);
-        };
-        let mut chart = ChartBuilder::on(root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(80)
-            .build_cartesian_2d(0f64..5f64, (y0.max(0.001) * 0.8..y1 * 1.25).log_scale())
-            .map_err(err)?;
-        chart
-            .configure_mesh()
-            .x_desc("percentile")
-            .y_desc("latency (µs)")
-            .x_labels(6)
-            .x_label_formatter(&|n| nines_label(*n))
-            .y_label_formatter(&|v| short(*v))
-            .draw()
-            .map_err(err)?;
-        for s in &series {
-            let c = color(s.index);
-            chart
-                .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
-                .map_err(err)?
-                .label(s.name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK.mix(0.3))
-            .draw()
-            .map_err(err)?;
-        Ok(())
-    })
+    chart(
+        title,
+        "percentile",
+        "latency (µs)",
+        &series,
+        XAxis::Nines,
+        true,
+        false,
+    )
 }
 
 /// Grouped bars: for each model a group with one bar per category (`None`: no bar).
