@@ -2,14 +2,55 @@
 //! compare: throughput, latency, CPU and memory per connection, threads, processes, context
 //! switches, connection-setup cost.
 //!
-//! [`runner::compare`] runs the matrix of a [`workload::Profile`] and writes raw results;
-//! [`report::render`] turns a result directory's raw data into `summary.json`, `report.md`,
-//! `report.html` and SVG plots.
+//! Data flows one way, through four stages that share one schema:
+//!
+//! ```text
+//! plan ──▶ run ──▶ raw/ on disk ──▶ summary ──▶ render
+//!   (what to run)  (records)         (figures)   (report.md, report.html, SVG)
+//! ```
+//!
+//! - [`schema`]: the records on disk (`raw/*.run.json`, `environment.json`, `summary.json`);
+//!   every stage imports it, none owns it.
+//! - [`plan`]: options → the matrix of runs, their timing and loadgen options.
+//! - [`run`]: starts, loads, samples and stops each server; writes `raw/`.
+//! - [`summary`]: reads only `raw/` and `environment.json`; computes the figures.
+//! - [`render`]: reads only the summary; writes the report files.
+//!
+//! No stage imports a later one (a unit test reads the imports and checks). [`compare`] and
+//! [`report`] put the stages together.
 
-pub mod environment;
-pub mod plots;
-pub mod procfs;
-pub mod report;
-pub mod runner;
+pub mod plan;
+pub mod render;
+pub mod run;
+pub mod schema;
 pub mod summary;
-pub mod workload;
+
+use std::path::Path;
+
+use plan::CompareOptions;
+use schema::Summary;
+
+/// Runs the whole comparison of `opts` into `opts.out`, then summarizes and renders it.
+pub fn compare(opts: &CompareOptions) -> anyhow::Result<Summary> {
+    run::run(opts)?;
+    report(&opts.out)
+}
+
+/// Re-computes `summary.json` from `dir`'s raw data and renders the report files from it.
+pub fn report(dir: &Path) -> anyhow::Result<Summary> {
+    let analysis = summary::analyze(dir)?;
+    summary::write(dir, &analysis.summary)?;
+    render::write_reports(dir, &analysis)?;
+    Ok(analysis.summary)
+}
+
+#[cfg(test)]
+mod tests {
+    /// The stages, in the order data flows through them.
+    const STAGES: [&[&str]; 5] = [&["schema"], &["plan"], &["run"], &["summary"], &["render"]];
+
+    #[test]
+    fn modules_import_one_way() {
+        testkit::modgraph::assert_one_way(env!("CARGO_MANIFEST_DIR"), &STAGES);
+    }
+}

@@ -8,11 +8,12 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::{Parser, Subcommand};
-use echo_server::Model;
-use echobench::runner::{self, CompareOptions};
-use echobench::workload::Profile;
+use echobench::plan::{self, CompareOptions};
+use echobench::render::headline_text;
+use echobench::run::{machine, server::pin_process};
+use echobench::schema::Profile;
 
 /// Compare how server concurrency models serve one echo protocol.
 #[derive(Parser, Debug)]
@@ -84,15 +85,15 @@ fn main() -> ExitCode {
     };
     let result = match cli.command {
         Command::Serve { cpus, args } => {
-            if let Err(e) = runner::pin_process(&cpus.0) {
+            if let Err(e) = pin_process(&cpus.0) {
                 eprintln!("echo-server: --cpus: {e:#}");
                 return ExitCode::from(2);
             }
             let argv = std::iter::once(OsString::from("echo-server")).chain(args);
             return echo_server::cli::main_with_args(argv);
         }
-        Command::Report { dir } => echobench::report::render(&dir).map(|summary| {
-            print!("{}", echobench::report::headline_text(&summary));
+        Command::Report { dir } => echobench::report(&dir).map(|summary| {
+            print!("{}", headline_text(&summary));
             println!("report: {}", dir.join("report.html").display());
         }),
         Command::Compare {
@@ -139,23 +140,41 @@ fn compare(
     server_cpus: Option<CpuList>,
     loadgen_cpus: Option<CpuList>,
 ) -> anyhow::Result<()> {
-    let models: Vec<String> = if models == "all" {
-        Model::ALL.iter().map(|m| m.name().to_owned()).collect()
-    } else {
-        let names: Vec<String> = models.split(',').map(|m| m.trim().to_owned()).collect();
-        if let Some(bad) = names.iter().find(|m| Model::from_name(m).is_none()) {
-            let known: Vec<&str> = Model::ALL.iter().map(|m| m.name()).collect();
-            return Err(usage(format!(
-                "--models: unknown model '{bad}' (known: {}, or all)",
-                known.join(", ")
-            )));
-        }
-        names
+    let servers = plan::parse_models(&models).map_err(usage)?;
+    let (server_cpus, loadgen_cpus) = cpus(server_cpus, loadgen_cpus)?;
+    let out = out.unwrap_or_else(default_out);
+    if out.join("raw").exists()
+        && std::fs::read_dir(out.join("raw")).is_ok_and(|mut d| d.next().is_some())
+    {
+        bail!(
+            "--out {} already holds a comparison; choose another directory",
+            out.display()
+        );
+    }
+    let opts = CompareOptions {
+        servers,
+        profile,
+        out: out.clone(),
+        server_cpus,
+        loadgen_cpus,
+        progress: true,
     };
+    let summary = echobench::compare(&opts).map_err(|e| e.context("comparison failed"))?;
+    print!("{}", headline_text(&summary));
+    println!("report: {}", out.join("report.html").display());
+    Ok(())
+}
+
+/// The server's and loadgen's CPUs: both given, or the default split; disjoint, and available
+/// to this process.
+fn cpus(
+    server: Option<CpuList>,
+    loadgen: Option<CpuList>,
+) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
     let available = loadgen::affinity_cpus();
-    let (server, loadgen) = match (server_cpus, loadgen_cpus) {
+    let (server, loadgen) = match (server, loadgen) {
         (Some(s), Some(l)) => (s.0, l.0),
-        (None, None) => runner::default_cpus(&available).map_err(|e| usage(e.to_string()))?,
+        (None, None) => plan::default_cpus(&available).map_err(|e| usage(e.to_string()))?,
         _ => {
             return Err(usage(
                 "--server-cpus and --loadgen-cpus go together".to_owned(),
@@ -177,37 +196,14 @@ fn compare(
             loadgen::format_cpus(&available)
         )));
     }
-    let out = out.unwrap_or_else(default_out);
-    if out.join("raw").exists()
-        && std::fs::read_dir(out.join("raw")).is_ok_and(|mut d| d.next().is_some())
-    {
-        bail!(
-            "--out {} already holds a comparison; choose another directory",
-            out.display()
-        );
-    }
-    let opts = CompareOptions {
-        models,
-        profile,
-        out: out.clone(),
-        server_cpus: server,
-        loadgen_cpus: loadgen,
-        progress: true,
-    };
-    let report = runner::compare(&opts).context("comparison failed")?;
-    let summary: echobench::summary::Summary = serde_json::from_str(
-        &std::fs::read_to_string(out.join("summary.json")).context("cannot read summary.json")?,
-    )?;
-    print!("{}", echobench::report::headline_text(&summary));
-    println!("report: {}", report.display());
-    Ok(())
+    Ok((server, loadgen))
 }
 
 /// `results/<date>-<hostname>`, or with `-2`, `-3`, ... when that already exists (a second run
 /// on the same day, or the committed reference run of this very machine).
 fn default_out() -> PathBuf {
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let base = format!("{}-{}", &date[..10], echobench::environment::hostname());
+    let base = format!("{}-{}", &date[..10], machine::hostname());
     (1..)
         .map(|n| match n {
             1 => PathBuf::from("results").join(&base),

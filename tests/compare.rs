@@ -5,6 +5,7 @@
 
 mod common;
 
+use std::path::Path;
 use std::process::Command;
 
 const BIN: &str = env!("CARGO_BIN_EXE_echobench");
@@ -39,7 +40,14 @@ fn a_tiny_comparison_runs_end_to_end_and_re_renders_identically() {
             "{model} not in the headline:\n{stdout}"
         );
     }
+    summary_holds_every_cell(&out);
+    environment_describes_the_run(&out);
+    raw_holds_every_record(&out);
+    report_re_renders_identically(&out);
+    std::fs::remove_dir_all(&out).unwrap();
+}
 
+fn summary_holds_every_cell(out: &Path) {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
     let cells = summary["cells"].as_array().unwrap();
@@ -55,18 +63,13 @@ fn a_tiny_comparison_runs_end_to_end_and_re_renders_identically() {
     assert_eq!(cell("blocking", "pingpong-c16")["connections_starved"], 15);
     assert_eq!(cell("mio", "pingpong-c16")["status"], "ok");
     // A forking server's churn shows processes; its resources were sampled.
-    assert!(
-        cell("fork-per-client", "pingpong-c16")["peak_processes"]
-            .as_u64()
-            .unwrap()
-            >= 16
-    );
-    assert!(
-        cell("mio", "pingpong-c16")["server_cpu_us_per_msg"]["median"]
-            .as_f64()
-            .unwrap()
-            > 0.0
-    );
+    let processes = &cell("fork-per-client", "pingpong-c16")["peak_processes"];
+    assert!(processes.as_u64().unwrap() >= 16, "{processes}");
+    let cpu = &cell("mio", "pingpong-c16")["server_cpu_us_per_msg"]["median"];
+    assert!(cpu.as_f64().unwrap() > 0.0, "{cpu}");
+}
+
+fn environment_describes_the_run(out: &Path) {
     let env: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("environment.json")).unwrap())
             .unwrap();
@@ -82,37 +85,36 @@ fn a_tiny_comparison_runs_end_to_end_and_re_renders_identically() {
     ] {
         assert!(env.get(key).is_some(), "environment.json lacks {key}");
     }
+}
+
+fn raw_holds_every_record(out: &Path) {
     let raw: Vec<String> = std::fs::read_dir(out.join("raw"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(
-        raw.contains(&"mio.pingpong-c16.r1.json".to_owned()),
-        "{raw:?}"
-    );
-    assert!(
-        raw.contains(&"mio.pingpong-c16.r1.hlog".to_owned()),
-        "{raw:?}"
-    );
-    assert!(
-        raw.contains(&"mio.pingpong-c16.r1.run.json".to_owned()),
-        "{raw:?}"
-    );
+    for file in [
+        "mio.pingpong-c16.r1.json",
+        "mio.pingpong-c16.r1.hlog",
+        "mio.pingpong-c16.r1.run.json",
+    ] {
+        assert!(raw.contains(&file.to_owned()), "{file} not in {raw:?}");
+    }
+}
 
-    let before = common::files(&out, true);
-    let rerender = Command::new(BIN).arg("report").arg(&out).output().unwrap();
+fn report_re_renders_identically(out: &Path) {
+    let before = common::files(out, true);
+    let rerender = Command::new(BIN).arg("report").arg(out).output().unwrap();
     assert!(
         rerender.status.success(),
         "{}",
         String::from_utf8_lossy(&rerender.stderr)
     );
     assert_eq!(
-        common::files(&out, true),
+        common::files(out, true),
         before,
         "report re-rendered different files"
     );
-    std::fs::remove_dir_all(&out).unwrap();
 }
 
 #[test]

@@ -7,10 +7,9 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use echobench::environment::Environment;
-use echobench::procfs::ServerUsage;
-use echobench::runner::{RunRecord, Status, SCHEMA_VERSION};
-use echobench::workload::{Profile, RunSpec, Timing, Workload};
+use echobench::schema::{
+    Environment, Profile, RunRecord, RunSpec, ServerUsage, Status, Timing, Workload, SCHEMA_VERSION,
+};
 use hdrhistogram::Histogram;
 use loadgen::{Errors, Latency, Mode, Report};
 
@@ -50,112 +49,151 @@ fn environment() -> Environment {
 /// Writes a comparison's raw data with made-up, deterministic figures: the blocking model
 /// starves 15 of 16 connections and misses the rate, mio does not.
 fn fixture(dir: &Path) {
-    let raw = dir.join("raw");
-    std::fs::create_dir_all(&raw).unwrap();
+    std::fs::create_dir_all(dir.join("raw")).unwrap();
     environment().write(&dir.join("environment.json")).unwrap();
-    let timing = Timing {
-        warmup: Duration::from_millis(500),
-        duration: Duration::from_secs(2),
-    };
     for (m, model) in MODELS.iter().enumerate() {
-        let fast = m as f64 + 1.0;
         for (k, workload) in workloads().into_iter().enumerate() {
             let spec = RunSpec {
                 model: (*model).to_owned(),
+                server_args: Vec::new(),
                 workload,
                 repeat: 1,
             };
-            let id = spec.id();
-            let opts = workload.loadgen_options("127.0.0.1:7".parse().unwrap(), timing);
-            let blocking_starves = *model == "blocking" && opts.connections > 1 && !opts.churn;
-            let starved = if blocking_starves {
-                opts.connections - 1
-            } else {
-                0
-            };
-            let base_us = 50.0 * (k as f64 + 1.0) / fast;
-            let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).unwrap();
-            let messages = (20_000.0 * fast) as u64 + k as u64 * 100;
-            for i in 0..messages {
-                h.record((base_us * 1000.0) as u64 + (i % 97) * 500)
-                    .unwrap();
-            }
-            let latency = Latency::from_histogram(&h);
-            let throughput = messages as f64 / 2.0;
-            let rate = opts.rate;
-            let report = Report {
-                schema_version: 1,
-                target: "127.0.0.1:7".to_owned(),
-                mode: opts.mode(),
-                connections: opts.connections,
-                idle: opts.idle,
-                size: opts.size,
-                pipeline: 1,
-                rate,
-                duration_s: 2.0,
-                warmup_s: 0.5,
-                messages,
-                bytes: messages * opts.size as u64,
-                throughput_msgs_per_s: throughput,
-                achieved_rate_ratio: rate.map(|r| throughput / r),
-                errors: Errors::default(),
-                connections_starved: starved,
-                latency_us: latency.clone(),
-                latency_uncorrected_us: (opts.mode() == Mode::Open).then(|| latency.clone()),
-                connect_us: (opts.mode() == Mode::Churn).then(|| latency.clone()),
-                loadgen_cpu_ratio: if *model == "mio" && k == 1 { 0.97 } else { 0.5 },
-                loadgen_saturated: *model == "mio" && k == 1,
-                first_error: None,
-            };
-            std::fs::write(
-                raw.join(format!("{id}.json")),
-                serde_json::to_string_pretty(&report).unwrap(),
-            )
-            .unwrap();
-            let interval = loadgen::hlog::Interval {
-                start: Duration::ZERO,
-                length: Duration::from_secs(2),
-                tag: "latency".to_owned(),
-                histogram: h,
-            };
-            let base = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_323_045);
-            loadgen::hlog::write(&raw.join(format!("{id}.hlog")), base, &[interval], &report)
-                .unwrap();
-            let idle = opts.idle as u64;
-            let record = RunRecord {
-                schema_version: SCHEMA_VERSION,
-                spec,
-                timing,
-                status: if starved > 0 {
-                    Status::Starved
-                } else {
-                    Status::Ok
-                },
-                note: (starved > 0).then(|| {
-                    format!(
-                        "{starved} of {} connections completed no message",
-                        opts.connections
-                    )
-                }),
-                server: Some(ServerUsage {
-                    cpu_s: messages as f64 * 6e-6 * (3.0 - fast),
-                    peak_rss_kib: 4000 + idle * (10 + 20 * (2 - m as u64)),
-                    peak_pss_kib: 3000 + idle * (8 + 20 * (2 - m as u64)),
-                    peak_threads: 1,
-                    peak_processes: 1,
-                    // The iterative server never takes the idle connections.
-                    peak_fds: if *model == "blocking" { 9 } else { 8 + idle },
-                    voluntary_switches: messages / 10,
-                    involuntary_switches: messages / 100,
-                }),
-            };
-            std::fs::write(
-                raw.join(format!("{id}.run.json")),
-                serde_json::to_string_pretty(&record).unwrap(),
-            )
-            .unwrap();
+            write_run(dir, &FixtureRun { spec, m, k });
         }
     }
+}
+
+/// One run of the fixture: the `m`-th model (the higher, the faster) under the `k`-th workload.
+struct FixtureRun {
+    spec: RunSpec,
+    m: usize,
+    k: usize,
+}
+
+const TIMING: Timing = Timing {
+    warmup: Duration::from_millis(500),
+    duration: Duration::from_secs(2),
+};
+
+impl FixtureRun {
+    fn options(&self) -> loadgen::Options {
+        let addr = "127.0.0.1:7".parse().unwrap();
+        echobench::plan::loadgen_options(&self.spec.workload, addr, TIMING)
+    }
+
+    fn starved(&self) -> usize {
+        let opts = self.options();
+        let blocking_starves = self.spec.model == "blocking" && opts.connections > 1 && !opts.churn;
+        if blocking_starves {
+            opts.connections - 1
+        } else {
+            0
+        }
+    }
+
+    fn latency(&self) -> Histogram<u64> {
+        let fast = self.m as f64 + 1.0;
+        let base_us = 50.0 * (self.k as f64 + 1.0) / fast;
+        let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000_000, 3).unwrap();
+        let messages = (20_000.0 * fast) as u64 + self.k as u64 * 100;
+        for i in 0..messages {
+            h.record((base_us * 1000.0) as u64 + (i % 97) * 500)
+                .unwrap();
+        }
+        h
+    }
+
+    fn report(&self, h: &Histogram<u64>) -> Report {
+        let opts = self.options();
+        let latency = Latency::from_histogram(h);
+        let messages = h.len();
+        let throughput = messages as f64 / 2.0;
+        let saturated = self.spec.model == "mio" && self.k == 1;
+        Report {
+            schema_version: 1,
+            target: "127.0.0.1:7".to_owned(),
+            mode: opts.mode(),
+            connections: opts.connections,
+            idle: opts.idle,
+            size: opts.size,
+            pipeline: 1,
+            rate: opts.rate,
+            duration_s: 2.0,
+            warmup_s: 0.5,
+            messages,
+            bytes: messages * opts.size as u64,
+            throughput_msgs_per_s: throughput,
+            achieved_rate_ratio: opts.rate.map(|r| throughput / r),
+            errors: Errors::default(),
+            connections_starved: self.starved(),
+            latency_us: latency.clone(),
+            latency_uncorrected_us: (opts.mode() == Mode::Open).then(|| latency.clone()),
+            connect_us: (opts.mode() == Mode::Churn).then(|| latency.clone()),
+            loadgen_cpu_ratio: if saturated { 0.97 } else { 0.5 },
+            loadgen_saturated: saturated,
+            first_error: None,
+        }
+    }
+
+    fn record(&self, messages: u64) -> RunRecord {
+        let (m, idle, starved) = (self.m as u64, self.options().idle as u64, self.starved());
+        RunRecord {
+            schema_version: SCHEMA_VERSION,
+            spec: self.spec.clone(),
+            timing: TIMING,
+            status: if starved > 0 {
+                Status::Starved
+            } else {
+                Status::Ok
+            },
+            note: (starved > 0).then(|| {
+                let connections = self.options().connections;
+                format!("{starved} of {connections} connections completed no message")
+            }),
+            server: Some(ServerUsage {
+                cpu_s: messages as f64 * 6e-6 * (2.0 - m as f64),
+                peak_rss_kib: 4000 + idle * (10 + 20 * (2 - m)),
+                peak_pss_kib: 3000 + idle * (8 + 20 * (2 - m)),
+                peak_threads: 1,
+                peak_processes: 1,
+                // The iterative server never takes the idle connections.
+                peak_fds: if self.spec.model == "blocking" {
+                    9
+                } else {
+                    8 + idle
+                },
+                voluntary_switches: messages / 10,
+                involuntary_switches: messages / 100,
+            }),
+        }
+    }
+}
+
+/// Writes the run's loadgen report, interval log and record under `dir/raw`.
+fn write_run(dir: &Path, run: &FixtureRun) {
+    let raw = dir.join("raw");
+    let id = run.spec.id();
+    let h = run.latency();
+    let report = run.report(&h);
+    std::fs::write(
+        raw.join(format!("{id}.json")),
+        serde_json::to_string_pretty(&report).unwrap(),
+    )
+    .unwrap();
+    let interval = loadgen::hlog::Interval {
+        start: Duration::ZERO,
+        length: Duration::from_secs(2),
+        tag: "latency".to_owned(),
+        histogram: h,
+    };
+    let base = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_323_045);
+    loadgen::hlog::write(&raw.join(format!("{id}.hlog")), base, &[interval], &report).unwrap();
+    std::fs::write(
+        raw.join(format!("{id}.run.json")),
+        serde_json::to_string_pretty(&run.record(report.messages)).unwrap(),
+    )
+    .unwrap();
 }
 
 fn tempdir(name: &str) -> PathBuf {
@@ -169,7 +207,7 @@ fn tempdir(name: &str) -> PathBuf {
 fn report_md_and_summary_json_are_pinned() {
     let dir = tempdir("snapshot");
     fixture(&dir);
-    echobench::report::render(&dir).unwrap();
+    echobench::report(&dir).unwrap();
     insta::assert_snapshot!(
         "report.md",
         std::fs::read_to_string(dir.join("report.md")).unwrap()
@@ -185,9 +223,9 @@ fn report_md_and_summary_json_are_pinned() {
 fn rendering_the_same_raw_data_twice_is_byte_identical() {
     let dir = tempdir("twice");
     fixture(&dir);
-    echobench::report::render(&dir).unwrap();
+    echobench::report(&dir).unwrap();
     let first = common::files(&dir, false);
-    echobench::report::render(&dir).unwrap();
+    echobench::report(&dir).unwrap();
     assert_eq!(common::files(&dir, false), first);
     let names: Vec<&str> = first.iter().map(|(n, _)| n.as_str()).collect();
     for expected in [
@@ -226,7 +264,7 @@ fn rendering_the_same_raw_data_twice_is_byte_identical() {
 fn memory_per_connection_is_the_slope_over_idle_connections() {
     let dir = tempdir("slope");
     fixture(&dir);
-    let summary = echobench::report::render(&dir).unwrap();
+    let summary = echobench::report(&dir).unwrap();
     let memory = |model: &str| {
         summary
             .memory_per_connection
@@ -268,4 +306,95 @@ fn memory_per_connection_is_the_slope_over_idle_connections() {
         flags("blocking")
     );
     std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn runs_with_server_arguments_are_reported_as_their_own_server() {
+    let dir = tempdir("server-args");
+    fixture(&dir);
+    for (k, workload) in workloads().into_iter().enumerate() {
+        let spec = RunSpec {
+            model: "mio".to_owned(),
+            server_args: vec!["--workers".to_owned(), "4".to_owned()],
+            workload,
+            repeat: 1,
+        };
+        write_run(&dir, &FixtureRun { spec, m: 1, k });
+    }
+    let record = std::fs::read_to_string(dir.join("raw/mio_workers_4.churn.r1.run.json")).unwrap();
+    assert!(record.contains("\"server_args\""), "{record}");
+    // Records without arguments say nothing of them, as before they existed.
+    let plain = std::fs::read_to_string(dir.join("raw/mio.churn.r1.run.json")).unwrap();
+    assert!(!plain.contains("server_args"), "{plain}");
+
+    let summary = echobench::report(&dir).unwrap();
+    assert_eq!(summary.models, ["blocking", "mio", "mio(--workers 4)"]);
+    let cells = summary.cells_of("mio(--workers 4)");
+    assert_eq!(cells.len(), workloads().len());
+    assert_eq!(
+        cells["pingpong-c16"].throughput_msgs_per_s,
+        summary.cells_of("mio")["pingpong-c16"].throughput_msgs_per_s,
+        "the same figures, in a row of their own"
+    );
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    assert!(
+        md.contains("- `mio(--workers 4)`: one thread, one epoll loop"),
+        "the model's line comes from the registry"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// The committed reference runs of the newest date (`results/<date>-<machine>/`).
+fn reference_runs() -> Vec<PathBuf> {
+    let results = Path::new(env!("CARGO_MANIFEST_DIR")).join("results");
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(&results)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("raw").is_dir() && p.join("summary.json").is_file())
+        .collect();
+    dirs.sort();
+    let date = |p: &Path| p.file_name().unwrap().to_string_lossy()[..10].to_owned();
+    let newest = dirs
+        .iter()
+        .map(|p| date(p))
+        .max()
+        .expect("no reference run in results/");
+    dirs.retain(|p| date(p) == newest);
+    dirs
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn the_committed_reference_run_re_renders_byte_for_byte() {
+    for reference in reference_runs() {
+        let name = reference
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let dir = tempdir(&format!("reference-{name}"));
+        copy_dir(&reference, &dir);
+        echobench::report(&dir).unwrap();
+        for (file, bytes) in common::files(&reference, true) {
+            let again = std::fs::read(dir.join(&file)).unwrap();
+            assert!(
+                again == bytes,
+                "results/{name}/{file} re-renders differently: the report's output changed \
+                 (re-run the comparison and commit it as the newest reference run)"
+            );
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
 }

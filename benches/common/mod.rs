@@ -43,7 +43,7 @@ fn cpus() -> (usize, Option<usize>) {
 /// Pins the bench process away from the server's CPU (when there are two CPUs to use).
 pub fn pin_bench() {
     if let (_, Some(cpu)) = cpus() {
-        echobench::runner::pin_process(&[cpu]).expect("cannot pin the bench process");
+        echobench::run::server::pin_process(&[cpu]).expect("cannot pin the bench process");
     }
 }
 

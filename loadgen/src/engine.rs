@@ -214,27 +214,10 @@ pub fn run_worker(
     poll.registry()
         .register(&mut SourceFd(&timer_fd), TIMER, Interest::READABLE)?;
     let now = Instant::now();
-    let conn = |index: usize, idle: bool| Conn {
-        index,
-        idle,
-        stream: None,
-        state: State::Down,
-        generation: 0,
-        stream_start: payload::stream_start(index),
-        written: 0,
-        queued: 0,
-        received: 0,
-        echoed: 0,
-        in_flight: VecDeque::new(),
-        next_seq: 0,
-        completed: 0,
-        connect_started: now,
-        backoff: Duration::from_millis(10),
-    };
     let conns = active
         .into_iter()
-        .map(|i| conn(i, false))
-        .chain(idle.into_iter().map(|i| conn(i, true)))
+        .map(|i| Conn::new(i, false, now))
+        .chain(idle.into_iter().map(|i| Conn::new(i, true, now)))
         .collect();
     let mut worker = Worker {
         plan,
@@ -256,20 +239,30 @@ pub fn run_worker(
         first_connect_error: None,
     };
     worker.run()?;
-    let starved = worker
-        .conns
-        .iter()
-        .filter(|c| !c.idle && c.completed == 0)
-        .count();
-    Ok(WorkerResult {
-        latency: worker.latency,
-        uncorrected: worker.uncorrected,
-        connect: worker.connect,
-        intervals: worker.intervals,
-        errors: worker.errors,
-        starved,
-        first_connect_error: worker.first_connect_error,
-    })
+    Ok(worker.into_result())
+}
+
+impl Conn {
+    /// Connection number `index` of the run, not yet connected.
+    fn new(index: usize, idle: bool, now: Instant) -> Conn {
+        Conn {
+            index,
+            idle,
+            stream: None,
+            state: State::Down,
+            generation: 0,
+            stream_start: payload::stream_start(index),
+            written: 0,
+            queued: 0,
+            received: 0,
+            echoed: 0,
+            in_flight: VecDeque::new(),
+            next_seq: 0,
+            completed: 0,
+            connect_started: now,
+            backoff: Duration::from_millis(10),
+        }
+    }
 }
 
 impl Worker<'_> {
@@ -301,21 +294,7 @@ impl Worker<'_> {
             if now >= self.plan.measure_start {
                 wake = wake.min(next_boundary);
             }
-            let next_due = self.due.peek().map(|Reverse((t, _, _))| *t);
-            let timeout = match next_due {
-                Some(t) if t <= now => Some(Duration::ZERO),
-                Some(t) if t < wake => {
-                    if timer_armed_for != Some(t) {
-                        let left = TimeSpec::from_duration(t - now);
-                        self.timer
-                            .set(Expiration::OneShot(left), TimerSetTimeFlags::empty())
-                            .map_err(io::Error::from)?;
-                        timer_armed_for = Some(t);
-                    }
-                    Some(wake - now)
-                }
-                _ => Some(wake - now),
-            };
+            let timeout = self.poll_timeout(now, wake, &mut timer_armed_for)?;
             match self.poll.poll(&mut events, timeout) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
@@ -335,6 +314,49 @@ impl Worker<'_> {
             self.close_interval(tail);
         }
         Ok(())
+    }
+
+    /// How long to poll: until `wake`, or until the next scheduled send, for which the timerfd
+    /// is armed (once per deadline) because poll's own timeout is only millisecond-precise.
+    fn poll_timeout(
+        &mut self,
+        now: Instant,
+        wake: Instant,
+        timer_armed_for: &mut Option<Instant>,
+    ) -> io::Result<Option<Duration>> {
+        let next_due = self.due.peek().map(|Reverse((t, _, _))| *t);
+        Ok(match next_due {
+            Some(t) if t <= now => Some(Duration::ZERO),
+            Some(t) if t < wake => {
+                if *timer_armed_for != Some(t) {
+                    let left = TimeSpec::from_duration(t - now);
+                    self.timer
+                        .set(Expiration::OneShot(left), TimerSetTimeFlags::empty())
+                        .map_err(io::Error::from)?;
+                    *timer_armed_for = Some(t);
+                }
+                Some(wake - now)
+            }
+            _ => Some(wake - now),
+        })
+    }
+
+    /// The worker's results, once its run is over.
+    fn into_result(self) -> WorkerResult {
+        let starved = self
+            .conns
+            .iter()
+            .filter(|c| !c.idle && c.completed == 0)
+            .count();
+        WorkerResult {
+            latency: self.latency,
+            uncorrected: self.uncorrected,
+            connect: self.connect,
+            intervals: self.intervals,
+            errors: self.errors,
+            starved,
+            first_connect_error: self.first_connect_error,
+        }
     }
 
     /// Starts a non-blocking connect on `slot`.

@@ -76,7 +76,7 @@ pub struct Log {
     pub report: Report,
 }
 
-/// Reads an interval log written by [`write`].
+/// Reads an interval log written by [`write()`].
 pub fn read(path: &Path) -> anyhow::Result<Log> {
     let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut totals: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
@@ -118,6 +118,21 @@ pub fn read(path: &Path) -> anyhow::Result<Log> {
     })
 }
 
+/// The logs' whole-run histograms added up, by tag.
+fn add_totals(logs: &[Log]) -> anyhow::Result<BTreeMap<String, Histogram<u64>>> {
+    let mut totals: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
+    for log in logs {
+        for (tag, h) in &log.totals {
+            totals
+                .entry(tag.clone())
+                .or_insert_with(new_histogram)
+                .add(h)
+                .map_err(|e| anyhow::anyhow!("cannot add histograms: {e:?}"))?;
+        }
+    }
+    Ok(totals)
+}
+
 /// Merges logs of runs made at the same time (from several machines or processes against one
 /// target): histograms are added, counts and rates summed.
 pub fn merge(paths: &[impl AsRef<Path>]) -> anyhow::Result<Report> {
@@ -138,16 +153,7 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> anyhow::Result<Report> {
             );
         }
     }
-    let mut totals: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
-    for log in &logs {
-        for (tag, h) in &log.totals {
-            totals
-                .entry(tag.clone())
-                .or_insert_with(new_histogram)
-                .add(h)
-                .map_err(|e| anyhow::anyhow!("cannot add histograms: {e:?}"))?;
-        }
-    }
+    let totals = add_totals(&logs)?;
     let latency = |tag: &str| totals.get(tag).map(Latency::from_histogram);
     let mut targets: Vec<&str> = logs.iter().map(|l| l.report.target.as_str()).collect();
     targets.dedup();

@@ -8,6 +8,7 @@
 //!
 //! [`run`] does a whole run from [`Options`] and returns the [`Report`] that `--json` writes.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -185,41 +186,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     let progress: Vec<AtomicU64> = (0..threads).map(|_| AtomicU64::new(0)).collect();
     let bar = progress_bar(opts);
 
-    let (results, cpu, wall) = thread::scope(|s| -> anyhow::Result<_> {
-        let mut handles = Vec::new();
-        for w in 0..threads {
-            let active: Vec<usize> = (w..opts.connections).step_by(threads).collect();
-            let idle: Vec<usize> = (w..opts.idle)
-                .step_by(threads)
-                .map(|i| opts.connections + i)
-                .collect();
-            let cpu = (!opts.cpus.is_empty()).then(|| opts.cpus[w % opts.cpus.len()]);
-            let (plan, shared, progress) = (&plan, &shared, &progress[w]);
-            let handle = thread::Builder::new()
-                .name(format!("loadgen-{w}"))
-                .spawn_scoped(s, move || -> anyhow::Result<WorkerResult> {
-                    if let Some(cpu) = cpu {
-                        pin_to(cpu)?;
-                    }
-                    // Precise wake-ups for the open-loop schedule.
-                    let _ = nix::sys::prctl::set_timerslack(1);
-                    engine::run_worker(plan, shared, progress, active, idle)
-                        .context("load worker failed")
-                })
-                .context("cannot start a worker thread")?;
-            handles.push(handle);
-        }
-        let (cpu, wall) = watch(opts, &plan, &shared, &progress, bar.as_ref());
-        let mut results = Vec::new();
-        for handle in handles {
-            results.push(
-                handle
-                    .join()
-                    .map_err(|_| anyhow!("a worker thread panicked"))??,
-            );
-        }
-        Ok((results, cpu, wall))
-    })?;
+    let (results, cpu, wall) = run_workers(opts, &plan, &shared, &progress, bar.as_ref())?;
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -235,9 +202,60 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     } else {
         0.0
     };
-    let (report, intervals) = assemble(opts, &plan, results, cpu_ratio)?;
+    let mut totals = Totals::add_up(results)?;
+    let intervals: Vec<hlog::Interval> = std::mem::take(&mut totals.intervals)
+        .into_values()
+        .collect();
+    let report = assemble(opts, &plan, totals, cpu_ratio);
     write_outputs(opts, &report, &intervals, &plan)?;
     Ok(report)
+}
+
+/// Starts one worker thread per share of the connections, waits out the run on this thread
+/// ([`watch`]) and collects the workers' results, with loadgen's CPU seconds and the wall
+/// seconds they were measured over.
+fn run_workers(
+    opts: &Options,
+    plan: &Plan,
+    shared: &Shared,
+    progress: &[AtomicU64],
+    bar: Option<&indicatif::ProgressBar>,
+) -> anyhow::Result<(Vec<WorkerResult>, f64, f64)> {
+    let threads = progress.len();
+    thread::scope(|s| -> anyhow::Result<_> {
+        let mut handles = Vec::new();
+        for w in 0..threads {
+            let active: Vec<usize> = (w..opts.connections).step_by(threads).collect();
+            let idle: Vec<usize> = (w..opts.idle)
+                .step_by(threads)
+                .map(|i| opts.connections + i)
+                .collect();
+            let cpu = (!opts.cpus.is_empty()).then(|| opts.cpus[w % opts.cpus.len()]);
+            let progress = &progress[w];
+            let handle = thread::Builder::new()
+                .name(format!("loadgen-{w}"))
+                .spawn_scoped(s, move || -> anyhow::Result<WorkerResult> {
+                    if let Some(cpu) = cpu {
+                        pin_to(cpu)?;
+                    }
+                    // Precise wake-ups for the open-loop schedule.
+                    let _ = nix::sys::prctl::set_timerslack(1);
+                    engine::run_worker(plan, shared, progress, active, idle)
+                        .context("load worker failed")
+                })
+                .context("cannot start a worker thread")?;
+            handles.push(handle);
+        }
+        let (cpu, wall) = watch(opts, plan, shared, progress, bar);
+        let mut results = Vec::new();
+        for handle in handles {
+            let result = handle
+                .join()
+                .map_err(|_| anyhow!("a worker thread panicked"))?;
+            results.push(result?);
+        }
+        Ok((results, cpu, wall))
+    })
 }
 
 /// Waits out the run on the main thread: progress, the CPU sample over the measured time, and
@@ -294,50 +312,67 @@ fn progress_bar(opts: &Options) -> Option<indicatif::ProgressBar> {
     Some(bar)
 }
 
-/// Adds up the workers' results into the report and the per-second intervals.
-fn assemble(
-    opts: &Options,
-    plan: &Plan,
-    results: Vec<WorkerResult>,
-    cpu_ratio: f64,
-) -> anyhow::Result<(Report, Vec<hlog::Interval>)> {
-    let mut latency = new_histogram();
-    let mut uncorrected = new_histogram();
-    let mut connect = new_histogram();
-    let mut errors = Errors::default();
-    let mut starved = 0;
-    let mut first_error = None;
-    let mut by_interval: std::collections::BTreeMap<(u32, usize), hlog::Interval> =
-        Default::default();
-    let mut deserializer = Deserializer::new();
-    let tag_order = |tag: &str| {
-        ["latency", "uncorrected", "connect"]
-            .iter()
-            .position(|t| *t == tag)
-            .unwrap_or(3)
-    };
-    for r in results {
-        add(&mut latency, &r.latency)?;
-        add(&mut uncorrected, &r.uncorrected)?;
-        add(&mut connect, &r.connect)?;
-        errors.add(&r.errors);
-        starved += r.starved;
-        first_error = first_error.or(r.first_connect_error);
-        for encoded in r.intervals {
-            let h: Histogram<u64> = deserializer
-                .deserialize(&mut &encoded.bytes[..])
-                .map_err(|e| anyhow!("cannot decode an interval histogram: {e:?}"))?;
-            let slot = by_interval
-                .entry((encoded.index, tag_order(encoded.tag)))
-                .or_insert_with(|| hlog::Interval {
-                    start: INTERVAL * encoded.index,
-                    length: encoded.length,
-                    tag: encoded.tag.to_owned(),
-                    histogram: new_histogram(),
-                });
-            add(&mut slot.histogram, &h)?;
+/// The workers' results added up.
+struct Totals {
+    latency: Histogram<u64>,
+    uncorrected: Histogram<u64>,
+    connect: Histogram<u64>,
+    errors: Errors,
+    starved: usize,
+    first_error: Option<String>,
+    /// Interval histograms by (interval, tag order): latency, uncorrected, connect.
+    intervals: BTreeMap<(u32, usize), hlog::Interval>,
+}
+
+impl Totals {
+    fn add_up(results: Vec<WorkerResult>) -> anyhow::Result<Totals> {
+        let mut t = Totals {
+            latency: new_histogram(),
+            uncorrected: new_histogram(),
+            connect: new_histogram(),
+            errors: Errors::default(),
+            starved: 0,
+            first_error: None,
+            intervals: BTreeMap::new(),
+        };
+        let mut deserializer = Deserializer::new();
+        for r in results {
+            add(&mut t.latency, &r.latency)?;
+            add(&mut t.uncorrected, &r.uncorrected)?;
+            add(&mut t.connect, &r.connect)?;
+            t.errors.add(&r.errors);
+            t.starved += r.starved;
+            t.first_error = t.first_error.or(r.first_connect_error);
+            for encoded in r.intervals {
+                let h: Histogram<u64> = deserializer
+                    .deserialize(&mut &encoded.bytes[..])
+                    .map_err(|e| anyhow!("cannot decode an interval histogram: {e:?}"))?;
+                let slot = t
+                    .intervals
+                    .entry((encoded.index, tag_order(encoded.tag)))
+                    .or_insert_with(|| hlog::Interval {
+                        start: INTERVAL * encoded.index,
+                        length: encoded.length,
+                        tag: encoded.tag.to_owned(),
+                        histogram: new_histogram(),
+                    });
+                add(&mut slot.histogram, &h)?;
+            }
         }
+        Ok(t)
     }
+}
+
+/// Intervals of one index are written latency first, then uncorrected, then connect.
+fn tag_order(tag: &str) -> usize {
+    ["latency", "uncorrected", "connect"]
+        .iter()
+        .position(|t| *t == tag)
+        .unwrap_or(3)
+}
+
+/// The report of a run from its totals.
+fn assemble(opts: &Options, plan: &Plan, totals: Totals, cpu_ratio: f64) -> Report {
     let measured = Instant::now()
         .min(plan.end)
         .saturating_duration_since(plan.measure_start);
@@ -346,10 +381,10 @@ fn assemble(
     } else {
         measured.as_secs_f64()
     };
-    let messages = latency.len();
+    let messages = totals.latency.len();
     let throughput = messages as f64 / duration_s;
     let mode = opts.mode();
-    let report = Report {
+    Report {
         schema_version: SCHEMA_VERSION,
         target: opts.target.clone(),
         mode,
@@ -364,16 +399,16 @@ fn assemble(
         bytes: messages * opts.size as u64,
         throughput_msgs_per_s: throughput,
         achieved_rate_ratio: opts.rate.map(|rate| throughput / rate),
-        errors,
-        connections_starved: starved,
-        latency_us: Latency::from_histogram(&latency),
-        latency_uncorrected_us: (mode == Mode::Open).then(|| Latency::from_histogram(&uncorrected)),
-        connect_us: (mode == Mode::Churn).then(|| Latency::from_histogram(&connect)),
+        errors: totals.errors,
+        connections_starved: totals.starved,
+        latency_us: Latency::from_histogram(&totals.latency),
+        latency_uncorrected_us: (mode == Mode::Open)
+            .then(|| Latency::from_histogram(&totals.uncorrected)),
+        connect_us: (mode == Mode::Churn).then(|| Latency::from_histogram(&totals.connect)),
         loadgen_cpu_ratio: cpu_ratio,
         loadgen_saturated: cpu_ratio > SATURATION,
-        first_error,
-    };
-    Ok((report, by_interval.into_values().collect()))
+        first_error: totals.first_error,
+    }
 }
 
 fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) -> anyhow::Result<()> {
@@ -524,6 +559,14 @@ pub fn parse_scaled(text: &str) -> Result<f64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn modules_import_one_way() {
+        // The report and its formats first, then the payloads, the engine that drives the
+        // load, and the interval logs written from its results.
+        const LAYERS: [&[&str]; 3] = [&["report", "payload"], &["engine"], &["hlog"]];
+        testkit::modgraph::assert_one_way(env!("CARGO_MANIFEST_DIR"), &LAYERS);
+    }
 
     #[test]
     fn counts_take_k_and_m_suffixes() {

@@ -7,7 +7,10 @@
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
-use crate::{announce, bind, cpus_in_affinity_mask, Model, ServerConfig, SignalPipe};
+use crate::config::ServerConfig;
+use crate::listen::{announce, bind};
+use crate::models::{Model, Transport};
+use crate::signals::SignalPipe;
 use anyhow::Context;
 use clap::Parser;
 
@@ -87,17 +90,18 @@ where
 
 fn run(cli: &Cli) -> anyhow::Result<()> {
     let model = cli.model.context("no MODEL given")?;
-    let config = ServerConfig {
-        addr: cli.addr,
-        workers: cli
-            .workers
-            .map_or_else(cpus_in_affinity_mask, |n| n as usize),
-        max_conns: cli
-            .max_conns
-            .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX)),
+    let mut config = ServerConfig::new(cli.addr);
+    if let Some(workers) = cli.workers {
+        config.workers = workers as usize;
+    }
+    if let Some(max) = cli.max_conns {
+        config.max_conns = usize::try_from(max).unwrap_or(usize::MAX);
+    }
+    // The registry says what to bind: every model serves TCP so far.
+    let listener = match model.transport() {
+        Transport::Tcp => bind(config.addr, model.reuses_port())
+            .with_context(|| format!("cannot listen on --addr {}", config.addr))?,
     };
-    let listener = bind(config.addr, model.reuses_port())
-        .with_context(|| format!("cannot listen on --addr {}", config.addr))?;
     let stop = SignalPipe::stop_signals().context("cannot watch SIGINT and SIGTERM")?;
     announce(&listener)?;
     model.serve(listener, &config, stop)

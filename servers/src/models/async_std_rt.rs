@@ -17,10 +17,12 @@ use async_std::io::{ReadExt, WriteExt};
 use async_std::net::{TcpListener, TcpStream};
 use async_std::os::unix::net::UnixStream;
 
-use crate::{
-    accept_error_is_per_connection, log_accept_error, log_connection_error, ConnLimit,
-    ServerConfig, SignalPipe, ACCEPT_BACKOFF, READ_BUF,
-};
+use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
+use crate::config::ServerConfig;
+use crate::conn_limit::ConnLimit;
+use crate::echo::READ_BUF;
+use crate::errors::log_connection_error;
+use crate::signals::SignalPipe;
 
 /// Runs the runtime until SIGINT or SIGTERM; the process then exits, dropping the tasks.
 pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {

@@ -13,7 +13,11 @@ use std::time::Duration;
 
 use anyhow::Context;
 
-use crate::{echo_blocking, log_connection_error, Acceptor, ServerConfig, SignalPipe, Wake};
+use crate::accept::{Acceptor, Wake};
+use crate::config::ServerConfig;
+use crate::echo::echo_blocking;
+use crate::errors::log_connection_error;
+use crate::signals::SignalPipe;
 
 /// How often a connection's blocking reads and writes wake to check for a stop signal while
 /// the client is idle. Only idle periods pay for it: the hot path stays a plain read and write.

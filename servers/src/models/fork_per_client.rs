@@ -27,9 +27,11 @@ use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
 use signal_hook::consts::SIGCHLD;
 
-use crate::{
-    echo_blocking, log_connection_error, Acceptor, ServerConfig, SignalPipe, Wake, ACCEPT_BACKOFF,
-};
+use crate::accept::{Acceptor, Wake, ACCEPT_BACKOFF};
+use crate::config::ServerConfig;
+use crate::echo::echo_blocking;
+use crate::errors::log_connection_error;
+use crate::signals::SignalPipe;
 
 /// How long children get to leave after SIGTERM before they are killed.
 const CHILD_GRACE: Duration = Duration::from_secs(1);

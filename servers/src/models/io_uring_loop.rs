@@ -27,10 +27,12 @@ use anyhow::Context;
 use io_uring::{opcode, squeue, types, IoUring};
 use slab::Slab;
 
-use crate::{
-    accept_error_is_per_connection, log_accept_error, log_connection_error, ConnLimit, ConnSlot,
-    ServerConfig, SignalPipe, ACCEPT_BACKOFF, READ_BUF,
-};
+use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
+use crate::config::ServerConfig;
+use crate::conn_limit::{ConnLimit, ConnSlot};
+use crate::echo::READ_BUF;
+use crate::errors::log_connection_error;
+use crate::signals::SignalPipe;
 
 /// Submission queue entries.
 const RING_ENTRIES: u32 = 1024;

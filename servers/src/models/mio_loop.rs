@@ -22,10 +22,12 @@ use mio::net::{TcpListener, TcpStream, UnixStream};
 use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
-use crate::{
-    accept_error_is_per_connection, interrupted, log_accept_error, log_connection_error,
-    would_block, ConnLimit, ConnSlot, ServerConfig, SignalPipe, ACCEPT_BACKOFF, MAX_PENDING,
-};
+use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
+use crate::config::ServerConfig;
+use crate::conn_limit::{ConnLimit, ConnSlot};
+use crate::echo::MAX_PENDING;
+use crate::errors::{interrupted, log_connection_error, would_block};
+use crate::signals::SignalPipe;
 
 const LISTENER: Token = Token(usize::MAX - 1);
 /// The token of the stop source: the signal pipe here, a `Waker` in `mio-multi`.
@@ -72,12 +74,8 @@ pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> 
     event_loop(poll, listener, ConnLimit::new(config.max_conns))
 }
 
-/// The loop itself, until an event on [`STOP`], which the caller has registered with `poll`.
-pub(crate) fn event_loop(
-    mut poll: Poll,
-    listener: StdListener,
-    limit: ConnLimit,
-) -> anyhow::Result<()> {
+/// The listener, non-blocking, registered with `poll` under [`LISTENER`].
+fn register_listener(poll: &Poll, listener: StdListener) -> anyhow::Result<TcpListener> {
     listener
         .set_nonblocking(true)
         .context("cannot make the listener non-blocking")?;
@@ -85,7 +83,16 @@ pub(crate) fn event_loop(
     poll.registry()
         .register(&mut listener, LISTENER, Interest::READABLE)
         .context("cannot register the listener")?;
+    Ok(listener)
+}
 
+/// The loop itself, until an event on [`STOP`], which the caller has registered with `poll`.
+pub(crate) fn event_loop(
+    mut poll: Poll,
+    listener: StdListener,
+    limit: ConnLimit,
+) -> anyhow::Result<()> {
+    let listener = register_listener(&poll, listener)?;
     let mut events = Events::with_capacity(1024);
     let mut conns: Slab<Conn> = Slab::new();
     let mut scratch = vec![0u8; SCRATCH];

@@ -17,8 +17,11 @@ use std::thread;
 use anyhow::{anyhow, Context};
 use mio::{Poll, Waker};
 
+use crate::config::ServerConfig;
+use crate::conn_limit::ConnLimit;
+use crate::listen::bind;
 use crate::models::mio_loop::{event_loop, STOP};
-use crate::{bind, ConnLimit, ServerConfig, SignalPipe};
+use crate::signals::SignalPipe;
 
 /// Runs one loop per worker until SIGINT or SIGTERM.
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {

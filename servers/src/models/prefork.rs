@@ -27,11 +27,12 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::unistd::{fork, getpid, pipe, read, write, ForkResult, Pid};
 use signal_hook::consts::SIGCHLD;
 
+use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
+use crate::config::ServerConfig;
+use crate::echo::echo_blocking;
+use crate::errors::log_connection_error;
 use crate::models::fork_per_client::{become_child, end_children, ensure_single_threaded, reap};
-use crate::{
-    accept_error_is_per_connection, echo_blocking, log_accept_error, log_connection_error,
-    ServerConfig, SignalPipe, ACCEPT_BACKOFF,
-};
+use crate::signals::SignalPipe;
 
 /// Forks the workers, keeps their number up until SIGINT or SIGTERM, then ends them.
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {

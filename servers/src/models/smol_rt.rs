@@ -16,10 +16,12 @@ use anyhow::Context;
 use smol::io::{AsyncReadExt, AsyncWriteExt};
 use smol::{Async, Executor};
 
-use crate::{
-    accept_error_is_per_connection, log_accept_error, log_connection_error, ConnLimit,
-    ServerConfig, SignalPipe, ACCEPT_BACKOFF, READ_BUF,
-};
+use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
+use crate::config::ServerConfig;
+use crate::conn_limit::ConnLimit;
+use crate::echo::READ_BUF;
+use crate::errors::log_connection_error;
+use crate::signals::SignalPipe;
 
 /// Runs the executor on `--workers` threads until SIGINT or SIGTERM.
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {

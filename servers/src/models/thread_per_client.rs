@@ -14,9 +14,12 @@ use std::thread;
 
 use anyhow::Context;
 
-use crate::{
-    echo_blocking, log_connection_error, Acceptor, ConnLimit, ServerConfig, SignalPipe, Wake,
-};
+use crate::accept::{Acceptor, Wake};
+use crate::config::ServerConfig;
+use crate::conn_limit::ConnLimit;
+use crate::echo::echo_blocking;
+use crate::errors::log_connection_error;
+use crate::signals::SignalPipe;
 
 /// Serves each connection on its own thread until SIGINT or SIGTERM. On stop the process
 /// exits, which closes the connections the threads still hold.

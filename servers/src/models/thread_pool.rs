@@ -13,9 +13,12 @@ use std::net::TcpListener;
 
 use anyhow::Context;
 
-use crate::{
-    echo_blocking, log_connection_error, Acceptor, ConnLimit, ServerConfig, SignalPipe, Wake,
-};
+use crate::accept::{Acceptor, Wake};
+use crate::config::ServerConfig;
+use crate::conn_limit::ConnLimit;
+use crate::echo::echo_blocking;
+use crate::errors::log_connection_error;
+use crate::signals::SignalPipe;
 
 /// Serves connections on the pool until SIGINT or SIGTERM; then the process exits, which
 /// closes the connections the workers hold and those still queued.

@@ -10,8 +10,9 @@
 
 use std::net::TcpListener;
 
+use crate::config::ServerConfig;
 use crate::models::tokio_rt::serve_on;
-use crate::{ServerConfig, SignalPipe};
+use crate::signals::SignalPipe;
 
 /// Runs the single-thread runtime until SIGINT or SIGTERM.
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {

@@ -15,10 +15,12 @@ use anyhow::Context;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
-use crate::{
-    accept_error_is_per_connection, log_accept_error, log_connection_error, ConnLimit,
-    ServerConfig, SignalPipe, ACCEPT_BACKOFF, READ_BUF,
-};
+use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
+use crate::config::ServerConfig;
+use crate::conn_limit::ConnLimit;
+use crate::echo::READ_BUF;
+use crate::errors::log_connection_error;
+use crate::signals::SignalPipe;
 
 /// How long tasks still running at shutdown may take to notice before they are dropped.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);

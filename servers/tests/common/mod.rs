@@ -10,6 +10,8 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use echo_server::models::{ClientsAtOnce, ModelInfo};
+use echo_server::Model;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -49,16 +51,23 @@ pub fn io_uring_allowed() -> bool {
     }
 }
 
+/// What the registry knows of the model called `name`.
+pub fn info(name: &str) -> &'static ModelInfo {
+    Model::from_name(name)
+        .unwrap_or_else(|| panic!("{name} is not in the registry"))
+        .info()
+}
+
 /// Whether a model serves one client at a time, so tests must send their clients in series.
 pub fn serves_one_at_a_time(model: &str) -> bool {
-    model == "blocking"
+    info(model).clients_at_once == ClientsAtOnce::One
 }
 
 /// Whether one server process holds the descriptors of all its concurrent clients (so that a
 /// crowd of clients can exhaust its descriptor limit). Not so for the iterative server (one
 /// client at a time), nor where each client lives in its own process.
 pub fn holds_every_client_in_one_process(model: &str) -> bool {
-    !serves_one_at_a_time(model) && !matches!(model, "fork-per-client" | "prefork")
+    !serves_one_at_a_time(model) && !info(model).forks
 }
 
 /// Workers the tests give every model (models without workers ignore the flag): more than one

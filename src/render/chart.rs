@@ -1,6 +1,8 @@
 //! The report's plots, as SVG strings (plotters' SVG backend: text stays text, no fonts needed).
 
 use hdrhistogram::Histogram;
+use plotters::coord::ranged1d::ValueFormatter;
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
@@ -114,19 +116,7 @@ fn chart(
     log_y: bool,
     markers: bool,
 ) -> Result<String> {
-    let log2 = x_axis == XAxis::PowersOfTwo;
-    let series: Vec<Series> = series
-        .iter()
-        .map(|s| Series {
-            name: s.name.clone(),
-            index: s.index,
-            points: s
-                .points
-                .iter()
-                .map(|&(x, y)| (if log2 { x.max(1.0).log2() } else { x }, y))
-                .collect(),
-        })
-        .collect();
+    let series = on_x_axis(series, x_axis);
     with_svg(|root| {
         let Some(((x0, x1), (y0, y1))) = bounds(&series) else {
             return no_data(root, title);
@@ -139,70 +129,106 @@ fn chart(
             }
             XAxis::Nines => ((0.0, 5.0), 6),
         };
-        let x_format = |v: &f64| match x_axis {
-            XAxis::Linear => short(*v),
-            XAxis::PowersOfTwo if (v - v.round()).abs() < 1e-6 => {
-                short(2f64.powi(v.round() as i32))
-            }
-            XAxis::PowersOfTwo => String::new(),
-            XAxis::Nines => nines_label(*v),
-        };
         let mut builder = ChartBuilder::on(root);
         builder
             .caption(title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(80);
-        macro_rules! draw {
-            ($chart:expr) => {{
-                let mut chart = $chart;
-                chart
-                    .configure_mesh()
-                    .x_desc(x_desc)
-                    .y_desc(y_desc)
-                    .x_labels(x_labels)
-                    .x_label_formatter(&x_format)
-                    .y_label_formatter(&|v| short(*v))
-                    .draw()
-                    .map_err(err)?;
-                for s in &series {
-                    let c = color(s.index);
-                    chart
-                        .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
-                        .map_err(err)?
-                        .label(s.name.as_str())
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
-                        });
-                    if markers {
-                        chart
-                            .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
-                            .map_err(err)?;
-                    }
-                }
-                chart
-                    .configure_series_labels()
-                    .position(SeriesLabelPosition::UpperLeft)
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK.mix(0.3))
-                    .draw()
-                    .map_err(err)?;
-            }};
-        }
+        let look = Look {
+            x_desc,
+            y_desc,
+            x_labels,
+            x_axis,
+            markers,
+        };
         if log_y {
             // Latencies in µs: nothing below a nanosecond.
             let y = (y0.max(0.001) * 0.8, y1 * 1.25);
-            draw!(builder
+            let chart = builder
                 .build_cartesian_2d(x.0..x.1, (y.0..y.1).log_scale())
-                .map_err(err)?);
+                .map_err(err)?;
+            draw_lines(chart, &series, &look)
         } else {
             let y = (0.0, (y1 * 1.1).max(1e-9));
-            draw!(builder
+            let chart = builder
                 .build_cartesian_2d(x.0..x.1, y.0..y.1)
-                .map_err(err)?);
+                .map_err(err)?;
+            draw_lines(chart, &series, &look)
         }
-        Ok(())
     })
+}
+
+/// The series with x as the axis draws it: powers of two as their exponent.
+fn on_x_axis(series: &[Series], x_axis: XAxis) -> Vec<Series> {
+    let log2 = x_axis == XAxis::PowersOfTwo;
+    series
+        .iter()
+        .map(|s| Series {
+            name: s.name.clone(),
+            index: s.index,
+            points: s
+                .points
+                .iter()
+                .map(|&(x, y)| (if log2 { x.max(1.0).log2() } else { x }, y))
+                .collect(),
+        })
+        .collect()
+}
+
+/// How [`draw_lines`] labels and marks a chart.
+struct Look<'a> {
+    x_desc: &'a str,
+    y_desc: &'a str,
+    x_labels: usize,
+    x_axis: XAxis,
+    markers: bool,
+}
+
+/// Draws the mesh, one line per series and the legend, on a linear or logarithmic y axis.
+fn draw_lines<'a, Y>(
+    mut chart: ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>,
+    series: &[Series],
+    look: &Look,
+) -> Result<()>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let x_format = |v: &f64| match look.x_axis {
+        XAxis::Linear => short(*v),
+        XAxis::PowersOfTwo if (v - v.round()).abs() < 1e-6 => short(2f64.powi(v.round() as i32)),
+        XAxis::PowersOfTwo => String::new(),
+        XAxis::Nines => nines_label(*v),
+    };
+    chart
+        .configure_mesh()
+        .x_desc(look.x_desc)
+        .y_desc(look.y_desc)
+        .x_labels(look.x_labels)
+        .x_label_formatter(&x_format)
+        .y_label_formatter(&|v| short(*v))
+        .draw()
+        .map_err(err)?;
+    for s in series {
+        let c = color(s.index);
+        chart
+            .draw_series(LineSeries::new(s.points.iter().copied(), c.stroke_width(2)))
+            .map_err(err)?
+            .label(s.name.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+        if look.markers {
+            chart
+                .draw_series(s.points.iter().map(|&p| Circle::new(p, 3, c.filled())))
+                .map_err(err)?;
+        }
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperLeft)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK.mix(0.3))
+        .draw()
+        .map_err(err)
 }
 
 /// HdrHistogram's percentile spectrum: latency against "nines" (0 = 0 %, 2 = 99 %, 3 = 99.9 %).
@@ -280,24 +306,7 @@ pub fn bars(
             .y_label_formatter(&|v| short(*v))
             .draw()
             .map_err(err)?;
-        let width = 0.8 / categories.len() as f64;
-        for (k, category) in categories.iter().enumerate() {
-            // Shades of grey to black tell the categories apart; the legend names them.
-            let shade = 60 + (k * 150 / categories.len().max(1)) as u8;
-            let c = RGBColor(shade, shade, shade);
-            chart
-                .draw_series(rows.iter().enumerate().filter_map(|(g, row)| {
-                    let v = row.2.get(k).copied().flatten()?;
-                    let x0 = g as f64 + 0.1 + k as f64 * width;
-                    Some(Rectangle::new(
-                        [(x0, 0.0), (x0 + width * 0.9, v)],
-                        c.filled(),
-                    ))
-                }))
-                .map_err(err)?
-                .label(*category)
-                .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
-        }
+        draw_bars(&mut chart, categories, rows)?;
         chart
             .configure_series_labels()
             .position(SeriesLabelPosition::UpperRight)
@@ -307,6 +316,32 @@ pub fn bars(
             .map_err(err)?;
         Ok(())
     })
+}
+
+/// One bar per category in each model's group, in shades of grey that the legend names.
+fn draw_bars<'a>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, RangedCoordf64>>,
+    categories: &[&str],
+    rows: &[(String, usize, Vec<Option<f64>>)],
+) -> Result<()> {
+    let width = 0.8 / categories.len() as f64;
+    for (k, category) in categories.iter().enumerate() {
+        let shade = 60 + (k * 150 / categories.len().max(1)) as u8;
+        let c = RGBColor(shade, shade, shade);
+        chart
+            .draw_series(rows.iter().enumerate().filter_map(|(g, row)| {
+                let v = row.2.get(k).copied().flatten()?;
+                let x0 = g as f64 + 0.1 + k as f64 * width;
+                Some(Rectangle::new(
+                    [(x0, 0.0), (x0 + width * 0.9, v)],
+                    c.filled(),
+                ))
+            }))
+            .map_err(err)?
+            .label(*category)
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+    }
+    Ok(())
 }
 
 fn no_data(root: &DrawingArea<SVGBackend, Shift>, title: &str) -> Result<()> {

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::fs;
 
-use serde::{Deserialize, Serialize};
+use crate::schema::ServerUsage;
 
 /// One look at the process tree.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -140,30 +140,6 @@ pub fn ticks_per_second() -> u64 {
         .ok()
         .flatten()
         .map_or(100, |t| t as u64)
-}
-
-/// The server's resources in one run, as written to `raw/<run>.server.json`.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct ServerUsage {
-    /// CPU seconds (user + system, whole tree) in the measured time (scaled from the window
-    /// between the two full samples).
-    pub cpu_s: f64,
-    /// Peak resident memory of the tree, KiB (sum over processes: shared pages counted in each).
-    pub peak_rss_kib: u64,
-    /// Peak proportional set size of the tree, KiB (shared pages split between processes).
-    pub peak_pss_kib: u64,
-    /// Most threads at once.
-    pub peak_threads: u64,
-    /// Most processes at once.
-    pub peak_processes: u64,
-    /// Most open file descriptors at once (at the start or end of the measured time): shows
-    /// how many connections the server actually took.
-    #[serde(default)]
-    pub peak_fds: u64,
-    /// Voluntary context switches in the measured time (threads alive at its end).
-    pub voluntary_switches: u64,
-    /// Involuntary context switches in the measured time (threads alive at its end).
-    pub involuntary_switches: u64,
 }
 
 /// Folds the samples of one run into its usage.

@@ -1,0 +1,300 @@
+//! The report's content, section by section, as [`Block`]s that [`super::markup`] writes as
+//! Markdown and as HTML alike.
+
+use super::format::{bytes, int, kib, mark, median_us, or_dash, pair, scale, spread, DASH};
+use super::headline::headline_table;
+use super::plots::Plot;
+use crate::schema::{Cell, Summary, BULK_SIZE};
+
+/// A piece of the report, rendered to Markdown and to HTML alike.
+pub enum Block {
+    /// A heading of this level.
+    Heading(u8, String),
+    /// A paragraph (may hold `code` spans).
+    Para(String),
+    /// A table: header and rows.
+    Table(Vec<String>, Vec<Vec<String>>),
+    /// A plot: its file name and caption.
+    Plot(String, String),
+    /// A bulleted list.
+    List(Vec<String>),
+}
+
+/// The whole report, in reading order.
+pub fn document(s: &Summary, plots: &[Plot]) -> Vec<Block> {
+    let mut doc = title(s);
+    doc.extend(headline(s));
+    doc.extend(models(s));
+    doc.extend(plot_figures(plots));
+    doc.extend(results_by_workload(s));
+    doc.extend(memory_per_connection(s));
+    doc.extend(server_resources(s));
+    doc.extend(notes(s));
+    doc.push(Block::Para(
+        "Raw data: `raw/` holds every run's loadgen report (`.json`), interval log (`.hlog`, HdrHistogram V2 + deflate, mergeable with `loadgen merge`), server record (`.run.json`) and any server log; `echobench report DIR` re-renders these files from it.".to_owned(),
+    ));
+    doc
+}
+
+/// The title and the machine the comparison ran on.
+fn title(s: &Summary) -> Vec<Block> {
+    let e = &s.environment;
+    vec![
+        Block::Heading(1, "echobench: concurrency models compared".to_owned()),
+        Block::Para(format!(
+            "Profile `{}`, started {} on `{}`: {} ({} CPUs, {} GiB), Linux {}, {}. Servers pinned to CPUs {}, loadgen to CPUs {}. echobench {} at commit `{}`.",
+            e.profile.name(),
+            e.started_utc,
+            e.hostname,
+            e.cpu_model,
+            e.cores,
+            e.memory_kib / (1024 * 1024),
+            e.kernel,
+            e.rustc,
+            e.server_cpus,
+            e.loadgen_cpus,
+            e.echobench_version,
+            e.git_commit.as_deref().unwrap_or("unknown"),
+        )),
+    ]
+}
+
+/// The headline table and how to read its columns.
+fn headline(s: &Summary) -> Vec<Block> {
+    let (header, rows) = headline_table(s);
+    vec![
+        Block::Heading(2, "Headline".to_owned()),
+        Block::Table(header, rows),
+        Block::List(vec![
+            "*peak msgs/s*: best closed-loop throughput over the pingpong connection counts (64 B).".to_owned(),
+            format!(
+                "*p99*: 99th percentile latency in the open loop at {} msgs/s offered over 16 connections, coordinated-omission corrected; latency is compared only at the same offered rate.",
+                or_dash(s.rate_for_p99, int)
+            ),
+            "*churn*: connect, echo 64 B, close, 16 at a time: what accepting a connection costs each model (a thread, a process, a task).".to_owned(),
+            "*memory / idle conn*: slope of the server's memory (PSS) over idle connections held beside one active one, not a single division.".to_owned(),
+            "*server CPU / msg*: user + system time of the whole server process tree per echoed message, at 16 connections.".to_owned(),
+            "*findings*: starved connections (an iterative server serves one client; the rest wait: a finding, not a crash), runs where loadgen used over 90 % of its CPUs (the load generator, not the server, may have been the limit), errors, failures.".to_owned(),
+        ]),
+    ]
+}
+
+/// Each model and how it works, from the registry.
+fn models(s: &Summary) -> Vec<Block> {
+    let line = |m: &String| {
+        // A server run with arguments is labelled `model(args)`.
+        let name = m.split('(').next().unwrap_or(m);
+        let how = echo_server::Model::from_name(name).map_or("", |model| model.summary());
+        format!("`{m}`: {how}")
+    };
+    vec![
+        Block::Heading(2, "Models".to_owned()),
+        Block::List(s.models.iter().map(line).collect()),
+    ]
+}
+
+fn plot_figures(plots: &[Plot]) -> Vec<Block> {
+    let mut blocks = vec![Block::Heading(2, "Plots".to_owned())];
+    blocks.extend(
+        plots
+            .iter()
+            .map(|p| Block::Plot(p.file.clone(), p.caption.clone())),
+    );
+    blocks
+}
+
+/// A table of one figure per model (rows) and workload of a kind (columns); nothing when no
+/// workload of that kind ran.
+fn workload_table(s: &Summary, title: &str, kind: &str, f: &dyn Fn(&Cell) -> String) -> Vec<Block> {
+    let cols: Vec<&String> = s.workloads.iter().filter(|l| l.starts_with(kind)).collect();
+    if cols.is_empty() {
+        return Vec::new();
+    }
+    let mut header = vec!["model".to_owned()];
+    header.extend(cols.iter().map(|l| (*l).clone()));
+    let rows = s
+        .models
+        .iter()
+        .map(|m| {
+            let cells = s.cells_of(m);
+            let mut row = vec![m.clone()];
+            row.extend(
+                cols.iter()
+                    .map(|l| or_dash(cells.get(l.as_str()), |c| f(c))),
+            );
+            row
+        })
+        .collect();
+    vec![
+        Block::Heading(3, title.to_owned()),
+        Block::Table(header, rows),
+    ]
+}
+
+/// Every workload's own table.
+fn results_by_workload(s: &Summary) -> Vec<Block> {
+    let mut blocks = vec![
+        Block::Heading(2, "Results by workload".to_owned()),
+        Block::Para(
+            "Medians over repeats, with the range (min–max) when a run was repeated. Marks: `L` loadgen used over 90 % of its CPUs in this run; `S n/m` n of m connections completed no message; `E n` errors counted; `failed` no figures (see notes).".to_owned(),
+        ),
+    ];
+    blocks.extend(workload_table(
+        s,
+        "Pingpong: throughput (msgs/s)",
+        "pingpong",
+        &|c| mark(c, spread(c.throughput_msgs_per_s, int)),
+    ));
+    blocks.extend(workload_table(
+        s,
+        "Pingpong: latency p50 / p99 (µs)",
+        "pingpong",
+        &|c| mark(c, pair(c.latency_p50_us, c.latency_p99_us)),
+    ));
+    blocks.extend(workload_table(
+        s,
+        "Rate: p99 corrected / uncorrected (µs), achieved share of the rate",
+        "rate",
+        &rate_figures,
+    ));
+    blocks.extend(workload_table(
+        s,
+        "Churn: connections/s, latency p50, connect p50 (µs)",
+        "churn",
+        &churn_figures,
+    ));
+    blocks.extend(workload_table(
+        s,
+        "Idle: server memory PSS / RSS, and the active connection's p99",
+        "idle",
+        &idle_figures,
+    ));
+    blocks.extend(workload_table(
+        s,
+        "Bulk (64 KiB): MB/s echoed",
+        "bulk",
+        &|c| {
+            let mb = c
+                .throughput_msgs_per_s
+                .map(|t| scale(t, BULK_SIZE as f64 / 1e6));
+            mark(c, spread(mb, |v| format!("{v:.0}")))
+        },
+    ));
+    blocks
+}
+
+fn rate_figures(c: &Cell) -> String {
+    let achieved = or_dash(c.achieved_rate_ratio, |s| {
+        format!("{:.0} %", s.median * 100.0)
+    });
+    let p99 = median_us(c.latency_p99_us);
+    let uncorrected = median_us(c.latency_uncorrected_p99_us);
+    mark(c, format!("{p99} / {uncorrected}, {achieved}"))
+}
+
+fn churn_figures(c: &Cell) -> String {
+    let rate = spread(c.throughput_msgs_per_s, int);
+    let (latency, connect) = (median_us(c.latency_p50_us), median_us(c.connect_p50_us));
+    mark(c, format!("{rate}, {latency}, {connect}"))
+}
+
+fn idle_figures(c: &Cell) -> String {
+    let (pss, rss) = (or_dash(c.peak_pss_kib, kib), or_dash(c.peak_rss_kib, kib));
+    mark(
+        c,
+        format!("{pss} / {rss}, p99 {}", median_us(c.latency_p99_us)),
+    )
+}
+
+/// Memory per connection: the slopes and the points they were fitted to.
+fn memory_per_connection(s: &Summary) -> Vec<Block> {
+    let header = [
+        "model",
+        "PSS slope",
+        "RSS slope",
+        "points (idle conns: PSS)",
+        "note",
+    ];
+    let rows = s
+        .memory_per_connection
+        .iter()
+        .map(|m| {
+            let points: Vec<String> = m
+                .points
+                .iter()
+                .map(|(n, k)| format!("{n}: {}", kib(*k)))
+                .collect();
+            vec![
+                m.model.clone(),
+                or_dash(m.pss_bytes_per_connection, bytes),
+                or_dash(m.rss_bytes_per_connection, bytes),
+                points.join(", "),
+                m.not_accepted.clone().unwrap_or_else(|| DASH.to_owned()),
+            ]
+        })
+        .collect();
+    vec![
+        Block::Heading(3, "Memory per connection".to_owned()),
+        Block::Table(header.map(str::to_owned).to_vec(), rows),
+    ]
+}
+
+/// CPU, memory, threads, processes and context switches of every cell.
+fn server_resources(s: &Summary) -> Vec<Block> {
+    let header = [
+        "model",
+        "workload",
+        "CPU µs/msg",
+        "RSS",
+        "PSS",
+        "threads",
+        "processes",
+        "switches/msg",
+    ];
+    let rows = s
+        .cells
+        .iter()
+        .map(|c| {
+            vec![
+                c.model.clone(),
+                c.label.clone(),
+                or_dash(c.server_cpu_us_per_msg, |s| format!("{:.2}", s.median)),
+                or_dash(c.peak_rss_kib, kib),
+                or_dash(c.peak_pss_kib, kib),
+                or_dash(c.peak_threads, |t| t.to_string()),
+                or_dash(c.peak_processes, |p| p.to_string()),
+                match (c.voluntary_switches_per_msg, c.involuntary_switches_per_msg) {
+                    (Some(v), Some(i)) => format!("{v:.2} / {i:.2}"),
+                    _ => DASH.to_owned(),
+                },
+            ]
+        })
+        .collect();
+    vec![
+        Block::Heading(2, "Server resources".to_owned()),
+        Block::Para(
+            "Over the whole server process tree, from `/proc`: CPU (user + system) per message in the measured time; peak RSS and PSS; most threads and processes at once; context switches per message (voluntary / involuntary; threads that exited during the run are not seen). RSS and PSS count user-space pages only: socket buffers, page tables and the kernel's thread and process structures are not in them.".to_owned(),
+        ),
+        Block::Table(header.map(str::to_owned).to_vec(), rows),
+    ]
+}
+
+/// What the runs noted (failures, starvation, slow stops), when any did.
+fn notes(s: &Summary) -> Vec<Block> {
+    let notes: Vec<String> = s
+        .cells
+        .iter()
+        .flat_map(|c| {
+            c.notes
+                .iter()
+                .map(move |n| format!("`{}` {}: {n}", c.model, c.label))
+        })
+        .collect();
+    if notes.is_empty() {
+        return Vec::new();
+    }
+    vec![
+        Block::Heading(2, "Notes from the runs".to_owned()),
+        Block::List(notes),
+    ]
+}

@@ -1,0 +1,128 @@
+//! How figures read in the report: whole numbers with separators, microseconds, bytes, spreads
+//! and the marks of a cell.
+
+use std::fmt::Write as _;
+
+use crate::schema::{Cell, Spread, Status};
+
+/// What a missing figure reads as.
+pub const DASH: &str = "—";
+
+/// `f` of the value, or a dash.
+pub fn or_dash<T>(value: Option<T>, f: impl FnOnce(T) -> String) -> String {
+    value.map_or_else(|| DASH.to_owned(), f)
+}
+
+/// The cell's text with its marks: `L` loadgen-bound, `S n/m` starved, `E n` errors; `failed`
+/// alone when the cell has no figures.
+pub fn mark(c: &Cell, text: String) -> String {
+    if c.status == Status::Failed {
+        return "failed".to_owned();
+    }
+    let mut t = text;
+    if c.loadgen_saturated {
+        t += " L";
+    }
+    if c.connections_starved > 0 {
+        let _ = write!(t, " S {}/{}", c.connections_starved, c.connections);
+    }
+    if c.errors > 0 {
+        let _ = write!(t, " E {}", c.errors);
+    }
+    t
+}
+
+/// The spread with every value multiplied by `k`.
+pub fn scale(s: Spread, k: f64) -> Spread {
+    Spread {
+        median: s.median * k,
+        min: s.min * k,
+        max: s.max * k,
+    }
+}
+
+/// The median, with the range (min–max) when the repeats differ.
+pub fn spread(s: Option<Spread>, f: impl Fn(f64) -> String) -> String {
+    match s {
+        None => DASH.to_owned(),
+        Some(s) if s.min == s.max => f(s.median),
+        Some(s) => format!("{} ({}–{})", f(s.median), f(s.min), f(s.max)),
+    }
+}
+
+/// The median of an optional spread, in µs.
+pub fn median_us(s: Option<Spread>) -> String {
+    or_dash(s, |s| us(s.median))
+}
+
+/// Two medians in µs, `a / b`.
+pub fn pair(a: Option<Spread>, b: Option<Spread>) -> String {
+    format!("{} / {}", median_us(a), median_us(b))
+}
+
+/// Whole number with thousands separators.
+pub fn int(v: f64) -> String {
+    let n = v.round() as i64;
+    let digits = n.abs().to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+/// Microseconds, 3 significant digits, in µs or ms.
+pub fn us(v: f64) -> String {
+    if v >= 10_000.0 {
+        format!("{:.1} ms", v / 1000.0)
+    } else if v >= 100.0 {
+        format!("{v:.0} µs")
+    } else {
+        format!("{v:.1} µs")
+    }
+}
+
+/// Bytes in B, KiB or MiB.
+pub fn bytes(v: f64) -> String {
+    let a = v.abs();
+    if a >= 10.0 * 1024.0 * 1024.0 {
+        format!("{:.0} MiB", v / 1024.0 / 1024.0)
+    } else if a >= 1024.0 * 1024.0 {
+        format!("{:.1} MiB", v / 1024.0 / 1024.0)
+    } else if a >= 1024.0 {
+        format!("{:.1} KiB", v / 1024.0)
+    } else {
+        format!("{v:.0} B")
+    }
+}
+
+/// KiB as [`bytes`].
+pub fn kib(k: f64) -> String {
+    bytes(k * 1024.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn figures_read_as_people_write_them() {
+        assert_eq!(int(1_234_567.4), "1,234,567");
+        assert_eq!(int(-1000.0), "-1,000");
+        assert_eq!(us(57.24), "57.2 µs");
+        assert_eq!(us(457.0), "457 µs");
+        assert_eq!(us(12_500.0), "12.5 ms");
+        assert_eq!(bytes(103.0), "103 B");
+        assert_eq!(bytes(25.6 * 1024.0), "25.6 KiB");
+        assert_eq!(kib(30.0 * 1024.0), "30 MiB");
+        let s = Spread::of([1.0, 2.0, 3.0]);
+        assert_eq!(spread(s, |v| format!("{v:.0}")), "2 (1–3)");
+        assert_eq!(spread(None, int), DASH);
+    }
+}

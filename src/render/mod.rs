@@ -1,0 +1,39 @@
+//! The last stage: from the summary to `report.md`, `report.html` and the SVG plots. It reads
+//! only what the summary stage hands it, never `raw/`; rendering is deterministic, so the same
+//! summary gives byte-identical files.
+//!
+//! [`document`] lays out the report as [`Block`]s, section by section; [`markup`] writes them
+//! as Markdown and as HTML; [`plots`] draws each plot with the chart kinds of [`chart`];
+//! [`format`](mod@format) says how figures read; [`headline`] is the table `compare` also prints.
+
+pub mod chart;
+pub mod document;
+pub mod format;
+pub mod headline;
+pub mod markup;
+pub mod plots;
+
+use std::path::Path;
+
+use anyhow::Context;
+
+use crate::summary::Analysis;
+pub use document::Block;
+pub use headline::{headline_table, headline_text};
+pub use plots::Plot;
+
+/// Writes the plots, `report.md` and `report.html` of `analysis` into `dir`.
+pub fn write_reports(dir: &Path, analysis: &Analysis) -> anyhow::Result<()> {
+    let write = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
+    };
+    let summary = &analysis.summary;
+    let plots = plots::plots(summary, &analysis.latency);
+    for plot in &plots {
+        write(&plot.file, &plot.svg)?;
+    }
+    let doc = document::document(summary, &plots);
+    write("report.md", &markup::markdown(&doc))?;
+    write("report.html", &markup::html(&doc, &plots, summary))
+}

@@ -1,0 +1,221 @@
+//! The report's plots, one function each, drawn from the summary (and, for the latency
+//! spectra, the cells' merged histograms) with the chart kinds of [`super::chart`].
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+
+use super::chart::{self, Series};
+use crate::schema::{Cell, Status, Summary, Workload};
+
+/// One plot of the report.
+pub struct Plot {
+    /// File name under the report's directory, e.g. `p99-vs-rate.svg`.
+    pub file: String,
+    /// Caption under it.
+    pub caption: String,
+    /// The SVG document.
+    pub svg: String,
+}
+
+/// Every plot, in report order.
+pub fn plots(s: &Summary, latency: &BTreeMap<(String, String), Histogram<u64>>) -> Vec<Plot> {
+    let mut plots = vec![
+        throughput_vs_connections(s),
+        p99_vs_rate(s),
+        memory_vs_idle_connections(s),
+        cpu_per_message(s),
+    ];
+    plots.extend(
+        spectrum_workloads(s)
+            .iter()
+            .map(|label| latency_spectrum(s, latency, label)),
+    );
+    plots
+}
+
+/// A plot, or where it cannot be drawn an SVG that says why.
+fn plot(file: &str, caption: &str, svg: Result<String, String>) -> Plot {
+    let svg = svg.unwrap_or_else(|e| {
+        format!("<svg xmlns=\"http://www.w3.org/2000/svg\"><text x=\"10\" y=\"20\">{caption}: {e}</text></svg>")
+    });
+    Plot {
+        file: file.to_owned(),
+        caption: caption.to_owned(),
+        svg,
+    }
+}
+
+/// One series per model: (x of the workload, y of the cell) over the cells of one kind of
+/// workload that did not fail.
+fn series(
+    s: &Summary,
+    kind: &str,
+    x: fn(&Workload) -> Option<f64>,
+    y: &dyn Fn(&Cell) -> Option<f64>,
+) -> Vec<Series> {
+    s.models
+        .iter()
+        .enumerate()
+        .map(|(index, m)| {
+            let mut points: Vec<(f64, f64)> = s
+                .cells
+                .iter()
+                .filter(|c| &c.model == m && c.label.starts_with(kind))
+                .filter(|c| c.status != Status::Failed)
+                .filter_map(|c| Some((x(&Workload::from_label(&c.label)?)?, y(c)?)))
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                name: m.clone(),
+                index,
+                points,
+            }
+        })
+        .collect()
+}
+
+fn throughput_vs_connections(s: &Summary) -> Plot {
+    let connections = |w: &Workload| match w {
+        Workload::Pingpong { connections } => Some(*connections as f64),
+        _ => None,
+    };
+    let series = series(s, "pingpong", connections, &|c| {
+        c.throughput_msgs_per_s.map(|t| t.median)
+    });
+    plot(
+        "throughput-vs-connections.svg",
+        "Pingpong: throughput against connections (closed loop, 64 B)",
+        chart::lines(
+            "Throughput vs connections",
+            "connections",
+            "msgs/s",
+            &series,
+            true,
+            false,
+        ),
+    )
+}
+
+fn p99_vs_rate(s: &Summary) -> Plot {
+    let rate = |w: &Workload| match w {
+        Workload::Rate { rate } => Some(*rate),
+        _ => None,
+    };
+    let series = series(s, "rate", rate, &|c| c.latency_p99_us.map(|l| l.median));
+    plot(
+        "p99-vs-rate.svg",
+        "Rate: p99 latency (corrected) against offered load",
+        chart::lines(
+            "p99 latency vs offered rate",
+            "offered msgs/s",
+            "p99 (µs)",
+            &series,
+            false,
+            true,
+        ),
+    )
+}
+
+fn memory_vs_idle_connections(s: &Summary) -> Plot {
+    let idle = |w: &Workload| match w {
+        Workload::Idle { idle } => Some(*idle as f64),
+        _ => None,
+    };
+    // Runs with errors did not hold every idle connection: their memory is not drawn.
+    let series = series(s, "idle", idle, &|c| {
+        (c.errors == 0).then_some(c.peak_pss_kib? / 1024.0)
+    });
+    plot(
+        "memory-per-connection.svg",
+        "Idle: server memory (PSS) against idle connections; the slope is memory per connection",
+        chart::lines(
+            "Server memory vs idle connections",
+            "idle connections",
+            "PSS (MiB)",
+            &series,
+            false,
+            false,
+        ),
+    )
+}
+
+fn cpu_per_message(s: &Summary) -> Plot {
+    let categories = [
+        "pingpong-c16",
+        "churn (per connection)",
+        "bulk (per 64 KiB)",
+    ];
+    let rows: Vec<(String, usize, Vec<Option<f64>>)> = s
+        .models
+        .iter()
+        .enumerate()
+        .map(|(index, m)| {
+            let cells = s.cells_of(m);
+            let v = |label: &str| {
+                let cell = cells.get(label).filter(|c| c.status != Status::Failed);
+                cell.and_then(|c| c.server_cpu_us_per_msg).map(|x| x.median)
+            };
+            (
+                m.clone(),
+                index,
+                vec![v("pingpong-c16"), v("churn"), v("bulk")],
+            )
+        })
+        .collect();
+    plot(
+        "cpu-per-message.svg",
+        "Server CPU per message (µs, whole process tree)",
+        chart::bars("Server CPU per message", "µs", &categories, &rows),
+    )
+}
+
+/// The workloads that get a latency spectrum, one of each kind: 16 connections (or the first
+/// pingpong), the lowest rate, churn, the most idle connections, bulk.
+fn spectrum_workloads(s: &Summary) -> Vec<String> {
+    let first = |kind: &str| s.workloads.iter().find(|l| l.starts_with(kind)).cloned();
+    let last = |kind: &str| {
+        s.workloads
+            .iter()
+            .rev()
+            .find(|l| l.starts_with(kind))
+            .cloned()
+    };
+    let pingpong = s
+        .workloads
+        .iter()
+        .find(|l| *l == "pingpong-c16")
+        .cloned()
+        .or_else(|| first("pingpong"));
+    [
+        pingpong,
+        first("rate"),
+        first("churn"),
+        last("idle"),
+        first("bulk"),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
+
+fn latency_spectrum(
+    s: &Summary,
+    latency: &BTreeMap<(String, String), Histogram<u64>>,
+    label: &str,
+) -> Plot {
+    let histograms: Vec<(String, usize, &Histogram<u64>)> = s
+        .models
+        .iter()
+        .enumerate()
+        .filter_map(|(index, m)| {
+            let h = latency.get(&(m.clone(), label.to_owned()))?;
+            Some((m.clone(), index, h))
+        })
+        .collect();
+    plot(
+        &format!("latency-{label}.svg"),
+        &format!("Latency percentile spectrum, {label}"),
+        chart::spectrum(&format!("Latency spectrum: {label}"), &histograms),
+    )
+}

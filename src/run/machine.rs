@@ -1,0 +1,75 @@
+//! The machine a comparison runs on, read once at its start for `environment.json`.
+
+use std::process::Command;
+
+use crate::plan::CompareOptions;
+use crate::schema::{Environment, ServerSpec};
+
+/// Reads the machine now, for a comparison run with `opts`.
+pub fn capture(opts: &CompareOptions) -> Environment {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let field = |text: &str, key: &str| {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix(key)?
+                    .split_once(':')
+                    .map(|(_, v)| v.trim().to_owned())
+            })
+            .unwrap_or_default()
+    };
+    Environment {
+        schema_version: 1,
+        started_utc: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+        hostname: hostname(),
+        cpu_model: field(&cpuinfo, "model name"),
+        // Online CPUs of the machine, not of this (pinned) process.
+        cores: nix::unistd::sysconf(nix::unistd::SysconfVar::_NPROCESSORS_ONLN)
+            .ok()
+            .flatten()
+            .map_or(1, |n| n as usize),
+        memory_kib: field(&meminfo, "MemTotal")
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0),
+        kernel: nix::sys::utsname::uname()
+            .map(|u| u.release().to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        rustc: env!("ECHOBENCH_RUSTC").to_owned(),
+        echobench_version: env!("CARGO_PKG_VERSION").to_owned(),
+        git_commit: git_commit(),
+        server_cpus: loadgen::format_cpus(&opts.server_cpus),
+        loadgen_cpus: loadgen::format_cpus(&opts.loadgen_cpus),
+        profile: opts.profile,
+        models: opts.servers.iter().map(ServerSpec::label).collect(),
+    }
+}
+
+/// This machine's host name.
+pub fn hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
+
+fn git_commit() -> Option<String> {
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .stderr(std::process::Stdio::null())
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let commit = git(&["rev-parse", "HEAD"])?;
+    let dirty =
+        git(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+    Some(if dirty {
+        format!("{commit}-dirty")
+    } else {
+        commit
+    })
+}

@@ -1,0 +1,174 @@
+//! The second stage: runs every run of the plan and writes its raw records.
+//!
+//! Per run: start the server pinned to the server CPUs ([`server`]), wait for its `listening on`
+//! line, run loadgen in-process pinned to the loadgen CPUs, sample the server's process tree
+//! from `/proc` meanwhile ([`procfs`]), stop the server with SIGTERM, and write
+//! `raw/<id>.run.json` beside loadgen's `raw/<id>.json` and `raw/<id>.hlog`. A model that fails
+//! or starves is recorded as such; it never aborts the comparison. What is written is all the
+//! later stages read.
+
+pub mod machine;
+pub mod procfs;
+pub mod server;
+
+use std::io::IsTerminal;
+use std::path::Path;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::plan::{self, CompareOptions};
+use crate::schema::{RunRecord, RunSpec, ServerUsage, Status, Timing, SCHEMA_VERSION};
+use server::{Server, STOP_LIMIT};
+
+/// How often the server tree is sampled for peaks.
+const SAMPLE_EVERY: Duration = Duration::from_millis(200);
+
+/// Runs the whole matrix of `opts`, writing `environment.json` and `raw/` under `opts.out`.
+pub fn run(opts: &CompareOptions) -> anyhow::Result<()> {
+    let raw = opts.out.join("raw");
+    std::fs::create_dir_all(&raw)
+        .with_context(|| format!("cannot create --out {}", opts.out.display()))?;
+    loadgen::raise_fd_limit();
+    // The runner's own threads (sampling, loadgen) stay off the server's CPUs.
+    server::pin_process(&opts.loadgen_cpus)?;
+    let exe = std::env::current_exe().context("cannot find the echobench binary")?;
+    machine::capture(opts).write(&opts.out.join("environment.json"))?;
+
+    let runs = plan::runs(opts.profile, &opts.servers);
+    let timing = plan::timing(opts.profile, runs.len());
+    let bar = progress_bar(opts, runs.len());
+    for spec in &runs {
+        if let Some(bar) = &bar {
+            bar.set_message(spec.id());
+        }
+        let record = run_one(&exe, spec, timing, opts, &raw);
+        let path = raw.join(format!("{}.run.json", spec.id()));
+        let json = serde_json::to_string_pretty(&record)? + "\n";
+        std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
+        if let Some(bar) = &bar {
+            bar.inc(1);
+        } else if opts.progress {
+            eprintln!("{} {:?}", spec.id(), record.status);
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(())
+}
+
+fn progress_bar(opts: &CompareOptions, runs: usize) -> Option<indicatif::ProgressBar> {
+    (opts.progress && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(runs as u64);
+        if let Ok(style) = indicatif::ProgressStyle::with_template(
+            "{bar:30} {pos}/{len} runs, {elapsed} of ~{duration} {msg}",
+        ) {
+            bar.set_style(style);
+        }
+        bar
+    })
+}
+
+/// One run; never fails: what went wrong is in the record.
+fn run_one(
+    exe: &Path,
+    spec: &RunSpec,
+    timing: Timing,
+    opts: &CompareOptions,
+    raw: &Path,
+) -> RunRecord {
+    let timing = plan::workload_timing(&spec.workload, timing);
+    let record = |status, note: Option<String>, server| RunRecord {
+        schema_version: SCHEMA_VERSION,
+        spec: spec.clone(),
+        timing,
+        status,
+        note,
+        server,
+    };
+    let log = raw.join(format!("{}.server.log", spec.id()));
+    let mut server = match Server::start(exe, &spec.server(), &opts.server_cpus, &log) {
+        Ok(server) => server,
+        Err(e) => {
+            let note = format!("server did not start: {e:#}");
+            return record(Status::Failed, Some(note), None);
+        }
+    };
+    let mut lg = plan::loadgen_options(&spec.workload, server.addr, timing);
+    lg.cpus = opts.loadgen_cpus.clone();
+    lg.json = Some(raw.join(format!("{}.json", spec.id())));
+    lg.hlog = Some(raw.join(format!("{}.hlog", spec.id())));
+
+    let started = Instant::now();
+    let load = thread::spawn(move || loadgen::run(&lg));
+    let usage = watch(server.pid(), started, timing, &load);
+    let result = load.join();
+    let mut notes = Vec::new();
+    match server.stop() {
+        Ok(took) if took > STOP_LIMIT => notes.push(format!("server took {took:?} to stop")),
+        Ok(_) => {}
+        Err(e) => notes.push(format!("server stop: {e:#}")),
+    }
+    // An empty server log is noise; keep it only when the server said something.
+    if std::fs::metadata(&log).is_ok_and(|m| m.len() == 0) {
+        let _ = std::fs::remove_file(&log);
+    }
+    let (status, why) = outcome(result);
+    notes.extend(why);
+    let note = (!notes.is_empty()).then(|| notes.join("; "));
+    record(status, note, Some(usage))
+}
+
+/// How loadgen's run ended, and why when it was not clean.
+fn outcome(result: thread::Result<anyhow::Result<loadgen::Report>>) -> (Status, Option<String>) {
+    match result {
+        Ok(Ok(report)) => match report.failure() {
+            Some(why) => (Status::Failed, Some(why)),
+            None if report.connections_starved > 0 => (
+                Status::Starved,
+                Some(format!(
+                    "{} of {} connections completed no message",
+                    report.connections_starved, report.connections
+                )),
+            ),
+            None => (Status::Ok, None),
+        },
+        Ok(Err(e)) => (Status::Failed, Some(format!("loadgen: {e:#}"))),
+        Err(_) => (Status::Failed, Some("loadgen panicked".to_owned())),
+    }
+}
+
+/// Samples the server tree while loadgen runs: cheap samples for peaks through the whole run,
+/// full ones at the start and the end of the measured time for the deltas. The CPU delta is
+/// scaled from the window actually sampled to the measured time, so a late sample (a busy
+/// machine) does not skew CPU per message.
+fn watch<T>(
+    pid: u32,
+    started: Instant,
+    timing: Timing,
+    load: &thread::JoinHandle<T>,
+) -> ServerUsage {
+    let measure_start = started + timing.warmup;
+    let end = measure_start + timing.duration;
+    let mut peaks = Vec::new();
+    let sleep_until = |t: Instant| thread::sleep(t.saturating_duration_since(Instant::now()));
+    while Instant::now() < measure_start && !load.is_finished() {
+        peaks.push(procfs::sample(pid, false));
+        sleep_until((Instant::now() + SAMPLE_EVERY).min(measure_start));
+    }
+    let first_at = Instant::now();
+    let first = procfs::sample(pid, true);
+    while Instant::now() < end && !load.is_finished() {
+        peaks.push(procfs::sample(pid, false));
+        sleep_until((Instant::now() + SAMPLE_EVERY).min(end));
+    }
+    let last = procfs::sample(pid, true);
+    let sampled = first_at.elapsed();
+    let mut usage = procfs::usage(&first, &last, &peaks);
+    if !sampled.is_zero() {
+        usage.cpu_s *= timing.duration.as_secs_f64() / sampled.as_secs_f64();
+    }
+    usage
+}

@@ -1,0 +1,58 @@
+//! `environment.json`: the machine and the settings a comparison ran with.
+
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use super::run::Profile;
+
+/// What a reader needs to know to trust, or redo, a comparison.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Environment {
+    /// Version of this file's schema.
+    pub schema_version: u32,
+    /// When the comparison started, UTC, RFC 3339.
+    pub started_utc: String,
+    /// Host name.
+    pub hostname: String,
+    /// CPU model, from `/proc/cpuinfo`.
+    pub cpu_model: String,
+    /// CPUs online.
+    pub cores: usize,
+    /// Memory, from `/proc/meminfo`, KiB.
+    pub memory_kib: u64,
+    /// Kernel release.
+    pub kernel: String,
+    /// Compiler that built echobench.
+    pub rustc: String,
+    /// echobench version.
+    pub echobench_version: String,
+    /// Git commit of the checkout, with `-dirty` when it had uncommitted changes; `null` outside
+    /// a checkout.
+    pub git_commit: Option<String>,
+    /// CPUs the servers were pinned to.
+    pub server_cpus: String,
+    /// CPUs loadgen was pinned to.
+    pub loadgen_cpus: String,
+    /// Profile.
+    pub profile: Profile,
+    /// Servers in run order: model names, with their arguments when a run gave any.
+    pub models: Vec<String>,
+}
+
+impl Environment {
+    /// Writes `environment.json`.
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let json = serde_json::to_string_pretty(self)? + "\n";
+        std::fs::write(path, json).with_context(|| format!("cannot write {}", path.display()))
+    }
+
+    /// Reads `environment.json`.
+    pub fn read(path: &Path) -> anyhow::Result<Environment> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        serde_json::from_str(&text)
+            .with_context(|| format!("{} is not an environment file", path.display()))
+    }
+}

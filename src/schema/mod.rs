@@ -1,0 +1,24 @@
+//! The on-disk schema: every record a comparison writes and reads back, in one module that
+//! every stage imports and none owns.
+//!
+//! - [`run`]: what a run was (`raw/<id>.run.json`: [`RunSpec`], [`Timing`], [`Status`],
+//!   [`ServerUsage`]) and the vocabulary of the matrix ([`Profile`], [`Workload`]);
+//! - [`environment`]: `environment.json`, the machine and the settings;
+//! - [`summary`]: `summary.json`, the figures computed from `raw/`.
+//!
+//! loadgen's own report (`raw/<id>.json`, `raw/<id>.hlog`) is [`loadgen::Report`]. Types here
+//! hold data and name it; they compute nothing beyond what reading it needs.
+
+pub mod environment;
+pub mod run;
+pub mod summary;
+
+pub use environment::Environment;
+pub use run::{
+    Profile, RunRecord, RunSpec, ServerSpec, ServerUsage, Status, Timing, Workload, BULK_SIZE,
+    SIXTEEN,
+};
+pub use summary::{Cell, Headline, MemoryPerConnection, Spread, Summary};
+
+/// Version of the `raw/*.run.json` and `summary.json` schemas.
+pub const SCHEMA_VERSION: u32 = 1;

@@ -1,0 +1,290 @@
+//! One run's record, `raw/<id>.run.json`, and the names of the matrix it belongs to.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How thorough a comparison is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Every workload once, short runs: within 5 minutes on 2 cores.
+    Quick,
+    /// Longer runs, more rates, each run repeated 3 times (median and spread).
+    Full,
+    /// A smoke test of the whole pipeline in seconds (for tests, not for conclusions).
+    #[value(hide = true)]
+    Tiny,
+}
+
+impl Profile {
+    /// The profile's name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Quick => "quick",
+            Profile::Full => "full",
+            Profile::Tiny => "tiny",
+        }
+    }
+}
+
+/// One workload of the matrix, with its parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "workload", rename_all = "lowercase")]
+pub enum Workload {
+    /// Closed loop, 64 B, this many connections.
+    Pingpong {
+        /// Concurrent connections.
+        connections: usize,
+    },
+    /// Open loop at this total rate over 16 connections, 64 B.
+    Rate {
+        /// Offered messages per second.
+        rate: f64,
+    },
+    /// One connection per message, 16 at a time.
+    Churn,
+    /// One active connection (closed loop) beside this many idle ones.
+    Idle {
+        /// Idle connections held open.
+        idle: usize,
+    },
+    /// 64 KiB messages, 16 connections, closed loop.
+    Bulk,
+}
+
+/// Connections of the rate, churn and bulk workloads.
+pub const SIXTEEN: usize = 16;
+
+/// Message size of the bulk workload.
+pub const BULK_SIZE: usize = 64 * 1024;
+
+impl Workload {
+    /// The workload's name, as in DESIGN.md's table.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Workload::Pingpong { .. } => "pingpong",
+            Workload::Rate { .. } => "rate",
+            Workload::Churn => "churn",
+            Workload::Idle { .. } => "idle",
+            Workload::Bulk => "bulk",
+        }
+    }
+
+    /// A short label with the parameter, e.g. `pingpong-c16`, `rate-20000`, `idle-1000`.
+    pub fn label(&self) -> String {
+        match self {
+            Workload::Pingpong { connections } => format!("pingpong-c{connections}"),
+            Workload::Rate { rate } => format!("rate-{rate:.0}"),
+            Workload::Churn => "churn".to_owned(),
+            Workload::Idle { idle } => format!("idle-{idle}"),
+            Workload::Bulk => "bulk".to_owned(),
+        }
+    }
+
+    /// The workload a [`Workload::label`] names (rates are whole messages per second).
+    pub fn from_label(label: &str) -> Option<Workload> {
+        let (name, parameter) = label.split_once('-').unwrap_or((label, ""));
+        match (name, parameter) {
+            ("pingpong", p) => Some(Workload::Pingpong {
+                connections: p.strip_prefix('c')?.parse().ok()?,
+            }),
+            ("rate", p) => Some(Workload::Rate {
+                rate: p.parse().ok()?,
+            }),
+            ("churn", "") => Some(Workload::Churn),
+            ("idle", p) => Some(Workload::Idle {
+                idle: p.parse().ok()?,
+            }),
+            ("bulk", "") => Some(Workload::Bulk),
+            _ => None,
+        }
+    }
+}
+
+/// Warm-up and measured time of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Warm-up, excluded from every figure.
+    pub warmup: Duration,
+    /// Measured time.
+    pub duration: Duration,
+}
+
+/// A server as a comparison runs it: a model and the arguments it is started with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerSpec {
+    /// Model name, as `echo-server --list` gives it.
+    pub model: String,
+    /// Further `echo-server` arguments, e.g. `["--workers", "64"]`; empty for the defaults.
+    pub args: Vec<String>,
+}
+
+impl ServerSpec {
+    /// The model with its defaults.
+    pub fn model(name: &str) -> ServerSpec {
+        ServerSpec {
+            model: name.to_owned(),
+            args: Vec::new(),
+        }
+    }
+
+    /// The name reports show: the model, with its arguments when it has any, e.g.
+    /// `thread-pool(--workers 64)`.
+    pub fn label(&self) -> String {
+        if self.args.is_empty() {
+            self.model.clone()
+        } else {
+            format!("{}({})", self.model, self.args.join(" "))
+        }
+    }
+
+    /// The label as a file name's part: `thread-pool_workers_64`.
+    pub fn stem(&self) -> String {
+        let args = self
+            .args
+            .iter()
+            .map(|a| a.trim_start_matches('-'))
+            .map(|a| a.replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "-"));
+        std::iter::once(self.model.clone())
+            .chain(args)
+            .collect::<Vec<_>>()
+            .join("_")
+    }
+}
+
+/// One run of the matrix.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunSpec {
+    /// Model name.
+    pub model: String,
+    /// Further `echo-server` arguments; records without them ran with the model's defaults.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub server_args: Vec<String>,
+    /// Workload and parameter.
+    pub workload: Workload,
+    /// Repeat number, from 1.
+    pub repeat: u32,
+}
+
+impl RunSpec {
+    /// The server this run started.
+    pub fn server(&self) -> ServerSpec {
+        ServerSpec {
+            model: self.model.clone(),
+            args: self.server_args.clone(),
+        }
+    }
+
+    /// The run's file name stem under `raw/`, e.g. `mio.pingpong-c16.r1`.
+    pub fn id(&self) -> String {
+        format!(
+            "{}.{}.r{}",
+            self.server().stem(),
+            self.workload.label(),
+            self.repeat
+        )
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Completed; figures stand.
+    Ok,
+    /// Completed, but some connections completed no message (an iterative server's finding).
+    Starved,
+    /// No figures: the server did not start, no message completed, or an echo mismatched.
+    Failed,
+}
+
+/// One run's record, `raw/<id>.run.json`; the loadgen report is beside it in `raw/<id>.json`
+/// and its interval log in `raw/<id>.hlog`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// [`super::SCHEMA_VERSION`].
+    pub schema_version: u32,
+    /// Model, server arguments, workload, repeat.
+    pub spec: RunSpec,
+    /// Warm-up and measured time.
+    pub timing: Timing,
+    /// How the run ended.
+    pub status: Status,
+    /// Why it failed or starved, or what else was seen (e.g. a slow stop).
+    pub note: Option<String>,
+    /// Server resources; `null` when the server never ran.
+    pub server: Option<ServerUsage>,
+}
+
+/// The server's resources in one run, the `server` of its record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ServerUsage {
+    /// CPU seconds (user + system, whole tree) in the measured time (scaled from the window
+    /// between the two full samples).
+    pub cpu_s: f64,
+    /// Peak resident memory of the tree, KiB (sum over processes: shared pages counted in each).
+    pub peak_rss_kib: u64,
+    /// Peak proportional set size of the tree, KiB (shared pages split between processes).
+    pub peak_pss_kib: u64,
+    /// Most threads at once.
+    pub peak_threads: u64,
+    /// Most processes at once.
+    pub peak_processes: u64,
+    /// Most open file descriptors at once (at the start or end of the measured time): shows
+    /// how many connections the server actually took.
+    #[serde(default)]
+    pub peak_fds: u64,
+    /// Voluntary context switches in the measured time (threads alive at its end).
+    pub voluntary_switches: u64,
+    /// Involuntary context switches in the measured time (threads alive at its end).
+    pub involuntary_switches: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_name_their_workload_back() {
+        for w in [
+            Workload::Pingpong { connections: 1024 },
+            Workload::Rate { rate: 50_000.0 },
+            Workload::Churn,
+            Workload::Idle { idle: 0 },
+            Workload::Bulk,
+        ] {
+            assert_eq!(Workload::from_label(&w.label()), Some(w));
+        }
+        for bad in ["pingpong", "pingpong-16", "rate-fast", "churn-2", "nope"] {
+            assert_eq!(Workload::from_label(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn server_arguments_are_recorded_and_absent_ones_read_as_the_defaults() {
+        let mut spec = RunSpec {
+            model: "thread-pool".to_owned(),
+            server_args: Vec::new(),
+            workload: Workload::Churn,
+            repeat: 1,
+        };
+        let plain = serde_json::to_string(&spec).unwrap();
+        assert!(!plain.contains("server_args"), "{plain}");
+        assert_eq!(spec.id(), "thread-pool.churn.r1");
+        assert_eq!(spec.server().label(), "thread-pool");
+
+        spec.server_args = vec!["--workers".to_owned(), "64".to_owned()];
+        let json = serde_json::to_string(&spec).unwrap();
+        assert!(
+            json.contains(r#""server_args":["--workers","64"]"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<RunSpec>(&json).unwrap(), spec);
+        assert_eq!(spec.id(), "thread-pool_workers_64.churn.r1");
+        assert_eq!(spec.server().label(), "thread-pool(--workers 64)");
+
+        let old: RunSpec = serde_json::from_str(&plain).unwrap();
+        assert!(old.server_args.is_empty());
+    }
+}

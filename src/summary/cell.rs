@@ -1,0 +1,89 @@
+//! The figures of one model under one workload, over its repeats.
+
+use loadgen::Report;
+
+use super::load::RunData;
+use crate::schema::{Cell, ServerUsage, Spread, Status, Workload};
+
+/// The cell of `model` (a server label) under `workload` from its runs.
+pub fn cell(model: &str, workload: &Workload, group: &[&RunData]) -> Cell {
+    // Figures come from the runs that did not fail; counts of trouble from every run.
+    let counted: Vec<&RunData> = group
+        .iter()
+        .copied()
+        .filter(|r| r.record.status != Status::Failed)
+        .collect();
+    let reports: Vec<&Report> = counted.iter().filter_map(|r| r.report.as_ref()).collect();
+    let spread =
+        |f: &dyn Fn(&Report) -> Option<f64>| Spread::of(reports.iter().filter_map(|r| f(r)));
+    let all_reports = || group.iter().filter_map(|r| r.report.as_ref());
+    let usages = || group.iter().filter_map(|r| r.record.server.as_ref());
+    Cell {
+        model: model.to_owned(),
+        workload: workload.name().to_owned(),
+        label: workload.label(),
+        repeats: group.len(),
+        status: group
+            .iter()
+            .map(|r| r.record.status)
+            .max()
+            .unwrap_or(Status::Failed),
+        notes: notes(group),
+        throughput_msgs_per_s: spread(&|r| Some(r.throughput_msgs_per_s)),
+        latency_p50_us: spread(&|r| (r.messages > 0).then_some(r.latency_us.p50)),
+        latency_p99_us: spread(&|r| (r.messages > 0).then_some(r.latency_us.p99)),
+        latency_uncorrected_p99_us: spread(&|r| {
+            let uncorrected = r.latency_uncorrected_us.as_ref();
+            uncorrected.filter(|_| r.messages > 0).map(|l| l.p99)
+        }),
+        achieved_rate_ratio: spread(&|r| r.achieved_rate_ratio),
+        connect_p50_us: spread(&|r| {
+            r.connect_us
+                .as_ref()
+                .filter(|_| r.messages > 0)
+                .map(|l| l.p50)
+        }),
+        server_cpu_us_per_msg: per_message(&counted, |u| u.cpu_s * 1e6),
+        peak_rss_kib: median(usages().map(|u| u.peak_rss_kib as f64)),
+        peak_pss_kib: median(usages().map(|u| u.peak_pss_kib as f64)),
+        peak_threads: usages().map(|u| u.peak_threads).max(),
+        peak_processes: usages().map(|u| u.peak_processes).max(),
+        peak_fds: median(usages().map(|u| u.peak_fds as f64)),
+        voluntary_switches_per_msg: per_message(&counted, |u| u.voluntary_switches as f64)
+            .map(|s| s.median),
+        involuntary_switches_per_msg: per_message(&counted, |u| u.involuntary_switches as f64)
+            .map(|s| s.median),
+        errors: all_reports().map(|r| r.errors.total()).sum(),
+        connections_starved: all_reports()
+            .map(|r| r.connections_starved)
+            .max()
+            .unwrap_or(0),
+        connections: all_reports().map(|r| r.connections).max().unwrap_or(0),
+        loadgen_saturated: all_reports().any(|r| r.loadgen_saturated),
+    }
+}
+
+/// The notes of the runs, each marked with its repeat (`r2: ...`).
+fn notes(group: &[&RunData]) -> Vec<String> {
+    let mut notes: Vec<String> = group
+        .iter()
+        .filter_map(|r| {
+            let note = r.record.note.as_ref()?;
+            Some(format!("r{}: {note}", r.record.spec.repeat))
+        })
+        .collect();
+    notes.dedup();
+    notes
+}
+
+/// A server figure per echoed message, over the runs that echoed any.
+fn per_message(runs: &[&RunData], f: impl Fn(&ServerUsage) -> f64) -> Option<Spread> {
+    Spread::of(runs.iter().filter_map(|r| {
+        let (usage, report) = (r.record.server.as_ref()?, r.report.as_ref()?);
+        (report.messages > 0).then(|| f(usage) / report.messages as f64)
+    }))
+}
+
+fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {
+    Spread::of(values).map(|s| s.median)
+}

@@ -1,0 +1,99 @@
+//! One model's row of the headline table, and its findings.
+
+use crate::schema::{Cell, Headline, MemoryPerConnection, Status, Workload, BULK_SIZE};
+
+/// The headline row of `model` from its cells.
+pub fn headline(
+    model: &str,
+    cells: &[Cell],
+    workloads: &[Workload],
+    rate: Option<f64>,
+    memory: &[MemoryPerConnection],
+) -> Headline {
+    let find = |w: &Workload| {
+        cells
+            .iter()
+            .find(|c| c.model == model && c.label == w.label())
+            .filter(|c| c.status != Status::Failed)
+    };
+    let median = |c: Option<&Cell>, f: fn(&Cell) -> Option<crate::schema::Spread>| {
+        c.and_then(f).map(|s| s.median)
+    };
+    let best = best_pingpong(workloads, &find);
+    let rate_cell = rate.and_then(|rate| find(&Workload::Rate { rate }));
+    Headline {
+        model: model.to_owned(),
+        peak_msgs_per_s: best.map(|b| b.0),
+        peak_at_connections: best.map(|b| b.1),
+        p99_us_at_rate: median(rate_cell, |c| c.latency_p99_us),
+        rate_achieved: rate_cell
+            .and_then(|c| c.achieved_rate_ratio)
+            .is_some_and(|r| r.median >= 0.95),
+        churn_conns_per_s: median(find(&Workload::Churn), |c| c.throughput_msgs_per_s),
+        bytes_per_idle_connection: memory
+            .iter()
+            .find(|m| m.model == model)
+            .and_then(|m| m.pss_bytes_per_connection),
+        cpu_us_per_msg: median(find(&Workload::Pingpong { connections: 16 }), |c| {
+            c.server_cpu_us_per_msg
+        }),
+        bulk_mb_per_s: median(find(&Workload::Bulk), |c| c.throughput_msgs_per_s)
+            .map(|t| t * BULK_SIZE as f64 / 1e6),
+        flags: flags(model, cells, memory),
+    }
+}
+
+/// The best pingpong throughput and the connections it was reached at.
+fn best_pingpong<'a>(
+    workloads: &[Workload],
+    find: &dyn Fn(&Workload) -> Option<&'a Cell>,
+) -> Option<(f64, usize)> {
+    let mut best: Option<(f64, usize)> = None;
+    for w in workloads {
+        if let Workload::Pingpong { connections } = w {
+            if let Some(t) = find(w).and_then(|c| c.throughput_msgs_per_s) {
+                if best.is_none_or(|(b, _)| t.median > b) {
+                    best = Some((t.median, *connections));
+                }
+            }
+        }
+    }
+    best
+}
+
+/// Findings and caveats: failures, starvation, loadgen-bound runs, idle connections left in
+/// the backlog, errors.
+fn flags(model: &str, cells: &[Cell], memory: &[MemoryPerConnection]) -> Vec<String> {
+    let own = || cells.iter().filter(|c| c.model == model);
+    let mut flags = Vec::new();
+    for c in own() {
+        match c.status {
+            Status::Failed => flags.push(format!("{} failed", c.label)),
+            Status::Starved if c.workload == "pingpong" || c.workload == "rate" => {
+                flags.push(format!(
+                    "{}: {}/{} starved",
+                    c.label, c.connections_starved, c.connections
+                ))
+            }
+            _ => {}
+        }
+    }
+    let bound: Vec<&str> = own()
+        .filter(|c| c.loadgen_saturated)
+        .map(|c| c.label.as_str())
+        .collect();
+    if !bound.is_empty() {
+        flags.push(format!("loadgen-bound: {}", bound.join(", ")));
+    }
+    if memory
+        .iter()
+        .any(|m| m.model == model && m.not_accepted.is_some())
+    {
+        flags.push("idle connections left in the backlog".to_owned());
+    }
+    let errors: u64 = own().map(|c| c.errors).sum();
+    if errors > 0 {
+        flags.push(format!("{errors} errors"));
+    }
+    flags
+}
