@@ -202,10 +202,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     } else {
         0.0
     };
-    let mut totals = Totals::add_up(results)?;
-    let intervals: Vec<hlog::Interval> = std::mem::take(&mut totals.intervals)
-        .into_values()
-        .collect();
+    let (totals, intervals) = Totals::add_up(results)?;
     let report = assemble(opts, &plan, totals, cpu_ratio);
     write_outputs(opts, &report, &intervals, &plan)?;
     Ok(report)
@@ -320,12 +317,11 @@ struct Totals {
     errors: Errors,
     starved: usize,
     first_error: Option<String>,
-    /// Interval histograms by (interval, tag order): latency, uncorrected, connect.
-    intervals: BTreeMap<(u32, usize), hlog::Interval>,
 }
 
 impl Totals {
-    fn add_up(results: Vec<WorkerResult>) -> anyhow::Result<Totals> {
+    /// The totals, and the per-interval histograms in the order the log writes them.
+    fn add_up(results: Vec<WorkerResult>) -> anyhow::Result<(Totals, Vec<hlog::Interval>)> {
         let mut t = Totals {
             latency: new_histogram(),
             uncorrected: new_histogram(),
@@ -333,8 +329,9 @@ impl Totals {
             errors: Errors::default(),
             starved: 0,
             first_error: None,
-            intervals: BTreeMap::new(),
         };
+        // By (interval, tag order): latency, uncorrected, connect.
+        let mut intervals: BTreeMap<(u32, usize), hlog::Interval> = BTreeMap::new();
         let mut deserializer = Deserializer::new();
         for r in results {
             add(&mut t.latency, &r.latency)?;
@@ -347,8 +344,7 @@ impl Totals {
                 let h: Histogram<u64> = deserializer
                     .deserialize(&mut &encoded.bytes[..])
                     .map_err(|e| anyhow!("cannot decode an interval histogram: {e:?}"))?;
-                let slot = t
-                    .intervals
+                let slot = intervals
                     .entry((encoded.index, tag_order(encoded.tag)))
                     .or_insert_with(|| hlog::Interval {
                         start: INTERVAL * encoded.index,
@@ -359,7 +355,7 @@ impl Totals {
                 add(&mut slot.histogram, &h)?;
             }
         }
-        Ok(t)
+        Ok((t, intervals.into_values().collect()))
     }
 }
 

@@ -4,7 +4,7 @@
 use super::format::{bytes, int, kib, mark, median_us, or_dash, pair, scale, spread, DASH};
 use super::headline::headline_table;
 use super::plots::Plot;
-use crate::schema::{Cell, Summary, BULK_SIZE};
+use crate::schema::{Cell, ServerSpec, Summary, BULK_SIZE};
 
 /// A piece of the report, rendered to Markdown and to HTML alike.
 pub enum Block {
@@ -82,9 +82,8 @@ fn headline(s: &Summary) -> Vec<Block> {
 /// Each model and how it works, from the registry.
 fn models(s: &Summary) -> Vec<Block> {
     let line = |m: &String| {
-        // A server run with arguments is labelled `model(args)`.
-        let name = m.split('(').next().unwrap_or(m);
-        let how = echo_server::Model::from_name(name).map_or("", |model| model.summary());
+        let model = echo_server::Model::from_name(ServerSpec::model_of(m));
+        let how = model.map_or("", |model| model.summary());
         format!("`{m}`: {how}")
     };
     vec![

@@ -132,25 +132,34 @@ impl ServerSpec {
     /// The name reports show: the model, with its arguments when it has any, e.g.
     /// `thread-pool(--workers 64)`.
     pub fn label(&self) -> String {
-        if self.args.is_empty() {
-            self.model.clone()
-        } else {
-            format!("{}({})", self.model, self.args.join(" "))
-        }
+        label(&self.model, &self.args)
     }
 
-    /// The label as a file name's part: `thread-pool_workers_64`.
-    pub fn stem(&self) -> String {
-        let args = self
-            .args
-            .iter()
-            .map(|a| a.trim_start_matches('-'))
-            .map(|a| a.replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "-"));
-        std::iter::once(self.model.clone())
-            .chain(args)
-            .collect::<Vec<_>>()
-            .join("_")
+    /// The model a [`ServerSpec::label`] names: `thread-pool(--workers 64)` → `thread-pool`.
+    pub fn model_of(label: &str) -> &str {
+        label.split_once('(').map_or(label, |(model, _)| model)
     }
+}
+
+/// See [`ServerSpec::label`].
+fn label(model: &str, args: &[String]) -> String {
+    if args.is_empty() {
+        model.to_owned()
+    } else {
+        format!("{model}({})", args.join(" "))
+    }
+}
+
+/// The label as a file name's part: `thread-pool_workers_64`.
+fn stem(model: &str, args: &[String]) -> String {
+    let args = args
+        .iter()
+        .map(|a| a.trim_start_matches('-'))
+        .map(|a| a.replace(|c: char| !c.is_ascii_alphanumeric() && c != '.', "-"));
+    std::iter::once(model.to_owned())
+        .chain(args)
+        .collect::<Vec<_>>()
+        .join("_")
 }
 
 /// One run of the matrix.
@@ -176,11 +185,16 @@ impl RunSpec {
         }
     }
 
+    /// The name reports show for this run's server: see [`ServerSpec::label`].
+    pub fn server_label(&self) -> String {
+        label(&self.model, &self.server_args)
+    }
+
     /// The run's file name stem under `raw/`, e.g. `mio.pingpong-c16.r1`.
     pub fn id(&self) -> String {
         format!(
             "{}.{}.r{}",
-            self.server().stem(),
+            stem(&self.model, &self.server_args),
             self.workload.label(),
             self.repeat
         )
@@ -272,7 +286,7 @@ mod tests {
         let plain = serde_json::to_string(&spec).unwrap();
         assert!(!plain.contains("server_args"), "{plain}");
         assert_eq!(spec.id(), "thread-pool.churn.r1");
-        assert_eq!(spec.server().label(), "thread-pool");
+        assert_eq!(spec.server_label(), "thread-pool");
 
         spec.server_args = vec!["--workers".to_owned(), "64".to_owned()];
         let json = serde_json::to_string(&spec).unwrap();
@@ -282,7 +296,9 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<RunSpec>(&json).unwrap(), spec);
         assert_eq!(spec.id(), "thread-pool_workers_64.churn.r1");
-        assert_eq!(spec.server().label(), "thread-pool(--workers 64)");
+        assert_eq!(spec.server_label(), "thread-pool(--workers 64)");
+        assert_eq!(ServerSpec::model_of(&spec.server_label()), "thread-pool");
+        assert_eq!(ServerSpec::model_of("mio"), "mio");
 
         let old: RunSpec = serde_json::from_str(&plain).unwrap();
         assert!(old.server_args.is_empty());

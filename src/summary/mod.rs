@@ -48,11 +48,12 @@ pub fn write(dir: &Path, summary: &Summary) -> anyhow::Result<()> {
 
 /// Builds the summary from the runs of a comparison.
 pub fn summarize(env: &Environment, runs: &[RunData]) -> Summary {
+    // Each run's server label, once: runs are grouped into cells by it.
+    let labels: Vec<String> = runs.iter().map(|r| r.record.spec.server_label()).collect();
     let mut models = env.models.clone();
-    for run in runs {
-        let label = run.record.spec.server().label();
-        if !models.contains(&label) {
-            models.push(label);
+    for label in &labels {
+        if !models.contains(label) {
+            models.push(label.clone());
         }
     }
     let workloads = workloads_in_order(env, runs);
@@ -61,9 +62,9 @@ pub fn summarize(env: &Environment, runs: &[RunData]) -> Summary {
         for w in &workloads {
             let group: Vec<&RunData> = runs
                 .iter()
-                .filter(|r| {
-                    r.record.spec.server().label() == *model && r.record.spec.workload == *w
-                })
+                .zip(&labels)
+                .filter(|(r, label)| *label == model && r.record.spec.workload == *w)
+                .map(|(r, _)| r)
                 .collect();
             if !group.is_empty() {
                 cells.push(cell::cell(model, w, &group));
@@ -117,7 +118,7 @@ fn merged_latency(runs: &[RunData]) -> BTreeMap<(String, String), Histogram<u64>
             continue;
         };
         let key = (
-            run.record.spec.server().label(),
+            run.record.spec.server_label(),
             run.record.spec.workload.label(),
         );
         match merged.get_mut(&key) {
