@@ -4,6 +4,13 @@
 //! Timing: latencies are taken with `Instant::now()` at the event that completes an echo. The
 //! open-loop schedule wakes the loop with a `timerfd` armed to the next intended send time
 //! (nanosecond resolution; epoll's own timeout is whole milliseconds).
+//!
+//! Ending: at the end of the run a worker stops sending, waits at most
+//! min(`--timeout`, [`DRAIN_GRACE`]) for the echoes still in flight, then half-closes every
+//! connection and reads it to the server's EOF (at most as long again), so that a healthy
+//! connection ends with FIN on both sides and never with a reset. A message counts when its
+//! intended send time lies in the measured window, even if its echo arrives during the drain;
+//! one that never arrives is a `timeout`.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -34,6 +41,10 @@ const MAX_BLOCK: Duration = Duration::from_millis(50);
 
 /// Largest single write.
 const WRITE_CHUNK: usize = 64 * 1024;
+
+/// The longest the end of a run waits for echoes in flight, and then again for the server's
+/// EOF after loadgen's half-close (each also at most `--timeout`).
+pub const DRAIN_GRACE: Duration = Duration::from_millis(250);
 
 /// Interval length of the `--hlog` log.
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -118,6 +129,8 @@ enum State {
     Connecting(Instant),
     /// Established.
     Open,
+    /// Half-closed by us at the end of the run: reading the rest of the echo up to EOF.
+    Closing,
 }
 
 /// One connection slot; its socket is replaced on reconnect.
@@ -189,6 +202,8 @@ struct Worker<'a> {
     intervals: Vec<EncodedInterval>,
     /// Messages completed in the measured time.
     measured: u64,
+    /// The run is over: no more sends or reconnects, connections are being closed.
+    draining: bool,
     errors: Errors,
     first_connect_error: Option<String>,
 }
@@ -235,6 +250,7 @@ pub fn run_worker(
         interval_index: 0,
         intervals: Vec::new(),
         measured: 0,
+        draining: false,
         errors: Errors::default(),
         first_connect_error: None,
     };
@@ -295,25 +311,122 @@ impl Worker<'_> {
                 wake = wake.min(next_boundary);
             }
             let timeout = self.poll_timeout(now, wake, &mut timer_armed_for)?;
-            match self.poll.poll(&mut events, timeout) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            }
-            for event in events.iter() {
-                match event.token() {
-                    TIMER => timer_armed_for = None,
-                    Token(slot) => self.on_event(slot, event.is_read_closed() || event.is_error()),
-                }
+            if self.poll_events(&mut events, timeout)? {
+                timer_armed_for = None;
             }
         }
-        let tail = Instant::now()
-            .min(self.plan.end)
-            .saturating_duration_since(next_boundary - INTERVAL);
-        if Instant::now() >= self.plan.measure_start {
-            self.close_interval(tail);
+        let ended = Instant::now().min(self.plan.end);
+        self.drain(&mut events)?;
+        if ended >= self.plan.measure_start {
+            // Echoes that completed during the drain belong to the last interval.
+            self.close_interval(ended.saturating_duration_since(next_boundary - INTERVAL));
         }
         Ok(())
+    }
+
+    /// Polls once, at most for `timeout`, and handles the events; `true` when the timerfd
+    /// fired.
+    fn poll_events(&mut self, events: &mut Events, timeout: Option<Duration>) -> io::Result<bool> {
+        match self.poll.poll(events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        let mut timer_fired = false;
+        for event in events.iter() {
+            match event.token() {
+                TIMER => timer_fired = true,
+                Token(slot) => self.on_event(slot, event.is_read_closed() || event.is_error()),
+            }
+        }
+        Ok(timer_fired)
+    }
+
+    /// Ends the run without resets: stop sending, wait for the echoes in flight, half-close,
+    /// read to the server's EOF; each wait at most min(`--timeout`, [`DRAIN_GRACE`]).
+    fn drain(&mut self, events: &mut Events) -> io::Result<()> {
+        self.draining = true;
+        let grace = self.plan.timeout.min(DRAIN_GRACE);
+        for slot in 0..self.conns.len() {
+            self.close_if_done(slot);
+        }
+        let echo_deadline = Instant::now() + grace;
+        self.poll_until(events, echo_deadline, |c| matches!(c.state, State::Open))?;
+        // Echoes still missing now never came: each connection with one is a timeout.
+        for slot in 0..self.conns.len() {
+            if matches!(self.conns[slot].state, State::Open) {
+                let conn = &mut self.conns[slot];
+                if conn
+                    .in_flight
+                    .iter()
+                    .any(|m| m.intended >= self.plan.measure_start)
+                {
+                    self.errors.timeout += 1;
+                }
+                conn.in_flight.clear();
+                self.half_close(slot);
+            }
+        }
+        let eof_deadline = Instant::now() + grace;
+        self.poll_until(events, eof_deadline, |c| matches!(c.state, State::Closing))?;
+        // What the server has not closed by now is closed from our side.
+        for conn in &mut self.conns {
+            conn.stream = None;
+            conn.state = State::Down;
+        }
+        Ok(())
+    }
+
+    /// Handles events until `deadline` or until no connection is `waiting`.
+    fn poll_until(
+        &mut self,
+        events: &mut Events,
+        deadline: Instant,
+        waiting: impl Fn(&Conn) -> bool,
+    ) -> io::Result<()> {
+        loop {
+            let now = Instant::now();
+            if now >= deadline || !self.conns.iter().any(&waiting) {
+                return Ok(());
+            }
+            self.poll_events(events, Some((deadline - now).min(MAX_BLOCK)))?;
+        }
+    }
+
+    /// During the drain: a connection with nothing left in flight is half-closed, one still
+    /// connecting is abandoned.
+    fn close_if_done(&mut self, slot: usize) {
+        let conn = &mut self.conns[slot];
+        match conn.state {
+            State::Open if conn.in_flight.is_empty() && conn.written == conn.queued => {
+                self.half_close(slot)
+            }
+            State::Connecting(_) => {
+                if let Some(mut stream) = conn.stream.take() {
+                    let _ = self.poll.registry().deregister(&mut stream);
+                }
+                conn.state = State::Down;
+            }
+            State::Open | State::Closing | State::Down => {}
+        }
+    }
+
+    /// Sends our FIN; the server's echo and EOF are read in [`State::Closing`].
+    fn half_close(&mut self, slot: usize) {
+        let conn = &mut self.conns[slot];
+        let Some(stream) = conn.stream.as_ref() else {
+            return;
+        };
+        match stream.shutdown(std::net::Shutdown::Write) {
+            Ok(()) => conn.state = State::Closing,
+            // Already reset by the peer: nothing left to end cleanly.
+            Err(_) => {
+                if let Some(mut stream) = conn.stream.take() {
+                    let _ = self.poll.registry().deregister(&mut stream);
+                }
+                conn.state = State::Down;
+            }
+        }
     }
 
     /// How long to poll: until `wake`, or until the next scheduled send, for which the timerfd
@@ -437,7 +550,7 @@ impl Worker<'_> {
                     self.send(slot, t, now);
                     self.flush(slot);
                 }
-                State::Connecting(_) => {}
+                State::Connecting(_) | State::Closing => {}
             }
         }
     }
@@ -464,7 +577,7 @@ impl Worker<'_> {
     fn on_event(&mut self, slot: usize, drain: bool) {
         match self.conns[slot].state {
             State::Connecting(since) => self.on_connecting(slot, since, Instant::now()),
-            State::Open => {
+            State::Open | State::Closing => {
                 self.read(slot, drain);
                 if matches!(self.conns[slot].state, State::Open) {
                     self.flush(slot);
@@ -506,7 +619,7 @@ impl Worker<'_> {
             }
             Mode::Open => self.schedule_next(slot, now),
             Mode::Churn => {
-                if now >= self.plan.measure_start {
+                if since >= self.plan.measure_start {
                     self.interval[2].saturating_record(nanos(now - since));
                 }
                 self.send(slot, since, now);
@@ -583,6 +696,12 @@ impl Worker<'_> {
                 return;
             };
             let n = match stream.read(&mut self.scratch) {
+                // The server's answer to our half-close: the connection ended cleanly.
+                Ok(0) if matches!(conn.state, State::Closing) => {
+                    conn.stream = None;
+                    conn.state = State::Down;
+                    return;
+                }
                 Ok(0) => {
                     let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
                     return self.fail(slot, Failure::Reset, Some(eof), Instant::now());
@@ -601,11 +720,11 @@ impl Worker<'_> {
             }
             conn.received += n as u64;
             let size = self.plan.size as u64;
-            while let Some(sent) = self.take_echoed(slot, size) {
+            while matches!(self.conns[slot].state, State::Open) {
+                let Some(sent) = self.take_echoed(slot, size) else {
+                    break;
+                };
                 self.complete(slot, sent, now);
-                if !matches!(self.conns[slot].state, State::Open) {
-                    return;
-                }
             }
             if n < self.scratch.len() && !drain {
                 return;
@@ -625,15 +744,22 @@ impl Worker<'_> {
 
     /// A message's echo is complete: record it, then send the next one as the mode says.
     fn complete(&mut self, slot: usize, sent: Sent, now: Instant) {
-        if now >= self.plan.measure_start {
+        // A message belongs to the window its intended send time lies in.
+        if sent.intended >= self.plan.measure_start {
             // Recorded per interval only; the totals are the sum of the intervals.
             self.interval[0].saturating_record(nanos(now - sent.intended));
             if self.plan.mode == Mode::Open {
                 self.interval[1].saturating_record(nanos(now - sent.sent));
             }
-            self.conns[slot].completed += 1;
-            self.measured += 1;
-            self.progress.store(self.measured, Ordering::Relaxed);
+            // Served only during the drain is not served during the run.
+            if !self.draining {
+                self.conns[slot].completed += 1;
+                self.measured += 1;
+                self.progress.store(self.measured, Ordering::Relaxed);
+            }
+        }
+        if self.draining {
+            return self.close_after_echo(slot);
         }
         match self.plan.mode {
             Mode::Closed => self.send(slot, now, now),
@@ -648,6 +774,19 @@ impl Worker<'_> {
                 self.connect(slot, now);
             }
         }
+    }
+
+    /// During the drain, after an echo: a connection with nothing left in flight is closed,
+    /// a churn connection as every churn connection is (all its echo read, so no reset).
+    fn close_after_echo(&mut self, slot: usize) {
+        if self.plan.mode != Mode::Churn {
+            return self.close_if_done(slot);
+        }
+        let conn = &mut self.conns[slot];
+        if let Some(mut stream) = conn.stream.take() {
+            let _ = self.poll.registry().deregister(&mut stream);
+        }
+        conn.state = State::Down;
     }
 
     /// Serializes the current interval's histograms and starts the next interval.

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
-use crate::errors::{log_connection_error, would_block};
+use crate::endings;
+use crate::errors::would_block;
 use crate::signals::SignalPipe;
 
 /// Pause after an accept error such as `EMFILE`, so that a server out of descriptors does not
@@ -84,7 +85,7 @@ impl Acceptor {
                 Ok((stream, peer)) => {
                     // On Linux an accepted socket does not inherit O_NONBLOCK: it blocks.
                     if let Err(e) = stream.set_nodelay(true) {
-                        log_connection_error(peer, &e);
+                        endings::ended_by(&e);
                         continue;
                     }
                     return Ok(Wake::Connection(stream, peer));

@@ -11,7 +11,8 @@
 //! - [`accept`]: the poll-driven accept loop of the blocking-style models and accept errors;
 //! - [`echo`]: the blocking echo loop and the per-connection buffer bounds;
 //! - [`conn_limit`]: the `--max-conns` cap shared by threads and tasks;
-//! - [`errors`]: naming and logging I/O errors.
+//! - [`errors`]: naming I/O errors;
+//! - [`endings`]: counting connections that ended uncleanly, for one line at exit.
 //!
 //! [`cli`] is the `echo-server` command line on top of them. Imports flow one way: `cli` →
 //! `models` → the shared blocks; no block imports a model, no model imports the registry.
@@ -21,6 +22,7 @@ pub mod cli;
 pub mod config;
 pub mod conn_limit;
 pub mod echo;
+pub mod endings;
 pub mod errors;
 pub mod listen;
 pub mod models;
@@ -36,6 +38,7 @@ mod tests {
     const LAYERS: [&[&str]; 3] = [
         &[
             "errors",
+            "endings",
             "signals",
             "config",
             "listen",

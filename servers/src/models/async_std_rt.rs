@@ -21,7 +21,7 @@ use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BAC
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::echo::READ_BUF;
-use crate::errors::log_connection_error;
+use crate::endings;
 use crate::signals::SignalPipe;
 
 /// Runs the runtime until SIGINT or SIGTERM; the process then exits, dropping the tasks.
@@ -51,7 +51,7 @@ async fn accept_loop(
         });
         match accepted.await {
             None => return Ok(()),
-            Some(Ok((stream, peer))) => {
+            Some(Ok((stream, _))) => {
                 // Over the cap: dropping the stream closes it at once.
                 let Some(slot) = limit.try_acquire() else {
                     continue;
@@ -59,7 +59,7 @@ async fn accept_loop(
                 async_std::task::spawn(async move {
                     let _slot = slot;
                     if let Err(e) = echo(stream).await {
-                        log_connection_error(peer, &e);
+                        endings::ended_by(&e);
                     }
                 });
             }

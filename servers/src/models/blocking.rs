@@ -16,7 +16,7 @@ use anyhow::Context;
 use crate::accept::{Acceptor, Wake};
 use crate::config::ServerConfig;
 use crate::echo::echo_blocking;
-use crate::errors::log_connection_error;
+use crate::endings;
 use crate::signals::SignalPipe;
 
 /// How often a connection's blocking reads and writes wake to check for a stop signal while
@@ -33,14 +33,14 @@ pub fn serve(
         Acceptor::new(listener, stop, None).context("cannot set up the accept loop")?;
     loop {
         match acceptor.wait_for_work().context("accept loop failed")? {
-            Wake::Connection(mut stream, peer) => {
+            Wake::Connection(mut stream, _) => {
                 let stop = || acceptor.stop().raised();
                 let served = stream
                     .set_read_timeout(Some(STOP_TICK))
                     .and_then(|()| stream.set_write_timeout(Some(STOP_TICK)))
                     .and_then(|()| echo_blocking(&mut stream, &stop));
                 if let Err(e) = served {
-                    log_connection_error(peer, &e);
+                    endings::ended_by(&e);
                 }
             }
             Wake::Stop => return Ok(()),

@@ -30,7 +30,7 @@ use signal_hook::consts::SIGCHLD;
 use crate::accept::{Acceptor, Wake, ACCEPT_BACKOFF};
 use crate::config::ServerConfig;
 use crate::echo::echo_blocking;
-use crate::errors::log_connection_error;
+use crate::endings::{self, Ending};
 use crate::signals::SignalPipe;
 
 /// How long children get to leave after SIGTERM before they are killed.
@@ -88,12 +88,10 @@ fn serve_child(mut stream: TcpStream, peer: SocketAddr, parent: Pid) -> i32 {
         eprintln!("echo-server: child for {peer}: {e}");
         return 1;
     }
+    // The exit status tells the parent how the connection ended; it keeps the count.
     match echo_blocking(&mut stream, &|| false) {
         Ok(()) => 0,
-        Err(e) => {
-            log_connection_error(peer, &e);
-            1
-        }
+        Err(e) => Ending::of(&e).exit_code(),
     }
 }
 
@@ -131,6 +129,11 @@ pub(crate) fn reap(children: &mut HashSet<Pid>) {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => return,
             Ok(status) => {
+                if let WaitStatus::Exited(_, code) = status {
+                    if let Some(ending) = Ending::from_exit_code(code) {
+                        endings::count(ending);
+                    }
+                }
                 if let Some(pid) = status.pid() {
                     children.remove(&pid);
                 }

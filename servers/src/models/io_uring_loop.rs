@@ -18,7 +18,7 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 use std::ptr;
@@ -31,7 +31,7 @@ use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BAC
 use crate::config::ServerConfig;
 use crate::conn_limit::{ConnLimit, ConnSlot};
 use crate::echo::READ_BUF;
-use crate::errors::log_connection_error;
+use crate::endings;
 use crate::signals::SignalPipe;
 
 /// Submission queue entries.
@@ -48,7 +48,6 @@ const KIND: u64 = 0xffff_ffff << 32;
 /// One client.
 struct Conn {
     stream: TcpStream,
-    peer: SocketAddr,
     /// Read into, then written back from; boxed so that it never moves while the kernel uses it.
     buf: Box<[u8]>,
     /// Bytes of `buf` that hold echo, and how many of them are written back.
@@ -123,24 +122,23 @@ fn on_accept(
     // SAFETY: a successful accept returned a new descriptor that nothing else owns.
     let stream = unsafe { TcpStream::from_raw_fd(result) };
     push_accept(ring, listener)?;
-    let peer = match stream.peer_addr() {
-        Ok(peer) => peer,
-        // Already gone.
-        Err(_) => return Ok(()),
-    };
+    // Already gone: the client reset it before we took it.
+    if let Err(e) = stream.peer_addr() {
+        endings::ended_by(&e);
+        return Ok(());
+    }
     // Over the cap: dropping the stream closes it at once.
     let Some(slot) = limit.try_acquire() else {
         return Ok(());
     };
     if let Err(e) = stream.set_nodelay(true) {
-        log_connection_error(peer, &e);
+        endings::ended_by(&e);
         return Ok(());
     }
     let entry = conns.vacant_entry();
     let key = entry.key();
     let conn = entry.insert(Conn {
         stream,
-        peer,
         buf: vec![0u8; READ_BUF].into_boxed_slice(),
         len: 0,
         written: 0,
@@ -163,7 +161,7 @@ fn on_read(
         0 => {
             let conn = conns.remove(key);
             if let Err(e) = conn.stream.shutdown(Shutdown::Write) {
-                log_connection_error(conn.peer, &e);
+                endings::ended_by(&e);
             }
             Ok(())
         }
@@ -173,8 +171,8 @@ fn on_read(
             push_write(ring, conn, key)
         }
         err => {
-            let conn = conns.remove(key);
-            log_connection_error(conn.peer, &io::Error::from_raw_os_error(-err));
+            conns.remove(key);
+            endings::ended_by(&io::Error::from_raw_os_error(-err));
             Ok(())
         }
     }
@@ -195,8 +193,8 @@ fn on_write(
         } else {
             io::Error::from_raw_os_error(-result)
         };
-        let conn = conns.remove(key);
-        log_connection_error(conn.peer, &e);
+        conns.remove(key);
+        endings::ended_by(&e);
         return Ok(());
     }
     conn.written += result as usize;

@@ -14,7 +14,7 @@
 //! Run: `echo-server mio --addr 127.0.0.1:7007 [--max-conns N]`
 
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, SocketAddr, TcpListener as StdListener};
+use std::net::{Shutdown, TcpListener as StdListener};
 use std::time::Instant;
 
 use anyhow::Context;
@@ -26,7 +26,8 @@ use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BAC
 use crate::config::ServerConfig;
 use crate::conn_limit::{ConnLimit, ConnSlot};
 use crate::echo::MAX_PENDING;
-use crate::errors::{interrupted, log_connection_error, would_block};
+use crate::endings;
+use crate::errors::{interrupted, would_block};
 use crate::signals::SignalPipe;
 
 const LISTENER: Token = Token(usize::MAX - 1);
@@ -45,7 +46,6 @@ struct Conn {
     /// This connection's place under `--max-conns`, freed when it closes.
     _slot: ConnSlot,
     token: Token,
-    peer: SocketAddr,
     /// Echo bytes the socket has not taken yet, oldest first.
     pending: Vec<u8>,
     /// False once the client has half-closed.
@@ -157,7 +157,7 @@ fn accept_all(
     limit: &ConnLimit,
 ) -> Option<Instant> {
     loop {
-        let (mut stream, peer) = match listener.accept() {
+        let (mut stream, _) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(e) if would_block(&e) => return None,
             // The client gave up before we took it; try the next one.
@@ -183,13 +183,12 @@ fn accept_all(
                     stream,
                     _slot: slot,
                     token,
-                    peer,
                     pending: Vec::new(),
                     read_open: true,
                     interest: Interest::READABLE,
                 });
             }
-            Err(e) => log_connection_error(peer, &e),
+            Err(e) => endings::ended_by(&e),
         }
     }
 }
@@ -212,7 +211,11 @@ fn take_turn(
         Ok(Turn::MoreToRead) => more_to_read.push(key),
         Ok(Turn::Done) => close(conns.remove(key), registry),
         Err(e) => {
-            log_connection_error(conn.peer, &e);
+            if conn.read_open || conn.pending.is_empty() {
+                endings::ended_by(&e);
+            } else {
+                endings::ended_with_echo_owed(&e);
+            }
             close(conns.remove(key), registry);
         }
     }

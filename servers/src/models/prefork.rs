@@ -30,7 +30,7 @@ use signal_hook::consts::SIGCHLD;
 use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
 use crate::config::ServerConfig;
 use crate::echo::echo_blocking;
-use crate::errors::log_connection_error;
+use crate::endings::ChildEndings;
 use crate::models::fork_per_client::{become_child, end_children, ensure_single_threaded, reap};
 use crate::signals::SignalPipe;
 
@@ -46,12 +46,13 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
         .then(|| Tokens::new(config.max_conns))
         .transpose()
         .context("cannot create the --max-conns token pipe")?;
+    let endings = ChildEndings::new().context("cannot create the endings pipe")?;
     let parent = getpid();
     let mut workers = HashSet::new();
     while !stop.raised() {
         // Start (or restart) workers up to the count.
         while workers.len() < config.workers {
-            match spawn_worker(&listener, tokens.as_ref(), parent) {
+            match spawn_worker(&listener, tokens.as_ref(), &endings, parent) {
                 Ok(pid) => {
                     workers.insert(pid);
                 }
@@ -65,6 +66,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
         let mut fds = [
             PollFd::new(stop.as_fd(), PollFlags::POLLIN),
             PollFd::new(sigchld.as_fd(), PollFlags::POLLIN),
+            PollFd::new(endings.as_fd(), PollFlags::POLLIN),
         ];
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -73,6 +75,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
         if fds[0].any().unwrap_or(false) {
             break;
         }
+        endings.collect();
         sigchld.drain();
         let before = workers.len();
         reap(&mut workers);
@@ -86,18 +89,24 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
         }
     }
     end_children(&mut workers, Some(&sigchld));
+    endings.collect();
     Ok(())
 }
 
 /// Forks one worker; returns its pid in the parent.
-fn spawn_worker(listener: &TcpListener, tokens: Option<&Tokens>, parent: Pid) -> nix::Result<Pid> {
+fn spawn_worker(
+    listener: &TcpListener,
+    tokens: Option<&Tokens>,
+    endings: &ChildEndings,
+    parent: Pid,
+) -> nix::Result<Pid> {
     // SAFETY: the parent is single-threaded (checked in `serve`; this model starts no thread),
     // so the child is a complete copy with no lock held by a thread that does not exist in it.
     match unsafe { fork() }? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
             let code = match become_child(parent) {
-                Ok(()) => worker(listener, tokens),
+                Ok(()) => worker(listener, tokens, endings),
                 Err(e) => {
                     eprintln!("echo-server: prefork worker: {e}");
                     1
@@ -111,9 +120,9 @@ fn spawn_worker(listener: &TcpListener, tokens: Option<&Tokens>, parent: Pid) ->
 }
 
 /// A worker's life: accept one client, echo it to EOF, repeat, until SIGTERM ends it.
-fn worker(listener: &TcpListener, tokens: Option<&Tokens>) -> i32 {
+fn worker(listener: &TcpListener, tokens: Option<&Tokens>, endings: &ChildEndings) -> i32 {
     loop {
-        let (mut stream, peer) = match listener.accept() {
+        let (mut stream, _) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             // The client gave up before we took it; try the next one.
@@ -133,7 +142,7 @@ fn worker(listener: &TcpListener, tokens: Option<&Tokens>) -> i32 {
             .set_nodelay(true)
             .and_then(|()| echo_blocking(&mut stream, &|| false));
         if let Err(e) = served {
-            log_connection_error(peer, &e);
+            endings.ended_by(&e);
         }
         drop(stream);
         if let Some(t) = tokens {

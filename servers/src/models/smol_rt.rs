@@ -20,7 +20,7 @@ use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BAC
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::echo::READ_BUF;
-use crate::errors::log_connection_error;
+use crate::endings;
 use crate::signals::SignalPipe;
 
 /// Runs the executor on `--workers` threads until SIGINT or SIGTERM.
@@ -60,7 +60,7 @@ async fn accept_loop(
         .await;
         match accepted {
             None => return Ok(()),
-            Some(Ok((stream, peer))) => {
+            Some(Ok((stream, _))) => {
                 // Over the cap: dropping the stream closes it at once.
                 let Some(slot) = limit.try_acquire() else {
                     continue;
@@ -69,7 +69,7 @@ async fn accept_loop(
                     .spawn(async move {
                         let _slot = slot;
                         if let Err(e) = echo(stream).await {
-                            log_connection_error(peer, &e);
+                            endings::ended_by(&e);
                         }
                     })
                     .detach();

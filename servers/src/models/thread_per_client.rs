@@ -18,7 +18,7 @@ use crate::accept::{Acceptor, Wake};
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::echo::echo_blocking;
-use crate::errors::log_connection_error;
+use crate::endings;
 use crate::signals::SignalPipe;
 
 /// Serves each connection on its own thread until SIGINT or SIGTERM. On stop the process
@@ -40,7 +40,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                         .spawn(move || {
                             let _slot = slot;
                             if let Err(e) = echo_blocking(&mut stream, &|| false) {
-                                log_connection_error(peer, &e);
+                                endings::ended_by(&e);
                             }
                         });
                 // Out of threads (EAGAIN) or memory: this client is dropped, the server lives.

@@ -17,7 +17,7 @@ use crate::accept::{Acceptor, Wake};
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::echo::echo_blocking;
-use crate::errors::log_connection_error;
+use crate::endings;
 use crate::signals::SignalPipe;
 
 /// Serves connections on the pool until SIGINT or SIGTERM; then the process exits, which
@@ -33,7 +33,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     let limit = ConnLimit::new(config.max_conns);
     loop {
         match acceptor.wait_for_work().context("accept loop failed")? {
-            Wake::Connection(mut stream, peer) => {
+            Wake::Connection(mut stream, _) => {
                 // Over the cap (queued ones count): dropping the stream closes it at once.
                 let Some(slot) = limit.try_acquire() else {
                     continue;
@@ -41,7 +41,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                 pool.spawn(move || {
                     let _slot = slot;
                     if let Err(e) = echo_blocking(&mut stream, &|| false) {
-                        log_connection_error(peer, &e);
+                        endings::ended_by(&e);
                     }
                 });
             }

@@ -19,7 +19,7 @@ use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BAC
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::echo::READ_BUF;
-use crate::errors::log_connection_error;
+use crate::endings;
 use crate::signals::SignalPipe;
 
 /// How long tasks still running at shutdown may take to notice before they are dropped.
@@ -68,7 +68,7 @@ async fn accept_loop(
             accepted = listener.accept() => accepted,
         };
         match accepted {
-            Ok((stream, peer)) => {
+            Ok((stream, _)) => {
                 // Over the cap: dropping the stream closes it at once.
                 let Some(slot) = limit.try_acquire() else {
                     continue;
@@ -76,7 +76,7 @@ async fn accept_loop(
                 tokio::spawn(async move {
                     let _slot = slot;
                     if let Err(e) = echo(stream).await {
-                        log_connection_error(peer, &e);
+                        endings::ended_by(&e);
                     }
                 });
             }
