@@ -556,11 +556,16 @@ impl Worker<'_> {
     }
 
     /// Fails connections whose connect or oldest echo has taken longer than `--timeout`.
+    ///
+    /// A connection the server has never answered is not failed: it is still queued there (an
+    /// iterative server serves its backlog in order), and a reconnect would only put it at the
+    /// back of the queue and leave a dead socket in the server's backlog. It stays starved.
     fn check_timeouts(&mut self, now: Instant) {
         for slot in 0..self.conns.len() {
             let conn = &self.conns[slot];
             let failure = match conn.state {
                 State::Connecting(since) if now - since > self.plan.timeout => Failure::Connect,
+                State::Open if conn.received == 0 => continue,
                 State::Open => match conn.in_flight.front() {
                     Some(m) if now - m.sent > self.plan.timeout => Failure::Timeout,
                     _ => continue,
@@ -751,8 +756,9 @@ impl Worker<'_> {
             if self.plan.mode == Mode::Open {
                 self.interval[1].saturating_record(nanos(now - sent.sent));
             }
-            // Served only during the drain is not served during the run.
-            if !self.draining {
+            // Only an echo inside the window serves a connection: another worker may already
+            // be draining, which lets an iterative server move on to this one.
+            if now < self.plan.end {
                 self.conns[slot].completed += 1;
                 self.measured += 1;
                 self.progress.store(self.measured, Ordering::Relaxed);

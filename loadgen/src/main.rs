@@ -71,7 +71,8 @@ struct RunArgs {
     /// CPUs to pin the workers to, e.g. 1 or 8-15.
     #[arg(long, value_name = "LIST", value_parser = |s: &str| parse_cpus(s).map(CpuList))]
     cpus: Option<CpuList>,
-    /// Connect timeout, and how long an echo may take before it counts as a timeout.
+    /// Connect timeout, and how long an answered connection's echo may stall before it counts
+    /// as a timeout and the connection is replaced (one never answered waits: it is starved).
     #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
     timeout: Duration,
     /// Write the JSON report here.

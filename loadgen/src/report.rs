@@ -33,7 +33,9 @@ pub struct Errors {
     pub connect: u64,
     /// Connections reset or closed by the server while echo was still owed.
     pub reset: u64,
-    /// Messages whose echo did not complete within `--timeout`.
+    /// Connections whose echo stopped for longer than `--timeout` after the server had
+    /// answered them (they are reconnected), and connections whose measured messages were
+    /// still unanswered when the end-of-run drain gave up.
     pub timeout: u64,
     /// Echoes that differed from what was sent (or bytes nobody sent).
     pub mismatch: u64,
@@ -128,8 +130,9 @@ pub struct Report {
     pub achieved_rate_ratio: Option<f64>,
     /// Errors by kind over the whole run.
     pub errors: Errors,
-    /// Active connections (slots, across reconnects) that completed no message in the measured
-    /// time: an iterative server starves all but one.
+    /// Active connections (slots, across reconnects) whose echoes all missed the measured
+    /// window: an iterative server starves all but one. A connection the server has never
+    /// answered is not reconnected (it is still in the server's queue).
     pub connections_starved: usize,
     /// Latency of every measured message. Open loop: from the intended send time
     /// (coordinated-omission corrected). Churn: from the start of the connect to the echo.
