@@ -99,6 +99,86 @@ fn an_iterative_server_starves_three_of_four_connections() {
 }
 
 #[test]
+fn a_server_that_serves_one_connection_starves_exactly_the_others_without_reconnects() {
+    let server = TestServer::start(Behaviour::ServeFirstOnly);
+    let mut opts = server.options();
+    // Far shorter than the run: a connection never answered still must not be replaced.
+    opts.timeout = Duration::from_millis(200);
+    opts.threads = Some(2);
+    let report = loadgen::run(&opts).unwrap();
+    assert!(report.messages > 0);
+    assert_eq!(report.connections_starved, 3);
+    assert_eq!(
+        server.accepted(),
+        4,
+        "a starved slot reconnected, leaving a dead socket in the backlog"
+    );
+    // Their messages were sent in the warm-up, so no measured message timed out.
+    assert_eq!(report.errors.total(), 0, "{:?}", report.errors);
+}
+
+#[test]
+fn an_iterative_server_serving_the_next_client_after_the_end_starves_it_all_the_same() {
+    // Two workers end a moment apart: the first one's clean close lets the iterative server
+    // accept the next client while the second worker still polls. That echo comes after the
+    // end of the window and must not count the slot as served.
+    for _ in 0..4 {
+        let server = TestServer::start(Behaviour::Iterative);
+        let mut opts = server.options();
+        opts.threads = Some(2);
+        opts.timeout = Duration::from_millis(300);
+        let report = loadgen::run(&opts).unwrap();
+        assert_eq!(report.connections_starved, 3, "{:?}", report.errors);
+    }
+}
+
+#[test]
+fn every_connection_ends_with_a_fin_and_never_a_reset() {
+    let modes: [(&str, fn(&mut loadgen::Options)); 5] = [
+        ("closed", |_| {}),
+        ("pipelined bulk", |o| {
+            o.pipeline = 4;
+            o.size = 64 * 1024;
+        }),
+        ("open", |o| o.rate = Some(2000.0)),
+        ("churn", |o| o.churn = true),
+        ("idle", |o| o.idle = 50),
+    ];
+    for (mode, set) in modes {
+        let server = TestServer::start(Behaviour::Echo);
+        let mut opts = server.options();
+        opts.duration = Duration::from_millis(500);
+        set(&mut opts);
+        let report = loadgen::run(&opts).unwrap();
+        assert_eq!(report.errors.total(), 0, "{mode}: {:?}", report.errors);
+        // The run has returned, so every connection has been closed by loadgen; the server's
+        // threads may still be reading the last FINs.
+        let ended = common::wait_until(Duration::from_secs(5), || {
+            let (eofs, resets) = server.endings();
+            (eofs + resets == server.accepted()).then_some((eofs, resets))
+        });
+        let (eofs, resets) = ended.unwrap_or_else(|| panic!("{mode}: connections left open"));
+        assert_eq!(resets, 0, "{mode}: {resets} of {} reset", eofs + resets);
+    }
+}
+
+#[test]
+fn echoes_in_flight_at_the_end_are_waited_for_and_recorded() {
+    // Every echo takes 300 ms and the window is 200 ms: the one message each connection sends
+    // is still in flight at the end, and the drain (at most 250 ms) collects it.
+    let server = TestServer::start(Behaviour::Delay(Duration::from_millis(300)));
+    let mut opts = server.options();
+    opts.warmup = Duration::ZERO;
+    opts.duration = Duration::from_millis(200);
+    let report = loadgen::run(&opts).unwrap();
+    assert_eq!(report.errors.total(), 0, "{:?}", report.errors);
+    assert_eq!(report.messages, 4, "one message per connection");
+    assert!(report.latency_us.p50 >= 300_000.0, "{:?}", report.latency_us);
+    // Answered only after the window closed: that is no service during the run.
+    assert_eq!(report.connections_starved, 4);
+}
+
+#[test]
 fn pipeline_keeps_k_messages_in_flight() {
     // This server echoes only once 4 messages are waiting: it stalls a client that sends
     // fewer at a time.

@@ -28,6 +28,8 @@ pub enum Behaviour {
     DieAfter(usize),
     /// Echoes only once this many bytes are waiting (needs a client that pipelines).
     EchoInBatchesOf(usize),
+    /// Echoes the first connection it accepts; accepts the others and never reads them.
+    ServeFirstOnly,
 }
 
 /// A running test server.
@@ -44,6 +46,9 @@ struct State {
     open: AtomicUsize,
     max_open: AtomicUsize,
     frozen_once: AtomicBool,
+    /// Connections that ended with the client's FIN (a read of 0), and with a reset.
+    eofs: AtomicUsize,
+    resets: AtomicUsize,
     conns: Mutex<Vec<TcpStream>>,
     listener: Mutex<Option<TcpListener>>,
 }
@@ -62,6 +67,14 @@ impl TestServer {
     /// Connections accepted so far.
     pub fn accepted(&self) -> usize {
         self.state.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections that ended with the client's FIN, and with a reset.
+    pub fn endings(&self) -> (usize, usize) {
+        (
+            self.state.eofs.load(Ordering::SeqCst),
+            self.state.resets.load(Ordering::SeqCst),
+        )
     }
 
     /// Most connections open at once.
@@ -111,6 +124,12 @@ fn accept_loop(listener: TcpListener, behaviour: Behaviour, state: Arc<State>) {
             .push(stream.try_clone().unwrap());
         let open = state.open.fetch_add(1, Ordering::SeqCst) + 1;
         state.max_open.fetch_max(open, Ordering::SeqCst);
+        if matches!(behaviour, Behaviour::ServeFirstOnly)
+            && state.accepted.load(Ordering::SeqCst) > 1
+        {
+            // Held open in `conns`, never read.
+            continue;
+        }
         let shared = Arc::clone(&state);
         let serve = move || {
             serve(stream, behaviour, &shared);
@@ -130,12 +149,21 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, state: &State) {
     let mut waiting = Vec::new();
     loop {
         let n = match stream.read(&mut buf) {
-            Ok(0) | Err(_) => return,
+            Ok(0) => {
+                state.eofs.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            Err(e) => {
+                if e.kind() == std::io::ErrorKind::ConnectionReset {
+                    state.resets.fetch_add(1, Ordering::SeqCst);
+                }
+                return;
+            }
             Ok(n) => n,
         };
         let reads = state.reads.fetch_add(1, Ordering::SeqCst) + 1;
         match behaviour {
-            Behaviour::Echo | Behaviour::Iterative => {}
+            Behaviour::Echo | Behaviour::Iterative | Behaviour::ServeFirstOnly => {}
             Behaviour::Delay(d) => thread::sleep(d),
             Behaviour::FreezeAfter(after, d) => {
                 if reads >= after && !state.frozen_once.swap(true, Ordering::SeqCst) {
@@ -170,4 +198,19 @@ fn serve(mut stream: TcpStream, behaviour: Behaviour, state: &State) {
 pub fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
+}
+
+/// Polls `probe` every few milliseconds until it returns `Some`, for at most `limit`: for
+/// conditions no event announces (a server thread reading its last FIN).
+pub fn wait_until<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        if let Some(value) = probe() {
+            return Some(value);
+        }
+        if std::time::Instant::now() >= deadline {
+            return None;
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
 }
