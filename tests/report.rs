@@ -43,6 +43,8 @@ fn environment() -> Environment {
         loadgen_cpus: "1".to_owned(),
         profile: Profile::Quick,
         models: MODELS.iter().map(|m| (*m).to_owned()).collect(),
+        nofile_limit: Some([1024, 524_288]),
+        ephemeral_ports: Some("32768-60999".to_owned()),
     }
 }
 

@@ -13,6 +13,7 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -105,7 +106,8 @@ impl Options {
         }
     }
 
-    /// Checks the rules between flags; the error names the flag.
+    /// Checks the rules between flags, and that the machine can hold the connections asked
+    /// for (descriptors, ephemeral ports); the error names the flag and the limit.
     pub fn validate(&self) -> Result<(), String> {
         if self.connections == 0 {
             return Err("--connections must be at least 1".into());
@@ -145,7 +147,7 @@ impl Options {
                 format_cpus(&allowed)
             ));
         }
-        Ok(())
+        check_capacity(self)
     }
 
     /// Worker threads this run uses: never more than there are connections.
@@ -440,15 +442,78 @@ fn write_outputs(
     Ok(())
 }
 
+/// The descriptor limit (`RLIMIT_NOFILE`, soft and hard) this process started with, before
+/// [`raise_fd_limit`] raised it.
+static ORIGINAL_NOFILE: OnceLock<(u64, u64)> = OnceLock::new();
+
 /// Raises this process's soft descriptor limit to its hard limit: thousands of connections
 /// need more than the usual soft limit of 1024. Failure leaves the limit as it was.
 pub fn raise_fd_limit() {
     use nix::sys::resource::{getrlimit, setrlimit, Resource};
     if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        ORIGINAL_NOFILE.get_or_init(|| (soft, hard));
         if soft < hard {
             let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
         }
     }
+}
+
+/// The descriptor limit this process started with (soft, hard), even after
+/// [`raise_fd_limit`]: what programs it starts should get back.
+pub fn original_fd_limit() -> Option<(u64, u64)> {
+    use nix::sys::resource::{getrlimit, Resource};
+    ORIGINAL_NOFILE
+        .get()
+        .copied()
+        .or_else(|| getrlimit(Resource::RLIMIT_NOFILE).ok())
+}
+
+/// The ephemeral ports a connect may take, `net.ipv4.ip_local_port_range` (first, last).
+pub fn local_port_range() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut ports = text.split_whitespace().map(|p| p.parse::<u16>().ok());
+    Some((ports.next()??, ports.next()??))
+}
+
+/// Descriptors a run needs beyond its connections: standard streams, output files, and each
+/// worker's poll and timer.
+const SPARE_FDS_PER_RUN: usize = 16;
+
+/// Refuses a run this machine cannot hold: more connections than the hard descriptor limit
+/// allows, or than there are ephemeral ports to reach one address from. The error names the
+/// limit and the flags.
+fn check_capacity(opts: &Options) -> Result<(), String> {
+    let sockets = opts.connections.saturating_add(opts.idle);
+    let asked = if opts.idle > 0 {
+        format!(
+            "--connections {} + --idle {} need {sockets}",
+            opts.connections, opts.idle
+        )
+    } else {
+        format!("--connections {} needs {sockets}", opts.connections)
+    };
+    let fds = sockets
+        .saturating_add(SPARE_FDS_PER_RUN)
+        .saturating_add(2 * opts.worker_threads());
+    if let Some((_, hard)) = original_fd_limit() {
+        if fds as u64 > hard {
+            return Err(format!(
+                "{asked} sockets, {fds} descriptors in all, but the hard descriptor limit \
+                 (ulimit -Hn) is {hard}"
+            ));
+        }
+    }
+    // Only churn closes and reopens; every other mode holds all its sockets at once.
+    if let Some((first, last)) = local_port_range() {
+        let ports = usize::from(last.saturating_sub(first)) + 1;
+        if sockets > ports {
+            return Err(format!(
+                "{asked} ephemeral ports to one address, but net.ipv4.ip_local_port_range \
+                 ({first}-{last}) has {ports}"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// loadgen's CPU time so far, user + system over all its threads, in seconds.

@@ -74,6 +74,27 @@ fn bad_flags_give_one_line_naming_the_flag_and_exit_2() {
 }
 
 #[test]
+fn more_connections_than_the_descriptor_limit_allows_are_refused_before_the_run() {
+    let server = TestServer::start(Behaviour::Echo);
+    // Soft and hard limit 256 for this loadgen only; 1,000 idle connections cannot fit.
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg("ulimit -n 256 && exec \"$0\" \"$@\"")
+        .args([BIN, "--addr", &server.addr.to_string(), "--idle", "1000"])
+        .args(["--duration", "10s", "--quiet"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(
+        err.contains("--idle 1000") && err.contains("hard descriptor limit") && err.contains("256"),
+        "{err:?}"
+    );
+    assert_eq!(server.accepted(), 0, "refused, yet it connected");
+}
+
+#[test]
 fn an_unreachable_target_exits_1_within_the_timeout() {
     let addr = closed_port().to_string();
     let started = Instant::now();

@@ -173,7 +173,11 @@ fn echoes_in_flight_at_the_end_are_waited_for_and_recorded() {
     let report = loadgen::run(&opts).unwrap();
     assert_eq!(report.errors.total(), 0, "{:?}", report.errors);
     assert_eq!(report.messages, 4, "one message per connection");
-    assert!(report.latency_us.p50 >= 300_000.0, "{:?}", report.latency_us);
+    assert!(
+        report.latency_us.p50 >= 300_000.0,
+        "{:?}",
+        report.latency_us
+    );
     // Answered only after the window closed: that is no service during the run.
     assert_eq!(report.connections_starved, 4);
 }

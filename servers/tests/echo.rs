@@ -11,9 +11,12 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
+use echo_server::models::ClientsAtOnce;
+
 use common::{
-    child_states, children, exchange, holds_every_client_in_one_process, is_alive, models, ping,
-    proc_status, serves_one_at_a_time, tree_rss_kib, wait_until, Rng, Server, IO_TIMEOUT,
+    child_states, children, exchange, holds_every_client_in_one_process, info, is_alive, models,
+    nofile_limits, ping, proc_status, serves_one_at_a_time, tree_rss_kib, tree_sockets, wait_until,
+    Rng, Server, IO_TIMEOUT,
 };
 
 #[test]
@@ -84,6 +87,71 @@ fn client_reset_mid_stream_leaves_the_server_serving() {
         }
         ping(&mut server.connect(), b"after the reset");
         assert!(server.is_running(), "{model}: died after a client reset");
+    }
+}
+
+#[test]
+fn unclean_endings_are_counted_in_one_line_at_exit_and_never_logged_per_connection() {
+    const RUDE: usize = 3;
+    for model in models() {
+        let mut server = Server::start(&model, &[]);
+        for _ in 0..RUDE {
+            let mut rude = server.connect();
+            ping(&mut rude, b"served");
+            let serving = tree_sockets(server.pid());
+            rude.write_all(&[7u8; 4096]).unwrap();
+            // Linger 0: close sends RST instead of FIN, with its echo unread.
+            socket2::SockRef::from(&rude)
+                .set_linger(Some(Duration::ZERO))
+                .unwrap();
+            drop(rude);
+            // The server closes its side once it has seen (and counted) the reset.
+            let closed = wait_until(IO_TIMEOUT, || {
+                (tree_sockets(server.pid()) < serving).then_some(())
+            });
+            assert!(closed.is_some(), "{model}: never closed a reset connection");
+        }
+        let mut polite = server.connect();
+        ping(&mut polite, b"clean");
+        polite.shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(polite.read(&mut [0u8; 16]).unwrap(), 0, "{model}: no EOF");
+        let (status, _) = server.terminate(Duration::from_secs(2));
+        assert!(status.success(), "{model}: {status}");
+        let stderr = server.stderr();
+        assert_eq!(
+            stderr.lines().collect::<Vec<_>>(),
+            [format!(
+                "echo-server: unclean endings: {RUDE} reset, 0 broken pipe, 0 eof mid-message, 0 other"
+            )],
+            "{model}"
+        );
+    }
+}
+
+#[test]
+fn a_server_started_under_a_low_soft_limit_raises_it_and_holds_more_clients() {
+    const SOFT: u32 = 64;
+    const CLIENTS: usize = 200;
+    for model in models() {
+        let server = Server::start_with_soft_nofile(&model, SOFT);
+        let (soft, hard) = nofile_limits(server.pid()).unwrap();
+        assert_eq!(soft, hard, "{model}: soft limit left at {soft}");
+        if !holds_every_client_in_one_process(&model)
+            || info(&model).clients_at_once != ClientsAtOnce::Any
+            || hard < 2 * CLIENTS as u64
+        {
+            // Each client in its own process, or a few at a time: no one process holds them.
+            continue;
+        }
+        let mut crowd: Vec<_> = (0..CLIENTS).map(|_| server.connect()).collect();
+        for (i, client) in crowd.iter_mut().enumerate() {
+            ping(client, format!("client {i}").as_bytes());
+        }
+        assert!(
+            !server.stderr().contains("Too many open files"),
+            "{model}: {}",
+            server.stderr()
+        );
     }
 }
 

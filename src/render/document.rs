@@ -4,7 +4,7 @@
 use super::format::{bytes, int, kib, mark, median_us, or_dash, pair, scale, spread, DASH};
 use super::headline::headline_table;
 use super::plots::Plot;
-use crate::schema::{Cell, ServerSpec, Summary, BULK_SIZE};
+use crate::schema::{Cell, Environment, ServerSpec, Summary, BULK_SIZE};
 
 /// A piece of the report, rendered to Markdown and to HTML alike.
 pub enum Block {
@@ -55,8 +55,20 @@ fn title(s: &Summary) -> Vec<Block> {
             e.loadgen_cpus,
             e.echobench_version,
             e.git_commit.as_deref().unwrap_or("unknown"),
-        )),
+        ) + &limits(e)),
     ]
+}
+
+/// The limits on connections the machine had, where the run recorded them.
+fn limits(e: &Environment) -> String {
+    let mut text = String::new();
+    if let Some([soft, hard]) = e.nofile_limit {
+        text += &format!(" Descriptor limit {soft} soft, {hard} hard (raised to {hard} for loadgen and the servers echobench builds).");
+    }
+    if let Some(ports) = &e.ephemeral_ports {
+        text += &format!(" Ephemeral ports {ports}.");
+    }
+    text
 }
 
 /// The headline table and how to read its columns.

@@ -43,6 +43,8 @@ pub fn capture(opts: &CompareOptions) -> Environment {
         loadgen_cpus: loadgen::format_cpus(&opts.loadgen_cpus),
         profile: opts.profile,
         models: opts.servers.iter().map(ServerSpec::label).collect(),
+        nofile_limit: loadgen::original_fd_limit().map(|(soft, hard)| [soft, hard]),
+        ephemeral_ports: loadgen::local_port_range().map(|(first, last)| format!("{first}-{last}")),
     }
 }
 

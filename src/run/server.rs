@@ -132,6 +132,19 @@ impl Drop for Server {
     }
 }
 
+/// A command line run by `sh`, for a server echobench does not build (a user's own, the
+/// tutorials' Python ones): it gets back the soft descriptor limit echobench started with.
+/// echobench raised its own for loadgen, and a child inherits it; a `select()`-based server
+/// breaks on a descriptor numbered above 1,023.
+pub fn foreign_server_command(line: &str) -> Command {
+    let restore = loadgen::original_fd_limit()
+        .map(|(soft, _)| format!("ulimit -Sn {soft} && "))
+        .unwrap_or_default();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c").arg(format!("{restore}exec {line}"));
+    cmd
+}
+
 /// Pins this whole process (threads started later inherit it) to `cpus`.
 pub fn pin_process(cpus: &[usize]) -> anyhow::Result<()> {
     use nix::sched::{sched_setaffinity, CpuSet};

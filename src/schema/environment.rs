@@ -39,6 +39,15 @@ pub struct Environment {
     pub profile: Profile,
     /// Servers in run order: model names, with their arguments when a run gave any.
     pub models: Vec<String>,
+    /// The descriptor limit (`RLIMIT_NOFILE`) echobench started with: soft and hard. The
+    /// runner and loadgen raise their soft limit to the hard one, and so do the servers
+    /// echobench builds; servers it does not build get the original soft limit back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nofile_limit: Option<[u64; 2]>,
+    /// `net.ipv4.ip_local_port_range`: the ephemeral ports loadgen's connections come from,
+    /// e.g. `32768-60999`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ephemeral_ports: Option<String>,
 }
 
 impl Environment {

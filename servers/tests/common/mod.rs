@@ -94,12 +94,22 @@ impl Server {
         Server::spawn(model, cmd)
     }
 
-    /// Like [`Server::start`], with the server's descriptor limit (`RLIMIT_NOFILE`) set to
-    /// `nofile` by the shell before it execs the server.
+    /// Like [`Server::start`], with the server's descriptor limit (`RLIMIT_NOFILE`, soft and
+    /// hard) set to `nofile` by the shell before it execs the server.
     pub fn start_with_nofile(model: &str, nofile: u32) -> Server {
+        Server::start_under_ulimit(model, &format!("-n {nofile}"))
+    }
+
+    /// Like [`Server::start`], with only the soft descriptor limit set to `soft`, as on
+    /// machines whose shells start with a soft limit of 1,024 under a far higher hard one.
+    pub fn start_with_soft_nofile(model: &str, soft: u32) -> Server {
+        Server::start_under_ulimit(model, &format!("-Sn {soft}"))
+    }
+
+    fn start_under_ulimit(model: &str, limit: &str) -> Server {
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
-            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(format!("ulimit {limit} && exec \"$0\" \"$@\""))
             .args([BIN, model, "--addr", "127.0.0.1:0", "--workers", WORKERS]);
         Server::spawn(model, cmd)
     }
@@ -300,6 +310,27 @@ pub fn children(pid: Pid) -> Vec<Pid> {
                 .collect::<Vec<_>>()
         })
         .collect()
+}
+
+/// Sockets open in `pid` and all its descendants.
+pub fn tree_sockets(pid: Pid) -> usize {
+    let own = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |fds| {
+        fds.flatten()
+            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+            .filter(|target| target.to_string_lossy().starts_with("socket:"))
+            .count()
+    });
+    own + children(pid).into_iter().map(tree_sockets).sum::<usize>()
+}
+
+/// The soft and hard descriptor limits of a running process, from `/proc/<pid>/limits`.
+pub fn nofile_limits(pid: Pid) -> Option<(u64, u64)> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits.lines().find(|l| l.starts_with("Max open files"))?;
+    let mut values = line["Max open files".len()..]
+        .split_whitespace()
+        .map(|v| v.parse().ok());
+    Some((values.next()??, values.next()??))
 }
 
 /// Resident memory of `pid` and all its descendants, in KiB.

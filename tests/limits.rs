@@ -1,0 +1,26 @@
+//! Descriptor limits: loadgen and the runner raise their own soft limit; servers echobench
+//! does not build get the original one back. Its own test binary, so that no other test has
+//! raised this process's limit first.
+#![allow(clippy::unwrap_used)]
+
+use nix::sys::resource::{getrlimit, setrlimit, Resource};
+
+#[test]
+fn a_foreign_server_gets_back_the_soft_limit_echobench_started_with() {
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let start = 512.min(hard);
+    setrlimit(Resource::RLIMIT_NOFILE, start, hard).unwrap();
+
+    loadgen::raise_fd_limit();
+    assert_eq!(getrlimit(Resource::RLIMIT_NOFILE).unwrap().0, hard);
+    assert_eq!(loadgen::original_fd_limit(), Some((start, hard)));
+
+    let out = echobench::run::server::foreign_server_command("sh -c 'ulimit -Sn'")
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        start.to_string()
+    );
+}
