@@ -134,7 +134,8 @@ fn an_iterative_server_serving_the_next_client_after_the_end_starves_it_all_the_
 
 #[test]
 fn every_connection_ends_with_a_fin_and_never_a_reset() {
-    let modes: [(&str, fn(&mut loadgen::Options)); 5] = [
+    type Setting = (&'static str, fn(&mut loadgen::Options));
+    let modes: [Setting; 5] = [
         ("closed", |_| {}),
         ("pipelined bulk", |o| {
             o.pipeline = 4;

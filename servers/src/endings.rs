@@ -113,9 +113,16 @@ pub fn counted(ending: Ending) -> u64 {
 /// The line a server prints at exit, e.g.
 /// `echo-server: unclean endings: 3 reset, 0 broken pipe, 0 eof mid-message, 0 other`.
 pub fn summary() -> String {
+    summary_of(Ending::ALL.map(counted))
+}
+
+/// The summary line for these counts, in the order of [`Ending::ALL`]; `summary_of([0; 4])` is
+/// what a server whose every connection ended cleanly prints.
+pub fn summary_of(counts: [u64; 4]) -> String {
     let parts: Vec<String> = Ending::ALL
         .iter()
-        .map(|&e| format!("{} {}", counted(e), e.name()))
+        .zip(counts)
+        .map(|(e, n)| format!("{n} {}", e.name()))
         .collect();
     format!("echo-server: unclean endings: {}", parts.join(", "))
 }
