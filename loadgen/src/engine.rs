@@ -6,7 +6,8 @@
 //! (nanosecond resolution; epoll's own timeout is whole milliseconds).
 //!
 //! Ending: at the end of the run a worker stops sending, waits at most
-//! min(`--timeout`, [`DRAIN_GRACE`]) for the echoes still in flight, then half-closes every
+//! min(`--timeout`, [`DRAIN_GRACE`]) for the echoes still in flight (an active connection with
+//! none is half-closed at once, idle ones once the echoes are in), then half-closes every
 //! connection and reads it to the server's EOF (at most as long again), so that a healthy
 //! connection ends with FIN on both sides and never with a reset. A message counts when its
 //! intended send time lies in the measured window, even if its echo arrives during the drain;
@@ -347,11 +348,18 @@ impl Worker<'_> {
     fn drain(&mut self, events: &mut Events) -> io::Result<()> {
         self.draining = true;
         let grace = self.plan.timeout.min(DRAIN_GRACE);
+        // Idle connections wait for the last echoes: closing thousands of them at once makes
+        // the server do thousands of closes (a forking one, process exits) while echoes that
+        // the window measures are still owed.
         for slot in 0..self.conns.len() {
-            self.close_if_done(slot);
+            if !self.conns[slot].idle {
+                self.close_if_done(slot);
+            }
         }
         let echo_deadline = Instant::now() + grace;
-        self.poll_until(events, echo_deadline, |c| matches!(c.state, State::Open))?;
+        self.poll_until(events, echo_deadline, |c| {
+            !c.idle && matches!(c.state, State::Open)
+        })?;
         // Echoes still missing now never came: each connection with one is a timeout.
         for slot in 0..self.conns.len() {
             if matches!(self.conns[slot].state, State::Open) {
