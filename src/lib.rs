@@ -17,12 +17,15 @@
 //! - [`render`]: reads only the summary; writes the report files.
 //!
 //! No stage imports a later one (a unit test reads the imports and checks). [`compare`] and
-//! [`report`] put the stages together.
+//! [`report`] put the stages together. [`soak`] (`echobench soak`) stands beside them: a long run
+//! of every concurrent model at once that looks for leaks, using the run stage's servers and
+//! the render stage's charts.
 
 pub mod plan;
 pub mod render;
 pub mod run;
 pub mod schema;
+pub mod soak;
 pub mod summary;
 
 use std::path::Path;
@@ -47,7 +50,15 @@ pub fn report(dir: &Path) -> anyhow::Result<Summary> {
 #[cfg(test)]
 mod tests {
     /// The stages, in the order data flows through them.
-    const STAGES: [&[&str]; 5] = [&["schema"], &["plan"], &["run"], &["summary"], &["render"]];
+    /// The comparison's stages; `soak` stands beside them and may use any.
+    const STAGES: [&[&str]; 6] = [
+        &["schema"],
+        &["plan"],
+        &["run"],
+        &["summary"],
+        &["render"],
+        &["soak"],
+    ];
 
     #[test]
     fn modules_import_one_way() {

@@ -7,6 +7,7 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
@@ -14,6 +15,7 @@ use echobench::plan::{self, CompareOptions};
 use echobench::render::headline_text;
 use echobench::run::{machine, server::pin_process};
 use echobench::schema::Profile;
+use echobench::soak;
 
 /// Compare how server concurrency models serve one echo protocol.
 #[derive(Parser, Debug)]
@@ -41,6 +43,26 @@ enum Command {
         server_cpus: Option<CpuList>,
         /// CPUs for loadgen, disjoint from the servers' [default: 1 on 2 CPUs, else the second
         /// half].
+        #[arg(long, value_name = "LIST", value_parser = cpu_list)]
+        loadgen_cpus: Option<CpuList>,
+    },
+    /// Soak every model that serves any number of clients at once, all at the same time, and
+    /// fail on a lost or corrupted echo or on RSS, descriptors or threads that keep growing.
+    Soak {
+        /// How long, in minutes (under 10: echo integrity only, no verdict on growth).
+        #[arg(long, default_value = "30", value_parser = clap::value_parser!(u64).range(1..=1440))]
+        minutes: u64,
+        /// Models to soak, comma-separated, or `all` (those that serve any number of clients
+        /// at once).
+        #[arg(long, value_name = "LIST|all", default_value = "all")]
+        models: String,
+        /// Output directory [default: results/<date>-<hostname>-soak].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+        /// CPUs for the servers [default: as for compare].
+        #[arg(long, value_name = "LIST", value_parser = cpu_list)]
+        server_cpus: Option<CpuList>,
+        /// CPUs for loadgen and the churn clients [default: as for compare].
         #[arg(long, value_name = "LIST", value_parser = cpu_list)]
         loadgen_cpus: Option<CpuList>,
     },
@@ -103,6 +125,13 @@ fn main() -> ExitCode {
             server_cpus,
             loadgen_cpus,
         } => compare(models, profile, out, server_cpus, loadgen_cpus),
+        Command::Soak {
+            minutes,
+            models,
+            out,
+            server_cpus,
+            loadgen_cpus,
+        } => soak(minutes, &models, out, server_cpus, loadgen_cpus),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -142,7 +171,7 @@ fn compare(
 ) -> anyhow::Result<()> {
     let servers = plan::parse_models(&models).map_err(usage)?;
     let (server_cpus, loadgen_cpus) = cpus(server_cpus, loadgen_cpus)?;
-    let out = out.unwrap_or_else(default_out);
+    let out = out.unwrap_or_else(|| default_out(""));
     if out.join("raw").exists()
         && std::fs::read_dir(out.join("raw")).is_ok_and(|mut d| d.next().is_some())
     {
@@ -162,6 +191,52 @@ fn compare(
     let summary = echobench::compare(&opts).map_err(|e| e.context("comparison failed"))?;
     print!("{}", headline_text(&summary));
     println!("report: {}", out.join("report.html").display());
+    Ok(())
+}
+
+fn soak(
+    minutes: u64,
+    models: &str,
+    out: Option<PathBuf>,
+    server_cpus: Option<CpuList>,
+    loadgen_cpus: Option<CpuList>,
+) -> anyhow::Result<()> {
+    let servers = if models == "all" {
+        soak::soak_models()
+    } else {
+        let asked = plan::parse_models(models).map_err(usage)?;
+        let soakable = soak::soak_models();
+        if let Some(s) = asked.iter().find(|s| !soakable.contains(s)) {
+            return Err(usage(format!(
+                "--models: {} serves only one client or its workers at a time; soak runs models \
+                 that serve any number at once",
+                s.model
+            )));
+        }
+        asked
+    };
+    let (server_cpus, loadgen_cpus) = cpus(server_cpus, loadgen_cpus)?;
+    let opts = soak::SoakOptions {
+        servers,
+        duration: Duration::from_secs(minutes * 60),
+        out: out.unwrap_or_else(|| default_out("-soak")),
+        server_cpus,
+        loadgen_cpus,
+    };
+    let found = soak::soak(&opts)?;
+    print!(
+        "{}",
+        std::fs::read_to_string(opts.out.join("soak.md")).unwrap_or_default()
+    );
+    println!("soak: {}", opts.out.display());
+    let failed: Vec<&str> = found
+        .iter()
+        .filter(|s| s.verdict == soak::Verdict::Fail)
+        .map(|s| s.server.as_str())
+        .collect();
+    if !failed.is_empty() {
+        bail!("soak failed for {}", failed.join(", "));
+    }
     Ok(())
 }
 
@@ -199,11 +274,11 @@ fn cpus(
     Ok((server, loadgen))
 }
 
-/// `results/<date>-<hostname>`, or with `-2`, `-3`, ... when that already exists (a second run
+/// `results/<date>-<hostname><suffix>`, or with `-2`, `-3`, ... when that already exists (a second run
 /// on the same day, or the committed reference run of this very machine).
-fn default_out() -> PathBuf {
+fn default_out(suffix: &str) -> PathBuf {
     let date = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    let base = format!("{}-{}", &date[..10], machine::hostname());
+    let base = format!("{}-{}{suffix}", &date[..10], machine::hostname());
     (1..)
         .map(|n| match n {
             1 => PathBuf::from("results").join(&base),

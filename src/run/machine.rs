@@ -56,7 +56,9 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".to_owned())
 }
 
-fn git_commit() -> Option<String> {
+/// The checkout's commit, with `-dirty` when tracked files have uncommitted changes; `None`
+/// outside a checkout.
+pub fn git_commit() -> Option<String> {
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)

@@ -6,7 +6,7 @@
 mod cell;
 mod headline;
 mod load;
-mod memory;
+pub mod memory;
 
 use std::collections::BTreeMap;
 use std::path::Path;
