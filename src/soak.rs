@@ -199,6 +199,7 @@ fn soak_one(
         (report, points, churn)
     });
     let stopped = srv.stop();
+    server::remove_log_if_clean(&log);
     let report = report?;
     let mut soak = judge(spec, &report, churn, &points, opts.duration);
     if let Err(e) = stopped {
@@ -329,7 +330,9 @@ fn judge(
 /// the growth allowed.
 pub fn trends(points: &[Point], seconds: f64) -> Vec<Trend> {
     let second_half: Vec<&Point> = points.iter().filter(|p| p.t_s >= seconds / 2.0).collect();
-    let quantities: [(&'static str, fn(&Point) -> u64, f64); 3] = [
+    // Name, value, and the least growth per second that counts as growth.
+    type Quantity = (&'static str, fn(&Point) -> u64, f64);
+    let quantities: [Quantity; 3] = [
         // At least 1 KiB/s for memory, one per 10 minutes for counts.
         ("rss_kib", |p| p.rss_kib, 1.0),
         ("fds", |p| p.fds, 1.0 / 600.0),

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use common::{Behaviour, TestServer};
 use loadgen::{hlog, Mode};
+use testkit::faultproxy::{Direction, FaultProxy, Faults, Slice};
 
 #[test]
 fn p50_is_close_to_a_fixed_server_delay() {
@@ -181,6 +182,59 @@ fn echoes_in_flight_at_the_end_are_waited_for_and_recorded() {
     );
     // Answered only after the window closed: that is no service during the run.
     assert_eq!(report.connections_starved, 4);
+}
+
+#[test]
+fn echoes_that_arrive_in_fragments_are_verified_and_completed() {
+    let server = TestServer::start(Behaviour::Echo);
+    for slice in [Slice::Bytes1, Slice::Random { max: 300 }] {
+        let faults = Faults {
+            to_client: Direction {
+                slice,
+                ..Direction::default()
+            },
+            ..Faults::default()
+        };
+        let proxy = FaultProxy::start(server.addr, faults).unwrap();
+        let mut opts = server.options();
+        opts.addr = proxy.addr;
+        opts.size = 1000;
+        opts.duration = Duration::from_millis(500);
+        let report = loadgen::run(&opts).unwrap();
+        assert!(
+            report.messages > 10,
+            "{slice:?}: {} messages",
+            report.messages
+        );
+        assert_eq!(report.errors.total(), 0, "{slice:?}: {:?}", report.errors);
+    }
+}
+
+#[test]
+fn a_200_ms_network_stall_shows_in_corrected_latency_and_not_in_uncorrected() {
+    let server = TestServer::start(Behaviour::Echo);
+    let faults = Faults {
+        to_server: Direction {
+            // After about 300 ms of the run at 64 B × 1,000 msgs/s.
+            stall: Some((20_000, Duration::from_millis(200))),
+            ..Direction::default()
+        },
+        ..Faults::default()
+    };
+    let proxy = FaultProxy::start(server.addr, faults).unwrap();
+    let mut opts = server.options();
+    opts.addr = proxy.addr;
+    opts.rate = Some(1000.0);
+    opts.warmup = Duration::ZERO;
+    opts.duration = Duration::from_millis(1200);
+    let report = loadgen::run(&opts).unwrap();
+    let corrected = report.latency_us;
+    let uncorrected = report.latency_uncorrected_us.unwrap();
+    // Messages planned during the stall wait for it: about a sixth of the run.
+    assert!(corrected.p99 >= 100_000.0, "corrected {corrected:?}");
+    assert!(corrected.max >= 190_000.0, "corrected {corrected:?}");
+    // Only the few in flight when it began saw it from their actual send time.
+    assert!(uncorrected.p99 < 50_000.0, "uncorrected {uncorrected:?}");
 }
 
 #[test]

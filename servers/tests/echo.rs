@@ -12,6 +12,7 @@ use std::thread;
 use std::time::Duration;
 
 use echo_server::models::ClientsAtOnce;
+use testkit::faultproxy::{Direction, FaultProxy, Faults, Slice};
 
 use common::{
     child_states, children, exchange, holds_every_client_in_one_process, info, is_alive, models,
@@ -151,6 +152,104 @@ fn a_server_started_under_a_low_soft_limit_raises_it_and_holds_more_clients() {
             !server.stderr().contains("Too many open files"),
             "{model}: {}",
             server.stderr()
+        );
+    }
+}
+
+/// Connects to `server` through a proxy with these faults; the client has the usual timeouts.
+fn through(server: &Server, faults: Faults) -> (FaultProxy, std::net::TcpStream) {
+    let proxy = FaultProxy::start(server.addr, faults).unwrap();
+    let client = std::net::TcpStream::connect_timeout(&proxy.addr, IO_TIMEOUT).unwrap();
+    client.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    client.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+    (proxy, client)
+}
+
+#[test]
+fn every_model_echoes_byte_exact_through_sliced_stalled_and_held_back_streams() {
+    let sliced = |slice, pace| Direction {
+        slice,
+        pace,
+        stall: None,
+    };
+    let cases = [
+        (
+            "1-byte pieces both ways, paced",
+            Faults {
+                to_server: sliced(Slice::Bytes1, Duration::from_micros(50)),
+                to_client: sliced(Slice::Bytes1, Duration::ZERO),
+                ..Faults::default()
+            },
+            2 * 1024,
+        ),
+        (
+            "random pieces both ways",
+            Faults {
+                to_server: sliced(Slice::Random { max: 700 }, Duration::from_micros(20)),
+                to_client: sliced(Slice::Random { max: 1500 }, Duration::ZERO),
+                ..Faults::default()
+            },
+            64 * 1024,
+        ),
+        (
+            "a 200 ms stall mid-stream",
+            Faults {
+                to_server: Direction {
+                    stall: Some((10 * 1024, Duration::from_millis(200))),
+                    ..Direction::default()
+                },
+                ..Faults::default()
+            },
+            32 * 1024,
+        ),
+        (
+            "answers held back 300 ms behind a 4 KiB window (the server's writes come back short)",
+            Faults {
+                hold_answers: Some(Duration::from_millis(300)),
+                ..Faults::default()
+            },
+            256 * 1024,
+        ),
+    ];
+    for model in models() {
+        let server = Server::start(&model, &[]);
+        for (i, (what, faults, size)) in cases.iter().enumerate() {
+            let (_proxy, client) = through(&server, *faults);
+            let data = Arc::new(Rng::new(40 + i as u64).bytes(*size));
+            let echo = exchange(client, Arc::clone(&data), 16 * 1024, i as u64);
+            assert!(echo == *data, "{model}, {what}: echo differs");
+        }
+    }
+}
+
+#[test]
+fn a_connection_reset_mid_stream_by_the_network_is_counted_and_service_goes_on() {
+    for model in models() {
+        let mut server = Server::start(&model, &[]);
+        let faults = Faults {
+            reset_after: Some(8 * 1024),
+            ..Faults::default()
+        };
+        let (proxy, mut client) = through(&server, faults);
+        ping(&mut client, b"served first");
+        let serving = tree_sockets(server.pid());
+        // The proxy passes 8 KiB, then resets both sides.
+        let _ = client.write_all(&[5u8; 32 * 1024]);
+        let closed = wait_until(IO_TIMEOUT, || {
+            (tree_sockets(server.pid()) < serving).then_some(())
+        });
+        assert!(
+            closed.is_some(),
+            "{model}: never closed the reset connection"
+        );
+        assert_eq!(proxy.resets(), 1);
+        ping(&mut server.connect(), b"after the reset");
+        let (status, _) = server.terminate(Duration::from_secs(2));
+        assert!(status.success(), "{model}: {status}");
+        assert_eq!(
+            server.stderr().lines().collect::<Vec<_>>(),
+            ["echo-server: unclean endings: 1 reset, 0 broken pipe, 0 eof mid-message, 0 other"],
+            "{model}"
         );
     }
 }

@@ -111,11 +111,7 @@ fn run_one(
         Ok(_) => {}
         Err(e) => notes.push(format!("server stop: {e:#}")),
     }
-    // A log that only says every connection ended cleanly is noise; keep the others.
-    let clean = echo_server::endings::summary_of([0; 4]) + "\n";
-    if std::fs::read_to_string(&log).is_ok_and(|said| said.is_empty() || said == clean) {
-        let _ = std::fs::remove_file(&log);
-    }
+    server::remove_log_if_clean(&log);
     let (status, why) = outcome(result);
     notes.extend(why);
     let note = (!notes.is_empty()).then(|| notes.join("; "));

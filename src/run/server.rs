@@ -132,6 +132,15 @@ impl Drop for Server {
     }
 }
 
+/// Removes a server's stderr log when it holds nothing, or only the line that says every
+/// connection ended cleanly: noise. Logs that say anything else are kept.
+pub fn remove_log_if_clean(log: &Path) {
+    let clean = echo_server::endings::summary_of([0; 4]) + "\n";
+    if std::fs::read_to_string(log).is_ok_and(|said| said.is_empty() || said == clean) {
+        let _ = std::fs::remove_file(log);
+    }
+}
+
 /// A command line run by `sh`, for a server echobench does not build (a user's own, the
 /// tutorials' Python ones): it gets back the soft descriptor limit echobench started with.
 /// echobench raised its own for loadgen, and a child inherits it; a `select()`-based server

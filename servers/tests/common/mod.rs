@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 /// Every socket read and write in the tests gives up after this long.
 pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
-const BIN: &str = env!("CARGO_BIN_EXE_echo-server");
+pub const BIN: &str = env!("CARGO_BIN_EXE_echo-server");
 
 /// Model names, from `echo-server --list`: new models join every test without edits.
 pub fn models() -> Vec<String> {
@@ -114,7 +114,8 @@ impl Server {
         Server::spawn(model, cmd)
     }
 
-    fn spawn(model: &str, mut cmd: Command) -> Server {
+    /// Starts `cmd` (which must run an echo server on 127.0.0.1:0) and waits for its line.
+    pub fn spawn(model: &str, mut cmd: Command) -> Server {
         let mut child = cmd
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
