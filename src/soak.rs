@@ -140,7 +140,9 @@ pub fn soak(opts: &SoakOptions) -> anyhow::Result<Vec<ServerSoak>> {
     loadgen::raise_fd_limit();
     server::pin_process(&opts.loadgen_cpus)?;
     let exe = std::env::current_exe().context("cannot find the echobench binary")?;
+    // What ran, taken now: the checkout may move on during a long soak.
     let started = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
+    let commit = machine::git_commit().unwrap_or_else(|| "unknown".into());
     let outcomes: Vec<anyhow::Result<(ServerSoak, Vec<Point>)>> = thread::scope(|s| {
         let handles: Vec<_> = opts
             .servers
@@ -164,8 +166,11 @@ pub fn soak(opts: &SoakOptions) -> anyhow::Result<Vec<ServerSoak>> {
     }
     let json = serde_json::to_string_pretty(&found)? + "\n";
     std::fs::write(opts.out.join("soak.json"), json).context("cannot write soak.json")?;
-    std::fs::write(opts.out.join("soak.md"), markdown(opts, &started, &found))
-        .context("cannot write soak.md")?;
+    std::fs::write(
+        opts.out.join("soak.md"),
+        markdown(opts, &started, &commit, &found),
+    )
+    .context("cannot write soak.md")?;
     Ok(found)
 }
 
@@ -394,11 +399,11 @@ fn write_plot(out: &Path, model: &str, points: &[Point]) -> anyhow::Result<()> {
 }
 
 /// `soak.md`: what ran, on what, and the verdict per server.
-pub fn markdown(opts: &SoakOptions, started: &str, found: &[ServerSoak]) -> String {
+pub fn markdown(opts: &SoakOptions, started: &str, commit: &str, found: &[ServerSoak]) -> String {
     let mut md = String::from("# echobench soak\n\n");
     let _ = writeln!(
         md,
-        "{} minutes from {started} on `{}`, commit `{}`. All servers at once, pinned to CPUs {}; \
+        "{} minutes from {started} on `{}`, commit `{commit}`. All servers at once, pinned to CPUs {}; \
          loadgen and the churn clients on CPUs {}. Per server: open loop at {RATE} msgs/s over \
          {CONNECTIONS} connections (64 B), {IDLE} idle connections, a churn connection every \
          {} ms; the process tree sampled every second. A server fails on any lost or corrupted \
@@ -406,7 +411,6 @@ pub fn markdown(opts: &SoakOptions, started: &str, found: &[ServerSoak]) -> Stri
          max(1 KiB/s or one per 10 min, 2 % of their mean per 10 min){}.\n",
         opts.duration.as_secs() / 60,
         machine::hostname(),
-        machine::git_commit().unwrap_or_else(|| "unknown".into()),
         loadgen::format_cpus(&opts.server_cpus),
         loadgen::format_cpus(&opts.loadgen_cpus),
         CHURN_EVERY.as_millis(),
