@@ -96,6 +96,7 @@ fn unclean_endings_are_counted_in_one_line_at_exit_and_never_logged_per_connecti
     const RUDE: usize = 3;
     for model in models() {
         let mut server = Server::start(&model, &[]);
+        server.wait_for_workers();
         for _ in 0..RUDE {
             let mut rude = server.connect();
             ping(&mut rude, b"served");
@@ -118,7 +119,7 @@ fn unclean_endings_are_counted_in_one_line_at_exit_and_never_logged_per_connecti
         assert_eq!(polite.read(&mut [0u8; 16]).unwrap(), 0, "{model}: no EOF");
         let (status, _) = server.terminate(Duration::from_secs(2));
         assert!(status.success(), "{model}: {status}");
-        let stderr = server.stderr();
+        let stderr = server.final_stderr();
         assert_eq!(
             stderr.lines().collect::<Vec<_>>(),
             [format!(
@@ -226,6 +227,7 @@ fn every_model_echoes_byte_exact_through_sliced_stalled_and_held_back_streams() 
 fn a_connection_reset_mid_stream_by_the_network_is_counted_and_service_goes_on() {
     for model in models() {
         let mut server = Server::start(&model, &[]);
+        server.wait_for_workers();
         let faults = Faults {
             reset_after: Some(8 * 1024),
             ..Faults::default()
@@ -247,7 +249,7 @@ fn a_connection_reset_mid_stream_by_the_network_is_counted_and_service_goes_on()
         let (status, _) = server.terminate(Duration::from_secs(2));
         assert!(status.success(), "{model}: {status}");
         assert_eq!(
-            server.stderr().lines().collect::<Vec<_>>(),
+            server.final_stderr().lines().collect::<Vec<_>>(),
             ["echo-server: unclean endings: 1 reset, 0 broken pipe, 0 eof mid-message, 0 other"],
             "{model}"
         );

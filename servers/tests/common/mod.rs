@@ -193,6 +193,29 @@ impl Server {
     pub fn stderr(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
+
+    /// Everything the server wrote to stderr, once it has exited: the reader thread may still
+    /// be draining the pipe, so wait (bounded) for the line a clean exit ends with.
+    pub fn final_stderr(&self) -> String {
+        wait_until(IO_TIMEOUT, || {
+            let said = self.stderr();
+            said.contains("unclean endings").then_some(said)
+        })
+        .unwrap_or_else(|| self.stderr())
+    }
+
+    /// Waits until a server that forks its workers up front has all of them, so that the
+    /// process tree stops changing.
+    pub fn wait_for_workers(&self) {
+        let model = info(&self.model);
+        if model.forks && model.clients_at_once == ClientsAtOnce::Workers {
+            let workers: usize = WORKERS.parse().unwrap();
+            let all = wait_until(IO_TIMEOUT, || {
+                (children(self.pid()).len() >= workers).then_some(())
+            });
+            assert!(all.is_some(), "{}: never had {workers} workers", self.model);
+        }
+    }
 }
 
 impl Drop for Server {
