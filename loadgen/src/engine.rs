@@ -378,9 +378,8 @@ impl Worker<'_> {
         let eof_deadline = Instant::now() + grace;
         self.poll_until(events, eof_deadline, |c| matches!(c.state, State::Closing))?;
         // What the server has not closed by now is closed from our side.
-        for conn in &mut self.conns {
-            conn.stream = None;
-            conn.state = State::Down;
+        for slot in 0..self.conns.len() {
+            self.close(slot);
         }
         Ok(())
     }
@@ -404,17 +403,12 @@ impl Worker<'_> {
     /// During the drain: a connection with nothing left in flight is half-closed, one still
     /// connecting is abandoned.
     fn close_if_done(&mut self, slot: usize) {
-        let conn = &mut self.conns[slot];
+        let conn = &self.conns[slot];
         match conn.state {
             State::Open if conn.in_flight.is_empty() && conn.written == conn.queued => {
                 self.half_close(slot)
             }
-            State::Connecting(_) => {
-                if let Some(mut stream) = conn.stream.take() {
-                    let _ = self.poll.registry().deregister(&mut stream);
-                }
-                conn.state = State::Down;
-            }
+            State::Connecting(_) => self.close(slot),
             State::Open | State::Closing | State::Down => {}
         }
     }
@@ -428,12 +422,7 @@ impl Worker<'_> {
         match stream.shutdown(std::net::Shutdown::Write) {
             Ok(()) => conn.state = State::Closing,
             // Already reset by the peer: nothing left to end cleanly.
-            Err(_) => {
-                if let Some(mut stream) = conn.stream.take() {
-                    let _ = self.poll.registry().deregister(&mut stream);
-                }
-                conn.state = State::Down;
-            }
+            Err(_) => self.close(slot),
         }
     }
 
@@ -511,7 +500,6 @@ impl Worker<'_> {
 
     /// Counts a failure, drops the socket and schedules a reconnect.
     fn fail(&mut self, slot: usize, failure: Failure, error: Option<io::Error>, now: Instant) {
-        let conn = &mut self.conns[slot];
         match failure {
             Failure::Connect => {
                 self.errors.connect += 1;
@@ -524,10 +512,8 @@ impl Worker<'_> {
             Failure::Mismatch => self.errors.mismatch += 1,
             Failure::Other => self.errors.other += 1,
         }
-        if let Some(mut stream) = conn.stream.take() {
-            let _ = self.poll.registry().deregister(&mut stream);
-        }
-        conn.state = State::Down;
+        self.close(slot);
+        let conn = &mut self.conns[slot];
         conn.generation += 1;
         // Back off only while the server refuses connections; otherwise reconnect at once.
         let wait = match failure {
@@ -710,11 +696,7 @@ impl Worker<'_> {
             };
             let n = match stream.read(&mut self.scratch) {
                 // The server's answer to our half-close: the connection ended cleanly.
-                Ok(0) if matches!(conn.state, State::Closing) => {
-                    conn.stream = None;
-                    conn.state = State::Down;
-                    return;
-                }
+                Ok(0) if matches!(conn.state, State::Closing) => return self.close(slot),
                 Ok(0) => {
                     let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
                     return self.fail(slot, Failure::Reset, Some(eof), Instant::now());
@@ -780,11 +762,7 @@ impl Worker<'_> {
             Mode::Open => self.schedule_next(slot, now),
             Mode::Churn => {
                 // Close our side; the server sees EOF. Then the next connection.
-                let conn = &mut self.conns[slot];
-                if let Some(mut stream) = conn.stream.take() {
-                    let _ = self.poll.registry().deregister(&mut stream);
-                }
-                conn.state = State::Down;
+                self.close(slot);
                 self.connect(slot, now);
             }
         }
@@ -796,6 +774,12 @@ impl Worker<'_> {
         if self.plan.mode != Mode::Churn {
             return self.close_if_done(slot);
         }
+        self.close(slot);
+    }
+
+    /// Closes the slot's socket, if it has one (deregistered first, to keep the poll's set
+    /// exact), and leaves the slot down.
+    fn close(&mut self, slot: usize) {
         let conn = &mut self.conns[slot];
         if let Some(mut stream) = conn.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
