@@ -155,7 +155,7 @@ fn every_connection_ends_with_a_fin_and_never_a_reset() {
         assert_eq!(report.errors.total(), 0, "{mode}: {:?}", report.errors);
         // The run has returned, so every connection has been closed by loadgen; the server's
         // threads may still be reading the last FINs.
-        let ended = common::wait_until(Duration::from_secs(5), || {
+        let ended = testkit::wait_until(Duration::from_secs(5), || {
             let (eofs, resets) = server.endings();
             (eofs + resets == server.accepted()).then_some((eofs, resets))
         });

@@ -230,20 +230,7 @@ impl Drop for Server {
     }
 }
 
-/// Polls `probe` every few milliseconds until it returns `Some`, for at most `limit`. For
-/// conditions that no event announces (a process exiting, a thread count settling).
-pub fn wait_until<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(value) = probe() {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        thread::sleep(Duration::from_millis(5));
-    }
-}
+pub use testkit::wait_until;
 
 /// A small deterministic generator (xorshift64*), so failures reproduce.
 pub struct Rng(u64);

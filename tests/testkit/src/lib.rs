@@ -2,9 +2,28 @@
 //!
 //! [`modgraph`] reads a crate's modules and the modules each one imports, so that every crate
 //! can assert in one unit test that its modules import one way (no circle). [`faultproxy`] is a
-//! TCP proxy that slices, stalls, resets and back-pressures, for tests of echo through a network
-//! that misbehaves.
+//! TCP proxy that slices, stalls, resets and back-pressures, and [`netns`] a network namespace
+//! with real packet loss and a rate limit, for tests of echo through a network that misbehaves.
+//! [`wait_until`] polls for what no event announces.
+
+use std::time::{Duration, Instant};
 
 pub mod faultproxy;
 pub mod modgraph;
 pub mod netns;
+
+/// Polls `probe` every few milliseconds until it returns `Some`, for at most `limit`. For
+/// conditions that no event announces (a process exiting, a thread count settling, a server
+/// reading its last FIN).
+pub fn wait_until<T>(limit: Duration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = probe() {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
