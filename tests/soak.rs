@@ -4,11 +4,14 @@
 //! resets.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
+use echobench::run::server::Server;
+use echobench::schema::ServerSpec;
 use testkit::faultproxy::{Direction, FaultProxy, Faults, Slice};
 
 const BIN: &str = env!("CARGO_BIN_EXE_echobench");
@@ -61,35 +64,6 @@ fn a_one_minute_soak_keeps_every_echo_intact_and_writes_series_and_plots() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
-/// `echobench serve -- MODEL` on a free port, and its address.
-fn serve(model: &str) -> (Child, String) {
-    let cpu = loadgen::affinity_cpus()[0].to_string();
-    let mut child = Command::new(BIN)
-        .args([
-            "serve",
-            "--cpus",
-            &cpu,
-            "--",
-            model,
-            "--addr",
-            "127.0.0.1:0",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .to_owned();
-    (child, addr)
-}
-
 #[test]
 fn the_runners_servers_echo_exactly_through_sliced_and_stalled_streams_and_outlive_a_reset() {
     let sliced = Faults {
@@ -108,9 +82,12 @@ fn the_runners_servers_echo_exactly_through_sliced_and_stalled_streams_and_outli
         reset_after: Some(1000),
         ..Faults::default()
     };
+    let log = std::env::temp_dir().join(format!("echobench-faults-{}.log", std::process::id()));
     for model in ["blocking", "mio", "fork-per-client"] {
-        let (mut child, addr) = serve(model);
-        let target = addr.parse().unwrap();
+        let cpus = [loadgen::affinity_cpus()[0]];
+        let mut server =
+            Server::start(Path::new(BIN), &ServerSpec::model(model), &cpus, &log).unwrap();
+        let target = server.addr;
         let data: Vec<u8> = (0..8192u32).map(|i| (i * 7 % 251) as u8).collect();
         for (faults, survives) in [(resetting, false), (sliced, true)] {
             let proxy = FaultProxy::start(target, faults).unwrap();
@@ -134,11 +111,8 @@ fn the_runners_servers_echo_exactly_through_sliced_and_stalled_streams_and_outli
                 assert!(echo.len() < data.len(), "{model}: echoed past the reset");
             }
         }
-        nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        )
-        .unwrap();
-        assert!(child.wait().unwrap().success(), "{model}");
+        // SIGTERM, and an error unless it exits 0.
+        server.stop().unwrap();
     }
+    let _ = std::fs::remove_file(log);
 }

@@ -82,7 +82,6 @@ struct Shared {
     /// Bytes forwarded so far per direction (to server, to client), for the one-time stalls.
     forwarded: [AtomicU64; 2],
     stalled: [AtomicBool; 2],
-    accepted: AtomicUsize,
     resets: AtomicUsize,
     /// Every proxied socket, to shut down when the proxy is dropped. Weak: a reset closes a
     /// socket by dropping its last handle, which these must not keep alive.
@@ -100,11 +99,6 @@ impl FaultProxy {
         let accept_shared = Arc::clone(&shared);
         thread::spawn(move || accept_loop(listener, target, faults, accept_shared));
         Ok(FaultProxy { addr, shared })
-    }
-
-    /// Connections accepted so far.
-    pub fn accepted(&self) -> usize {
-        self.shared.accepted.load(Ordering::SeqCst)
     }
 
     /// Connections the proxy has reset so far.
@@ -138,7 +132,6 @@ fn accept_loop(listener: TcpListener, target: SocketAddr, faults: Faults, shared
             return;
         }
         let Ok(client) = client else { continue };
-        shared.accepted.fetch_add(1, Ordering::SeqCst);
         let Ok(server) = connect_upstream(target, faults) else {
             continue;
         };
