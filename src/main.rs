@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::bail;
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use echobench::plan::{self, CompareOptions};
 use echobench::render::headline_text;
 use echobench::run::{machine, server::pin_process};
@@ -38,13 +38,8 @@ enum Command {
         /// Output directory [default: results/<date>-<hostname>].
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// CPUs for the servers, e.g. 0 or 0-7 [default: 0 on 2 CPUs, else the first half].
-        #[arg(long, value_name = "LIST", value_parser = cpu_list)]
-        server_cpus: Option<CpuList>,
-        /// CPUs for loadgen, disjoint from the servers' [default: 1 on 2 CPUs, else the second
-        /// half].
-        #[arg(long, value_name = "LIST", value_parser = cpu_list)]
-        loadgen_cpus: Option<CpuList>,
+        #[command(flatten)]
+        pinning: Pinning,
     },
     /// Soak every model that serves any number of clients at once, all at the same time, and
     /// fail on a lost or corrupted echo or on RSS, descriptors or threads that keep growing.
@@ -59,12 +54,8 @@ enum Command {
         /// Output directory [default: results/<date>-<hostname>-soak].
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
-        /// CPUs for the servers [default: as for compare].
-        #[arg(long, value_name = "LIST", value_parser = cpu_list)]
-        server_cpus: Option<CpuList>,
-        /// CPUs for loadgen and the churn clients [default: as for compare].
-        #[arg(long, value_name = "LIST", value_parser = cpu_list)]
-        loadgen_cpus: Option<CpuList>,
+        #[command(flatten)]
+        pinning: Pinning,
     },
     /// Re-render report.md, report.html, summary.json and the plots from DIR's raw data.
     Report {
@@ -81,6 +72,18 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         args: Vec<OsString>,
     },
+}
+
+/// Where the servers and the load run, for `compare` and `soak`.
+#[derive(Args, Debug)]
+struct Pinning {
+    /// CPUs for the servers, e.g. 0 or 0-7 [default: 0 on 2 CPUs, else the first half].
+    #[arg(long, value_name = "LIST", value_parser = cpu_list)]
+    server_cpus: Option<CpuList>,
+    /// CPUs for loadgen (and soak's churn clients), disjoint from the servers' [default: 1 on
+    /// 2 CPUs, else the second half].
+    #[arg(long, value_name = "LIST", value_parser = cpu_list)]
+    loadgen_cpus: Option<CpuList>,
 }
 
 /// A parsed CPU list (one value to clap).
@@ -122,16 +125,14 @@ fn main() -> ExitCode {
             models,
             profile,
             out,
-            server_cpus,
-            loadgen_cpus,
-        } => compare(models, profile, out, server_cpus, loadgen_cpus),
+            pinning,
+        } => compare(models, profile, out, pinning),
         Command::Soak {
             minutes,
             models,
             out,
-            server_cpus,
-            loadgen_cpus,
-        } => soak(minutes, &models, out, server_cpus, loadgen_cpus),
+            pinning,
+        } => soak(minutes, &models, out, pinning),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -166,11 +167,10 @@ fn compare(
     models: String,
     profile: Profile,
     out: Option<PathBuf>,
-    server_cpus: Option<CpuList>,
-    loadgen_cpus: Option<CpuList>,
+    pinning: Pinning,
 ) -> anyhow::Result<()> {
     let servers = plan::parse_models(&models).map_err(usage)?;
-    let (server_cpus, loadgen_cpus) = cpus(server_cpus, loadgen_cpus)?;
+    let (server_cpus, loadgen_cpus) = cpus(pinning)?;
     let out = out.unwrap_or_else(|| default_out(""));
     if out.join("raw").exists()
         && std::fs::read_dir(out.join("raw")).is_ok_and(|mut d| d.next().is_some())
@@ -194,13 +194,7 @@ fn compare(
     Ok(())
 }
 
-fn soak(
-    minutes: u64,
-    models: &str,
-    out: Option<PathBuf>,
-    server_cpus: Option<CpuList>,
-    loadgen_cpus: Option<CpuList>,
-) -> anyhow::Result<()> {
+fn soak(minutes: u64, models: &str, out: Option<PathBuf>, pinning: Pinning) -> anyhow::Result<()> {
     let servers = if models == "all" {
         soak::soak_models()
     } else {
@@ -215,7 +209,7 @@ fn soak(
         }
         asked
     };
-    let (server_cpus, loadgen_cpus) = cpus(server_cpus, loadgen_cpus)?;
+    let (server_cpus, loadgen_cpus) = cpus(pinning)?;
     let opts = soak::SoakOptions {
         servers,
         duration: Duration::from_secs(minutes * 60),
@@ -242,12 +236,9 @@ fn soak(
 
 /// The server's and loadgen's CPUs: both given, or the default split; disjoint, and available
 /// to this process.
-fn cpus(
-    server: Option<CpuList>,
-    loadgen: Option<CpuList>,
-) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
+fn cpus(pinning: Pinning) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
     let available = loadgen::affinity_cpus();
-    let (server, loadgen) = match (server, loadgen) {
+    let (server, loadgen) = match (pinning.server_cpus, pinning.loadgen_cpus) {
         (Some(s), Some(l)) => (s.0, l.0),
         (None, None) => plan::default_cpus(&available).map_err(|e| usage(e.to_string()))?,
         _ => {
