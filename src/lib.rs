@@ -21,8 +21,10 @@
 //! of every concurrent model at once that looks for leaks, using the run stage's servers and
 //! the render stage's charts.
 
+pub mod diff;
 pub mod plan;
 pub mod render;
+pub mod rng;
 pub mod run;
 pub mod schema;
 pub mod soak;
@@ -51,12 +53,13 @@ pub fn report(dir: &Path) -> anyhow::Result<Summary> {
 mod tests {
     /// The stages, in the order data flows through them.
     /// The comparison's stages; `soak` stands beside them and may use any.
-    const STAGES: [&[&str]; 6] = [
-        &["schema"],
+    const STAGES: [&[&str]; 7] = [
+        &["schema", "rng"],
         &["plan"],
         &["run"],
         &["summary"],
         &["render"],
+        &["diff"],
         &["soak"],
     ];
 

@@ -5,7 +5,7 @@
 //! arguments.
 
 use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use echobench::plan::{self, CompareOptions};
 use echobench::render::headline_text;
 use echobench::run::{machine, server::pin_process};
-use echobench::schema::Profile;
+use echobench::schema::{Environment, Profile, Timing};
 use echobench::soak;
 
 /// Compare how server concurrency models serve one echo protocol.
@@ -40,6 +40,25 @@ enum Command {
         out: Option<PathBuf>,
         #[command(flatten)]
         pinning: Pinning,
+        #[command(flatten)]
+        passes: Passes,
+    },
+    /// Compare two comparisons: per model and workload, the change in throughput, p50, p99,
+    /// CPU per message and memory per connection, with a confidence interval and a verdict.
+    Diff {
+        /// The baseline: a directory written by `echobench compare`.
+        old: PathBuf,
+        /// The comparison to judge against it.
+        new: PathBuf,
+        /// Changes smaller than this are "no change" (e.g. 5%).
+        #[arg(long, default_value = "5%", value_parser = percent)]
+        threshold: f64,
+        /// Exit 1 when any figure regressed.
+        #[arg(long)]
+        fail_on_regression: bool,
+        /// Where to write diff.md and diff.json [default: NEW].
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
     /// Soak every model that serves any number of clients at once, all at the same time, and
     /// fail on a lost or corrupted echo or on RSS, descriptors or threads that keep growing.
@@ -86,6 +105,43 @@ struct Pinning {
     loadgen_cpus: Option<CpuList>,
 }
 
+/// How many times, in what order and for how long `compare` runs the matrix.
+#[derive(Args, Debug)]
+struct Passes {
+    /// Run the whole matrix N times, each pass in its own seeded shuffle [default: 1; full: 3].
+    /// Confidence intervals of the changes `echobench diff` finds need at least 3.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    repeat: Option<u32>,
+    /// Seed of the run order and of the bootstrap [default: from the clock; recorded in
+    /// environment.json and summary.json].
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Only these workloads, comma-separated, as the report labels them (pingpong-c16,
+    /// rate-10000, churn, idle-1000, bulk).
+    #[arg(long, value_name = "LIST")]
+    workloads: Option<String>,
+    /// Measured time of every run, e.g. 5s [default: the profile's].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Warm-up of every run, e.g. 1s [default: the profile's; idle runs warm up longer].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    warmup: Option<Duration>,
+    /// Add the passes to the comparison already in --out (same models, profile, workloads and
+    /// timing), numbered after its own; its report then covers them all. Alternating two
+    /// comparisons this way lets a slow spell of the machine fall on both alike.
+    #[arg(long)]
+    append: bool,
+}
+
+/// `5%` or `5` → 0.05.
+fn percent(text: &str) -> Result<f64, String> {
+    let number = text.trim().trim_end_matches('%');
+    match number.parse::<f64>() {
+        Ok(p) if p.is_finite() && (0.0..100.0).contains(&p) => Ok(p / 100.0),
+        _ => Err(format!("'{text}' is not a percentage from 0% to 100%")),
+    }
+}
+
 /// A parsed CPU list (one value to clap).
 #[derive(Clone, Debug)]
 struct CpuList(Vec<usize>);
@@ -126,7 +182,21 @@ fn main() -> ExitCode {
             profile,
             out,
             pinning,
-        } => compare(models, profile, out, pinning),
+            passes,
+        } => compare(models, profile, out, pinning, passes),
+        Command::Diff {
+            old,
+            new,
+            threshold,
+            fail_on_regression,
+            out,
+        } => match diff(&old, &new, threshold, out) {
+            Ok(regressed) if regressed && fail_on_regression => {
+                eprintln!("echobench: diff: a figure regressed (--fail-on-regression)");
+                return ExitCode::from(1);
+            }
+            other => other.map(|_| ()),
+        },
         Command::Soak {
             minutes,
             models,
@@ -168,30 +238,113 @@ fn compare(
     profile: Profile,
     out: Option<PathBuf>,
     pinning: Pinning,
+    passes: Passes,
 ) -> anyhow::Result<()> {
     let servers = plan::parse_models(&models).map_err(usage)?;
+    let workloads = passes
+        .workloads
+        .as_deref()
+        .map(plan::parse_workloads)
+        .transpose()
+        .map_err(usage)?;
+    let timing = timing(profile, &passes).map_err(usage)?;
     let (server_cpus, loadgen_cpus) = cpus(pinning)?;
     let out = out.unwrap_or_else(|| default_out(""));
-    if out.join("raw").exists()
-        && std::fs::read_dir(out.join("raw")).is_ok_and(|mut d| d.next().is_some())
-    {
+    let held = out.join("raw").exists()
+        && std::fs::read_dir(out.join("raw")).is_ok_and(|mut d| d.next().is_some());
+    if held && !passes.append {
         bail!(
-            "--out {} already holds a comparison; choose another directory",
+            "--out {} already holds a comparison; choose another directory, or add passes to it with --append",
             out.display()
         );
     }
-    let opts = CompareOptions {
+    let mut opts = CompareOptions {
         servers,
         profile,
         out: out.clone(),
         server_cpus,
         loadgen_cpus,
         progress: true,
+        repeats: passes.repeat,
+        seed: passes.seed.unwrap_or_else(clock_seed),
+        workloads,
+        timing,
+        first_repeat: 1,
     };
+    if passes.append {
+        opts.first_repeat = appended_from(&opts)?;
+    }
     let summary = echobench::compare(&opts).map_err(|e| e.context("comparison failed"))?;
     print!("{}", headline_text(&summary));
     println!("report: {}", out.join("report.html").display());
     Ok(())
+}
+
+/// The first pass `--append` adds to the comparison in `opts.out`: one after its last, once
+/// its models, profile and timing are found to be the ones asked for.
+fn appended_from(opts: &CompareOptions) -> anyhow::Result<u32> {
+    let env = Environment::read(&opts.out.join("environment.json"))
+        .map_err(|e| usage(format!("--append: {e:#}")))?;
+    let models: Vec<String> = opts.servers.iter().map(|s| s.label()).collect();
+    if env.models != models || env.profile != opts.profile {
+        return Err(usage(format!(
+            "--append: {} holds a {} comparison of {}; give the same --models and --profile",
+            opts.out.display(),
+            env.profile.name(),
+            env.models.join(",")
+        )));
+    }
+    let runs = echobench::summary::load_runs(&opts.out)?;
+    for run in &runs {
+        let asked = plan::workload_timing(&run.record.spec.workload, opts.timing());
+        if run.record.timing != asked {
+            return Err(usage(format!(
+                "--append: {} ran {} with other timing; give the same --duration and --warmup",
+                opts.out.display(),
+                run.record.spec.id()
+            )));
+        }
+    }
+    Ok(runs.iter().map(|r| r.record.spec.repeat).max().unwrap_or(0) + 1)
+}
+
+/// `--duration` and `--warmup` over the profile's timing, when either is given.
+fn timing(profile: Profile, passes: &Passes) -> Result<Option<Timing>, String> {
+    if passes.duration.is_some_and(|d| d < plan::INTERVAL * 2) {
+        return Err(format!(
+            "--duration must be at least {} (two sample intervals)",
+            humantime::format_duration(plan::INTERVAL * 2)
+        ));
+    }
+    if passes.duration.is_none() && passes.warmup.is_none() {
+        return Ok(None);
+    }
+    // The profile's timing for a one-model pass: a starting point the flags override.
+    let base = plan::timing(profile, 1);
+    Ok(Some(Timing {
+        warmup: passes.warmup.unwrap_or(base.warmup),
+        duration: passes.duration.unwrap_or(base.duration),
+    }))
+}
+
+/// A seed from the clock, for a comparison that was given none.
+fn clock_seed() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+/// Writes `diff.md` and `diff.json`, prints the table; `true` when a figure regressed.
+fn diff(old: &Path, new: &Path, threshold: f64, out: Option<PathBuf>) -> anyhow::Result<bool> {
+    let diff = echobench::diff::diff(old, new, threshold)?;
+    let out = out.unwrap_or_else(|| new.to_path_buf());
+    echobench::diff::write(&out, &diff)?;
+    for warning in &diff.warnings {
+        eprintln!("echobench: warning: {warning}");
+    }
+    print!("{}", echobench::diff::text(&diff));
+    println!("diff: {}", out.join("diff.md").display());
+    Ok(diff.regressed())
 }
 
 fn soak(minutes: u64, models: &str, out: Option<PathBuf>, pinning: Pinning) -> anyhow::Result<()> {

@@ -8,7 +8,12 @@ use std::time::Duration;
 use anyhow::bail;
 use echo_server::Model;
 
+use crate::rng::Rng;
 use crate::schema::{Profile, RunSpec, ServerSpec, Timing, Workload, BULK_SIZE, SIXTEEN};
+
+/// Length of the intervals each run's latency, throughput and server CPU are kept in: the
+/// samples the confidence intervals are computed from.
+pub const INTERVAL: Duration = Duration::from_millis(100);
 
 /// What a comparison is asked to do.
 #[derive(Debug, Clone)]
@@ -25,6 +30,60 @@ pub struct CompareOptions {
     pub loadgen_cpus: Vec<usize>,
     /// Show a progress bar on a terminal.
     pub progress: bool,
+    /// Passes over the matrix; `None`: the profile's ([`repeats`]).
+    pub repeats: Option<u32>,
+    /// Seed of the runs' shuffle within each pass and of the bootstrap.
+    pub seed: u64,
+    /// Only these workloads, in this order; `None`: the profile's ([`workloads`]).
+    pub workloads: Option<Vec<Workload>>,
+    /// Warm-up and measured time of every run; `None`: the profile's ([`timing`]).
+    pub timing: Option<Timing>,
+    /// The number of the first pass: 1, or one more than the passes already in `out` when
+    /// adding to a comparison (`--append`).
+    pub first_repeat: u32,
+}
+
+impl CompareOptions {
+    /// Passes over the matrix.
+    pub fn repeats(&self) -> u32 {
+        self.repeats.unwrap_or_else(|| repeats(self.profile))
+    }
+
+    /// The workloads to run, in report order.
+    pub fn workloads(&self) -> Vec<Workload> {
+        self.workloads
+            .clone()
+            .unwrap_or_else(|| workloads(self.profile))
+    }
+
+    /// Every run, pass by pass: see [`runs`].
+    pub fn runs(&self) -> Vec<RunSpec> {
+        let repeats = self.first_repeat..=self.first_repeat + self.repeats() - 1;
+        runs(&self.servers, &self.workloads(), repeats, self.seed)
+    }
+
+    /// Warm-up and measured time of a run (before [`workload_timing`]): as given, or the
+    /// profile's for one pass over the matrix (each further pass takes as long again).
+    pub fn timing(&self) -> Timing {
+        let per_pass = self.servers.len() * self.workloads().len();
+        self.timing
+            .unwrap_or_else(|| timing(self.profile, per_pass))
+    }
+}
+
+/// The workloads `--workloads` names: comma-separated labels as reports show them
+/// (`pingpong-c16`, `rate-10000`, `churn`, `idle-1000`, `bulk`).
+pub fn parse_workloads(list: &str) -> Result<Vec<Workload>, String> {
+    list.split(',')
+        .map(str::trim)
+        .map(|label| {
+            Workload::from_label(label).ok_or_else(|| {
+                format!(
+                    "--workloads: unknown workload '{label}' (e.g. pingpong-c16, rate-10000, churn, idle-1000, bulk)"
+                )
+            })
+        })
+        .collect()
 }
 
 /// The servers `--models` names: a comma-separated list of models, or `all`, each with its
@@ -95,8 +154,9 @@ pub fn repeats(profile: Profile) -> u32 {
     }
 }
 
-/// Warm-up and measured time per run. Quick fits its whole matrix, whatever the number of
-/// models, into about four minutes of load (idle runs' longer warm-ups included).
+/// Warm-up and measured time per run, for `runs` runs in a pass. Quick fits a pass over its
+/// whole matrix, whatever the number of models, into about four minutes of load (idle runs'
+/// longer warm-ups included).
 pub fn timing(profile: Profile, runs: usize) -> Timing {
     match profile {
         Profile::Full => Timing {
@@ -118,21 +178,31 @@ pub fn timing(profile: Profile, runs: usize) -> Timing {
     }
 }
 
-/// Every run of the matrix for these servers, repeats interleaved so that a slow spell of a
-/// shared machine does not fall on one server's repeats only.
-pub fn runs(profile: Profile, servers: &[ServerSpec]) -> Vec<RunSpec> {
+/// Every run of the matrix, pass by pass: each pass runs every server under every workload
+/// once, in its own seeded shuffle, so that a slow spell of a shared machine falls on the
+/// models alike rather than on whichever runs last.
+pub fn runs(
+    servers: &[ServerSpec],
+    workloads: &[Workload],
+    repeats: std::ops::RangeInclusive<u32>,
+    seed: u64,
+) -> Vec<RunSpec> {
+    let mut rng = Rng::for_key(seed, &format!("run order from {}", repeats.start()));
     let mut runs = Vec::new();
-    for repeat in 1..=repeats(profile) {
+    for repeat in repeats {
+        let mut pass = Vec::new();
         for server in servers {
-            for workload in workloads(profile) {
-                runs.push(RunSpec {
+            for workload in workloads {
+                pass.push(RunSpec {
                     model: server.model.clone(),
                     server_args: server.args.clone(),
-                    workload,
+                    workload: *workload,
                     repeat,
                 });
             }
         }
+        rng.shuffle(&mut pass);
+        runs.extend(pass);
     }
     runs
 }
@@ -158,6 +228,7 @@ pub fn loadgen_options(workload: &Workload, addr: SocketAddr, timing: Timing) ->
     o.duration = timing.duration;
     o.warmup = timing.warmup;
     o.progress = false;
+    o.hlog_interval = INTERVAL;
     match *workload {
         Workload::Pingpong { connections } => o.connections = connections,
         Workload::Rate { rate } => {
@@ -190,10 +261,27 @@ mod tests {
             .collect()
     }
 
+    fn options(servers: Vec<ServerSpec>, profile: Profile) -> CompareOptions {
+        CompareOptions {
+            servers,
+            profile,
+            out: PathBuf::new(),
+            server_cpus: vec![0],
+            loadgen_cpus: vec![1],
+            progress: false,
+            repeats: None,
+            seed: 1,
+            workloads: None,
+            timing: None,
+            first_repeat: 1,
+        }
+    }
+
     #[test]
     fn quick_fits_five_minutes_for_twelve_models() {
-        let runs = runs(Profile::Quick, &servers(12));
-        let t = timing(Profile::Quick, runs.len());
+        let opts = options(servers(12), Profile::Quick);
+        let runs = opts.runs();
+        let t = opts.timing();
         let load: f64 = runs
             .iter()
             .map(|r| workload_timing(&r.workload, t))
@@ -209,7 +297,7 @@ mod tests {
             model: "m0".to_owned(),
             args: vec!["--workers".to_owned(), "64".to_owned()],
         });
-        let runs = runs(Profile::Full, &both);
+        let runs = options(both, Profile::Full).runs();
         let mut ids: Vec<_> = runs.iter().map(RunSpec::id).collect();
         ids.sort();
         ids.dedup();
@@ -222,7 +310,7 @@ mod tests {
             model: "thread-pool".to_owned(),
             args: vec!["--workers".to_owned(), "64".to_owned()],
         };
-        let runs = runs(Profile::Tiny, &[ServerSpec::model("mio"), pool.clone()]);
+        let runs = options(vec![ServerSpec::model("mio"), pool.clone()], Profile::Tiny).runs();
         assert!(runs
             .iter()
             .filter(|r| r.model == "thread-pool")
@@ -231,6 +319,60 @@ mod tests {
             .iter()
             .filter(|r| r.model == "mio")
             .all(|r| r.server_args.is_empty()));
+    }
+
+    #[test]
+    fn each_pass_runs_the_whole_matrix_in_its_own_seeded_order() {
+        let mut opts = options(servers(3), Profile::Quick);
+        opts.repeats = Some(3);
+        let runs = opts.runs();
+        let per_pass = 3 * workloads(Profile::Quick).len();
+        assert_eq!(runs.len(), 3 * per_pass);
+        let pass = |n: usize| runs[n * per_pass..(n + 1) * per_pass].to_vec();
+        let ids = |runs: Vec<RunSpec>| {
+            runs.iter()
+                .map(|r| r.server_label() + &r.workload.label())
+                .collect::<Vec<_>>()
+        };
+        for n in 0..3 {
+            assert!(pass(n).iter().all(|r| r.repeat == n as u32 + 1));
+            let mut sorted = ids(pass(n));
+            sorted.sort();
+            let mut first = ids(pass(0));
+            first.sort();
+            assert_eq!(sorted, first, "pass {n} runs the whole matrix once");
+        }
+        assert_ne!(ids(pass(0)), ids(pass(1)), "passes are shuffled apart");
+        assert_eq!(opts.runs(), runs, "the same seed gives the same order");
+        opts.seed = 2;
+        assert_ne!(opts.runs(), runs);
+        // A pass takes as long whatever the number of passes.
+        let one = options(servers(3), Profile::Quick).timing();
+        assert_eq!(opts.timing(), one);
+        // Passes added to a comparison go on from its last.
+        opts.first_repeat = 4;
+        opts.repeats = Some(2);
+        let more = opts.runs();
+        assert_eq!(more.len(), 2 * per_pass);
+        assert!(more.iter().all(|r| r.repeat == 4 || r.repeat == 5));
+    }
+
+    #[test]
+    fn workloads_are_parsed_by_label() {
+        let w = parse_workloads("pingpong-c16, rate-10000,bulk").unwrap();
+        assert_eq!(
+            w,
+            [
+                Workload::Pingpong { connections: 16 },
+                Workload::Rate { rate: 10_000.0 },
+                Workload::Bulk
+            ]
+        );
+        let err = parse_workloads("pingpong-c16,fast").unwrap_err();
+        assert!(
+            err.contains("--workloads") && err.contains("'fast'"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -127,6 +127,13 @@ fn bad_arguments_give_one_line_and_exit_2() {
         ),
         (vec!["compare", "--server-cpus", "0"], "--loadgen-cpus"),
         (vec!["compare", "--profile", "huge"], "--profile"),
+        (
+            vec!["compare", "--workloads", "pingpong-c16,fast"],
+            "--workloads",
+        ),
+        (vec!["compare", "--repeat", "0"], "--repeat"),
+        (vec!["compare", "--duration", "10ms"], "--duration"),
+        (vec!["diff", "a", "b", "--threshold", "lots"], "--threshold"),
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);
@@ -140,4 +147,12 @@ fn bad_arguments_give_one_line_and_exit_2() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-echobench-dir"));
+    let out = Command::new(BIN)
+        .args(["diff", "/nonexistent-old", "/nonexistent-new"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err:?}");
+    assert!(err.contains("/nonexistent-old"), "{err:?}");
 }

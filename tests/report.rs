@@ -45,6 +45,8 @@ fn environment() -> Environment {
         models: MODELS.iter().map(|m| (*m).to_owned()).collect(),
         nofile_limit: Some([1024, 524_288]),
         ephemeral_ports: Some("32768-60999".to_owned()),
+        repeats: None,
+        seed: None,
     }
 }
 
@@ -72,6 +74,9 @@ struct FixtureRun {
     m: usize,
     k: usize,
 }
+
+/// Intervals of 100 ms in a fixture run's log (2 s).
+const INTERVALS: usize = 20;
 
 const TIMING: Timing = Timing {
     warmup: Duration::from_millis(500),
@@ -104,6 +109,30 @@ impl FixtureRun {
                 .unwrap();
         }
         h
+    }
+
+    /// The run's latencies in [`INTERVALS`] intervals of 100 ms, dealt out in turn.
+    fn intervals(&self) -> Vec<loadgen::hlog::Interval> {
+        let all = self.latency();
+        let mut hs: Vec<Histogram<u64>> = (0..INTERVALS)
+            .map(|_| Histogram::new_with_bounds(1, 3_600_000_000_000, 3).unwrap())
+            .collect();
+        let mut i = 0;
+        for v in all.iter_recorded() {
+            for _ in 0..v.count_at_value() {
+                hs[i % INTERVALS].record(v.value_iterated_to()).unwrap();
+                i += 1;
+            }
+        }
+        hs.into_iter()
+            .enumerate()
+            .map(|(k, histogram)| loadgen::hlog::Interval {
+                start: Duration::from_millis(100 * k as u64),
+                length: Duration::from_millis(100),
+                tag: "latency".to_owned(),
+                histogram,
+            })
+            .collect()
     }
 
     fn report(&self, h: &Histogram<u64>) -> Report {
@@ -167,9 +196,27 @@ impl FixtureRun {
                 },
                 voluntary_switches: messages / 10,
                 involuntary_switches: messages / 100,
+                cpu_series: cpu_series(messages as f64 * 6e-6 * (2.0 - m as f64)),
             }),
         }
     }
+}
+
+/// A CPU series that ends at `cpu_s`, its odd points a little ahead of a straight line.
+fn cpu_series(cpu_s: f64) -> Vec<[f64; 2]> {
+    (0..=INTERVALS)
+        .map(|k| {
+            let ahead = if k % 2 == 1 && k < INTERVALS {
+                0.2
+            } else {
+                0.0
+            };
+            [
+                k as f64 * 0.1,
+                cpu_s * (k as f64 + ahead) / INTERVALS as f64,
+            ]
+        })
+        .collect()
 }
 
 /// Writes the run's loadgen report, interval log and record under `dir/raw`.
@@ -183,14 +230,9 @@ fn write_run(dir: &Path, run: &FixtureRun) {
         serde_json::to_string_pretty(&report).unwrap(),
     )
     .unwrap();
-    let interval = loadgen::hlog::Interval {
-        start: Duration::ZERO,
-        length: Duration::from_secs(2),
-        tag: "latency".to_owned(),
-        histogram: h,
-    };
     let base = SystemTime::UNIX_EPOCH + Duration::from_secs(1_767_323_045);
-    loadgen::hlog::write(&raw.join(format!("{id}.hlog")), base, &[interval], &report).unwrap();
+    let log = raw.join(format!("{id}.hlog"));
+    loadgen::hlog::write(&log, base, &run.intervals(), &report).unwrap();
     std::fs::write(
         raw.join(format!("{id}.run.json")),
         serde_json::to_string_pretty(&run.record(report.messages)).unwrap(),

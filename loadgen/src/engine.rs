@@ -47,9 +47,6 @@ const WRITE_CHUNK: usize = 64 * 1024;
 /// EOF after loadgen's half-close (each also at most `--timeout`).
 pub const DRAIN_GRACE: Duration = Duration::from_millis(250);
 
-/// Interval length of the `--hlog` log.
-pub const INTERVAL: Duration = Duration::from_secs(1);
-
 /// What every worker is told.
 #[derive(Debug, Clone)]
 pub struct Plan {
@@ -73,6 +70,8 @@ pub struct Plan {
     pub end: Instant,
     /// Connect and echo timeout.
     pub timeout: Duration,
+    /// Length of the `--hlog` log's intervals.
+    pub interval: Duration,
 }
 
 /// State shared between the workers and the main thread.
@@ -289,7 +288,8 @@ impl Worker<'_> {
         }
         let mut events = Events::with_capacity(1024);
         let mut next_scan = Instant::now() + TIMEOUT_SCAN;
-        let mut next_boundary = self.plan.measure_start + INTERVAL;
+        let interval = self.plan.interval;
+        let mut next_boundary = self.plan.measure_start + interval;
         let mut timer_armed_for: Option<Instant> = None;
         loop {
             let now = Instant::now();
@@ -297,8 +297,8 @@ impl Worker<'_> {
                 break;
             }
             while now >= next_boundary {
-                self.close_interval(INTERVAL);
-                next_boundary += INTERVAL;
+                self.close_interval(interval);
+                next_boundary += interval;
             }
             if now >= next_scan {
                 self.check_timeouts(now);
@@ -320,7 +320,7 @@ impl Worker<'_> {
         self.drain(&mut events)?;
         if ended >= self.plan.measure_start {
             // Echoes that completed during the drain belong to the last interval.
-            self.close_interval(ended.saturating_duration_since(next_boundary - INTERVAL));
+            self.close_interval(ended.saturating_duration_since(next_boundary - interval));
         }
         Ok(())
     }

@@ -1,6 +1,6 @@
-//! `--hlog`: HdrHistogram's standard interval log (V2 + deflate), one interval per second and
-//! tag, with the run's JSON report in a trailing comment so that a log describes itself; and
-//! `loadgen merge`, which adds the histograms of several logs (never averages percentiles).
+//! `--hlog`: HdrHistogram's standard interval log (V2 + deflate), one histogram per interval
+//! (`--hlog-interval`) and tag, with the run's JSON report in a trailing comment so that a log
+//! describes itself; and `loadgen merge`, which adds the histograms of several logs (never averages percentiles).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -78,9 +78,32 @@ pub struct Log {
 
 /// Reads an interval log written by [`write()`].
 pub fn read(path: &Path) -> anyhow::Result<Log> {
-    let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut totals: BTreeMap<String, Histogram<u64>> = BTreeMap::new();
     let mut intervals = 0;
+    let report = visit(path, |interval| {
+        totals
+            .entry(interval.tag.clone())
+            .or_insert_with(new_histogram)
+            .add(&interval.histogram)
+            .map_err(|e| anyhow::anyhow!("{}: cannot add histograms: {e:?}", path.display()))?;
+        intervals += 1;
+        Ok(())
+    })?;
+    Ok(Log {
+        totals,
+        intervals,
+        report,
+    })
+}
+
+/// Reads an interval log written by [`write()`], handing each interval to `each` in the order
+/// written (one at a time, so that a long log never holds all its histograms at once), and
+/// returns the log's report.
+pub fn visit(
+    path: &Path,
+    mut each: impl FnMut(Interval) -> anyhow::Result<()>,
+) -> anyhow::Result<Report> {
+    let text = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let mut deserializer = Deserializer::new();
     for entry in IntervalLogIterator::new(&text) {
         let entry =
@@ -94,13 +117,12 @@ pub fn read(path: &Path) -> anyhow::Result<Log> {
         let histogram: Histogram<u64> = deserializer
             .deserialize(&mut &bytes[..])
             .map_err(|e| anyhow::anyhow!("{}: bad histogram: {e:?}", path.display()))?;
-        let tag = interval.tag().map_or("latency", |t| t.as_str()).to_owned();
-        totals
-            .entry(tag)
-            .or_insert_with(new_histogram)
-            .add(&histogram)
-            .map_err(|e| anyhow::anyhow!("{}: cannot add histograms: {e:?}", path.display()))?;
-        intervals += 1;
+        each(Interval {
+            start: interval.start_timestamp(),
+            length: interval.duration(),
+            tag: interval.tag().map_or("latency", |t| t.as_str()).to_owned(),
+            histogram,
+        })?;
     }
     let text = String::from_utf8_lossy(&text);
     let Some(json) = text.lines().find_map(|l| l.strip_prefix(REPORT_PREFIX)) else {
@@ -109,13 +131,8 @@ pub fn read(path: &Path) -> anyhow::Result<Log> {
             path.display()
         );
     };
-    let report = serde_json::from_str(json)
-        .with_context(|| format!("{}: unreadable loadgen report", path.display()))?;
-    Ok(Log {
-        totals,
-        intervals,
-        report,
-    })
+    serde_json::from_str(json)
+        .with_context(|| format!("{}: unreadable loadgen report", path.display()))
 }
 
 /// The logs' whole-run histograms added up, by tag.

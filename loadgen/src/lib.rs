@@ -26,10 +26,16 @@ pub mod hlog;
 pub mod payload;
 pub mod report;
 
-pub use report::{Errors, Latency, Mode, Report};
+pub use report::{new_histogram, Errors, Latency, Mode, Report};
 
-use engine::{Plan, Shared, WorkerResult, INTERVAL};
-use report::{new_histogram, SATURATION, SCHEMA_VERSION};
+use engine::{Plan, Shared, WorkerResult};
+use report::{SATURATION, SCHEMA_VERSION};
+
+/// `--hlog-interval` unless given.
+pub const DEFAULT_HLOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Shortest `--hlog-interval`: shorter intervals hold too few echoes to say anything.
+pub const MIN_HLOG_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Largest `--size`.
 pub const MAX_SIZE: usize = 64 << 20;
@@ -69,6 +75,8 @@ pub struct Options {
     pub hgrm: Option<PathBuf>,
     /// Where to write the interval log.
     pub hlog: Option<PathBuf>,
+    /// Length of the interval log's intervals.
+    pub hlog_interval: Duration,
     /// Show a progress line (only ever on a terminal).
     pub progress: bool,
 }
@@ -93,6 +101,7 @@ impl Options {
             json: None,
             hgrm: None,
             hlog: None,
+            hlog_interval: DEFAULT_HLOG_INTERVAL,
             progress: false,
         }
     }
@@ -120,6 +129,12 @@ impl Options {
         }
         if self.timeout.is_zero() {
             return Err("--timeout must be longer than 0".into());
+        }
+        if self.hlog_interval < MIN_HLOG_INTERVAL {
+            return Err(format!(
+                "--hlog-interval must be at least {}",
+                humantime::format_duration(MIN_HLOG_INTERVAL)
+            ));
         }
         if self.pipeline == 0 {
             return Err("--pipeline must be at least 1".into());
@@ -183,6 +198,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         measure_start: start + opts.warmup,
         end: start + opts.warmup + opts.duration,
         timeout: opts.timeout,
+        interval: opts.hlog_interval,
     };
     let shared = Shared::default();
     let progress: Vec<AtomicU64> = (0..threads).map(|_| AtomicU64::new(0)).collect();
@@ -204,7 +220,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     } else {
         0.0
     };
-    let (totals, intervals) = Totals::add_up(results)?;
+    let (totals, intervals) = Totals::add_up(results, opts.hlog_interval)?;
     let report = assemble(opts, &plan, totals, cpu_ratio);
     write_outputs(opts, &report, &intervals, &plan)?;
     Ok(report)
@@ -323,7 +339,10 @@ struct Totals {
 
 impl Totals {
     /// The totals, and the per-interval histograms in the order the log writes them.
-    fn add_up(results: Vec<WorkerResult>) -> anyhow::Result<(Totals, Vec<hlog::Interval>)> {
+    fn add_up(
+        results: Vec<WorkerResult>,
+        interval: Duration,
+    ) -> anyhow::Result<(Totals, Vec<hlog::Interval>)> {
         let mut t = Totals {
             latency: new_histogram(),
             uncorrected: new_histogram(),
@@ -349,7 +368,7 @@ impl Totals {
                 let slot = intervals
                     .entry((encoded.index, tag_order(encoded.tag)))
                     .or_insert_with(|| hlog::Interval {
-                        start: INTERVAL * encoded.index,
+                        start: interval * encoded.index,
                         length: encoded.length,
                         tag: encoded.tag.to_owned(),
                         histogram: new_histogram(),

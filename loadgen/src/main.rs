@@ -81,9 +81,13 @@ struct RunArgs {
     /// Write the latency percentile distribution (.hgrm, microseconds) here.
     #[arg(long, value_name = "FILE")]
     hgrm: Option<PathBuf>,
-    /// Write the interval log (HdrHistogram V2 + deflate, 1 s intervals) here.
+    /// Write the interval log (HdrHistogram V2 + deflate, one histogram per interval and tag)
+    /// here.
     #[arg(long, value_name = "FILE")]
     hlog: Option<PathBuf>,
+    /// Length of the interval log's intervals (at least 10ms).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration)]
+    hlog_interval: Duration,
     /// No progress line and no summary; errors still go to stderr.
     #[arg(long)]
     quiet: bool,
@@ -161,6 +165,7 @@ fn run(args: RunArgs) -> ExitCode {
         json: args.json,
         hgrm: args.hgrm,
         hlog: args.hlog,
+        hlog_interval: args.hlog_interval,
         progress: !args.quiet,
     };
     if let Err(e) = opts.validate() {

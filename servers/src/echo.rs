@@ -55,3 +55,27 @@ fn write_all_until(
     }
     Ok(())
 }
+
+/// The environment variable of [`test_spin`].
+pub const TEST_SPIN_ENV: &str = "ECHO_SERVER_TEST_SPIN_NS";
+
+/// A test hook, not a feature: with `ECHO_SERVER_TEST_SPIN_NS=N` in its environment, the
+/// `mio` model busy-waits N ns before each echo, a stand-in for a change that costs CPU per
+/// message (echobench's tests check that `echobench diff` calls it a regression). Unset, it
+/// costs one relaxed load per echo.
+pub fn test_spin() {
+    static SPIN_NS: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let ns = *SPIN_NS.get_or_init(|| {
+        std::env::var(TEST_SPIN_ENV)
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    });
+    if ns > 0 {
+        let start = std::time::Instant::now();
+        let spin = std::time::Duration::from_nanos(ns);
+        while start.elapsed() < spin {
+            std::hint::spin_loop();
+        }
+    }
+}

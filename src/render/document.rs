@@ -1,7 +1,9 @@
 //! The report's content, section by section, as [`Block`]s that [`super::markup`] writes as
 //! Markdown and as HTML alike.
 
-use super::format::{bytes, int, kib, mark, median_us, or_dash, pair, scale, spread, DASH};
+use super::format::{
+    bytes, int, kib, mark, median_us, or_dash, pair, plus_minus, samples, scale, spread, DASH,
+};
 use super::headline::headline_table;
 use super::plots::Plot;
 use crate::schema::{Cell, Environment, ServerSpec, Summary, BULK_SIZE};
@@ -86,9 +88,24 @@ fn headline(s: &Summary) -> Vec<Block> {
             "*churn*: connect, echo 64 B, close, 16 at a time: what accepting a connection costs each model (a thread, a process, a task).".to_owned(),
             "*memory / idle conn*: slope of the server's memory (PSS) over idle connections held beside one active one, not a single division.".to_owned(),
             "*server CPU / msg*: user + system time of the whole server process tree per echoed message, at 16 connections.".to_owned(),
+            confidence(s),
             "*findings*: starved connections (an iterative server serves one client; the rest wait: a finding, not a crash), runs where loadgen used over 90 % of its CPUs (the load generator, not the server, may have been the limit), errors, failures.".to_owned(),
         ]),
     ]
+}
+
+/// How to read `± n [R×N]`, with the resampling's settings.
+fn confidence(s: &Summary) -> String {
+    let r = &s.resampling;
+    format!(
+        "*± n [R×N]*: the figure (median over R repeats) with the larger distance to the bounds of its {:.0} % confidence interval, from {} resamples of a hierarchical bootstrap (repeats, then blocks of consecutive {} ms intervals within each; percentiles from added histograms; seed {}), with R repeats of N intervals behind it. `± n/a`: fewer than {} blocks, too few for an interval. Memory per connection: Student's t over the repeats' slopes (`[R runs]`, n/a below {}).",
+        r.confidence * 100.0,
+        r.resamples,
+        (r.interval_s * 1000.0).round(),
+        r.seed,
+        r.min_blocks,
+        r.min_repeats_memory,
+    )
 }
 
 /// Each model and how it works, from the registry.
@@ -147,7 +164,7 @@ fn results_by_workload(s: &Summary) -> Vec<Block> {
     let mut blocks = vec![
         Block::Heading(2, "Results by workload".to_owned()),
         Block::Para(
-            "Medians over repeats, with the range (min–max) when a run was repeated. Marks: `L` loadgen used over 90 % of its CPUs in this run; `S n/m` n of m connections completed no message; `E n` errors counted; `failed` no figures (see notes).".to_owned(),
+            "Medians over repeats, each with the half-width of its 95 % confidence interval and the samples behind it (see *± n* above); figures without an interval show the range (min–max) when a run was repeated. Marks: `L` loadgen used over 90 % of its CPUs in this run; `S n/m` n of m connections completed no message; `E n` errors counted; `failed` no figures (see notes).".to_owned(),
         ),
     ];
     blocks.extend(workload_table(
@@ -205,7 +222,11 @@ fn rate_figures(c: &Cell) -> String {
 
 fn churn_figures(c: &Cell) -> String {
     let rate = spread(c.throughput_msgs_per_s, int);
-    let (latency, connect) = (median_us(c.latency_p50_us), median_us(c.connect_p50_us));
+    let latency = or_dash(c.latency_p50_us, |s| match s.ci {
+        Some(ci) => plus_minus(s.median, ci, super::format::us),
+        None => super::format::us(s.median),
+    });
+    let connect = median_us(c.connect_p50_us);
     mark(c, format!("{rate}, {latency}, {connect}"))
 }
 
@@ -235,9 +256,13 @@ fn memory_per_connection(s: &Summary) -> Vec<Block> {
                 .iter()
                 .map(|(n, k)| format!("{n}: {}", kib(*k)))
                 .collect();
+            let pss = or_dash(m.pss_bytes_per_connection, |b| match m.pss_ci {
+                Some(ci) => format!("{} {}", plus_minus(b, ci, bytes), samples(ci)),
+                None => bytes(b),
+            });
             vec![
                 m.model.clone(),
-                or_dash(m.pss_bytes_per_connection, bytes),
+                pss,
                 or_dash(m.rss_bytes_per_connection, bytes),
                 points.join(", "),
                 m.not_accepted.clone().unwrap_or_else(|| DASH.to_owned()),
@@ -269,7 +294,13 @@ fn server_resources(s: &Summary) -> Vec<Block> {
             vec![
                 c.model.clone(),
                 c.label.clone(),
-                or_dash(c.server_cpu_us_per_msg, |s| format!("{:.2}", s.median)),
+                or_dash(c.server_cpu_us_per_msg, |s| {
+                    let f = |v: f64| format!("{v:.2}");
+                    match s.ci {
+                        Some(ci) => format!("{} {}", plus_minus(s.median, ci, f), samples(ci)),
+                        None => f(s.median),
+                    }
+                }),
                 or_dash(c.peak_rss_kib, kib),
                 or_dash(c.peak_pss_kib, kib),
                 or_dash(c.peak_threads, |t| t.to_string()),

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::schema::{Cell, Spread, Status};
+use crate::schema::{Cell, Ci, Spread, Status};
 
 /// What a missing figure reads as.
 pub const DASH: &str = "—";
@@ -38,26 +38,78 @@ pub fn scale(s: Spread, k: f64) -> Spread {
         median: s.median * k,
         min: s.min * k,
         max: s.max * k,
+        ci: s.ci.map(|ci| ci.scaled(k)),
     }
 }
 
-/// The median, with the range (min–max) when the repeats differ.
+/// The median with its interval and samples (`148,180 ± 2,300 [3×20]`) where it has an
+/// interval; otherwise with the range (min–max) when the repeats differ.
 pub fn spread(s: Option<Spread>, f: impl Fn(f64) -> String) -> String {
     match s {
         None => DASH.to_owned(),
+        Some(Spread {
+            median,
+            ci: Some(ci),
+            ..
+        }) => format!("{} {}", plus_minus(median, ci, &f), samples(ci)),
         Some(s) if s.min == s.max => f(s.median),
         Some(s) => format!("{} ({}–{})", f(s.median), f(s.min), f(s.max)),
     }
 }
 
-/// The median of an optional spread, in µs.
-pub fn median_us(s: Option<Spread>) -> String {
-    or_dash(s, |s| us(s.median))
+/// `value ± half`: the half-width is the larger distance from the value to a bound, to two
+/// significant digits; `± n/a` when too few samples stand behind the value for an interval.
+pub fn plus_minus(value: f64, ci: Ci, f: impl Fn(f64) -> String) -> String {
+    match (ci.low, ci.high) {
+        (Some(low), Some(high)) => {
+            let half = (high - value).max(value - low).max(0.0);
+            format!("{} ± {}", f(value), f(two_digits(half)))
+        }
+        _ => format!("{} ± n/a", f(value)),
+    }
 }
 
-/// Two medians in µs, `a / b`.
+/// The samples behind an interval: `[repeats×intervals per repeat]`, or `[n runs]` for one
+/// from repeats only.
+pub fn samples(ci: Ci) -> String {
+    if ci.intervals == 0 {
+        let runs = if ci.repeats == 1 { "run" } else { "runs" };
+        format!("[{} {runs}]", ci.repeats)
+    } else {
+        format!("[{}×{}]", ci.repeats, ci.intervals / ci.repeats.max(1))
+    }
+}
+
+/// `v` rounded to two significant digits.
+fn two_digits(v: f64) -> f64 {
+    if v <= 0.0 || !v.is_finite() {
+        return 0.0;
+    }
+    let scale = 10_f64.powi(v.log10().floor() as i32 - 1);
+    (v / scale).round() * scale
+}
+
+/// The median of an optional spread, in µs, with its interval where it has one.
+pub fn median_us(s: Option<Spread>) -> String {
+    or_dash(s, |s| match s.ci {
+        Some(ci) => format!("{} {}", plus_minus(s.median, ci, us), samples(ci)),
+        None => us(s.median),
+    })
+}
+
+/// Two medians in µs, `a / b`, with their intervals and the samples once.
 pub fn pair(a: Option<Spread>, b: Option<Spread>) -> String {
-    format!("{} / {}", median_us(a), median_us(b))
+    let bare = |s: Option<Spread>| {
+        or_dash(s, |s| match s.ci {
+            Some(ci) => plus_minus(s.median, ci, us),
+            None => us(s.median),
+        })
+    };
+    let tag = a
+        .or(b)
+        .and_then(|s| s.ci)
+        .map_or_else(String::new, |ci| format!(" {}", samples(ci)));
+    format!("{} / {}{tag}", bare(a), bare(b))
 }
 
 /// Whole number with thousands separators.
@@ -124,5 +176,30 @@ mod tests {
         let s = Spread::of([1.0, 2.0, 3.0]);
         assert_eq!(spread(s, |v| format!("{v:.0}")), "2 (1–3)");
         assert_eq!(spread(None, int), DASH);
+        let ci = Ci {
+            low: Some(145_000.0),
+            high: Some(150_521.0),
+            repeats: 3,
+            intervals: 60,
+            block_intervals: 1,
+            blocks: 60,
+        };
+        let with = Spread::of([148_180.0]).map(|s| Spread { ci: Some(ci), ..s });
+        assert_eq!(spread(with, int), "148,180 ± 3,200 [3×20]");
+        let na = Ci {
+            low: None,
+            high: None,
+            repeats: 1,
+            intervals: 10,
+            ..ci
+        };
+        let without = Spread::of([57.24]).map(|s| Spread { ci: Some(na), ..s });
+        assert_eq!(median_us(without), "57.2 µs ± n/a [1×10]");
+        assert_eq!(
+            pair(without, without),
+            "57.2 µs ± n/a / 57.2 µs ± n/a [1×10]"
+        );
+        let memory = Ci { intervals: 0, ..ci };
+        assert_eq!(samples(memory), "[3 runs]");
     }
 }

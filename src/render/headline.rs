@@ -1,6 +1,6 @@
 //! The headline table: one row per model, in the report and at the end of `compare`.
 
-use super::format::{bytes, int, or_dash, us, DASH};
+use super::format::{bytes, int, or_dash, plus_minus, samples, us, DASH};
 use crate::schema::{Headline, Summary};
 
 /// The headline table's header and rows.
@@ -24,8 +24,19 @@ pub fn headline_table(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
 }
 
 fn row(h: &Headline) -> Vec<String> {
+    // A figure with its interval and samples, where the summary gives one.
+    let figure = |key: &str, value: f64, f: &dyn Fn(f64) -> String| match h.ci.get(key) {
+        Some(ci) => format!("{} {}", plus_minus(value, *ci, f), samples(*ci)),
+        None => f(value),
+    };
     let peak = match (h.peak_msgs_per_s, h.peak_at_connections) {
-        (Some(t), Some(c)) => format!("{} ({c})", int(t)),
+        (Some(t), Some(c)) => {
+            let with = figure("peak_msgs_per_s", t, &int);
+            match with.split_once(" [") {
+                Some((value, tag)) => format!("{value} ({c}) [{tag}"),
+                None => format!("{with} ({c})"),
+            }
+        }
         _ => DASH.to_owned(),
     };
     let p99 = or_dash(h.p99_us_at_rate, |p| {
@@ -34,21 +45,26 @@ fn row(h: &Headline) -> Vec<String> {
         } else {
             " (rate not met)"
         };
-        format!("{}{unmet}", us(p))
+        format!("{}{unmet}", figure("p99_us_at_rate", p, &us))
     });
     let findings = if h.flags.is_empty() {
         DASH.to_owned()
     } else {
         h.flags.join("; ")
     };
+    let mb = |m: f64| format!("{m:.0}");
     vec![
         h.model.clone(),
         peak,
         p99,
-        or_dash(h.churn_conns_per_s, int),
-        or_dash(h.bytes_per_idle_connection, bytes),
-        or_dash(h.cpu_us_per_msg, us),
-        or_dash(h.bulk_mb_per_s, |m| format!("{m:.0}")),
+        or_dash(h.churn_conns_per_s, |c| {
+            figure("churn_conns_per_s", c, &int)
+        }),
+        or_dash(h.bytes_per_idle_connection, |b| {
+            figure("bytes_per_idle_connection", b, &bytes)
+        }),
+        or_dash(h.cpu_us_per_msg, |c| figure("cpu_us_per_msg", c, &us)),
+        or_dash(h.bulk_mb_per_s, |m| figure("bulk_mb_per_s", m, &mb)),
         findings,
     ]
 }
@@ -56,7 +72,14 @@ fn row(h: &Headline) -> Vec<String> {
 /// The headline table as aligned plain text, for the terminal.
 pub fn headline_text(s: &Summary) -> String {
     let (header, rows) = headline_table(s);
-    let all: Vec<&Vec<String>> = std::iter::once(&header).chain(rows.iter()).collect();
+    text_table(&header, &rows)
+}
+
+/// A table as aligned plain text, for the terminal.
+pub fn text_table(header: &[String], rows: &[Vec<String>]) -> String {
+    let all: Vec<&[String]> = std::iter::once(header)
+        .chain(rows.iter().map(Vec::as_slice))
+        .collect();
     let widths: Vec<usize> = (0..header.len())
         .map(|i| all.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();

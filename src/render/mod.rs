@@ -19,7 +19,7 @@ use anyhow::Context;
 
 use crate::summary::Analysis;
 pub use document::Block;
-pub use headline::{headline_table, headline_text};
+pub use headline::{headline_table, headline_text, text_table};
 pub use plots::Plot;
 
 /// Writes the plots, `report.md` and `report.html` of `analysis` into `dir`.

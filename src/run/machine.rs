@@ -45,6 +45,8 @@ pub fn capture(opts: &CompareOptions) -> Environment {
         models: opts.servers.iter().map(ServerSpec::label).collect(),
         nofile_limit: loadgen::original_fd_limit().map(|(soft, hard)| [soft, hard]),
         ephemeral_ports: loadgen::local_port_range().map(|(first, last)| format!("{first}-{last}")),
+        repeats: Some(opts.repeats()),
+        seed: Some(opts.seed),
     }
 }
 

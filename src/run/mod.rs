@@ -19,11 +19,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::plan::{self, CompareOptions};
-use crate::schema::{RunRecord, RunSpec, ServerUsage, Status, Timing, SCHEMA_VERSION};
+use crate::schema::{Environment, RunRecord, RunSpec, ServerUsage, Status, Timing, SCHEMA_VERSION};
 use server::{Server, STOP_LIMIT};
 
 /// How often the server tree is sampled for peaks.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
+
+/// Every how many [`plan::INTERVAL`]s of the CPU series a peak sample is taken too.
+const PEAK_EVERY_INTERVALS: u32 = 2;
 
 /// Runs the whole matrix of `opts`, writing `environment.json` and `raw/` under `opts.out`.
 pub fn run(opts: &CompareOptions) -> anyhow::Result<()> {
@@ -34,10 +37,18 @@ pub fn run(opts: &CompareOptions) -> anyhow::Result<()> {
     // The runner's own threads (sampling, loadgen) stay off the server's CPUs.
     server::pin_process(&opts.loadgen_cpus)?;
     let exe = std::env::current_exe().context("cannot find the echobench binary")?;
-    machine::capture(opts).write(&opts.out.join("environment.json"))?;
+    let env_path = opts.out.join("environment.json");
+    if opts.first_repeat > 1 {
+        // Passes added to a comparison: its environment stands, with the passes counted.
+        let mut env = Environment::read(&env_path)?;
+        env.repeats = Some(opts.first_repeat - 1 + opts.repeats());
+        env.write(&env_path)?;
+    } else {
+        machine::capture(opts).write(&env_path)?;
+    }
 
-    let runs = plan::runs(opts.profile, &opts.servers);
-    let timing = plan::timing(opts.profile, runs.len());
+    let runs = opts.runs();
+    let timing = opts.timing();
     let bar = progress_bar(opts, runs.len());
     for spec in &runs {
         if let Some(bar) = &bar {
@@ -138,9 +149,10 @@ fn outcome(result: thread::Result<anyhow::Result<loadgen::Report>>) -> (Status, 
 }
 
 /// Samples the server tree while loadgen runs: cheap samples for peaks through the whole run,
-/// full ones at the start and the end of the measured time for the deltas. The CPU delta is
-/// scaled from the window actually sampled to the measured time, so a late sample (a busy
-/// machine) does not skew CPU per message.
+/// full ones at the start and the end of the measured time for the deltas, and the tree's CPU
+/// time at every interval boundary between them (the CPU series). The CPU delta is scaled from
+/// the window actually sampled to the measured time, so a late sample (a busy machine) does
+/// not skew CPU per message.
 fn watch<T>(
     pid: u32,
     started: Instant,
@@ -157,15 +169,67 @@ fn watch<T>(
     }
     let first_at = Instant::now();
     let first = procfs::sample(pid, true);
-    while Instant::now() < end && !load.is_finished() {
-        peaks.push(procfs::sample(pid, false));
-        sleep_until((Instant::now() + SAMPLE_EVERY).min(end));
+    let mut series = CpuSeries::new(measure_start, first.cpu_ticks);
+    series.push(first_at, first.cpu_ticks);
+    let mut boundary = 1;
+    let mut next = measure_start + plan::INTERVAL;
+    while next < end && !load.is_finished() {
+        sleep_until(next);
+        let ticks = if boundary % PEAK_EVERY_INTERVALS == 0 {
+            let sample = procfs::sample(pid, false);
+            let ticks = sample.cpu_ticks;
+            peaks.push(sample);
+            ticks
+        } else {
+            procfs::cpu_ticks(pid)
+        };
+        series.push(Instant::now(), ticks);
+        // A sample that came late skips the boundaries it missed.
+        while next <= Instant::now() {
+            boundary += 1;
+            next = measure_start + plan::INTERVAL * boundary;
+        }
     }
+    sleep_until(end);
     let last = procfs::sample(pid, true);
+    series.push(Instant::now(), last.cpu_ticks);
     let sampled = first_at.elapsed();
     let mut usage = procfs::usage(&first, &last, &peaks);
     if !sampled.is_zero() {
         usage.cpu_s *= timing.duration.as_secs_f64() / sampled.as_secs_f64();
     }
+    usage.cpu_series = series.points;
     usage
+}
+
+/// The server tree's CPU time through the measured time: `[seconds since the end of warm-up,
+/// CPU seconds since the first point]`.
+struct CpuSeries {
+    measure_start: Instant,
+    first_ticks: u64,
+    per_second: f64,
+    points: Vec<[f64; 2]>,
+}
+
+impl CpuSeries {
+    fn new(measure_start: Instant, first_ticks: u64) -> CpuSeries {
+        CpuSeries {
+            measure_start,
+            first_ticks,
+            per_second: procfs::ticks_per_second() as f64,
+            points: Vec::new(),
+        }
+    }
+
+    fn push(&mut self, at: Instant, ticks: u64) {
+        // Tenths of a millisecond: finer is below the sampler's own jitter.
+        let seconds = (at
+            .saturating_duration_since(self.measure_start)
+            .as_secs_f64()
+            * 1e4)
+            .round()
+            / 1e4;
+        let cpu = ticks.saturating_sub(self.first_ticks) as f64 / self.per_second;
+        self.points.push([seconds, cpu]);
+    }
 }

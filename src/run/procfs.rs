@@ -60,18 +60,7 @@ pub fn sample(root: u32, full: bool) -> Sample {
         let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue; // exited meanwhile
         };
-        let fields = stat_fields(&stat);
-        let field = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        // Fields after the command name, numbered as in proc(5) minus 3: utime is 14.
-        s.cpu_ticks += field(11) + field(12);
-        if pid == root {
-            s.cpu_ticks += field(13) + field(14);
-        }
+        s.cpu_ticks += stat_cpu_ticks(&stat, pid == root);
         if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) {
             s.rss_kib += status_value(&status, "VmRSS").unwrap_or(0);
             s.threads += status_value(&status, "Threads").unwrap_or(0);
@@ -90,6 +79,36 @@ pub fn sample(root: u32, full: bool) -> Sample {
         s.fds = Some(fds);
     }
     s
+}
+
+/// CPU time of the tree under `root` in clock ticks, as [`Sample::cpu_ticks`]: the cheapest
+/// look (one file per process).
+pub fn cpu_ticks(root: u32) -> u64 {
+    tree(root)
+        .into_iter()
+        .filter_map(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            Some(stat_cpu_ticks(&stat, pid == root))
+        })
+        .sum()
+}
+
+/// User + system ticks from a `stat` line, plus the reaped children's for the root.
+fn stat_cpu_ticks(stat: &str, root: bool) -> u64 {
+    let fields = stat_fields(stat);
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Fields after the command name, numbered as in proc(5) minus 3: utime is 14.
+    let own = field(11) + field(12);
+    if root {
+        own + field(13) + field(14)
+    } else {
+        own
+    }
 }
 
 fn add_switches(pid: u32, into: &mut HashMap<u32, (u64, u64)>) {
@@ -155,6 +174,7 @@ pub fn usage(start: &Sample, end: &Sample, peaks: &[Sample]) -> ServerUsage {
         peak_fds: all().filter_map(|s| s.fds).max().unwrap_or(0),
         voluntary_switches: voluntary,
         involuntary_switches: involuntary,
+        cpu_series: Vec::new(),
     }
 }
 
@@ -172,6 +192,9 @@ mod tests {
         assert!(s.pss_kib.unwrap() > 0);
         assert!(!s.switches.is_empty());
         assert!(s.fds.unwrap() >= 3, "stdin, stdout, stderr at least");
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < std::time::Duration::from_millis(30) {}
+        assert!(cpu_ticks(me) > s.cpu_ticks, "CPU time only grows");
     }
 
     #[test]

@@ -48,6 +48,13 @@ pub struct Environment {
     /// e.g. `32768-60999`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ephemeral_ports: Option<String>,
+    /// Passes over the matrix (`--repeat`); absent in comparisons made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeats: Option<u32>,
+    /// Seed of the run order and of the bootstrap (`--seed`); absent in comparisons made
+    /// before it was recorded, which are resampled with seed 0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
 }
 
 impl Environment {

@@ -18,7 +18,7 @@ pub use run::{
     Profile, RunRecord, RunSpec, ServerSpec, ServerUsage, Status, Timing, Workload, BULK_SIZE,
     SIXTEEN,
 };
-pub use summary::{Cell, Headline, MemoryPerConnection, Spread, Summary};
+pub use summary::{Cell, Ci, Headline, MemoryPerConnection, Resampling, Spread, Summary};
 
 /// Version of the `raw/*.run.json` and `summary.json` schemas.
 pub const SCHEMA_VERSION: u32 = 1;

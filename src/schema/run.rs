@@ -253,6 +253,11 @@ pub struct ServerUsage {
     pub voluntary_switches: u64,
     /// Involuntary context switches in the measured time (threads alive at its end).
     pub involuntary_switches: u64,
+    /// The tree's CPU time through the measured time, one point per interval boundary
+    /// (100 ms): `[seconds since the end of warm-up, CPU seconds since the first point]`.
+    /// Empty in records written before it was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpu_series: Vec<[f64; 2]>,
 }
 
 #[cfg(test)]

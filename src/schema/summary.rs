@@ -7,7 +7,8 @@ use serde::{Deserialize, Serialize};
 use super::environment::Environment;
 use super::run::Status;
 
-/// Median with the smallest and largest value over repeats.
+/// Median with the smallest and largest value over repeats, and the figure's confidence
+/// interval where one is computed.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     /// Median over repeats.
@@ -16,6 +17,58 @@ pub struct Spread {
     pub min: f64,
     /// Largest.
     pub max: f64,
+    /// 95 % confidence interval of the median (see [`Resampling`]); absent for figures that
+    /// get none (uncorrected latency, connect time, achieved rate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ci: Option<Ci>,
+}
+
+/// A 95 % confidence interval and the samples behind it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Ci {
+    /// Lower bound, in the figure's unit; `null` when too few samples stand behind the figure
+    /// for an interval ("n/a").
+    pub low: Option<f64>,
+    /// Upper bound, in the figure's unit; `null` as `low`.
+    pub high: Option<f64>,
+    /// Repeats (runs) behind the figure.
+    pub repeats: usize,
+    /// Intervals behind it, over all repeats (0 for figures that come from repeats only).
+    pub intervals: usize,
+    /// Intervals per resampled block (0 for figures that come from repeats only).
+    pub block_intervals: usize,
+    /// Blocks the bootstrap resampled, over all repeats.
+    pub blocks: usize,
+}
+
+impl Ci {
+    /// The interval with both bounds multiplied by `k` (> 0).
+    pub fn scaled(self, k: f64) -> Ci {
+        Ci {
+            low: self.low.map(|v| v * k),
+            high: self.high.map(|v| v * k),
+            ..self
+        }
+    }
+}
+
+/// How the confidence intervals were computed, as `summary.json` states it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Resampling {
+    /// Seed of the bootstrap (from `environment.json`; 0 when it recorded none).
+    pub seed: u64,
+    /// Bootstrap resamples per cell.
+    pub resamples: usize,
+    /// Confidence level of every interval.
+    pub confidence: f64,
+    /// Length of the intervals a run's histograms and server CPU are kept in, seconds.
+    pub interval_s: f64,
+    /// Fewest blocks (over all repeats) for an interval; below it the interval is "n/a".
+    pub min_blocks: usize,
+    /// Fewest repeats for memory per connection's interval, which comes from repeats only.
+    pub min_repeats_memory: usize,
+    /// The method, in words.
+    pub method: String,
 }
 
 impl Spread {
@@ -36,6 +89,7 @@ impl Spread {
             median,
             min: v[0],
             max: v[n - 1],
+            ci: None,
         })
     }
 }
@@ -61,6 +115,9 @@ pub struct Cell {
     pub latency_p50_us: Option<Spread>,
     /// 99th percentile latency, µs (open loop: corrected).
     pub latency_p99_us: Option<Spread>,
+    /// 99.9th percentile latency, µs (open loop: corrected).
+    #[serde(default)]
+    pub latency_p99_9_us: Option<Spread>,
     /// Open loop: uncorrected 99th percentile, µs.
     pub latency_uncorrected_p99_us: Option<Spread>,
     /// Open loop: throughput over the offered rate.
@@ -108,6 +165,10 @@ pub struct MemoryPerConnection {
     /// backlog, as with an iterative server or a pool smaller than the crowd): then there is
     /// no memory per connection to speak of, and no slope is given.
     pub not_accepted: Option<String>,
+    /// 95 % confidence interval of the PSS slope, bytes per connection, from the slopes of the
+    /// repeats alone (Student's t); absent when no slope is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pss_ci: Option<Ci>,
 }
 
 /// One model's row of the headline table.
@@ -133,6 +194,9 @@ pub struct Headline {
     pub bulk_mb_per_s: Option<f64>,
     /// Findings and caveats: starvation, loadgen-bound runs, errors, failures.
     pub flags: Vec<String>,
+    /// Confidence intervals of the figures above, by their key (e.g. `peak_msgs_per_s`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ci: BTreeMap<String, Ci>,
 }
 
 /// `summary.json`.
@@ -154,6 +218,8 @@ pub struct Summary {
     pub cells: Vec<Cell>,
     /// Memory per connection, one per model.
     pub memory_per_connection: Vec<MemoryPerConnection>,
+    /// How the confidence intervals were computed.
+    pub resampling: Resampling,
 }
 
 impl Summary {

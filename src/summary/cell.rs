@@ -2,20 +2,38 @@
 
 use loadgen::Report;
 
+use super::bootstrap::{figure, Bootstrap};
 use super::load::RunData;
 use crate::schema::{Cell, ServerUsage, Spread, Status, Workload};
 
-/// The cell of `model` (a server label) under `workload` from its runs.
-pub fn cell(model: &str, workload: &Workload, group: &[&RunData]) -> Cell {
-    // Figures come from the runs that did not fail; counts of trouble from every run.
-    let counted: Vec<&RunData> = group
+/// The runs of a cell its figures come from: those that did not fail.
+pub fn counted<'a>(group: &[&'a RunData]) -> Vec<&'a RunData> {
+    group
         .iter()
         .copied()
         .filter(|r| r.record.status != Status::Failed)
-        .collect();
+        .collect()
+}
+
+/// The cell of `model` (a server label) under `workload` from its runs, with the confidence
+/// intervals of its bootstrap where it has one.
+pub fn cell(
+    model: &str,
+    workload: &Workload,
+    group: &[&RunData],
+    bootstrap: Option<&Bootstrap>,
+) -> Cell {
+    // Figures come from the runs that did not fail; counts of trouble from every run.
+    let counted = counted(group);
     let reports: Vec<&Report> = counted.iter().filter_map(|r| r.report.as_ref()).collect();
     let spread =
         |f: &dyn Fn(&Report) -> Option<f64>| Spread::of(reports.iter().filter_map(|r| f(r)));
+    let with_ci = |s: Option<Spread>, k: usize| {
+        s.map(|s| Spread {
+            ci: bootstrap.map(|b| b.ci(k)),
+            ..s
+        })
+    };
     let all_reports = || group.iter().filter_map(|r| r.report.as_ref());
     let usages = || group.iter().filter_map(|r| r.record.server.as_ref());
     Cell {
@@ -29,9 +47,22 @@ pub fn cell(model: &str, workload: &Workload, group: &[&RunData]) -> Cell {
             .max()
             .unwrap_or(Status::Failed),
         notes: notes(group),
-        throughput_msgs_per_s: spread(&|r| Some(r.throughput_msgs_per_s)),
-        latency_p50_us: spread(&|r| (r.messages > 0).then_some(r.latency_us.p50)),
-        latency_p99_us: spread(&|r| (r.messages > 0).then_some(r.latency_us.p99)),
+        throughput_msgs_per_s: with_ci(
+            spread(&|r| Some(r.throughput_msgs_per_s)),
+            figure::THROUGHPUT,
+        ),
+        latency_p50_us: with_ci(
+            spread(&|r| (r.messages > 0).then_some(r.latency_us.p50)),
+            figure::P50,
+        ),
+        latency_p99_us: with_ci(
+            spread(&|r| (r.messages > 0).then_some(r.latency_us.p99)),
+            figure::P99,
+        ),
+        latency_p99_9_us: with_ci(
+            spread(&|r| (r.messages > 0).then_some(r.latency_us.p99_9)),
+            figure::P99_9,
+        ),
         latency_uncorrected_p99_us: spread(&|r| {
             let uncorrected = r.latency_uncorrected_us.as_ref();
             uncorrected.filter(|_| r.messages > 0).map(|l| l.p99)
@@ -43,7 +74,10 @@ pub fn cell(model: &str, workload: &Workload, group: &[&RunData]) -> Cell {
                 .filter(|_| r.messages > 0)
                 .map(|l| l.p50)
         }),
-        server_cpu_us_per_msg: per_message(&counted, |u| u.cpu_s * 1e6),
+        server_cpu_us_per_msg: with_ci(
+            per_message(&counted, |u| u.cpu_s * 1e6),
+            figure::CPU_PER_MESSAGE,
+        ),
         peak_rss_kib: median(usages().map(|u| u.peak_rss_kib as f64)),
         peak_pss_kib: median(usages().map(|u| u.peak_pss_kib as f64)),
         peak_threads: usages().map(|u| u.peak_threads).max(),

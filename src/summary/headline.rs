@@ -1,6 +1,8 @@
 //! One model's row of the headline table, and its findings.
 
-use crate::schema::{Cell, Headline, MemoryPerConnection, Status, Workload, BULK_SIZE};
+use std::collections::BTreeMap;
+
+use crate::schema::{Cell, Ci, Headline, MemoryPerConnection, Spread, Status, Workload, BULK_SIZE};
 
 /// The headline row of `model` from its cells.
 pub fn headline(
@@ -21,6 +23,35 @@ pub fn headline(
     };
     let best = best_pingpong(workloads, &find);
     let rate_cell = rate.and_then(|rate| find(&Workload::Rate { rate }));
+    let memory = memory.iter().find(|m| m.model == model);
+    let cpu_cell = find(&Workload::Pingpong { connections: 16 });
+    let ci_of = |c: Option<&Cell>, f: fn(&Cell) -> Option<Spread>| c.and_then(f).and_then(|s| s.ci);
+    let mut ci = BTreeMap::new();
+    let mut put = |key: &str, value: Option<Ci>| {
+        if let Some(value) = value {
+            ci.insert(key.to_owned(), value);
+        }
+    };
+    let best_cell = best.and_then(|(_, c)| find(&Workload::Pingpong { connections: c }));
+    put(
+        "peak_msgs_per_s",
+        ci_of(best_cell, |c| c.throughput_msgs_per_s),
+    );
+    put("p99_us_at_rate", ci_of(rate_cell, |c| c.latency_p99_us));
+    put(
+        "churn_conns_per_s",
+        ci_of(find(&Workload::Churn), |c| c.throughput_msgs_per_s),
+    );
+    put("bytes_per_idle_connection", memory.and_then(|m| m.pss_ci));
+    put(
+        "cpu_us_per_msg",
+        ci_of(cpu_cell, |c| c.server_cpu_us_per_msg),
+    );
+    put(
+        "bulk_mb_per_s",
+        ci_of(find(&Workload::Bulk), |c| c.throughput_msgs_per_s)
+            .map(|ci| ci.scaled(BULK_SIZE as f64 / 1e6)),
+    );
     Headline {
         model: model.to_owned(),
         peak_msgs_per_s: best.map(|b| b.0),
@@ -30,16 +61,12 @@ pub fn headline(
             .and_then(|c| c.achieved_rate_ratio)
             .is_some_and(|r| r.median >= 0.95),
         churn_conns_per_s: median(find(&Workload::Churn), |c| c.throughput_msgs_per_s),
-        bytes_per_idle_connection: memory
-            .iter()
-            .find(|m| m.model == model)
-            .and_then(|m| m.pss_bytes_per_connection),
-        cpu_us_per_msg: median(find(&Workload::Pingpong { connections: 16 }), |c| {
-            c.server_cpu_us_per_msg
-        }),
+        bytes_per_idle_connection: memory.and_then(|m| m.pss_bytes_per_connection),
+        cpu_us_per_msg: median(cpu_cell, |c| c.server_cpu_us_per_msg),
         bulk_mb_per_s: median(find(&Workload::Bulk), |c| c.throughput_msgs_per_s)
             .map(|t| t * BULK_SIZE as f64 / 1e6),
         flags: flags(model, cells, memory),
+        ci,
     }
 }
 
@@ -63,7 +90,7 @@ fn best_pingpong<'a>(
 
 /// Findings and caveats: failures, starvation, loadgen-bound runs, idle connections left in
 /// the backlog, errors.
-fn flags(model: &str, cells: &[Cell], memory: &[MemoryPerConnection]) -> Vec<String> {
+fn flags(model: &str, cells: &[Cell], memory: Option<&MemoryPerConnection>) -> Vec<String> {
     let own = || cells.iter().filter(|c| c.model == model);
     let mut flags = Vec::new();
     for c in own() {
@@ -85,10 +112,7 @@ fn flags(model: &str, cells: &[Cell], memory: &[MemoryPerConnection]) -> Vec<Str
     if !bound.is_empty() {
         flags.push(format!("loadgen-bound: {}", bound.join(", ")));
     }
-    if memory
-        .iter()
-        .any(|m| m.model == model && m.not_accepted.is_some())
-    {
+    if memory.is_some_and(|m| m.not_accepted.is_some()) {
         flags.push("idle connections left in the backlog".to_owned());
     }
     let errors: u64 = own().map(|c| c.errors).sum();

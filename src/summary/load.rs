@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 
+use super::samples::{self, IntervalSample};
 use crate::schema::RunRecord;
 
 /// One run read back from `raw/`.
@@ -15,6 +16,8 @@ pub struct RunData {
     pub report: Option<loadgen::Report>,
     /// Latency histogram (ns), from the interval log.
     pub latency: Option<Histogram<u64>>,
+    /// The interval log's latency intervals, with the server CPU of each.
+    pub samples: Vec<IntervalSample>,
 }
 
 /// Reads every run under `dir/raw`, in a stable order.
@@ -39,14 +42,41 @@ pub fn load_runs(dir: &Path) -> anyhow::Result<Vec<RunData>> {
         let report = std::fs::read_to_string(raw.join(format!("{id}.json")))
             .ok()
             .and_then(|t| serde_json::from_str(&t).ok());
-        let latency = loadgen::hlog::read(&raw.join(format!("{id}.hlog")))
-            .ok()
-            .and_then(|mut log| log.totals.remove("latency"));
+        let (latency, mut samples) = read_latency(&raw.join(format!("{id}.hlog")));
+        if let Some(server) = &record.server {
+            samples::attach_cpu(&mut samples, &server.cpu_series);
+        }
         runs.push(RunData {
             record,
             report,
             latency,
+            samples,
         });
     }
     Ok(runs)
+}
+
+/// The whole-run latency histogram of an interval log and its intervals; nothing when the log
+/// is missing or unreadable (the run is then reported without latency).
+fn read_latency(path: &Path) -> (Option<Histogram<u64>>, Vec<IntervalSample>) {
+    let mut total: Option<Histogram<u64>> = None;
+    let mut intervals = Vec::new();
+    let read = loadgen::hlog::visit(path, |interval| {
+        if interval.tag == "latency" {
+            // loadgen records every histogram with the same bounds: adding cannot fail.
+            let _ = total
+                .get_or_insert_with(loadgen::new_histogram)
+                .add(&interval.histogram);
+            intervals.push(IntervalSample::new(
+                interval.start.as_secs_f64(),
+                interval.length.as_secs_f64(),
+                &interval.histogram,
+            ));
+        }
+        Ok(())
+    });
+    match read {
+        Ok(_) => (total, samples::tidy(intervals)),
+        Err(_) => (None, Vec::new()),
+    }
 }

@@ -1,12 +1,15 @@
 //! The third stage: from a comparison's raw records to its figures. Medians and spreads per
-//! model and workload, memory per connection, the headline, and the merged latency histograms
-//! the plots draw. Everything here is computed from `raw/` and `environment.json` alone, so
-//! `echobench report` re-renders the same figures.
+//! model and workload with their confidence intervals ([`bootstrap`]), memory per connection,
+//! the headline, and the merged latency histograms the plots draw. Everything here is computed
+//! from `raw/` and `environment.json` alone, with the seed recorded there, so `echobench
+//! report` re-renders the same figures.
 
+pub mod bootstrap;
 mod cell;
 mod headline;
 mod load;
 pub mod memory;
+pub mod samples;
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,7 +18,9 @@ use anyhow::Context;
 use hdrhistogram::Histogram;
 
 use crate::plan;
-use crate::schema::{Environment, Status, Summary, Workload, SCHEMA_VERSION};
+use crate::rng::Rng;
+use crate::schema::{Environment, Resampling, Status, Summary, Workload, SCHEMA_VERSION};
+use bootstrap::{Bootstrap, CellSamples};
 pub use load::{load_runs, RunData};
 pub use memory::slope;
 
@@ -27,17 +32,38 @@ pub struct Analysis {
     /// Latency (ns) of each cell, keyed by (model, workload label): its runs' histograms added
     /// up, failed runs left out.
     pub latency: BTreeMap<(String, String), Histogram<u64>>,
+    /// Each cell's bootstrap, keyed as `latency`; cells without samples have none.
+    pub bootstraps: BTreeMap<(String, String), Bootstrap>,
+    /// Each model's memory-per-connection slope per repeat, bytes per connection.
+    pub memory_slopes: BTreeMap<String, Vec<f64>>,
 }
 
-/// Reads `dir`'s environment and raw records and computes their figures.
+/// Reads `dir`'s environment and raw records and computes their figures, resampling with the
+/// seed `environment.json` records.
 pub fn analyze(dir: &Path) -> anyhow::Result<Analysis> {
+    analyze_seeded(dir, None)
+}
+
+/// As [`analyze`], resampling with `seed` when given (`echobench diff` resamples both sides
+/// with one seed).
+pub fn analyze_seeded(dir: &Path, seed: Option<u64>) -> anyhow::Result<Analysis> {
     let env = Environment::read(&dir.join("environment.json"))?;
     let runs = load_runs(dir)?;
+    let seed = seed.unwrap_or_else(|| env.seed.unwrap_or(0));
+    let (summary, bootstraps, memory_slopes) = summarize(&env, &runs, seed);
     Ok(Analysis {
-        summary: summarize(&env, &runs),
+        summary,
         latency: merged_latency(&runs),
+        bootstraps,
+        memory_slopes,
     })
 }
+
+/// A cell's runs: its server label, its workload and the runs of both.
+type Group<'a> = (String, Workload, Vec<&'a RunData>);
+
+/// Bootstraps by (model, workload label).
+type Bootstraps = BTreeMap<(String, String), Bootstrap>;
 
 /// Writes `summary.json`.
 pub fn write(dir: &Path, summary: &Summary) -> anyhow::Result<()> {
@@ -46,8 +72,13 @@ pub fn write(dir: &Path, summary: &Summary) -> anyhow::Result<()> {
     std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Builds the summary from the runs of a comparison.
-pub fn summarize(env: &Environment, runs: &[RunData]) -> Summary {
+/// Builds the summary from the runs of a comparison, with each cell's bootstrap and each
+/// model's per-repeat memory slopes.
+pub fn summarize(
+    env: &Environment,
+    runs: &[RunData],
+    seed: u64,
+) -> (Summary, Bootstraps, BTreeMap<String, Vec<f64>>) {
     // Each run's server label, once: runs are grouped into cells by it.
     let labels: Vec<String> = runs.iter().map(|r| r.record.spec.server_label()).collect();
     let mut models = env.models.clone();
@@ -57,7 +88,7 @@ pub fn summarize(env: &Environment, runs: &[RunData]) -> Summary {
         }
     }
     let workloads = workloads_in_order(env, runs);
-    let mut cells = Vec::new();
+    let mut groups: Vec<Group> = Vec::new();
     for model in &models {
         for w in &workloads {
             let group: Vec<&RunData> = runs
@@ -67,13 +98,33 @@ pub fn summarize(env: &Environment, runs: &[RunData]) -> Summary {
                 .map(|(r, _)| r)
                 .collect();
             if !group.is_empty() {
-                cells.push(cell::cell(model, w, &group));
+                groups.push((model.clone(), *w, group));
             }
         }
     }
+    let bootstraps = bootstrap_cells(&groups, seed);
+    let cells: Vec<_> = groups
+        .iter()
+        .map(|(m, w, g)| cell::cell(m, w, g, bootstraps.get(&(m.clone(), w.label()))))
+        .collect();
+    let mut memory_slopes = BTreeMap::new();
     let memory_per_connection: Vec<_> = models
         .iter()
-        .map(|m| memory::memory_slope(m, &cells, &workloads))
+        .map(|m| {
+            let mut memory = memory::memory_slope(m, &cells, &workloads);
+            let own: Vec<&RunData> = runs
+                .iter()
+                .zip(&labels)
+                .filter(|(_, label)| *label == m)
+                .map(|(r, _)| r)
+                .collect();
+            let slopes = memory::repeat_slopes(&own);
+            if memory.pss_bytes_per_connection.is_some() {
+                memory.pss_ci = Some(memory::slope_ci(&slopes));
+            }
+            memory_slopes.insert(m.clone(), slopes);
+            memory
+        })
         .collect();
     let rate_for_p99 = workloads.iter().find_map(|w| match w {
         Workload::Rate { rate } => Some(*rate),
@@ -83,7 +134,7 @@ pub fn summarize(env: &Environment, runs: &[RunData]) -> Summary {
         .iter()
         .map(|m| headline::headline(m, &cells, &workloads, rate_for_p99, &memory_per_connection))
         .collect();
-    Summary {
+    let summary = Summary {
         schema_version: SCHEMA_VERSION,
         environment: env.clone(),
         models,
@@ -92,7 +143,58 @@ pub fn summarize(env: &Environment, runs: &[RunData]) -> Summary {
         headline,
         cells,
         memory_per_connection,
+        resampling: resampling(seed),
+    };
+    (summary, bootstraps, memory_slopes)
+}
+
+/// How the intervals are computed, for `summary.json`.
+fn resampling(seed: u64) -> Resampling {
+    Resampling {
+        seed,
+        resamples: bootstrap::RESAMPLES,
+        confidence: bootstrap::CONFIDENCE,
+        interval_s: plan::INTERVAL.as_secs_f64(),
+        min_blocks: bootstrap::MIN_BLOCKS,
+        min_repeats_memory: memory::MIN_REPEATS,
+        method: "hierarchical bootstrap: repeats drawn with replacement, then within each a moving-block bootstrap over its intervals (block length per figure, from its intervals' series (throughput, mean latency, CPU per echo): 1 when their lag-1 autocorrelation ρ is inside ±2/√n, else the shortest block that reproduces 85 % of Σρ^k; with 3 repeats or more, shortened as needed to leave 20 blocks); each resample's figure is the median over its repeats, percentiles from added histograms; percentile interval. Memory per connection: Student's t over the repeats' slopes.".to_owned(),
     }
+}
+
+/// Every cell's bootstrap, on all the machine's CPUs; each cell draws from its own stream of
+/// `seed`, so the result does not depend on the order or the number of threads.
+fn bootstrap_cells(groups: &[Group], seed: u64) -> Bootstraps {
+    let jobs: Vec<(&Group, CellSamples)> = groups
+        .iter()
+        .filter_map(|g| {
+            let repeats: Vec<&[samples::IntervalSample]> = cell::counted(&g.2)
+                .iter()
+                .map(|r| r.samples.as_slice())
+                .filter(|s| !s.is_empty())
+                .collect();
+            (!repeats.is_empty()).then(|| (g, CellSamples::new(&repeats)))
+        })
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let done = std::sync::Mutex::new(Bootstraps::new());
+    std::thread::scope(|scope| {
+        for _ in 0..threads.min(jobs.len()) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(((model, workload, _), cell)) = jobs.get(i) else {
+                    break;
+                };
+                let key = (model.clone(), workload.label());
+                let mut rng = Rng::for_key(seed, &format!("{} {}", key.0, key.1));
+                let b = bootstrap::bootstrap(cell, &mut rng);
+                if let Ok(mut done) = done.lock() {
+                    done.insert(key, b);
+                }
+            });
+        }
+    });
+    done.into_inner().unwrap_or_default()
 }
 
 /// The workloads that ran: the profile's in its order, then any others in the order met.

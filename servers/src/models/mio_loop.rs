@@ -277,6 +277,7 @@ impl Conn {
 
     /// Writes `data` back; whatever the socket does not take joins the pending buffer.
     fn echo(&mut self, data: &[u8]) -> io::Result<()> {
+        crate::echo::test_spin();
         if !self.pending.is_empty() {
             // Order: older pending bytes go out first.
             self.pending.extend_from_slice(data);
