@@ -57,13 +57,24 @@ pub fn spread(s: Option<Spread>, f: impl Fn(f64) -> String) -> String {
     }
 }
 
-/// `value ± half`: the half-width is the larger distance from the value to a bound, to two
-/// significant digits; `± n/a` when too few samples stand behind the value for an interval.
+/// `value ± half`, the distances from the value to the interval's bounds to two significant
+/// digits: one `±` when they are within 1.5× of each other, else `value (−down, +up)` (a tail
+/// interval is often lopsided); `± n/a` when too few samples stand behind the value for an
+/// interval.
 pub fn plus_minus(value: f64, ci: Ci, f: impl Fn(f64) -> String) -> String {
     match (ci.low, ci.high) {
         (Some(low), Some(high)) => {
-            let half = (high - value).max(value - low).max(0.0);
-            format!("{} ± {}", f(value), f(two_digits(half)))
+            let (down, up) = ((value - low).max(0.0), (high - value).max(0.0));
+            if down.max(up) <= 1.5 * down.min(up) {
+                format!("{} ± {}", f(value), f(two_digits(down.max(up))))
+            } else {
+                format!(
+                    "{} (−{}, +{})",
+                    f(value),
+                    f(two_digits(down)),
+                    f(two_digits(up))
+                )
+            }
         }
         _ => format!("{} ± n/a", f(value)),
     }
@@ -186,6 +197,15 @@ mod tests {
         };
         let with = Spread::of([148_180.0]).map(|s| Spread { ci: Some(ci), ..s });
         assert_eq!(spread(with, int), "148,180 ± 3,200 [3×20]");
+        let lopsided = Ci {
+            low: Some(480.0),
+            high: Some(2050.0),
+            ..ci
+        };
+        assert_eq!(
+            plus_minus(751.0, lopsided, us),
+            "751 µs (−270 µs, +1300 µs)"
+        );
         let na = Ci {
             low: None,
             high: None,
