@@ -98,7 +98,7 @@ fn headline(s: &Summary) -> Vec<Block> {
 fn confidence(s: &Summary) -> String {
     let r = &s.resampling;
     format!(
-        "*± n [R×N]*: the figure (median over R repeats) with the larger distance to the bounds of its {:.0} % confidence interval, from {} resamples of a hierarchical bootstrap (repeats, then blocks of consecutive {} ms intervals within each; percentiles from added histograms; seed {}), with R repeats of N intervals behind it. `± n/a`: fewer than {} blocks, too few for an interval. Memory per connection: Student's t over the repeats' slopes (`[R runs]`, n/a below {}).",
+        "*± n [R×N]*: the figure (median over R repeats) with the distances to the bounds of its {:.0} % confidence interval (`± n` when they are alike, `(−a, +b)` when lopsided), from {} resamples of a hierarchical bootstrap (repeats, then blocks of consecutive {} ms intervals within each; percentiles from added histograms; seed {}), with R repeats of N intervals behind it. `± n/a`: fewer than {} blocks, too few for an interval. Memory per connection: Student's t over the repeats' slopes (`[R runs]`, n/a below {}).",
         r.confidence * 100.0,
         r.resamples,
         (r.interval_s * 1000.0).round(),

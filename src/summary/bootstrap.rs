@@ -103,6 +103,15 @@ impl CellSamples {
         CellSamples { values, repeats }
     }
 
+    /// About how much work resampling it is: the latency bins it adds up.
+    pub fn cost(&self) -> u64 {
+        self.repeats
+            .iter()
+            .flatten()
+            .map(|i| i.bins.len() as u64)
+            .sum()
+    }
+
     /// Intervals over all repeats.
     pub fn intervals(&self) -> usize {
         self.repeats.iter().map(Vec::len).sum()
@@ -114,25 +123,33 @@ impl CellSamples {
         let per_repeat: Vec<Figures> = self
             .repeats
             .iter()
-            .map(|r| self.figures(r.iter(), &mut counts))
+            .map(|r| self.figures(r, &vec![1; r.len()], &mut counts, true))
             .collect();
         median_each(&per_repeat)
     }
 
-    /// The figures of some intervals taken together.
-    fn figures<'a>(
+    /// The figures of a repeat's intervals taken together, each `weights` times (a resample
+    /// draws an interval any number of times); the percentiles only when `latency`.
+    fn figures(
         &self,
-        picked: impl Iterator<Item = &'a Interval>,
+        repeat: &[Interval],
+        weights: &[u32],
         counts: &mut [u64],
+        latency: bool,
     ) -> Figures {
-        counts.fill(0);
+        if latency {
+            counts.fill(0);
+        }
         let (mut time, mut echoes, mut cpu) = (0.0, 0_u64, 0.0);
-        for i in picked {
-            time += i.length_s;
-            echoes += i.count;
-            cpu += i.cpu_s;
-            for &(bin, n) in &i.bins {
-                counts[bin as usize] += n;
+        for (i, &w) in repeat.iter().zip(weights).filter(|(_, &w)| w > 0) {
+            let (wf, wu) = (f64::from(w), u64::from(w));
+            time += i.length_s * wf;
+            echoes += i.count * wu;
+            cpu += i.cpu_s * wf;
+            if latency {
+                for &(bin, n) in &i.bins {
+                    counts[bin as usize] += n * wu;
+                }
             }
         }
         let mut f = [f64::NAN; 5];
@@ -141,8 +158,10 @@ impl CellSamples {
         }
         if echoes > 0 {
             f[figure::CPU_PER_MESSAGE] = cpu / echoes as f64 * 1e6;
-            let quantiles = self.quantiles(counts, echoes);
-            f[figure::P50..=figure::P99_9].copy_from_slice(&quantiles);
+            if latency {
+                let quantiles = self.quantiles(counts, echoes);
+                f[figure::P50..=figure::P99_9].copy_from_slice(&quantiles);
+            }
         }
         f
     }
@@ -312,7 +331,8 @@ pub fn bootstrap_with(cell: &CellSamples, rng: &mut Rng, resamples: usize) -> Bo
     distinct.sort_unstable();
     distinct.dedup();
     for block in distinct {
-        let drawn = resample(cell, rng, resamples, block);
+        let latency = lens[figure::P50..=figure::P99_9].contains(&block);
+        let drawn = resample(cell, rng, resamples, block, latency);
         for (k, _) in lens.iter().enumerate().filter(|(_, &l)| l == block) {
             for (slot, f) in all.iter_mut().zip(&drawn) {
                 slot[k] = f[k];
@@ -328,25 +348,35 @@ pub fn bootstrap_with(cell: &CellSamples, rng: &mut Rng, resamples: usize) -> Bo
     }
 }
 
-/// `resamples` estimates from resampled repeats and blocks of `block` intervals.
-fn resample(cell: &CellSamples, rng: &mut Rng, resamples: usize, block: usize) -> Vec<Figures> {
+/// `resamples` estimates from resampled repeats and blocks of `block` intervals; the
+/// percentiles only when `latency`.
+fn resample(
+    cell: &CellSamples,
+    rng: &mut Rng,
+    resamples: usize,
+    block: usize,
+    latency: bool,
+) -> Vec<Figures> {
     let mut counts = vec![0; cell.values.len()];
-    let mut picked: Vec<&Interval> = Vec::new();
+    let mut weights: Vec<u32> = Vec::new();
     let mut per_repeat: Vec<Figures> = Vec::with_capacity(cell.repeats.len());
     (0..resamples)
         .map(|_| {
             per_repeat.clear();
             for _ in 0..cell.repeats.len() {
                 let repeat = &cell.repeats[rng.below(cell.repeats.len())];
-                let block = block.min(repeat.len());
-                picked.clear();
-                let starts = repeat.len() - block + 1;
-                while picked.len() < repeat.len() {
-                    let start = rng.below(starts);
-                    picked.extend(&repeat[start..start + block]);
+                let (n, block) = (repeat.len(), block.min(repeat.len()));
+                weights.clear();
+                weights.resize(n, 0);
+                let mut drawn = 0;
+                while drawn < n {
+                    let start = rng.below(n - block + 1);
+                    for w in &mut weights[start..(start + block).min(start + n - drawn)] {
+                        *w += 1;
+                    }
+                    drawn += block;
                 }
-                picked.truncate(repeat.len());
-                per_repeat.push(cell.figures(picked.iter().copied(), &mut counts));
+                per_repeat.push(cell.figures(repeat, &weights, &mut counts, latency));
             }
             median_each(&per_repeat)
         })

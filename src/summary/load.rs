@@ -1,10 +1,11 @@
 //! Reading a comparison's raw records back from `raw/`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use hdrhistogram::Histogram;
 
+use super::parallel;
 use super::samples::{self, IntervalSample};
 use crate::schema::RunRecord;
 
@@ -33,27 +34,35 @@ pub fn load_runs(dir: &Path) -> anyhow::Result<Vec<RunData>> {
     if paths.is_empty() {
         bail!("{} holds no runs (*.run.json)", raw.display());
     }
-    let mut runs = Vec::new();
-    for path in paths {
-        let text = std::fs::read_to_string(&path)?;
-        let record: RunRecord = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not a run record", path.display()))?;
-        let id = record.spec.id();
-        let report = std::fs::read_to_string(raw.join(format!("{id}.json")))
-            .ok()
-            .and_then(|t| serde_json::from_str(&t).ok());
-        let (latency, mut samples) = read_latency(&raw.join(format!("{id}.hlog")));
-        if let Some(server) = &record.server {
-            samples::attach_cpu(&mut samples, &server.cpu_series);
-        }
-        runs.push(RunData {
-            record,
-            report,
-            latency,
-            samples,
-        });
+    // The biggest interval logs first.
+    let size = |p: &PathBuf| {
+        let log = p.to_string_lossy().replace(".run.json", ".hlog");
+        std::fs::metadata(log).map_or(0, |m| m.len())
+    };
+    parallel::map(&paths, size, |path| read_run(&raw, path))
+        .into_iter()
+        .collect()
+}
+
+/// One run: its record, and beside it loadgen's report and interval log.
+fn read_run(raw: &Path, path: &Path) -> anyhow::Result<RunData> {
+    let text = std::fs::read_to_string(path)?;
+    let record: RunRecord = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a run record", path.display()))?;
+    let id = record.spec.id();
+    let report = std::fs::read_to_string(raw.join(format!("{id}.json")))
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok());
+    let (latency, mut samples) = read_latency(&raw.join(format!("{id}.hlog")));
+    if let Some(server) = &record.server {
+        samples::attach_cpu(&mut samples, &server.cpu_series);
     }
-    Ok(runs)
+    Ok(RunData {
+        record,
+        report,
+        latency,
+        samples,
+    })
 }
 
 /// The whole-run latency histogram of an interval log and its intervals; nothing when the log

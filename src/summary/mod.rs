@@ -9,6 +9,7 @@ mod cell;
 mod headline;
 mod load;
 pub mod memory;
+mod parallel;
 pub mod samples;
 
 use std::collections::BTreeMap;
@@ -175,26 +176,16 @@ fn bootstrap_cells(groups: &[Group], seed: u64) -> Bootstraps {
             (!repeats.is_empty()).then(|| (g, CellSamples::new(&repeats)))
         })
         .collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let done = std::sync::Mutex::new(Bootstraps::new());
-    std::thread::scope(|scope| {
-        for _ in 0..threads.min(jobs.len()) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                let Some(((model, workload, _), cell)) = jobs.get(i) else {
-                    break;
-                };
-                let key = (model.clone(), workload.label());
-                let mut rng = Rng::for_key(seed, &format!("{} {}", key.0, key.1));
-                let b = bootstrap::bootstrap(cell, &mut rng);
-                if let Ok(mut done) = done.lock() {
-                    done.insert(key, b);
-                }
-            });
-        }
-    });
-    done.into_inner().unwrap_or_default()
+    let done = parallel::map(
+        &jobs,
+        |(_, cell)| cell.cost(),
+        |((model, workload, _), cell)| {
+            let key = (model.clone(), workload.label());
+            let mut rng = Rng::for_key(seed, &format!("{} {}", key.0, key.1));
+            (key, bootstrap::bootstrap(cell, &mut rng))
+        },
+    );
+    done.into_iter().collect()
 }
 
 /// The workloads that ran: the profile's in its order, then any others in the order met.
