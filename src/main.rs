@@ -190,13 +190,12 @@ fn main() -> ExitCode {
             threshold,
             fail_on_regression,
             out,
-        } => match diff(&old, &new, threshold, out) {
-            Ok(regressed) if regressed && fail_on_regression => {
-                eprintln!("echobench: diff: a figure regressed (--fail-on-regression)");
-                return ExitCode::from(1);
+        } => diff(&old, &new, threshold, out).and_then(|regressed| {
+            if regressed && fail_on_regression {
+                bail!("diff: a figure regressed (--fail-on-regression)")
             }
-            other => other.map(|_| ()),
-        },
+            Ok(())
+        }),
         Command::Soak {
             minutes,
             models,

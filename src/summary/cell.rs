@@ -28,15 +28,9 @@ pub fn cell(
     let reports: Vec<&Report> = counted.iter().filter_map(|r| r.report.as_ref()).collect();
     let spread =
         |f: &dyn Fn(&Report) -> Option<f64>| Spread::of(reports.iter().filter_map(|r| f(r)));
-    let with_ci = |s: Option<Spread>, k: usize| {
-        s.map(|s| Spread {
-            ci: bootstrap.map(|b| b.ci(k)),
-            ..s
-        })
-    };
     let all_reports = || group.iter().filter_map(|r| r.report.as_ref());
     let usages = || group.iter().filter_map(|r| r.record.server.as_ref());
-    Cell {
+    let mut cell = Cell {
         model: model.to_owned(),
         workload: workload.name().to_owned(),
         label: workload.label(),
@@ -47,22 +41,10 @@ pub fn cell(
             .max()
             .unwrap_or(Status::Failed),
         notes: notes(group),
-        throughput_msgs_per_s: with_ci(
-            spread(&|r| Some(r.throughput_msgs_per_s)),
-            figure::THROUGHPUT,
-        ),
-        latency_p50_us: with_ci(
-            spread(&|r| (r.messages > 0).then_some(r.latency_us.p50)),
-            figure::P50,
-        ),
-        latency_p99_us: with_ci(
-            spread(&|r| (r.messages > 0).then_some(r.latency_us.p99)),
-            figure::P99,
-        ),
-        latency_p99_9_us: with_ci(
-            spread(&|r| (r.messages > 0).then_some(r.latency_us.p99_9)),
-            figure::P99_9,
-        ),
+        throughput_msgs_per_s: spread(&|r| Some(r.throughput_msgs_per_s)),
+        latency_p50_us: spread(&|r| (r.messages > 0).then_some(r.latency_us.p50)),
+        latency_p99_us: spread(&|r| (r.messages > 0).then_some(r.latency_us.p99)),
+        latency_p99_9_us: spread(&|r| (r.messages > 0).then_some(r.latency_us.p99_9)),
         latency_uncorrected_p99_us: spread(&|r| {
             let uncorrected = r.latency_uncorrected_us.as_ref();
             uncorrected.filter(|_| r.messages > 0).map(|l| l.p99)
@@ -74,10 +56,7 @@ pub fn cell(
                 .filter(|_| r.messages > 0)
                 .map(|l| l.p50)
         }),
-        server_cpu_us_per_msg: with_ci(
-            per_message(&counted, |u| u.cpu_s * 1e6),
-            figure::CPU_PER_MESSAGE,
-        ),
+        server_cpu_us_per_msg: per_message(&counted, |u| u.cpu_s * 1e6),
         peak_rss_kib: median(usages().map(|u| u.peak_rss_kib as f64)),
         peak_pss_kib: median(usages().map(|u| u.peak_pss_kib as f64)),
         peak_threads: usages().map(|u| u.peak_threads).max(),
@@ -94,6 +73,25 @@ pub fn cell(
             .unwrap_or(0),
         connections: all_reports().map(|r| r.connections).max().unwrap_or(0),
         loadgen_saturated: all_reports().any(|r| r.loadgen_saturated),
+    };
+    if let Some(b) = bootstrap {
+        with_intervals(&mut cell, b);
+    }
+    cell
+}
+
+/// Gives the cell's resampled figures their intervals from its bootstrap.
+fn with_intervals(cell: &mut Cell, b: &Bootstrap) {
+    for (spread, k) in [
+        (&mut cell.throughput_msgs_per_s, figure::THROUGHPUT),
+        (&mut cell.latency_p50_us, figure::P50),
+        (&mut cell.latency_p99_us, figure::P99),
+        (&mut cell.latency_p99_9_us, figure::P99_9),
+        (&mut cell.server_cpu_us_per_msg, figure::CPU_PER_MESSAGE),
+    ] {
+        if let Some(s) = spread {
+            s.ci = Some(b.ci(k));
+        }
     }
 }
 
