@@ -133,6 +133,10 @@ fn bad_arguments_give_one_line_and_exit_2() {
         ),
         (vec!["compare", "--repeat", "0"], "--repeat"),
         (vec!["compare", "--duration", "10ms"], "--duration"),
+        (
+            vec!["compare", "--append", "--out", "/nonexistent-echobench-dir"],
+            "--append",
+        ),
         (vec!["diff", "a", "b", "--threshold", "lots"], "--threshold"),
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();

@@ -59,6 +59,10 @@ fn bad_flags_give_one_line_naming_the_flag_and_exit_2() {
         (vec!["--addr", addr, "--size", "0"], "--size"),
         (vec!["--addr", addr, "--cpus", "9999"], "--cpus"),
         (vec!["--addr", addr, "--threads", "0"], "--threads"),
+        (
+            vec!["--addr", addr, "--hlog-interval", "1ms"],
+            "--hlog-interval",
+        ),
         (vec!["--addr", addr, "--frobnicate"], "--frobnicate"),
     ] {
         let out = loadgen(&args);

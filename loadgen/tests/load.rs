@@ -304,6 +304,35 @@ fn every_worker_thread_adds_its_histogram() {
 }
 
 #[test]
+fn hlog_keeps_one_histogram_per_hlog_interval() {
+    let dir = tempdir();
+    let server = TestServer::start(Behaviour::Echo);
+    let mut opts = server.options();
+    opts.hlog = Some(dir.join("short.hlog"));
+    opts.hlog_interval = Duration::from_millis(100);
+    let report = loadgen::run(&opts).unwrap();
+    let mut lengths = Vec::new();
+    let mut total = 0;
+    hlog::visit(opts.hlog.as_ref().unwrap(), |i| {
+        if i.tag == "latency" {
+            lengths.push(i.length);
+            total += i.histogram.len();
+        }
+        Ok(())
+    })
+    .unwrap();
+    // 1 s in 100 ms intervals; the last holds the drain's echoes and may be short.
+    assert!((10..=11).contains(&lengths.len()), "{lengths:?}");
+    assert!(
+        lengths[..9]
+            .iter()
+            .all(|l| *l == Duration::from_millis(100)),
+        "{lengths:?}"
+    );
+    assert_eq!(total, report.messages, "the intervals add up to the report");
+}
+
+#[test]
 fn hlog_reads_back_and_merges_by_adding_histograms() {
     let dir = tempdir();
     let server = TestServer::start(Behaviour::Echo);
