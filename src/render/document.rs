@@ -2,7 +2,7 @@
 //! Markdown and as HTML alike.
 
 use super::format::{
-    bytes, int, kib, mark, median_us, or_dash, pair, plus_minus, samples, scale, spread, DASH,
+    bytes, int, kib, mark, median_us, or_dash, pair, plus_minus, scale, spread, us, with_ci, DASH,
 };
 use super::headline::headline_table;
 use super::plots::Plot;
@@ -222,10 +222,7 @@ fn rate_figures(c: &Cell) -> String {
 
 fn churn_figures(c: &Cell) -> String {
     let rate = spread(c.throughput_msgs_per_s, int);
-    let latency = or_dash(c.latency_p50_us, |s| match s.ci {
-        Some(ci) => plus_minus(s.median, ci, super::format::us),
-        None => super::format::us(s.median),
-    });
+    let latency = or_dash(c.latency_p50_us, |s| plus_minus(s.median, s.ci, us));
     let connect = median_us(c.connect_p50_us);
     mark(c, format!("{rate}, {latency}, {connect}"))
 }
@@ -256,10 +253,7 @@ fn memory_per_connection(s: &Summary) -> Vec<Block> {
                 .iter()
                 .map(|(n, k)| format!("{n}: {}", kib(*k)))
                 .collect();
-            let pss = or_dash(m.pss_bytes_per_connection, |b| match m.pss_ci {
-                Some(ci) => format!("{} {}", plus_minus(b, ci, bytes), samples(ci)),
-                None => bytes(b),
-            });
+            let pss = or_dash(m.pss_bytes_per_connection, |b| with_ci(b, m.pss_ci, bytes));
             vec![
                 m.model.clone(),
                 pss,
@@ -295,11 +289,7 @@ fn server_resources(s: &Summary) -> Vec<Block> {
                 c.model.clone(),
                 c.label.clone(),
                 or_dash(c.server_cpu_us_per_msg, |s| {
-                    let f = |v: f64| format!("{v:.2}");
-                    match s.ci {
-                        Some(ci) => format!("{} {}", plus_minus(s.median, ci, f), samples(ci)),
-                        None => f(s.median),
-                    }
+                    with_ci(s.median, s.ci, |v| format!("{v:.2}"))
                 }),
                 or_dash(c.peak_rss_kib, kib),
                 or_dash(c.peak_pss_kib, kib),

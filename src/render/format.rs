@@ -51,7 +51,7 @@ pub fn spread(s: Option<Spread>, f: impl Fn(f64) -> String) -> String {
             median,
             ci: Some(ci),
             ..
-        }) => format!("{} {}", plus_minus(median, ci, &f), samples(ci)),
+        }) => with_ci(median, Some(ci), f),
         Some(s) if s.min == s.max => f(s.median),
         Some(s) => format!("{} ({}–{})", f(s.median), f(s.min), f(s.max)),
     }
@@ -60,8 +60,11 @@ pub fn spread(s: Option<Spread>, f: impl Fn(f64) -> String) -> String {
 /// `value ± half`, the distances from the value to the interval's bounds to two significant
 /// digits: one `±` when they are within 1.5× of each other, else `value (−down, +up)` (a tail
 /// interval is often lopsided); `± n/a` when too few samples stand behind the value for an
-/// interval.
-pub fn plus_minus(value: f64, ci: Ci, f: impl Fn(f64) -> String) -> String {
+/// interval; the value alone when it has no interval at all.
+pub fn plus_minus(value: f64, ci: Option<Ci>, f: impl Fn(f64) -> String) -> String {
+    let Some(ci) = ci else {
+        return f(value);
+    };
     match (ci.low, ci.high) {
         (Some(low), Some(high)) => {
             let (down, up) = ((value - low).max(0.0), (high - value).max(0.0));
@@ -77,6 +80,15 @@ pub fn plus_minus(value: f64, ci: Ci, f: impl Fn(f64) -> String) -> String {
             }
         }
         _ => format!("{} ± n/a", f(value)),
+    }
+}
+
+/// [`plus_minus`] with the samples behind the interval (`57.2 µs ± 1.1 µs [3×20]`); the value
+/// alone when it has no interval.
+pub fn with_ci(value: f64, ci: Option<Ci>, f: impl Fn(f64) -> String) -> String {
+    match ci {
+        Some(c) => format!("{} {}", plus_minus(value, ci, f), samples(c)),
+        None => f(value),
     }
 }
 
@@ -102,20 +114,12 @@ fn two_digits(v: f64) -> f64 {
 
 /// The median of an optional spread, in µs, with its interval where it has one.
 pub fn median_us(s: Option<Spread>) -> String {
-    or_dash(s, |s| match s.ci {
-        Some(ci) => format!("{} {}", plus_minus(s.median, ci, us), samples(ci)),
-        None => us(s.median),
-    })
+    or_dash(s, |s| with_ci(s.median, s.ci, us))
 }
 
 /// Two medians in µs, `a / b`, with their intervals and the samples once.
 pub fn pair(a: Option<Spread>, b: Option<Spread>) -> String {
-    let bare = |s: Option<Spread>| {
-        or_dash(s, |s| match s.ci {
-            Some(ci) => plus_minus(s.median, ci, us),
-            None => us(s.median),
-        })
-    };
+    let bare = |s: Option<Spread>| or_dash(s, |s| plus_minus(s.median, s.ci, us));
     let tag = a
         .or(b)
         .and_then(|s| s.ci)
@@ -203,7 +207,7 @@ mod tests {
             ..ci
         };
         assert_eq!(
-            plus_minus(751.0, lopsided, us),
+            plus_minus(751.0, Some(lopsided), us),
             "751 µs (−270 µs, +1300 µs)"
         );
         let na = Ci {

@@ -1,6 +1,6 @@
 //! The headline table: one row per model, in the report and at the end of `compare`.
 
-use super::format::{bytes, int, or_dash, plus_minus, samples, us, DASH};
+use super::format::{bytes, int, or_dash, us, with_ci, DASH};
 use crate::schema::{Headline, Summary};
 
 /// The headline table's header and rows.
@@ -25,9 +25,8 @@ pub fn headline_table(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
 
 fn row(h: &Headline) -> Vec<String> {
     // A figure with its interval and samples, where the summary gives one.
-    let figure = |key: &str, value: f64, f: &dyn Fn(f64) -> String| match h.ci.get(key) {
-        Some(ci) => format!("{} {}", plus_minus(value, *ci, f), samples(*ci)),
-        None => f(value),
+    let figure = |key: &str, value: f64, f: &dyn Fn(f64) -> String| {
+        with_ci(value, h.ci.get(key).copied(), f)
     };
     let peak = match (h.peak_msgs_per_s, h.peak_at_connections) {
         (Some(t), Some(c)) => {
