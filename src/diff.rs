@@ -347,11 +347,8 @@ fn memory_rows(before: &Analysis, after: &Analysis, threshold: f64) -> Vec<Row> 
         else {
             continue;
         };
-        let slopes = |x: &Analysis| x.memory_slopes.get(&a.model).cloned().unwrap_or_default();
-        let (ca, cb) = (
-            memory::slope_ci(&slopes(before)),
-            memory::slope_ci(&slopes(after)),
-        );
+        // Each side's interval over its repeats, as its summary gives it with its slope.
+        let (ca, cb) = (a.pss_ci.unwrap_or_default(), b.pss_ci.unwrap_or_default());
         let interval = match (ca.low, ca.high, cb.low, cb.high) {
             (Some(al), Some(ah), Some(bl), Some(bh)) if al > 0.0 => {
                 Ok([bl / ah - 1.0, bh / al - 1.0])

@@ -35,8 +35,6 @@ pub struct Analysis {
     pub latency: BTreeMap<(String, String), Histogram<u64>>,
     /// Each cell's bootstrap, keyed as `latency`; cells without samples have none.
     pub bootstraps: BTreeMap<(String, String), Bootstrap>,
-    /// Each model's memory-per-connection slope per repeat, bytes per connection.
-    pub memory_slopes: BTreeMap<String, Vec<f64>>,
 }
 
 /// Reads `dir`'s environment and raw records and computes their figures, resampling with the
@@ -51,12 +49,11 @@ pub fn analyze_seeded(dir: &Path, seed: Option<u64>) -> anyhow::Result<Analysis>
     let env = Environment::read(&dir.join("environment.json"))?;
     let runs = load_runs(dir)?;
     let seed = seed.unwrap_or_else(|| env.seed.unwrap_or(0));
-    let (summary, bootstraps, memory_slopes) = summarize(&env, &runs, seed);
+    let (summary, bootstraps) = summarize(&env, &runs, seed);
     Ok(Analysis {
         summary,
         latency: merged_latency(&runs),
         bootstraps,
-        memory_slopes,
     })
 }
 
@@ -73,13 +70,8 @@ pub fn write(dir: &Path, summary: &Summary) -> anyhow::Result<()> {
     std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))
 }
 
-/// Builds the summary from the runs of a comparison, with each cell's bootstrap and each
-/// model's per-repeat memory slopes.
-pub fn summarize(
-    env: &Environment,
-    runs: &[RunData],
-    seed: u64,
-) -> (Summary, Bootstraps, BTreeMap<String, Vec<f64>>) {
+/// Builds the summary from the runs of a comparison, with each cell's bootstrap.
+pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bootstraps) {
     // Each run's server label, once: runs are grouped into cells by it.
     let labels: Vec<String> = runs.iter().map(|r| r.record.spec.server_label()).collect();
     let mut models = env.models.clone();
@@ -108,7 +100,6 @@ pub fn summarize(
         .iter()
         .map(|(m, w, g)| cell::cell(m, w, g, bootstraps.get(&(m.clone(), w.label()))))
         .collect();
-    let mut memory_slopes = BTreeMap::new();
     let memory_per_connection: Vec<_> = models
         .iter()
         .map(|m| {
@@ -119,11 +110,9 @@ pub fn summarize(
                 .filter(|(_, label)| *label == m)
                 .map(|(r, _)| r)
                 .collect();
-            let slopes = memory::repeat_slopes(&own);
             if memory.pss_bytes_per_connection.is_some() {
-                memory.pss_ci = Some(memory::slope_ci(&slopes));
+                memory.pss_ci = Some(memory::slope_ci(&memory::repeat_slopes(&own)));
             }
-            memory_slopes.insert(m.clone(), slopes);
             memory
         })
         .collect();
@@ -146,7 +135,7 @@ pub fn summarize(
         memory_per_connection,
         resampling: resampling(seed),
     };
-    (summary, bootstraps, memory_slopes)
+    (summary, bootstraps)
 }
 
 /// How the intervals are computed, for `summary.json`.
