@@ -293,18 +293,18 @@ fn appended_from(opts: &CompareOptions) -> anyhow::Result<u32> {
             env.models.join(",")
         )));
     }
-    let runs = echobench::summary::load_runs(&opts.out)?;
-    for run in &runs {
-        let asked = plan::workload_timing(&run.record.spec.workload, opts.timing());
-        if run.record.timing != asked {
+    let records = echobench::summary::load_records(&opts.out)?;
+    for record in &records {
+        let asked = plan::workload_timing(&record.spec.workload, opts.timing());
+        if record.timing != asked {
             return Err(usage(format!(
                 "--append: {} ran {} with other timing; give the same --duration and --warmup",
                 opts.out.display(),
-                run.record.spec.id()
+                record.spec.id()
             )));
         }
     }
-    Ok(runs.iter().map(|r| r.record.spec.repeat).max().unwrap_or(0) + 1)
+    Ok(records.iter().map(|r| r.spec.repeat).max().unwrap_or(0) + 1)
 }
 
 /// `--duration` and `--warmup` over the profile's timing, when either is given.

@@ -23,6 +23,26 @@ pub struct RunData {
 
 /// Reads every run under `dir/raw`, in a stable order.
 pub fn load_runs(dir: &Path) -> anyhow::Result<Vec<RunData>> {
+    let (raw, paths) = record_paths(dir)?;
+    // The biggest interval logs first.
+    let size = |p: &PathBuf| {
+        let log = p.to_string_lossy().replace(".run.json", ".hlog");
+        std::fs::metadata(log).map_or(0, |m| m.len())
+    };
+    parallel::map(&paths, size, |path| read_run(&raw, path))
+        .into_iter()
+        .collect()
+}
+
+/// Reads only the runner's records under `dir/raw`, in a stable order: what was run, when
+/// the figures are not needed.
+pub fn load_records(dir: &Path) -> anyhow::Result<Vec<RunRecord>> {
+    let (_, paths) = record_paths(dir)?;
+    paths.iter().map(|p| read_record(p)).collect()
+}
+
+/// `dir/raw` and its run records' paths, sorted; an error when it holds none.
+fn record_paths(dir: &Path) -> anyhow::Result<(PathBuf, Vec<PathBuf>)> {
     let raw = dir.join("raw");
     let mut paths: Vec<_> = std::fs::read_dir(&raw)
         .with_context(|| format!("cannot read {}", raw.display()))?
@@ -34,21 +54,17 @@ pub fn load_runs(dir: &Path) -> anyhow::Result<Vec<RunData>> {
     if paths.is_empty() {
         bail!("{} holds no runs (*.run.json)", raw.display());
     }
-    // The biggest interval logs first.
-    let size = |p: &PathBuf| {
-        let log = p.to_string_lossy().replace(".run.json", ".hlog");
-        std::fs::metadata(log).map_or(0, |m| m.len())
-    };
-    parallel::map(&paths, size, |path| read_run(&raw, path))
-        .into_iter()
-        .collect()
+    Ok((raw, paths))
+}
+
+fn read_record(path: &Path) -> anyhow::Result<RunRecord> {
+    let text = std::fs::read_to_string(path)?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not a run record", path.display()))
 }
 
 /// One run: its record, and beside it loadgen's report and interval log.
 fn read_run(raw: &Path, path: &Path) -> anyhow::Result<RunData> {
-    let text = std::fs::read_to_string(path)?;
-    let record: RunRecord = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not a run record", path.display()))?;
+    let record = read_record(path)?;
     let id = record.spec.id();
     let report = std::fs::read_to_string(raw.join(format!("{id}.json")))
         .ok()

@@ -22,7 +22,7 @@ use crate::plan;
 use crate::rng::Rng;
 use crate::schema::{Environment, Resampling, Status, Summary, Workload, SCHEMA_VERSION};
 use bootstrap::{Bootstrap, CellSamples};
-pub use load::{load_runs, RunData};
+pub use load::{load_records, load_runs, RunData};
 pub use memory::slope;
 
 /// What the summary stage hands to rendering: `summary.json`'s figures and, for the latency
