@@ -419,3 +419,44 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::summary::samples::IntervalSample;
+
+    #[test]
+    fn the_whole_data_gives_the_figures_a_histogram_gives() {
+        // Two intervals of one repeat; their sum is the run's histogram.
+        let mut whole = loadgen::new_histogram();
+        let mut parts = [loadgen::new_histogram(), loadgen::new_histogram()];
+        for i in 0..5_000_u64 {
+            let v = 40_000 + (i * 7919) % 900_000;
+            whole.record(v).unwrap();
+            parts[(i % 2) as usize].record(v).unwrap();
+        }
+        let intervals: Vec<IntervalSample> = parts
+            .iter()
+            .enumerate()
+            .map(|(k, h)| {
+                let mut i = IntervalSample::new(k as f64 * 0.1, 0.1, h);
+                i.cpu_s = Some(0.01);
+                i
+            })
+            .collect();
+        let f = CellSamples::new(&[&intervals]).estimate();
+        assert_eq!(f[figure::THROUGHPUT], 5_000.0 / 0.2);
+        assert!((f[figure::CPU_PER_MESSAGE] - 0.02 / 5_000.0 * 1e6).abs() < 1e-9);
+        for (k, q) in [
+            (figure::P50, 0.5),
+            (figure::P99, 0.99),
+            (figure::P99_9, 0.999),
+        ] {
+            assert_eq!(
+                f[k],
+                whole.value_at_quantile(q) as f64 / 1000.0,
+                "quantile {q}"
+            );
+        }
+    }
+}
