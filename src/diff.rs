@@ -110,16 +110,11 @@ impl Diff {
 
     /// How many rows have each verdict, in [`Verdict`] order.
     pub fn counts(&self) -> Vec<(Verdict, usize)> {
-        let mut counts: Vec<(Verdict, usize)> = Vec::new();
-        let mut verdicts: Vec<Verdict> = self.rows.iter().map(|r| r.verdict).collect();
-        verdicts.sort();
-        for v in verdicts {
-            match counts.last_mut() {
-                Some((last, n)) if *last == v => *n += 1,
-                _ => counts.push((v, 1)),
-            }
+        let mut counts = std::collections::BTreeMap::new();
+        for r in &self.rows {
+            *counts.entry(r.verdict).or_insert(0) += 1;
         }
-        counts
+        counts.into_iter().collect()
     }
 }
 
