@@ -1,6 +1,7 @@
 //! `--hlog`: HdrHistogram's standard interval log (V2 + deflate), one histogram per interval
 //! (`--hlog-interval`) and tag, with the run's JSON report in a trailing comment so that a log
-//! describes itself; and `loadgen merge`, which adds the histograms of several logs (never averages percentiles).
+//! describes itself; and `loadgen merge`, which adds the histograms of several logs (never
+//! averages percentiles).
 
 use std::collections::BTreeMap;
 use std::io::Write;
