@@ -201,7 +201,7 @@ fn cell_rows(
 ) -> Vec<Row> {
     let status_note = match (a.status, b.status) {
         (x, y) if x == y => None,
-        (x, y) => Some(format!("{} in OLD, {} in NEW", status(x), status(y))),
+        (x, y) => Some(format!("{} in OLD, {} in NEW", x.name(), y.name())),
     };
     FIGURES
         .iter()
@@ -227,14 +227,6 @@ fn cell_rows(
             row
         })
         .collect()
-}
-
-fn status(s: Status) -> &'static str {
-    match s {
-        Status::Ok => "ok",
-        Status::Starved => "starved",
-        Status::Failed => "failed",
-    }
 }
 
 fn join_notes(a: Option<String>, b: Option<String>) -> Option<String> {

@@ -65,50 +65,87 @@ impl CompareOptions {
     /// Warm-up and measured time of a run (before [`workload_timing`]): as given, or the
     /// profile's for one pass over the matrix (each further pass takes as long again).
     pub fn timing(&self) -> Timing {
-        let per_pass = self.servers.len() * self.workloads().len();
+        let per_pass = self
+            .workloads()
+            .iter()
+            .map(|w| servers_of(&self.servers, w).len())
+            .sum();
         self.timing
             .unwrap_or_else(|| timing(self.profile, per_pass))
     }
 }
 
 /// The workloads `--workloads` names: comma-separated labels as reports show them
-/// (`pingpong-c16`, `rate-10000`, `churn`, `idle-1000`, `bulk`).
+/// (`pingpong-c16`, `rate-10000`, `churn`, `idle-1000`, `bulk`, `pool-c128`).
 pub fn parse_workloads(list: &str) -> Result<Vec<Workload>, String> {
     list.split(',')
         .map(str::trim)
         .map(|label| {
             Workload::from_label(label).ok_or_else(|| {
                 format!(
-                    "--workloads: unknown workload '{label}' (e.g. pingpong-c16, rate-10000, churn, idle-1000, bulk)"
+                    "--workloads: unknown workload '{label}' (e.g. pingpong-c16, rate-10000, churn, idle-1000, bulk, pool-c128)"
                 )
             })
         })
         .collect()
 }
 
-/// The servers `--models` names: a comma-separated list of models, or `all`, each with its
-/// defaults. The error names the unknown model and the known ones.
+/// The servers `--models` names: a comma-separated list of models, or `all`, each as a
+/// comparison runs it ([`server`]); `NAME(N)` runs the model with `--workers N`. The error
+/// names the unknown model and the known ones.
 pub fn parse_models(list: &str) -> Result<Vec<ServerSpec>, String> {
     if list == "all" {
-        return Ok(Model::ALL
-            .iter()
-            .map(|m| ServerSpec::model(m.name()))
-            .collect());
+        return Ok(Model::ALL.iter().map(|m| server(*m)).collect());
     }
-    list.split(',')
-        .map(str::trim)
-        .map(|name| match Model::from_name(name) {
-            Some(_) => Ok(ServerSpec::model(name)),
-            None => {
-                let known: Vec<&str> = Model::ALL.iter().map(|m| m.name()).collect();
-                Err(format!(
-                    "--models: unknown model '{name}' (known: {}, or all)",
-                    known.join(", ")
+    list.split(',').map(str::trim).map(parse_model).collect()
+}
+
+/// One entry of `--models`: `NAME` or `NAME(N)`.
+fn parse_model(entry: &str) -> Result<ServerSpec, String> {
+    let (name, workers) = match entry.strip_suffix(')').and_then(|e| e.split_once('(')) {
+        Some((name, n)) => match n.parse::<usize>() {
+            Ok(n) if n > 0 => (name, Some(n)),
+            _ => {
+                return Err(format!(
+                    "--models: '{entry}': the workers in NAME(N) must be a whole number above 0"
                 ))
             }
-        })
-        .collect()
+        },
+        None => (entry, None),
+    };
+    let Some(model) = Model::from_name(name) else {
+        let known: Vec<&str> = Model::ALL.iter().map(|m| m.name()).collect();
+        return Err(format!(
+            "--models: unknown model '{name}' (known: {}, or all)",
+            known.join(", ")
+        ));
+    };
+    Ok(match workers {
+        Some(n) => with_workers(model, n),
+        None => server(model),
+    })
 }
+
+/// A model as a comparison runs it: pools of blocking workers with their stated size
+/// ([`Model::pool_workers`]), every other model with its defaults.
+pub fn server(model: Model) -> ServerSpec {
+    match model.pool_workers() {
+        Some(n) => with_workers(model, n),
+        None => ServerSpec::model(model.name()),
+    }
+}
+
+/// The model with `--workers n`.
+fn with_workers(model: Model, n: usize) -> ServerSpec {
+    ServerSpec {
+        model: model.name().to_owned(),
+        args: vec!["--workers".to_owned(), n.to_string()],
+    }
+}
+
+/// The pool sizes the `pool` workload sweeps, for each pool of blocking workers among the
+/// servers compared.
+pub const POOL_WORKERS: [usize; 5] = [1, 4, 16, 64, 256];
 
 /// The default split of the CPUs this process may use: on 2 CPUs, server 0 and loadgen 1; on
 /// more, the first half for the server and the second for loadgen.
@@ -143,6 +180,9 @@ pub fn workloads(profile: Profile) -> Vec<Workload> {
     all.push(Workload::Churn);
     all.extend(idles.iter().map(|&idle| Workload::Idle { idle }));
     all.push(Workload::Bulk);
+    if profile == Profile::Full {
+        all.extend([16, 128].map(|connections| Workload::Pool { connections }));
+    }
     all
 }
 
@@ -180,7 +220,9 @@ pub fn timing(profile: Profile, runs: usize) -> Timing {
 
 /// Every run of the matrix, pass by pass: each pass runs every server under every workload
 /// once, in its own seeded shuffle, so that a slow spell of a shared machine falls on the
-/// models alike rather than on whichever runs last.
+/// models alike rather than on whichever runs last. The `pool` workloads run, instead of the
+/// servers as given, each pool of blocking workers among them at every size of
+/// [`POOL_WORKERS`].
 pub fn runs(
     servers: &[ServerSpec],
     workloads: &[Workload],
@@ -191,11 +233,11 @@ pub fn runs(
     let mut runs = Vec::new();
     for repeat in repeats {
         let mut pass = Vec::new();
-        for server in servers {
-            for workload in workloads {
+        for workload in workloads {
+            for server in servers_of(servers, workload) {
                 pass.push(RunSpec {
-                    model: server.model.clone(),
-                    server_args: server.args.clone(),
+                    model: server.model,
+                    server_args: server.args,
                     workload: *workload,
                     repeat,
                 });
@@ -205,6 +247,23 @@ pub fn runs(
         runs.extend(pass);
     }
     runs
+}
+
+/// The servers a workload runs: see [`runs`].
+fn servers_of(servers: &[ServerSpec], workload: &Workload) -> Vec<ServerSpec> {
+    if !matches!(workload, Workload::Pool { .. }) {
+        return servers.to_vec();
+    }
+    let mut pools: Vec<Model> = Vec::new();
+    for model in servers.iter().filter_map(|s| Model::from_name(&s.model)) {
+        if model.pool_workers().is_some() && !pools.contains(&model) {
+            pools.push(model);
+        }
+    }
+    pools
+        .iter()
+        .flat_map(|&model| POOL_WORKERS.map(|n| with_workers(model, n)))
+        .collect()
 }
 
 /// The timing of one workload's runs: idle runs warm up until the server can have taken every
@@ -230,7 +289,9 @@ pub fn loadgen_options(workload: &Workload, addr: SocketAddr, timing: Timing) ->
     o.progress = false;
     o.hlog_interval = INTERVAL;
     match *workload {
-        Workload::Pingpong { connections } => o.connections = connections,
+        Workload::Pingpong { connections } | Workload::Pool { connections } => {
+            o.connections = connections
+        }
         Workload::Rate { rate } => {
             o.connections = SIXTEEN;
             o.rate = Some(rate);
@@ -382,5 +443,69 @@ mod tests {
         assert_eq!(two, [ServerSpec::model("mio"), ServerSpec::model("tokio")]);
         let err = parse_models("mio,nope").unwrap_err();
         assert!(err.contains("--models") && err.contains("'nope'"), "{err}");
+        let sized = parse_models("thread-pool(8),mio-multi(2)").unwrap();
+        let labels: Vec<String> = sized.iter().map(ServerSpec::label).collect();
+        assert_eq!(labels, ["thread-pool(8)", "mio-multi(2)"]);
+        for bad in ["thread-pool(0)", "thread-pool(x)", "nope(4)"] {
+            let err = parse_models(bad).unwrap_err();
+            assert!(err.contains("--models"), "{err}");
+        }
+    }
+
+    #[test]
+    fn pools_run_with_their_stated_workers_and_others_with_their_defaults() {
+        let labels: Vec<String> = parse_models("all")
+            .unwrap()
+            .iter()
+            .map(ServerSpec::label)
+            .collect();
+        for m in Model::ALL {
+            let expected = match m.pool_workers() {
+                Some(n) => format!("{}({n})", m.name()),
+                None => m.name().to_owned(),
+            };
+            assert!(labels.contains(&expected), "{expected} in {labels:?}");
+        }
+        assert!(labels.contains(&"thread-pool(64)".to_owned()));
+        assert!(labels.contains(&"prefork(16)".to_owned()));
+    }
+
+    #[test]
+    fn the_pool_workload_sweeps_every_pool_size_of_the_pools_only() {
+        let servers = parse_models("blocking,thread-pool,mio,prefork").unwrap();
+        let mut opts = options(servers, Profile::Full);
+        opts.repeats = Some(1);
+        let runs = opts.runs();
+        let pool_runs: Vec<&RunSpec> = runs
+            .iter()
+            .filter(|r| matches!(r.workload, Workload::Pool { .. }))
+            .collect();
+        // 2 pools × 5 sizes × 2 client counts.
+        assert_eq!(pool_runs.len(), 2 * POOL_WORKERS.len() * 2);
+        let mut labels: Vec<String> = pool_runs.iter().map(|r| r.server_label()).collect();
+        labels.sort();
+        labels.dedup();
+        assert_eq!(labels.len(), 10);
+        for n in POOL_WORKERS {
+            assert!(labels.contains(&format!("thread-pool({n})")), "{labels:?}");
+            assert!(labels.contains(&format!("prefork({n})")), "{labels:?}");
+        }
+        let clients: Vec<usize> = pool_runs
+            .iter()
+            .filter(|r| r.server_label() == "prefork(4)")
+            .map(|r| {
+                loadgen_options(&r.workload, "127.0.0.1:1".parse().unwrap(), opts.timing())
+                    .connections
+            })
+            .collect();
+        assert_eq!(clients.len(), 2);
+        assert!(clients.contains(&16) && clients.contains(&128));
+        // Quick has no pool workload unless asked for.
+        assert!(workloads(Profile::Quick)
+            .iter()
+            .all(|w| !matches!(w, Workload::Pool { .. })));
+        let mut asked = options(parse_models("mio,thread-pool").unwrap(), Profile::Quick);
+        asked.workloads = Some(parse_workloads("pool-c16").unwrap());
+        assert_eq!(asked.runs().len(), POOL_WORKERS.len());
     }
 }

@@ -372,8 +372,8 @@ fn runs_with_server_arguments_are_reported_as_their_own_server() {
     assert!(!plain.contains("server_args"), "{plain}");
 
     let summary = echobench::report(&dir).unwrap();
-    assert_eq!(summary.models, ["blocking", "mio", "mio(--workers 4)"]);
-    let cells = summary.cells_of("mio(--workers 4)");
+    assert_eq!(summary.models, ["blocking", "mio", "mio(4)"]);
+    let cells = summary.cells_of("mio(4)");
     assert_eq!(cells.len(), workloads().len());
     assert_eq!(
         cells["pingpong-c16"].throughput_msgs_per_s,
@@ -382,7 +382,7 @@ fn runs_with_server_arguments_are_reported_as_their_own_server() {
     );
     let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
     assert!(
-        md.contains("- `mio(--workers 4)`: one thread, one epoll loop"),
+        md.contains("- `mio(4)`: one thread, one epoll loop"),
         "the model's line comes from the registry"
     );
     std::fs::remove_dir_all(dir).unwrap();

@@ -9,9 +9,9 @@
 
 pub mod machine;
 pub mod procfs;
+pub mod progress;
 pub mod server;
 
-use std::io::IsTerminal;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -20,6 +20,7 @@ use anyhow::Context;
 
 use crate::plan::{self, CompareOptions};
 use crate::schema::{Environment, RunRecord, RunSpec, ServerUsage, Status, Timing, SCHEMA_VERSION};
+use progress::Progress;
 use server::{Server, STOP_LIMIT};
 
 /// How often the server tree is sampled for peaks.
@@ -56,37 +57,17 @@ pub fn run(opts: &CompareOptions) -> anyhow::Result<()> {
 
     let runs = opts.runs();
     let timing = opts.timing();
-    let bar = progress_bar(opts, runs.len());
+    let mut progress = Progress::new(&runs, timing, opts.repeats(), opts.progress);
     for spec in &runs {
-        if let Some(bar) = &bar {
-            bar.set_message(spec.id());
-        }
+        progress.start(spec);
         let record = run_one(&exe, spec, timing, opts, &raw);
         let path = raw.join(format!("{}.run.json", spec.id()));
         let json = serde_json::to_string_pretty(&record)? + "\n";
         std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
-        if let Some(bar) = &bar {
-            bar.inc(1);
-        } else if opts.progress {
-            eprintln!("{} {:?}", spec.id(), record.status);
-        }
+        progress.finish(spec, record.status);
     }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
+    progress.end();
     Ok(())
-}
-
-fn progress_bar(opts: &CompareOptions, runs: usize) -> Option<indicatif::ProgressBar> {
-    (opts.progress && std::io::stderr().is_terminal()).then(|| {
-        let bar = indicatif::ProgressBar::new(runs as u64);
-        if let Ok(style) = indicatif::ProgressStyle::with_template(
-            "{bar:30} {pos}/{len} runs, {elapsed} of ~{duration} {msg}",
-        ) {
-            bar.set_style(style);
-        }
-        bar
-    })
 }
 
 /// One run; never fails: what went wrong is in the record.

@@ -51,6 +51,12 @@ pub enum Workload {
     },
     /// 64 KiB messages, 16 connections, closed loop.
     Bulk,
+    /// Closed loop, 64 B, this many connections, against pools of blocking workers of every
+    /// size of [`crate::plan::POOL_WORKERS`]: where a pool of N starves.
+    Pool {
+        /// Concurrent connections (clients).
+        connections: usize,
+    },
 }
 
 /// Connections of the rate, churn and bulk workloads.
@@ -68,6 +74,7 @@ impl Workload {
             Workload::Churn => "churn",
             Workload::Idle { .. } => "idle",
             Workload::Bulk => "bulk",
+            Workload::Pool { .. } => "pool",
         }
     }
 
@@ -79,6 +86,7 @@ impl Workload {
             Workload::Churn => "churn".to_owned(),
             Workload::Idle { idle } => format!("idle-{idle}"),
             Workload::Bulk => "bulk".to_owned(),
+            Workload::Pool { connections } => format!("pool-c{connections}"),
         }
     }
 
@@ -97,6 +105,9 @@ impl Workload {
                 idle: p.parse().ok()?,
             }),
             ("bulk", "") => Some(Workload::Bulk),
+            ("pool", p) => Some(Workload::Pool {
+                connections: p.strip_prefix('c')?.parse().ok()?,
+            }),
             _ => None,
         }
     }
@@ -130,12 +141,12 @@ impl ServerSpec {
     }
 
     /// The name reports show: the model, with its arguments when it has any, e.g.
-    /// `thread-pool(--workers 64)`.
+    /// `thread-pool(64)` for `--workers 64` alone, `mio(--max-conns 100)` otherwise.
     pub fn label(&self) -> String {
         label(&self.model, &self.args)
     }
 
-    /// The model a [`ServerSpec::label`] names: `thread-pool(--workers 64)` → `thread-pool`.
+    /// The model a [`ServerSpec::label`] names: `thread-pool(64)` → `thread-pool`.
     pub fn model_of(label: &str) -> &str {
         label.split_once('(').map_or(label, |(model, _)| model)
     }
@@ -143,10 +154,10 @@ impl ServerSpec {
 
 /// See [`ServerSpec::label`].
 fn label(model: &str, args: &[String]) -> String {
-    if args.is_empty() {
-        model.to_owned()
-    } else {
-        format!("{model}({})", args.join(" "))
+    match args {
+        [] => model.to_owned(),
+        [flag, workers] if flag == "--workers" => format!("{model}({workers})"),
+        _ => format!("{model}({})", args.join(" ")),
     }
 }
 
@@ -213,6 +224,17 @@ pub enum Status {
     Failed,
 }
 
+impl Status {
+    /// The status as reports and progress lines write it: `ok`, `starved`, `failed`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Starved => "starved",
+            Status::Failed => "failed",
+        }
+    }
+}
+
 /// One run's record, `raw/<id>.run.json`; the loadgen report is beside it in `raw/<id>.json`
 /// and its interval log in `raw/<id>.hlog`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -272,10 +294,19 @@ mod tests {
             Workload::Churn,
             Workload::Idle { idle: 0 },
             Workload::Bulk,
+            Workload::Pool { connections: 128 },
         ] {
             assert_eq!(Workload::from_label(&w.label()), Some(w));
         }
-        for bad in ["pingpong", "pingpong-16", "rate-fast", "churn-2", "nope"] {
+        assert_eq!(Workload::Pool { connections: 16 }.label(), "pool-c16");
+        for bad in [
+            "pingpong",
+            "pingpong-16",
+            "rate-fast",
+            "churn-2",
+            "pool-16",
+            "nope",
+        ] {
             assert_eq!(Workload::from_label(bad), None, "{bad}");
         }
     }
@@ -301,9 +332,11 @@ mod tests {
         );
         assert_eq!(serde_json::from_str::<RunSpec>(&json).unwrap(), spec);
         assert_eq!(spec.id(), "thread-pool_workers_64.churn.r1");
-        assert_eq!(spec.server_label(), "thread-pool(--workers 64)");
+        assert_eq!(spec.server_label(), "thread-pool(64)");
         assert_eq!(ServerSpec::model_of(&spec.server_label()), "thread-pool");
         assert_eq!(ServerSpec::model_of("mio"), "mio");
+        spec.server_args = vec!["--max-conns".to_owned(), "100".to_owned()];
+        assert_eq!(spec.server_label(), "thread-pool(--max-conns 100)");
 
         let old: RunSpec = serde_json::from_str(&plain).unwrap();
         assert!(old.server_args.is_empty());

@@ -97,7 +97,7 @@ impl Spread {
 /// The figures of one model under one workload, over its repeats.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Cell {
-    /// Server: the model name, with its arguments when its runs had any (`thread-pool(--workers 64)`).
+    /// Server: the model name, with its arguments when its runs had any (`thread-pool(64)`).
     pub model: String,
     /// Workload name.
     pub workload: String,
@@ -153,7 +153,7 @@ pub struct Cell {
 /// Memory per connection of one model: the slope of memory over idle connections.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct MemoryPerConnection {
-    /// Server: the model name, with its arguments when its runs had any (`thread-pool(--workers 64)`).
+    /// Server: the model name, with its arguments when its runs had any (`thread-pool(64)`).
     pub model: String,
     /// Least-squares slope of peak PSS over idle connections, bytes per connection.
     pub pss_bytes_per_connection: Option<f64>,
@@ -174,7 +174,7 @@ pub struct MemoryPerConnection {
 /// One model's row of the headline table.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Headline {
-    /// Server: the model name, with its arguments when its runs had any (`thread-pool(--workers 64)`).
+    /// Server: the model name, with its arguments when its runs had any (`thread-pool(64)`).
     pub model: String,
     /// Best pingpong throughput, messages/s.
     pub peak_msgs_per_s: Option<f64>,

@@ -20,7 +20,7 @@ use hdrhistogram::Histogram;
 
 use crate::plan;
 use crate::rng::Rng;
-use crate::schema::{Environment, Resampling, Status, Summary, Workload, SCHEMA_VERSION};
+use crate::schema::{Environment, Resampling, RunSpec, Status, Summary, Workload, SCHEMA_VERSION};
 use bootstrap::{Bootstrap, CellSamples};
 pub use load::{load_records, load_runs, RunData};
 pub use memory::slope;
@@ -74,12 +74,7 @@ pub fn write(dir: &Path, summary: &Summary) -> anyhow::Result<()> {
 pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bootstraps) {
     // Each run's server label, once: runs are grouped into cells by it.
     let labels: Vec<String> = runs.iter().map(|r| r.record.spec.server_label()).collect();
-    let mut models = env.models.clone();
-    for label in &labels {
-        if !models.contains(label) {
-            models.push(label.clone());
-        }
-    }
+    let models = models_in_order(env, runs);
     let workloads = workloads_in_order(env, runs);
     let mut groups: Vec<Group> = Vec::new();
     for model in &models {
@@ -100,8 +95,14 @@ pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bo
         .iter()
         .map(|(m, w, g)| cell::cell(m, w, g, bootstraps.get(&(m.clone(), w.label()))))
         .collect();
+    let ran = |m: &String, kind: &dyn Fn(&Workload) -> bool| {
+        runs.iter()
+            .zip(&labels)
+            .any(|(r, label)| label == m && kind(&r.record.spec.workload))
+    };
     let memory_per_connection: Vec<_> = models
         .iter()
+        .filter(|m| ran(m, &|w| matches!(w, Workload::Idle { .. })))
         .map(|m| {
             let mut memory = memory::memory_slope(m, &cells, &workloads);
             let own: Vec<&RunData> = runs
@@ -120,8 +121,10 @@ pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bo
         Workload::Rate { rate } => Some(*rate),
         _ => None,
     });
+    // The servers only the pool sweep ran have no headline row: their figures are in its table.
     let headline = models
         .iter()
+        .filter(|m| ran(m, &|w| !matches!(w, Workload::Pool { .. })))
         .map(|m| headline::headline(m, &cells, &workloads, rate_for_p99, &memory_per_connection))
         .collect();
     let summary = Summary {
@@ -175,6 +178,41 @@ fn bootstrap_cells(groups: &[Group], seed: u64) -> Bootstraps {
         },
     );
     done.into_iter().collect()
+}
+
+/// The servers that ran: the comparison's in its order, then any others (the pool sweep's) by
+/// model in the registry's order and by workers.
+fn models_in_order(env: &Environment, runs: &[RunData]) -> Vec<String> {
+    let mut others: Vec<&RunSpec> = runs
+        .iter()
+        .map(|r| &r.record.spec)
+        .filter(|spec| !env.models.contains(&spec.server_label()))
+        .collect();
+    let registry_index = |model: &str| {
+        echo_server::Model::ALL
+            .iter()
+            .position(|m| m.name() == model)
+            .unwrap_or(usize::MAX)
+    };
+    let workers = |spec: &RunSpec| match spec.server_args.as_slice() {
+        [flag, n] if flag == "--workers" => n.parse().unwrap_or(usize::MAX),
+        _ => usize::MAX,
+    };
+    others.sort_by_key(|spec| {
+        (
+            registry_index(&spec.model),
+            workers(spec),
+            spec.server_label(),
+        )
+    });
+    let mut models = env.models.clone();
+    for spec in others {
+        let label = spec.server_label();
+        if !models.contains(&label) {
+            models.push(label);
+        }
+    }
+    models
 }
 
 /// The workloads that ran: the profile's in its order, then any others in the order met.

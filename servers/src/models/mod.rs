@@ -118,6 +118,13 @@ pub struct ModelInfo {
     pub reuses_port: bool,
     /// One line on how it works, for reports.
     pub summary: &'static str,
+    /// For a pool of blocking workers: the `--workers` a comparison runs it with. A blocking
+    /// worker serves one client at a time, so a pool is sized for the clients it must serve at
+    /// once, not for cores (Apache prefork allows 256 workers, Tomcat 200 threads, gunicorn's
+    /// sync workers 2 × cores + 1 for short requests): `echo-server`'s own default, the CPUs
+    /// of its affinity mask, is one worker on a pinned core, a pool as starved as an iterative
+    /// server. `None` for models that are not such pools.
+    pub pool_workers: Option<usize>,
 }
 
 /// A TCP model without TLS, as every model is today.
@@ -138,6 +145,7 @@ const fn tcp(
         forks: false,
         reuses_port: false,
         summary,
+        pool_workers: None,
     }
 }
 
@@ -159,10 +167,18 @@ const REGISTRY: [ModelInfo; 12] = {
             "one thread, one epoll loop (mio), non-blocking sockets"),
         tcp(Model::Tokio, "tokio", Runtimes, Any,
             "tokio multi-thread runtime (--workers threads), a task per connection"),
-        tcp(Model::ThreadPool, "thread-pool", IterativeAndPools, Workers,
-            "a fixed pool of --workers threads (rayon); clients beyond the pool wait"),
+        // 64 threads: every 16-client workload is served four times over, while 128 and
+        // 1024 clients show where a pool runs out; a thread costs a stack's touched pages.
+        ModelInfo {
+            pool_workers: Some(64),
+            ..tcp(Model::ThreadPool, "thread-pool", IterativeAndPools, Workers,
+                "a fixed pool of --workers threads (rayon); clients beyond the pool wait")
+        },
+        // 16 processes: one per client of the 16-client workloads; a process costs its own
+        // page tables and private pages, so process pools are kept smaller than thread pools.
         ModelInfo {
             forks: true,
+            pool_workers: Some(16),
             ..tcp(Model::Prefork, "prefork", IterativeAndPools, Workers,
                 "--workers processes forked up front, each accepting and serving one client at a time")
         },
@@ -230,6 +246,12 @@ impl Model {
         self.info().tls
     }
 
+    /// The `--workers` a comparison runs a pool of blocking workers with; see
+    /// [`ModelInfo::pool_workers`].
+    pub fn pool_workers(self) -> Option<usize> {
+        self.info().pool_workers
+    }
+
     /// Whether the model's listener must allow `SO_REUSEPORT` siblings.
     pub fn reuses_port(self) -> bool {
         self.info().reuses_port
@@ -291,6 +313,10 @@ mod tests {
         assert!(model("fork-per-client").forks && model("prefork").forks);
         assert!(!model("thread-per-client").forks);
         assert!(model("mio-multi").reuses_port && !model("mio").reuses_port);
+        for m in Model::ALL {
+            let pool = m.info().clients_at_once == ClientsAtOnce::Workers;
+            assert_eq!(m.pool_workers().is_some(), pool, "{}", m.name());
+        }
         assert_eq!(model("io-uring").family, Family::EventLoops);
         assert_eq!(model("smol").family, Family::Runtimes);
         assert!(Model::ALL.iter().all(|m| m.transport() == Transport::Tcp));
