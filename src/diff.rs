@@ -21,11 +21,11 @@ use serde::Serialize;
 use crate::render::format::{bytes, int, us, DASH};
 use crate::render::{text_table, Block};
 use crate::schema::{Cell, Environment, Spread, Status, Summary, SCHEMA_VERSION};
-use crate::summary::bootstrap::{figure, percentile, Bootstrap, CONFIDENCE, MIN_BLOCKS};
+use crate::summary::bootstrap::{change_interval, figure, Bootstrap, CONFIDENCE};
 use crate::summary::{self, memory, Analysis};
 
 /// Fewest repeats on each side for a change's interval.
-pub const MIN_REPEATS: usize = 3;
+pub use crate::summary::bootstrap::MIN_REPEATS;
 
 /// The verdict on one figure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -234,34 +234,6 @@ fn join_notes(a: Option<String>, b: Option<String>) -> Option<String> {
         (Some(a), Some(b)) => Some(format!("{a}; {b}")),
         (a, b) => a.or(b),
     }
-}
-
-/// The interval of NEW / OLD − 1 for one figure from the two bootstraps (drawn with one seed,
-/// resample by resample); why there is none otherwise.
-fn change_interval(a: &Bootstrap, b: &Bootstrap, index: usize) -> Result<[f64; 2], String> {
-    let repeats = a.repeats.min(b.repeats);
-    if repeats < MIN_REPEATS {
-        return Err(format!("no CI: {repeats} repeat(s), {MIN_REPEATS} needed"));
-    }
-    let blocks = a.blocks[index].min(b.blocks[index]);
-    if blocks < MIN_BLOCKS {
-        return Err(format!("no CI: {blocks} blocks, {MIN_BLOCKS} needed"));
-    }
-    let mut ratios: Vec<f64> = a
-        .resamples
-        .iter()
-        .zip(&b.resamples)
-        .map(|(x, y)| y[index] / x[index] - 1.0)
-        .filter(|r| r.is_finite())
-        .collect();
-    if ratios.len() * 2 <= a.resamples.len() {
-        return Err("no CI: too few resamples hold the figure".to_owned());
-    }
-    ratios.sort_by(f64::total_cmp);
-    Ok([
-        percentile(&ratios, (1.0 - CONFIDENCE) / 2.0),
-        percentile(&ratios, (1.0 + CONFIDENCE) / 2.0),
-    ])
 }
 
 /// The verdict on a change, its figures filled in; names and units are left to the caller.

@@ -22,10 +22,12 @@ use echo_server::models::ClientsAtOnce;
 use echo_server::Model;
 use serde::Serialize;
 
-use crate::render::chart::{self, Series};
+use crate::render::chart::{self, Series, XAxis};
+use crate::render::palette::{Marker, Style};
 use crate::run::{machine, procfs, server};
 use crate::schema::ServerSpec;
 use crate::summary::memory::slope;
+use plotters::style::RGBColor;
 
 /// Open-loop rate per server, messages/s, over [`CONNECTIONS`] connections.
 pub const RATE: f64 = 1000.0;
@@ -375,23 +377,31 @@ fn write_series(path: &Path, points: &[Point]) -> anyhow::Result<()> {
 
 /// `<model>.svg`: the server's RSS (MiB), descriptors and threads (hundreds) against minutes.
 fn write_plot(out: &Path, model: &str, points: &[Point]) -> anyhow::Result<()> {
-    let line = |name: &str, index: usize, value: fn(&Point) -> f64| Series {
+    let line = |name: &str, (r, g, b): (u8, u8, u8), value: fn(&Point) -> f64| Series {
         name: name.to_owned(),
-        index,
+        style: Style {
+            colour: RGBColor(r, g, b),
+            marker: Marker::Circle,
+            dashed: false,
+            family: None,
+        },
         points: points.iter().map(|p| (p.t_s / 60.0, value(p))).collect(),
     };
     let series = [
-        line("RSS, MiB", 0, |p| p.rss_kib as f64 / 1024.0),
-        line("descriptors, hundreds", 1, |p| p.fds as f64 / 100.0),
-        line("threads, hundreds", 2, |p| p.threads as f64 / 100.0),
+        line("RSS, MiB", (0, 114, 178), |p| p.rss_kib as f64 / 1024.0),
+        line("descriptors, hundreds", (230, 159, 0), |p| {
+            p.fds as f64 / 100.0
+        }),
+        line("threads, hundreds", (0, 158, 115), |p| {
+            p.threads as f64 / 100.0
+        }),
     ];
     let svg = chart::lines(
         &format!("{model}: soak"),
         "minutes",
         "MiB / hundreds",
         &series,
-        false,
-        false,
+        XAxis::Linear,
     )
     .map_err(|e| anyhow::anyhow!("cannot draw {model}.svg: {e}"))?;
     let path = out.join(format!("{model}.svg"));

@@ -1,6 +1,7 @@
 //! The report's content, section by section, as [`Block`]s that [`super::markup`] writes as
 //! Markdown and as HTML alike.
 
+use super::block::Block;
 use super::format::{
     bytes, int, kib, mark, median_us, or_dash, pair, plus_minus, scale, spread, us, with_ci, DASH,
 };
@@ -8,23 +9,10 @@ use super::headline::headline_table;
 use super::plots::Plot;
 use crate::schema::{Cell, Environment, ServerSpec, Summary, BULK_SIZE};
 
-/// A piece of the report, rendered to Markdown and to HTML alike.
-pub enum Block {
-    /// A heading of this level.
-    Heading(u8, String),
-    /// A paragraph (may hold `code` spans).
-    Para(String),
-    /// A table: header and rows.
-    Table(Vec<String>, Vec<Vec<String>>),
-    /// A plot: its file name and caption.
-    Plot(String, String),
-    /// A bulleted list.
-    List(Vec<String>),
-}
-
 /// The whole report, in reading order.
 pub fn document(s: &Summary, plots: &[Plot]) -> Vec<Block> {
     let mut doc = title(s);
+    doc.extend(super::findings::what_this_run_shows(s));
     doc.extend(headline(s));
     doc.extend(models(s));
     doc.extend(plot_figures(plots));
@@ -89,7 +77,7 @@ fn headline(s: &Summary) -> Vec<Block> {
             "*memory / idle conn*: slope of the server's memory (PSS) over idle connections held beside one active one, not a single division.".to_owned(),
             "*server CPU / msg*: user + system time of the whole server process tree per echoed message, at 16 connections.".to_owned(),
             confidence(s),
-            "*findings*: starved connections (an iterative server serves one client; the rest wait: a finding, not a crash), runs where loadgen used over 90 % of its CPUs (the load generator, not the server, may have been the limit), errors, failures.".to_owned(),
+            "*findings*: in how many workloads the server starved connections (an iterative server serves one client; the rest wait: a finding, not a crash) or failed, and in how many loadgen used over 90 % of its CPUs (the load generator, not the server, may have been the limit); idle connections it left in the backlog; errors. *What this run shows* above names the workloads.".to_owned(),
         ]),
     ]
 }
@@ -108,17 +96,34 @@ fn confidence(s: &Summary) -> String {
     )
 }
 
-/// Each model and how it works, from the registry.
+/// Each server and how it works, from the registry: the servers of the headline, then the
+/// pool sweep's in one line.
 fn models(s: &Summary) -> Vec<Block> {
     let line = |m: &String| {
         let model = echo_server::Model::from_name(ServerSpec::model_of(m));
         let how = model.map_or("", |model| model.summary());
-        format!("`{m}`: {how}")
+        let sized = match model.and_then(|model| model.pool_workers()) {
+            Some(n) if m == &format!("{}({n})", ServerSpec::model_of(m)) => format!(
+                "; run with `--workers {n}`: a pool of blocking workers serves one client per worker, so it is sized for the clients it must serve at once, not for cores"
+            ),
+            _ => String::new(),
+        };
+        format!("`{m}`: {how}{sized}")
     };
-    vec![
-        Block::Heading(2, "Models".to_owned()),
-        Block::List(s.models.iter().map(line).collect()),
-    ]
+    let mut items: Vec<String> = s.headline.iter().map(|h| line(&h.model)).collect();
+    let sweep: Vec<&String> = s
+        .models
+        .iter()
+        .filter(|m| s.headline.iter().all(|h| &h.model != *m))
+        .collect();
+    if !sweep.is_empty() {
+        let names: Vec<String> = sweep.iter().map(|m| format!("`{m}`")).collect();
+        items.push(format!(
+            "Only in the pool workloads, pools of blocking workers at every size of the sweep: {}",
+            names.join(", ")
+        ));
+    }
+    vec![Block::Heading(2, "Models".to_owned()), Block::List(items)]
 }
 
 fn plot_figures(plots: &[Plot]) -> Vec<Block> {
@@ -143,6 +148,10 @@ fn workload_table(s: &Summary, title: &str, kind: &str, f: &dyn Fn(&Cell) -> Str
     let rows = s
         .models
         .iter()
+        .filter(|m| {
+            let cells = s.cells_of(m);
+            cols.iter().any(|l| cells.contains_key(l.as_str()))
+        })
         .map(|m| {
             let cells = s.cells_of(m);
             let mut row = vec![m.clone()];
@@ -207,6 +216,12 @@ fn results_by_workload(s: &Summary) -> Vec<Block> {
                 .map(|t| scale(t, BULK_SIZE as f64 / 1e6));
             mark(c, spread(mb, |v| format!("{v:.0}")))
         },
+    ));
+    blocks.extend(workload_table(
+        s,
+        "Pool: throughput (msgs/s) by pool size and clients",
+        "pool",
+        &|c| mark(c, spread(c.throughput_msgs_per_s, int)),
     ));
     blocks
 }

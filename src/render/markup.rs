@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::document::Block;
+use super::block::Block;
 use super::plots::Plot;
 use crate::schema::Summary;
 

@@ -6,11 +6,14 @@
 //! as Markdown and as HTML; [`plots`] draws each plot with the chart kinds of [`chart`];
 //! [`format`](mod@format) says how figures read; [`headline`] is the table `compare` also prints.
 
+pub mod block;
 pub mod chart;
 pub mod document;
+pub mod findings;
 pub mod format;
 pub mod headline;
 pub mod markup;
+pub mod palette;
 pub mod plots;
 
 use std::path::Path;
@@ -18,7 +21,7 @@ use std::path::Path;
 use anyhow::Context;
 
 use crate::summary::Analysis;
-pub use document::Block;
+pub use block::Block;
 pub use headline::{headline_table, headline_text, text_table};
 pub use plots::Plot;
 

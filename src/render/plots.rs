@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 
 use hdrhistogram::Histogram;
 
-use super::chart::{self, Series};
+use super::chart::{self, Series, XAxis};
+use super::palette::{self, Style};
 use crate::schema::{Cell, Status, Summary, Workload};
 
 /// One plot of the report.
@@ -26,6 +27,9 @@ pub fn plots(s: &Summary, latency: &BTreeMap<(String, String), Histogram<u64>>) 
         memory_vs_idle_connections(s),
         cpu_per_message(s),
     ];
+    if s.workloads.iter().any(|w| w.starts_with("pool")) {
+        plots.push(pool_sizes(s));
+    }
     plots.extend(
         spectrum_workloads(s)
             .iter()
@@ -56,8 +60,7 @@ fn series(
 ) -> Vec<Series> {
     s.models
         .iter()
-        .enumerate()
-        .map(|(index, m)| {
+        .map(|m| {
             let mut points: Vec<(f64, f64)> = s
                 .cells
                 .iter()
@@ -68,7 +71,7 @@ fn series(
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             Series {
                 name: m.clone(),
-                index,
+                style: palette::style(m),
                 points,
             }
         })
@@ -88,11 +91,10 @@ fn throughput_vs_connections(s: &Summary) -> Plot {
         "Pingpong: throughput against connections (closed loop, 64 B)",
         chart::lines(
             "Throughput vs connections",
-            "connections",
+            "connections (log scale)",
             "msgs/s",
             &series,
-            true,
-            false,
+            XAxis::PowersOfTwo,
         ),
     )
 }
@@ -111,8 +113,7 @@ fn p99_vs_rate(s: &Summary) -> Plot {
             "offered msgs/s",
             "p99 (µs)",
             &series,
-            false,
-            true,
+            XAxis::Linear,
         ),
     )
 }
@@ -128,14 +129,13 @@ fn memory_vs_idle_connections(s: &Summary) -> Plot {
     });
     plot(
         "memory-per-connection.svg",
-        "Idle: server memory (PSS) against idle connections; the slope is memory per connection",
+        "Idle: server memory (PSS) against idle connections; memory per connection is the slope (see the table under Memory per connection)",
         chart::lines(
             "Server memory vs idle connections",
             "idle connections",
             "PSS (MiB)",
             &series,
-            false,
-            false,
+            XAxis::Linear,
         ),
     )
 }
@@ -146,11 +146,10 @@ fn cpu_per_message(s: &Summary) -> Plot {
         "churn (per connection)",
         "bulk (per 64 KiB)",
     ];
-    let rows: Vec<(String, usize, Vec<Option<f64>>)> = s
+    let rows: Vec<(String, Style, Vec<Option<f64>>)> = s
         .models
         .iter()
-        .enumerate()
-        .map(|(index, m)| {
+        .map(|m| {
             let cells = s.cells_of(m);
             let v = |label: &str| {
                 let cell = cells.get(label).filter(|c| c.status != Status::Failed);
@@ -158,7 +157,7 @@ fn cpu_per_message(s: &Summary) -> Plot {
             };
             (
                 m.clone(),
-                index,
+                palette::style(m),
                 vec![v("pingpong-c16"), v("churn"), v("bulk")],
             )
         })
@@ -204,18 +203,85 @@ fn latency_spectrum(
     latency: &BTreeMap<(String, String), Histogram<u64>>,
     label: &str,
 ) -> Plot {
-    let histograms: Vec<(String, usize, &Histogram<u64>)> = s
+    let histograms: Vec<(String, Style, &Histogram<u64>)> = s
         .models
         .iter()
-        .enumerate()
-        .filter_map(|(index, m)| {
+        .filter_map(|m| {
             let h = latency.get(&(m.clone(), label.to_owned()))?;
-            Some((m.clone(), index, h))
+            Some((m.clone(), palette::style(m), h))
         })
         .collect();
     plot(
         &format!("latency-{label}.svg"),
-        &format!("Latency percentile spectrum, {label}"),
-        chart::spectrum(&format!("Latency spectrum: {label}"), &histograms),
+        &format!(
+            "Latency by percentile, {label} (HdrHistogram's spectrum: x = 1/(1−p) on a log scale)"
+        ),
+        chart::spectrum(&format!("Latency by percentile: {label}"), &histograms),
     )
+}
+
+/// The pool sweep: throughput against workers, one line per pool and client count (dashed:
+/// the larger count). A pool serves as many clients as it has workers; the rest wait.
+fn pool_sizes(s: &Summary) -> Plot {
+    let mut series: Vec<Series> = Vec::new();
+    let clients: Vec<(usize, &String)> = s
+        .workloads
+        .iter()
+        .filter_map(|l| match Workload::from_label(l)? {
+            Workload::Pool { connections } => Some((connections, l)),
+            _ => None,
+        })
+        .collect();
+    let pools: Vec<&str> = echo_server::Model::ALL
+        .iter()
+        .filter(|m| m.pool_workers().is_some())
+        .map(|m| m.name())
+        .collect();
+    for pool in pools {
+        for (k, (n, label)) in clients.iter().enumerate() {
+            let mut points: Vec<(f64, f64)> = s
+                .cells
+                .iter()
+                .filter(|c| {
+                    &c.label == *label && crate::schema::ServerSpec::model_of(&c.model) == pool
+                })
+                .filter(|c| c.status != Status::Failed)
+                .filter_map(|c| Some((workers(&c.model)?, c.throughput_msgs_per_s?.median)))
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            if points.is_empty() {
+                continue;
+            }
+            series.push(Series {
+                name: format!("{pool}, {n} clients"),
+                style: Style {
+                    dashed: k > 0,
+                    ..palette::style(pool)
+                },
+                points,
+            });
+        }
+    }
+    plot(
+        "pool-sizes.svg",
+        "Pool: throughput against pool size (closed loop, 64 B); dashed: more clients",
+        chart::lines(
+            "Throughput vs pool size",
+            "workers (log scale)",
+            "msgs/s",
+            &series,
+            XAxis::PowersOfTwo,
+        ),
+    )
+}
+
+/// The workers in a server label such as `thread-pool(64)`.
+fn workers(label: &str) -> Option<f64> {
+    label
+        .split_once('(')?
+        .1
+        .strip_suffix(')')?
+        .parse::<usize>()
+        .ok()
+        .map(|n| n as f64)
 }

@@ -18,7 +18,10 @@ pub use run::{
     Profile, RunRecord, RunSpec, ServerSpec, ServerUsage, Status, Timing, Workload, BULK_SIZE,
     SIXTEEN,
 };
-pub use summary::{Cell, Ci, Headline, MemoryPerConnection, Resampling, Spread, Summary};
+pub use summary::{
+    Cell, Ci, Findings, Headline, LeftOut, Margin, MarginVerdict, MemoryPerConnection, Ranking,
+    Resampling, Spread, Standing, Summary, Trouble,
+};
 
 /// Version of the `raw/*.run.json` and `summary.json` schemas.
 pub const SCHEMA_VERSION: u32 = 1;

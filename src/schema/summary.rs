@@ -199,6 +199,103 @@ pub struct Headline {
     pub ci: BTreeMap<String, Ci>,
 }
 
+/// "What this run shows": statements generated from the figures and their intervals, never
+/// written by hand.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Findings {
+    /// Per workload, in report order: who leads and by how much. A workload where loadgen
+    /// was the limit for some servers has two rankings: the others by the workload's figure,
+    /// those by server CPU per message.
+    pub rankings: Vec<Ranking>,
+    /// Servers whose runs starved connections or failed, in report order.
+    pub troubles: Vec<Trouble>,
+    /// Memory per connection (PSS slope), least first.
+    pub memory: Vec<Standing>,
+    /// Servers with idle runs but no memory per connection, and why.
+    pub memory_unknown: Vec<LeftOut>,
+}
+
+/// The servers of one workload ranked by one figure.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Ranking {
+    /// Workload label.
+    pub workload: String,
+    /// The [`Cell`] figure ranked by: `throughput_msgs_per_s`, `latency_p99_us` or
+    /// `server_cpu_us_per_msg`.
+    pub figure: String,
+    /// Whether a higher value is better.
+    pub higher_is_better: bool,
+    /// Whether these are the servers under which loadgen used over 90 % of its CPUs: their
+    /// throughput and latency are loadgen's as much as the server's, so they are ranked by
+    /// server CPU per message.
+    pub loadgen_bound: bool,
+    /// The servers ranked, best first.
+    pub order: Vec<Standing>,
+    /// How much better the first is than the second; absent with one server.
+    pub margin: Option<Margin>,
+    /// Servers of the workload left out of every ranking, and why.
+    pub left_out: Vec<LeftOut>,
+}
+
+/// A server's figure with its confidence interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Standing {
+    /// Server label.
+    pub model: String,
+    /// The figure (median over repeats).
+    pub value: f64,
+    /// Its confidence interval, where it has one.
+    pub ci: Option<Ci>,
+}
+
+/// How much better the leader is than the next, as a fraction of the next's figure (0.1: 10 %
+/// more throughput, or 10 % less latency or CPU), with the 95 % interval of that fraction
+/// from the two cells' bootstraps.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Margin {
+    /// The margin of the medians.
+    pub value: f64,
+    /// Lower bound of its interval; `null` where there is none.
+    pub low: Option<f64>,
+    /// Upper bound; `null` as `low`.
+    pub high: Option<f64>,
+    /// What the interval says.
+    pub verdict: MarginVerdict,
+}
+
+/// Whether a margin is more than the noise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MarginVerdict {
+    /// The interval lies above 0: the leader is better.
+    Clear,
+    /// The interval holds 0: the data do not rank the two.
+    NoClearDifference,
+    /// Too few samples for an interval (fewer than 3 repeats or 20 blocks).
+    NoInterval,
+}
+
+/// A server left out of a ranking, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LeftOut {
+    /// Server label.
+    pub model: String,
+    /// Why, in words.
+    pub why: String,
+}
+
+/// The runs of one server that starved connections or failed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Trouble {
+    /// Server label.
+    pub model: String,
+    /// Workloads with starved connections: (workload label, most starved in a repeat, of
+    /// how many connections).
+    pub starved: Vec<(String, usize, usize)>,
+    /// Workloads with a failed run.
+    pub failed: Vec<String>,
+}
+
 /// `summary.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Summary {
@@ -220,6 +317,9 @@ pub struct Summary {
     pub memory_per_connection: Vec<MemoryPerConnection>,
     /// How the confidence intervals were computed.
     pub resampling: Resampling,
+    /// What the run shows, generated from the figures above.
+    #[serde(default)]
+    pub findings: Findings,
 }
 
 impl Summary {

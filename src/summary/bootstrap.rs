@@ -34,6 +34,10 @@ pub const CONFIDENCE: f64 = 0.95;
 /// Fewest blocks, over all repeats, for an interval.
 pub const MIN_BLOCKS: usize = 20;
 
+/// Fewest repeats on each side for the interval of a change between two cells
+/// ([`change_interval`]): with fewer, what runs share is not resampled.
+pub const MIN_REPEATS: usize = 3;
+
 /// Repeats from which blocks are shortened to leave [`MIN_BLOCKS`]: the repeats' own spread
 /// then carries what runs (and neighbouring intervals within them) share.
 pub const SHORTEN_WITH_REPEATS: usize = 3;
@@ -412,6 +416,36 @@ impl Bootstrap {
             blocks: self.blocks[figure],
         }
     }
+}
+
+/// The interval of B / A − 1 for one figure from two bootstraps, resample by resample (drawn
+/// with one seed, as `echobench diff` does, or independently, as two cells of one run are);
+/// why there is none otherwise: fewer than [`MIN_REPEATS`] repeats or [`MIN_BLOCKS`] blocks
+/// on a side, or too few resamples that hold the figure.
+pub fn change_interval(a: &Bootstrap, b: &Bootstrap, index: usize) -> Result<[f64; 2], String> {
+    let repeats = a.repeats.min(b.repeats);
+    if repeats < MIN_REPEATS {
+        return Err(format!("no CI: {repeats} repeat(s), {MIN_REPEATS} needed"));
+    }
+    let blocks = a.blocks[index].min(b.blocks[index]);
+    if blocks < MIN_BLOCKS {
+        return Err(format!("no CI: {blocks} blocks, {MIN_BLOCKS} needed"));
+    }
+    let mut ratios: Vec<f64> = a
+        .resamples
+        .iter()
+        .zip(&b.resamples)
+        .map(|(x, y)| y[index] / x[index] - 1.0)
+        .filter(|r| r.is_finite())
+        .collect();
+    if ratios.len() * 2 <= a.resamples.len() {
+        return Err("no CI: too few resamples hold the figure".to_owned());
+    }
+    ratios.sort_by(f64::total_cmp);
+    Ok([
+        percentile(&ratios, (1.0 - CONFIDENCE) / 2.0),
+        percentile(&ratios, (1.0 + CONFIDENCE) / 2.0),
+    ])
 }
 
 /// The `p` quantile of sorted values, by nearest rank.

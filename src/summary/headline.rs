@@ -88,29 +88,29 @@ fn best_pingpong<'a>(
     best
 }
 
-/// Findings and caveats: failures, starvation, loadgen-bound runs, idle connections left in
-/// the backlog, errors.
+/// Findings and caveats, counted (the report's "What this run shows" names the workloads):
+/// failed and starved workloads, loadgen-bound workloads, idle connections left in the
+/// backlog, errors. The pool sweep's workloads are left to its own table.
 fn flags(model: &str, cells: &[Cell], memory: Option<&MemoryPerConnection>) -> Vec<String> {
-    let own = || cells.iter().filter(|c| c.model == model);
+    let own = || {
+        cells
+            .iter()
+            .filter(|c| c.model == model && c.workload != "pool")
+    };
+    let workloads = |n: usize| format!("{n} workload{}", if n == 1 { "" } else { "s" });
+    let count = |keep: &dyn Fn(&Cell) -> bool| own().filter(|c| keep(c)).count();
     let mut flags = Vec::new();
-    for c in own() {
-        match c.status {
-            Status::Failed => flags.push(format!("{} failed", c.label)),
-            Status::Starved if c.workload == "pingpong" || c.workload == "rate" => {
-                flags.push(format!(
-                    "{}: {}/{} starved",
-                    c.label, c.connections_starved, c.connections
-                ))
-            }
-            _ => {}
-        }
+    let failed = count(&|c| c.status == Status::Failed);
+    if failed > 0 {
+        flags.push(format!("failed in {}", workloads(failed)));
     }
-    let bound: Vec<&str> = own()
-        .filter(|c| c.loadgen_saturated)
-        .map(|c| c.label.as_str())
-        .collect();
-    if !bound.is_empty() {
-        flags.push(format!("loadgen-bound: {}", bound.join(", ")));
+    let starved = count(&|c| c.status == Status::Starved);
+    if starved > 0 {
+        flags.push(format!("starved in {}", workloads(starved)));
+    }
+    let bound = count(&|c| c.loadgen_saturated);
+    if bound > 0 {
+        flags.push(format!("loadgen-bound in {}", workloads(bound)));
     }
     if memory.is_some_and(|m| m.not_accepted.is_some()) {
         flags.push("idle connections left in the backlog".to_owned());

@@ -6,6 +6,7 @@
 
 pub mod bootstrap;
 mod cell;
+pub mod findings;
 mod headline;
 mod load;
 pub mod memory;
@@ -127,6 +128,13 @@ pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bo
         .filter(|m| ran(m, &|w| !matches!(w, Workload::Pool { .. })))
         .map(|m| headline::headline(m, &cells, &workloads, rate_for_p99, &memory_per_connection))
         .collect();
+    let findings = findings::findings(
+        &models,
+        &workloads,
+        &cells,
+        &memory_per_connection,
+        &bootstraps,
+    );
     let summary = Summary {
         schema_version: SCHEMA_VERSION,
         environment: env.clone(),
@@ -137,6 +145,7 @@ pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bo
         cells,
         memory_per_connection,
         resampling: resampling(seed),
+        findings,
     };
     (summary, bootstraps)
 }

@@ -1,0 +1,138 @@
+//! Each server's colour and marker, from the model registry: a hue per family (iterative and
+//! pools orange, threads and processes purple, event loops blue, runtimes green), a shade and
+//! a marker per model within its family. A model keeps its look in every plot of every run,
+//! whichever models a comparison selects; servers the registry does not know are grey.
+
+use echo_server::{Family, Model};
+use plotters::style::RGBColor;
+
+use crate::schema::ServerSpec;
+
+/// The shape drawn at a series' points and in its legend entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Marker {
+    /// A filled circle.
+    Circle,
+    /// A filled triangle.
+    Triangle,
+    /// A filled square.
+    Square,
+    /// A diagonal cross.
+    Cross,
+}
+
+/// How a server is drawn.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Style {
+    /// Line and marker colour.
+    pub colour: RGBColor,
+    /// Marker shape.
+    pub marker: Marker,
+    /// Whether the line is dashed (a second series of the same server, e.g. more clients).
+    pub dashed: bool,
+    /// The family the legend lists it under; `None` for servers the registry does not know.
+    pub family: Option<Family>,
+}
+
+/// The families in the order legends list them.
+pub const FAMILIES: [Family; 4] = [
+    Family::IterativeAndPools,
+    Family::ThreadsAndProcesses,
+    Family::EventLoops,
+    Family::Runtimes,
+];
+
+/// Shades of each family's hue, darkest first, one per model of the family (Okabe and Ito's
+/// colour-blind-safe colours where a family has one).
+fn shades(family: Family) -> &'static [RGBColor] {
+    match family {
+        Family::IterativeAndPools => &[
+            RGBColor(213, 94, 0),
+            RGBColor(230, 159, 0),
+            RGBColor(140, 81, 10),
+        ],
+        Family::ThreadsAndProcesses => &[RGBColor(204, 121, 167), RGBColor(136, 34, 85)],
+        Family::EventLoops => &[
+            RGBColor(0, 114, 178),
+            RGBColor(86, 180, 233),
+            RGBColor(0, 50, 110),
+        ],
+        Family::Runtimes => &[
+            RGBColor(0, 158, 115),
+            RGBColor(17, 100, 51),
+            RGBColor(153, 153, 51),
+            RGBColor(100, 200, 140),
+        ],
+    }
+}
+
+const MARKERS: [Marker; 4] = [
+    Marker::Circle,
+    Marker::Triangle,
+    Marker::Square,
+    Marker::Cross,
+];
+
+/// The look of the server `label` (a model name, maybe with its arguments).
+pub fn style(label: &str) -> Style {
+    let Some(model) = Model::from_name(ServerSpec::model_of(label)) else {
+        return unknown(label);
+    };
+    let family = model.family();
+    let rank = Model::ALL
+        .iter()
+        .filter(|m| m.family() == family)
+        .position(|m| *m == model)
+        .unwrap_or(0);
+    let shades = shades(family);
+    Style {
+        colour: shades[rank % shades.len()],
+        marker: MARKERS[rank % MARKERS.len()],
+        dashed: false,
+        family: Some(family),
+    }
+}
+
+/// A grey of its own for a server the registry does not know, from its name (stable).
+fn unknown(label: &str) -> Style {
+    let hash = label
+        .bytes()
+        .fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(u32::from(b)));
+    let grey = 60 + (hash % 5) as u8 * 30;
+    Style {
+        colour: RGBColor(grey, grey, grey),
+        marker: MARKERS[(hash / 5) as usize % MARKERS.len()],
+        dashed: false,
+        family: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_model_has_its_own_look_by_family() {
+        let looks: Vec<Style> = Model::ALL.iter().map(|m| style(m.name())).collect();
+        for (i, a) in looks.iter().enumerate() {
+            assert_eq!(a.family, Some(Model::ALL[i].family()));
+            for b in &looks[i + 1..] {
+                assert!(
+                    a.colour != b.colour || a.marker != b.marker,
+                    "two models look alike"
+                );
+            }
+        }
+        for family in FAMILIES {
+            assert!(
+                Model::ALL.iter().filter(|m| m.family() == family).count() <= shades(family).len()
+            );
+        }
+        // Arguments do not change a model's look, and unknown servers are grey.
+        assert_eq!(style("thread-pool(64)"), style("thread-pool"));
+        let other = style("nginx");
+        assert_eq!(other.family, None);
+        assert_eq!(other.colour.0, other.colour.1);
+        assert_eq!(style("nginx"), other, "stable");
+    }
+}
