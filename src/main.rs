@@ -29,10 +29,12 @@ struct Cli {
 enum Command {
     /// Run every model through every workload of the profile and write the reports.
     Compare {
-        /// Models to compare, comma-separated, or `all`.
+        /// Models to compare, comma-separated, or `all`; `NAME(N)` runs a model with
+        /// `--workers N` (pools default to thread-pool(64) and prefork(16)).
         #[arg(long, value_name = "LIST|all", default_value = "all")]
         models: String,
-        /// `quick` (within 5 minutes on 2 cores) or `full` (longer runs, 3 repeats).
+        /// `quick` (within 5 minutes on 2 cores) or `full` (longer runs, 3 repeats, and the
+        /// pool workload sweeping pool sizes).
         #[arg(long, value_enum, default_value = "quick")]
         profile: Profile,
         /// Output directory [default: results/<date>-<hostname>].
@@ -352,7 +354,10 @@ fn soak(minutes: u64, models: &str, out: Option<PathBuf>, pinning: Pinning) -> a
     } else {
         let asked = plan::parse_models(models).map_err(usage)?;
         let soakable = soak::soak_models();
-        if let Some(s) = asked.iter().find(|s| !soakable.contains(s)) {
+        if let Some(s) = asked
+            .iter()
+            .find(|s| soakable.iter().all(|ok| ok.model != s.model))
+        {
             return Err(usage(format!(
                 "--models: {} serves only one client or its workers at a time; soak runs models \
                  that serve any number at once",

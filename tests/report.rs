@@ -375,10 +375,8 @@ fn runs_with_server_arguments_are_reported_as_their_own_server() {
     assert_eq!(summary.models, ["blocking", "mio", "mio(4)"]);
     let cells = summary.cells_of("mio(4)");
     assert_eq!(cells.len(), workloads().len());
-    let figures = |c: &echobench::schema::Cell| {
-        c.throughput_msgs_per_s
-            .map(|t| (t.median, t.min, t.max))
-    };
+    let figures =
+        |c: &echobench::schema::Cell| c.throughput_msgs_per_s.map(|t| (t.median, t.min, t.max));
     assert_eq!(
         figures(cells["pingpong-c16"]),
         figures(summary.cells_of("mio")["pingpong-c16"]),

@@ -68,7 +68,8 @@ pub fn plus_minus(value: f64, ci: Option<Ci>, f: impl Fn(f64) -> String) -> Stri
     match (ci.low, ci.high) {
         (Some(low), Some(high)) => {
             let (down, up) = ((value - low).max(0.0), (high - value).max(0.0));
-            if down.max(up) <= 1.5 * down.min(up) {
+            let alike = f(two_digits(down)) == f(two_digits(up));
+            if alike || down.max(up) <= 1.5 * down.min(up) {
                 format!("{} ± {}", f(value), f(two_digits(down.max(up))))
             } else {
                 format!(

@@ -121,8 +121,22 @@ fn rank_workload(w: &Workload, cells: &[&Cell], bootstraps: &Bootstraps) -> Vec<
         .into_iter()
         .filter_map(|(group, f, loadgen_bound)| rank(w, &group, f, loadgen_bound, bootstraps))
         .collect();
-    if let Some(first) = rankings.first_mut() {
-        first.left_out = left_out;
+    match rankings.first_mut() {
+        Some(first) => first.left_out = left_out,
+        // Every server was left out: say so, and why.
+        None if !left_out.is_empty() => {
+            let f = figure_of(w);
+            rankings.push(Ranking {
+                workload: w.label(),
+                figure: f.key.to_owned(),
+                higher_is_better: f.higher_is_better,
+                loadgen_bound: false,
+                order: Vec::new(),
+                margin: None,
+                left_out,
+            });
+        }
+        None => {}
     }
     rankings
 }
@@ -272,4 +286,176 @@ fn memory_order(memory: &[MemoryPerConnection]) -> Vec<Standing> {
             .then_with(|| a.model.cmp(&b.model))
     });
     order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Ci;
+
+    fn spread(median: f64) -> Option<Spread> {
+        Some(Spread {
+            median,
+            min: median,
+            max: median,
+            ci: None,
+        })
+    }
+
+    fn cell(model: &str, w: &Workload, throughput: f64, cpu: f64) -> Cell {
+        Cell {
+            model: model.to_owned(),
+            workload: w.name().to_owned(),
+            label: w.label(),
+            repeats: 3,
+            status: Status::Ok,
+            notes: Vec::new(),
+            throughput_msgs_per_s: spread(throughput),
+            latency_p50_us: spread(1e6 / throughput),
+            latency_p99_us: spread(5e6 / throughput),
+            latency_p99_9_us: None,
+            latency_uncorrected_p99_us: None,
+            achieved_rate_ratio: spread(1.0),
+            connect_p50_us: None,
+            server_cpu_us_per_msg: spread(cpu),
+            peak_rss_kib: None,
+            peak_pss_kib: None,
+            peak_threads: None,
+            peak_processes: None,
+            peak_fds: None,
+            voluntary_switches_per_msg: None,
+            involuntary_switches_per_msg: None,
+            errors: 0,
+            connections_starved: 0,
+            connections: 16,
+            loadgen_saturated: false,
+        }
+    }
+
+    /// A bootstrap whose resamples put the throughput evenly from `low` to `high`, in that
+    /// order, and CPU per message at `cpu`.
+    fn bootstrap(low: f64, high: f64, cpu: f64) -> Bootstrap {
+        let n = 1000;
+        Bootstrap {
+            resamples: (0..n)
+                .map(|i| {
+                    let t = low + (high - low) * i as f64 / (n - 1) as f64;
+                    [t, 1e6 / t, 5e6 / t, f64::NAN, cpu]
+                })
+                .collect(),
+            repeats: 3,
+            intervals: 60,
+            block_intervals: [1; 5],
+            blocks: [60; 5],
+        }
+    }
+
+    fn keyed(c: &Cell, b: Bootstrap) -> ((String, String), Bootstrap) {
+        ((c.model.clone(), c.label.clone()), b)
+    }
+
+    #[test]
+    fn the_leader_and_its_margin_are_judged_by_the_margins_interval() {
+        let w = Workload::Pingpong { connections: 16 };
+        let a = cell("a", &w, 120.0, 5.0);
+        let b = cell("b", &w, 100.0, 6.0);
+        let c = cell("c", &w, 99.0, 6.0);
+        let servers: Vec<String> = ["c", "b", "a"].map(str::to_owned).to_vec();
+        // a's resamples all lie above b's: clearly ahead.
+        let apart = BTreeMap::from([
+            keyed(&a, bootstrap(115.0, 125.0, 5.0)),
+            keyed(&b, bootstrap(95.0, 105.0, 6.0)),
+        ]);
+        let cells = [a.clone(), b.clone(), c.clone()];
+        let f = findings(&servers, &[w], &cells, &[], &apart);
+        let r = &f.rankings[0];
+        let order: Vec<&str> = r.order.iter().map(|s| s.model.as_str()).collect();
+        assert_eq!(order, ["a", "b", "c"]);
+        let m = r.margin.unwrap();
+        assert!((m.value - 0.2).abs() < 1e-9, "{m:?}");
+        assert_eq!(m.verdict, MarginVerdict::Clear);
+        assert!(m.low.unwrap() > 0.0 && m.high.unwrap() > m.value);
+        // Overlapping resamples (b's drawn in the other order, as independent resamples
+        // pair up at random): no clear difference, whatever the medians say.
+        let close = BTreeMap::from([
+            keyed(&a, bootstrap(80.0, 160.0, 5.0)),
+            keyed(&b, bootstrap(120.0, 80.0, 6.0)),
+        ]);
+        let f = findings(&servers, &[w], &cells, &[], &close);
+        let m = f.rankings[0].margin.unwrap();
+        assert_eq!(m.verdict, MarginVerdict::NoClearDifference);
+        assert!(m.low.unwrap() < 0.0);
+        // No bootstraps: a margin, but no verdict.
+        let f = findings(&servers, &[w], &cells, &[], &BTreeMap::new());
+        assert_eq!(
+            f.rankings[0].margin.unwrap().verdict,
+            MarginVerdict::NoInterval
+        );
+    }
+
+    #[test]
+    fn loadgen_bound_servers_are_ranked_by_cpu_and_starved_ones_left_out() {
+        let w = Workload::Pingpong { connections: 16 };
+        let mut fast = cell("fast", &w, 150.0, 6.0);
+        fast.loadgen_saturated = true;
+        let mut lean = cell("lean", &w, 140.0, 4.0);
+        lean.loadgen_saturated = true;
+        let free = cell("free", &w, 90.0, 9.0);
+        let mut starved = cell("starved", &w, 10.0, 20.0);
+        starved.status = Status::Starved;
+        starved.connections_starved = 15;
+        let servers: Vec<String> = ["fast", "lean", "free", "starved"]
+            .map(str::to_owned)
+            .to_vec();
+        let cells = [fast, lean, free, starved];
+        let f = findings(&servers, &[w], &cells, &[], &BTreeMap::new());
+        assert_eq!(f.rankings.len(), 2);
+        let (by_throughput, by_cpu) = (&f.rankings[0], &f.rankings[1]);
+        assert!(!by_throughput.loadgen_bound);
+        assert_eq!(by_throughput.order[0].model, "free");
+        assert_eq!(by_throughput.left_out[0].model, "starved");
+        assert!(by_throughput.left_out[0].why.contains("15 of 16"));
+        assert!(by_cpu.loadgen_bound && by_cpu.figure == "server_cpu_us_per_msg");
+        let order: Vec<&str> = by_cpu.order.iter().map(|s| s.model.as_str()).collect();
+        assert_eq!(order, ["lean", "fast"], "less CPU per message first");
+        assert!((by_cpu.margin.unwrap().value - (1.0 - 4.0 / 6.0)).abs() < 1e-9);
+        assert_eq!(f.troubles.len(), 1);
+        assert_eq!(f.troubles[0].starved, [("pingpong-c16".to_owned(), 15, 16)]);
+    }
+
+    #[test]
+    fn latency_is_ranked_only_where_the_rate_was_met_and_memory_least_first() {
+        let w = Workload::Rate { rate: 10_000.0 };
+        let low = cell("low", &w, 100.0, 5.0); // p99 50,000 µs
+        let high = cell("high", &w, 50.0, 5.0); // p99 100,000 µs
+        let mut short = cell("short", &w, 1000.0, 5.0);
+        short.achieved_rate_ratio = spread(0.8);
+        let servers: Vec<String> = ["high", "short", "low"].map(str::to_owned).to_vec();
+        let f = findings(&servers, &[w], &[low, high, short], &[], &BTreeMap::new());
+        let r = &f.rankings[0];
+        assert_eq!(r.figure, "latency_p99_us");
+        assert_eq!(r.order[0].model, "low");
+        assert!((r.margin.unwrap().value - 0.5).abs() < 1e-9, "50 % lower");
+        assert_eq!(r.left_out[0].model, "short");
+        assert!(r.left_out[0].why.contains("80 %"));
+
+        let memory = |model: &str, bytes: Option<f64>| MemoryPerConnection {
+            model: model.to_owned(),
+            pss_bytes_per_connection: bytes,
+            rss_bytes_per_connection: bytes,
+            points: Vec::new(),
+            not_accepted: bytes.is_none().then(|| "left in the backlog".to_owned()),
+            pss_ci: Some(Ci::default()),
+        };
+        let mem = [
+            memory("thread", Some(25_000.0)),
+            memory("loop", Some(70.0)),
+            memory("iterative", None),
+        ];
+        let f = findings(&[], &[], &[], &mem, &BTreeMap::new());
+        let order: Vec<&str> = f.memory.iter().map(|s| s.model.as_str()).collect();
+        assert_eq!(order, ["loop", "thread"]);
+        assert_eq!(f.memory_unknown[0].model, "iterative");
+        assert_eq!(f.memory_unknown[0].why, "left in the backlog");
+    }
 }
