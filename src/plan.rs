@@ -121,7 +121,7 @@ fn parse_model(entry: &str) -> Result<ServerSpec, String> {
         ));
     };
     Ok(match workers {
-        Some(n) => with_workers(model, n),
+        Some(n) => ServerSpec::with_workers(model.name(), n),
         None => server(model),
     })
 }
@@ -130,16 +130,8 @@ fn parse_model(entry: &str) -> Result<ServerSpec, String> {
 /// ([`Model::pool_workers`]), every other model with its defaults.
 pub fn server(model: Model) -> ServerSpec {
     match model.pool_workers() {
-        Some(n) => with_workers(model, n),
+        Some(n) => ServerSpec::with_workers(model.name(), n),
         None => ServerSpec::model(model.name()),
-    }
-}
-
-/// The model with `--workers n`.
-fn with_workers(model: Model, n: usize) -> ServerSpec {
-    ServerSpec {
-        model: model.name().to_owned(),
-        args: vec!["--workers".to_owned(), n.to_string()],
     }
 }
 
@@ -262,7 +254,7 @@ fn servers_of(servers: &[ServerSpec], workload: &Workload) -> Vec<ServerSpec> {
     }
     pools
         .iter()
-        .flat_map(|&model| POOL_WORKERS.map(|n| with_workers(model, n)))
+        .flat_map(|&model| POOL_WORKERS.map(|n| ServerSpec::with_workers(model.name(), n)))
         .collect()
 }
 

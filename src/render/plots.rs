@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 
 use super::chart::{self, Series, XAxis};
 use super::palette::{self, Style};
-use crate::schema::{Cell, Status, Summary, Workload};
+use crate::schema::{Cell, ServerSpec, Status, Summary, Workload};
 
 /// One plot of the report.
 pub struct Plot {
@@ -242,11 +242,12 @@ fn pool_sizes(s: &Summary) -> Plot {
             let mut points: Vec<(f64, f64)> = s
                 .cells
                 .iter()
-                .filter(|c| {
-                    &c.label == *label && crate::schema::ServerSpec::model_of(&c.model) == pool
-                })
+                .filter(|c| &c.label == *label && ServerSpec::model_of(&c.model) == pool)
                 .filter(|c| c.status != Status::Failed)
-                .filter_map(|c| Some((workers(&c.model)?, c.throughput_msgs_per_s?.median)))
+                .filter_map(|c| {
+                    let workers = ServerSpec::workers_of(&c.model)? as f64;
+                    Some((workers, c.throughput_msgs_per_s?.median))
+                })
                 .collect();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
             if points.is_empty() {
@@ -273,15 +274,4 @@ fn pool_sizes(s: &Summary) -> Plot {
             XAxis::PowersOfTwo,
         ),
     )
-}
-
-/// The workers in a server label such as `thread-pool(64)`.
-fn workers(label: &str) -> Option<f64> {
-    label
-        .split_once('(')?
-        .1
-        .strip_suffix(')')?
-        .parse::<usize>()
-        .ok()
-        .map(|n| n as f64)
 }

@@ -20,9 +20,15 @@ const RUN_OVERHEAD: Duration = Duration::from_millis(300);
 struct Tally {
     label: String,
     left: usize,
-    runs: usize,
     /// By how runs ended: how many did, and their workloads.
     ended: BTreeMap<Status, (usize, Vec<String>)>,
+}
+
+impl Tally {
+    /// Runs done.
+    fn runs(&self) -> usize {
+        self.ended.values().map(|(runs, _)| runs).sum()
+    }
 }
 
 /// The progress of a comparison's runs.
@@ -34,7 +40,6 @@ pub struct Progress {
     planned_done: Duration,
     done: usize,
     tallies: Vec<Tally>,
-    servers_done: usize,
     /// Runs per pass, and the passes, when there are several.
     passes: Option<(usize, u32)>,
 }
@@ -62,7 +67,6 @@ impl Progress {
                 None => tallies.push(Tally {
                     label,
                     left: 1,
-                    runs: 0,
                     ended: BTreeMap::new(),
                 }),
             }
@@ -82,7 +86,6 @@ impl Progress {
             planned_done: Duration::ZERO,
             done: 0,
             tallies,
-            servers_done: 0,
             passes: (repeats > 1).then(|| (runs.len() / repeats as usize, repeats)),
         }
     }
@@ -112,18 +115,13 @@ impl Progress {
             return;
         };
         tally.left = tally.left.saturating_sub(1);
-        tally.runs += 1;
         let (runs, workloads) = tally.ended.entry(status).or_default();
         *runs += 1;
         if !workloads.contains(&spec.workload.label()) {
             workloads.push(spec.workload.label());
         }
-        if tally.left == 0 {
-            self.servers_done += 1;
-            if self.lines {
-                let line = server_line(&self.tallies, &label);
-                eprintln!("{line}; {}", self.when(self.servers_done));
-            }
+        if tally.left == 0 && self.lines {
+            eprintln!("{}; {}", server_line(tally), self.when());
         }
         if let Some((per_pass, passes)) = self.passes {
             if self.lines && per_pass > 0 && self.done % per_pass == 0 {
@@ -154,9 +152,15 @@ impl Progress {
         planned_left.mul_f64(pace.clamp(0.5, 10.0))
     }
 
-    fn when(&self, servers_done: usize) -> String {
+    /// Servers whose runs are all done.
+    fn servers_done(&self) -> usize {
+        self.tallies.iter().filter(|t| t.left == 0).count()
+    }
+
+    fn when(&self) -> String {
         format!(
-            "{servers_done} of {} servers done, {}",
+            "{} of {} servers done, {}",
+            self.servers_done(),
             self.tallies.len(),
             self.times()
         )
@@ -175,10 +179,7 @@ impl Progress {
 }
 
 /// `echobench: mio: 13 runs done (12 ok, 1 starved: pingpong-c1024)`.
-fn server_line(tallies: &[Tally], label: &str) -> String {
-    let Some(t) = tallies.iter().find(|t| t.label == label) else {
-        return format!("echobench: {label}: done");
-    };
+fn server_line(t: &Tally) -> String {
     let ended: Vec<String> = t
         .ended
         .iter()
@@ -187,10 +188,11 @@ fn server_line(tallies: &[Tally], label: &str) -> String {
             _ => format!("{runs} {}: {}", status.name(), workloads.join(", ")),
         })
         .collect();
-    let runs = if t.runs == 1 { "run" } else { "runs" };
+    let runs = t.runs();
+    let noun = if runs == 1 { "run" } else { "runs" };
     format!(
-        "echobench: {label}: {} {runs} done ({})",
-        t.runs,
+        "echobench: {}: {runs} {noun} done ({})",
+        t.label,
         ended.join(", ")
     )
 }
@@ -240,13 +242,13 @@ mod tests {
         for (r, s) in runs.iter().zip(statuses) {
             p.finish(r, s);
         }
-        assert_eq!(p.servers_done, 2);
+        assert_eq!(p.servers_done(), 2);
         assert_eq!(
-            server_line(&p.tallies, "blocking"),
+            server_line(&p.tallies[0]),
             "echobench: blocking: 4 runs done (1 ok, 2 starved: pingpong-c16, 1 failed: churn)"
         );
         assert_eq!(
-            server_line(&p.tallies, "mio"),
+            server_line(&p.tallies[1]),
             "echobench: mio: 2 runs done (2 ok)"
         );
         assert!(p.left().is_zero());

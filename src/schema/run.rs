@@ -140,6 +140,14 @@ impl ServerSpec {
         }
     }
 
+    /// The model with `--workers n`, labelled `model(n)`.
+    pub fn with_workers(name: &str, n: usize) -> ServerSpec {
+        ServerSpec {
+            model: name.to_owned(),
+            args: vec![WORKERS.to_owned(), n.to_string()],
+        }
+    }
+
     /// The name reports show: the model, with its arguments when it has any, e.g.
     /// `thread-pool(64)` for `--workers 64` alone, `mio(--max-conns 100)` otherwise.
     pub fn label(&self) -> String {
@@ -150,13 +158,22 @@ impl ServerSpec {
     pub fn model_of(label: &str) -> &str {
         label.split_once('(').map_or(label, |(model, _)| model)
     }
+
+    /// The workers a [`ServerSpec::label`] names: `thread-pool(64)` → 64; `None` for a label
+    /// without them alone.
+    pub fn workers_of(label: &str) -> Option<usize> {
+        label.split_once('(')?.1.strip_suffix(')')?.parse().ok()
+    }
 }
+
+/// The flag of a server's worker count, the one argument a label shows bare.
+const WORKERS: &str = "--workers";
 
 /// See [`ServerSpec::label`].
 fn label(model: &str, args: &[String]) -> String {
     match args {
         [] => model.to_owned(),
-        [flag, workers] if flag == "--workers" => format!("{model}({workers})"),
+        [flag, workers] if flag == WORKERS => format!("{model}({workers})"),
         _ => format!("{model}({})", args.join(" ")),
     }
 }
@@ -333,7 +350,10 @@ mod tests {
         assert_eq!(serde_json::from_str::<RunSpec>(&json).unwrap(), spec);
         assert_eq!(spec.id(), "thread-pool_workers_64.churn.r1");
         assert_eq!(spec.server_label(), "thread-pool(64)");
+        assert_eq!(spec.server(), ServerSpec::with_workers("thread-pool", 64));
         assert_eq!(ServerSpec::model_of(&spec.server_label()), "thread-pool");
+        assert_eq!(ServerSpec::workers_of(&spec.server_label()), Some(64));
+        assert_eq!(ServerSpec::workers_of("mio"), None);
         assert_eq!(ServerSpec::model_of("mio"), "mio");
         spec.server_args = vec!["--max-conns".to_owned(), "100".to_owned()];
         assert_eq!(spec.server_label(), "thread-pool(--max-conns 100)");

@@ -391,19 +391,16 @@ impl Bootstrap {
     /// The percentile interval of one figure; bounds `None` below [`MIN_BLOCKS`] blocks, or
     /// when most resamples hold no value for it.
     pub fn ci(&self, figure: usize) -> Ci {
-        let mut v: Vec<f64> = self
+        let v: Vec<f64> = self
             .resamples
             .iter()
             .map(|f| f[figure])
             .filter(|x| !x.is_nan())
             .collect();
-        v.sort_by(f64::total_cmp);
         let enough = self.blocks[figure] >= MIN_BLOCKS && v.len() * 2 > self.resamples.len();
         let (low, high) = if enough {
-            (
-                Some(percentile(&v, (1.0 - CONFIDENCE) / 2.0)),
-                Some(percentile(&v, (1.0 + CONFIDENCE) / 2.0)),
-            )
+            let [low, high] = percentile_interval(v);
+            (Some(low), Some(high))
         } else {
             (None, None)
         };
@@ -431,7 +428,7 @@ pub fn change_interval(a: &Bootstrap, b: &Bootstrap, index: usize) -> Result<[f6
     if blocks < MIN_BLOCKS {
         return Err(format!("no CI: {blocks} blocks, {MIN_BLOCKS} needed"));
     }
-    let mut ratios: Vec<f64> = a
+    let ratios: Vec<f64> = a
         .resamples
         .iter()
         .zip(&b.resamples)
@@ -441,11 +438,16 @@ pub fn change_interval(a: &Bootstrap, b: &Bootstrap, index: usize) -> Result<[f6
     if ratios.len() * 2 <= a.resamples.len() {
         return Err("no CI: too few resamples hold the figure".to_owned());
     }
-    ratios.sort_by(f64::total_cmp);
-    Ok([
-        percentile(&ratios, (1.0 - CONFIDENCE) / 2.0),
-        percentile(&ratios, (1.0 + CONFIDENCE) / 2.0),
-    ])
+    Ok(percentile_interval(ratios))
+}
+
+/// The [`CONFIDENCE`] percentile interval of resampled values (not empty).
+fn percentile_interval(mut values: Vec<f64>) -> [f64; 2] {
+    values.sort_by(f64::total_cmp);
+    [
+        percentile(&values, (1.0 - CONFIDENCE) / 2.0),
+        percentile(&values, (1.0 + CONFIDENCE) / 2.0),
+    ]
 }
 
 /// The `p` quantile of sorted values, by nearest rank.

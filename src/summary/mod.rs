@@ -21,7 +21,9 @@ use hdrhistogram::Histogram;
 
 use crate::plan;
 use crate::rng::Rng;
-use crate::schema::{Environment, Resampling, RunSpec, Status, Summary, Workload, SCHEMA_VERSION};
+use crate::schema::{
+    Environment, Resampling, RunSpec, ServerSpec, Status, Summary, Workload, SCHEMA_VERSION,
+};
 use bootstrap::{Bootstrap, CellSamples};
 pub use load::{load_records, load_runs, RunData};
 pub use memory::slope;
@@ -203,10 +205,8 @@ fn models_in_order(env: &Environment, runs: &[RunData]) -> Vec<String> {
             .position(|m| m.name() == model)
             .unwrap_or(usize::MAX)
     };
-    let workers = |spec: &RunSpec| match spec.server_args.as_slice() {
-        [flag, n] if flag == "--workers" => n.parse().unwrap_or(usize::MAX),
-        _ => usize::MAX,
-    };
+    let workers =
+        |spec: &RunSpec| ServerSpec::workers_of(&spec.server_label()).unwrap_or(usize::MAX);
     others.sort_by_key(|spec| {
         (
             registry_index(&spec.model),
