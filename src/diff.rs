@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::render::format::{bytes, int, us, DASH};
 use crate::render::{text_table, Block};
-use crate::schema::{Cell, Environment, Spread, Status, Summary, SCHEMA_VERSION};
+use crate::schema::{Cell, Environment, Spread, Summary, SCHEMA_VERSION};
 use crate::summary::bootstrap::{change_interval, figure, Bootstrap, CONFIDENCE};
 use crate::summary::{self, memory, Analysis};
 
@@ -206,7 +206,7 @@ fn cell_rows(
     FIGURES
         .iter()
         .map(|f| {
-            let failed = a.status == Status::Failed || b.status == Status::Failed;
+            let failed = !a.status.has_figures() || !b.status.has_figures();
             let (old, new) = ((f.of)(a).map(|s| s.median), (f.of)(b).map(|s| s.median));
             let interval = match (boot_a, boot_b) {
                 (Some(x), Some(y)) => change_interval(x, y, f.index),

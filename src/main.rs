@@ -13,8 +13,9 @@ use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use echobench::plan::{self, CompareOptions};
 use echobench::render::headline_text;
+use echobench::run::launch::end_sessions_on_interrupt;
 use echobench::run::{machine, server::pin_process};
-use echobench::schema::{Environment, Profile, Timing};
+use echobench::schema::{Environment, ExternalServer, Profile, ServerSpec, Timing};
 use echobench::soak;
 
 /// Compare how server concurrency models serve one echo protocol.
@@ -29,10 +30,13 @@ struct Cli {
 enum Command {
     /// Run every model through every workload of the profile and write the reports.
     Compare {
-        /// Models to compare, comma-separated, or `all`; `NAME(N)` runs a model with
-        /// `--workers N` (pools default to thread-pool(64) and prefork(16)).
-        #[arg(long, value_name = "LIST|all", default_value = "all")]
+        /// Models to compare, comma-separated, `all`, or `none` (only the --server ones);
+        /// `NAME(N)` runs a model with `--workers N` (pools default to thread-pool(64) and
+        /// prefork(16)).
+        #[arg(long, value_name = "LIST|all|none", default_value = "all")]
         models: String,
+        #[command(flatten)]
+        external: External,
         /// `quick` (within 5 minutes on 2 cores) or `full` (longer runs, 3 repeats, and the
         /// pool workload sweeping pool sizes).
         #[arg(long, value_enum, default_value = "quick")]
@@ -93,6 +97,21 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
         args: Vec<OsString>,
     },
+}
+
+/// Servers echobench does not build, compared beside the models.
+#[derive(Args, Debug)]
+struct External {
+    /// A server of your own, run as COMMAND (split into words as a shell would, run without
+    /// one) with {port}, {addr} (127.0.0.1:PORT) and {host} filled in; ready at its
+    /// `listening on` line or at its first echo of a probe. Repeatable.
+    #[arg(long = "server", value_name = "NAME=COMMAND")]
+    servers: Vec<String>,
+    /// Servers of your own from a TOML file: [[server]] tables with name and command, and
+    /// optionally family, notes, max_idle, max_connections, ready_timeout, stop_grace,
+    /// tls_command (see the README).
+    #[arg(long, value_name = "FILE")]
+    server_file: Option<PathBuf>,
 }
 
 /// Where the servers and the load run, for `compare` and `soak`.
@@ -181,11 +200,12 @@ fn main() -> ExitCode {
         }),
         Command::Compare {
             models,
+            external,
             profile,
             out,
             pinning,
             passes,
-        } => compare(models, profile, out, pinning, passes),
+        } => compare(models, external, profile, out, pinning, passes),
         Command::Diff {
             old,
             new,
@@ -236,12 +256,20 @@ fn usage(text: String) -> anyhow::Error {
 
 fn compare(
     models: String,
+    external: External,
     profile: Profile,
     out: Option<PathBuf>,
     pinning: Pinning,
     passes: Passes,
 ) -> anyhow::Result<()> {
-    let servers = plan::parse_models(&models).map_err(usage)?;
+    let mut servers = plan::parse_models(&models).map_err(usage)?;
+    let external = external_servers(&external).map_err(usage)?;
+    servers.extend(external.iter().map(|e| ServerSpec::model(&e.name)));
+    if servers.is_empty() {
+        return Err(usage(
+            "--models none and no --server or --server-file: nothing to compare".to_owned(),
+        ));
+    }
     let workloads = passes
         .workloads
         .as_deref()
@@ -271,10 +299,12 @@ fn compare(
         workloads,
         timing,
         first_repeat: 1,
+        external,
     };
     if passes.append {
         opts.first_repeat = appended_from(&opts)?;
     }
+    end_sessions_on_interrupt()?;
     let summary = echobench::compare(&opts).map_err(|e| e.context("comparison failed"))?;
     print!("{}", headline_text(&summary));
     println!("report: {}", out.join("report.html").display());
@@ -287,6 +317,12 @@ fn appended_from(opts: &CompareOptions) -> anyhow::Result<u32> {
     let env = Environment::read(&opts.out.join("environment.json"))
         .map_err(|e| usage(format!("--append: {e:#}")))?;
     let models: Vec<String> = opts.servers.iter().map(|s| s.label()).collect();
+    if env.external != opts.external {
+        return Err(usage(format!(
+            "--append: {} ran other external servers, or the same with other settings; give the same --server and --server-file",
+            opts.out.display()
+        )));
+    }
     if env.models != models || env.profile != opts.profile {
         return Err(usage(format!(
             "--append: {} holds a {} comparison of {}; give the same --models and --profile",
@@ -307,6 +343,24 @@ fn appended_from(opts: &CompareOptions) -> anyhow::Result<u32> {
         }
     }
     Ok(records.iter().map(|r| r.spec.repeat).max().unwrap_or(0) + 1)
+}
+
+/// The servers of `--server-file`, then of each `--server`, each checked, their names unique.
+fn external_servers(given: &External) -> Result<Vec<ExternalServer>, String> {
+    let mut servers = match &given.server_file {
+        Some(file) => plan::external::read_file(file)?,
+        None => Vec::new(),
+    };
+    for flag in &given.servers {
+        servers.push(plan::external::parse_flag(flag)?);
+    }
+    let names: Vec<String> = servers.iter().map(|s| s.name.clone()).collect();
+    if let Some(name) = plan::external::duplicate(&names) {
+        return Err(format!(
+            "--server: the name '{name}' is given twice; each server needs a name of its own"
+        ));
+    }
+    Ok(servers)
 }
 
 /// `--duration` and `--warmup` over the profile's timing, when either is given.
@@ -374,6 +428,7 @@ fn soak(minutes: u64, models: &str, out: Option<PathBuf>, pinning: Pinning) -> a
         server_cpus,
         loadgen_cpus,
     };
+    end_sessions_on_interrupt()?;
     let found = soak::soak(&opts)?;
     print!(
         "{}",

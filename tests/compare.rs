@@ -138,6 +138,27 @@ fn bad_arguments_give_one_line_and_exit_2() {
             "--append",
         ),
         (vec!["diff", "a", "b", "--threshold", "lots"], "--threshold"),
+        (vec!["compare", "--server", "mine"], "NAME=COMMAND"),
+        (
+            vec!["compare", "--server", "mine=./nowhere {port}"],
+            "--server mine",
+        ),
+        (vec!["compare", "--server", "mio=sh {port}"], "taken"),
+        (
+            vec![
+                "compare",
+                "--server",
+                "a=sh {port}",
+                "--server",
+                "a=sh {addr}",
+            ],
+            "twice",
+        ),
+        (vec!["compare", "--models", "none"], "nothing to compare"),
+        (
+            vec!["compare", "--server-file", "/nonexistent-servers.toml"],
+            "--server-file",
+        ),
     ] {
         let out = Command::new(BIN).args(&args).output().unwrap();
         let err = String::from_utf8_lossy(&out.stderr);

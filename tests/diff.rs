@@ -1,6 +1,6 @@
 //! `echobench diff` through the real binary: a comparison against itself changes nothing, and
-//! against one whose server spends 20 % more CPU per message (the `mio` model's test-only busy
-//! wait) it finds the regression in CPU per message, and `--fail-on-regression` exits 1. The
+//! against one whose server spends half as much CPU again per message (the `mio` model's
+//! test-only busy wait) it finds the regression in CPU per message, and `--fail-on-regression` exits 1. The
 //! two comparisons are built pass by pass, alternately, with `compare --append`.
 #![allow(clippy::unwrap_used)]
 
@@ -136,8 +136,10 @@ fn a_run_against_itself_is_no_change_and_against_a_costlier_server_is_a_regressi
     let cpu_us = first["cells"][0]["server_cpu_us_per_msg"]["median"]
         .as_f64()
         .unwrap();
-    // 20 % more CPU per message: a busy wait of a fifth of what an echo costs now.
-    let spin = Some((cpu_us * 200.0).round() as u64);
+    // 50 % more CPU per message: a busy wait of half what an echo costs now. Not less: on the
+    // shared 2-core machine CPU per message drifted from 5.7 to 8.4 µs between passes, and a
+    // 20 % change was found in only 4 of 6 runs of this test.
+    let spin = Some((cpu_us * 500.0).round() as u64);
     compare(&costly, spin, false);
     for _ in 1..PASSES {
         compare(&base, None, true);

@@ -47,6 +47,7 @@ fn environment() -> Environment {
         ephemeral_ports: Some("32768-60999".to_owned()),
         repeats: None,
         seed: None,
+        external: Vec::new(),
     }
 }
 

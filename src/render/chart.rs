@@ -308,13 +308,13 @@ fn entries(series: &[Series]) -> Vec<(String, Style)> {
 const LEGEND_TOP: i32 = 44;
 
 /// The legend, in its own area right of the plot area: the entries under their families'
-/// names, in the registry's order of families (servers it does not know last, as "other"),
+/// names, in the registry's order of families (servers it does not know, which are external, last),
 /// each with its line and marker.
 fn legend(area: &Area, entries: &[(String, Style)]) -> Result<()> {
     let groups: Vec<(String, Vec<&(String, Style)>)> = FAMILIES
         .iter()
         .map(|f| (f.name().to_owned(), Some(*f)))
-        .chain([("other".to_owned(), None)])
+        .chain([("external".to_owned(), None)])
         .map(|(name, family)| {
             let members: Vec<&(String, Style)> =
                 entries.iter().filter(|e| e.1.family == family).collect();

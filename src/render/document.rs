@@ -3,11 +3,12 @@
 
 use super::block::Block;
 use super::format::{
-    bytes, int, kib, mark, median_us, or_dash, pair, plus_minus, scale, spread, us, with_ci, DASH,
+    bytes, int, kib, mark, median_us, or_dash, pair, plus_minus, scale, server_name, spread, us,
+    with_ci, DASH,
 };
 use super::headline::headline_table;
 use super::plots::Plot;
-use crate::schema::{Cell, Environment, ServerSpec, Summary, BULK_SIZE};
+use crate::schema::{Cell, Environment, ExternalServer, ServerSpec, Summary, BULK_SIZE};
 
 /// The whole report, in reading order.
 pub fn document(s: &Summary, plots: &[Plot]) -> Vec<Block> {
@@ -96,10 +97,13 @@ fn confidence(s: &Summary) -> String {
     )
 }
 
-/// Each server and how it works, from the registry: the servers of the headline, then the
-/// pool sweep's in one line.
+/// Each server and how it works, from the registry (an external server: its command and what
+/// its server file says): the servers of the headline, then the pool sweep's in one line.
 fn models(s: &Summary) -> Vec<Block> {
     let line = |m: &String| {
+        if let Some(e) = s.environment.external(m) {
+            return external_line(e);
+        }
         let model = echo_server::Model::from_name(ServerSpec::model_of(m));
         let how = model.map_or("", |model| model.summary());
         let sized = match model.and_then(|model| model.pool_workers()) {
@@ -124,6 +128,30 @@ fn models(s: &Summary) -> Vec<Block> {
         ));
     }
     vec![Block::Heading(2, "Models".to_owned()), Block::List(items)]
+}
+
+/// `mio2` (external): `COMMAND`; family; notes; caps.
+fn external_line(e: &ExternalServer) -> String {
+    let mut parts = vec![format!(
+        "`{}` (external, not built by echobench): `{}`, run in a session of its own and measured as the built-in models are",
+        e.name, e.command
+    )];
+    parts.extend(e.family.as_ref().map(|f| format!("family: {f}")));
+    parts.extend(e.notes.clone());
+    let caps: Vec<String> = [
+        ("max_idle", e.max_idle),
+        ("max_connections", e.max_connections),
+    ]
+    .iter()
+    .filter_map(|(key, cap)| cap.map(|c| format!("{key} {c}")))
+    .collect();
+    if !caps.is_empty() {
+        parts.push(format!(
+            "capped at {} (workloads above are not run)",
+            caps.join(", ")
+        ));
+    }
+    parts.join("; ")
 }
 
 fn plot_figures(plots: &[Plot]) -> Vec<Block> {
@@ -154,7 +182,7 @@ fn workload_table(s: &Summary, title: &str, kind: &str, f: &dyn Fn(&Cell) -> Str
         })
         .map(|m| {
             let cells = s.cells_of(m);
-            let mut row = vec![m.clone()];
+            let mut row = vec![server_name(s, m)];
             row.extend(
                 cols.iter()
                     .map(|l| or_dash(cells.get(l.as_str()), |c| f(c))),
@@ -270,7 +298,7 @@ fn memory_per_connection(s: &Summary) -> Vec<Block> {
                 .collect();
             let pss = or_dash(m.pss_bytes_per_connection, |b| with_ci(b, m.pss_ci, bytes));
             vec![
-                m.model.clone(),
+                server_name(s, &m.model),
                 pss,
                 or_dash(m.rss_bytes_per_connection, bytes),
                 points.join(", "),
@@ -301,7 +329,7 @@ fn server_resources(s: &Summary) -> Vec<Block> {
         .iter()
         .map(|c| {
             vec![
-                c.model.clone(),
+                server_name(s, &c.model),
                 c.label.clone(),
                 or_dash(c.server_cpu_us_per_msg, |s| {
                     with_ci(s.median, s.ci, |v| format!("{v:.2}"))

@@ -117,7 +117,17 @@ fn trouble(t: &Trouble) -> String {
         parts.push(format!("starved in {}", each.join(", ")));
     }
     if !t.failed.is_empty() {
-        parts.push(format!("failed in {}", t.failed.join(", ")));
+        let why = match t.reasons.as_slice() {
+            [] => String::new(),
+            reasons => format!(" ({})", reasons.join("; ")),
+        };
+        parts.push(format!("failed in {}{why}", t.failed.join(", ")));
+    }
+    if !t.not_run.is_empty() {
+        parts.push(format!(
+            "not run in {} (above the caps of its server file)",
+            t.not_run.join(", ")
+        ));
     }
     format!("`{}`: {}.", t.model, parts.join("; "))
 }

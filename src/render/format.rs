@@ -3,10 +3,19 @@
 
 use std::fmt::Write as _;
 
-use crate::schema::{Cell, Ci, Spread, Status};
+use crate::schema::{Cell, Ci, Spread, Summary};
 
 /// What a missing figure reads as.
 pub const DASH: &str = "—";
+
+/// A server's name as tables show it: its label, marked `(external)` for a server echobench
+/// does not build.
+pub fn server_name(s: &Summary, label: &str) -> String {
+    match s.environment.external(label) {
+        Some(_) => format!("{label} (external)"),
+        None => label.to_owned(),
+    }
+}
 
 /// `f` of the value, or a dash.
 pub fn or_dash<T>(value: Option<T>, f: impl FnOnce(T) -> String) -> String {
@@ -14,10 +23,10 @@ pub fn or_dash<T>(value: Option<T>, f: impl FnOnce(T) -> String) -> String {
 }
 
 /// The cell's text with its marks: `L` loadgen-bound, `S n/m` starved, `E n` errors; `failed`
-/// alone when the cell has no figures.
+/// or `not run` alone when the cell has no figures.
 pub fn mark(c: &Cell, text: String) -> String {
-    if c.status == Status::Failed {
-        return "failed".to_owned();
+    if !c.status.has_figures() {
+        return c.status.name().to_owned();
     }
     let mut t = text;
     if c.loadgen_saturated {

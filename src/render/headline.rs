@@ -1,6 +1,6 @@
 //! The headline table: one row per model, in the report and at the end of `compare`.
 
-use super::format::{bytes, int, or_dash, us, with_ci, DASH};
+use super::format::{bytes, int, or_dash, server_name, us, with_ci, DASH};
 use crate::schema::{Headline, Summary};
 
 /// The headline table's header and rows.
@@ -20,10 +20,10 @@ pub fn headline_table(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
     ]
     .map(str::to_owned)
     .to_vec();
-    (header, s.headline.iter().map(row).collect())
+    (header, s.headline.iter().map(|h| row(s, h)).collect())
 }
 
-fn row(h: &Headline) -> Vec<String> {
+fn row(s: &Summary, h: &Headline) -> Vec<String> {
     // A figure with its interval and samples, where the summary gives one.
     let figure = |key: &str, value: f64, f: &dyn Fn(f64) -> String| {
         with_ci(value, h.ci.get(key).copied(), f)
@@ -53,7 +53,7 @@ fn row(h: &Headline) -> Vec<String> {
     };
     let mb = |m: f64| format!("{m:.0}");
     vec![
-        h.model.clone(),
+        server_name(s, &h.model),
         peak,
         p99,
         or_dash(h.churn_conns_per_s, |c| {

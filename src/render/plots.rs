@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 
 use super::chart::{self, Series, XAxis};
 use super::palette::{self, Style};
-use crate::schema::{Cell, ServerSpec, Status, Summary, Workload};
+use crate::schema::{Cell, ServerSpec, Summary, Workload};
 
 /// One plot of the report.
 pub struct Plot {
@@ -65,7 +65,7 @@ fn series(
                 .cells
                 .iter()
                 .filter(|c| &c.model == m && c.label.starts_with(kind))
-                .filter(|c| c.status != Status::Failed)
+                .filter(|c| c.status.has_figures())
                 .filter_map(|c| Some((x(&Workload::from_label(&c.label)?)?, y(c)?)))
                 .collect();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -152,7 +152,7 @@ fn cpu_per_message(s: &Summary) -> Plot {
         .map(|m| {
             let cells = s.cells_of(m);
             let v = |label: &str| {
-                let cell = cells.get(label).filter(|c| c.status != Status::Failed);
+                let cell = cells.get(label).filter(|c| c.status.has_figures());
                 cell.and_then(|c| c.server_cpu_us_per_msg).map(|x| x.median)
             };
             (
@@ -243,7 +243,7 @@ fn pool_sizes(s: &Summary) -> Plot {
                 .cells
                 .iter()
                 .filter(|c| &c.label == *label && ServerSpec::model_of(&c.model) == pool)
-                .filter(|c| c.status != Status::Failed)
+                .filter(|c| c.status.has_figures())
                 .filter_map(|c| {
                     let workers = ServerSpec::workers_of(&c.model)? as f64;
                     Some((workers, c.throughput_msgs_per_s?.median))

@@ -47,6 +47,7 @@ pub fn capture(opts: &CompareOptions) -> Environment {
         ephemeral_ports: loadgen::local_port_range().map(|(first, last)| format!("{first}-{last}")),
         repeats: Some(opts.repeats()),
         seed: Some(opts.seed),
+        external: opts.external.clone(),
     }
 }
 

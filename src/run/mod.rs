@@ -1,27 +1,32 @@
 //! The second stage: runs every run of the plan and writes its raw records.
 //!
-//! Per run: start the server pinned to the server CPUs ([`server`]), wait for its `listening on`
-//! line, run loadgen in-process pinned to the loadgen CPUs, sample the server's process tree
-//! from `/proc` meanwhile ([`procfs`]), stop the server with SIGTERM, and write
-//! `raw/<id>.run.json` beside loadgen's `raw/<id>.json` and `raw/<id>.hlog`. A model that fails
-//! or starves is recorded as such; it never aborts the comparison. What is written is all the
-//! later stages read.
+//! Per run: start the server in a session of its own pinned to the server CPUs ([`launch`],
+//! [`server`]), wait until it is ready, run loadgen in-process pinned to the loadgen CPUs,
+//! sample the server's session from `/proc` meanwhile ([`procfs`]), stop the server with
+//! SIGTERM, and write `raw/<id>.run.json` beside loadgen's `raw/<id>.json` and `raw/<id>.hlog`.
+//! A model that fails or starves is recorded as such; it never aborts the comparison. A server
+//! that failed to start, ignored SIGTERM or daemonized is not tried again: its later runs are
+//! recorded as failed with the reason. An external server's runs above its caps are recorded
+//! as not run. What is written is all the later stages read.
 
+pub mod launch;
 pub mod machine;
 pub mod procfs;
 pub mod progress;
 pub mod server;
 
+use std::collections::HashMap;
 use std::path::Path;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::plan::{self, CompareOptions};
+use crate::plan::{self, external, CompareOptions};
+use crate::schema::run::NOT_TRIED;
 use crate::schema::{Environment, RunRecord, RunSpec, ServerUsage, Status, Timing, SCHEMA_VERSION};
 use progress::Progress;
-use server::{Server, STOP_LIMIT};
+use server::Server;
 
 /// How often the server tree is sampled for peaks.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
@@ -58,9 +63,21 @@ pub fn run(opts: &CompareOptions) -> anyhow::Result<()> {
     let runs = opts.runs();
     let timing = opts.timing();
     let mut progress = Progress::new(&runs, timing, opts.repeats(), opts.progress);
+    // Servers not to try again, with why.
+    let mut unusable: HashMap<String, String> = HashMap::new();
     for spec in &runs {
         progress.start(spec);
-        let record = run_one(&exe, spec, timing, opts, &raw);
+        let label = spec.server_label();
+        let record = match unusable.get(&label) {
+            Some(why) => not_tried(spec, timing, why),
+            None => {
+                let (record, give_up) = run_one(&exe, spec, timing, opts, &raw);
+                if let Some(why) = give_up {
+                    unusable.insert(label, format!("in {}, {why}", spec.id()));
+                }
+                record
+            }
+        };
         let path = raw.join(format!("{}.run.json", spec.id()));
         let json = serde_json::to_string_pretty(&record)? + "\n";
         std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
@@ -70,14 +87,27 @@ pub fn run(opts: &CompareOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// One run; never fails: what went wrong is in the record.
+/// The record of a run that is not made: its server is not to be tried again.
+fn not_tried(spec: &RunSpec, timing: Timing, why: &str) -> RunRecord {
+    RunRecord {
+        schema_version: SCHEMA_VERSION,
+        spec: spec.clone(),
+        timing: plan::workload_timing(&spec.workload, timing),
+        status: Status::Failed,
+        note: Some(format!("{NOT_TRIED}{why}")),
+        server: None,
+    }
+}
+
+/// One run; never fails: what went wrong is in the record. Also returns why its server should
+/// not be tried again, if it should not: it did not start, ignored SIGTERM or daemonized.
 fn run_one(
     exe: &Path,
     spec: &RunSpec,
     timing: Timing,
     opts: &CompareOptions,
     raw: &Path,
-) -> RunRecord {
+) -> (RunRecord, Option<String>) {
     let timing = plan::workload_timing(&spec.workload, timing);
     let record = |status, note: Option<String>, server| RunRecord {
         schema_version: SCHEMA_VERSION,
@@ -87,12 +117,20 @@ fn run_one(
         note,
         server,
     };
+    let ext = opts.external(&spec.model);
+    if let Some(why) = ext.and_then(|e| external::not_run(e, &spec.workload)) {
+        return (record(Status::NotRun, Some(why), None), None);
+    }
     let log = raw.join(format!("{}.server.log", spec.id()));
-    let mut server = match Server::start(exe, &spec.server(), &opts.server_cpus, &log) {
+    let started = match ext {
+        Some(e) => Server::start_external(e, &opts.server_cpus, &log),
+        None => Server::start(exe, &spec.server(), &opts.server_cpus, &log),
+    };
+    let mut server = match started {
         Ok(server) => server,
         Err(e) => {
-            let note = format!("server did not start: {e:#}");
-            return record(Status::Failed, Some(note), None);
+            let why = format!("server did not start: {e:#}");
+            return (record(Status::Failed, Some(why.clone()), None), Some(why));
         }
     };
     let mut lg = plan::loadgen_options(&spec.workload, server.addr, timing);
@@ -104,17 +142,19 @@ fn run_one(
     let load = thread::spawn(move || loadgen::run(&lg));
     let usage = watch(server.pid(), started, timing, &load);
     let result = load.join();
-    let mut notes = Vec::new();
-    match server.stop() {
-        Ok(took) if took > STOP_LIMIT => notes.push(format!("server took {took:?} to stop")),
-        Ok(_) => {}
-        Err(e) => notes.push(format!("server stop: {e:#}")),
-    }
+    let mut notes = std::mem::take(&mut server.notes);
+    notes.extend(server.check());
+    let stopped = server.stop();
+    notes.extend(stopped.notes);
     server::remove_log_if_clean(&log);
-    let (status, why) = outcome(result);
+    let (mut status, why) = outcome(result);
     notes.extend(why);
+    if let Some(failure) = &stopped.failure {
+        status = Status::Failed;
+        notes.push(failure.clone());
+    }
     let note = (!notes.is_empty()).then(|| notes.join("; "));
-    record(status, note, Some(usage))
+    (record(status, note, Some(usage)), stopped.failure)
 }
 
 /// How loadgen's run ended, and why when it was not clean.

@@ -1,4 +1,6 @@
-//! Server resources from `/proc`, over the server's whole process tree.
+//! Server resources from `/proc`, over the server's whole session: every server starts in a
+//! session of its own ([`super::launch`]), and everything it starts stays in it unless it
+//! daemonizes.
 //!
 //! Two kinds of sample: a cheap one (`stat` and `status` of each process) taken through the run
 //! for peaks, and a full one (plus every thread's context switches and each process's PSS)
@@ -12,7 +14,7 @@ use crate::schema::ServerUsage;
 /// One look at the process tree.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Sample {
-    /// CPU time of the tree in clock ticks: live processes' user + system, plus what the root
+    /// CPU time of the session in clock ticks: live processes' user + system, plus what each
     /// has collected from children it reaped.
     pub cpu_ticks: u64,
     /// Sum of resident memory, KiB.
@@ -30,37 +32,64 @@ pub struct Sample {
     pub switches: HashMap<u32, (u64, u64)>,
 }
 
-/// The root and all its descendants.
-pub fn tree(root: u32) -> Vec<u32> {
-    let mut all = vec![root];
-    let mut i = 0;
-    while i < all.len() {
-        let pid = all[i];
-        if let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) {
-            for task in tasks.flatten() {
-                if let Ok(list) = fs::read_to_string(task.path().join("children")) {
-                    all.extend(
-                        list.split_whitespace()
-                            .filter_map(|p| p.parse::<u32>().ok()),
-                    );
-                }
-            }
-        }
-        i += 1;
-    }
-    all
+/// The processes of session `sid` with their `stat` lines: a server started in a session of
+/// its own and whatever it started that stayed in it (children, and orphans of theirs that
+/// init adopted), found by scanning `/proc`. A process that left the session (a daemon) is
+/// not among them: see [`marked`].
+pub fn session(sid: u32) -> Vec<(u32, String)> {
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+            (session_field(&stat) == Some(sid)).then_some((pid, stat))
+        })
+        .collect()
 }
 
-/// Samples the tree under `root`; `full` adds PSS and per-thread context switches.
-pub fn sample(root: u32, full: bool) -> Sample {
+/// The session of process `pid`, while it lives.
+pub fn session_of(pid: u32) -> Option<u32> {
+    session_field(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+fn session_field(stat: &str) -> Option<u32> {
+    // Fields after the command name, numbered as in proc(5) minus 3: session is 6.
+    stat_fields(stat).get(3)?.parse().ok()
+}
+
+/// Processes other than this one whose environment holds the `NAME=value` entry `marker`
+/// (readable only for this user's processes): what a started command and everything it
+/// started carry, wherever they went, unless they cleared their environment.
+pub fn marked(marker: &str) -> Vec<u32> {
+    let me = std::process::id();
+    let Ok(dir) = fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&pid| pid != me)
+        .filter(|pid| {
+            fs::read(format!("/proc/{pid}/environ"))
+                .is_ok_and(|env| env.split(|&b| b == 0).any(|e| e == marker.as_bytes()))
+        })
+        .collect()
+}
+
+/// A process's command name, for reports (`?` once it is gone).
+pub fn name(pid: u32) -> String {
+    fs::read_to_string(format!("/proc/{pid}/comm"))
+        .map_or_else(|_| "?".to_owned(), |c| c.trim().to_owned())
+}
+
+/// Samples session `sid`; `full` adds PSS and per-thread context switches.
+pub fn sample(sid: u32, full: bool) -> Sample {
     let mut s = Sample::default();
     let mut pss = 0;
     let mut fds = 0;
-    for pid in tree(root) {
-        let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue; // exited meanwhile
-        };
-        s.cpu_ticks += stat_cpu_ticks(&stat, pid == root);
+    for (pid, stat) in session(sid) {
+        s.cpu_ticks += stat_cpu_ticks(&stat);
         if let Ok(status) = fs::read_to_string(format!("/proc/{pid}/status")) {
             s.rss_kib += status_value(&status, "VmRSS").unwrap_or(0);
             s.threads += status_value(&status, "Threads").unwrap_or(0);
@@ -81,20 +110,19 @@ pub fn sample(root: u32, full: bool) -> Sample {
     s
 }
 
-/// CPU time of the tree under `root` in clock ticks, as [`Sample::cpu_ticks`]: the cheapest
-/// look (one file per process).
-pub fn cpu_ticks(root: u32) -> u64 {
-    tree(root)
-        .into_iter()
-        .filter_map(|pid| {
-            let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            Some(stat_cpu_ticks(&stat, pid == root))
-        })
+/// CPU time of session `sid` in clock ticks, as [`Sample::cpu_ticks`]: the cheapest look
+/// (one file per process).
+pub fn cpu_ticks(sid: u32) -> u64 {
+    session(sid)
+        .iter()
+        .map(|(_, stat)| stat_cpu_ticks(stat))
         .sum()
 }
 
-/// User + system ticks from a `stat` line, plus the reaped children's for the root.
-fn stat_cpu_ticks(stat: &str, root: bool) -> u64 {
+/// User + system ticks from a `stat` line, plus those of the children the process has reaped:
+/// summed over the live processes of a session, every process that ran in it counts once,
+/// live in its own line or reaped in its reaper's (an orphan reaped by init is lost).
+fn stat_cpu_ticks(stat: &str) -> u64 {
     let fields = stat_fields(stat);
     let field = |i: usize| {
         fields
@@ -103,12 +131,7 @@ fn stat_cpu_ticks(stat: &str, root: bool) -> u64 {
             .unwrap_or(0)
     };
     // Fields after the command name, numbered as in proc(5) minus 3: utime is 14.
-    let own = field(11) + field(12);
-    if root {
-        own + field(13) + field(14)
-    } else {
-        own
-    }
+    field(11) + field(12) + field(13) + field(14)
 }
 
 fn add_switches(pid: u32, into: &mut HashMap<u32, (u64, u64)>) {
@@ -183,18 +206,28 @@ mod tests {
     use super::*;
 
     #[test]
-    fn samples_this_process() {
-        let me = std::process::id();
-        let s = sample(me, true);
+    fn samples_a_session_whose_cpu_time_only_grows() {
+        use super::super::launch::{command, Launched};
+        let argv = ["sh", "-c", "while :; do :; done"].map(str::to_owned);
+        let (cmd, marker) = command(&argv, &[], &loadgen::affinity_cpus()).expect("a command");
+        let mut busy = Launched::spawn(cmd, marker).expect("started");
+        let s = sample(busy.sid, true);
         assert_eq!(s.processes, 1);
         assert!(s.threads >= 1);
         assert!(s.rss_kib > 0);
-        assert!(s.pss_kib.unwrap() > 0);
+        assert!(s.pss_kib.expect("full") > 0);
         assert!(!s.switches.is_empty());
-        assert!(s.fds.unwrap() >= 3, "stdin, stdout, stderr at least");
-        let spin = std::time::Instant::now();
-        while spin.elapsed() < std::time::Duration::from_millis(30) {}
-        assert!(cpu_ticks(me) > s.cpu_ticks, "CPU time only grows");
+        assert!(s.fds.expect("full") >= 3, "stdin, stdout, stderr at least");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        while cpu_ticks(busy.sid) <= s.cpu_ticks && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert!(
+            cpu_ticks(busy.sid) > s.cpu_ticks,
+            "a busy loop's CPU time grows"
+        );
+        busy.end(true, std::time::Duration::from_secs(1));
+        assert!(session(busy.sid).is_empty());
     }
 
     #[test]

@@ -1,32 +1,65 @@
-//! A server process started by the runner: this binary's hidden `serve` command (which is
-//! `echo-server`) pinned to the server CPUs, ready at its `listening on` line, stopped with
-//! SIGTERM.
+//! A server process started by the runner, through [`launch`](super::launch) (its own session,
+//! pinned, marked): a model echobench builds, through this binary's hidden `serve` command
+//! (which is `echo-server`), ready at its `listening on` line; or a user's own command
+//! ([`ExternalServer`]) on a port the runner picked, ready at its `listening on` line or at
+//! the first echo of a probe message, whichever comes first. Stopped with SIGTERM, then SIGKILL.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{ExitStatus, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
-use crate::schema::ServerSpec;
+use super::launch::{self, Launched};
+use crate::plan::external::invocation;
+use crate::schema::{ExternalServer, ServerSpec};
 
-/// How long a server may take to print its `listening on` line.
+/// How long a built-in model may take to print its `listening on` line.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The contract: SIGTERM ends a server within this.
 pub const STOP_LIMIT: Duration = Duration::from_secs(2);
 
-/// A running server, killed if it is dropped before [`Server::stop`].
+/// How many ports an external server is given in turn when the one picked was taken before it
+/// could bind it.
+const PORT_TRIES: usize = 3;
+
+/// The readiness probe: sent on a fresh connection, it must come back byte for byte.
+const PROBE: &[u8] = b"echobench readiness probe 0123456789\n";
+
+/// How long the probe waits for its connection and for its echo.
+const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// How often an external server that is not yet ready is probed.
+const PROBE_EVERY: Duration = Duration::from_millis(50);
+
+/// A running server, ended (its whole session) if it is dropped before [`Server::stop`].
 pub struct Server {
-    child: Child,
+    session: Launched,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its definition, for a server echobench does not build.
+    external: Option<ExternalServer>,
+    /// What was seen on the way that a reader should know (a port tried again).
+    pub notes: Vec<String>,
+}
+
+/// How a server ended.
+#[derive(Debug, Default)]
+pub struct Stopped {
+    /// From SIGTERM to the last process of its session gone.
+    pub took: Duration,
+    /// What a reader should know: a slow stop, an odd exit status.
+    pub notes: Vec<String>,
+    /// Why the run cannot stand: it ignored SIGTERM and was killed, or processes left its
+    /// session.
+    pub failure: Option<String>,
 }
 
 /// The arguments of `echobench` that start `server` pinned to `cpus` on a free loopback port.
@@ -45,113 +78,353 @@ pub fn serve_args(server: &ServerSpec, cpus: &[usize]) -> Vec<String> {
 }
 
 impl Server {
-    /// Starts `server` through `exe serve`, its stderr into `log`, and waits for its
-    /// `listening on` line.
+    /// Starts the built-in `server` through `exe serve`, its stderr into `log`, and waits for
+    /// its `listening on` line.
     pub fn start(
         exe: &Path,
         server: &ServerSpec,
         cpus: &[usize],
         log: &Path,
     ) -> anyhow::Result<Server> {
-        let stderr = std::fs::File::create(log)
-            .with_context(|| format!("cannot create {}", log.display()))?;
-        let mut child = Command::new(exe)
-            .args(serve_args(server, cpus))
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .context("cannot start the server")?;
-        let line = match first_line(&mut child) {
-            Ok(line) => line,
-            Err(e) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                let said = std::fs::read_to_string(log).unwrap_or_default();
-                bail!("{e}: {}", said.trim());
-            }
-        };
-        let addr = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .with_context(|| format!("unexpected first line {line:?}"))?;
-        Ok(Server { child, addr })
+        let mut argv = vec![exe.to_string_lossy().into_owned()];
+        argv.extend(serve_args(server, cpus));
+        let (cmd, marker) = launch::command(&argv, &[], cpus)?;
+        let mut session = spawn(cmd, marker, log).context("cannot start the server")?;
+        let addr = ready(&mut session, None, START_TIMEOUT, log)?;
+        Ok(Server {
+            session,
+            addr,
+            external: None,
+            notes: Vec::new(),
+        })
     }
 
-    /// The server's process id.
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
-
-    /// SIGTERM, then SIGKILL if it outstays twice the contract's limit; how long it took.
-    pub fn stop(&mut self) -> anyhow::Result<Duration> {
-        let started = Instant::now();
-        let pid = Pid::from_raw(self.child.id() as i32);
-        kill(pid, Signal::SIGTERM).context("cannot signal the server")?;
+    /// Starts `server`'s command on a free loopback port, its stdout and stderr into `log`,
+    /// and waits until it is ready: its `listening on` line, or an echo of a probe message.
+    /// A port taken meanwhile by another program is replaced by another, twice at most.
+    pub fn start_external(
+        server: &ExternalServer,
+        cpus: &[usize],
+        log: &Path,
+    ) -> anyhow::Result<Server> {
+        let mut notes = Vec::new();
+        let mut attempt = 1;
         loop {
-            if let Some(status) = self.child.try_wait()? {
-                if !status.success() {
-                    bail!("server exited with {status} after SIGTERM");
+            let addr = free_port()?;
+            let values = [
+                ("port", addr.port().to_string()),
+                ("addr", addr.to_string()),
+                ("host", addr.ip().to_string()),
+            ];
+            let inv = invocation(&server.command, &values).map_err(anyhow::Error::msg)?;
+            let (cmd, marker) = launch::command(&inv.argv, &inv.env, cpus)?;
+            let mut session =
+                spawn(cmd, marker, log).with_context(|| format!("cannot run '{}'", inv.argv[0]))?;
+            match ready(&mut session, Some(addr), server.ready_timeout, log) {
+                Ok(addr) => {
+                    return Ok(Server {
+                        session,
+                        addr,
+                        external: Some(server.clone()),
+                        notes,
+                    })
                 }
-                return Ok(started.elapsed());
+                Err(_) if attempt < PORT_TRIES && port_was_taken(log) => {
+                    notes.push(format!("port {} was taken; tried another", addr.port()));
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
             }
-            if started.elapsed() > 2 * STOP_LIMIT {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                bail!("server ignored SIGTERM for {:?}, killed", 2 * STOP_LIMIT);
+        }
+    }
+
+    /// The server's session id (its leader's pid): what is sampled.
+    pub fn pid(&self) -> u32 {
+        self.session.sid
+    }
+
+    /// What went wrong with the server while it ran: its leader gone, processes that left its
+    /// session. Checked at the end of the measured time, before [`Server::stop`].
+    pub fn check(&mut self) -> Vec<String> {
+        let mut seen = Vec::new();
+        if let Some(status) = self.session.exited() {
+            seen.push(format!("server exited during the run ({})", said(status)));
+        }
+        seen
+    }
+
+    /// SIGTERM (a built-in model's leader, which ends its own children; an external server's
+    /// whole process group), then SIGKILL to the session once the grace period has passed:
+    /// twice the contract's limit for a built-in model, the server file's `stop_grace` for an
+    /// external one.
+    pub fn stop(&mut self) -> Stopped {
+        let (group, grace) = match &self.external {
+            Some(e) => (true, e.stop_grace),
+            None => (false, 2 * STOP_LIMIT),
+        };
+        let ended = self.session.end(group, grace);
+        let mut stopped = Stopped {
+            took: ended.took,
+            ..Stopped::default()
+        };
+        if ended.killed {
+            stopped.failure = Some(format!(
+                "server ignored SIGTERM for {}; killed with SIGKILL",
+                humantime::format_duration(grace)
+            ));
+        } else if ended.took > STOP_LIMIT {
+            stopped
+                .notes
+                .push(format!("server took {:?} to stop", ended.took));
+        }
+        match ended.status {
+            Some(status) if !ended.killed && !stopped_well(status, group) => stopped
+                .notes
+                .push(format!("server exited with {} after SIGTERM", said(status))),
+            _ => {}
+        }
+        if !ended.escaped.is_empty() {
+            stopped.failure = Some(format!("server {}", daemonized(&ended.escaped)));
+        }
+        stopped
+    }
+}
+
+/// Whether a server ended well on SIGTERM: exit 0, or (for an external server, whose
+/// runtime may keep the default action) killed by that very signal or exit 128 + 15.
+fn stopped_well(status: ExitStatus, external: bool) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    status.success()
+        || (external
+            && (status.signal() == Some(libc_sigterm()) || status.code() == Some(128 + 15)))
+}
+
+fn libc_sigterm() -> i32 {
+    nix::sys::signal::Signal::SIGTERM as i32
+}
+
+/// `exit status 3`, `signal 9 (SIGKILL)`.
+fn said(status: ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exit status {code}"),
+        (None, Some(sig)) => match nix::sys::signal::Signal::try_from(sig) {
+            Ok(s) => format!("signal {sig} ({})", s.as_str()),
+            Err(_) => format!("signal {sig}"),
+        },
+        _ => status.to_string(),
+    }
+}
+
+fn daemonized(escaped: &[String]) -> String {
+    format!(
+        "daemonized: {} process(es) left its session ({}), killed; echobench measures a server that stays in the foreground",
+        escaped.len(),
+        escaped.join(", ")
+    )
+}
+
+/// A free loopback port, as the kernel gives one to a listener on port 0.
+fn free_port() -> anyhow::Result<SocketAddr> {
+    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+    Ok(listener.local_addr()?)
+}
+
+/// Starts `cmd` with stdout piped (read by [`ready`]) and stderr into `log`, emptied first.
+fn spawn(mut cmd: std::process::Command, marker: String, log: &Path) -> anyhow::Result<Launched> {
+    File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    let stderr = append(log)?;
+    cmd.stdout(Stdio::piped()).stderr(stderr);
+    Launched::spawn(cmd, marker)
+}
+
+fn append(log: &Path) -> anyhow::Result<File> {
+    File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot create {}", log.display()))
+}
+
+/// Waits until the server is ready, within `timeout`: its `listening on ADDR` line (the
+/// address it names), or, given `probe` (an external server), an echo of [`PROBE`] there.
+/// Lines it prints besides go to `log`. On failure the session is ended, and the error says
+/// why in one line: the leader exited (with what it said), the server daemonized, the probe
+/// was answered with something else, or nothing within the time.
+fn ready(
+    session: &mut Launched,
+    probe: Option<SocketAddr>,
+    timeout: Duration,
+    log: &Path,
+) -> anyhow::Result<SocketAddr> {
+    let lines = read_lines(session, log)?;
+    let failed = |session: &mut Launched, why: String| -> anyhow::Error {
+        let ended = session.end(true, Duration::from_millis(500));
+        if !ended.escaped.is_empty() {
+            return anyhow::anyhow!("{}", daemonized(&ended.escaped));
+        }
+        let said = last_words(log);
+        match said.is_empty() {
+            true => anyhow::anyhow!("{why}"),
+            false => anyhow::anyhow!("{why}: {said}"),
+        }
+    };
+    let deadline = Instant::now() + timeout;
+    let mut last_probe: Option<Instant> = None;
+    let mut probed = "no connection".to_owned();
+    loop {
+        if let Ok(line) = lines.recv_timeout(Duration::from_millis(10)) {
+            let named: Option<SocketAddr> = line
+                .strip_prefix("listening on ")
+                .and_then(|a| a.parse().ok());
+            match (named, probe) {
+                // A server that says it listens on every address is reached on loopback.
+                (Some(mut addr), _) => {
+                    if addr.ip().is_unspecified() {
+                        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+                    }
+                    return ready_now(session, addr);
+                }
+                (None, Some(addr)) => return ready_now(session, addr),
+                (None, None) => return Err(failed(session, format!("unexpected line {line:?}"))),
             }
-            thread::sleep(Duration::from_millis(10));
+        }
+        if session.exited().is_some() && session.members().is_empty() {
+            let status = session.exited().map(said).unwrap_or_default();
+            return Err(failed(
+                session,
+                format!("exited ({status}) before it was ready"),
+            ));
+        }
+        if let Some(addr) = probe {
+            if last_probe.is_none_or(|t| t.elapsed() >= PROBE_EVERY) {
+                last_probe = Some(Instant::now());
+                match echo_probe(addr) {
+                    Ok(()) => return ready_now(session, addr),
+                    Err(Probe::NotYet(why)) => probed = why,
+                    Err(Probe::NotEcho(why)) => return Err(failed(session, why)),
+                }
+            }
+        }
+        if Instant::now() > deadline {
+            let why = match probe {
+                Some(addr) => format!(
+                    "not ready within {}: no `listening on` line, and no echo of a probe on {addr} ({probed})",
+                    humantime::format_duration(timeout)
+                ),
+                None => format!(
+                    "no `listening on` line within {}",
+                    humantime::format_duration(timeout)
+                ),
+            };
+            return Err(failed(session, why));
         }
     }
 }
 
-/// The first line the child prints, within [`START_TIMEOUT`]; the rest of its stdout is drained
-/// so that it never blocks on a full pipe.
-fn first_line(child: &mut Child) -> anyhow::Result<String> {
-    let Some(stdout) = child.stdout.take() else {
+/// Ready, unless it has already daemonized.
+fn ready_now(session: &mut Launched, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
+    if session.escaped().is_empty() {
+        return Ok(addr);
+    }
+    let ended = session.end(true, Duration::from_millis(500));
+    bail!("{}", daemonized(&ended.escaped))
+}
+
+/// The first line the server prints that says `listening on`, or its first line for a
+/// built-in model, sent on the channel; every other line goes to `log`, and stdout is read to
+/// its end, so that the server never blocks on a full pipe.
+fn read_lines(session: &mut Launched, log: &Path) -> anyhow::Result<mpsc::Receiver<String>> {
+    let Some(stdout) = session.take_stdout() else {
         bail!("no stdout from the server");
     };
+    let mut log = append(log)?;
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let _ = tx.send(lines.next().and_then(Result::ok));
-        for _ in lines {}
+        let mut sent = false;
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if !sent && line.starts_with("listening on ") {
+                sent = tx.send(line).is_ok();
+            } else {
+                let _ = writeln!(log, "{line}");
+            }
+        }
     });
-    match rx.recv_timeout(START_TIMEOUT) {
-        Ok(Some(line)) => Ok(line),
-        _ => bail!("no `listening on` line within {START_TIMEOUT:?}"),
-    }
+    Ok(rx)
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+/// Why a probe did not come back.
+enum Probe {
+    /// Not listening yet, or no answer yet: try again.
+    NotYet(String),
+    /// Answered with something other than the echo: not an echo server.
+    NotEcho(String),
+}
+
+/// Sends [`PROBE`] on a new connection to `addr` and checks that it comes back whole.
+fn echo_probe(addr: SocketAddr) -> Result<(), Probe> {
+    let not_yet = |e: std::io::Error| Probe::NotYet(e.to_string());
+    let mut s = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT).map_err(not_yet)?;
+    s.set_read_timeout(Some(PROBE_TIMEOUT)).map_err(not_yet)?;
+    s.set_write_timeout(Some(PROBE_TIMEOUT)).map_err(not_yet)?;
+    let _ = s.set_nodelay(true);
+    s.write_all(PROBE).map_err(not_yet)?;
+    let mut echo = vec![0; PROBE.len()];
+    let mut got = 0;
+    while got < echo.len() {
+        match s.read(&mut echo[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if got == 0 => {
+                return Err(Probe::NotYet(format!(
+                    "a connection, but no echo of the probe: {e}"
+                )))
+            }
+            Err(_) => break,
         }
     }
+    if echo[..got] != PROBE[..got] || got == 0 {
+        return Err(Probe::NotEcho(format!(
+            "answered a probe with {:?}, not its echo: is it an echo server?",
+            String::from_utf8_lossy(&echo[..got])
+        )));
+    }
+    if got < PROBE.len() {
+        return Err(Probe::NotYet("a part of the probe's echo".to_owned()));
+    }
+    // A clean end, so that the server sees a client leave as loadgen's will.
+    let _ = s.shutdown(Shutdown::Write);
+    let _ = s.read(&mut [0; 16]);
+    Ok(())
 }
 
-/// Removes a server's stderr log when it holds nothing, or only the line that says every
-/// connection ended cleanly: noise. Logs that say anything else are kept.
+/// Whether the server's log says its port was taken (the port was free when picked).
+fn port_was_taken(log: &Path) -> bool {
+    std::fs::read_to_string(log).is_ok_and(|said| {
+        let said = said.to_lowercase();
+        said.contains("address already in use") || said.contains("eaddrinuse")
+    })
+}
+
+/// The last line the server wrote to its log, for an error.
+fn last_words(log: &Path) -> String {
+    std::fs::read_to_string(log)
+        .unwrap_or_default()
+        .lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().chars().take(200).collect())
+        .unwrap_or_default()
+}
+
+/// Removes a server's log when it holds nothing, or only the line that says every connection
+/// ended cleanly: noise. Logs that say anything else are kept.
 pub fn remove_log_if_clean(log: &Path) {
     let clean = echo_server::endings::summary_of([0; 4]) + "\n";
     if std::fs::read_to_string(log).is_ok_and(|said| said.is_empty() || said == clean) {
         let _ = std::fs::remove_file(log);
     }
-}
-
-/// A command line run by `sh`, for a server echobench does not build (a user's own, the
-/// tutorials' Python ones): it gets back the soft descriptor limit echobench started with.
-/// echobench raised its own for loadgen, and a child inherits it; a `select()`-based server
-/// breaks on a descriptor numbered above 1,023.
-pub fn foreign_server_command(line: &str) -> Command {
-    let restore = loadgen::original_fd_limit()
-        .map(|(soft, _)| format!("ulimit -Sn {soft} && "))
-        .unwrap_or_default();
-    let mut cmd = Command::new("sh");
-    cmd.arg("-c").arg(format!("{restore}exec {line}"));
-    cmd
 }
 
 /// Pins this whole process (threads started later inherit it) to `cpus`.
@@ -183,5 +456,40 @@ mod tests {
             serve_args(&ServerSpec::model("mio"), &[0, 1]).join(" "),
             "serve --cpus 0-1 -- mio --addr 127.0.0.1:0"
         );
+    }
+
+    /// A listener on a free port whose one connection `answer` handles.
+    fn one_shot(answer: fn(TcpStream)) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("a port");
+        let addr = listener.local_addr().expect("an address");
+        thread::spawn(move || {
+            if let Ok((s, _)) = listener.accept() {
+                answer(s);
+            }
+        });
+        addr
+    }
+
+    #[test]
+    fn the_probe_tells_an_echo_from_a_closed_port_and_from_another_protocol() {
+        let echo = one_shot(|mut s| {
+            let mut buf = [0; 64];
+            while let Ok(n) = s.read(&mut buf) {
+                if n == 0 || s.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+        });
+        assert!(echo_probe(echo).is_ok());
+        let other = one_shot(|mut s| {
+            let _ = s.write_all(b"220 smtp.example ESMTP\r\n");
+            thread::sleep(Duration::from_millis(200));
+        });
+        match echo_probe(other) {
+            Err(Probe::NotEcho(why)) => assert!(why.contains("220 smtp"), "{why}"),
+            _ => panic!("another protocol is not an echo"),
+        }
+        let closed = free_port().expect("a port");
+        assert!(matches!(echo_probe(closed), Err(Probe::NotYet(_))));
     }
 }

@@ -5,6 +5,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use super::external::ExternalServer;
 use super::run::Profile;
 
 /// What a reader needs to know to trust, or redo, a comparison.
@@ -55,6 +56,17 @@ pub struct Environment {
     /// before it was recorded, which are resampled with seed 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// The servers among `models` that echobench does not build, as they were given
+    /// (`--server`, `--server-file`); absent when there were none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub external: Vec<ExternalServer>,
+}
+
+impl Environment {
+    /// The external server of this name, if `name` is one.
+    pub fn external(&self, name: &str) -> Option<&ExternalServer> {
+        self.external.iter().find(|e| e.name == name)
+    }
 }
 
 impl Environment {

@@ -3,17 +3,20 @@
 //!
 //! - [`run`]: what a run was (`raw/<id>.run.json`: [`RunSpec`], [`Timing`], [`Status`],
 //!   [`ServerUsage`]) and the vocabulary of the matrix ([`Profile`], [`Workload`]);
-//! - [`environment`]: `environment.json`, the machine and the settings;
+//! - [`environment`]: `environment.json`, the machine and the settings, with the definitions
+//!   of the [`external`] servers compared;
 //! - [`summary`]: `summary.json`, the figures computed from `raw/`.
 //!
 //! loadgen's own report (`raw/<id>.json`, `raw/<id>.hlog`) is [`loadgen::Report`]. Types here
 //! hold data and name it; they compute nothing beyond what reading it needs.
 
 pub mod environment;
+pub mod external;
 pub mod run;
 pub mod summary;
 
 pub use environment::Environment;
+pub use external::ExternalServer;
 pub use run::{
     Profile, RunRecord, RunSpec, ServerSpec, ServerUsage, Status, Timing, Workload, BULK_SIZE,
     SIXTEEN,

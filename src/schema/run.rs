@@ -237,20 +237,35 @@ pub enum Status {
     Ok,
     /// Completed, but some connections completed no message (an iterative server's finding).
     Starved,
-    /// No figures: the server did not start, no message completed, or an echo mismatched.
+    /// No figures: the server did not start, no message completed, an echo mismatched, or
+    /// the server ignored SIGTERM or daemonized.
     Failed,
+    /// Not run: the workload needs more than an external server's caps allow
+    /// (`max_idle`, `max_connections`); the note says how much.
+    #[serde(rename = "not_run")]
+    NotRun,
 }
 
 impl Status {
-    /// The status as reports and progress lines write it: `ok`, `starved`, `failed`.
+    /// The status as reports and progress lines write it: `ok`, `starved`, `failed`, `not run`.
     pub fn name(self) -> &'static str {
         match self {
             Status::Ok => "ok",
             Status::Starved => "starved",
             Status::Failed => "failed",
+            Status::NotRun => "not run",
         }
     }
+
+    /// Whether a run with this status has figures: it completed (starved connections or not).
+    pub fn has_figures(self) -> bool {
+        matches!(self, Status::Ok | Status::Starved)
+    }
 }
+
+/// How a run's note begins when the run was not made because its server failed to start,
+/// ignored SIGTERM or daemonized in an earlier run; the earlier run's reason follows.
+pub const NOT_TRIED: &str = "not tried: ";
 
 /// One run's record, `raw/<id>.run.json`; the loadgen report is beside it in `raw/<id>.json`
 /// and its interval log in `raw/<id>.hlog`.

@@ -294,6 +294,12 @@ pub struct Trouble {
     pub starved: Vec<(String, usize, usize)>,
     /// Workloads with a failed run.
     pub failed: Vec<String>,
+    /// Why those runs failed: their notes, each once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<String>,
+    /// Workloads not run: they needed more than the server's caps allow.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_run: Vec<String>,
 }
 
 /// `summary.json`.

@@ -11,7 +11,7 @@ pub fn counted<'a>(group: &[&'a RunData]) -> Vec<&'a RunData> {
     group
         .iter()
         .copied()
-        .filter(|r| r.record.status != Status::Failed)
+        .filter(|r| r.record.status.has_figures())
         .collect()
 }
 

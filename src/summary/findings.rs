@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use super::bootstrap::{change_interval, figure, Bootstrap};
+use crate::schema::run::NOT_TRIED;
 use crate::schema::{
     Cell, Findings, LeftOut, Margin, MarginVerdict, MemoryPerConnection, Ranking, Spread, Standing,
     Status, Trouble, Workload,
@@ -102,6 +103,14 @@ fn rank_workload(w: &Workload, cells: &[&Cell], bootstraps: &Bootstraps) -> Vec<
     for &c in cells {
         let why = match c.status {
             Status::Failed => Some("failed".to_owned()),
+            Status::NotRun => Some(
+                c.notes
+                    .iter()
+                    .map(|n| bare(n))
+                    .find(|n| n.starts_with("not run"))
+                    .unwrap_or("not run")
+                    .to_owned(),
+            ),
             Status::Starved => Some(format!(
                 "{} of {} connections starved",
                 c.connections_starved, c.connections
@@ -249,22 +258,85 @@ fn margin(
     }
 }
 
-/// The starved and failed workloads of `server`; `None` when it has neither.
+/// A cell's note without the repeat it came from: `r2: server did not start` → `server did not
+/// start`.
+fn bare(note: &str) -> &str {
+    match note.split_once(": ") {
+        Some((r, rest))
+            if r.len() > 1 && r.starts_with('r') && r[1..].bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            rest
+        }
+        _ => note,
+    }
+}
+
+/// The most reasons a server's failures are given with.
+const MAX_REASONS: usize = 3;
+
+/// `… against 127.0.0.1:38099 …` → `… against its address …`: a run's port says nothing of
+/// why it failed.
+fn without_addresses(note: &str) -> String {
+    let is_address = |w: &str| {
+        w.split_once(':').is_some_and(|(ip, port)| {
+            ip.parse::<std::net::Ipv4Addr>().is_ok()
+                && !port.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+        })
+    };
+    note.split(' ')
+        .map(|w| if is_address(w) { "its address" } else { w })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The starved, failed and not-run workloads of `server`; `None` when it has none.
 fn trouble(server: &str, cells: &[Cell]) -> Option<Trouble> {
-    let own = cells.iter().filter(|c| c.model == server);
-    let starved: Vec<(String, usize, usize)> = own
-        .clone()
+    let own = || cells.iter().filter(|c| c.model == server);
+    let starved: Vec<(String, usize, usize)> = own()
         .filter(|c| c.status == Status::Starved)
         .map(|c| (c.label.clone(), c.connections_starved, c.connections))
         .collect();
-    let failed: Vec<String> = own
+    let labels = |status: Status| -> Vec<String> {
+        own()
+            .filter(|c| c.status == status)
+            .map(|c| c.label.clone())
+            .collect()
+    };
+    let (failed, not_run) = (labels(Status::Failed), labels(Status::NotRun));
+    // Why they failed, each reason once (runs differ only in the port); a run not tried
+    // repeats an earlier run's reason.
+    let mut reasons: Vec<String> = Vec::new();
+    let mut not_tried = false;
+    for note in own()
         .filter(|c| c.status == Status::Failed)
-        .map(|c| c.label.clone())
-        .collect();
-    (!starved.is_empty() || !failed.is_empty()).then(|| Trouble {
+        .flat_map(|c| &c.notes)
+        .map(|n| bare(n))
+    {
+        let note = without_addresses(note);
+        if note.starts_with(NOT_TRIED) {
+            not_tried = true;
+        } else if !reasons.contains(&note) {
+            reasons.push(note);
+        }
+    }
+    if reasons.len() > MAX_REASONS {
+        let more = reasons.len() - MAX_REASONS;
+        reasons.truncate(MAX_REASONS);
+        reasons.push(format!(
+            "{more} other reason{}",
+            if more == 1 { "" } else { "s" }
+        ));
+    }
+    if not_tried {
+        reasons.push("its later runs were not tried".to_owned());
+    }
+    (!starved.is_empty() || !failed.is_empty() || !not_run.is_empty()).then(|| Trouble {
         model: server.to_owned(),
         starved,
         failed,
+        reasons,
+        not_run,
     })
 }
 
@@ -457,5 +529,42 @@ mod tests {
         assert_eq!(order, ["loop", "thread"]);
         assert_eq!(f.memory_unknown[0].model, "iterative");
         assert_eq!(f.memory_unknown[0].why, "left in the backlog");
+    }
+
+    #[test]
+    fn failures_are_given_with_their_reasons_once_and_caps_with_the_workloads() {
+        let c1 = Workload::Pingpong { connections: 1 };
+        let c16 = Workload::Pingpong { connections: 16 };
+        let idle = Workload::Idle { idle: 5000 };
+        let mut a = cell("s", &c1, 1.0, 1.0);
+        a.status = Status::Failed;
+        a.notes = vec![
+            "r1: no message completed against 127.0.0.1:38099 (0 errors)".to_owned(),
+            "r2: no message completed against 127.0.0.1:40001 (0 errors)".to_owned(),
+        ];
+        let mut b = cell("s", &c16, 1.0, 1.0);
+        b.status = Status::Failed;
+        b.notes = vec![format!(
+            "r1: {NOT_TRIED}in s.pingpong-c1.r2, it ignored SIGTERM"
+        )];
+        let mut c = cell("s", &idle, 1.0, 1.0);
+        c.status = Status::NotRun;
+        c.notes = vec!["r1: not run: needs about 5000 idle connections".to_owned()];
+        let t = trouble("s", &[a, b, c.clone()]).expect("trouble");
+        assert_eq!(t.failed, ["pingpong-c1", "pingpong-c16"]);
+        assert_eq!(
+            t.reasons,
+            [
+                "no message completed against its address (0 errors)",
+                "its later runs were not tried"
+            ]
+        );
+        assert_eq!(t.not_run, ["idle-5000"]);
+        assert!(t.starved.is_empty());
+        let ranked = rank_workload(&idle, &[&c], &BTreeMap::new());
+        let left = &ranked[0].left_out[0];
+        assert_eq!(left.why, "not run: needs about 5000 idle connections");
+        assert_eq!(bare("r12: x: y"), "x: y");
+        assert_eq!(bare("rate: x"), "rate: x");
     }
 }

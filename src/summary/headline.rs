@@ -16,7 +16,7 @@ pub fn headline(
         cells
             .iter()
             .find(|c| c.model == model && c.label == w.label())
-            .filter(|c| c.status != Status::Failed)
+            .filter(|c| c.status.has_figures())
     };
     let median = |c: Option<&Cell>, f: fn(&Cell) -> Option<crate::schema::Spread>| {
         c.and_then(f).map(|s| s.median)
@@ -103,6 +103,13 @@ fn flags(model: &str, cells: &[Cell], memory: Option<&MemoryPerConnection>) -> V
     let failed = count(&|c| c.status == Status::Failed);
     if failed > 0 {
         flags.push(format!("failed in {}", workloads(failed)));
+    }
+    let not_run = count(&|c| c.status == Status::NotRun);
+    if not_run > 0 {
+        flags.push(format!(
+            "not run in {} (above its caps)",
+            workloads(not_run)
+        ));
     }
     let starved = count(&|c| c.status == Status::Starved);
     if starved > 0 {

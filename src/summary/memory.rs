@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use super::load::RunData;
-use crate::schema::{Cell, Ci, MemoryPerConnection, Status, Workload};
+use crate::schema::{Cell, Ci, MemoryPerConnection, Workload};
 
 /// Fewest repeats for memory per connection's interval.
 pub const MIN_REPEATS: usize = 3;
@@ -32,7 +32,7 @@ pub fn memory_slope(model: &str, cells: &[Cell], workloads: &[Workload]) -> Memo
         };
         // Memory of a run whose idle connections were not all accepted says nothing per
         // connection; a failed run says nothing at all.
-        if cell.status == Status::Failed || cell.errors > 0 {
+        if !cell.status.has_figures() || cell.errors > 0 {
             continue;
         }
         let x = *idle as f64;
@@ -72,7 +72,7 @@ pub fn repeat_slopes(runs: &[&RunData]) -> Vec<f64> {
         let Workload::Idle { idle } = run.record.spec.workload else {
             continue;
         };
-        let clean = run.record.status != Status::Failed
+        let clean = run.record.status.has_figures()
             && run.report.as_ref().is_some_and(|r| r.errors.total() == 0);
         if let (true, Some(usage)) = (clean, &run.record.server) {
             points

@@ -22,7 +22,7 @@ use hdrhistogram::Histogram;
 use crate::plan;
 use crate::rng::Rng;
 use crate::schema::{
-    Environment, Resampling, RunSpec, ServerSpec, Status, Summary, Workload, SCHEMA_VERSION,
+    Environment, Resampling, RunSpec, ServerSpec, Summary, Workload, SCHEMA_VERSION,
 };
 use bootstrap::{Bootstrap, CellSamples};
 pub use load::{load_records, load_runs, RunData};
@@ -242,7 +242,7 @@ fn workloads_in_order(env: &Environment, runs: &[RunData]) -> Vec<Workload> {
 /// Every cell's latency histogram, its runs' added up (failed runs left out).
 fn merged_latency(runs: &[RunData]) -> BTreeMap<(String, String), Histogram<u64>> {
     let mut merged: BTreeMap<(String, String), Histogram<u64>> = BTreeMap::new();
-    for run in runs.iter().filter(|r| r.record.status != Status::Failed) {
+    for run in runs.iter().filter(|r| r.record.status.has_figures()) {
         let Some(latency) = &run.latency else {
             continue;
         };

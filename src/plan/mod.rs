@@ -1,5 +1,8 @@
 //! The first stage: what a comparison will do. From the options (servers, profile, CPUs) to
-//! the matrix of runs, each with its timing and its loadgen options.
+//! the matrix of runs, each with its timing and its loadgen options; [`external`]: the servers
+//! echobench does not build, as the user gives them.
+
+pub mod external;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -9,7 +12,9 @@ use anyhow::bail;
 use echo_server::Model;
 
 use crate::rng::Rng;
-use crate::schema::{Profile, RunSpec, ServerSpec, Timing, Workload, BULK_SIZE, SIXTEEN};
+use crate::schema::{
+    ExternalServer, Profile, RunSpec, ServerSpec, Timing, Workload, BULK_SIZE, SIXTEEN,
+};
 
 /// Length of the intervals each run's latency, throughput and server CPU are kept in: the
 /// samples the confidence intervals are computed from.
@@ -18,8 +23,10 @@ pub const INTERVAL: Duration = Duration::from_millis(100);
 /// What a comparison is asked to do.
 #[derive(Debug, Clone)]
 pub struct CompareOptions {
-    /// Servers to run, in report order.
+    /// Servers to run, in report order: built-in models, then the external servers by name.
     pub servers: Vec<ServerSpec>,
+    /// The definitions of the external servers among `servers`.
+    pub external: Vec<ExternalServer>,
     /// Profile.
     pub profile: Profile,
     /// Output directory.
@@ -44,6 +51,11 @@ pub struct CompareOptions {
 }
 
 impl CompareOptions {
+    /// The external server of this name, if `name` is one.
+    pub fn external(&self, name: &str) -> Option<&ExternalServer> {
+        self.external.iter().find(|e| e.name == name)
+    }
+
     /// Passes over the matrix.
     pub fn repeats(&self) -> u32 {
         self.repeats.unwrap_or_else(|| repeats(self.profile))
@@ -90,12 +102,14 @@ pub fn parse_workloads(list: &str) -> Result<Vec<Workload>, String> {
         .collect()
 }
 
-/// The servers `--models` names: a comma-separated list of models, or `all`, each as a
-/// comparison runs it ([`server`]); `NAME(N)` runs the model with `--workers N`. The error
-/// names the unknown model and the known ones.
+/// The servers `--models` names: a comma-separated list of models, `all`, or `none` (only the
+/// external servers), each as a comparison runs it ([`server`]); `NAME(N)` runs the model with
+/// `--workers N`. The error names the unknown model and the known ones.
 pub fn parse_models(list: &str) -> Result<Vec<ServerSpec>, String> {
-    if list == "all" {
-        return Ok(Model::ALL.iter().map(|m| server(*m)).collect());
+    match list {
+        "all" => return Ok(Model::ALL.iter().map(|m| server(*m)).collect()),
+        "none" => return Ok(Vec::new()),
+        _ => {}
     }
     list.split(',').map(str::trim).map(parse_model).collect()
 }
@@ -116,7 +130,7 @@ fn parse_model(entry: &str) -> Result<ServerSpec, String> {
     let Some(model) = Model::from_name(name) else {
         let known: Vec<&str> = Model::ALL.iter().map(|m| m.name()).collect();
         return Err(format!(
-            "--models: unknown model '{name}' (known: {}, or all)",
+            "--models: unknown model '{name}' (known: {}, or all, or none)",
             known.join(", ")
         ));
     };
@@ -273,6 +287,15 @@ pub fn workload_timing(workload: &Workload, profile: Timing) -> Timing {
     }
 }
 
+/// The connections a workload holds at once (idle ones included), and of those the idle ones.
+pub fn connections_needed(workload: &Workload) -> (usize, usize) {
+    match *workload {
+        Workload::Pingpong { connections } | Workload::Pool { connections } => (connections, 0),
+        Workload::Rate { .. } | Workload::Churn | Workload::Bulk => (SIXTEEN, 0),
+        Workload::Idle { idle } => (idle + 1, idle),
+    }
+}
+
 /// Loadgen options for a workload against `addr`.
 pub fn loadgen_options(workload: &Workload, addr: SocketAddr, timing: Timing) -> loadgen::Options {
     let mut o = loadgen::Options::new(addr);
@@ -327,6 +350,7 @@ mod tests {
             workloads: None,
             timing: None,
             first_repeat: 1,
+            external: Vec::new(),
         }
     }
 
