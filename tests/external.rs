@@ -233,3 +233,41 @@ command = '''{quiet}'''
     std::fs::remove_dir_all(&out).unwrap();
     std::fs::remove_file(&file).unwrap();
 }
+
+#[test]
+fn an_interrupted_comparison_leaves_no_server_running() {
+    let out = tempdir("interrupted");
+    let _ = std::fs::remove_dir_all(&out);
+    let child = Command::new(BIN)
+        .args(["compare", "--profile", "tiny", "--models", "none"])
+        .args(["--server", &format!("quiet={}", quiet_mio())])
+        .args(["--workloads", "pingpong-c1", "--duration", "30s"])
+        .args(["--server-cpus", "0", "--loadgen-cpus", "1", "--out"])
+        .arg(&out)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Wait for its server, then interrupt it as a terminal's ^C would.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while left_running(pid).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(!left_running(pid).is_empty(), "its server never started");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let done = child.wait_with_output().unwrap();
+    assert_eq!(done.status.code(), Some(130), "{}", text(&done));
+    assert!(String::from_utf8_lossy(&done.stderr).contains("interrupted"));
+    // Killed processes may take a moment to be gone.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    while !left_running(pid).is_empty() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(left_running(pid).is_empty(), "{:?}", left_running(pid));
+    let _ = std::fs::remove_dir_all(&out);
+}
