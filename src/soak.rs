@@ -222,10 +222,11 @@ fn soak_one(
 /// drain, which would show as a fall), or until `stop`.
 fn sample_until(pid: u32, stop: &AtomicBool, duration: Duration) -> Vec<Point> {
     let start = Instant::now();
+    let mut tree = procfs::Tree::of_session(pid);
     let mut points = Vec::new();
     let mut next = start;
     while !stop.load(Ordering::Relaxed) && start.elapsed() < duration {
-        let s = procfs::sample(pid, true);
+        let s = procfs::sample(&mut tree, true);
         points.push(Point {
             t_s: start.elapsed().as_secs_f64(),
             rss_kib: s.rss_kib,

@@ -271,7 +271,7 @@ mod tests {
         }
         assert_eq!(s.members().len(), 2, "the leader and its child");
         assert_eq!(procfs::session_of(s.sid), Some(s.sid));
-        let sample = procfs::sample(s.sid, true);
+        let sample = procfs::sample(&mut procfs::Tree::of_session(s.sid), true);
         assert_eq!(sample.processes, 2);
         assert!(sample.rss_kib > 0 && sample.pss_kib.is_some_and(|p| p > 0));
         assert!(sample.fds.is_some_and(|f| f >= 2));

@@ -189,14 +189,15 @@ fn watch<T>(
 ) -> ServerUsage {
     let measure_start = started + timing.warmup;
     let end = measure_start + timing.duration - END_MARGIN.min(timing.duration / 4);
+    let mut tree = procfs::Tree::of_session(pid);
     let mut peaks = Vec::new();
     let sleep_until = |t: Instant| thread::sleep(t.saturating_duration_since(Instant::now()));
     while Instant::now() < measure_start && !load.is_finished() {
-        peaks.push(procfs::sample(pid, false));
+        peaks.push(procfs::sample(&mut tree, false));
         sleep_until((Instant::now() + SAMPLE_EVERY).min(measure_start));
     }
     let first_at = Instant::now();
-    let first = procfs::sample(pid, true);
+    let first = procfs::sample(&mut tree, true);
     let mut series = CpuSeries::new(measure_start, first.cpu_ticks);
     series.push(first_at, first.cpu_ticks);
     let mut boundary = 1;
@@ -204,12 +205,12 @@ fn watch<T>(
     while next < end && !load.is_finished() {
         sleep_until(next);
         let ticks = if boundary % PEAK_EVERY_INTERVALS == 0 {
-            let sample = procfs::sample(pid, false);
+            let sample = procfs::sample(&mut tree, false);
             let ticks = sample.cpu_ticks;
             peaks.push(sample);
             ticks
         } else {
-            procfs::cpu_ticks(pid)
+            procfs::cpu_ticks(&tree)
         };
         series.push(Instant::now(), ticks);
         // A sample that came late skips the boundaries it missed.
@@ -219,7 +220,7 @@ fn watch<T>(
         }
     }
     sleep_until(end);
-    let last = procfs::sample(pid, true);
+    let last = procfs::sample(&mut tree, true);
     series.push(Instant::now(), last.cpu_ticks);
     let sampled = first_at.elapsed();
     let mut usage = procfs::usage(&first, &last, &peaks);

@@ -143,14 +143,16 @@ impl Server {
         self.session.sid
     }
 
-    /// What went wrong with the server while it ran: its leader gone, processes that left its
-    /// session. Checked at the end of the measured time, before [`Server::stop`].
+    /// What went wrong with the server while it ran: nothing of it left running (a leader that
+    /// exited while others of its session serve on, as a wrapper script's may, is no fault).
+    /// Checked at the end of the measured time, before [`Server::stop`].
     pub fn check(&mut self) -> Vec<String> {
-        let mut seen = Vec::new();
-        if let Some(status) = self.session.exited() {
-            seen.push(format!("server exited during the run ({})", said(status)));
+        match self.session.exited() {
+            Some(status) if self.session.members().is_empty() => {
+                vec![format!("server exited during the run ({})", said(status))]
+            }
+            _ => Vec::new(),
         }
-        seen
     }
 
     /// SIGTERM (a built-in model's leader, which ends its own children; an external server's
@@ -324,11 +326,17 @@ fn ready(
 
 /// Ready, unless it has already daemonized.
 fn ready_now(session: &mut Launched, addr: SocketAddr) -> anyhow::Result<SocketAddr> {
-    if session.escaped().is_empty() {
+    let escaped = session.escaped();
+    if escaped.is_empty() {
         return Ok(addr);
     }
     let ended = session.end(true, Duration::from_millis(500));
-    bail!("{}", daemonized(&ended.escaped))
+    // Those found now, if they were gone (or no longer found) when it ended.
+    let named = match ended.escaped.is_empty() {
+        true => escaped.iter().map(|&p| p.to_string()).collect(),
+        false => ended.escaped,
+    };
+    bail!("{}", daemonized(&named))
 }
 
 /// The first line the server prints that says `listening on`, or its first line for a
