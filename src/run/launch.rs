@@ -63,10 +63,7 @@ pub fn command(
     let Some((program, args)) = argv.split_first() else {
         anyhow::bail!("no program to run");
     };
-    let mut set = nix::sched::CpuSet::new();
-    for &cpu in cpus {
-        set.set(cpu).with_context(|| format!("no CPU {cpu}"))?;
-    }
+    let set = cpu_set(cpus)?;
     let id = format!(
         "{}-{}",
         std::process::id(),
@@ -79,6 +76,15 @@ pub fn command(
         .stdin(Stdio::null());
     in_own_session(&mut cmd, set, loadgen::original_fd_limit());
     Ok((cmd, format!("{MARK}={id}")))
+}
+
+/// The affinity set of `cpus`; an error names a CPU the set cannot hold.
+pub fn cpu_set(cpus: &[usize]) -> anyhow::Result<nix::sched::CpuSet> {
+    let mut set = nix::sched::CpuSet::new();
+    for &cpu in cpus {
+        set.set(cpu).with_context(|| format!("no CPU {cpu}"))?;
+    }
+    Ok(set)
 }
 
 /// Makes `cmd`'s child call `setsid`, pin itself to `cpus` and set its descriptor limit
@@ -133,6 +139,12 @@ impl Launched {
         self.status
     }
 
+    /// Whether nothing of the session runs any more: the leader exited and no process of its
+    /// session lives.
+    pub fn is_gone(&mut self) -> bool {
+        self.exited().is_some() && self.members().is_empty()
+    }
+
     /// Live processes of the session (zombies left out: they are gone but for their reaper).
     pub fn members(&self) -> Vec<u32> {
         procfs::session(self.sid)
@@ -163,7 +175,7 @@ impl Launched {
             let _ = kill(pgid, Signal::SIGTERM);
         }
         let mut ended = Ended::default();
-        while self.exited().is_none() || !self.members().is_empty() {
+        while !self.is_gone() {
             if started.elapsed() > grace {
                 self.kill_all();
                 ended.killed = true;
@@ -210,7 +222,7 @@ impl Launched {
 impl Drop for Launched {
     /// A session not ended (an error on the way) is killed, escapees included.
     fn drop(&mut self) {
-        if self.exited().is_none() || !self.members().is_empty() {
+        if !self.is_gone() {
             self.end(true, Duration::ZERO);
         }
     }

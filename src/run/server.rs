@@ -147,11 +147,12 @@ impl Server {
     /// exited while others of its session serve on, as a wrapper script's may, is no fault).
     /// Checked at the end of the measured time, before [`Server::stop`].
     pub fn check(&mut self) -> Vec<String> {
-        match self.session.exited() {
-            Some(status) if self.session.members().is_empty() => {
-                vec![format!("server exited during the run ({})", said(status))]
+        match self.session.is_gone() {
+            true => {
+                let status = self.session.exited().map(said).unwrap_or_default();
+                vec![format!("server exited during the run ({status})")]
             }
-            _ => Vec::new(),
+            false => Vec::new(),
         }
     }
 
@@ -291,7 +292,7 @@ fn ready(
                 (None, None) => return Err(failed(session, format!("unexpected line {line:?}"))),
             }
         }
-        if session.exited().is_some() && session.members().is_empty() {
+        if session.is_gone() {
             let status = session.exited().map(said).unwrap_or_default();
             return Err(failed(
                 session,
@@ -437,12 +438,8 @@ pub fn remove_log_if_clean(log: &Path) {
 
 /// Pins this whole process (threads started later inherit it) to `cpus`.
 pub fn pin_process(cpus: &[usize]) -> anyhow::Result<()> {
-    use nix::sched::{sched_setaffinity, CpuSet};
-    let mut set = CpuSet::new();
-    for &cpu in cpus {
-        set.set(cpu).with_context(|| format!("no CPU {cpu}"))?;
-    }
-    sched_setaffinity(Pid::from_raw(0), &set)
+    let set = launch::cpu_set(cpus)?;
+    nix::sched::sched_setaffinity(Pid::from_raw(0), &set)
         .with_context(|| format!("cannot pin to CPUs {}", loadgen::format_cpus(cpus)))
 }
 
