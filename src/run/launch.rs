@@ -192,7 +192,8 @@ impl Launched {
         ended
     }
 
-    /// SIGKILL to the group and to every live process of the session, then reaps the leader.
+    /// SIGKILL to the group and to every live process of the session, reaps the leader and waits
+    /// (a second at most) until none of them lives.
     fn kill_all(&mut self) {
         let _ = killpg(Pid::from_raw(self.sid as i32), Signal::SIGKILL);
         for pid in self.members() {
@@ -201,6 +202,12 @@ impl Launched {
         let _ = self.child.kill();
         if self.status.is_none() {
             self.status = self.child.wait().ok();
+        }
+        // A killed process lingers a moment before it is gone (or a zombie): wait for that, so
+        // that nothing of this server runs when the next one starts.
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while !self.members().is_empty() && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(2));
         }
     }
 
