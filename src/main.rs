@@ -13,7 +13,7 @@ use anyhow::bail;
 use clap::{Args, Parser, Subcommand};
 use echobench::plan::{self, CompareOptions};
 use echobench::render::headline_text;
-use echobench::run::launch::end_sessions_on_interrupt;
+use echobench::run::launch::{end_sessions_on_interrupt, halt_if_interrupted};
 use echobench::run::{machine, server::pin_process};
 use echobench::schema::{Environment, ExternalServer, Profile, ServerSpec, Timing};
 use echobench::soak;
@@ -305,7 +305,9 @@ fn compare(
         opts.first_repeat = appended_from(&opts)?;
     }
     end_sessions_on_interrupt()?;
-    let summary = echobench::compare(&opts).map_err(|e| e.context("comparison failed"))?;
+    let summary = echobench::compare(&opts);
+    halt_if_interrupted();
+    let summary = summary.map_err(|e| e.context("comparison failed"))?;
     print!("{}", headline_text(&summary));
     println!("report: {}", out.join("report.html").display());
     Ok(())
@@ -429,7 +431,9 @@ fn soak(minutes: u64, models: &str, out: Option<PathBuf>, pinning: Pinning) -> a
         loadgen_cpus,
     };
     end_sessions_on_interrupt()?;
-    let found = soak::soak(&opts)?;
+    let found = soak::soak(&opts);
+    halt_if_interrupted();
+    let found = found?;
     print!(
         "{}",
         std::fs::read_to_string(opts.out.join("soak.md")).unwrap_or_default()

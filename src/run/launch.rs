@@ -9,7 +9,7 @@
 //! ([`end_sessions_on_interrupt`]).
 
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -25,6 +25,9 @@ pub const MARK: &str = "ECHOBENCH_SERVER";
 
 /// Sessions started and not yet ended, for [`end_sessions_on_interrupt`].
 static LIVE: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+/// Set, under `LIVE`'s lock, once an interrupt is being handled: no session starts after it.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// A started command: the leader of its own session.
 pub struct Launched {
@@ -113,11 +116,17 @@ fn in_own_session(cmd: &mut Command, cpus: nix::sched::CpuSet, nofile: Option<(u
 impl Launched {
     /// Starts `cmd` (from [`command`], with its `marker`).
     pub fn spawn(mut cmd: Command, marker: String) -> anyhow::Result<Launched> {
-        let child = cmd.spawn().map_err(anyhow::Error::from)?;
+        let mut child = cmd.spawn().map_err(anyhow::Error::from)?;
         let sid = child.id();
-        if let Ok(mut live) = LIVE.lock() {
-            live.push(sid);
+        let mut live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+        if INTERRUPTED.load(Ordering::SeqCst) {
+            // The interrupt's handler has taken its list of sessions to end: end this one here.
+            let _ = killpg(Pid::from_raw(sid as i32), Signal::SIGKILL);
+            let _ = child.wait();
+            anyhow::bail!("interrupted");
         }
+        live.push(sid);
+        drop(live);
         Ok(Launched {
             child,
             sid,
@@ -252,7 +261,11 @@ pub fn end_sessions_on_interrupt() -> anyhow::Result<()> {
         .context("cannot watch for interrupts")?;
     thread::spawn(move || {
         if signals.forever().next().is_some() {
-            let sids = LIVE.lock().map(|l| l.clone()).unwrap_or_default();
+            let sids = {
+                let live = LIVE.lock().unwrap_or_else(|e| e.into_inner());
+                INTERRUPTED.store(true, Ordering::SeqCst);
+                live.clone()
+            };
             for &sid in &sids {
                 let _ = killpg(Pid::from_raw(sid as i32), Signal::SIGTERM);
             }
@@ -269,6 +282,15 @@ pub fn end_sessions_on_interrupt() -> anyhow::Result<()> {
         }
     });
     Ok(())
+}
+
+/// Never returns once an interrupt is being handled: its handler ends the sessions and exits
+/// with 130, and nothing the interrupted work did since (a run failed because its server was
+/// killed, a summary of that) must be written or decide the exit status before it does.
+pub fn halt_if_interrupted() {
+    while INTERRUPTED.load(Ordering::SeqCst) {
+        thread::park();
+    }
 }
 
 #[cfg(test)]

@@ -78,6 +78,7 @@ pub fn run(opts: &CompareOptions) -> anyhow::Result<()> {
                 record
             }
         };
+        launch::halt_if_interrupted();
         let path = raw.join(format!("{}.run.json", spec.id()));
         let json = serde_json::to_string_pretty(&record)? + "\n";
         std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
