@@ -165,6 +165,13 @@ impl FixtureRun {
             loadgen_cpu_ratio: if saturated { 0.97 } else { 0.5 },
             loadgen_saturated: saturated,
             first_error: None,
+            datagrams_sent: None,
+            datagrams_lost: None,
+            datagrams_late: None,
+            datagrams_reordered: None,
+            datagrams_duplicated: None,
+            loss_ratio: None,
+            udp_kernel_drops: None,
         }
     }
 

@@ -21,7 +21,6 @@ use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use mio::net::TcpStream;
 use mio::unix::SourceFd;
@@ -30,7 +29,10 @@ use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
 
 use crate::payload;
-use crate::report::{new_histogram, Errors, Mode};
+use crate::record::Recorder;
+use crate::report::{Datagrams, Errors, Mode};
+
+pub use crate::record::EncodedInterval;
 
 const TIMER: Token = Token(usize::MAX);
 
@@ -83,18 +85,6 @@ pub struct Shared {
     pub connected_once: AtomicBool,
 }
 
-/// One interval of the `--hlog` log, serialized (V2 + deflate) to keep memory small.
-pub struct EncodedInterval {
-    /// Interval number since the end of warm-up.
-    pub index: u32,
-    /// Length of the interval (the last one may be short).
-    pub length: Duration,
-    /// `latency`, `uncorrected` or `connect`.
-    pub tag: &'static str,
-    /// The serialized histogram.
-    pub bytes: Vec<u8>,
-}
-
 /// What one worker measured.
 pub struct WorkerResult {
     /// Latency of measured messages, ns (open loop: from the intended send time).
@@ -105,6 +95,10 @@ pub struct WorkerResult {
     pub connect: Histogram<u64>,
     /// The per-interval histograms for `--hlog`.
     pub intervals: Vec<EncodedInterval>,
+    /// UDP: what became of the datagrams (zero over TCP).
+    pub datagrams: Datagrams,
+    /// UDP: the kernel's receive drops at this worker's sockets; `None` over TCP.
+    pub kernel_drops: Option<u64>,
     /// Errors by kind.
     pub errors: Errors,
     /// Active connections that completed no measured message.
@@ -188,27 +182,17 @@ type Due = Reverse<(Instant, usize, u64)>;
 struct Worker<'a> {
     plan: &'a Plan,
     shared: &'a Shared,
-    progress: &'a AtomicU64,
     poll: Poll,
     timer: TimerFd,
     conns: Vec<Conn>,
     due: BinaryHeap<Due>,
     scratch: Vec<u8>,
-    latency: Histogram<u64>,
-    uncorrected: Histogram<u64>,
-    connect: Histogram<u64>,
-    interval: [Histogram<u64>; 3],
-    interval_index: u32,
-    intervals: Vec<EncodedInterval>,
-    /// Messages completed in the measured time.
-    measured: u64,
+    record: Recorder<'a>,
     /// The run is over: no more sends or reconnects, connections are being closed.
     draining: bool,
     errors: Errors,
     first_connect_error: Option<String>,
 }
-
-const INTERVAL_TAGS: [&str; 3] = ["latency", "uncorrected", "connect"];
 
 /// Runs one worker over the connections numbered `active` (and `idle` idle ones) until the
 /// plan's end or a stop request.
@@ -237,19 +221,12 @@ pub fn run_worker(
     let mut worker = Worker {
         plan,
         shared,
-        progress,
         poll,
         timer,
         conns,
         due: BinaryHeap::new(),
         scratch: vec![0u8; 64 * 1024],
-        latency: new_histogram(),
-        uncorrected: new_histogram(),
-        connect: new_histogram(),
-        interval: [new_histogram(), new_histogram(), new_histogram()],
-        interval_index: 0,
-        intervals: Vec::new(),
-        measured: 0,
+        record: Recorder::new(plan.mode, progress),
         draining: false,
         errors: Errors::default(),
         first_connect_error: None,
@@ -297,7 +274,7 @@ impl Worker<'_> {
                 break;
             }
             while now >= next_boundary {
-                self.close_interval(interval);
+                self.record.close_interval(interval);
                 next_boundary += interval;
             }
             if now >= next_scan {
@@ -320,7 +297,8 @@ impl Worker<'_> {
         self.drain(&mut events)?;
         if ended >= self.plan.measure_start {
             // Echoes that completed during the drain belong to the last interval.
-            self.close_interval(ended.saturating_duration_since(next_boundary - interval));
+            let last = ended.saturating_duration_since(next_boundary - interval);
+            self.record.close_interval(last);
         }
         Ok(())
     }
@@ -459,10 +437,12 @@ impl Worker<'_> {
             .filter(|c| !c.idle && c.completed == 0)
             .count();
         WorkerResult {
-            latency: self.latency,
-            uncorrected: self.uncorrected,
-            connect: self.connect,
-            intervals: self.intervals,
+            latency: self.record.latency,
+            uncorrected: self.record.uncorrected,
+            connect: self.record.connect,
+            intervals: self.record.intervals,
+            datagrams: Datagrams::default(),
+            kernel_drops: None,
             errors: self.errors,
             starved,
             first_connect_error: self.first_connect_error,
@@ -619,7 +599,7 @@ impl Worker<'_> {
             Mode::Open => self.schedule_next(slot, now),
             Mode::Churn => {
                 if since >= self.plan.measure_start {
-                    self.interval[2].saturating_record(nanos(now - since));
+                    self.record.connect_took(now - since);
                 }
                 self.send(slot, since, now);
             }
@@ -741,17 +721,12 @@ impl Worker<'_> {
     fn complete(&mut self, slot: usize, sent: Sent, now: Instant) {
         // A message belongs to the window its intended send time lies in.
         if sent.intended >= self.plan.measure_start {
-            // Recorded per interval only; the totals are the sum of the intervals.
-            self.interval[0].saturating_record(nanos(now - sent.intended));
-            if self.plan.mode == Mode::Open {
-                self.interval[1].saturating_record(nanos(now - sent.sent));
-            }
+            self.record.echo(sent.intended, sent.sent, now);
             // Only an echo inside the window serves a connection: another worker may already
             // be draining, which lets an iterative server move on to this one.
             if now < self.plan.end {
                 self.conns[slot].completed += 1;
-                self.measured += 1;
-                self.progress.store(self.measured, Ordering::Relaxed);
+                self.record.count();
             }
         }
         if self.draining {
@@ -786,39 +761,6 @@ impl Worker<'_> {
         }
         conn.state = State::Down;
     }
-
-    /// Serializes the current interval's histograms and starts the next interval.
-    fn close_interval(&mut self, length: Duration) {
-        let mut serializer = V2DeflateSerializer::new();
-        let totals = [&mut self.latency, &mut self.uncorrected, &mut self.connect];
-        for ((tag, h), total) in INTERVAL_TAGS
-            .iter()
-            .zip(self.interval.iter_mut())
-            .zip(totals)
-        {
-            let applies = match *tag {
-                "uncorrected" => self.plan.mode == Mode::Open,
-                "connect" => self.plan.mode == Mode::Churn,
-                _ => true,
-            };
-            if applies {
-                // Same bounds on both sides: adding cannot fail.
-                let _ = total.add(&*h);
-                let mut bytes = Vec::new();
-                // Serializing into memory cannot fail for a valid histogram.
-                if serializer.serialize(h, &mut bytes).is_ok() {
-                    self.intervals.push(EncodedInterval {
-                        index: self.interval_index,
-                        length,
-                        tag,
-                        bytes,
-                    });
-                }
-            }
-            h.reset();
-        }
-        self.interval_index += 1;
-    }
 }
 
 /// The open-loop plan: when, after the start, connection `index` of `connections` is meant to
@@ -828,10 +770,6 @@ impl Worker<'_> {
 pub fn intended_offset(index: usize, seq: u64, connections: usize, rate: f64) -> Duration {
     let nth = index as f64 + seq as f64 * connections as f64;
     Duration::from_secs_f64(nth / rate)
-}
-
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]

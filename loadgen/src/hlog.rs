@@ -16,7 +16,7 @@ use hdrhistogram::serialization::interval_log::{
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
-use crate::report::{new_histogram, Latency, Mode, Report, SATURATION};
+use crate::report::{new_histogram, KernelDrops, Latency, Mode, Report, SATURATION};
 
 /// The comment line that carries the run's report.
 const REPORT_PREFIX: &str = "#loadgen-report ";
@@ -204,6 +204,35 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> anyhow::Result<Report> {
         merged.errors.add(&log.report.errors);
     }
     merged.achieved_rate_ratio = merged.rate.map(|rate| merged.throughput_msgs_per_s / rate);
+    add_datagrams(&mut merged, &logs);
     merged.loadgen_saturated = merged.loadgen_cpu_ratio > SATURATION;
     Ok(merged)
+}
+
+/// UDP: the datagram counts of the logs added up; the kernel's drops at loadgen's sockets
+/// added, and at the server's and of the machine the largest (agents on one machine see the
+/// same counters).
+fn add_datagrams(merged: &mut Report, logs: &[Log]) {
+    let sum = |f: fn(&Report) -> Option<u64>| logs.iter().map(|l| f(&l.report)).sum();
+    merged.datagrams_sent = sum(|r| r.datagrams_sent);
+    merged.datagrams_lost = sum(|r| r.datagrams_lost);
+    merged.datagrams_late = sum(|r| r.datagrams_late);
+    merged.datagrams_reordered = sum(|r| r.datagrams_reordered);
+    merged.datagrams_duplicated = sum(|r| r.datagrams_duplicated);
+    merged.loss_ratio = merged
+        .datagrams_sent
+        .zip(merged.datagrams_lost)
+        .map(|(sent, lost)| {
+            if sent == 0 {
+                0.0
+            } else {
+                lost as f64 / sent as f64
+            }
+        });
+    let drops: Option<Vec<KernelDrops>> = logs.iter().map(|l| l.report.udp_kernel_drops).collect();
+    merged.udp_kernel_drops = drops.map(|d| KernelDrops {
+        loadgen: d.iter().map(|k| k.loadgen).sum(),
+        server: d.iter().filter_map(|k| k.server).max(),
+        rcvbuf_errors: d.iter().map(|k| k.rcvbuf_errors).max().unwrap_or(0),
+    });
 }

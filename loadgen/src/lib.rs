@@ -1,6 +1,6 @@
 //! loadgen: the load generator shared by every echobench run.
 //!
-//! It drives an echo server over TCP in a closed loop (`--pipeline` messages in flight per
+//! It drives an echo server over TCP (or UDP, [`udp`]) in a closed loop (`--pipeline` messages in flight per
 //! connection), an open loop (a fixed schedule at `--rate`, latency from the intended send
 //! time, so a stalled server cannot hide behind the load generator waiting for it), or churn
 //! (one connection per message). Every echoed byte is verified; latency is recorded in
@@ -24,9 +24,11 @@ use hdrhistogram::Histogram;
 pub mod engine;
 pub mod hlog;
 pub mod payload;
+pub mod record;
 pub mod report;
+pub mod udp;
 
-pub use report::{new_histogram, Errors, Latency, Mode, Report};
+pub use report::{new_histogram, Datagrams, Errors, KernelDrops, Latency, Mode, Report};
 
 use engine::{Plan, Shared, WorkerResult};
 use report::{SATURATION, SCHEMA_VERSION};
@@ -79,6 +81,8 @@ pub struct Options {
     pub hlog_interval: Duration,
     /// Show a progress line (only ever on a terminal).
     pub progress: bool,
+    /// Echo over UDP: a connected UDP socket per connection, loss judged by `timeout`.
+    pub udp: bool,
 }
 
 impl Options {
@@ -103,6 +107,7 @@ impl Options {
             hlog: None,
             hlog_interval: DEFAULT_HLOG_INTERVAL,
             progress: false,
+            udp: false,
         }
     }
 
@@ -152,6 +157,9 @@ impl Options {
                 return Err("--rate must be a positive number of messages per second".into());
             }
         }
+        if self.udp {
+            self.validate_udp()?;
+        }
         if self.threads == Some(0) {
             return Err("--threads must be at least 1".into());
         }
@@ -163,6 +171,26 @@ impl Options {
             ));
         }
         check_capacity(self)
+    }
+
+    /// The rules `--udp` adds: datagrams carry an 8-byte sequence number and fit in one
+    /// IPv4 datagram; there is no connection to churn or to hold idle.
+    fn validate_udp(&self) -> Result<(), String> {
+        if self.churn {
+            return Err("--churn cannot be combined with --udp: UDP has no connections".into());
+        }
+        if self.idle > 0 {
+            return Err("--idle cannot be combined with --udp: UDP has no connections".into());
+        }
+        if self.size < udp::HEADER || self.size > udp::MAX_DATAGRAM {
+            return Err(format!(
+                "--size with --udp must be from {} bytes (the sequence number) to {} (the \
+                 largest IPv4 datagram)",
+                udp::HEADER,
+                udp::MAX_DATAGRAM
+            ));
+        }
+        Ok(())
     }
 
     /// Worker threads this run uses: never more than there are connections.
@@ -204,7 +232,15 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     let progress: Vec<AtomicU64> = (0..threads).map(|_| AtomicU64::new(0)).collect();
     let bar = progress_bar(opts);
 
+    let server_drops =
+        || udp::kernel_drops(|l| l.local_port == opts.addr.port() && l.remote_port == 0);
+    let before = opts.udp.then(|| (server_drops(), udp::rcvbuf_errors()));
     let (results, cpu, wall) = run_workers(opts, &plan, &shared, &progress, bar.as_ref())?;
+    let kernel = before.map(|(server, rcvbuf)| KernelDrops {
+        loadgen: 0,
+        server: server.zip(server_drops()).map(|(b, a)| a.saturating_sub(b)),
+        rcvbuf_errors: udp::rcvbuf_errors().saturating_sub(rcvbuf),
+    });
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
@@ -221,7 +257,11 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         0.0
     };
     let (totals, intervals) = Totals::add_up(results, opts.hlog_interval)?;
-    let report = assemble(opts, &plan, totals, cpu_ratio);
+    let mut report = assemble(opts, &plan, totals, cpu_ratio);
+    if let (Some(mut kernel), Some(d)) = (kernel, &mut report.udp_kernel_drops) {
+        kernel.loadgen = d.loadgen;
+        *d = kernel;
+    }
     write_outputs(opts, &report, &intervals, &plan)?;
     Ok(report)
 }
@@ -255,8 +295,12 @@ fn run_workers(
                     }
                     // Precise wake-ups for the open-loop schedule.
                     let _ = nix::sys::prctl::set_timerslack(1);
-                    engine::run_worker(plan, shared, progress, active, idle)
-                        .context("load worker failed")
+                    let worked = if opts.udp {
+                        udp::run_worker(plan, shared, progress, active)
+                    } else {
+                        engine::run_worker(plan, shared, progress, active, idle)
+                    };
+                    worked.context("load worker failed")
                 })
                 .context("cannot start a worker thread")?;
             handles.push(handle);
@@ -335,6 +379,8 @@ struct Totals {
     errors: Errors,
     starved: usize,
     first_error: Option<String>,
+    datagrams: Datagrams,
+    loadgen_drops: u64,
 }
 
 impl Totals {
@@ -350,6 +396,8 @@ impl Totals {
             errors: Errors::default(),
             starved: 0,
             first_error: None,
+            datagrams: Datagrams::default(),
+            loadgen_drops: 0,
         };
         // By (interval, tag order): latency, uncorrected, connect.
         let mut intervals: BTreeMap<(u32, usize), hlog::Interval> = BTreeMap::new();
@@ -361,6 +409,8 @@ impl Totals {
             t.errors.add(&r.errors);
             t.starved += r.starved;
             t.first_error = t.first_error.or(r.first_connect_error);
+            t.datagrams.add(&r.datagrams);
+            t.loadgen_drops += r.kernel_drops.unwrap_or(0);
             for encoded in r.intervals {
                 let h: Histogram<u64> = deserializer
                     .deserialize(&mut &encoded.bytes[..])
@@ -401,6 +451,7 @@ fn assemble(opts: &Options, plan: &Plan, totals: Totals, cpu_ratio: f64) -> Repo
     let messages = totals.latency.len();
     let throughput = messages as f64 / duration_s;
     let mode = opts.mode();
+    let (udp, d) = (opts.udp, totals.datagrams);
     Report {
         schema_version: SCHEMA_VERSION,
         target: opts.target.clone(),
@@ -425,6 +476,16 @@ fn assemble(opts: &Options, plan: &Plan, totals: Totals, cpu_ratio: f64) -> Repo
         loadgen_cpu_ratio: cpu_ratio,
         loadgen_saturated: cpu_ratio > SATURATION,
         first_error: totals.first_error,
+        datagrams_sent: udp.then_some(d.sent),
+        datagrams_lost: udp.then_some(d.lost),
+        datagrams_late: udp.then_some(d.late),
+        datagrams_reordered: udp.then_some(d.reordered),
+        datagrams_duplicated: udp.then_some(d.duplicated),
+        loss_ratio: udp.then(|| d.loss_ratio()),
+        udp_kernel_drops: udp.then_some(KernelDrops {
+            loadgen: totals.loadgen_drops,
+            ..KernelDrops::default()
+        }),
     }
 }
 
@@ -642,9 +703,16 @@ mod tests {
 
     #[test]
     fn modules_import_one_way() {
-        // The report and its formats first, then the payloads, the engine that drives the
-        // load, and the interval logs written from its results.
-        const LAYERS: [&[&str]; 3] = [&["report", "payload"], &["engine"], &["hlog"]];
+        // The report and its formats first, then the payloads, what a worker records, the
+        // TCP engine that drives the load and the UDP one built on its plan, and the interval
+        // logs written from their results.
+        const LAYERS: [&[&str]; 5] = [
+            &["report", "payload"],
+            &["record"],
+            &["engine"],
+            &["udp"],
+            &["hlog"],
+        ];
         testkit::modgraph::assert_one_way(env!("CARGO_MANIFEST_DIR"), &LAYERS);
     }
 

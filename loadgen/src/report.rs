@@ -59,6 +59,55 @@ impl Errors {
     }
 }
 
+/// UDP: what became of the datagrams whose intended send time lies in the measured window.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Datagrams {
+    /// Sent, and judged: echoed, or not echoed within `--timeout`.
+    pub sent: u64,
+    /// Not echoed within `--timeout`.
+    pub lost: u64,
+    /// Lost, and echoed later after all (they stay lost).
+    pub late: u64,
+    /// Echoed after a datagram sent later on the same socket had been.
+    pub reordered: u64,
+    /// Echoes of a datagram already echoed.
+    pub duplicated: u64,
+}
+
+impl Datagrams {
+    /// Adds another count into this one.
+    pub fn add(&mut self, other: &Datagrams) {
+        self.sent += other.sent;
+        self.lost += other.lost;
+        self.late += other.late;
+        self.reordered += other.reordered;
+        self.duplicated += other.duplicated;
+    }
+
+    /// Lost over sent; 0 when nothing was sent.
+    pub fn loss_ratio(&self) -> f64 {
+        if self.sent == 0 {
+            0.0
+        } else {
+            self.lost as f64 / self.sent as f64
+        }
+    }
+}
+
+/// UDP: the kernel's receive drops over the run (warm-up included), from `/proc/net/udp`'s
+/// per-socket `drops` and `/proc/net/snmp`'s `Udp: RcvbufErrors`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelDrops {
+    /// Datagrams the kernel dropped at loadgen's sockets (their receive buffers were full).
+    pub loadgen: u64,
+    /// Datagrams the kernel dropped at the server's sockets (those bound to the target's
+    /// port); `null` when the target is not on this machine.
+    pub server: Option<u64>,
+    /// The machine's `Udp: RcvbufErrors` counter over the run: every UDP socket's receive
+    /// buffer overflows, other programs' included.
+    pub rcvbuf_errors: u64,
+}
+
 /// A latency distribution, in microseconds (recorded in nanoseconds, so three decimals).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Latency {
@@ -147,6 +196,28 @@ pub struct Report {
     /// `loadgen_cpu_ratio` above 0.9: the load generator, not the server, may have been the
     /// limit.
     pub loadgen_saturated: bool,
+    /// UDP: datagrams sent in the measured window and judged (echoed, or lost after
+    /// `--timeout`); those the end of the run left unjudged are not counted. `null` for TCP.
+    #[serde(default)]
+    pub datagrams_sent: Option<u64>,
+    /// UDP: of those, not echoed within `--timeout` (not also counted in `errors.timeout`).
+    #[serde(default)]
+    pub datagrams_lost: Option<u64>,
+    /// UDP: lost datagrams whose echo came after `--timeout` (they stay lost).
+    #[serde(default)]
+    pub datagrams_late: Option<u64>,
+    /// UDP: echoes that came after the echo of a datagram sent later on the same socket.
+    #[serde(default)]
+    pub datagrams_reordered: Option<u64>,
+    /// UDP: echoes of a datagram already echoed.
+    #[serde(default)]
+    pub datagrams_duplicated: Option<u64>,
+    /// UDP: `datagrams_lost / datagrams_sent`; `null` for TCP.
+    #[serde(default)]
+    pub loss_ratio: Option<f64>,
+    /// UDP: the kernel's receive drops on both sides over the whole run; `null` for TCP.
+    #[serde(default)]
+    pub udp_kernel_drops: Option<KernelDrops>,
     /// The first connect error, to explain a run that completed nothing; not serialized.
     #[serde(skip)]
     pub first_error: Option<String>,
@@ -217,6 +288,25 @@ impl Report {
         }
         if let Some(l) = &self.connect_us {
             s += &line("connect µs", l);
+        }
+        if let (Some(sent), Some(lost)) = (self.datagrams_sent, self.datagrams_lost) {
+            let n = |v: Option<u64>| v.unwrap_or(0);
+            let _ = writeln!(
+                s,
+                "datagrams: sent {sent} lost {lost} ({:.3} %) late {} reordered {} duplicated {}",
+                self.loss_ratio.unwrap_or(0.0) * 100.0,
+                n(self.datagrams_late),
+                n(self.datagrams_reordered),
+                n(self.datagrams_duplicated)
+            );
+        }
+        if let Some(k) = &self.udp_kernel_drops {
+            let server = k.server.map_or("unknown".to_owned(), |d| d.to_string());
+            let _ = writeln!(
+                s,
+                "kernel receive drops: loadgen {} server {server}  (machine RcvbufErrors {})",
+                k.loadgen, k.rcvbuf_errors
+            );
         }
         let e = &self.errors;
         let _ = writeln!(

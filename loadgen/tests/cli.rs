@@ -64,6 +64,10 @@ fn bad_flags_give_one_line_naming_the_flag_and_exit_2() {
             "--hlog-interval",
         ),
         (vec!["--addr", addr, "--frobnicate"], "--frobnicate"),
+        (vec!["--addr", addr, "--udp", "--churn"], "--churn"),
+        (vec!["--addr", addr, "--udp", "--idle", "10"], "--idle"),
+        (vec!["--addr", addr, "--udp", "--size", "4"], "--size"),
+        (vec!["--addr", addr, "--udp", "--size", "65508"], "--size"),
     ] {
         let out = loadgen(&args);
         let err = stderr(&out);
@@ -157,6 +161,24 @@ const SCHEMA: &[(&str, &str)] = &[
     ("connect_us", "object|null"),
     ("loadgen_cpu_ratio", "number"),
     ("loadgen_saturated", "bool"),
+    ("datagrams_sent", "number|null"),
+    ("datagrams_lost", "number|null"),
+    ("datagrams_late", "number|null"),
+    ("datagrams_reordered", "number|null"),
+    ("datagrams_duplicated", "number|null"),
+    ("loss_ratio", "number|null"),
+    ("udp_kernel_drops", "object|null"),
+];
+
+/// The keys only a UDP run fills.
+const UDP_KEYS: [&str; 7] = [
+    "datagrams_sent",
+    "datagrams_lost",
+    "datagrams_late",
+    "datagrams_reordered",
+    "datagrams_duplicated",
+    "loss_ratio",
+    "udp_kernel_drops",
 ];
 
 fn kind(v: &Value) -> &'static str {
@@ -170,7 +192,7 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn assert_schema(report: &Value, mode: &str) {
+fn assert_schema(report: &Value, mode: &str, udp: bool) {
     let object = report.as_object().unwrap();
     let keys: Vec<&str> = object.keys().map(String::as_str).collect();
     let expected: Vec<&str> = SCHEMA.iter().map(|(k, _)| *k).collect();
@@ -206,19 +228,39 @@ fn assert_schema(report: &Value, mode: &str) {
     assert_eq!(nulls("achieved_rate_ratio"), mode != "open");
     assert_eq!(nulls("latency_uncorrected_us"), mode != "open");
     assert_eq!(nulls("connect_us"), mode != "churn");
+    for key in UDP_KEYS {
+        assert_eq!(nulls(key), !udp, "{mode}: {key}");
+    }
+    if udp {
+        let drops: Vec<&str> = report["udp_kernel_drops"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        assert_eq!(drops, ["loadgen", "server", "rcvbuf_errors"]);
+    }
 }
 
 #[test]
 fn json_report_follows_the_pinned_schema_in_every_mode() {
     let server = TestServer::start(Behaviour::Echo);
-    let addr = server.addr.to_string();
+    let udp_server = common::UdpTestServer::start(common::UdpBehaviour::Echo);
+    let tcp = server.addr.to_string();
+    let udp = udp_server.addr.to_string();
     for (mode, extra) in [
         ("closed", vec![]),
         ("open", vec!["--rate", "500"]),
         ("churn", vec!["--churn"]),
+        ("closed", vec!["--udp"]),
+        ("open", vec!["--udp", "--rate", "500"]),
     ] {
-        let json =
-            std::env::temp_dir().join(format!("loadgen-schema-{}-{mode}.json", std::process::id()));
+        let is_udp = extra.contains(&"--udp");
+        let addr = if is_udp { &udp } else { &tcp };
+        let json = std::env::temp_dir().join(format!(
+            "loadgen-schema-{}-{mode}-{is_udp}.json",
+            std::process::id()
+        ));
         let mut args = vec![
             "--addr",
             &addr,
@@ -241,7 +283,7 @@ fn json_report_follows_the_pinned_schema_in_every_mode() {
             String::from_utf8_lossy(&out.stdout)
         );
         let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-        assert_schema(&report, mode);
+        assert_schema(&report, mode, is_udp);
         assert_eq!(report["target"], addr.as_str());
         std::fs::remove_file(json).unwrap();
     }
@@ -260,7 +302,7 @@ fn merge_adds_logs_through_the_command_line() {
     let out = loadgen(&["merge", l, l, "--json", merged.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let report: Value = serde_json::from_str(&std::fs::read_to_string(&merged).unwrap()).unwrap();
-    assert_schema(&report, "closed");
+    assert_schema(&report, "closed", false);
     assert_eq!(report["messages"].as_u64().unwrap(), 2 * one.messages);
     assert_eq!(
         report["connections"].as_u64().unwrap(),

@@ -2,24 +2,26 @@
 //! can serve exactly as `echo-server` does.
 //!
 //! Exit codes: 0 after SIGINT/SIGTERM (or `--list`, `--help`); 1 when the server cannot start
-//! or its loop fails (e.g. the address is in use); 2 for bad arguments.
+//! or its loop fails (e.g. the address is in use); 2 for bad arguments (a UDP model asked to
+//! bind a non-loopback address without `--allow-remote` among them).
 //!
 //! At start the soft descriptor limit is raised to the hard limit (an event loop holding
 //! 15,000 idle clients must not stop at a soft limit of 1,024); at a clean exit one line
-//! reports the connections that ended uncleanly, by kind.
+//! reports the connections that ended uncleanly, by kind (a UDP model: its datagram counters).
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use crate::config::ServerConfig;
+use crate::datagram;
 use crate::endings;
 use crate::listen::{announce, bind};
-use crate::models::{Model, Transport};
+use crate::models::{Bound, Model, Transport};
 use crate::signals::SignalPipe;
 use anyhow::Context;
 use clap::Parser;
 
-/// Serve TCP echo (RFC 862) with one of several concurrency models.
+/// Serve echo (RFC 862) over TCP or UDP with one of several concurrency models.
 #[derive(Parser, Debug)]
 #[command(name = "echo-server", version)]
 struct Cli {
@@ -39,6 +41,11 @@ struct Cli {
     /// Connections served at once; further connections are closed at once [default: no cap].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_conns: Option<u64>,
+
+    /// Let a UDP model bind an address other than loopback (a UDP echo server answers any
+    /// source address a datagram claims, so it can reflect traffic at a third party).
+    #[arg(long)]
+    allow_remote: bool,
 
     /// Print the model names, one per line, and exit.
     #[arg(long, exclusive = true)]
@@ -84,9 +91,18 @@ where
         }
         return ExitCode::SUCCESS;
     }
+    if let Some(model) = cli.model.filter(|m| m.transport() == Transport::Udp) {
+        if let Err(e) = datagram::check_addr(cli.addr, cli.allow_remote) {
+            eprintln!("echo-server: {}: {e}", model.name());
+            return ExitCode::from(2);
+        }
+    }
     match run(&cli) {
         Ok(()) => {
-            eprintln!("{}", endings::summary());
+            match cli.model.map(Model::transport) {
+                Some(Transport::Udp) => eprintln!("{}", datagram::summary()),
+                _ => eprintln!("{}", endings::summary()),
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -106,14 +122,21 @@ fn run(cli: &Cli) -> anyhow::Result<()> {
     if let Some(max) = cli.max_conns {
         config.max_conns = usize::try_from(max).unwrap_or(usize::MAX);
     }
-    // The registry says what to bind: every model serves TCP so far.
-    let listener = match model.transport() {
+    // The registry says what to bind.
+    let bound = match model.transport() {
         Transport::Tcp => bind(config.addr, model.reuses_port())
+            .map(Bound::Tcp)
             .with_context(|| format!("cannot listen on --addr {}", config.addr))?,
+        Transport::Udp => datagram::bind(config.addr, model.reuses_port())
+            .map(Bound::Udp)
+            .with_context(|| format!("cannot bind UDP --addr {}", config.addr))?,
     };
     let stop = SignalPipe::stop_signals().context("cannot watch SIGINT and SIGTERM")?;
-    announce(&listener)?;
-    model.serve(listener, &config, stop)
+    announce(match &bound {
+        Bound::Tcp(listener) => listener.local_addr(),
+        Bound::Udp(socket) => socket.local_addr(),
+    })?;
+    model.serve(bound, &config, stop)
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit. Failure leaves the limit as it was: the

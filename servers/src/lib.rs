@@ -1,4 +1,4 @@
-//! One RFC 862 TCP echo protocol, served by many concurrency models.
+//! One RFC 862 echo protocol, over TCP and UDP, served by many concurrency models.
 //!
 //! Every model lives in its own module under [`models`] and reads on its own; [`models`] also
 //! holds the registry ([`Model`]) that names each model, its family, transport and TLS support,
@@ -9,6 +9,8 @@
 //! - [`listen`]: binding the listener and the one `listening on` line;
 //! - [`signals`]: the stop signals as a pollable pipe ([`SignalPipe`]);
 //! - [`accept`]: the poll-driven accept loop of the blocking-style models and accept errors;
+//! - [`datagram`]: the UDP socket, receiving and replying, the rules and counters of the
+//!   `udp-` models;
 //! - [`echo`]: the blocking echo loop and the per-connection buffer bounds;
 //! - [`conn_limit`]: the `--max-conns` cap shared by threads and tasks;
 //! - [`errors`]: naming I/O errors;
@@ -21,6 +23,7 @@ pub mod accept;
 pub mod cli;
 pub mod config;
 pub mod conn_limit;
+pub mod datagram;
 pub mod echo;
 pub mod endings;
 pub mod errors;
@@ -29,7 +32,7 @@ pub mod models;
 pub mod signals;
 
 pub use config::ServerConfig;
-pub use models::{Family, Model, Transport};
+pub use models::{Bound, Family, Model, Transport};
 pub use signals::SignalPipe;
 
 #[cfg(test)]
@@ -42,6 +45,7 @@ mod tests {
             "signals",
             "config",
             "listen",
+            "datagram",
             "conn_limit",
             "echo",
             "accept",

@@ -25,11 +25,10 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
-/// Prints the one `listening on <ip>:<port>` line that scripts wait for, and flushes it.
-pub fn announce(listener: &TcpListener) -> anyhow::Result<()> {
-    let addr = listener
-        .local_addr()
-        .context("cannot read the bound address")?;
+/// Prints the one `listening on <ip>:<port>` line that scripts wait for, and flushes it:
+/// `addr` is the bound address (a TCP listener's or a UDP socket's).
+pub fn announce(addr: io::Result<SocketAddr>) -> anyhow::Result<()> {
+    let addr = addr.context("cannot read the bound address")?;
     let mut out = io::stdout().lock();
     writeln!(out, "listening on {addr}")
         .and_then(|()| out.flush())

@@ -199,3 +199,100 @@ pub fn closed_port() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap()
 }
+
+/// How a UDP test server misbehaves.
+#[derive(Clone, Copy, Debug)]
+pub enum UdpBehaviour {
+    /// Echoes every datagram at once.
+    Echo,
+    /// Drops every `n`th datagram it receives, echoes the others.
+    DropEvery(usize),
+    /// Holds every other datagram of a sender and echoes it right after the next one, so
+    /// neighbours come back swapped (a held one goes out alone after 20 ms).
+    SwapNeighbours,
+    /// Echoes every datagram twice.
+    EchoTwice,
+}
+
+/// A running UDP test server: one socket, one thread.
+pub struct UdpTestServer {
+    pub addr: SocketAddr,
+    stopped: Arc<AtomicBool>,
+}
+
+impl UdpTestServer {
+    pub fn start(behaviour: UdpBehaviour) -> UdpTestServer {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .unwrap();
+        let addr = socket.local_addr().unwrap();
+        let stopped = Arc::new(AtomicBool::new(false));
+        let stop = Arc::clone(&stopped);
+        thread::spawn(move || serve_udp(&socket, behaviour, &stop));
+        UdpTestServer { addr, stopped }
+    }
+
+    /// loadgen options against this server over UDP: short, one thread, 100 ms timeout.
+    pub fn options(&self) -> Options {
+        let mut o = Options::new(self.addr);
+        o.udp = true;
+        o.connections = 4;
+        o.duration = Duration::from_secs(1);
+        o.warmup = Duration::from_millis(200);
+        o.threads = Some(1);
+        o.timeout = Duration::from_millis(100);
+        o
+    }
+}
+
+impl Drop for UdpTestServer {
+    fn drop(&mut self) {
+        self.stopped.store(true, Ordering::SeqCst);
+    }
+}
+
+fn serve_udp(socket: &std::net::UdpSocket, behaviour: UdpBehaviour, stopped: &AtomicBool) {
+    let mut buf = vec![0u8; 65_536];
+    let mut received = 0usize;
+    let mut held: std::collections::HashMap<SocketAddr, (Vec<u8>, std::time::Instant)> =
+        std::collections::HashMap::new();
+    while !stopped.load(Ordering::SeqCst) {
+        // A held datagram whose neighbour never came goes out alone.
+        held.retain(|to, (data, since)| {
+            let keep = since.elapsed() < Duration::from_millis(20);
+            if !keep {
+                let _ = socket.send_to(data, *to);
+            }
+            keep
+        });
+        let Ok((n, from)) = socket.recv_from(&mut buf) else {
+            continue;
+        };
+        received += 1;
+        let data = &buf[..n];
+        match behaviour {
+            UdpBehaviour::Echo => {
+                let _ = socket.send_to(data, from);
+            }
+            UdpBehaviour::DropEvery(every) => {
+                if received % every != 0 {
+                    let _ = socket.send_to(data, from);
+                }
+            }
+            UdpBehaviour::EchoTwice => {
+                let _ = socket.send_to(data, from);
+                let _ = socket.send_to(data, from);
+            }
+            UdpBehaviour::SwapNeighbours => match held.remove(&from) {
+                Some((first, _)) => {
+                    let _ = socket.send_to(data, from);
+                    let _ = socket.send_to(&first, from);
+                }
+                None => {
+                    held.insert(from, (data.to_vec(), std::time::Instant::now()));
+                }
+            },
+        }
+    }
+}

@@ -248,7 +248,7 @@ fn push_write(ring: &mut IoUring, conn: &mut Conn, key: usize) -> anyhow::Result
 /// Queues an entry, flushing the submission queue to the kernel when it is full.
 ///
 /// Callers promise that every buffer and descriptor the entry names outlives the operation.
-fn push(ring: &mut IoUring, entry: &squeue::Entry) -> anyhow::Result<()> {
+pub(crate) fn push(ring: &mut IoUring, entry: &squeue::Entry) -> anyhow::Result<()> {
     loop {
         // SAFETY: the caller keeps what the entry points to alive until its completion.
         if unsafe { ring.submission().push(entry) }.is_ok() {

@@ -6,7 +6,7 @@
 //! it serves at once and whether it forks, so that they read it here instead of keeping lists of
 //! names. No model imports the registry.
 
-use std::net::TcpListener;
+use std::net::{TcpListener, UdpSocket};
 
 use crate::config::ServerConfig;
 use crate::signals::SignalPipe;
@@ -23,6 +23,12 @@ pub mod thread_per_client;
 pub mod thread_pool;
 pub mod tokio_current_thread;
 pub mod tokio_rt;
+pub mod udp_blocking;
+pub mod udp_io_uring;
+pub mod udp_mio;
+pub mod udp_mmsg;
+pub mod udp_reuseport;
+pub mod udp_tokio;
 
 /// The concurrency models, by the names `echo-server` accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,6 +57,18 @@ pub enum Model {
     Smol,
     /// Completion-based I/O on one io_uring, one thread.
     IoUring,
+    /// UDP: one thread, one blocking socket, a datagram at a time.
+    UdpBlocking,
+    /// UDP: `--workers` threads, each a blocking socket on one `SO_REUSEPORT` address.
+    UdpReuseport,
+    /// UDP: one thread, one mio `Poll`, one non-blocking socket.
+    UdpMio,
+    /// UDP: tokio's multi-thread runtime, `--workers` tasks on one socket.
+    UdpTokio,
+    /// UDP: one thread, batches of datagrams by `recvmmsg`/`sendmmsg`.
+    UdpMmsg,
+    /// UDP: one thread, one io_uring, many receives in flight.
+    UdpIoUring,
 }
 
 /// The families the report groups models by, in the tutorials' order.
@@ -83,6 +101,27 @@ impl Family {
 pub enum Transport {
     /// RFC 862 over TCP: a byte stream per connection.
     Tcp,
+    /// RFC 862 over UDP: each datagram goes back to its sender; one socket serves everyone.
+    Udp,
+}
+
+impl Transport {
+    /// The transport's name in reports and on command lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Tcp => "tcp",
+            Transport::Udp => "udp",
+        }
+    }
+}
+
+/// What a model serves on, bound by the caller before the `listening on` line.
+#[derive(Debug)]
+pub enum Bound {
+    /// A listening TCP socket.
+    Tcp(TcpListener),
+    /// A bound UDP socket.
+    Udp(UdpSocket),
 }
 
 /// How many clients a model serves at the same time.
@@ -125,6 +164,9 @@ pub struct ModelInfo {
     /// of its affinity mask, is one worker on a pinned core, a pool as starved as an iterative
     /// server. `None` for models that are not such pools.
     pub pool_workers: Option<usize>,
+    /// Whether it runs `--workers` threads whatever the clients (by default one per CPU of
+    /// its affinity mask), so that a comparison states the count it runs it with.
+    pub cpu_workers: bool,
 }
 
 /// A TCP model without TLS, as every model is today.
@@ -146,11 +188,20 @@ const fn tcp(
         reuses_port: false,
         summary,
         pool_workers: None,
+        cpu_workers: false,
+    }
+}
+
+/// A UDP model: every client is served by the same socket(s), whatever their number.
+const fn udp(model: Model, name: &'static str, family: Family, summary: &'static str) -> ModelInfo {
+    ModelInfo {
+        transport: Transport::Udp,
+        ..tcp(model, name, family, ClientsAtOnce::Any, summary)
     }
 }
 
 /// The registry, in the order reports list the models (the order of [`Model`]'s variants).
-const REGISTRY: [ModelInfo; 12] = {
+const REGISTRY: [ModelInfo; 18] = {
     use ClientsAtOnce::{Any, One, Workers};
     use Family::{EventLoops, IterativeAndPools, Runtimes, ThreadsAndProcesses};
     [
@@ -195,6 +246,25 @@ const REGISTRY: [ModelInfo; 12] = {
             "smol executor on --workers threads, a task per connection"),
         tcp(Model::IoUring, "io-uring", EventLoops, Any,
             "one thread, one io_uring: completion-based reads and writes"),
+        udp(Model::UdpBlocking, "udp-blocking", IterativeAndPools,
+            "UDP, iterative: one blocking socket, receive a datagram, send it back"),
+        ModelInfo {
+            reuses_port: true,
+            cpu_workers: true,
+            ..udp(Model::UdpReuseport, "udp-reuseport", IterativeAndPools,
+                "UDP: --workers threads, each a blocking socket on one SO_REUSEPORT address")
+        },
+        udp(Model::UdpMio, "udp-mio", EventLoops,
+            "UDP: one thread, one epoll loop (mio), one non-blocking socket"),
+        ModelInfo {
+            cpu_workers: true,
+            ..udp(Model::UdpTokio, "udp-tokio", Runtimes,
+                "UDP: tokio multi-thread runtime, --workers tasks receiving on one socket")
+        },
+        udp(Model::UdpMmsg, "udp-mmsg", EventLoops,
+            "UDP: one thread, batches of up to 32 datagrams per recvmmsg and sendmmsg"),
+        udp(Model::UdpIoUring, "udp-io-uring", EventLoops,
+            "UDP: one thread, one io_uring with 64 receives in flight"),
     ]
 };
 
@@ -213,6 +283,12 @@ impl Model {
         Model::AsyncStd,
         Model::Smol,
         Model::IoUring,
+        Model::UdpBlocking,
+        Model::UdpReuseport,
+        Model::UdpMio,
+        Model::UdpTokio,
+        Model::UdpMmsg,
+        Model::UdpIoUring,
     ];
 
     /// What the registry knows of this model.
@@ -252,6 +328,12 @@ impl Model {
         self.info().pool_workers
     }
 
+    /// Whether the model runs `--workers` threads whatever the clients; see
+    /// [`ModelInfo::cpu_workers`].
+    pub fn cpu_workers(self) -> bool {
+        self.info().cpu_workers
+    }
+
     /// Whether the model's listener must allow `SO_REUSEPORT` siblings.
     pub fn reuses_port(self) -> bool {
         self.info().reuses_port
@@ -262,10 +344,23 @@ impl Model {
         Model::ALL.iter().copied().find(|m| m.name() == name)
     }
 
-    /// Serves on an already bound listener until `stop` fires (SIGINT or SIGTERM). The stop
-    /// signals are registered by the caller before it announces the listener, so that a signal
-    /// sent as soon as the `listening on` line appears is never missed.
+    /// Serves on an already bound socket of its [`Transport`] until `stop` fires (SIGINT or
+    /// SIGTERM). The stop signals are registered by the caller before it announces the
+    /// socket, so that a signal sent as soon as the `listening on` line appears is never
+    /// missed.
     pub fn serve(
+        self,
+        bound: Bound,
+        config: &ServerConfig,
+        stop: SignalPipe,
+    ) -> anyhow::Result<()> {
+        match bound {
+            Bound::Tcp(listener) => self.serve_tcp(listener, config, stop),
+            Bound::Udp(socket) => self.serve_udp(socket, config, stop),
+        }
+    }
+
+    fn serve_tcp(
         self,
         listener: TcpListener,
         config: &ServerConfig,
@@ -284,6 +379,32 @@ impl Model {
             Model::AsyncStd => async_std_rt::serve(listener, config, stop),
             Model::Smol => smol_rt::serve(listener, config, stop),
             Model::IoUring => io_uring_loop::serve(listener, config, stop),
+            _ => anyhow::bail!(
+                "{} serves {}, not TCP",
+                self.name(),
+                self.transport().name()
+            ),
+        }
+    }
+
+    fn serve_udp(
+        self,
+        socket: UdpSocket,
+        config: &ServerConfig,
+        stop: SignalPipe,
+    ) -> anyhow::Result<()> {
+        match self {
+            Model::UdpBlocking => udp_blocking::serve(socket, config, stop),
+            Model::UdpReuseport => udp_reuseport::serve(socket, config, stop),
+            Model::UdpMio => udp_mio::serve(socket, config, stop),
+            Model::UdpTokio => udp_tokio::serve(socket, config, stop),
+            Model::UdpMmsg => udp_mmsg::serve(socket, config, stop),
+            Model::UdpIoUring => udp_io_uring::serve(socket, config, stop),
+            _ => anyhow::bail!(
+                "{} serves {}, not UDP",
+                self.name(),
+                self.transport().name()
+            ),
         }
     }
 }
@@ -317,9 +438,30 @@ mod tests {
             let pool = m.info().clients_at_once == ClientsAtOnce::Workers;
             assert_eq!(m.pool_workers().is_some(), pool, "{}", m.name());
         }
+        let udp: Vec<&str> = Model::ALL
+            .iter()
+            .filter(|m| m.transport() == Transport::Udp)
+            .map(|m| m.name())
+            .collect();
+        assert_eq!(
+            udp,
+            [
+                "udp-blocking",
+                "udp-reuseport",
+                "udp-mio",
+                "udp-tokio",
+                "udp-mmsg",
+                "udp-io-uring"
+            ]
+        );
+        assert!(udp.iter().all(|n| n.starts_with("udp-")));
+        assert!(model("udp-reuseport").reuses_port && model("udp-reuseport").cpu_workers);
+        assert!(model("udp-tokio").cpu_workers && !model("udp-mio").cpu_workers);
         assert_eq!(model("io-uring").family, Family::EventLoops);
         assert_eq!(model("smol").family, Family::Runtimes);
-        assert!(Model::ALL.iter().all(|m| m.transport() == Transport::Tcp));
+        assert!(Model::ALL
+            .iter()
+            .all(|m| m.name().starts_with("udp-") == (m.transport() == Transport::Udp)));
         assert!(
             Model::ALL.iter().all(|m| !m.supports_tls()),
             "no model serves TLS yet"

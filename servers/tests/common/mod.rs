@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use echo_server::models::{ClientsAtOnce, ModelInfo};
-use echo_server::Model;
+use echo_server::{Model, Transport};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -20,8 +20,20 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_echo-server");
 
-/// Model names, from `echo-server --list`: new models join every test without edits.
+/// The TCP models' names, from `echo-server --list` and the registry: new models join every
+/// test without edits.
 pub fn models() -> Vec<String> {
+    listed(Transport::Tcp)
+}
+
+/// The UDP models' names, as [`models`] gives the TCP ones.
+pub fn udp_models() -> Vec<String> {
+    listed(Transport::Udp)
+}
+
+/// The models `echo-server --list` names that serve `transport`, less those that need
+/// io_uring where the kernel refuses it.
+fn listed(transport: Transport) -> Vec<String> {
     let out = Command::new(BIN).arg("--list").output().unwrap();
     assert!(out.status.success(), "echo-server --list failed");
     let names: Vec<String> = String::from_utf8(out.stdout)
@@ -32,7 +44,8 @@ pub fn models() -> Vec<String> {
     assert!(!names.is_empty(), "echo-server --list printed no model");
     names
         .into_iter()
-        .filter(|m| m != "io-uring" || io_uring_allowed())
+        .filter(|m| info(m).transport == transport)
+        .filter(|m| !m.ends_with("io-uring") || io_uring_allowed())
         .collect()
 }
 
@@ -175,6 +188,16 @@ impl Server {
         stream
     }
 
+    /// A new UDP client socket on loopback, connected to the server, with read and write
+    /// timeouts.
+    pub fn udp_client(&self) -> std::net::UdpSocket {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket.connect(self.addr).unwrap();
+        socket.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+        socket.set_write_timeout(Some(IO_TIMEOUT)).unwrap();
+        socket
+    }
+
     /// Sends SIGTERM and waits up to `limit` for the exit; returns the status and the time.
     pub fn terminate(&mut self, limit: Duration) -> (ExitStatus, Duration) {
         let start = Instant::now();
@@ -199,7 +222,7 @@ impl Server {
     pub fn final_stderr(&self) -> String {
         wait_until(IO_TIMEOUT, || {
             let said = self.stderr();
-            said.contains("unclean endings").then_some(said)
+            (said.contains("unclean endings") || said.contains("udp: ")).then_some(said)
         })
         .unwrap_or_else(|| self.stderr())
     }

@@ -1,0 +1,118 @@
+//! What a worker records, whatever the transport: the latency histograms of the whole run and
+//! of the current `--hlog` interval, serialized interval by interval, and the count of
+//! measured messages that the progress line shows.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
+use hdrhistogram::Histogram;
+
+use crate::report::{new_histogram, Mode};
+
+/// One interval of the `--hlog` log, serialized (V2 + deflate) to keep memory small.
+pub struct EncodedInterval {
+    /// Interval number since the end of warm-up.
+    pub index: u32,
+    /// Length of the interval (the last one may be short).
+    pub length: Duration,
+    /// `latency`, `uncorrected` or `connect`.
+    pub tag: &'static str,
+    /// The serialized histogram.
+    pub bytes: Vec<u8>,
+}
+
+const INTERVAL_TAGS: [&str; 3] = ["latency", "uncorrected", "connect"];
+
+/// A worker's histograms and intervals.
+pub struct Recorder<'a> {
+    mode: Mode,
+    progress: &'a AtomicU64,
+    /// Latency of measured messages, ns (open loop: from the intended send time).
+    pub latency: Histogram<u64>,
+    /// Open loop: latency from the actual send time, ns.
+    pub uncorrected: Histogram<u64>,
+    /// Churn: connect time, ns.
+    pub connect: Histogram<u64>,
+    interval: [Histogram<u64>; 3],
+    interval_index: u32,
+    /// The intervals closed so far.
+    pub intervals: Vec<EncodedInterval>,
+    /// Messages completed in the measured time.
+    pub measured: u64,
+}
+
+impl<'a> Recorder<'a> {
+    /// An empty recorder for a run in `mode`, publishing its measured count to `progress`.
+    pub fn new(mode: Mode, progress: &'a AtomicU64) -> Recorder<'a> {
+        Recorder {
+            mode,
+            progress,
+            latency: new_histogram(),
+            uncorrected: new_histogram(),
+            connect: new_histogram(),
+            interval: [new_histogram(), new_histogram(), new_histogram()],
+            interval_index: 0,
+            intervals: Vec::new(),
+            measured: 0,
+        }
+    }
+
+    /// Records an echo that completed at `now` of a message meant for `intended` and handed
+    /// to the socket at `sent` (recorded per interval only; the totals are their sum).
+    pub fn echo(&mut self, intended: Instant, sent: Instant, now: Instant) {
+        self.interval[0].saturating_record(nanos(now - intended));
+        if self.mode == Mode::Open {
+            self.interval[1].saturating_record(nanos(now - sent));
+        }
+    }
+
+    /// Records a connect that took `took` (churn).
+    pub fn connect_took(&mut self, took: Duration) {
+        self.interval[2].saturating_record(nanos(took));
+    }
+
+    /// Counts a message completed in the measured window, for the progress line.
+    pub fn count(&mut self) {
+        self.measured += 1;
+        self.progress.store(self.measured, Ordering::Relaxed);
+    }
+
+    /// Serializes the current interval's histograms and starts the next interval.
+    pub fn close_interval(&mut self, length: Duration) {
+        let mut serializer = V2DeflateSerializer::new();
+        let totals = [&mut self.latency, &mut self.uncorrected, &mut self.connect];
+        for ((tag, h), total) in INTERVAL_TAGS
+            .iter()
+            .zip(self.interval.iter_mut())
+            .zip(totals)
+        {
+            let applies = match *tag {
+                "uncorrected" => self.mode == Mode::Open,
+                "connect" => self.mode == Mode::Churn,
+                _ => true,
+            };
+            if applies {
+                // Same bounds on both sides: adding cannot fail.
+                let _ = total.add(&*h);
+                let mut bytes = Vec::new();
+                // Serializing into memory cannot fail for a valid histogram.
+                if serializer.serialize(h, &mut bytes).is_ok() {
+                    self.intervals.push(EncodedInterval {
+                        index: self.interval_index,
+                        length,
+                        tag,
+                        bytes,
+                    });
+                }
+            }
+            h.reset();
+        }
+        self.interval_index += 1;
+    }
+}
+
+/// `d` in whole nanoseconds, saturating.
+pub fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+}

@@ -1,0 +1,327 @@
+//! What the `udp-` models share: binding the socket, receiving a datagram with the address it
+//! was sent to, replying from that address, the rules every model follows, and the counters
+//! printed in one line at exit.
+//!
+//! The rules (RFC 862 over UDP: each datagram goes back to its sender):
+//! - A datagram of up to [`MAX_DATAGRAM`] bytes is echoed whole; the receive buffer is one
+//!   byte larger, so a truncated receive (`MSG_TRUNC`) can only be a datagram too large for
+//!   IPv4. It is counted and not echoed: half an echo is not an echo.
+//! - A datagram from a source port below [`LOWEST_REPLY_PORT`] is never echoed: those are
+//!   services (echo, chargen, DNS), and echoing to one is how two servers are made to loop or
+//!   a spoofed request is reflected.
+//! - Replies leave from the address the client sent to: a socket bound to one address does so
+//!   by itself; one bound to a wildcard asks for `IP_PKTINFO` (`IPV6_RECVPKTINFO`) and sends
+//!   the reply with the received address as its source.
+//! - When the socket's send buffer is full, a non-blocking model drops the reply and counts it
+//!   (`dropped on send`): UDP may lose a datagram, and waiting would stop the loop from
+//!   receiving for everyone else. A blocking model waits in `sendmsg`, as blocking I/O does.
+//!   `udp-io-uring` waits too, holding that buffer until the send completes.
+//! - Both socket buffers are asked for [`SOCKET_BUF`] bytes (the kernel caps them at
+//!   `net.core.rmem_max` and `wmem_max`).
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsFd, AsRawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use nix::sys::socket::{
+    recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
+    SockaddrStorage,
+};
+use socket2::{Domain, Protocol, Socket, Type};
+
+use crate::errors;
+
+/// The largest UDP payload over IPv4: 65,535 − 8 (UDP header) − 20 (IP header).
+pub const MAX_DATAGRAM: usize = 65_507;
+
+/// Receive buffer of every model: one byte more than any datagram it echoes.
+pub const RECV_BUF: usize = 65_536;
+
+/// `SO_RCVBUF` and `SO_SNDBUF` asked for, bytes.
+pub const SOCKET_BUF: usize = 4 << 20;
+
+/// Datagrams from source ports below this are never echoed.
+pub const LOWEST_REPLY_PORT: u16 = 1024;
+
+/// Checks `--addr` for a UDP model: a non-loopback address needs `--allow-remote`, since a
+/// UDP echo server answers whoever a datagram claims to come from.
+pub fn check_addr(addr: SocketAddr, allow_remote: bool) -> Result<(), String> {
+    if addr.ip().is_loopback() || allow_remote {
+        return Ok(());
+    }
+    Err(format!(
+        "--addr {addr} is not a loopback address: a UDP echo server answers any source \
+         address a datagram claims, so it can be used to reflect traffic; pass --allow-remote \
+         to bind it anyway"
+    ))
+}
+
+/// Binds a UDP socket on `addr` with both buffers asked for [`SOCKET_BUF`]; with
+/// `reuse_port`, `SO_REUSEPORT` so that sibling sockets can bind the same address; on a
+/// wildcard address, with the received destination address reported ([`wildcard`]).
+pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if reuse_port {
+        socket.set_reuse_port(true)?;
+    }
+    socket.set_recv_buffer_size(SOCKET_BUF)?;
+    socket.set_send_buffer_size(SOCKET_BUF)?;
+    socket.bind(&addr.into())?;
+    let socket: UdpSocket = socket.into();
+    if wildcard(&socket) {
+        match addr {
+            SocketAddr::V4(_) => setsockopt(&socket, sockopt::Ipv4PacketInfo, &true)?,
+            SocketAddr::V6(_) => setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true)?,
+        }
+    }
+    Ok(socket)
+}
+
+/// Whether `socket` is bound to a wildcard address, so that a reply must name its source.
+pub fn wildcard(socket: &UdpSocket) -> bool {
+    socket.local_addr().is_ok_and(|a| a.ip().is_unspecified())
+}
+
+/// One received datagram.
+#[derive(Debug, Clone, Copy)]
+pub struct Datagram {
+    /// Bytes received (at most the buffer's length).
+    pub len: usize,
+    /// Who sent it.
+    pub from: SocketAddr,
+    /// The local address it was sent to, on a wildcard socket.
+    pub to: Option<IpAddr>,
+    /// Whether it was larger than the buffer (`MSG_TRUNC`).
+    pub truncated: bool,
+}
+
+/// Receives one datagram into `buf`, with its destination address on a `wildcard` socket.
+pub fn recv(socket: &impl AsFd, buf: &mut [u8], wildcard: bool) -> io::Result<Datagram> {
+    let mut space = nix::cmsg_space!(nix::libc::in6_pktinfo);
+    let mut iov = [IoSliceMut::new(buf)];
+    let control = wildcard.then_some(&mut space[..]);
+    let fd = socket.as_fd().as_raw_fd();
+    let msg = recvmsg::<SockaddrStorage>(fd, &mut iov, control, MsgFlags::empty())?;
+    let from = msg
+        .address
+        .and_then(|a| socket_addr(&a))
+        .ok_or_else(|| io::Error::other("a datagram without a source address"))?;
+    let mut to = None;
+    if wildcard {
+        for cmsg in msg.cmsgs()? {
+            to = match cmsg {
+                ControlMessageOwned::Ipv4PacketInfo(info) => {
+                    Some(IpAddr::V4(u32::from_be(info.ipi_addr.s_addr).into()))
+                }
+                ControlMessageOwned::Ipv6PacketInfo(info) => {
+                    Some(IpAddr::V6(info.ipi6_addr.s6_addr.into()))
+                }
+                _ => to,
+            };
+        }
+    }
+    Ok(Datagram {
+        len: msg.bytes,
+        from,
+        to,
+        truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
+    })
+}
+
+/// The standard address of a socket address from the kernel, if it is IPv4 or IPv6.
+pub fn socket_addr(a: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = a.as_sockaddr_in() {
+        return Some(SocketAddr::from((v4.ip(), v4.port())));
+    }
+    a.as_sockaddr_in6()
+        .map(|v6| SocketAddr::from((v6.ip(), v6.port())))
+}
+
+/// Sends `data` back to `dg.from`, from `dg.to` when the socket is a wildcard.
+pub fn reply(socket: &impl AsFd, data: &[u8], dg: &Datagram) -> io::Result<usize> {
+    let fd = socket.as_fd().as_raw_fd();
+    let iov = [IoSlice::new(data)];
+    let dest = SockaddrStorage::from(dg.from);
+    let flags = MsgFlags::empty();
+    let sent = match dg.to {
+        None => sendmsg(fd, &iov, &[], flags, Some(&dest)),
+        Some(IpAddr::V4(ip)) => {
+            let info = pktinfo_v4(ip);
+            let control = [ControlMessage::Ipv4PacketInfo(&info)];
+            sendmsg(fd, &iov, &control, flags, Some(&dest))
+        }
+        Some(IpAddr::V6(ip)) => {
+            let info = pktinfo_v6(ip);
+            let control = [ControlMessage::Ipv6PacketInfo(&info)];
+            sendmsg(fd, &iov, &control, flags, Some(&dest))
+        }
+    };
+    Ok(sent?)
+}
+
+/// How often a blocking receive wakes to check for a stop signal while no datagram comes.
+pub const STOP_TICK: Duration = Duration::from_millis(200);
+
+/// The loop of the blocking models: receive a datagram, echo it, until `stopped`. Errors end
+/// nothing: one belongs to one datagram (or to an earlier reply's ICMP error).
+pub fn serve_blocking(socket: &UdpSocket, stopped: &dyn Fn() -> bool) -> io::Result<()> {
+    socket.set_read_timeout(Some(STOP_TICK))?;
+    let wildcard = wildcard(socket);
+    let mut buf = vec![0u8; RECV_BUF];
+    while !stopped() {
+        match recv(socket, &mut buf, wildcard) {
+            Ok(dg) if to_echo(&dg) => replied(&reply(socket, &buf[..dg.len], &dg)),
+            Ok(_) => {}
+            // Nothing came within the tick: look at the stop flag again.
+            Err(e) if errors::timed_out(&e) || errors::interrupted(&e) => {}
+            Err(e) => note_recv_error(&e),
+        }
+    }
+    Ok(())
+}
+
+/// `IP_PKTINFO` asking for `ip` as the source address.
+pub fn pktinfo_v4(ip: std::net::Ipv4Addr) -> nix::libc::in_pktinfo {
+    nix::libc::in_pktinfo {
+        ipi_ifindex: 0,
+        ipi_spec_dst: nix::libc::in_addr {
+            s_addr: u32::from(ip).to_be(),
+        },
+        ipi_addr: nix::libc::in_addr { s_addr: 0 },
+    }
+}
+
+/// `IPV6_PKTINFO` asking for `ip` as the source address.
+pub fn pktinfo_v6(ip: std::net::Ipv6Addr) -> nix::libc::in6_pktinfo {
+    nix::libc::in6_pktinfo {
+        ipi6_addr: nix::libc::in6_addr {
+            s6_addr: ip.octets(),
+        },
+        ipi6_ifindex: 0,
+    }
+}
+
+/// What the models did, for the one line at exit; shared by all their threads.
+static RECEIVED: AtomicU64 = AtomicU64::new(0);
+static ECHOED: AtomicU64 = AtomicU64::new(0);
+static TRUNCATED: AtomicU64 = AtomicU64::new(0);
+static LOW_PORT: AtomicU64 = AtomicU64::new(0);
+static DROPPED_ON_SEND: AtomicU64 = AtomicU64::new(0);
+static SEND_ERRORS: AtomicU64 = AtomicU64::new(0);
+static RECV_ERRORS: AtomicU64 = AtomicU64::new(0);
+
+/// Counts a failed receive other than "nothing to read".
+pub fn note_recv_error(_e: &io::Error) {
+    RECV_ERRORS.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts a received datagram and says whether to echo it: not when it was truncated or came
+/// from a port below [`LOWEST_REPLY_PORT`].
+pub fn to_echo(dg: &Datagram) -> bool {
+    RECEIVED.fetch_add(1, Ordering::Relaxed);
+    if dg.truncated {
+        TRUNCATED.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    if dg.from.port() < LOWEST_REPLY_PORT {
+        LOW_PORT.fetch_add(1, Ordering::Relaxed);
+        return false;
+    }
+    true
+}
+
+/// Counts how a reply went: sent, dropped because the send buffer was full, or failed.
+pub fn replied(outcome: &io::Result<usize>) {
+    let counter = match outcome {
+        Ok(_) => &ECHOED,
+        Err(e) if crate::errors::would_block(e) => &DROPPED_ON_SEND,
+        Err(_) => &SEND_ERRORS,
+    };
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// Counts `n` replies sent at once (`sendmmsg`, io_uring).
+pub fn echoed(n: usize) {
+    ECHOED.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+/// Counts `n` replies dropped because the send buffer was full.
+pub fn dropped_on_send(n: usize) {
+    DROPPED_ON_SEND.fetch_add(n as u64, Ordering::Relaxed);
+}
+
+/// The line printed at exit: what was received and what became of it.
+pub fn summary() -> String {
+    let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+    format!(
+        "udp: {} datagrams received, {} echoed, {} truncated, {} from ports below {}, \
+         {} dropped on send (buffer full), {} send errors, {} receive errors",
+        get(&RECEIVED),
+        get(&ECHOED),
+        get(&TRUNCATED),
+        get(&LOW_PORT),
+        LOWEST_REPLY_PORT,
+        get(&DROPPED_ON_SEND),
+        get(&SEND_ERRORS),
+        get(&RECV_ERRORS),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn datagram(from: &str, truncated: bool) -> Datagram {
+        Datagram {
+            len: 1,
+            from: from.parse().unwrap(),
+            to: None,
+            truncated,
+        }
+    }
+
+    #[test]
+    fn services_and_truncated_datagrams_are_not_echoed() {
+        assert!(!to_echo(&datagram("127.0.0.1:7", false)));
+        assert!(!to_echo(&datagram("127.0.0.1:1023", false)));
+        assert!(!to_echo(&datagram("127.0.0.1:40000", true)));
+        assert!(to_echo(&datagram("127.0.0.1:1024", false)));
+        let line = summary();
+        assert!(line.contains("2 from ports below 1024"), "{line}");
+        assert!(line.contains("1 truncated"), "{line}");
+    }
+
+    #[test]
+    fn only_loopback_binds_without_allow_remote() {
+        let addr = |a: &str| a.parse::<SocketAddr>().unwrap();
+        assert!(check_addr(addr("127.0.0.1:0"), false).is_ok());
+        assert!(check_addr(addr("[::1]:0"), false).is_ok());
+        let refused = check_addr(addr("0.0.0.0:7"), false).unwrap_err();
+        assert!(refused.contains("--allow-remote"), "{refused}");
+        assert!(check_addr(addr("0.0.0.0:7"), true).is_ok());
+    }
+
+    #[test]
+    fn a_wildcard_socket_replies_from_the_address_it_was_sent_to() {
+        let server = bind("0.0.0.0:0".parse().unwrap(), false).unwrap();
+        let port = server.local_addr().unwrap().port();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        client
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        // 127.0.0.2 is loopback too: the reply must come from it, not from 127.0.0.1.
+        client.send_to(b"hi", ("127.0.0.2", port)).unwrap();
+        let mut buf = [0u8; 16];
+        server
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        let dg = recv(&server, &mut buf, true).unwrap();
+        assert_eq!(dg.to, Some("127.0.0.2".parse().unwrap()));
+        reply(&server, &buf[..dg.len], &dg).unwrap();
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"hi");
+        assert_eq!(from, SocketAddr::from(([127, 0, 0, 2], port)));
+    }
+}
