@@ -137,8 +137,13 @@ struct Passes {
     /// environment.json and summary.json].
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
+    /// Also the UDP models through the UDP workloads (udp-pingpong over 1, 16 and 128 sockets
+    /// and 16 with 8 in flight, udp-rate over 16 sockets; 100 ms loss timeout): about 1.5
+    /// more minutes on 2 cores for quick. The full profile always runs them.
+    #[arg(long)]
+    udp: bool,
     /// Only these workloads, comma-separated, as the report labels them (pingpong-c16,
-    /// rate-10000, churn, idle-1000, bulk).
+    /// rate-10000, churn, idle-1000, bulk, udp-pingpong-c16-p8, udp-rate-10000).
     #[arg(long, value_name = "LIST")]
     workloads: Option<String>,
     /// Measured time of every run, e.g. 5s [default: the profile's].
@@ -262,7 +267,16 @@ fn compare(
     pinning: Pinning,
     passes: Passes,
 ) -> anyhow::Result<()> {
+    let workloads = passes
+        .workloads
+        .as_deref()
+        .map(plan::parse_workloads)
+        .transpose()
+        .map_err(usage)?;
+    let udp =
+        passes.udp || profile == Profile::Full || workloads.iter().flatten().any(|w| w.is_udp());
     let mut servers = plan::parse_models(&models).map_err(usage)?;
+    udp_servers(&mut servers, &models, udp).map_err(usage)?;
     let external = external_servers(&external).map_err(usage)?;
     servers.extend(external.iter().map(|e| ServerSpec::model(&e.name)));
     if servers.is_empty() {
@@ -270,14 +284,9 @@ fn compare(
             "--models none and no --server or --server-file: nothing to compare".to_owned(),
         ));
     }
-    let workloads = passes
-        .workloads
-        .as_deref()
-        .map(plan::parse_workloads)
-        .transpose()
-        .map_err(usage)?;
     let timing = timing(profile, &passes).map_err(usage)?;
     let (server_cpus, loadgen_cpus) = cpus(pinning)?;
+    plan::state_workers(&mut servers, server_cpus.len());
     let out = out.unwrap_or_else(|| default_out(""));
     let held = out.join("raw").exists()
         && std::fs::read_dir(out.join("raw")).is_ok_and(|mut d| d.next().is_some());
@@ -300,6 +309,7 @@ fn compare(
         timing,
         first_repeat: 1,
         external,
+        udp,
     };
     if passes.append {
         opts.first_repeat = appended_from(&opts)?;
@@ -310,6 +320,35 @@ fn compare(
     let summary = summary.map_err(|e| e.context("comparison failed"))?;
     print!("{}", headline_text(&summary));
     println!("report: {}", out.join("report.html").display());
+    Ok(())
+}
+
+/// Keeps the UDP models among `servers` only when the UDP workloads run (`udp`): `all` drops
+/// them without; a list that names one without is refused, as is `--udp` with a list that
+/// names none.
+fn udp_servers(servers: &mut Vec<ServerSpec>, list: &str, udp: bool) -> Result<(), String> {
+    let named_udp: Vec<String> = servers
+        .iter()
+        .filter(|s| plan::serves_udp(&s.model))
+        .map(|s| s.model.clone())
+        .collect();
+    match (udp, list) {
+        (false, "all") => servers.retain(|s| !plan::serves_udp(&s.model)),
+        (false, _) if !named_udp.is_empty() => {
+            return Err(format!(
+                "--models: {} serves UDP; add --udp to run the UDP workloads",
+                named_udp.join(", ")
+            ))
+        }
+        (true, "none") => {}
+        (true, _) if named_udp.is_empty() => {
+            return Err(
+                "--udp: --models names no UDP model (udp-blocking, udp-reuseport, udp-mio, udp-tokio, udp-mmsg, udp-io-uring)"
+                    .to_owned(),
+            )
+        }
+        _ => {}
+    }
     Ok(())
 }
 
@@ -414,6 +453,12 @@ fn soak(minutes: u64, models: &str, out: Option<PathBuf>, pinning: Pinning) -> a
             .iter()
             .find(|s| soakable.iter().all(|ok| ok.model != s.model))
         {
+            if plan::serves_udp(&s.model) {
+                return Err(usage(format!(
+                    "--models: {} serves UDP; soak runs the TCP models",
+                    s.model
+                )));
+            }
             return Err(usage(format!(
                 "--models: {} serves only one client or its workers at a time; soak runs models \
                  that serve any number at once",

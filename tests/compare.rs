@@ -47,6 +47,69 @@ fn a_tiny_comparison_runs_end_to_end_and_re_renders_identically() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+#[test]
+fn udp_models_run_the_udp_workloads_alone_and_report_their_datagrams() {
+    let out = std::env::temp_dir().join(format!("echobench-compare-udp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = Command::new(BIN)
+        .args(["compare", "--profile", "tiny", "--udp"])
+        .args(["--models", "mio,udp-mio,udp-reuseport"])
+        .args([
+            "--workloads",
+            "pingpong-c1,udp-pingpong-c16-p8,udp-rate-2000",
+        ])
+        .args(["--server-cpus", "0", "--loadgen-cpus", "1", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    // The UDP headline follows the TCP one; udp-reuseport states its workers (one per CPU).
+    assert!(stdout.contains("worst loss"), "{stdout}");
+    assert!(stdout.contains("udp-reuseport(1)"), "{stdout}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
+    let cells = summary["cells"].as_array().unwrap();
+    let ran: Vec<(String, String)> = cells
+        .iter()
+        .map(|c| {
+            let field = |k: &str| c[k].as_str().unwrap().to_owned();
+            (field("model"), field("label"))
+        })
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            ("mio", "pingpong-c1"),
+            ("udp-mio", "udp-pingpong-c16-p8"),
+            ("udp-mio", "udp-rate-2000"),
+            ("udp-reuseport(1)", "udp-pingpong-c16-p8"),
+            ("udp-reuseport(1)", "udp-rate-2000"),
+        ]
+        .map(|(m, l)| (m.to_owned(), l.to_owned()))
+    );
+    for c in cells
+        .iter()
+        .filter(|c| c["label"].as_str().unwrap().starts_with("udp-"))
+    {
+        assert_eq!(c["status"], "ok", "{c}");
+        let d = &c["datagrams"];
+        assert!(d["sent"].as_u64().unwrap() > 100, "{c}");
+        assert!(c["loss_ratio"]["median"].as_f64().unwrap() < 0.01, "{c}");
+    }
+    assert!(
+        cells[0].get("datagrams").is_none(),
+        "a TCP cell has no datagrams"
+    );
+    let env = std::fs::read_to_string(out.join("environment.json")).unwrap();
+    assert!(env.contains("\"udp\": true"), "{env}");
+    let report = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(report.contains("## UDP"), "{report}");
+    assert!(report.contains("What became of the datagrams"), "{report}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 fn summary_holds_every_cell(out: &Path) {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();
@@ -155,6 +218,12 @@ fn bad_arguments_give_one_line_and_exit_2() {
             "twice",
         ),
         (vec!["compare", "--models", "none"], "nothing to compare"),
+        (vec!["compare", "--models", "mio,udp-mio"], "--udp"),
+        (vec!["compare", "--udp", "--models", "mio"], "--udp"),
+        (
+            vec!["compare", "--workloads", "udp-pingpong-c0x"],
+            "--workloads",
+        ),
         (
             vec!["compare", "--server-file", "/nonexistent-servers.toml"],
             "--server-file",

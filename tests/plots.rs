@@ -7,6 +7,15 @@ use echobench::render::chart::{self, Series, XAxis, HEIGHT, PLOT_WIDTH, WIDTH};
 use echobench::render::palette;
 use hdrhistogram::Histogram;
 
+/// The TCP models: the plots draw the TCP workloads (the UDP ones are in the report's tables).
+fn tcp_models() -> Vec<Model> {
+    Model::ALL
+        .iter()
+        .copied()
+        .filter(|m| m.transport() == echo_server::Transport::Tcp)
+        .collect()
+}
+
 /// One series per model: throughput-like values over 1, 16 and 128 connections.
 fn series(models: &[Model]) -> Vec<Series> {
     models
@@ -121,7 +130,7 @@ fn layout(svg: &str, names: &[&str]) -> String {
 
 #[test]
 fn plots_are_wide_with_the_legend_outside_the_data() {
-    let all = series(Model::ALL);
+    let all = series(&tcp_models());
     let svg = chart::lines("t", "connections", "msgs/s", &all, XAxis::PowersOfTwo).unwrap();
     const { assert!(WIDTH >= 900 && PLOT_WIDTH < WIDTH) };
     assert_eq!(attr(&svg, "width").unwrap(), WIDTH.to_string());
@@ -167,7 +176,7 @@ fn a_model_keeps_its_colour_whatever_else_is_drawn() {
         data_lines(&svg)
     };
     let mio = hex(palette::style("mio"));
-    assert!(strokes(Model::ALL).iter().any(|(s, _)| *s == mio));
+    assert!(strokes(&tcp_models()).iter().any(|(s, _)| *s == mio));
     assert!(strokes(&[Model::Mio, Model::Tokio])
         .iter()
         .any(|(s, _)| *s == mio));
@@ -184,12 +193,12 @@ fn spectra_and_bars_keep_the_legend_outside_too() {
     for v in 1..=20_000u64 {
         h.record(50_000 + v * 10).unwrap();
     }
-    let histograms: Vec<(String, palette::Style, &Histogram<u64>)> = Model::ALL
+    let histograms: Vec<(String, palette::Style, &Histogram<u64>)> = tcp_models()
         .iter()
         .map(|m| (m.name().to_owned(), palette::style(m.name()), &h))
         .collect();
     let spectrum = chart::spectrum("s", &histograms).unwrap();
-    let rows: Vec<(String, palette::Style, Vec<Option<f64>>)> = Model::ALL
+    let rows: Vec<(String, palette::Style, Vec<Option<f64>>)> = tcp_models()
         .iter()
         .enumerate()
         .map(|(i, m)| {

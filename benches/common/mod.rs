@@ -8,16 +8,28 @@ use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-/// The models to bench: every registered model, so new ones join without edits. The
+use echo_server::Transport;
+
+/// The TCP models to bench: every registered one, so new ones join without edits. The
 /// `ECHOBENCH_MODELS` variable (comma-separated) narrows the set.
 pub fn models() -> Vec<&'static str> {
-    // Where the kernel forbids io_uring, that model cannot serve (it says so and exits 1).
+    models_of(Transport::Tcp)
+}
+
+/// The UDP models to bench, as [`models`] gives the TCP ones.
+pub fn udp_models() -> Vec<&'static str> {
+    models_of(Transport::Udp)
+}
+
+fn models_of(transport: Transport) -> Vec<&'static str> {
+    // Where the kernel forbids io_uring, those models cannot serve (they say so and exit 1).
     let io_uring_off = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
         .is_ok_and(|v| v.trim() == "2");
     let all = echo_server::Model::ALL
         .iter()
+        .filter(move |m| m.transport() == transport)
         .map(|m| m.name())
-        .filter(move |m| *m != "io-uring" || !io_uring_off);
+        .filter(move |m| !m.ends_with("io-uring") || !io_uring_off);
     match std::env::var("ECHOBENCH_MODELS") {
         Ok(only) => all
             .filter(|m| only.split(',').any(|o| o.trim() == *m))

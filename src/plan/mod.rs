@@ -9,11 +9,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::bail;
-use echo_server::Model;
+use echo_server::{Model, Transport};
 
 use crate::rng::Rng;
 use crate::schema::{
-    ExternalServer, Profile, RunSpec, ServerSpec, Timing, Workload, BULK_SIZE, SIXTEEN,
+    ExternalServer, Profile, RunSpec, ServerSpec, Timing, Workload, BULK_SIZE, SIXTEEN, UDP_TIMEOUT,
 };
 
 /// Length of the intervals each run's latency, throughput and server CPU are kept in: the
@@ -48,6 +48,8 @@ pub struct CompareOptions {
     /// The number of the first pass: 1, or one more than the passes already in `out` when
     /// adding to a comparison (`--append`).
     pub first_repeat: u32,
+    /// Whether the UDP workloads run too (`--udp`; the full profile always runs them).
+    pub udp: bool,
 }
 
 impl CompareOptions {
@@ -61,11 +63,16 @@ impl CompareOptions {
         self.repeats.unwrap_or_else(|| repeats(self.profile))
     }
 
-    /// The workloads to run, in report order.
+    /// The workloads to run, in report order: the profile's TCP ones, then with `udp` its
+    /// UDP ones.
     pub fn workloads(&self) -> Vec<Workload> {
-        self.workloads
-            .clone()
-            .unwrap_or_else(|| workloads(self.profile))
+        self.workloads.clone().unwrap_or_else(|| {
+            let mut all = workloads(self.profile);
+            if self.udp {
+                all.extend(udp_workloads(self.profile));
+            }
+            all
+        })
     }
 
     /// Every run, pass by pass: see [`runs`].
@@ -75,11 +82,14 @@ impl CompareOptions {
     }
 
     /// Warm-up and measured time of a run (before [`workload_timing`]): as given, or the
-    /// profile's for one pass over the matrix (each further pass takes as long again).
+    /// profile's for one pass over the TCP matrix (each further pass takes as long again). The
+    /// UDP runs take the TCP runs' timing: `--udp` adds its own time and changes nothing of
+    /// the TCP runs.
     pub fn timing(&self) -> Timing {
         let per_pass = self
             .workloads()
             .iter()
+            .filter(|w| !w.is_udp())
             .map(|w| servers_of(&self.servers, w).len())
             .sum();
         self.timing
@@ -95,7 +105,7 @@ pub fn parse_workloads(list: &str) -> Result<Vec<Workload>, String> {
         .map(|label| {
             Workload::from_label(label).ok_or_else(|| {
                 format!(
-                    "--workloads: unknown workload '{label}' (e.g. pingpong-c16, rate-10000, churn, idle-1000, bulk, pool-c128)"
+                    "--workloads: unknown workload '{label}' (e.g. pingpong-c16, rate-10000, churn, idle-1000, bulk, pool-c128, udp-pingpong-c16-p8, udp-rate-10000)"
                 )
             })
         })
@@ -192,6 +202,33 @@ pub fn workloads(profile: Profile) -> Vec<Workload> {
     all
 }
 
+/// The UDP workloads of a profile, in report order: ping-pong over 1, 16 and 128 sockets and
+/// 16 sockets with 8 datagrams in flight each, then the open loop over 16 sockets.
+pub fn udp_workloads(profile: Profile) -> Vec<Workload> {
+    let (sockets, rates): (&[usize], &[f64]) = match profile {
+        Profile::Quick => (&[1, 16, 128], &[10_000.0, 50_000.0]),
+        Profile::Full => (&[1, 16, 128], &[5_000.0, 20_000.0, 50_000.0, 100_000.0]),
+        Profile::Tiny => (&[1, 16], &[2_000.0]),
+    };
+    let mut all: Vec<Workload> = sockets
+        .iter()
+        .map(|&connections| Workload::UdpPingpong {
+            connections,
+            pipeline: 1,
+        })
+        .collect();
+    all.push(Workload::UdpPingpong {
+        connections: SIXTEEN,
+        pipeline: UDP_PIPELINE,
+    });
+    all.extend(rates.iter().map(|&rate| Workload::UdpRate { rate }));
+    all
+}
+
+/// Datagrams in flight per socket in the pipelined UDP ping-pong: enough for batching
+/// servers (`recvmmsg`, io_uring) to find several datagrams waiting.
+pub const UDP_PIPELINE: usize = 8;
+
 /// How many times each run of a profile is repeated.
 pub fn repeats(profile: Profile) -> u32 {
     match profile {
@@ -255,14 +292,20 @@ pub fn runs(
     runs
 }
 
-/// The servers a workload runs: see [`runs`].
+/// The servers a workload runs: see [`runs`]. A UDP workload runs the UDP models, every
+/// other workload the rest (external servers serve TCP).
 fn servers_of(servers: &[ServerSpec], workload: &Workload) -> Vec<ServerSpec> {
     if !matches!(workload, Workload::Pool { .. }) {
-        return servers.to_vec();
+        return servers
+            .iter()
+            .filter(|s| serves_udp(&s.model) == workload.is_udp())
+            .cloned()
+            .collect();
     }
     let mut pools: Vec<Model> = Vec::new();
     for model in servers.iter().filter_map(|s| Model::from_name(&s.model)) {
-        if model.pool_workers().is_some() && !pools.contains(&model) {
+        let tcp = model.transport() == Transport::Tcp;
+        if tcp && model.pool_workers().is_some() && !pools.contains(&model) {
             pools.push(model);
         }
     }
@@ -270,6 +313,23 @@ fn servers_of(servers: &[ServerSpec], workload: &Workload) -> Vec<ServerSpec> {
         .iter()
         .flat_map(|&model| POOL_WORKERS.map(|n| ServerSpec::with_workers(model.name(), n)))
         .collect()
+}
+
+/// Whether the server called `model` is a UDP model of the registry.
+pub fn serves_udp(model: &str) -> bool {
+    Model::from_name(model).is_some_and(|m| m.transport() == Transport::Udp)
+}
+
+/// Gives every model that runs `--workers` threads whatever its clients (`udp-reuseport`,
+/// `udp-tokio`) an explicit `--workers`, one per server CPU, unless the list gave it one: a
+/// comparison states the worker counts it ran.
+pub fn state_workers(servers: &mut [ServerSpec], server_cpus: usize) {
+    for s in servers.iter_mut() {
+        let per_cpu = Model::from_name(&s.model).is_some_and(|m| m.cpu_workers());
+        if per_cpu && s.args.is_empty() {
+            *s = ServerSpec::with_workers(&s.model, server_cpus.max(1));
+        }
+    }
 }
 
 /// The timing of one workload's runs: idle runs warm up until the server can have taken every
@@ -290,8 +350,12 @@ pub fn workload_timing(workload: &Workload, profile: Timing) -> Timing {
 /// The connections a workload holds at once (idle ones included), and of those the idle ones.
 pub fn connections_needed(workload: &Workload) -> (usize, usize) {
     match *workload {
-        Workload::Pingpong { connections } | Workload::Pool { connections } => (connections, 0),
-        Workload::Rate { .. } | Workload::Churn | Workload::Bulk => (SIXTEEN, 0),
+        Workload::Pingpong { connections }
+        | Workload::Pool { connections }
+        | Workload::UdpPingpong { connections, .. } => (connections, 0),
+        Workload::Rate { .. } | Workload::Churn | Workload::Bulk | Workload::UdpRate { .. } => {
+            (SIXTEEN, 0)
+        }
         Workload::Idle { idle } => (idle + 1, idle),
     }
 }
@@ -323,6 +387,21 @@ pub fn loadgen_options(workload: &Workload, addr: SocketAddr, timing: Timing) ->
             o.connections = SIXTEEN;
             o.size = BULK_SIZE;
         }
+        Workload::UdpPingpong {
+            connections,
+            pipeline,
+        } => {
+            o.udp = true;
+            o.timeout = UDP_TIMEOUT;
+            o.connections = connections;
+            o.pipeline = pipeline;
+        }
+        Workload::UdpRate { rate } => {
+            o.udp = true;
+            o.timeout = UDP_TIMEOUT;
+            o.connections = SIXTEEN;
+            o.rate = Some(rate);
+        }
     }
     o
 }
@@ -351,6 +430,7 @@ mod tests {
             timing: None,
             first_repeat: 1,
             external: Vec::new(),
+            udp: false,
         }
     }
 
@@ -365,6 +445,53 @@ mod tests {
             .map(|t| (t.warmup + t.duration).as_secs_f64())
             .sum();
         assert!(load <= 270.0, "{load} s of load for {} runs", runs.len());
+    }
+
+    #[test]
+    fn udp_workloads_run_the_udp_models_alone_and_leave_the_tcp_timing_alone() {
+        let both = vec![ServerSpec::model("mio"), ServerSpec::model("udp-mio")];
+        let mut opts = options(both, Profile::Quick);
+        let tcp_only = opts.timing();
+        assert!(opts.runs().iter().all(|r| r.model == "mio"));
+        opts.udp = true;
+        assert_eq!(
+            opts.timing(),
+            tcp_only,
+            "--udp changes nothing of the TCP runs"
+        );
+        let runs = opts.runs();
+        assert_eq!(
+            runs.iter().filter(|r| r.workload.is_udp()).count(),
+            udp_workloads(Profile::Quick).len()
+        );
+        for r in &runs {
+            assert_eq!(r.workload.is_udp(), r.model == "udp-mio", "{}", r.id());
+        }
+        for w in udp_workloads(Profile::Full) {
+            assert_eq!(Workload::from_label(&w.label()), Some(w), "{}", w.label());
+            let o = loadgen_options(&w, "127.0.0.1:7".parse().unwrap(), tcp_only);
+            assert!(o.udp && o.timeout == UDP_TIMEOUT, "{}", w.label());
+        }
+        assert_eq!(
+            Workload::from_label("udp-pingpong-c16-p8"),
+            Some(Workload::UdpPingpong {
+                connections: 16,
+                pipeline: 8
+            })
+        );
+        assert_eq!(Workload::from_label("udp-pingpong-c16-p1"), None);
+    }
+
+    #[test]
+    fn models_with_a_worker_per_cpu_run_with_their_count_stated() {
+        let mut servers = vec![
+            ServerSpec::model("udp-tokio"),
+            ServerSpec::with_workers("udp-reuseport", 3),
+            ServerSpec::model("udp-mio"),
+        ];
+        state_workers(&mut servers, 2);
+        let labels: Vec<String> = servers.iter().map(ServerSpec::label).collect();
+        assert_eq!(labels, ["udp-tokio(2)", "udp-reuseport(3)", "udp-mio"]);
     }
 
     #[test]

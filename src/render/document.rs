@@ -8,7 +8,9 @@ use super::format::{
 };
 use super::headline::headline_table;
 use super::plots::Plot;
-use crate::schema::{Cell, Environment, ExternalServer, ServerSpec, Summary, BULK_SIZE};
+use crate::schema::{
+    Cell, DatagramCounts, Environment, ExternalServer, ServerSpec, Summary, BULK_SIZE,
+};
 
 /// The whole report, in reading order.
 pub fn document(s: &Summary, plots: &[Plot]) -> Vec<Block> {
@@ -18,6 +20,7 @@ pub fn document(s: &Summary, plots: &[Plot]) -> Vec<Block> {
     doc.extend(models(s));
     doc.extend(plot_figures(plots));
     doc.extend(results_by_workload(s));
+    doc.extend(udp(s));
     doc.extend(memory_per_connection(s));
     doc.extend(server_resources(s));
     doc.extend(notes(s));
@@ -115,10 +118,12 @@ fn models(s: &Summary) -> Vec<Block> {
         format!("`{m}`: {how}{sized}")
     };
     let mut items: Vec<String> = s.headline.iter().map(|h| line(&h.model)).collect();
+    let is_udp = |m: &String| crate::plan::serves_udp(ServerSpec::model_of(m));
+    items.extend(s.models.iter().filter(|m| is_udp(m)).map(line));
     let sweep: Vec<&String> = s
         .models
         .iter()
-        .filter(|m| s.headline.iter().all(|h| &h.model != *m))
+        .filter(|m| s.headline.iter().all(|h| &h.model != *m) && !is_udp(m))
         .collect();
     if !sweep.is_empty() {
         let names: Vec<String> = sweep.iter().map(|m| format!("`{m}`")).collect();
@@ -276,6 +281,107 @@ fn idle_figures(c: &Cell) -> String {
         c,
         format!("{pss} / {rss}, p99 {}", median_us(c.latency_p99_us)),
     )
+}
+
+/// The UDP models through the UDP workloads, when they ran: throughput, latency and loss, and
+/// what became of the datagrams.
+fn udp(s: &Summary) -> Vec<Block> {
+    if !s.workloads.iter().any(|l| l.starts_with("udp-")) {
+        return Vec::new();
+    }
+    let cpus = &s.environment.server_cpus;
+    let workers = loadgen::parse_cpus(cpus).map_or(1, |c| c.len());
+    let mut blocks = vec![
+        Block::Heading(2, "UDP".to_owned()),
+        Block::Para(format!(
+            "RFC 862 over UDP: each datagram (64 B, its first 8 bytes a sequence number) goes back to its sender; there is no accept, and one socket serves every client (`udp-reuseport`: one per worker). loadgen sends from one connected socket per client; a datagram not echoed within {} ms is lost, an echo after that is late (and stays lost). `udp-reuseport` and `udp-tokio` run `--workers` threads whatever the clients: one per server CPU ({workers} here: CPUs {cpus}), as their names show. Loss: lost over sent, of the datagrams sent in the measured windows, with its 95 % Wilson interval over the datagrams of every repeat; cells that lost more than 1 % are not ranked. CPU per datagram: *Server resources* below.",
+            crate::schema::UDP_TIMEOUT.as_millis()
+        )),
+    ];
+    if let Some((header, rows)) = super::headline::udp_headline_table(s) {
+        blocks.push(Block::Table(header, rows));
+    }
+    blocks.extend(workload_table(
+        s,
+        "UDP ping-pong: throughput (datagrams/s)",
+        "udp-pingpong",
+        &|c| mark(c, spread(c.throughput_msgs_per_s, int)),
+    ));
+    blocks.extend(workload_table(
+        s,
+        "UDP ping-pong: latency p50 / p99 (µs)",
+        "udp-pingpong",
+        &|c| mark(c, pair(c.latency_p50_us, c.latency_p99_us)),
+    ));
+    blocks.extend(workload_table(
+        s,
+        "UDP rate: p99 corrected / uncorrected (µs), achieved share of the rate",
+        "udp-rate",
+        &rate_figures,
+    ));
+    blocks.extend(workload_table(
+        s,
+        "UDP loss: lost / sent (95 % interval)",
+        "udp-",
+        &|c| mark(c, or_dash(c.datagrams, loss)),
+    ));
+    blocks.extend(datagram_fates(s));
+    blocks
+}
+
+/// `0.012 % (0.008–0.020)`: the loss ratio of pooled counts with its interval, in percent.
+fn loss(d: DatagramCounts) -> String {
+    let pct = |v: f64| format!("{:.3}", v * 100.0);
+    let ratio = if d.sent == 0 {
+        0.0
+    } else {
+        d.lost as f64 / d.sent as f64
+    };
+    format!(
+        "{} % ({}–{})",
+        pct(ratio),
+        pct(d.loss_low),
+        pct(d.loss_high)
+    )
+}
+
+/// Every UDP cell's datagram counts and the kernel's receive drops.
+fn datagram_fates(s: &Summary) -> Vec<Block> {
+    let header = [
+        "model",
+        "workload",
+        "sent",
+        "lost",
+        "late",
+        "reordered",
+        "duplicated",
+        "kernel drops (loadgen / server)",
+    ];
+    let rows = s
+        .cells
+        .iter()
+        .filter_map(|c| Some((c, c.datagrams?)))
+        .map(|(c, d)| {
+            vec![
+                server_name(s, &c.model),
+                c.label.clone(),
+                int(d.sent as f64),
+                int(d.lost as f64),
+                int(d.late as f64),
+                int(d.reordered as f64),
+                int(d.duplicated as f64),
+                format!(
+                    "{} / {}",
+                    d.kernel_drops_loadgen,
+                    or_dash(d.kernel_drops_server, |n| n.to_string())
+                ),
+            ]
+        })
+        .collect();
+    vec![
+        Block::Heading(3, "What became of the datagrams (all repeats)".to_owned()),
+        Block::Table(header.map(str::to_owned).to_vec(), rows),
+    ]
 }
 
 /// Memory per connection: the slopes and the points they were fitted to.

@@ -1,7 +1,7 @@
 //! The headline table: one row per model, in the report and at the end of `compare`.
 
 use super::format::{bytes, int, or_dash, server_name, us, with_ci, DASH};
-use crate::schema::{Headline, Summary};
+use crate::schema::{Headline, Summary, SIXTEEN};
 
 /// The headline table's header and rows.
 pub fn headline_table(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
@@ -68,10 +68,73 @@ fn row(s: &Summary, h: &Headline) -> Vec<String> {
     ]
 }
 
-/// The headline table as aligned plain text, for the terminal.
+/// The UDP models' own headline, when they ran: one row per UDP model, from its cells.
+pub fn udp_headline_table(s: &Summary) -> Option<(Vec<String>, Vec<Vec<String>>)> {
+    let udp_models: Vec<&String> = s
+        .models
+        .iter()
+        .filter(|m| s.cells_of(m).keys().any(|l| l.starts_with("udp-")))
+        .collect();
+    if udp_models.is_empty() {
+        return None;
+    }
+    let pipelined = format!("udp-pingpong-c{SIXTEEN}-p{}", crate::plan::UDP_PIPELINE);
+    let header = [
+        "model".to_owned(),
+        "datagrams/s (1 socket)".to_owned(),
+        "p50 (1 socket)".to_owned(),
+        format!(
+            "datagrams/s ({SIXTEEN} × {} in flight)",
+            crate::plan::UDP_PIPELINE
+        ),
+        format!(
+            "server CPU / datagram ({SIXTEEN} × {})",
+            crate::plan::UDP_PIPELINE
+        ),
+        "worst loss".to_owned(),
+    ]
+    .to_vec();
+    let rows = udp_models
+        .iter()
+        .map(|m| {
+            let cells = s.cells_of(m);
+            let one = cells.get("udp-pingpong-c1");
+            let many = cells.get(pipelined.as_str());
+            let worst = cells
+                .values()
+                .filter_map(|c| c.loss_ratio.map(|l| (l.median, &c.label)))
+                .max_by(|a, b| a.0.total_cmp(&b.0));
+            vec![
+                server_name(s, m),
+                or_dash(one.and_then(|c| c.throughput_msgs_per_s), |t| int(t.median)),
+                or_dash(one.and_then(|c| c.latency_p50_us), |l| us(l.median)),
+                or_dash(
+                    many.and_then(|c| c.throughput_msgs_per_s),
+                    |t| int(t.median),
+                ),
+                or_dash(many.and_then(|c| c.server_cpu_us_per_msg), |c| us(c.median)),
+                or_dash(worst, |(l, label)| format!("{:.3} % ({label})", l * 100.0)),
+            ]
+        })
+        .collect();
+    Some((header, rows))
+}
+
+/// The headline table as aligned plain text, for the terminal; the UDP models' after it.
 pub fn headline_text(s: &Summary) -> String {
     let (header, rows) = headline_table(s);
-    text_table(&header, &rows)
+    let mut text = if rows.is_empty() {
+        String::new()
+    } else {
+        text_table(&header, &rows)
+    };
+    if let Some((header, rows)) = udp_headline_table(s) {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        text += &text_table(&header, &rows);
+    }
+    text
 }
 
 /// A table as aligned plain text, for the terminal.

@@ -50,18 +50,24 @@ fn shades(family: Family) -> &'static [RGBColor] {
             RGBColor(213, 94, 0),
             RGBColor(230, 159, 0),
             RGBColor(140, 81, 10),
+            RGBColor(250, 190, 110),
+            RGBColor(180, 120, 40),
         ],
         Family::ThreadsAndProcesses => &[RGBColor(204, 121, 167), RGBColor(136, 34, 85)],
         Family::EventLoops => &[
             RGBColor(0, 114, 178),
             RGBColor(86, 180, 233),
             RGBColor(0, 50, 110),
+            RGBColor(120, 160, 210),
+            RGBColor(40, 80, 160),
+            RGBColor(150, 210, 240),
         ],
         Family::Runtimes => &[
             RGBColor(0, 158, 115),
             RGBColor(17, 100, 51),
             RGBColor(153, 153, 51),
             RGBColor(100, 200, 140),
+            RGBColor(60, 120, 90),
         ],
     }
 }

@@ -48,6 +48,7 @@ pub fn capture(opts: &CompareOptions) -> Environment {
         repeats: Some(opts.repeats()),
         seed: Some(opts.seed),
         external: opts.external.clone(),
+        udp: opts.udp,
     }
 }
 

@@ -60,6 +60,9 @@ pub struct Environment {
     /// (`--server`, `--server-file`); absent when there were none.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub external: Vec<ExternalServer>,
+    /// Whether the UDP workloads ran (`--udp`, or the full profile); absent when they did not.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub udp: bool,
 }
 
 impl Environment {

@@ -19,11 +19,11 @@ pub use environment::Environment;
 pub use external::ExternalServer;
 pub use run::{
     Profile, RunRecord, RunSpec, ServerSpec, ServerUsage, Status, Timing, Workload, BULK_SIZE,
-    SIXTEEN,
+    SIXTEEN, UDP_TIMEOUT,
 };
 pub use summary::{
-    Cell, Ci, Findings, Headline, LeftOut, Margin, MarginVerdict, MemoryPerConnection, Ranking,
-    Resampling, Spread, Standing, Summary, Trouble,
+    Cell, Ci, DatagramCounts, Findings, Headline, LeftOut, Margin, MarginVerdict,
+    MemoryPerConnection, Ranking, Resampling, Spread, Standing, Summary, Trouble,
 };
 
 /// Version of the `raw/*.run.json` and `summary.json` schemas.

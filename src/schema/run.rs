@@ -57,7 +57,26 @@ pub enum Workload {
         /// Concurrent connections (clients).
         connections: usize,
     },
+    /// UDP, closed loop, 64 B datagrams: this many sockets, each with `pipeline` datagrams in
+    /// flight; loss judged after [`UDP_TIMEOUT`].
+    #[serde(rename = "udp-pingpong")]
+    UdpPingpong {
+        /// Connected UDP sockets.
+        connections: usize,
+        /// Datagrams in flight per socket.
+        pipeline: usize,
+    },
+    /// UDP, open loop at this total rate over 16 sockets, 64 B datagrams.
+    #[serde(rename = "udp-rate")]
+    UdpRate {
+        /// Offered datagrams per second.
+        rate: f64,
+    },
 }
+
+/// How long a UDP workload waits for an echo before the datagram counts as lost: the
+/// loopback answers in microseconds, so 100 ms is a loss, not a slow echo.
+pub const UDP_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Connections of the rate, churn and bulk workloads.
 pub const SIXTEEN: usize = 16;
@@ -75,7 +94,17 @@ impl Workload {
             Workload::Idle { .. } => "idle",
             Workload::Bulk => "bulk",
             Workload::Pool { .. } => "pool",
+            Workload::UdpPingpong { .. } => "udp-pingpong",
+            Workload::UdpRate { .. } => "udp-rate",
         }
+    }
+
+    /// Whether the workload is sent over UDP (and runs the UDP models only).
+    pub fn is_udp(&self) -> bool {
+        matches!(
+            self,
+            Workload::UdpPingpong { .. } | Workload::UdpRate { .. }
+        )
     }
 
     /// A short label with the parameter, e.g. `pingpong-c16`, `rate-20000`, `idle-1000`.
@@ -87,11 +116,23 @@ impl Workload {
             Workload::Idle { idle } => format!("idle-{idle}"),
             Workload::Bulk => "bulk".to_owned(),
             Workload::Pool { connections } => format!("pool-c{connections}"),
+            Workload::UdpPingpong {
+                connections,
+                pipeline: 1,
+            } => format!("udp-pingpong-c{connections}"),
+            Workload::UdpPingpong {
+                connections,
+                pipeline,
+            } => format!("udp-pingpong-c{connections}-p{pipeline}"),
+            Workload::UdpRate { rate } => format!("udp-rate-{rate:.0}"),
         }
     }
 
     /// The workload a [`Workload::label`] names (rates are whole messages per second).
     pub fn from_label(label: &str) -> Option<Workload> {
+        if let Some(udp) = label.strip_prefix("udp-") {
+            return Workload::udp_from_label(udp);
+        }
         let (name, parameter) = label.split_once('-').unwrap_or((label, ""));
         match (name, parameter) {
             ("pingpong", p) => Some(Workload::Pingpong {
@@ -110,6 +151,27 @@ impl Workload {
             }),
             _ => None,
         }
+    }
+}
+
+impl Workload {
+    /// The UDP workload a label names, less its `udp-`: `pingpong-c16`, `pingpong-c16-p8`,
+    /// `rate-10000`.
+    fn udp_from_label(label: &str) -> Option<Workload> {
+        if let Some(rate) = label.strip_prefix("rate-") {
+            return Some(Workload::UdpRate {
+                rate: rate.parse().ok()?,
+            });
+        }
+        let rest = label.strip_prefix("pingpong-c")?;
+        let (connections, pipeline) = match rest.split_once("-p") {
+            Some((c, p)) => (c, p.parse().ok().filter(|&p| p > 1)?),
+            None => (rest, 1),
+        };
+        Some(Workload::UdpPingpong {
+            connections: connections.parse().ok()?,
+            pipeline,
+        })
     }
 }
 

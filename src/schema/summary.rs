@@ -148,6 +148,53 @@ pub struct Cell {
     pub connections: usize,
     /// Whether loadgen was saturated in any repeat.
     pub loadgen_saturated: bool,
+    /// UDP: datagrams lost over datagrams sent, median over the repeats; absent for TCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_ratio: Option<Spread>,
+    /// UDP: what became of the datagrams, over all the repeats; absent for TCP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub datagrams: Option<DatagramCounts>,
+}
+
+/// UDP: what became of a cell's datagrams, added up over its repeats.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct DatagramCounts {
+    /// Sent in the measured windows and judged (echoed, or lost after the timeout).
+    pub sent: u64,
+    /// Not echoed within the timeout.
+    pub lost: u64,
+    /// Lost, and echoed after the timeout after all.
+    pub late: u64,
+    /// Echoed after a datagram sent later on the same socket.
+    pub reordered: u64,
+    /// Echoed twice or more.
+    pub duplicated: u64,
+    /// Bounds of the 95 % Wilson score interval of the loss ratio, over all the datagrams of
+    /// the repeats pooled (each datagram a trial).
+    pub loss_low: f64,
+    /// See `loss_low`.
+    pub loss_high: f64,
+    /// Receive drops the kernel counted at loadgen's sockets.
+    pub kernel_drops_loadgen: u64,
+    /// Receive drops the kernel counted at the server's sockets; `null` when not seen.
+    pub kernel_drops_server: Option<u64>,
+}
+
+impl DatagramCounts {
+    /// The 95 % Wilson score interval of `lost` out of `sent` (0 to 1; 0 to 0 when nothing
+    /// was sent): unlike the normal approximation it stays inside 0–1 and says something
+    /// when no datagram was lost.
+    pub fn wilson(lost: u64, sent: u64) -> (f64, f64) {
+        if sent == 0 {
+            return (0.0, 0.0);
+        }
+        const Z: f64 = 1.959_964;
+        let (n, p) = (sent as f64, lost as f64 / sent as f64);
+        let z2 = Z * Z;
+        let centre = (p + z2 / (2.0 * n)) / (1.0 + z2 / n);
+        let half = Z * (p * (1.0 - p) / n + z2 / (4.0 * n * n)).sqrt() / (1.0 + z2 / n);
+        ((centre - half).max(0.0), (centre + half).min(1.0))
+    }
 }
 
 /// Memory per connection of one model: the slope of memory over idle connections.

@@ -4,7 +4,7 @@ use loadgen::Report;
 
 use super::bootstrap::{figure, Bootstrap};
 use super::load::RunData;
-use crate::schema::{Cell, ServerUsage, Spread, Status, Workload};
+use crate::schema::{Cell, DatagramCounts, ServerUsage, Spread, Status, Workload};
 
 /// The runs of a cell its figures come from: those that did not fail.
 pub fn counted<'a>(group: &[&'a RunData]) -> Vec<&'a RunData> {
@@ -73,6 +73,8 @@ pub fn cell(
             .unwrap_or(0),
         connections: all_reports().map(|r| r.connections).max().unwrap_or(0),
         loadgen_saturated: all_reports().any(|r| r.loadgen_saturated),
+        loss_ratio: spread(&|r| r.loss_ratio.filter(|_| r.datagrams_sent > Some(0))),
+        datagrams: datagrams(&reports),
     };
     if let Some(b) = bootstrap {
         with_intervals(&mut cell, b);
@@ -114,6 +116,34 @@ fn per_message(runs: &[&RunData], f: impl Fn(&ServerUsage) -> f64) -> Option<Spr
         let (usage, report) = (r.record.server.as_ref()?, r.report.as_ref()?);
         (report.messages > 0).then(|| f(usage) / report.messages as f64)
     }))
+}
+
+/// UDP: the datagram counts of the reports added up, with the loss ratio's interval; `None`
+/// when no report is a UDP one.
+fn datagrams(reports: &[&Report]) -> Option<DatagramCounts> {
+    let udp: Vec<&Report> = reports
+        .iter()
+        .copied()
+        .filter(|r| r.datagrams_sent.is_some())
+        .collect();
+    if udp.is_empty() {
+        return None;
+    }
+    let sum = |f: fn(&Report) -> Option<u64>| udp.iter().filter_map(|r| f(r)).sum::<u64>();
+    let (sent, lost) = (sum(|r| r.datagrams_sent), sum(|r| r.datagrams_lost));
+    let (loss_low, loss_high) = DatagramCounts::wilson(lost, sent);
+    let drops = || udp.iter().filter_map(|r| r.udp_kernel_drops);
+    Some(DatagramCounts {
+        sent,
+        lost,
+        late: sum(|r| r.datagrams_late),
+        reordered: sum(|r| r.datagrams_reordered),
+        duplicated: sum(|r| r.datagrams_duplicated),
+        loss_low,
+        loss_high,
+        kernel_drops_loadgen: drops().map(|d| d.loadgen).sum(),
+        kernel_drops_server: drops().map(|d| d.server).sum(),
+    })
 }
 
 fn median(values: impl IntoIterator<Item = f64>) -> Option<f64> {

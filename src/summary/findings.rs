@@ -48,6 +48,9 @@ const CPU: Figure = Figure {
 /// Offered load a rate run must achieve to have its latency ranked.
 const RATE_MET: f64 = 0.95;
 
+/// A UDP cell that lost more than this share of its datagrams is not ranked.
+const LOSS_RANKED: f64 = 0.01;
+
 /// The findings of a comparison's cells, in the order of `servers` and `workloads`.
 pub fn findings(
     servers: &[String],
@@ -86,10 +89,12 @@ pub fn findings(
 /// for the open loop and beside idle connections.
 fn figure_of(w: &Workload) -> Figure {
     match w {
-        Workload::Rate { .. } | Workload::Idle { .. } => P99,
-        Workload::Pingpong { .. } | Workload::Churn | Workload::Bulk | Workload::Pool { .. } => {
-            THROUGHPUT
-        }
+        Workload::Rate { .. } | Workload::Idle { .. } | Workload::UdpRate { .. } => P99,
+        Workload::Pingpong { .. }
+        | Workload::Churn
+        | Workload::Bulk
+        | Workload::Pool { .. }
+        | Workload::UdpPingpong { .. } => THROUGHPUT,
     }
 }
 
@@ -150,9 +155,15 @@ fn rank_workload(w: &Workload, cells: &[&Cell], bootstraps: &Bootstraps) -> Vec<
     rankings
 }
 
-/// Why a rate cell's latency is not ranked: it did not achieve the offered rate.
+/// Why a cell is not ranked though it has figures: a UDP cell that lost more than
+/// [`LOSS_RANKED`] of its datagrams (a server that drops what it cannot serve in time would
+/// look fast), a rate cell that did not achieve the offered rate.
 fn rate_shortfall(w: &Workload, c: &Cell) -> Option<String> {
-    let Workload::Rate { .. } = w else {
+    let loss = c.loss_ratio.map_or(0.0, |l| l.median);
+    if loss > LOSS_RANKED {
+        return Some(format!("lost {:.1} % of its datagrams", loss * 100.0));
+    }
+    let (Workload::Rate { .. } | Workload::UdpRate { .. }) = w else {
         return None;
     };
     let achieved = c.achieved_rate_ratio.map_or(0.0, |r| r.median);
@@ -401,6 +412,8 @@ mod tests {
             connections_starved: 0,
             connections: 16,
             loadgen_saturated: false,
+            loss_ratio: None,
+            datagrams: None,
         }
     }
 

@@ -124,10 +124,11 @@ pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bo
         Workload::Rate { rate } => Some(*rate),
         _ => None,
     });
-    // The servers only the pool sweep ran have no headline row: their figures are in its table.
+    // The servers only the pool sweep ran have no headline row: their figures are in its
+    // table; nor have the UDP models, whose figures are in the UDP section.
     let headline = models
         .iter()
-        .filter(|m| ran(m, &|w| !matches!(w, Workload::Pool { .. })))
+        .filter(|m| ran(m, &|w| !matches!(w, Workload::Pool { .. }) && !w.is_udp()))
         .map(|m| headline::headline(m, &cells, &workloads, rate_for_p99, &memory_per_connection))
         .collect();
     let findings = findings::findings(
@@ -229,6 +230,7 @@ fn workloads_in_order(env: &Environment, runs: &[RunData]) -> Vec<Workload> {
     let ran = |w: &Workload| runs.iter().any(|r| r.record.spec.workload == *w);
     let mut workloads: Vec<Workload> = plan::workloads(env.profile)
         .into_iter()
+        .chain(plan::udp_workloads(env.profile))
         .filter(ran)
         .collect();
     for r in runs {

@@ -1,18 +1,25 @@
-//! `udp-io-uring`: completion-based datagrams. One thread, one io_uring: [`SLOTS`] receives
-//! are in flight at once, each with its own buffer; when one completes, the send of the same
-//! buffer back to its sender is submitted, and when that completes, the slot's next receive.
-//! Nothing asks whether the socket is ready, and one `io_uring_enter` submits and reaps many
-//! operations.
+//! `udp-io-uring`: completion-based datagrams. One thread, one io_uring, and one multishot
+//! receive (`IORING_OP_RECVMSG` with `IORING_RECV_MULTISHOT`) that keeps posting a completion
+//! per datagram, each in a buffer the kernel takes from a pool of [`BUFFERS`] we provided.
+//! The echo is sent from that buffer (`IORING_OP_SENDMSG`), and when the send completes the
+//! buffer goes back to the pool. Nothing asks whether the socket is ready, and one
+//! `io_uring_enter` submits and reaps many operations.
 //!
 //! Should win: many datagrams in flight, where the rings batch what `udp-mio` pays two system
 //! calls per datagram for.
 //! Should break: one client in ping-pong (nothing to batch), and where the kernel refuses
-//! io_uring (`kernel.io_uring_disabled`, seccomp): the server says so and exits 1.
+//! io_uring (`kernel.io_uring_disabled`, seccomp) or multishot receives (before Linux 6.0):
+//! the server says so and exits 1.
+//!
+//! Why one multishot receive and not many single ones: several receives waiting on one socket
+//! are all woken by each datagram, and those that lose the race are handed to io_uring's
+//! worker threads, which then block in `recvmsg` (seen: 48 `iou-wrk` threads for one client).
 //!
 //! A reply waits for room in the send buffer (the socket is blocking, so the kernel queues the
-//! send), and its slot receives nothing meanwhile: back-pressure is fewer receives in flight.
-//! On a wildcard socket the received `IP_PKTINFO` is sent back with the reply, so that it
-//! leaves from the address the client sent to.
+//! send), and its buffer receives nothing meanwhile: back-pressure is a smaller pool; when the
+//! pool is empty the receive ends (`ENOBUFS`) and is made again once a buffer is back. On a
+//! wildcard socket the received `IP_PKTINFO` is sent back with the reply, so that it leaves
+//! from the address the client sent to.
 //!
 //! Run: `echo-server udp-io-uring --addr 127.0.0.1:7007`
 //!
@@ -27,7 +34,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 
 use anyhow::Context;
-use io_uring::{opcode, types, IoUring};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use nix::libc;
 use nix::sys::socket::{SockaddrLike, SockaddrStorage};
 
@@ -39,27 +46,40 @@ use crate::signals::SignalPipe;
 
 use super::io_uring_loop::push;
 
-/// Receives in flight at once.
-pub const SLOTS: usize = 64;
+/// Buffers in the pool the multishot receive takes from: datagrams held at once.
+pub const BUFFERS: u16 = 64;
 
-/// Submission queue entries: a receive or a send per slot, and the stop poll.
+/// The pool's buffer group.
+const GROUP: u16 = 0;
+
+/// Submission queue entries: a send and a buffer's return per buffer, the receive, the stop.
 const RING_ENTRIES: u32 = 256;
 
-/// What a completion is for: the kind in the high bits of `user_data`, the slot below.
+/// What a completion is for: the kind in the high bits of `user_data`, the buffer below.
 const STOP: u64 = 1 << 32;
 const RECV: u64 = 2 << 32;
 const SEND: u64 = 3 << 32;
+const PROVIDE: u64 = 4 << 32;
 const KIND: u64 = 0xffff_ffff << 32;
 
-/// Room for one `IP_PKTINFO` or `IPV6_PKTINFO` control message.
+/// Room for the sender's address and one `IP_PKTINFO` or `IPV6_PKTINFO` control message.
+const NAME: usize = std::mem::size_of::<libc::sockaddr_storage>();
 const CONTROL: usize = 64;
 
-/// One receive-then-send buffer with its message header; boxed so that nothing the kernel
-/// points into ever moves.
-struct Slot {
-    buf: Box<[u8]>,
-    addr: libc::sockaddr_storage,
-    control: [u8; CONTROL],
+/// One buffer: the kernel's `io_uring_recvmsg_out` header, the name, the control message
+/// and the datagram.
+const BUF_LEN: usize = 16 + NAME + CONTROL + RECV_BUF;
+
+/// Everything the kernel points into, allocated once and never moved: the buffers, the
+/// receive's message header, and one send header per buffer.
+struct Pool {
+    bytes: Box<[u8]>,
+    recv_msg: Box<libc::msghdr>,
+    sends: Box<[Send]>,
+}
+
+/// A send's message header and its one `iovec`.
+struct Send {
     iov: libc::iovec,
     msg: libc::msghdr,
 }
@@ -75,16 +95,16 @@ pub fn serve(socket: UdpSocket, _config: &ServerConfig, stop: SignalPipe) -> any
     let stop: UnixStream = stop.into_read_end();
     let wildcard = wildcard(&socket);
     let fd = types::Fd(socket.as_raw_fd());
-    let mut slots: Vec<Box<Slot>> = (0..SLOTS).map(|_| Slot::new()).collect();
+    let mut pool = Pool::new(wildcard);
 
     let poll_stop = opcode::PollAdd::new(types::Fd(stop.as_raw_fd()), libc::POLLIN as u32)
         .build()
         .user_data(STOP);
     // SAFETY: a poll holds no buffer; the pipe's descriptor lives until this function returns.
     push(&mut ring, &poll_stop)?;
-    for (i, slot) in slots.iter_mut().enumerate() {
-        push_recv(&mut ring, fd, slot, i, wildcard)?;
-    }
+    pool.provide(&mut ring, 0, BUFFERS)?;
+    pool.receive(&mut ring, fd)?;
+    let mut receiving = true;
     let mut done = Vec::new();
     loop {
         match ring.submit_and_wait(1) {
@@ -93,112 +113,148 @@ pub fn serve(socket: UdpSocket, _config: &ServerConfig, stop: SignalPipe) -> any
             Err(e) => return Err(e).context("io_uring submit failed"),
         }
         done.clear();
-        done.extend(ring.completion().map(|c| (c.user_data(), c.result())));
-        for &(user_data, result) in &done {
-            let i = (user_data & !KIND) as usize;
+        done.extend(
+            ring.completion()
+                .map(|c| (c.user_data(), c.result(), c.flags())),
+        );
+        for &(user_data, result, flags) in &done {
+            let bid = (user_data & !KIND) as u16;
             match user_data & KIND {
                 STOP => return Ok(()),
-                RECV => on_recv(&mut ring, fd, &mut slots[i], i, result, wildcard)?,
+                RECV => {
+                    receiving = cqueue::more(flags);
+                    pool.on_recv(&mut ring, fd, result, flags)?;
+                }
                 SEND => {
                     replied(&sent(result));
-                    push_recv(&mut ring, fd, &mut slots[i], i, wildcard)?;
+                    pool.provide(&mut ring, bid, 1)?;
+                }
+                PROVIDE if result < 0 => {
+                    anyhow::bail!(
+                        "io_uring refused a receive buffer: {}",
+                        io::Error::from_raw_os_error(-result)
+                    )
                 }
                 _ => {}
             }
         }
+        // The receive ended (its pool ran dry, or an error): make it again.
+        if !receiving {
+            pool.receive(&mut ring, fd)?;
+            receiving = true;
+        }
     }
 }
 
-impl Slot {
-    fn new() -> Box<Slot> {
-        // SAFETY: all-zero bytes are a valid `sockaddr_storage`, `iovec` and `msghdr` (null
-        // pointers, zero lengths); the pointers are set before each use.
-        let (addr, iov, msg) =
-            unsafe { (std::mem::zeroed(), std::mem::zeroed(), std::mem::zeroed()) };
-        Box::new(Slot {
-            buf: vec![0u8; RECV_BUF].into_boxed_slice(),
-            addr,
-            control: [0; CONTROL],
-            iov,
-            msg,
-        })
+impl Pool {
+    fn new(wildcard: bool) -> Pool {
+        // SAFETY: all-zero bytes are a valid `msghdr` and `iovec` (null pointers, zero
+        // lengths); the pointers are set before each use.
+        let (mut recv_msg, iov, msg): (Box<libc::msghdr>, libc::iovec, libc::msghdr) = unsafe {
+            (
+                Box::new(std::mem::zeroed()),
+                std::mem::zeroed(),
+                std::mem::zeroed(),
+            )
+        };
+        recv_msg.msg_namelen = NAME as libc::socklen_t;
+        recv_msg.msg_controllen = if wildcard { CONTROL } else { 0 };
+        Pool {
+            bytes: vec![0u8; BUF_LEN * usize::from(BUFFERS)].into_boxed_slice(),
+            recv_msg,
+            sends: (0..BUFFERS).map(|_| Send { iov, msg }).collect(),
+        }
     }
 
-    /// Points the header at this slot's own buffer, address and (on a wildcard socket)
-    /// control space, `len` bytes of the buffer.
-    fn aim(&mut self, len: usize, control_len: usize) {
-        self.iov.iov_base = self.buf.as_mut_ptr().cast();
-        self.iov.iov_len = len;
-        self.msg.msg_name = std::ptr::addr_of_mut!(self.addr).cast();
-        self.msg.msg_iov = &mut self.iov;
-        self.msg.msg_iovlen = 1;
-        self.msg.msg_control = if control_len > 0 {
-            self.control.as_mut_ptr().cast()
+    /// Hands `n` buffers from number `first` on to the kernel's pool.
+    fn provide(&mut self, ring: &mut IoUring, first: u16, n: u16) -> anyhow::Result<()> {
+        let at = usize::from(first) * BUF_LEN;
+        let addr = self.bytes[at..].as_mut_ptr();
+        let provide = opcode::ProvideBuffers::new(addr, BUF_LEN as i32, n, GROUP, first)
+            .build()
+            .user_data(PROVIDE | u64::from(first));
+        // SAFETY: the buffers belong to `self.bytes`, which `serve` owns until it returns, and
+        // the kernel alone writes them until a completion hands one back.
+        push(ring, &provide)
+    }
+
+    /// The multishot receive, taking its buffers from the pool.
+    fn receive(&mut self, ring: &mut IoUring, fd: types::Fd) -> anyhow::Result<()> {
+        let recv = opcode::RecvMsgMulti::new(fd, &*self.recv_msg, GROUP)
+            .build()
+            .flags(squeue::Flags::BUFFER_SELECT)
+            .user_data(RECV);
+        // SAFETY: the header is boxed and owned by `serve`; the kernel reads its lengths only.
+        push(ring, &recv)
+    }
+
+    /// A datagram arrived (or the receive failed): send it back from its buffer, or return
+    /// the buffer when it is not to be echoed.
+    fn on_recv(
+        &mut self,
+        ring: &mut IoUring,
+        fd: types::Fd,
+        result: i32,
+        flags: u32,
+    ) -> anyhow::Result<()> {
+        let Some(bid) = cqueue::buffer_select(flags) else {
+            // No buffer taken: an error, or the pool ran dry (ENOBUFS), which is no error.
+            if result < 0 && -result != libc::ENOBUFS {
+                note_recv_error(&io::Error::from_raw_os_error(-result));
+            }
+            return Ok(());
+        };
+        let at = usize::from(bid) * BUF_LEN;
+        let len = usize::try_from(result).unwrap_or(0).min(BUF_LEN);
+        let Ok(out) = types::RecvMsgOut::parse(&self.bytes[at..at + len], &self.recv_msg) else {
+            return self.provide(ring, bid, 1);
+        };
+        let name = out.name_data();
+        // SAFETY: the kernel wrote a socket address of `name.len()` bytes there.
+        let from = unsafe {
+            SockaddrStorage::from_raw(name.as_ptr().cast(), Some(name.len() as libc::socklen_t))
+        }
+        .and_then(|a| socket_addr(&a));
+        let Some(from) = from else {
+            return self.provide(ring, bid, 1);
+        };
+        let payload = out.payload_data();
+        let dg = Datagram {
+            len: payload.len(),
+            from,
+            to: None,
+            truncated: out.is_payload_truncated(),
+        };
+        if !to_echo(&dg) {
+            return self.provide(ring, bid, 1);
+        }
+        // The received control message, sent back, names the address the client sent to.
+        let control = out.control_data();
+        let (name, payload, control) = (
+            (name.as_ptr(), name.len()),
+            (payload.as_ptr(), payload.len()),
+            (control.as_ptr(), control.len()),
+        );
+        let send = &mut self.sends[usize::from(bid)];
+        send.iov.iov_base = payload.0.cast_mut().cast();
+        send.iov.iov_len = payload.1;
+        send.msg.msg_name = name.0.cast_mut().cast();
+        send.msg.msg_namelen = name.1 as libc::socklen_t;
+        send.msg.msg_iov = &mut send.iov;
+        send.msg.msg_iovlen = 1;
+        send.msg.msg_control = if control.1 > 0 {
+            control.0.cast_mut().cast()
         } else {
             std::ptr::null_mut()
         };
-        self.msg.msg_controllen = control_len;
-        self.msg.msg_flags = 0;
+        send.msg.msg_controllen = control.1;
+        let op = opcode::SendMsg::new(fd, &send.msg)
+            .build()
+            .user_data(SEND | u64::from(bid));
+        // SAFETY: the header and the buffer it points into are owned by `serve` and not reused
+        // until this send completes (the buffer returns to the pool only then).
+        push(ring, &op)
     }
-}
-
-/// A receive on `slot`, into its whole buffer.
-fn push_recv(
-    ring: &mut IoUring,
-    fd: types::Fd,
-    slot: &mut Slot,
-    i: usize,
-    wildcard: bool,
-) -> anyhow::Result<()> {
-    slot.aim(RECV_BUF, if wildcard { CONTROL } else { 0 });
-    slot.msg.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
-    let recv = opcode::RecvMsg::new(fd, &mut slot.msg)
-        .build()
-        .user_data(RECV | i as u64);
-    // SAFETY: the slot is boxed and owned by `serve`, which outlives every operation; it has
-    // this one operation in flight until its completion.
-    push(ring, &recv)
-}
-
-/// A receive completed: send the datagram back, or receive again.
-fn on_recv(
-    ring: &mut IoUring,
-    fd: types::Fd,
-    slot: &mut Slot,
-    i: usize,
-    result: i32,
-    wildcard: bool,
-) -> anyhow::Result<()> {
-    if result < 0 {
-        note_recv_error(&io::Error::from_raw_os_error(-result));
-        return push_recv(ring, fd, slot, i, wildcard);
-    }
-    let len = result as usize;
-    let namelen = slot.msg.msg_namelen;
-    // SAFETY: the kernel wrote a socket address of `namelen` bytes into `addr`.
-    let from =
-        unsafe { SockaddrStorage::from_raw(std::ptr::addr_of!(slot.addr).cast(), Some(namelen)) }
-            .and_then(|a| socket_addr(&a));
-    let Some(from) = from else {
-        return push_recv(ring, fd, slot, i, wildcard);
-    };
-    let dg = Datagram {
-        len,
-        from,
-        to: None,
-        truncated: slot.msg.msg_flags & libc::MSG_TRUNC != 0,
-    };
-    if !to_echo(&dg) {
-        return push_recv(ring, fd, slot, i, wildcard);
-    }
-    // The received control message, sent back, names the address the client sent to.
-    let control_len = slot.msg.msg_controllen;
-    slot.aim(len, control_len);
-    let send = opcode::SendMsg::new(fd, &slot.msg)
-        .build()
-        .user_data(SEND | i as u64);
-    // SAFETY: as for the receive: the slot outlives the send, its one operation in flight.
-    push(ring, &send)
 }
 
 /// A send's result as `sendmsg` would return it.

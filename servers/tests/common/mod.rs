@@ -373,6 +373,14 @@ pub fn tree_rss_kib(pid: Pid) -> u64 {
         + children(pid).into_iter().map(tree_rss_kib).sum::<u64>()
 }
 
+/// Anonymous resident memory of `pid` and its descendants, KiB (`RssAnon`): buffers and
+/// heaps, without the program's own pages, which each forked worker faults into its RSS as it
+/// first runs a piece of code.
+pub fn tree_anon_kib(pid: Pid) -> u64 {
+    proc_status(pid, "RssAnon").unwrap_or(0)
+        + children(pid).into_iter().map(tree_anon_kib).sum::<u64>()
+}
+
 /// Whether a process with this pid exists and is not a zombie.
 pub fn is_alive(pid: Pid) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
