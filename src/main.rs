@@ -138,8 +138,8 @@ struct Passes {
     #[arg(long, value_name = "N")]
     seed: Option<u64>,
     /// Also the UDP models through the UDP workloads (udp-pingpong over 1, 16 and 128 sockets
-    /// and 16 with 8 in flight, udp-rate over 16 sockets; 100 ms loss timeout): about 1.5
-    /// more minutes on 2 cores for quick. The full profile always runs them.
+    /// and 16 with 8 in flight, udp-rate over 16 sockets; 100 ms loss timeout): about a
+    /// minute more per pass on 2 cores for quick. The full profile always runs them.
     #[arg(long)]
     udp: bool,
     /// Only these workloads, comma-separated, as the report labels them (pingpong-c16,

@@ -25,6 +25,9 @@ use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use anyhow::Context;
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
 use nix::sys::socket::{
     recvmsg, sendmsg, setsockopt, sockopt, ControlMessage, ControlMessageOwned, MsgFlags,
     SockaddrStorage,
@@ -32,6 +35,7 @@ use nix::sys::socket::{
 use socket2::{Domain, Protocol, Socket, Type};
 
 use crate::errors;
+use crate::signals::SignalPipe;
 
 /// The largest UDP payload over IPv4: 65,535 − 8 (UDP header) − 20 (IP header).
 pub const MAX_DATAGRAM: usize = 65_507;
@@ -128,6 +132,58 @@ pub fn recv(socket: &impl AsFd, buf: &mut [u8], wildcard: bool) -> io::Result<Da
         to,
         truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
     })
+}
+
+/// The local address a datagram was sent to, from its `IP_PKTINFO` or `IPV6_PKTINFO`.
+pub fn destination(cmsgs: impl Iterator<Item = ControlMessageOwned>) -> Option<IpAddr> {
+    cmsgs.fold(None, |to, cmsg| match cmsg {
+        ControlMessageOwned::Ipv4PacketInfo(info) => {
+            Some(IpAddr::V4(u32::from_be(info.ipi_addr.s_addr).into()))
+        }
+        ControlMessageOwned::Ipv6PacketInfo(info) => {
+            Some(IpAddr::V6(info.ipi6_addr.s6_addr.into()))
+        }
+        _ => to,
+    })
+}
+
+/// The loop of the readiness models: makes `socket` non-blocking, waits in a mio `Poll` on it
+/// and on the stop signals' pipe, and calls `readable` at each edge of the socket until a stop
+/// signal arrives. `readable` must take everything the socket holds (the edge does not come
+/// again for what is left).
+pub fn serve_readable(
+    socket: &UdpSocket,
+    stop: SignalPipe,
+    mut readable: impl FnMut(&UdpSocket),
+) -> anyhow::Result<()> {
+    const SOCKET: Token = Token(0);
+    const STOP: Token = Token(1);
+    socket
+        .set_nonblocking(true)
+        .context("cannot make the socket non-blocking")?;
+    let mut poll = Poll::new().context("cannot create the poll")?;
+    let fd = socket.as_raw_fd();
+    poll.registry()
+        .register(&mut SourceFd(&fd), SOCKET, Interest::READABLE)
+        .context("cannot register the socket")?;
+    let mut stop = mio::net::UnixStream::from_std(stop.into_read_end());
+    poll.registry()
+        .register(&mut stop, STOP, Interest::READABLE)
+        .context("cannot register the signal pipe")?;
+    let mut events = Events::with_capacity(8);
+    loop {
+        match poll.poll(&mut events, None) {
+            Ok(()) => {}
+            Err(e) if errors::interrupted(&e) => continue,
+            Err(e) => return Err(e).context("poll failed"),
+        }
+        for event in &events {
+            match event.token() {
+                STOP => return Ok(()),
+                _ => readable(socket),
+            }
+        }
+    }
 }
 
 /// The standard address of a socket address from the kernel, if it is IPv4 or IPv6.

@@ -58,12 +58,7 @@ struct Conn {
 
 /// Runs the ring until SIGINT or SIGTERM.
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
-    let mut ring = IoUring::new(RING_ENTRIES).map_err(|e| {
-        anyhow::anyhow!(
-            "io_uring is not available: {e} (the kernel refused io_uring_setup; \
-             kernel.io_uring_disabled or a seccomp filter may forbid it)"
-        )
-    })?;
+    let mut ring = new_ring(RING_ENTRIES)?;
     let stop: UnixStream = stop.into_read_end();
     let limit = ConnLimit::new(config.max_conns);
     let mut conns: Slab<Conn> = Slab::new();
@@ -243,6 +238,16 @@ fn push_write(ring: &mut IoUring, conn: &mut Conn, key: usize) -> anyhow::Result
     .user_data(WRITE | key as u64);
     // SAFETY: as for reads: the buffer outlives the write, the only operation in flight for it.
     push(ring, &write)
+}
+
+/// A ring of `entries`; the error says the kernel refused io_uring and why that may be.
+pub(crate) fn new_ring(entries: u32) -> anyhow::Result<IoUring> {
+    IoUring::new(entries).map_err(|e| {
+        anyhow::anyhow!(
+            "io_uring is not available: {e} (the kernel refused io_uring_setup; \
+             kernel.io_uring_disabled or a seccomp filter may forbid it)"
+        )
+    })
 }
 
 /// Queues an entry, flushing the submission queue to the kernel when it is full.

@@ -44,7 +44,7 @@ use crate::datagram::{
 };
 use crate::signals::SignalPipe;
 
-use super::io_uring_loop::push;
+use super::io_uring_loop::{new_ring, push};
 
 /// Buffers in the pool the multishot receive takes from: datagrams held at once.
 pub const BUFFERS: u16 = 64;
@@ -86,12 +86,7 @@ struct Send {
 
 /// Runs the ring until SIGINT or SIGTERM.
 pub fn serve(socket: UdpSocket, _config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
-    let mut ring = IoUring::new(RING_ENTRIES).map_err(|e| {
-        anyhow::anyhow!(
-            "io_uring is not available: {e} (the kernel refused io_uring_setup; \
-             kernel.io_uring_disabled or a seccomp filter may forbid it)"
-        )
-    })?;
+    let mut ring = new_ring(RING_ENTRIES)?;
     let stop: UnixStream = stop.into_read_end();
     let wildcard = wildcard(&socket);
     let fd = types::Fd(socket.as_raw_fd());

@@ -14,59 +14,25 @@ use std::io::{IoSlice, IoSliceMut};
 use std::net::{IpAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 
-use anyhow::Context;
-use mio::net::UnixStream;
-use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
 use nix::errno::Errno;
 use nix::sys::socket::{
-    recvmmsg, sendmmsg, ControlMessage, ControlMessageOwned, MsgFlags, MultiHeaders,
-    SockaddrStorage,
+    recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
 };
 
 use crate::config::ServerConfig;
 use crate::datagram::{
-    dropped_on_send, echoed, note_recv_error, pktinfo_v4, pktinfo_v6, replied, socket_addr,
-    to_echo, wildcard, Datagram, RECV_BUF,
+    destination, dropped_on_send, echoed, note_recv_error, pktinfo_v4, pktinfo_v6, replied,
+    serve_readable, socket_addr, to_echo, wildcard, Datagram, RECV_BUF,
 };
-use crate::errors::interrupted;
 use crate::signals::SignalPipe;
 
 /// Datagrams moved by one `recvmmsg` or `sendmmsg`.
 pub const BATCH: usize = 32;
 
-const SOCKET: Token = Token(0);
-const STOP: Token = Token(1);
-
 /// Echoes datagrams until SIGINT or SIGTERM.
 pub fn serve(socket: UdpSocket, _config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
-    socket
-        .set_nonblocking(true)
-        .context("cannot make the socket non-blocking")?;
-    let mut poll = Poll::new().context("cannot create the poll")?;
-    let fd = socket.as_raw_fd();
-    poll.registry()
-        .register(&mut SourceFd(&fd), SOCKET, Interest::READABLE)
-        .context("cannot register the socket")?;
-    let mut stop = UnixStream::from_std(stop.into_read_end());
-    poll.registry()
-        .register(&mut stop, STOP, Interest::READABLE)
-        .context("cannot register the signal pipe")?;
     let mut batches = Batches::new(wildcard(&socket));
-    let mut events = Events::with_capacity(8);
-    loop {
-        match poll.poll(&mut events, None) {
-            Ok(()) => {}
-            Err(e) if interrupted(&e) => continue,
-            Err(e) => return Err(e).context("poll failed"),
-        }
-        for event in &events {
-            match event.token() {
-                STOP => return Ok(()),
-                _ => batches.echo_all(&socket),
-            }
-        }
-    }
+    serve_readable(&socket, stop, |socket| batches.echo_all(socket))
 }
 
 /// The buffers and message headers of one batch, allocated once.
@@ -128,20 +94,10 @@ impl Batches {
             let Some(from) = msg.address.as_ref().and_then(socket_addr) else {
                 continue;
             };
-            let mut to = None;
-            if self.wildcard {
-                for cmsg in msg.cmsgs().into_iter().flatten() {
-                    to = match cmsg {
-                        ControlMessageOwned::Ipv4PacketInfo(info) => {
-                            Some(IpAddr::V4(u32::from_be(info.ipi_addr.s_addr).into()))
-                        }
-                        ControlMessageOwned::Ipv6PacketInfo(info) => {
-                            Some(IpAddr::V6(info.ipi6_addr.s6_addr.into()))
-                        }
-                        _ => to,
-                    };
-                }
-            }
+            let to = match msg.cmsgs() {
+                Ok(cmsgs) if self.wildcard => destination(cmsgs),
+                _ => None,
+            };
             let dg = Datagram {
                 len: msg.bytes,
                 from,
