@@ -99,6 +99,8 @@ struct Worker<'a> {
     errors: Errors,
     first_error: Option<String>,
     draining: bool,
+    /// The deadline the timerfd is armed for.
+    timer_armed_for: Option<Instant>,
 }
 
 /// Runs one worker over the sockets numbered `active` until the plan's end or a stop request.
@@ -133,6 +135,7 @@ pub fn run_worker(
         errors: Errors::default(),
         first_error: None,
         draining: false,
+        timer_armed_for: None,
     };
     worker.run()?;
     let loadgen_drops = kernel_drops(|line| worker.socks.iter().any(|s| s.owns(line)));
@@ -277,9 +280,11 @@ impl Worker<'_> {
         next
     }
 
-    /// Arms the timerfd for `at` (poll's own timeout is only millisecond-precise).
+    /// Arms the timerfd for `at` (poll's own timeout is only millisecond-precise), once per
+    /// deadline.
     fn arm_timer(&mut self, at: Option<Instant>, now: Instant) -> io::Result<()> {
-        if let Some(at) = at.filter(|&t| t > now) {
+        if let Some(at) = at.filter(|&t| t > now && self.timer_armed_for != Some(t)) {
+            self.timer_armed_for = Some(at);
             let left = TimeSpec::from_duration(at - now);
             self.timer
                 .set(Expiration::OneShot(left), TimerSetTimeFlags::empty())

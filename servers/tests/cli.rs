@@ -79,13 +79,22 @@ fn an_address_in_use_is_one_line_naming_addr_and_exit_1() {
 #[test]
 fn io_uring_refusal_is_one_line_and_exit_1() {
     if common::io_uring_allowed() {
-        // The kernel allows io_uring here: the model serves, as the echo tests check.
+        // The kernel allows io_uring here: the models serve, as the echo tests check.
         let server = Server::start("io-uring", &[]);
         ping(&mut server.connect(), b"completion-based");
+        let server = Server::start("udp-io-uring", &[]);
+        let client = server.udp_client();
+        client.send(b"completion-based").unwrap();
+        assert_eq!(client.recv(&mut [0u8; 32]).unwrap(), 16);
         return;
     }
-    let (code, _, stderr) = run(&["io-uring", "--addr", "127.0.0.1:0"]);
-    assert_eq!(code, Some(1), "{stderr}");
-    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
-    assert!(stderr.contains("io_uring is not available"), "{stderr:?}");
+    for model in ["io-uring", "udp-io-uring"] {
+        let (code, _, stderr) = run(&[model, "--addr", "127.0.0.1:0"]);
+        assert_eq!(code, Some(1), "{model}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{model}: {stderr:?}");
+        assert!(
+            stderr.contains("io_uring is not available"),
+            "{model}: {stderr:?}"
+        );
+    }
 }

@@ -118,6 +118,12 @@ pub fn serve(socket: UdpSocket, _config: &ServerConfig, stop: SignalPipe) -> any
                 STOP => return Ok(()),
                 RECV => {
                     receiving = cqueue::more(flags);
+                    if -result == libc::EINVAL || -result == libc::EOPNOTSUPP {
+                        anyhow::bail!(
+                            "io_uring refused a multishot receive ({}): Linux 6.0 or later is needed",
+                            io::Error::from_raw_os_error(-result)
+                        );
+                    }
                     pool.on_recv(&mut ring, fd, result, flags)?;
                 }
                 SEND => {
