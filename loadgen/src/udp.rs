@@ -366,12 +366,14 @@ impl Worker<'_> {
         }
     }
 
-    /// Receives every datagram the socket holds.
+    /// Receives every datagram the socket holds, then sends what their echoes made due. The
+    /// sends wait for the end: sent at once, their echoes could come back while this loop
+    /// still reads, and one socket facing a fast server would keep the worker from the others.
     fn receive(&mut self, slot: usize) {
         loop {
             let n = match self.socks[slot].socket.recv(&mut self.buf) {
                 Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.socket_error(&e);
@@ -383,6 +385,9 @@ impl Worker<'_> {
                 Some(seq) => self.on_echo(slot, seq, now),
                 None => self.errors.mismatch += 1,
             }
+        }
+        if !self.socks[slot].owed.is_empty() {
+            self.flush(slot);
         }
     }
 
@@ -438,14 +443,16 @@ impl Worker<'_> {
             }
         }
         sock.highest_echoed = Some(sock.highest_echoed.map_or(seq, |h| h.max(seq)));
-        self.next_after(slot, now);
+        self.next_after(slot, now, false);
     }
 
-    /// Closed loop: a datagram's echo or loss sends the next one.
-    fn next_after(&mut self, slot: usize, now: Instant) {
+    /// Closed loop: a datagram's echo or loss makes the next one due; `send` sends it now.
+    fn next_after(&mut self, slot: usize, now: Instant, send: bool) {
         if self.plan.mode == Mode::Closed && !self.draining {
             self.socks[slot].owed.push_back(now);
-            self.flush(slot);
+            if send {
+                self.flush(slot);
+            }
         }
     }
 
@@ -470,7 +477,7 @@ impl Worker<'_> {
                     self.datagrams.sent += 1;
                     self.datagrams.lost += 1;
                 }
-                self.next_after(slot, now);
+                self.next_after(slot, now, true);
             }
         }
     }
