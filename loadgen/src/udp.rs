@@ -366,9 +366,10 @@ impl Worker<'_> {
         }
     }
 
-    /// Receives every datagram the socket holds, then sends what their echoes made due. The
-    /// sends wait for the end: sent at once, their echoes could come back while this loop
-    /// still reads, and one socket facing a fast server would keep the worker from the others.
+    /// Receives every datagram the socket holds, then sends what their echoes made due. With
+    /// others in flight the sends wait for the end: sent at once, their echoes could come back
+    /// while this loop still reads, and one socket facing a fast server would keep the worker
+    /// from the others.
     fn receive(&mut self, slot: usize) {
         loop {
             let n = match self.socks[slot].socket.recv(&mut self.buf) {
@@ -443,7 +444,10 @@ impl Worker<'_> {
             }
         }
         sock.highest_echoed = Some(sock.highest_echoed.map_or(seq, |h| h.max(seq)));
-        self.next_after(slot, now, false);
+        // With nothing else in flight no echo can follow on this socket: send at once, or the
+        // round trip would wait for a receive that finds the socket empty.
+        let alone = self.socks[slot].in_flight.is_empty();
+        self.next_after(slot, now, alone);
     }
 
     /// Closed loop: a datagram's echo or loss makes the next one due; `send` sends it now.
