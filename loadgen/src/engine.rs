@@ -34,7 +34,8 @@ use crate::report::{Datagrams, Errors, Mode};
 
 pub use crate::record::EncodedInterval;
 
-const TIMER: Token = Token(usize::MAX);
+/// The token of the schedule's timerfd ([`schedule_timer`]).
+pub const TIMER: Token = Token(usize::MAX);
 
 /// How often connections are checked for `--timeout`.
 const TIMEOUT_SCAN: Duration = Duration::from_millis(20);
@@ -204,14 +205,7 @@ pub fn run_worker(
     idle: Vec<usize>,
 ) -> io::Result<WorkerResult> {
     let poll = Poll::new()?;
-    let timer = TimerFd::new(
-        ClockId::CLOCK_MONOTONIC,
-        TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
-    )
-    .map_err(io::Error::from)?;
-    let timer_fd = std::os::fd::AsFd::as_fd(&timer).as_raw_fd();
-    poll.registry()
-        .register(&mut SourceFd(&timer_fd), TIMER, Interest::READABLE)?;
+    let timer = schedule_timer(&poll)?;
     let now = Instant::now();
     let conns = active
         .into_iter()
@@ -761,6 +755,20 @@ impl Worker<'_> {
         }
         conn.state = State::Down;
     }
+}
+
+/// A non-blocking `timerfd` registered with `poll` as [`TIMER`]: the open-loop schedule's
+/// wake-ups, which poll's own millisecond timeout cannot time.
+pub fn schedule_timer(poll: &Poll) -> io::Result<TimerFd> {
+    let timer = TimerFd::new(
+        ClockId::CLOCK_MONOTONIC,
+        TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
+    )
+    .map_err(io::Error::from)?;
+    let timer_fd = std::os::fd::AsFd::as_fd(&timer).as_raw_fd();
+    poll.registry()
+        .register(&mut SourceFd(&timer_fd), TIMER, Interest::READABLE)?;
+    Ok(timer)
 }
 
 /// The open-loop plan: when, after the start, connection `index` of `connections` is meant to

@@ -16,7 +16,7 @@ use hdrhistogram::serialization::interval_log::{
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
-use crate::report::{new_histogram, KernelDrops, Latency, Mode, Report, SATURATION};
+use crate::report::{new_histogram, Datagrams, KernelDrops, Latency, Mode, Report, SATURATION};
 
 /// The comment line that carries the run's report.
 const REPORT_PREFIX: &str = "#loadgen-report ";
@@ -223,11 +223,12 @@ fn add_datagrams(merged: &mut Report, logs: &[Log]) {
         .datagrams_sent
         .zip(merged.datagrams_lost)
         .map(|(sent, lost)| {
-            if sent == 0 {
-                0.0
-            } else {
-                lost as f64 / sent as f64
-            }
+            let counts = Datagrams {
+                sent,
+                lost,
+                ..Datagrams::default()
+            };
+            counts.loss_ratio()
         });
     let drops: Option<Vec<KernelDrops>> = logs.iter().map(|l| l.report.udp_kernel_drops).collect();
     merged.udp_kernel_drops = drops.map(|d| KernelDrops {

@@ -19,17 +19,17 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use mio::net::UdpSocket;
-use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token};
 use nix::sys::time::TimeSpec;
-use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFlags};
+use nix::sys::timerfd::{Expiration, TimerFd, TimerSetTimeFlags};
 
-use crate::engine::{intended_offset, Plan, Shared, WorkerResult, DRAIN_GRACE};
+use crate::engine::{
+    intended_offset, schedule_timer, Plan, Shared, WorkerResult, DRAIN_GRACE, TIMER,
+};
 use crate::payload;
 use crate::record::Recorder;
 use crate::report::{Datagrams, Errors, Mode};
@@ -43,8 +43,6 @@ pub const MAX_DATAGRAM: usize = 65_507;
 /// Datagrams per socket whose fate is remembered, to tell a late or duplicated echo from a
 /// foreign one; an echo older than that counts as late.
 const HISTORY: usize = 4096;
-
-const TIMER: Token = Token(usize::MAX);
 
 /// How often in-flight datagrams are checked for `--timeout`.
 const TIMEOUT_SCAN: Duration = Duration::from_millis(5);
@@ -68,6 +66,8 @@ struct Sock {
     /// Global connection number: payload stream and open-loop phase.
     index: usize,
     socket: UdpSocket,
+    /// The socket's local port, to find it in `/proc/net/udp`.
+    local_port: u16,
     stream_start: u64,
     /// Sequence number of the next datagram.
     next_seq: u64,
@@ -111,14 +111,7 @@ pub fn run_worker(
     active: Vec<usize>,
 ) -> io::Result<WorkerResult> {
     let poll = Poll::new()?;
-    let timer = TimerFd::new(
-        ClockId::CLOCK_MONOTONIC,
-        TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC,
-    )
-    .map_err(io::Error::from)?;
-    let timer_fd = timer.as_fd().as_raw_fd();
-    poll.registry()
-        .register(&mut SourceFd(&timer_fd), TIMER, Interest::READABLE)?;
+    let timer = schedule_timer(&poll)?;
     let mut socks = Vec::new();
     for (slot, index) in active.into_iter().enumerate() {
         socks.push(Sock::open(plan, &poll, slot, index)?);
@@ -170,6 +163,7 @@ impl Sock {
         let rate = plan.rate.unwrap_or(1.0);
         Ok(Sock {
             index,
+            local_port: socket.local_addr()?.port(),
             socket,
             stream_start: payload::stream_start(index),
             next_seq: 0,
@@ -186,9 +180,7 @@ impl Sock {
 
     /// Whether a `/proc/net/udp` line is this socket's.
     fn owns(&self, line: &ProcLine) -> bool {
-        self.socket
-            .local_addr()
-            .is_ok_and(|a| a.port() == line.local_port && line.remote_port != 0)
+        self.local_port == line.local_port && line.remote_port != 0
     }
 
     fn fate(&mut self, seq: u64) -> Option<&mut Fate> {

@@ -103,7 +103,13 @@ pub struct Datagram {
 
 /// Receives one datagram into `buf`, with its destination address on a `wildcard` socket.
 pub fn recv(socket: &impl AsFd, buf: &mut [u8], wildcard: bool) -> io::Result<Datagram> {
-    let mut space = nix::cmsg_space!(nix::libc::in6_pktinfo);
+    // Room for the destination address only where it is asked for: no allocation per datagram
+    // on a socket bound to one address (`Vec::new` allocates nothing).
+    let mut space = if wildcard {
+        nix::cmsg_space!(nix::libc::in6_pktinfo)
+    } else {
+        Vec::new()
+    };
     let mut iov = [IoSliceMut::new(buf)];
     let control = wildcard.then_some(&mut space[..]);
     let fd = socket.as_fd().as_raw_fd();

@@ -332,14 +332,9 @@ fn udp(s: &Summary) -> Vec<Block> {
 /// `0.012 % (0.008–0.020)`: the loss ratio of pooled counts with its interval, in percent.
 fn loss(d: DatagramCounts) -> String {
     let pct = |v: f64| format!("{:.3}", v * 100.0);
-    let ratio = if d.sent == 0 {
-        0.0
-    } else {
-        d.lost as f64 / d.sent as f64
-    };
     format!(
         "{} % ({}–{})",
-        pct(ratio),
+        pct(d.loss_ratio()),
         pct(d.loss_low),
         pct(d.loss_high)
     )

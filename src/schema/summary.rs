@@ -181,6 +181,16 @@ pub struct DatagramCounts {
 }
 
 impl DatagramCounts {
+    /// Lost over sent, of the pooled counts; 0 when nothing was sent.
+    pub fn loss_ratio(&self) -> f64 {
+        loadgen::Datagrams {
+            sent: self.sent,
+            lost: self.lost,
+            ..loadgen::Datagrams::default()
+        }
+        .loss_ratio()
+    }
+
     /// The 95 % Wilson score interval of `lost` out of `sent` (0 to 1; 0 to 0 when nothing
     /// was sent): unlike the normal approximation it stays inside 0–1 and says something
     /// when no datagram was lost.
