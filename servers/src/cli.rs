@@ -1,16 +1,20 @@
 //! The `echo-server` command line, as a function, so that other binaries (the echobench runner)
 //! can serve exactly as `echo-server` does.
 //!
-//! Exit codes: 0 after SIGINT/SIGTERM (or `--list`, `--help`); 1 when the server cannot start
-//! or its loop fails (e.g. the address is in use); 2 for bad arguments (a UDP model asked to
-//! bind a non-loopback address without `--allow-remote` among them).
+//! Exit codes: 0 after SIGINT/SIGTERM (or `--list`, `--gen-cert`, `--help`); 1 when the server
+//! cannot start or its loop fails (e.g. the address is in use), or `--gen-cert` cannot write;
+//! 2 for bad arguments (among them a UDP model asked to bind a non-loopback address without
+//! `--allow-remote`, `--tls` for a model without TLS, and a certificate or key that is missing
+//! or unusable).
 //!
 //! At start the soft descriptor limit is raised to the hard limit (an event loop holding
 //! 15,000 idle clients must not stop at a soft limit of 1,024); at a clean exit one line
 //! reports the connections that ended uncleanly, by kind (a UDP model: its datagram counters).
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use crate::config::ServerConfig;
 use crate::datagram;
@@ -18,6 +22,7 @@ use crate::endings;
 use crate::listen::{announce, bind};
 use crate::models::{Bound, Model, Transport};
 use crate::signals::SignalPipe;
+use crate::tls::{self, Tls};
 use anyhow::Context;
 use clap::Parser;
 
@@ -26,7 +31,7 @@ use clap::Parser;
 #[command(name = "echo-server", version)]
 struct Cli {
     /// Concurrency model to serve with (`--list` names them all).
-    #[arg(value_name = "MODEL", value_parser = parse_model, required_unless_present = "list")]
+    #[arg(value_name = "MODEL", value_parser = parse_model, required_unless_present_any = ["list", "gen_cert"])]
     model: Option<Model>,
 
     /// Address to listen on; port 0 picks any free port.
@@ -47,9 +52,53 @@ struct Cli {
     #[arg(long)]
     allow_remote: bool,
 
+    /// Serve TLS (1.3 and 1.2, rustls) with `--tls-cert` and `--tls-key`, for the models
+    /// that support it.
+    #[arg(long)]
+    tls: bool,
+
+    /// Certificate chain for `--tls`, PEM (`--gen-cert` makes one).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_cert: Option<PathBuf>,
+
+    /// Private key for `--tls`, PEM (`--gen-cert` makes one).
+    #[arg(long, value_name = "FILE", requires = "tls")]
+    tls_key: Option<PathBuf>,
+
+    /// A TLS client that has not completed its handshake this long after connecting is
+    /// disconnected (so it cannot hold a worker).
+    #[arg(long, value_name = "DURATION", requires = "tls", default_value = "10s",
+          value_parser = humantime::parse_duration)]
+    tls_handshake_timeout: Duration,
+
+    /// Write a self-signed ECDSA P-256 certificate and key (`cert.pem`, `key.pem`) for
+    /// localhost, 127.0.0.1 and ::1 into DIR, and exit.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["model", "list", "tls"])]
+    gen_cert: Option<PathBuf>,
+
+    /// With `--gen-cert`: another name or IP address the certificate is valid for
+    /// (repeatable).
+    #[arg(long, value_name = "NAME_OR_IP", requires = "gen_cert")]
+    san: Vec<String>,
+
     /// Print the model names, one per line, and exit.
     #[arg(long, exclusive = true)]
     list: bool,
+}
+
+/// The arguments clap found missing other than MODEL (say `--tls`, which `--tls-cert`
+/// requires), or `None` when MODEL is all that is missing.
+fn missing_besides_model(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::Strings(missing)) = e.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let others: Vec<&str> = missing
+        .iter()
+        .map(String::as_str)
+        .filter(|m| !m.contains("MODEL"))
+        .collect();
+    (!others.is_empty()).then(|| others.join(", "))
 }
 
 fn parse_model(name: &str) -> Result<Model, String> {
@@ -74,7 +123,10 @@ where
             return ExitCode::SUCCESS;
         }
         Err(e) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument => {
-            eprintln!("echo-server: no MODEL given (`echo-server --list` names them)");
+            match missing_besides_model(&e) {
+                None => eprintln!("echo-server: no MODEL given (`echo-server --list` names them)"),
+                Some(missing) => eprintln!("echo-server: the arguments given also need {missing}"),
+            }
             return ExitCode::from(2);
         }
         Err(e) => {
@@ -91,16 +143,28 @@ where
         }
         return ExitCode::SUCCESS;
     }
+    if let Some(dir) = &cli.gen_cert {
+        return gen_cert(dir, &cli.san);
+    }
     if let Some(model) = cli.model.filter(|m| m.transport() == Transport::Udp) {
         if let Err(e) = datagram::check_addr(cli.addr, cli.allow_remote) {
             eprintln!("echo-server: {}: {e}", model.name());
             return ExitCode::from(2);
         }
     }
-    match run(&cli) {
+    let tls = match load_tls(&cli) {
+        Ok(tls) => tls,
+        Err(e) => {
+            eprintln!("echo-server: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let tls_on = tls.is_some();
+    match run(&cli, tls) {
         Ok(()) => {
             match cli.model.map(Model::transport) {
                 Some(Transport::Udp) => eprintln!("{}", datagram::summary()),
+                _ if tls_on => eprintln!("{}\n{}", endings::tls_summary(), endings::summary()),
                 _ => eprintln!("{}", endings::summary()),
             }
             ExitCode::SUCCESS
@@ -112,10 +176,57 @@ where
     }
 }
 
-fn run(cli: &Cli) -> anyhow::Result<()> {
+/// `--gen-cert DIR`: writes the certificate and key, says where, exits 0 (1 if it cannot).
+fn gen_cert(dir: &std::path::Path, sans: &[String]) -> ExitCode {
+    match tls::gen_cert(dir, sans) {
+        Ok((cert, key)) => {
+            println!("wrote {} and {}", cert.display(), key.display());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("echo-server: {e:#}");
+            // A SAN that is neither a name nor an address is a bad argument.
+            ExitCode::from(if format!("{e}").starts_with("--san") {
+                2
+            } else {
+                1
+            })
+        }
+    }
+}
+
+/// The TLS configuration `--tls` asks for, `None` without it: the model must support TLS and
+/// both files must load. Errors name the flag.
+fn load_tls(cli: &Cli) -> anyhow::Result<Option<Tls>> {
+    if !cli.tls {
+        return Ok(None);
+    }
+    let model = cli.model.context("--tls needs a MODEL")?;
+    if !model.supports_tls() {
+        let tls: Vec<&str> = Model::ALL
+            .iter()
+            .filter(|m| m.supports_tls())
+            .map(|m| m.name())
+            .collect();
+        anyhow::bail!(
+            "--tls: {} does not serve TLS (models that do: {})",
+            model.name(),
+            tls.join(", ")
+        );
+    }
+    let (Some(cert), Some(key)) = (&cli.tls_cert, &cli.tls_key) else {
+        anyhow::bail!(
+            "--tls needs --tls-cert FILE and --tls-key FILE (`echo-server --gen-cert DIR` makes both)"
+        );
+    };
+    Tls::load(cert, key, cli.tls_handshake_timeout).map(Some)
+}
+
+fn run(cli: &Cli, tls: Option<Tls>) -> anyhow::Result<()> {
     let model = cli.model.context("no MODEL given")?;
     raise_nofile_limit();
     let mut config = ServerConfig::new(cli.addr);
+    config.tls = tls;
     if let Some(workers) = cli.workers {
         config.workers = workers as usize;
     }

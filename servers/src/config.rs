@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use crate::tls::Tls;
+
 /// What every model is told at start-up, from the command line.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -12,6 +14,8 @@ pub struct ServerConfig {
     pub workers: usize,
     /// Connections served at once; connections beyond the cap are closed at once.
     pub max_conns: usize,
+    /// TLS (`--tls`): every connection is a TLS server connection; `None` for plain TCP.
+    pub tls: Option<Tls>,
 }
 
 impl ServerConfig {
@@ -23,6 +27,7 @@ impl ServerConfig {
             addr,
             workers: cpus_in_affinity_mask(),
             max_conns: usize::MAX,
+            tls: None,
         }
     }
 }

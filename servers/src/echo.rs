@@ -13,18 +13,40 @@ pub const READ_BUF: usize = 16 * 1024;
 /// it. A client that sends but never reads is thereby back-pressured through TCP.
 pub const MAX_PENDING: usize = 64 * 1024;
 
+/// A stream whose write side can be closed while its read side stays open: TCP's
+/// `shutdown(Write)`, or for TLS a `close_notify` and then that.
+pub trait HalfClose {
+    /// Closes the write side.
+    fn shutdown_write(&mut self) -> io::Result<()>;
+}
+
+impl HalfClose for TcpStream {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
+impl HalfClose for mio::net::TcpStream {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
 /// Echoes everything the peer sends, in order, until it half-closes; then closes our side.
 ///
 /// Blocking I/O with one buffer: a chunk is written back whole before the next read, so a
 /// client that never reads fills the socket buffers and is back-pressured by TCP. `stop` is
 /// asked between chunks and whenever a read or write times out (a model may set
 /// `SO_RCVTIMEO`/`SO_SNDTIMEO` as a tick to notice a stop signal while a client is idle).
-pub fn echo_blocking(stream: &mut TcpStream, stop: &dyn Fn() -> bool) -> io::Result<()> {
+pub fn echo_blocking<S>(stream: &mut S, stop: &dyn Fn() -> bool) -> io::Result<()>
+where
+    S: Read + Write + HalfClose,
+{
     let mut buf = [0u8; READ_BUF];
     while !stop() {
         let n = match stream.read(&mut buf) {
             // Half-close: every byte read so far has been written back.
-            Ok(0) => return stream.shutdown(Shutdown::Write),
+            Ok(0) => return stream.shutdown_write(),
             Ok(n) => n,
             // A signal, or the tick of a read timeout: ask `stop` again.
             Err(e) if interrupted(&e) || timed_out(&e) => continue,
@@ -38,7 +60,7 @@ pub fn echo_blocking(stream: &mut TcpStream, stop: &dyn Fn() -> bool) -> io::Res
 /// `write_all`, except that a write timeout asks `stop` instead of failing (a plain
 /// `write_all` would lose count of what a partial write already sent).
 fn write_all_until(
-    stream: &mut TcpStream,
+    stream: &mut impl Write,
     mut buf: &[u8],
     stop: &dyn Fn() -> bool,
 ) -> io::Result<()> {

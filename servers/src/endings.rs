@@ -1,11 +1,11 @@
-//! How connections ended: unclean endings are counted by kind and reported in one line when
-//! the server exits, never with a line per connection (under load that would make stderr the
-//! bottleneck, and a client that resets is not the server's fault).
+//! How connections ended, and how their TLS handshakes went: unclean endings and handshakes are
+//! counted by kind and reported in one line each when the server exits, never with a line per
+//! connection (under load that would make stderr the bottleneck, and a client that resets is
+//! not the server's fault).
 //!
 //! Counting is per process. Forked children hand their counts to the parent: a
-//! `fork-per-client` child says how its one connection ended in its exit status
-//! ([`Ending::exit_code`]), a `prefork` worker writes one byte per ending into a pipe
-//! ([`ChildEndings`]) that the parent drains.
+//! `fork-per-client` child or a `prefork` worker writes one byte per ending and per handshake
+//! into a pipe ([`ChildEndings`]) that the parent drains.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
@@ -26,15 +26,28 @@ pub enum Ending {
     EofMidMessage,
     /// Anything else.
     Other,
+    /// TLS: the client closed the TCP connection without a `close_notify` alert first.
+    NoCloseNotify,
+    /// TLS: no complete handshake within the handshake timeout.
+    HandshakeTimeout,
+    /// TLS: the handshake failed (not TLS, a fatal alert, or the client left during it).
+    HandshakeFailed,
 }
 
 impl Ending {
-    /// Every kind, in the order of the summary line.
+    /// The kinds any connection can end with, in the order of the summary line.
     pub const ALL: [Ending; 4] = [
         Ending::Reset,
         Ending::BrokenPipe,
         Ending::EofMidMessage,
         Ending::Other,
+    ];
+
+    /// The kinds only a TLS connection ends with, in the order of the TLS summary line.
+    pub const TLS: [Ending; 3] = [
+        Ending::HandshakeTimeout,
+        Ending::HandshakeFailed,
+        Ending::NoCloseNotify,
     ];
 
     /// The kind of an error that ended a connection.
@@ -56,39 +69,80 @@ impl Ending {
             Ending::BrokenPipe => "broken pipe",
             Ending::EofMidMessage => "eof mid-message",
             Ending::Other => "other",
+            Ending::NoCloseNotify => "eof without close_notify",
+            Ending::HandshakeTimeout => "handshake timeouts",
+            Ending::HandshakeFailed => "handshake failures",
         }
     }
 
     fn index(self) -> usize {
         self as usize
     }
+}
 
-    /// The exit status of a forked child whose one connection ended this way (0 is clean, 1 a
-    /// child that could not start).
-    pub fn exit_code(self) -> i32 {
-        10 + self.index() as i32
-    }
+/// How a TLS handshake that completed went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handshake {
+    /// A full handshake: key exchange and a certificate signature.
+    Full,
+    /// A resumed session (a ticket the server issued earlier).
+    Resumed,
+}
 
-    /// The ending a child's exit status reports, if it reports one.
-    pub fn from_exit_code(code: i32) -> Option<Ending> {
-        Ending::ALL.into_iter().find(|e| e.exit_code() == code)
-    }
-
-    fn byte(self) -> u8 {
-        b'0' + self.index() as u8
-    }
-
-    fn from_byte(byte: u8) -> Option<Ending> {
-        Ending::ALL.into_iter().find(|e| e.byte() == byte)
+impl Handshake {
+    fn index(self) -> usize {
+        Ending::HandshakeFailed.index() + 1 + self as usize
     }
 }
 
-/// This process's counts, by [`Ending::index`].
-static COUNTS: [AtomicU64; 4] = [const { AtomicU64::new(0) }; 4];
+/// What serving one connection leaves to count: its handshake (TLS only) and its ending, when
+/// it did not end cleanly.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// The TLS handshake, when one completed.
+    pub handshake: Option<Handshake>,
+    /// The unclean ending, if any.
+    pub ending: Option<Ending>,
+}
+
+impl Outcome {
+    /// One byte per count, for the pipe from forked children.
+    fn bytes(&self) -> impl Iterator<Item = u8> {
+        let handshake = self.handshake.map(Handshake::index);
+        let ending = self.ending.map(Ending::index);
+        handshake.into_iter().chain(ending).map(|i| b'0' + i as u8)
+    }
+}
+
+/// Slots in [`COUNTS`]: every [`Ending`], then every [`Handshake`].
+const SLOTS: usize = 9;
+
+/// This process's counts, by [`Ending::index`] and [`Handshake::index`].
+static COUNTS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
+
+fn count_slot(slot: usize) {
+    if let Some(counter) = COUNTS.get(slot) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
 
 /// Counts one unclean ending.
 pub fn count(ending: Ending) {
-    COUNTS[ending.index()].fetch_add(1, Ordering::Relaxed);
+    count_slot(ending.index());
+}
+
+/// Counts one completed TLS handshake.
+pub fn count_handshake(handshake: Handshake) {
+    count_slot(handshake.index());
+}
+
+/// Counts what serving one connection left to count.
+pub fn record(outcome: &Outcome) {
+    outcome.bytes().for_each(count_byte);
+}
+
+fn count_byte(byte: u8) {
+    count_slot(usize::from(byte.wrapping_sub(b'0')));
 }
 
 /// Counts the error that ended a connection.
@@ -96,18 +150,41 @@ pub fn ended_by(e: &io::Error) {
     count(Ending::of(e));
 }
 
-/// Counts the error that ended a connection whose client had half-closed while echo was still
-/// owed to it: a client that then resets or closes left mid-message.
-pub fn ended_with_echo_owed(e: &io::Error) {
-    count(match Ending::of(e) {
-        Ending::Reset | Ending::BrokenPipe => Ending::EofMidMessage,
-        other => other,
-    });
+impl Ending {
+    /// This ending, for a connection whose client had half-closed while echo was still owed to
+    /// it: a client that then resets or closes left mid-message.
+    pub fn with_echo_owed(self) -> Ending {
+        match self {
+            Ending::Reset | Ending::BrokenPipe => Ending::EofMidMessage,
+            other => other,
+        }
+    }
 }
 
 /// How many endings of this kind were counted.
 pub fn counted(ending: Ending) -> u64 {
     COUNTS[ending.index()].load(Ordering::Relaxed)
+}
+
+/// How many handshakes of this kind were counted.
+pub fn handshakes(handshake: Handshake) -> u64 {
+    COUNTS[handshake.index()].load(Ordering::Relaxed)
+}
+
+/// The line a TLS server prints at exit before [`summary`], e.g. `echo-server: tls: 120 full
+/// handshakes, 80 resumed, 0 handshake timeouts, 1 handshake failures, 0 eof without
+/// close_notify`.
+pub fn tls_summary() -> String {
+    let endings: Vec<String> = Ending::TLS
+        .iter()
+        .map(|&e| format!("{} {}", counted(e), e.name()))
+        .collect();
+    format!(
+        "echo-server: tls: {} full handshakes, {} resumed, {}",
+        handshakes(Handshake::Full),
+        handshakes(Handshake::Resumed),
+        endings.join(", ")
+    )
 }
 
 /// The line a server prints at exit, e.g.
@@ -127,8 +204,8 @@ pub fn summary_of(counts: [u64; 4]) -> String {
     format!("echo-server: unclean endings: {}", parts.join(", "))
 }
 
-/// A pipe from long-lived forked workers to their parent: a worker writes one byte per
-/// unclean ending, the parent drains the pipe into its own counts.
+/// A pipe from forked children to their parent: a child writes one byte per unclean ending and
+/// per TLS handshake, the parent drains the pipe into its own counts.
 pub struct ChildEndings {
     read_end: OwnedFd,
     write_end: OwnedFd,
@@ -147,10 +224,13 @@ impl ChildEndings {
         })
     }
 
-    /// In a worker: reports the error that ended a connection. A full pipe (the parent has
-    /// 64 KiB of unread endings) loses the count rather than stall the worker.
-    pub fn ended_by(&self, e: &io::Error) {
-        while let Err(Errno::EINTR) = write(&self.write_end, &[Ending::of(e).byte()]) {}
+    /// In a child: reports what serving one connection left to count. A full pipe (the parent
+    /// has 64 KiB of unread counts) loses them rather than stall the child.
+    pub fn report(&self, outcome: &Outcome) {
+        let bytes: Vec<u8> = outcome.bytes().collect();
+        if !bytes.is_empty() {
+            while let Err(Errno::EINTR) = write(&self.write_end, &bytes) {}
+        }
     }
 
     /// In the parent: counts every ending the workers have reported so far.
@@ -159,10 +239,7 @@ impl ChildEndings {
         loop {
             match read(&self.read_end, &mut buf) {
                 Ok(0) => return,
-                Ok(n) => buf[..n]
-                    .iter()
-                    .filter_map(|&b| Ending::from_byte(b))
-                    .for_each(count),
+                Ok(n) => buf[..n].iter().copied().for_each(count_byte),
                 Err(Errno::EINTR) => {}
                 // EAGAIN: drained.
                 Err(_) => return,
@@ -191,23 +268,36 @@ mod tests {
     }
 
     #[test]
-    fn exit_codes_and_pipe_bytes_round_trip() {
-        for e in Ending::ALL {
-            assert_eq!(Ending::from_exit_code(e.exit_code()), Some(e));
-            assert_eq!(Ending::from_byte(e.byte()), Some(e));
-        }
-        assert_eq!(Ending::from_exit_code(0), None);
-        assert_eq!(Ending::from_exit_code(1), None);
+    fn every_count_has_its_own_slot() {
+        let mut slots: Vec<usize> = Ending::ALL
+            .iter()
+            .chain(&Ending::TLS)
+            .map(|e| e.index())
+            .collect();
+        slots.extend([Handshake::Full.index(), Handshake::Resumed.index()]);
+        slots.sort_unstable();
+        slots.dedup();
+        assert_eq!(slots, (0..SLOTS).collect::<Vec<_>>());
     }
 
     #[test]
-    fn workers_endings_reach_the_parents_counts() {
+    fn childrens_endings_and_handshakes_reach_the_parents_counts() {
         let pipe = ChildEndings::new().unwrap();
-        let before = counted(Ending::BrokenPipe);
-        pipe.ended_by(&io::Error::from(io::ErrorKind::BrokenPipe));
-        pipe.ended_by(&io::Error::from(io::ErrorKind::BrokenPipe));
+        let (pipes, resumed) = (counted(Ending::BrokenPipe), handshakes(Handshake::Resumed));
+        let broken = Outcome {
+            handshake: None,
+            ending: Some(Ending::BrokenPipe),
+        };
+        pipe.report(&broken);
+        pipe.report(&broken);
+        pipe.report(&Outcome {
+            handshake: Some(Handshake::Resumed),
+            ending: None,
+        });
         pipe.collect();
-        assert_eq!(counted(Ending::BrokenPipe), before + 2);
+        assert_eq!(counted(Ending::BrokenPipe), pipes + 2);
+        assert_eq!(handshakes(Handshake::Resumed), resumed + 1);
         assert!(summary().contains(" broken pipe, "), "{}", summary());
+        assert!(tls_summary().contains(" resumed, "), "{}", tls_summary());
     }
 }

@@ -12,6 +12,8 @@
 //! - [`datagram`]: the UDP socket, receiving and replying, the rules and counters of the
 //!   `udp-` models;
 //! - [`echo`]: the blocking echo loop and the per-connection buffer bounds;
+//! - [`tls`]: TLS for the TCP models (rustls): the shared configuration, a TLS stream for the
+//!   blocking models and the mio loop, the handshake deadline, `--gen-cert`;
 //! - [`conn_limit`]: the `--max-conns` cap shared by threads and tasks;
 //! - [`errors`]: naming I/O errors;
 //! - [`endings`]: counting connections that ended uncleanly, for one line at exit.
@@ -30,6 +32,7 @@ pub mod errors;
 pub mod listen;
 pub mod models;
 pub mod signals;
+pub mod tls;
 
 pub use config::ServerConfig;
 pub use models::{Bound, Family, Model, Transport};
@@ -48,6 +51,7 @@ mod tests {
             "datagram",
             "conn_limit",
             "echo",
+            "tls",
             "accept",
         ],
         &["models"],

@@ -98,3 +98,97 @@ fn io_uring_refusal_is_one_line_and_exit_1() {
         );
     }
 }
+
+#[test]
+fn tls_arguments_that_cannot_work_are_one_line_naming_the_flag_and_exit_2() {
+    let dir = std::env::temp_dir().join(format!("echobench-cli-tls-{}", std::process::id()));
+    let (code, stdout, stderr) = run(&["--gen-cert", dir.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains("cert.pem") && stdout.contains("key.pem"),
+        "{stdout}"
+    );
+    let cert = dir.join("cert.pem");
+    let key = dir.join("key.pem");
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let no_tls: Vec<&str> = echo_server::Model::ALL
+        .iter()
+        .filter(|m| !m.supports_tls())
+        .map(|m| m.name())
+        .collect();
+    assert!(no_tls.contains(&"io-uring") && no_tls.contains(&"udp-mio"));
+    let mut cases: Vec<(Vec<&str>, &str)> = no_tls
+        .iter()
+        .map(|&m| {
+            (
+                vec![m, "--tls", "--tls-cert", cert, "--tls-key", key],
+                "--tls",
+            )
+        })
+        .collect();
+    cases.extend([
+        (vec!["mio", "--tls"], "--gen-cert"),
+        (vec!["mio", "--tls", "--tls-cert", cert], "--tls-key"),
+        (
+            vec![
+                "mio",
+                "--tls",
+                "--tls-cert",
+                "/no/such.pem",
+                "--tls-key",
+                key,
+            ],
+            "--gen-cert",
+        ),
+        (
+            vec![
+                "mio",
+                "--tls",
+                "--tls-cert",
+                cert,
+                "--tls-key",
+                "/no/such.pem",
+            ],
+            "--tls-key",
+        ),
+        // A certificate where the key should be: no key in the file.
+        (
+            vec!["mio", "--tls", "--tls-cert", cert, "--tls-key", cert],
+            "--tls-key",
+        ),
+        (
+            vec!["mio", "--tls", "--tls-cert", key, "--tls-key", key],
+            "--tls-cert",
+        ),
+        (vec!["mio", "--tls-cert", cert], "--tls"),
+        (
+            vec!["mio", "--tls", "--tls-handshake-timeout", "soon"],
+            "--tls-handshake-timeout",
+        ),
+        (
+            vec!["--gen-cert", dir.to_str().unwrap(), "--san", "ünïcode"],
+            "--san",
+        ),
+        (vec!["--san", "x.test"], "--gen-cert"),
+    ]);
+    for (args, names) in cases {
+        let (code, stdout, stderr) = run(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "{args:?} printed {stdout:?}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?}: not one line: {stderr:?}"
+        );
+        assert!(
+            stderr.contains(names),
+            "{args:?}: {stderr:?} does not name {names}"
+        );
+    }
+    // A directory that cannot be made: exit 1, one line naming --gen-cert.
+    let (code, _, stderr) = run(&["--gen-cert", &format!("{cert}/sub")]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
+    assert!(stderr.contains("--gen-cert"), "{stderr:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -6,7 +6,10 @@
 //! Should break: at any concurrency above one. Clients queued behind a long-lived connection
 //! are starved outright, which the load generator reports as `connections_starved`.
 //!
-//! Run: `echo-server blocking --addr 127.0.0.1:7007`
+//! With `--tls`, the handshake happens in the one thread too: a client that never completes it
+//! holds every other client up to the handshake timeout.
+//!
+//! Run: `echo-server blocking --addr 127.0.0.1:7007 [--tls --tls-cert F --tls-key F]`
 
 use std::net::TcpListener;
 use std::time::Duration;
@@ -15,33 +18,24 @@ use anyhow::Context;
 
 use crate::accept::{Acceptor, Wake};
 use crate::config::ServerConfig;
-use crate::echo::echo_blocking;
 use crate::endings;
 use crate::signals::SignalPipe;
+use crate::tls::serve_connection;
 
 /// How often a connection's blocking reads and writes wake to check for a stop signal while
 /// the client is idle. Only idle periods pay for it: the hot path stays a plain read and write.
 const STOP_TICK: Duration = Duration::from_millis(200);
 
 /// Serves one client at a time until SIGINT or SIGTERM.
-pub fn serve(
-    listener: TcpListener,
-    _config: &ServerConfig,
-    stop: SignalPipe,
-) -> anyhow::Result<()> {
+pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
     let mut acceptor =
         Acceptor::new(listener, stop, None).context("cannot set up the accept loop")?;
     loop {
         match acceptor.wait_for_work().context("accept loop failed")? {
-            Wake::Connection(mut stream, _) => {
+            Wake::Connection(stream, _) => {
                 let stop = || acceptor.stop().raised();
-                let served = stream
-                    .set_read_timeout(Some(STOP_TICK))
-                    .and_then(|()| stream.set_write_timeout(Some(STOP_TICK)))
-                    .and_then(|()| echo_blocking(&mut stream, &stop));
-                if let Err(e) = served {
-                    endings::ended_by(&e);
-                }
+                let tls = config.tls.as_ref();
+                serve_connection(stream, tls, &stop, Some(STOP_TICK), &endings::record);
             }
             Wake::Stop => return Ok(()),
             Wake::Extra => {}

@@ -8,7 +8,10 @@
 //! copies) and at high concurrency (a process per client: PSS, scheduler load, context
 //! switches).
 //!
-//! Run: `echo-server fork-per-client --addr 127.0.0.1:7007 [--max-conns N]`
+//! With `--tls`, the TLS configuration (and its session-ticket keys) is made before the first
+//! fork, so a child resumes a session that another child began.
+//!
+//! Run: `echo-server fork-per-client --addr 127.0.0.1:7007 [--max-conns N] [--tls ...]`
 //!
 //! The parent stays single-threaded for its whole life, so fork is sound, and children leave
 //! with `_exit` so that nothing of the parent's (atexit handlers, stdio buffers) runs twice.
@@ -29,9 +32,9 @@ use signal_hook::consts::SIGCHLD;
 
 use crate::accept::{Acceptor, Wake, ACCEPT_BACKOFF};
 use crate::config::ServerConfig;
-use crate::echo::echo_blocking;
-use crate::endings::{self, Ending};
+use crate::endings::ChildEndings;
 use crate::signals::SignalPipe;
+use crate::tls::{serve_connection, Tls};
 
 /// How long children get to leave after SIGTERM before they are killed.
 const CHILD_GRACE: Duration = Duration::from_secs(1);
@@ -40,6 +43,7 @@ const CHILD_GRACE: Duration = Duration::from_secs(1);
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
     ensure_single_threaded("fork-per-client")?;
     let sigchld = SignalPipe::register(&[SIGCHLD]).context("cannot watch SIGCHLD")?;
+    let endings = ChildEndings::new().context("cannot create the endings pipe")?;
     let mut acceptor =
         Acceptor::new(listener, stop, Some(sigchld)).context("cannot set up the accept loop")?;
     let mut children = HashSet::new();
@@ -58,7 +62,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                     Ok(ForkResult::Child) => {
                         // The child needs neither the listener nor the signal pipes.
                         drop(acceptor);
-                        let code = serve_child(stream, peer, parent);
+                        let code = serve_child(stream, peer, parent, config.tls.as_ref(), &endings);
                         // SAFETY: `_exit` ends the child at once, without running the atexit
                         // handlers or flushing the stdio buffers it inherited from the parent.
                         unsafe { nix::libc::_exit(code) }
@@ -74,25 +78,34 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                     }
                 }
             }
-            Wake::Extra => reap(&mut children),
+            // A child writes its counts before it exits: they are in the pipe by SIGCHLD.
+            Wake::Extra => {
+                reap(&mut children);
+                endings.collect();
+            }
             Wake::Stop => break,
         }
     }
     end_children(&mut children, acceptor.extra());
+    endings.collect();
     Ok(())
 }
 
-/// The child's whole life: restore default signal handling, die with the parent, echo.
-fn serve_child(mut stream: TcpStream, peer: SocketAddr, parent: Pid) -> i32 {
+/// The child's whole life: restore default signal handling, die with the parent, serve the
+/// client, and tell the parent through `endings` what to count.
+fn serve_child(
+    stream: TcpStream,
+    peer: SocketAddr,
+    parent: Pid,
+    tls: Option<&Tls>,
+    endings: &ChildEndings,
+) -> i32 {
     if let Err(e) = become_child(parent) {
         eprintln!("echo-server: child for {peer}: {e}");
         return 1;
     }
-    // The exit status tells the parent how the connection ended; it keeps the count.
-    match echo_blocking(&mut stream, &|| false) {
-        Ok(()) => 0,
-        Err(e) => Ending::of(&e).exit_code(),
-    }
+    serve_connection(stream, tls, &|| false, None, &|o| endings.report(o));
+    0
 }
 
 /// What a freshly forked child does first: the default action for the signals the parent
@@ -129,11 +142,6 @@ pub(crate) fn reap(children: &mut HashSet<Pid>) {
         match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
             Ok(WaitStatus::StillAlive) => return,
             Ok(status) => {
-                if let WaitStatus::Exited(_, code) = status {
-                    if let Some(ending) = Ending::from_exit_code(code) {
-                        endings::count(ending);
-                    }
-                }
                 if let Some(pid) = status.pid() {
                     children.remove(&pid);
                 }

@@ -11,11 +11,17 @@
 //! loop stops reading that client (drops READABLE interest) until it drains. WRITABLE interest
 //! is held only while output is pending.
 //!
-//! Run: `echo-server mio --addr 127.0.0.1:7007 [--max-conns N]`
+//! With `--tls`, each connection is a rustls connection driven by the same loop: handshakes run
+//! inline, so a burst of them delays every other client's echo by their CPU time (the
+//! cooperative cost to compare with the threads' preemption). A handshake not complete by its
+//! deadline is ended by the loop, which keeps the deadlines in accept order.
+//!
+//! Run: `echo-server mio --addr 127.0.0.1:7007 [--max-conns N] [--tls ...]`
 
+use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener as StdListener};
-use std::time::Instant;
+use std::net::TcpListener as StdListener;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use mio::net::{TcpListener, TcpStream, UnixStream};
@@ -25,10 +31,11 @@ use slab::Slab;
 use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
 use crate::config::ServerConfig;
 use crate::conn_limit::{ConnLimit, ConnSlot};
-use crate::echo::MAX_PENDING;
-use crate::endings;
+use crate::echo::{HalfClose, MAX_PENDING};
+use crate::endings::{self, Ending};
 use crate::errors::{interrupted, would_block};
 use crate::signals::SignalPipe;
+use crate::tls::{self, MaybeTls, Tls};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 /// The token of the stop source: the signal pipe here, a `Waker` in `mio-multi`.
@@ -42,7 +49,7 @@ const READS_PER_TURN: usize = 16;
 
 /// One client.
 struct Conn {
-    stream: TcpStream,
+    stream: MaybeTls<TcpStream>,
     /// This connection's place under `--max-conns`, freed when it closes.
     _slot: ConnSlot,
     token: Token,
@@ -52,6 +59,8 @@ struct Conn {
     read_open: bool,
     /// The interest registered with the poll now.
     interest: Interest,
+    /// TLS: when the handshake must be complete by; `None` once it is (and for plain TCP).
+    handshake_deadline: Option<Instant>,
 }
 
 /// What one turn on a connection left it as.
@@ -71,7 +80,12 @@ pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> 
     poll.registry()
         .register(&mut stop, STOP, Interest::READABLE)
         .context("cannot register the signal pipe")?;
-    event_loop(poll, listener, ConnLimit::new(config.max_conns))
+    event_loop(
+        poll,
+        listener,
+        ConnLimit::new(config.max_conns),
+        config.tls.clone(),
+    )
 }
 
 /// The listener, non-blocking, registered with `poll` under [`LISTENER`].
@@ -91,29 +105,39 @@ pub(crate) fn event_loop(
     mut poll: Poll,
     listener: StdListener,
     limit: ConnLimit,
+    tls: Option<Tls>,
 ) -> anyhow::Result<()> {
-    let listener = register_listener(&poll, listener)?;
+    let listener = Listener {
+        socket: register_listener(&poll, listener)?,
+        limit,
+        tls,
+    };
     let mut events = Events::with_capacity(1024);
     let mut conns: Slab<Conn> = Slab::new();
     let mut scratch = vec![0u8; SCRATCH];
     let mut accept_paused_until: Option<Instant> = None;
     let mut more_to_read: Vec<usize> = Vec::new();
     let mut next_turns: Vec<usize> = Vec::new();
+    let mut handshakes = Deadlines::default();
 
     loop {
-        // Block unless connections are waiting for another turn or accepting is paused.
+        // Block unless connections are waiting for another turn, accepting is paused or a
+        // handshake is due.
         let timeout = if !more_to_read.is_empty() {
-            Some(std::time::Duration::ZERO)
+            Some(Duration::ZERO)
         } else {
-            accept_paused_until.map(|until| until.saturating_duration_since(Instant::now()))
+            let paused =
+                accept_paused_until.map(|until| until.saturating_duration_since(Instant::now()));
+            [paused, handshakes.next_due()].into_iter().flatten().min()
         };
         match poll.poll(&mut events, timeout) {
             Ok(()) => {}
             Err(e) if interrupted(&e) => continue,
             Err(e) => return Err(e).context("poll failed"),
         }
+        handshakes.end_overdue(&mut conns, poll.registry());
         if accept_paused_until.is_some_and(|until| Instant::now() >= until) {
-            accept_paused_until = accept_all(&listener, &mut conns, poll.registry(), &limit);
+            accept_paused_until = listener.accept_all(&mut conns, poll.registry(), &mut handshakes);
         }
         std::mem::swap(&mut more_to_read, &mut next_turns);
         for event in events.iter() {
@@ -121,7 +145,7 @@ pub(crate) fn event_loop(
                 STOP => return Ok(()),
                 LISTENER if accept_paused_until.is_none() => {
                     accept_paused_until =
-                        accept_all(&listener, &mut conns, poll.registry(), &limit);
+                        listener.accept_all(&mut conns, poll.registry(), &mut handshakes);
                 }
                 LISTENER => {}
                 Token(key) => take_turn(
@@ -148,48 +172,106 @@ pub(crate) fn event_loop(
     }
 }
 
-/// Accepts until the backlog is empty. Returns when accepting should resume after an error
-/// such as `EMFILE` (the listener is edge-triggered, so the loop must come back on its own).
-fn accept_all(
-    listener: &TcpListener,
-    conns: &mut Slab<Conn>,
-    registry: &Registry,
-    limit: &ConnLimit,
-) -> Option<Instant> {
-    loop {
-        let (mut stream, _) = match listener.accept() {
-            Ok(accepted) => accepted,
-            Err(e) if would_block(&e) => return None,
-            // The client gave up before we took it; try the next one.
-            Err(e) if accept_error_is_per_connection(&e) => continue,
-            // Out of descriptors or memory: keep serving, retry accepting after a pause.
-            Err(e) => {
-                log_accept_error(&e);
-                return Some(Instant::now() + ACCEPT_BACKOFF);
+/// The listener and what every accepted connection gets from it.
+struct Listener {
+    socket: TcpListener,
+    limit: ConnLimit,
+    tls: Option<Tls>,
+}
+
+/// The handshake deadlines of TLS connections, in accept order, which is deadline order (one
+/// timeout for all).
+#[derive(Default)]
+struct Deadlines(VecDeque<(Instant, usize)>);
+
+impl Deadlines {
+    /// How long until the first deadline, if any.
+    fn next_due(&self) -> Option<Duration> {
+        let (due, _) = self.0.front()?;
+        Some(due.saturating_duration_since(Instant::now()))
+    }
+
+    /// Closes every connection whose handshake is overdue. An entry whose connection has
+    /// finished its handshake or closed (its slab key perhaps reused since) is dropped.
+    fn end_overdue(&mut self, conns: &mut Slab<Conn>, registry: &Registry) {
+        let now = Instant::now();
+        while let Some(&(due, key)) = self.0.front().filter(|(due, _)| *due <= now) {
+            self.0.pop_front();
+            if conns
+                .get(key)
+                .is_some_and(|c| c.handshake_deadline == Some(due))
+            {
+                endings::count(Ending::HandshakeTimeout);
+                close(conns.remove(key), registry);
             }
-        };
+        }
+    }
+}
+
+impl Listener {
+    /// Accepts until the backlog is empty. Returns when accepting should resume after an
+    /// error such as `EMFILE` (the listener is edge-triggered, so the loop must come back on
+    /// its own).
+    fn accept_all(
+        &self,
+        conns: &mut Slab<Conn>,
+        registry: &Registry,
+        handshakes: &mut Deadlines,
+    ) -> Option<Instant> {
+        loop {
+            match self.socket.accept() {
+                Ok((stream, _)) => self.add(stream, conns, registry, handshakes),
+                Err(e) if would_block(&e) => return None,
+                // The client gave up before we took it; try the next one.
+                Err(e) if accept_error_is_per_connection(&e) => {}
+                // Out of descriptors or memory: keep serving, retry accepting after a pause.
+                Err(e) => {
+                    log_accept_error(&e);
+                    return Some(Instant::now() + ACCEPT_BACKOFF);
+                }
+            }
+        }
+    }
+
+    /// Registers a new connection (TLS: starts its handshake clock), unless over the cap.
+    fn add(
+        &self,
+        mut stream: TcpStream,
+        conns: &mut Slab<Conn>,
+        registry: &Registry,
+        handshakes: &mut Deadlines,
+    ) {
         // Over the cap: dropping the stream closes it at once.
-        let Some(slot) = limit.try_acquire() else {
-            continue;
+        let Some(slot) = self.limit.try_acquire() else {
+            return;
         };
         let entry = conns.vacant_entry();
         let token = Token(entry.key());
         let registered = stream
             .set_nodelay(true)
             .and_then(|()| registry.register(&mut stream, token, Interest::READABLE));
-        match registered {
-            Ok(()) => {
-                entry.insert(Conn {
-                    stream,
-                    _slot: slot,
-                    token,
-                    pending: Vec::new(),
-                    read_open: true,
-                    interest: Interest::READABLE,
-                });
-            }
-            Err(e) => endings::ended_by(&e),
-        }
+        let stream = match (registered, &self.tls) {
+            (Ok(()), None) => MaybeTls::Plain(stream),
+            (Ok(()), Some(tls)) => match tls.accept(stream) {
+                Ok(stream) => MaybeTls::Tls(Box::new(stream)),
+                Err(_) => return endings::count(Ending::Other),
+            },
+            (Err(e), _) => return endings::ended_by(&e),
+        };
+        let handshake_deadline = self.tls.as_ref().map(|tls| {
+            let due = Instant::now() + tls.handshake_timeout();
+            handshakes.0.push_back((due, token.0));
+            due
+        });
+        entry.insert(Conn {
+            stream,
+            _slot: slot,
+            token,
+            pending: Vec::new(),
+            read_open: true,
+            interest: Interest::READABLE,
+            handshake_deadline,
+        });
     }
 }
 
@@ -206,16 +288,26 @@ fn take_turn(
     let Some(conn) = conns.get_mut(key) else {
         return;
     };
-    match conn.turn(scratch, drain, registry) {
+    let turn = conn.turn(scratch, drain, registry);
+    if conn.handshake_deadline.is_some() && !conn.stream.is_handshaking() {
+        conn.handshake_deadline = None;
+        if let MaybeTls::Tls(stream) = &conn.stream {
+            if let Some(handshake) = tls::handshake_of(stream.connection()) {
+                endings::count_handshake(handshake);
+            }
+        }
+    }
+    match turn {
         Ok(Turn::Idle) => {}
         Ok(Turn::MoreToRead) => more_to_read.push(key),
         Ok(Turn::Done) => close(conns.remove(key), registry),
         Err(e) => {
-            if conn.read_open || conn.pending.is_empty() {
-                endings::ended_by(&e);
+            let ending = conn.stream.ending_of(&e);
+            endings::count(if conn.read_open || conn.pending.is_empty() {
+                ending
             } else {
-                endings::ended_with_echo_owed(&e);
-            }
+                ending.with_echo_owed()
+            });
             close(conns.remove(key), registry);
         }
     }
@@ -223,7 +315,7 @@ fn take_turn(
 
 fn close(mut conn: Conn, registry: &Registry) {
     // Dropping the stream closes it; deregistering first keeps the poll's set exact.
-    let _ = registry.deregister(&mut conn.stream);
+    let _ = registry.deregister(conn.stream.socket_mut());
 }
 
 impl Conn {
@@ -232,9 +324,11 @@ impl Conn {
     /// A read shorter than asked for emptied the socket's receive queue, and anything that
     /// arrives later raises a new edge; so, unless `drain` (the event already reported the
     /// client's FIN, which a short read can leave behind), the turn ends there instead of
-    /// paying for a read that returns EAGAIN.
+    /// paying for a read that returns EAGAIN. Not so over TLS: a read returns one record's
+    /// plaintext at most, whatever the socket still holds.
     fn turn(&mut self, scratch: &mut [u8], drain: bool, registry: &Registry) -> io::Result<Turn> {
         self.flush()?;
+        let drain = drain || matches!(self.stream, MaybeTls::Tls(_));
         let mut reads = 0;
         let mut more_to_read = false;
         while self.read_open && self.pending.len() < MAX_PENDING {
@@ -264,8 +358,12 @@ impl Conn {
             }
         }
         if !self.read_open && self.pending.is_empty() {
-            self.stream.shutdown(Shutdown::Write)?;
-            return Ok(Turn::Done);
+            match self.stream.shutdown_write() {
+                Ok(()) => return Ok(Turn::Done),
+                // TLS: the `close_notify` waits for the socket to take it (WRITABLE below).
+                Err(e) if would_block(&e) => {}
+                Err(e) => return Err(e),
+            }
         }
         self.update_interest(registry)?;
         Ok(if more_to_read {
@@ -288,8 +386,14 @@ impl Conn {
         Ok(())
     }
 
-    /// Writes as much pending echo as the socket takes now.
+    /// Writes as much pending echo (and TLS records) as the socket takes now.
     fn flush(&mut self) -> io::Result<()> {
+        if self.stream.wants_write() {
+            match self.stream.flush() {
+                Err(e) if !would_block(&e) => return Err(e),
+                _ => {}
+            }
+        }
         if self.pending.is_empty() {
             return Ok(());
         }
@@ -302,10 +406,11 @@ impl Conn {
         Ok(())
     }
 
-    /// READABLE while the client may send and there is room; WRITABLE while echo is pending.
+    /// READABLE while the client may send and there is room; WRITABLE while echo (or a TLS
+    /// record) is pending.
     fn update_interest(&mut self, registry: &Registry) -> io::Result<()> {
         let readable = self.read_open && self.pending.len() < MAX_PENDING;
-        let writable = !self.pending.is_empty();
+        let writable = !self.pending.is_empty() || self.stream.wants_write();
         let wanted = match (readable, writable) {
             (true, true) => Interest::READABLE | Interest::WRITABLE,
             (true, false) => Interest::READABLE,
@@ -313,7 +418,7 @@ impl Conn {
         };
         if wanted != self.interest {
             // Re-arming re-checks readiness, so data that arrived meanwhile is reported.
-            registry.reregister(&mut self.stream, self.token, wanted)?;
+            registry.reregister(self.stream.socket_mut(), self.token, wanted)?;
             self.interest = wanted;
         }
         Ok(())
@@ -321,7 +426,7 @@ impl Conn {
 }
 
 /// Writes until `data` is out or the socket would block; returns how much it took.
-fn write_some(stream: &mut TcpStream, data: &[u8]) -> io::Result<usize> {
+fn write_some(stream: &mut impl Write, data: &[u8]) -> io::Result<usize> {
     let mut written = 0;
     while written < data.len() {
         match stream.write(&data[written..]) {

@@ -8,7 +8,9 @@
 //! few heavy clients load one core while others idle; on one core it is `mio` with extra
 //! threads.
 //!
-//! Run: `echo-server mio-multi --addr 127.0.0.1:7007 [--workers N] [--max-conns N]`
+//! With `--tls`, each loop drives its own connections' handshakes inline, as `mio` does.
+//!
+//! Run: `echo-server mio-multi --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ...]`
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -44,10 +46,10 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     thread::scope(|s| {
         let mut workers = Vec::new();
         for (i, (poll, waker, listener)) in loops.into_iter().enumerate() {
-            let limit = limit.clone();
+            let (limit, tls) = (limit.clone(), config.tls.clone());
             let handle = thread::Builder::new()
                 .name(format!("mio-{i}"))
-                .spawn_scoped(s, move || event_loop(poll, listener, limit))
+                .spawn_scoped(s, move || event_loop(poll, listener, limit, tls))
                 .context("cannot start a loop thread")?;
             workers.push((handle, waker));
         }

@@ -169,7 +169,7 @@ pub struct ModelInfo {
     pub cpu_workers: bool,
 }
 
-/// A TCP model without TLS, as every model is today.
+/// A TCP model without TLS.
 const fn tcp(
     model: Model,
     name: &'static str,
@@ -192,6 +192,11 @@ const fn tcp(
     }
 }
 
+/// A model that also serves TLS (`--tls`).
+const fn with_tls(info: ModelInfo) -> ModelInfo {
+    ModelInfo { tls: true, ..info }
+}
+
 /// A UDP model: every client is served by the same socket(s), whatever their number.
 const fn udp(model: Model, name: &'static str, family: Family, summary: &'static str) -> ModelInfo {
     ModelInfo {
@@ -205,45 +210,65 @@ const REGISTRY: [ModelInfo; 18] = {
     use ClientsAtOnce::{Any, One, Workers};
     use Family::{EventLoops, IterativeAndPools, Runtimes, ThreadsAndProcesses};
     [
-        tcp(Model::Blocking, "blocking", IterativeAndPools, One,
-            "iterative: one client at a time, served to EOF, blocking I/O"),
-        tcp(Model::ThreadPerClient, "thread-per-client", ThreadsAndProcesses, Any,
-            "a new OS thread per connection, blocking I/O"),
-        ModelInfo {
-            forks: true,
-            ..tcp(Model::ForkPerClient, "fork-per-client", ThreadsAndProcesses, Any,
-                "a forked child process per connection, blocking I/O")
-        },
-        tcp(Model::Mio, "mio", EventLoops, Any,
-            "one thread, one epoll loop (mio), non-blocking sockets"),
-        tcp(Model::Tokio, "tokio", Runtimes, Any,
-            "tokio multi-thread runtime (--workers threads), a task per connection"),
+        with_tls(
+            tcp(Model::Blocking, "blocking", IterativeAndPools, One,
+                "iterative: one client at a time, served to EOF, blocking I/O"),
+        ),
+        with_tls(
+            tcp(Model::ThreadPerClient, "thread-per-client", ThreadsAndProcesses, Any,
+                "a new OS thread per connection, blocking I/O"),
+        ),
+        with_tls(
+            ModelInfo {
+                forks: true,
+                ..tcp(Model::ForkPerClient, "fork-per-client", ThreadsAndProcesses, Any,
+                    "a forked child process per connection, blocking I/O")
+            },
+        ),
+        with_tls(
+            tcp(Model::Mio, "mio", EventLoops, Any,
+                "one thread, one epoll loop (mio), non-blocking sockets"),
+        ),
+        with_tls(
+            tcp(Model::Tokio, "tokio", Runtimes, Any,
+                "tokio multi-thread runtime (--workers threads), a task per connection"),
+        ),
         // 64 threads: every 16-client workload is served four times over, while 128 and
         // 1024 clients show where a pool runs out; a thread costs a stack's touched pages.
-        ModelInfo {
-            pool_workers: Some(64),
-            ..tcp(Model::ThreadPool, "thread-pool", IterativeAndPools, Workers,
-                "a fixed pool of --workers threads (rayon); clients beyond the pool wait")
-        },
+        with_tls(
+            ModelInfo {
+                pool_workers: Some(64),
+                ..tcp(Model::ThreadPool, "thread-pool", IterativeAndPools, Workers,
+                    "a fixed pool of --workers threads (rayon); clients beyond the pool wait")
+            },
+        ),
         // 16 processes: one per client of the 16-client workloads; a process costs its own
         // page tables and private pages, so process pools are kept smaller than thread pools.
-        ModelInfo {
-            forks: true,
-            pool_workers: Some(16),
-            ..tcp(Model::Prefork, "prefork", IterativeAndPools, Workers,
-                "--workers processes forked up front, each accepting and serving one client at a time")
-        },
-        ModelInfo {
-            reuses_port: true,
-            ..tcp(Model::MioMulti, "mio-multi", EventLoops, Any,
-                "--workers threads, each its own mio loop and SO_REUSEPORT listener (shared nothing)")
-        },
-        tcp(Model::TokioCurrentThread, "tokio-current-thread", Runtimes, Any,
-            "tokio single-thread runtime, a task per connection"),
+        with_tls(
+            ModelInfo {
+                forks: true,
+                pool_workers: Some(16),
+                ..tcp(Model::Prefork, "prefork", IterativeAndPools, Workers,
+                    "--workers processes forked up front, each accepting and serving one client at a time")
+            },
+        ),
+        with_tls(
+            ModelInfo {
+                reuses_port: true,
+                ..tcp(Model::MioMulti, "mio-multi", EventLoops, Any,
+                    "--workers threads, each its own mio loop and SO_REUSEPORT listener (shared nothing)")
+            },
+        ),
+        with_tls(
+            tcp(Model::TokioCurrentThread, "tokio-current-thread", Runtimes, Any,
+                "tokio single-thread runtime, a task per connection"),
+        ),
         tcp(Model::AsyncStd, "async-std", Runtimes, Any,
             "async-std, a task per connection; async-std is discontinued upstream in favour of smol and kept for comparison"),
-        tcp(Model::Smol, "smol", Runtimes, Any,
-            "smol executor on --workers threads, a task per connection"),
+        with_tls(
+            tcp(Model::Smol, "smol", Runtimes, Any,
+                "smol executor on --workers threads, a task per connection"),
+        ),
         tcp(Model::IoUring, "io-uring", EventLoops, Any,
             "one thread, one io_uring: completion-based reads and writes"),
         udp(Model::UdpBlocking, "udp-blocking", IterativeAndPools,
@@ -462,9 +487,25 @@ mod tests {
         assert!(Model::ALL
             .iter()
             .all(|m| m.name().starts_with("udp-") == (m.transport() == Transport::Udp)));
-        assert!(
-            Model::ALL.iter().all(|m| !m.supports_tls()),
-            "no model serves TLS yet"
+        let tls: Vec<&str> = Model::ALL
+            .iter()
+            .filter(|m| m.supports_tls())
+            .map(|m| m.name())
+            .collect();
+        assert_eq!(
+            tls,
+            [
+                "blocking",
+                "thread-per-client",
+                "fork-per-client",
+                "mio",
+                "tokio",
+                "thread-pool",
+                "prefork",
+                "mio-multi",
+                "tokio-current-thread",
+                "smol"
+            ]
         );
     }
 }

@@ -12,7 +12,11 @@
 //! `--max-conns` below `--workers` is enforced across processes with a pipe holding one token
 //! per allowed connection: a worker that finds none closes its new connection at once.
 //!
-//! Run: `echo-server prefork --addr 127.0.0.1:7007 [--workers N] [--max-conns N]`
+//! With `--tls`, a worker does its client's handshake too (a client that never completes one
+//! holds its worker up to the handshake timeout); the TLS configuration and its session-ticket
+//! keys are made before the first fork, so every worker resumes every other's sessions.
+//!
+//! Run: `echo-server prefork --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ...]`
 #![allow(unsafe_code)]
 
 use std::collections::HashSet;
@@ -29,10 +33,10 @@ use signal_hook::consts::SIGCHLD;
 
 use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
 use crate::config::ServerConfig;
-use crate::echo::echo_blocking;
-use crate::endings::ChildEndings;
+use crate::endings::{ChildEndings, Ending, Outcome};
 use crate::models::fork_per_client::{become_child, end_children, ensure_single_threaded, reap};
 use crate::signals::SignalPipe;
+use crate::tls::{serve_connection, Tls};
 
 /// Forks the workers, keeps their number up until SIGINT or SIGTERM, then ends them.
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
@@ -52,7 +56,13 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     while !stop.raised() {
         // Start (or restart) workers up to the count.
         while workers.len() < config.workers {
-            match spawn_worker(&listener, tokens.as_ref(), &endings, parent) {
+            match spawn_worker(
+                &listener,
+                tokens.as_ref(),
+                &endings,
+                parent,
+                config.tls.as_ref(),
+            ) {
                 Ok(pid) => {
                     workers.insert(pid);
                 }
@@ -99,6 +109,7 @@ fn spawn_worker(
     tokens: Option<&Tokens>,
     endings: &ChildEndings,
     parent: Pid,
+    tls: Option<&Tls>,
 ) -> nix::Result<Pid> {
     // SAFETY: the parent is single-threaded (checked in `serve`; this model starts no thread),
     // so the child is a complete copy with no lock held by a thread that does not exist in it.
@@ -106,7 +117,7 @@ fn spawn_worker(
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
             let code = match become_child(parent) {
-                Ok(()) => worker(listener, tokens, endings),
+                Ok(()) => worker(listener, tokens, endings, tls),
                 Err(e) => {
                     eprintln!("echo-server: prefork worker: {e}");
                     1
@@ -120,9 +131,14 @@ fn spawn_worker(
 }
 
 /// A worker's life: accept one client, echo it to EOF, repeat, until SIGTERM ends it.
-fn worker(listener: &TcpListener, tokens: Option<&Tokens>, endings: &ChildEndings) -> i32 {
+fn worker(
+    listener: &TcpListener,
+    tokens: Option<&Tokens>,
+    endings: &ChildEndings,
+    tls: Option<&Tls>,
+) -> i32 {
     loop {
-        let (mut stream, _) = match listener.accept() {
+        let (stream, _) = match listener.accept() {
             Ok(accepted) => accepted,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             // The client gave up before we took it; try the next one.
@@ -138,13 +154,14 @@ fn worker(listener: &TcpListener, tokens: Option<&Tokens>, endings: &ChildEnding
         if tokens.is_some_and(|t| !t.take()) {
             continue;
         }
-        let served = stream
-            .set_nodelay(true)
-            .and_then(|()| echo_blocking(&mut stream, &|| false));
-        if let Err(e) = served {
-            endings.ended_by(&e);
+        if let Err(e) = stream.set_nodelay(true) {
+            endings.report(&Outcome {
+                handshake: None,
+                ending: Some(Ending::of(&e)),
+            });
+        } else {
+            serve_connection(stream, tls, &|| false, None, &|o| endings.report(o));
         }
-        drop(stream);
         if let Some(t) = tokens {
             t.give_back();
         }

@@ -6,22 +6,26 @@
 //! Should break: the reactor is one thread of its own that wakes the executor threads, so a
 //! message can cost a cross-thread wake-up that `mio` and `tokio-current-thread` avoid.
 //!
-//! Run: `echo-server smol --addr 127.0.0.1:7007 [--workers N] [--max-conns N]`
+//! With `--tls` (futures-rustls), a handshake runs inside its connection's task, on whichever
+//! executor thread polls it.
+//!
+//! Run: `echo-server smol --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ...]`
 
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::thread;
 
 use anyhow::Context;
-use smol::io::{AsyncReadExt, AsyncWriteExt};
+use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::{Async, Executor};
 
 use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::echo::READ_BUF;
-use crate::endings;
+use crate::endings::{self, Ending, Outcome};
 use crate::signals::SignalPipe;
+use crate::tls::{self, Tls};
 
 /// Runs the executor on `--workers` threads until SIGINT or SIGTERM.
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
@@ -39,7 +43,9 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                 .spawn_scoped(s, move || smol::block_on(executor.run(finished.recv())))
                 .context("cannot start an executor thread")?;
         }
-        let served = smol::block_on(executor.run(accept_loop(&executor, &listener, &stop, &limit)));
+        let tls = config.tls.as_ref();
+        let served =
+            smol::block_on(executor.run(accept_loop(&executor, &listener, &stop, &limit, tls)));
         drop(done);
         served
     })
@@ -50,6 +56,7 @@ async fn accept_loop(
     listener: &Async<TcpListener>,
     stop: &Async<UnixStream>,
     limit: &ConnLimit,
+    tls: Option<&Tls>,
 ) -> anyhow::Result<()> {
     loop {
         let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
@@ -65,12 +72,11 @@ async fn accept_loop(
                 let Some(slot) = limit.try_acquire() else {
                     continue;
                 };
+                let tls = tls.cloned();
                 executor
                     .spawn(async move {
                         let _slot = slot;
-                        if let Err(e) = echo(stream).await {
-                            endings::ended_by(&e);
-                        }
+                        endings::record(&serve_connection(stream, tls).await);
                     })
                     .detach();
             }
@@ -85,14 +91,61 @@ async fn accept_loop(
     }
 }
 
-/// Echoes until the client half-closes, then closes our side.
-async fn echo(mut stream: Async<TcpStream>) -> std::io::Result<()> {
-    stream.get_ref().set_nodelay(true)?;
+/// Serves one connection (TLS: handshake first, under its timeout); returns what to count.
+async fn serve_connection(mut stream: Async<TcpStream>, tls: Option<Tls>) -> Outcome {
+    let ended = |ending| Outcome {
+        handshake: None,
+        ending: Some(ending),
+    };
+    if let Err(e) = stream.get_ref().set_nodelay(true) {
+        return ended(Ending::of(&e));
+    }
+    let half_close = |tcp: &TcpStream| tcp.shutdown(std::net::Shutdown::Write);
+    let Some(tls) = tls else {
+        let served = echo(&mut stream)
+            .await
+            .and_then(|()| half_close(stream.get_ref()));
+        return Outcome {
+            handshake: None,
+            ending: served.err().map(|e| Ending::of(&e)),
+        };
+    };
+    let acceptor = futures_rustls::TlsAcceptor::from(tls.config());
+    let handshake = smol::future::or(
+        async { Some(acceptor.accept_with(stream, tls::limit_buffers).await) },
+        async {
+            smol::Timer::after(tls.handshake_timeout()).await;
+            None
+        },
+    );
+    let mut stream = match handshake.await {
+        Some(Ok(stream)) => stream,
+        Some(Err(_)) => return ended(Ending::HandshakeFailed),
+        None => return ended(Ending::HandshakeTimeout),
+    };
+    // Counted now: a client that has its echo finds its handshake counted.
+    if let Some(handshake) = tls::handshake_of(stream.get_ref().1) {
+        endings::count_handshake(handshake);
+    }
+    // `close`: the `close_notify`, flushed; then the TCP half-close.
+    let served = match echo(&mut stream).await {
+        Ok(()) => stream.close().await,
+        Err(e) => Err(e),
+    }
+    .and_then(|()| half_close(stream.get_ref().0.get_ref()));
+    Outcome {
+        handshake: None,
+        ending: served.err().map(|e| tls::ending_of(&e)),
+    }
+}
+
+/// Echoes until the client half-closes (TLS: its `close_notify`); the caller closes our side.
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> std::io::Result<()> {
     let mut buf = vec![0u8; READ_BUF];
     loop {
         let n = stream.read(&mut buf).await?;
         if n == 0 {
-            return stream.get_ref().shutdown(std::net::Shutdown::Write);
+            return Ok(());
         }
         // Waiting here until the client reads is the back-pressure: no read meanwhile.
         stream.write_all(&buf[..n]).await?;

@@ -7,7 +7,10 @@
 //! connection and context switches climb) and under churn, where a thread is created and torn
 //! down for every connection (~17 µs each).
 //!
-//! Run: `echo-server thread-per-client --addr 127.0.0.1:7007 [--max-conns N]`
+//! With `--tls`, each thread also does its client's handshake, so handshakes run in parallel
+//! and the kernel preempts them: one client's handshake never delays another's echo.
+//!
+//! Run: `echo-server thread-per-client --addr 127.0.0.1:7007 [--max-conns N] [--tls ...]`
 
 use std::net::TcpListener;
 use std::thread;
@@ -17,9 +20,9 @@ use anyhow::Context;
 use crate::accept::{Acceptor, Wake};
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
-use crate::echo::echo_blocking;
 use crate::endings;
 use crate::signals::SignalPipe;
+use crate::tls::serve_connection;
 
 /// Serves each connection on its own thread until SIGINT or SIGTERM. On stop the process
 /// exits, which closes the connections the threads still hold.
@@ -29,19 +32,24 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     let limit = ConnLimit::new(config.max_conns);
     loop {
         match acceptor.wait_for_work().context("accept loop failed")? {
-            Wake::Connection(mut stream, peer) => {
+            Wake::Connection(stream, peer) => {
                 // Over the cap: dropping the stream closes it at once.
                 let Some(slot) = limit.try_acquire() else {
                     continue;
                 };
+                let tls = config.tls.clone();
                 let spawned =
                     thread::Builder::new()
                         .name(format!("conn {peer}"))
                         .spawn(move || {
                             let _slot = slot;
-                            if let Err(e) = echo_blocking(&mut stream, &|| false) {
-                                endings::ended_by(&e);
-                            }
+                            serve_connection(
+                                stream,
+                                tls.as_ref(),
+                                &|| false,
+                                None,
+                                &endings::record,
+                            );
                         });
                 // Out of threads (EAGAIN) or memory: this client is dropped, the server lives.
                 if let Err(e) = spawned {

@@ -7,7 +7,10 @@
 //! Should break: with more clients than workers, the rest wait in the queue until a worker is
 //! free; long-lived connections starve the others (that is the property to show, not a bug).
 //!
-//! Run: `echo-server thread-pool --addr 127.0.0.1:7007 [--workers N] [--max-conns N]`
+//! With `--tls`, a worker does its client's handshake too; a client that never completes one
+//! holds its worker up to the handshake timeout.
+//!
+//! Run: `echo-server thread-pool --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ...]`
 
 use std::net::TcpListener;
 
@@ -16,9 +19,9 @@ use anyhow::Context;
 use crate::accept::{Acceptor, Wake};
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
-use crate::echo::echo_blocking;
 use crate::endings;
 use crate::signals::SignalPipe;
+use crate::tls::serve_connection;
 
 /// Serves connections on the pool until SIGINT or SIGTERM; then the process exits, which
 /// closes the connections the workers hold and those still queued.
@@ -33,16 +36,15 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     let limit = ConnLimit::new(config.max_conns);
     loop {
         match acceptor.wait_for_work().context("accept loop failed")? {
-            Wake::Connection(mut stream, _) => {
+            Wake::Connection(stream, _) => {
                 // Over the cap (queued ones count): dropping the stream closes it at once.
                 let Some(slot) = limit.try_acquire() else {
                     continue;
                 };
+                let tls = config.tls.clone();
                 pool.spawn(move || {
                     let _slot = slot;
-                    if let Err(e) = echo_blocking(&mut stream, &|| false) {
-                        endings::ended_by(&e);
-                    }
+                    serve_connection(stream, tls.as_ref(), &|| false, None, &endings::record);
                 });
             }
             Wake::Stop => return Ok(()),

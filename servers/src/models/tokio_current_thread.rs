@@ -6,7 +6,9 @@
 //! close to a hand-written event loop, with tiny per-connection memory.
 //! Should break: it uses one core only, and one task that blocks stalls every client.
 //!
-//! Run: `echo-server tokio-current-thread --addr 127.0.0.1:7007 [--max-conns N]`
+//! With `--tls`, every handshake runs on the one thread, inline with every other client's echo.
+//!
+//! Run: `echo-server tokio-current-thread --addr 127.0.0.1:7007 [--max-conns N] [--tls ...]`
 
 use std::net::TcpListener;
 

@@ -6,21 +6,26 @@
 //! Should break: on one core it pays for machinery the `mio` loop does without (task wake-ups,
 //! the scheduler's queues, cross-thread synchronisation); see `tokio-current-thread`.
 //!
-//! Run: `echo-server tokio --addr 127.0.0.1:7007 [--workers N] [--max-conns N]`
+//! With `--tls` (tokio-rustls), a handshake runs inside its connection's task: on one worker
+//! thread a burst of handshakes delays the other tasks by their CPU time, with more workers
+//! the other threads keep echoing.
+//!
+//! Run: `echo-server tokio --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ...]`
 
 use std::net::TcpListener as StdListener;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::echo::READ_BUF;
-use crate::endings;
+use crate::endings::{self, Ending, Outcome};
 use crate::signals::SignalPipe;
+use crate::tls::{self, Tls};
 
 /// How long tasks still running at shutdown may take to notice before they are dropped.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
@@ -45,7 +50,7 @@ pub(crate) fn serve_on(
         .build()
         .context("cannot start the tokio runtime")?;
     let limit = ConnLimit::new(config.max_conns);
-    let served = runtime.block_on(accept_loop(listener, limit, stop));
+    let served = runtime.block_on(accept_loop(listener, limit, stop, config.tls.clone()));
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     served
 }
@@ -54,6 +59,7 @@ async fn accept_loop(
     listener: StdListener,
     limit: ConnLimit,
     stop: SignalPipe,
+    tls: Option<Tls>,
 ) -> anyhow::Result<()> {
     listener
         .set_nonblocking(true)
@@ -73,11 +79,10 @@ async fn accept_loop(
                 let Some(slot) = limit.try_acquire() else {
                     continue;
                 };
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    if let Err(e) = echo(stream).await {
-                        endings::ended_by(&e);
-                    }
+                    endings::record(&serve_connection(stream, tls).await);
                 });
             }
             // The client gave up before we took it; try the next one.
@@ -91,9 +96,43 @@ async fn accept_loop(
     }
 }
 
-/// Echoes until the client half-closes, then closes our side.
-async fn echo(mut stream: TcpStream) -> std::io::Result<()> {
-    stream.set_nodelay(true)?;
+/// Serves one connection (TLS: handshake first, under its timeout); returns what to count.
+async fn serve_connection(stream: TcpStream, tls: Option<Tls>) -> Outcome {
+    let ended = |ending| Outcome {
+        handshake: None,
+        ending: Some(ending),
+    };
+    if let Err(e) = stream.set_nodelay(true) {
+        return ended(Ending::of(&e));
+    }
+    let Some(tls) = tls else {
+        let mut stream = stream;
+        return ended_by(echo(&mut stream).await, Ending::of);
+    };
+    let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
+    let handshake = acceptor.accept_with(stream, tls::limit_buffers);
+    let mut stream = match tokio::time::timeout(tls.handshake_timeout(), handshake).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(_)) => return ended(Ending::HandshakeFailed),
+        Err(_) => return ended(Ending::HandshakeTimeout),
+    };
+    // Counted now: a client that has its echo finds its handshake counted.
+    if let Some(handshake) = tls::handshake_of(stream.get_ref().1) {
+        endings::count_handshake(handshake);
+    }
+    ended_by(echo(&mut stream).await, tls::ending_of)
+}
+
+/// The outcome of an echo that ended with `served`.
+fn ended_by(served: std::io::Result<()>, ending_of: fn(&std::io::Error) -> Ending) -> Outcome {
+    Outcome {
+        handshake: None,
+        ending: served.err().map(|e| ending_of(&e)),
+    }
+}
+
+/// Echoes until the client half-closes, then closes our side (TLS: `close_notify` first).
+async fn echo<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S) -> std::io::Result<()> {
     let mut buf = vec![0u8; READ_BUF];
     loop {
         // Half-close: everything read so far has been written back.
