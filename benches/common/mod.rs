@@ -68,10 +68,16 @@ pub struct Server {
 impl Server {
     /// Starts `model` and waits for its `listening on` line.
     pub fn start(model: &str) -> Server {
+        Server::start_with(model, &[])
+    }
+
+    /// Starts `model` with more arguments (`--tls ...`) and waits for its line.
+    pub fn start_with(model: &str, args: &[&str]) -> Server {
         let (server_cpu, _) = cpus();
         let mut child = Command::new(env!("CARGO_BIN_EXE_echobench"))
             .args(["serve", "--cpus", &server_cpu.to_string(), "--", model])
             .args(["--addr", "127.0.0.1:0"])
+            .args(args)
             .stdout(Stdio::piped())
             .spawn()
             .expect("cannot start the server");
@@ -91,6 +97,29 @@ impl Server {
     /// A client connection with `TCP_NODELAY` and read/write timeouts.
     pub fn connect(&self) -> TcpStream {
         connect(self.addr)
+    }
+
+    /// CPU time the server process has used so far (user + system), from `/proc`.
+    pub fn cpu_time(&self) -> Duration {
+        let stat =
+            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
+        // utime and stime: fields 14 and 15, counted after the parenthesised name.
+        let ticks: u64 = stat
+            .rsplit(')')
+            .next()
+            .map(|rest| {
+                rest.split_whitespace()
+                    .skip(11)
+                    .take(2)
+                    .filter_map(|t| t.parse::<u64>().ok())
+                    .sum()
+            })
+            .unwrap_or(0);
+        let hz = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+            .ok()
+            .flatten()
+            .unwrap_or(100) as u64;
+        Duration::from_nanos(ticks * 1_000_000_000 / hz.max(1))
     }
 }
 
