@@ -218,9 +218,13 @@ fn pingpong(c: &mut Criterion) {
 
 criterion_group! {
     name = tls;
+    // 30 samples: a handshake takes most of a millisecond, and 100 samples would stretch each
+    // bench past its 3 s; 20,000 resamples: the default 100,000 took longer than the sampling.
     config = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(3));
+        .measurement_time(Duration::from_secs(3))
+        .sample_size(30)
+        .nresamples(20_000);
     targets = handshakes, pingpong
 }
 criterion_main!(tls);
