@@ -9,6 +9,22 @@ use common::{ping, Server};
 
 const BIN: &str = env!("CARGO_BIN_EXE_echo-server");
 
+/// Asserts that `echo-server ARGS` exits 2 with one line on stderr naming `names`.
+fn assert_refused(args: &[&str], names: &str) {
+    let (code, stdout, stderr) = run(args);
+    assert_eq!(code, Some(2), "{args:?}: {stderr}");
+    assert!(stdout.is_empty(), "{args:?} printed {stdout:?}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{args:?}: not one line: {stderr:?}"
+    );
+    assert!(
+        stderr.contains(names),
+        "{args:?}: {stderr:?} does not name {names}"
+    );
+}
+
 fn run(args: &[&str]) -> (Option<i32>, String, String) {
     let out = Command::new(BIN).args(args).output().unwrap();
     (
@@ -47,18 +63,7 @@ fn bad_arguments_give_one_line_naming_the_argument_and_exit_2() {
         (&["mio", "--addr", "localhost"][..], "--addr"),
         (&["mio", "--frobnicate"][..], "--frobnicate"),
     ] {
-        let (code, stdout, stderr) = run(args);
-        assert_eq!(code, Some(2), "{args:?}: {stderr}");
-        assert!(stdout.is_empty(), "{args:?} printed {stdout:?}");
-        assert_eq!(
-            stderr.lines().count(),
-            1,
-            "{args:?}: not one line: {stderr:?}"
-        );
-        assert!(
-            stderr.contains(names),
-            "{args:?}: {stderr:?} does not name {names}"
-        );
+        assert_refused(args, names);
     }
 }
 
@@ -172,18 +177,7 @@ fn tls_arguments_that_cannot_work_are_one_line_naming_the_flag_and_exit_2() {
         (vec!["--san", "x.test"], "--gen-cert"),
     ]);
     for (args, names) in cases {
-        let (code, stdout, stderr) = run(&args);
-        assert_eq!(code, Some(2), "{args:?}: {stderr}");
-        assert!(stdout.is_empty(), "{args:?} printed {stdout:?}");
-        assert_eq!(
-            stderr.lines().count(),
-            1,
-            "{args:?}: not one line: {stderr:?}"
-        );
-        assert!(
-            stderr.contains(names),
-            "{args:?}: {stderr:?} does not name {names}"
-        );
+        assert_refused(&args, names);
     }
     // A directory that cannot be made: exit 1, one line naming --gen-cert.
     let (code, _, stderr) = run(&["--gen-cert", &format!("{cert}/sub")]);

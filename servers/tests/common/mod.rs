@@ -381,6 +381,19 @@ pub fn tree_anon_kib(pid: Pid) -> u64 {
         + children(pid).into_iter().map(tree_anon_kib).sum::<u64>()
 }
 
+/// After a client that never reads has written until the server stopped taking bytes
+/// (`stopped`: before a ceiling far above any socket buffer): the server's anonymous memory
+/// (`before` it began, KiB) grew less than 4 MiB.
+pub fn assert_back_pressured(server: &Server, stopped: bool, before: u64) {
+    let model = &server.model;
+    assert!(stopped, "{model}: took 64 MiB without back-pressure");
+    let grown = tree_anon_kib(server.pid()).saturating_sub(before);
+    assert!(
+        grown < 4096,
+        "{model}: anonymous memory grew {grown} KiB for a client that never reads"
+    );
+}
+
 /// Whether a process with this pid exists and is not a zombie.
 pub fn is_alive(pid: Pid) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
