@@ -75,6 +75,15 @@ impl Ending {
         }
     }
 
+    /// This ending, for a connection whose client had half-closed while echo was still owed to
+    /// it: a client that then resets or closes left mid-message.
+    pub fn with_echo_owed(self) -> Ending {
+        match self {
+            Ending::Reset | Ending::BrokenPipe => Ending::EofMidMessage,
+            other => other,
+        }
+    }
+
     fn index(self) -> usize {
         self as usize
     }
@@ -148,17 +157,6 @@ fn count_byte(byte: u8) {
 /// Counts the error that ended a connection.
 pub fn ended_by(e: &io::Error) {
     count(Ending::of(e));
-}
-
-impl Ending {
-    /// This ending, for a connection whose client had half-closed while echo was still owed to
-    /// it: a client that then resets or closes left mid-message.
-    pub fn with_echo_owed(self) -> Ending {
-        match self {
-            Ending::Reset | Ending::BrokenPipe => Ending::EofMidMessage,
-            other => other,
-        }
-    }
 }
 
 /// How many endings of this kind were counted.

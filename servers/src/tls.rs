@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use rcgen::SanType;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::{HandshakeKind, ServerConnection};
@@ -267,6 +268,7 @@ pub fn serve_connection(
             ending: Some(ending),
         })
     };
+    // After a handshake always (it leaves its own ticks); over plain TCP only to set one.
     let set_tick = |tcp: &TcpStream| {
         tcp.set_read_timeout(tick)
             .and_then(|()| tcp.set_write_timeout(tick))
@@ -337,32 +339,34 @@ impl<S: Read + Write> TlsStream<S> {
         Ok(())
     }
 
-    /// Reads records from the socket and processes them; `Ok(0)` at the client's EOF. A fatal
-    /// TLS error sends its alert (as far as the socket takes it) and is `InvalidData`.
-    fn read_records(&mut self) -> io::Result<usize> {
-        let n = loop {
+    /// Reads records from the socket and processes them (the client's EOF is rustls' to
+    /// report, through its reader). A fatal TLS error sends its alert (as far as the socket
+    /// takes it) and is `InvalidData`.
+    fn read_records(&mut self) -> io::Result<()> {
+        loop {
             match self.conn.read_tls(&mut self.sock) {
+                Ok(_) => break,
                 Err(e) if interrupted(&e) => {}
-                read => break read?,
+                Err(e) => return Err(e),
             }
-        };
+        }
         if let Err(tls) = self.conn.process_new_packets() {
             let _ = self.flush_tls();
             return Err(io::Error::new(io::ErrorKind::InvalidData, tls));
         }
-        Ok(n)
+        Ok(())
     }
+}
 
+impl TlsStream<TcpStream> {
     /// Completes the handshake on a blocking socket: within `timeout`, asking `stop` every
-    /// [`HANDSHAKE_TICK`]. Leaves the socket without read and write timeouts.
+    /// [`HANDSHAKE_TICK`]. Leaves the socket's read and write timeouts at the last tick's: the
+    /// caller sets the ones it serves with.
     pub fn handshake_blocking(
         &mut self,
         timeout: Duration,
         stop: &dyn Fn() -> bool,
-    ) -> Result<Option<Handshake>, Ending>
-    where
-        S: AsTcp,
-    {
+    ) -> Result<Option<Handshake>, Ending> {
         let deadline = Instant::now() + timeout;
         while self.conn.is_handshaking() && !stop() {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -370,10 +374,10 @@ impl<S: Read + Write> TlsStream<S> {
                 return Err(Ending::HandshakeTimeout);
             }
             let tick = Some(left.min(HANDSHAKE_TICK));
-            let tcp = self.sock.as_tcp();
-            let io = tcp
+            let io = self
+                .sock
                 .set_read_timeout(tick)
-                .and_then(|()| tcp.set_write_timeout(tick))
+                .and_then(|()| self.sock.set_write_timeout(tick))
                 .and_then(|()| self.conn.complete_io(&mut self.sock));
             match io {
                 Ok(_) => {}
@@ -382,23 +386,7 @@ impl<S: Read + Write> TlsStream<S> {
                 Err(_) => return Err(Ending::HandshakeFailed),
             }
         }
-        let tcp = self.sock.as_tcp();
-        tcp.set_read_timeout(None)
-            .and_then(|()| tcp.set_write_timeout(None))
-            .map_err(|e| Ending::of(&e))?;
         Ok(handshake_of(&self.conn))
-    }
-}
-
-/// A socket that is, or holds, a blocking `std` TCP stream (for its timeouts).
-pub trait AsTcp {
-    /// The TCP stream.
-    fn as_tcp(&self) -> &TcpStream;
-}
-
-impl AsTcp for TcpStream {
-    fn as_tcp(&self) -> &TcpStream {
-        self
     }
 }
 
@@ -525,32 +513,34 @@ impl<S: Read + Write + HalfClose> HalfClose for MaybeTls<S> {
     }
 }
 
+/// A name a certificate is valid for, as `--san` takes it: an IP address, or else a DNS name
+/// (ASCII).
+pub fn parse_san(name: &str) -> Result<SanType, String> {
+    match name.parse::<IpAddr>() {
+        Ok(ip) => Ok(SanType::IpAddress(ip)),
+        Err(_) => name
+            .to_owned()
+            .try_into()
+            .map(SanType::DnsName)
+            .map_err(|e| format!("not a DNS name or IP address: {e}")),
+    }
+}
+
 /// Writes `cert.pem` and `key.pem` (ECDSA P-256, self-signed) into `dir`, valid for
 /// `localhost`, `127.0.0.1`, `::1` and `sans` (each a DNS name or an IP address); returns
 /// their paths. The key file is readable by its owner only.
-pub fn gen_cert(dir: &Path, sans: &[String]) -> anyhow::Result<(PathBuf, PathBuf)> {
-    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, SanType};
-    let mut names = vec![
-        "localhost".to_owned(),
-        "127.0.0.1".to_owned(),
-        "::1".to_owned(),
-    ];
-    names.extend(
-        sans.iter()
-            .filter(|s| !names.contains(s))
-            .cloned()
-            .collect::<Vec<_>>(),
-    );
+pub fn gen_cert(dir: &Path, sans: &[SanType]) -> anyhow::Result<(PathBuf, PathBuf)> {
+    use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
     let mut params = CertificateParams::default();
-    for name in &names {
-        params.subject_alt_names.push(match name.parse::<IpAddr>() {
-            Ok(ip) => SanType::IpAddress(ip),
-            Err(_) => SanType::DnsName(
-                name.clone()
-                    .try_into()
-                    .map_err(|e| anyhow::anyhow!("--san {name}: not a DNS name or IP: {e}"))?,
-            ),
-        });
+    for name in ["localhost", "127.0.0.1", "::1"] {
+        params
+            .subject_alt_names
+            .push(parse_san(name).map_err(anyhow::Error::msg)?);
+    }
+    for san in sans {
+        if !params.subject_alt_names.contains(san) {
+            params.subject_alt_names.push(san.clone());
+        }
     }
     let mut subject = DistinguishedName::new();
     subject.push(DnType::CommonName, "echobench self-signed");

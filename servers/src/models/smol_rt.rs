@@ -23,7 +23,7 @@ use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BAC
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::echo::READ_BUF;
-use crate::endings::{self, Ending, Outcome};
+use crate::endings::{self, Ending};
 use crate::signals::SignalPipe;
 use crate::tls::{self, Tls};
 
@@ -76,7 +76,9 @@ async fn accept_loop(
                 executor
                     .spawn(async move {
                         let _slot = slot;
-                        endings::record(&serve_connection(stream, tls).await);
+                        if let Err(ending) = serve_connection(stream, tls).await {
+                            endings::count(ending);
+                        }
                     })
                     .detach();
             }
@@ -91,24 +93,19 @@ async fn accept_loop(
     }
 }
 
-/// Serves one connection (TLS: handshake first, under its timeout); returns what to count.
-async fn serve_connection(mut stream: Async<TcpStream>, tls: Option<Tls>) -> Outcome {
-    let ended = |ending| Outcome {
-        handshake: None,
-        ending: Some(ending),
-    };
-    if let Err(e) = stream.get_ref().set_nodelay(true) {
-        return ended(Ending::of(&e));
-    }
+/// Serves one connection (TLS: handshake first, under its timeout, counted as it completes);
+/// the ending, when unclean.
+async fn serve_connection(mut stream: Async<TcpStream>, tls: Option<Tls>) -> Result<(), Ending> {
+    stream
+        .get_ref()
+        .set_nodelay(true)
+        .map_err(|e| Ending::of(&e))?;
     let half_close = |tcp: &TcpStream| tcp.shutdown(std::net::Shutdown::Write);
     let Some(tls) = tls else {
-        let served = echo(&mut stream)
-            .await
-            .and_then(|()| half_close(stream.get_ref()));
-        return Outcome {
-            handshake: None,
-            ending: served.err().map(|e| Ending::of(&e)),
-        };
+        let served = echo(&mut stream).await;
+        return served
+            .and_then(|()| half_close(stream.get_ref()))
+            .map_err(|e| Ending::of(&e));
     };
     let acceptor = futures_rustls::TlsAcceptor::from(tls.config());
     let handshake = smol::future::or(
@@ -120,8 +117,8 @@ async fn serve_connection(mut stream: Async<TcpStream>, tls: Option<Tls>) -> Out
     );
     let mut stream = match handshake.await {
         Some(Ok(stream)) => stream,
-        Some(Err(_)) => return ended(Ending::HandshakeFailed),
-        None => return ended(Ending::HandshakeTimeout),
+        Some(Err(_)) => return Err(Ending::HandshakeFailed),
+        None => return Err(Ending::HandshakeTimeout),
     };
     // Counted now: a client that has its echo finds its handshake counted.
     if let Some(handshake) = tls::handshake_of(stream.get_ref().1) {
@@ -133,10 +130,7 @@ async fn serve_connection(mut stream: Async<TcpStream>, tls: Option<Tls>) -> Out
         Err(e) => Err(e),
     }
     .and_then(|()| half_close(stream.get_ref().0.get_ref()));
-    Outcome {
-        handshake: None,
-        ending: served.err().map(|e| tls::ending_of(&e)),
-    }
+    served.map_err(|e| tls::ending_of(&e))
 }
 
 /// Echoes until the client half-closes (TLS: its `close_notify`); the caller closes our side.

@@ -23,7 +23,7 @@ use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BAC
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::echo::READ_BUF;
-use crate::endings::{self, Ending, Outcome};
+use crate::endings::{self, Ending};
 use crate::signals::SignalPipe;
 use crate::tls::{self, Tls};
 
@@ -82,7 +82,9 @@ async fn accept_loop(
                 let tls = tls.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    endings::record(&serve_connection(stream, tls).await);
+                    if let Err(ending) = serve_connection(stream, tls).await {
+                        endings::count(ending);
+                    }
                 });
             }
             // The client gave up before we took it; try the next one.
@@ -96,39 +98,25 @@ async fn accept_loop(
     }
 }
 
-/// Serves one connection (TLS: handshake first, under its timeout); returns what to count.
-async fn serve_connection(stream: TcpStream, tls: Option<Tls>) -> Outcome {
-    let ended = |ending| Outcome {
-        handshake: None,
-        ending: Some(ending),
-    };
-    if let Err(e) = stream.set_nodelay(true) {
-        return ended(Ending::of(&e));
-    }
+/// Serves one connection (TLS: handshake first, under its timeout, counted as it completes);
+/// the ending, when unclean.
+async fn serve_connection(mut stream: TcpStream, tls: Option<Tls>) -> Result<(), Ending> {
+    stream.set_nodelay(true).map_err(|e| Ending::of(&e))?;
     let Some(tls) = tls else {
-        let mut stream = stream;
-        return ended_by(echo(&mut stream).await, Ending::of);
+        return echo(&mut stream).await.map_err(|e| Ending::of(&e));
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
     let handshake = acceptor.accept_with(stream, tls::limit_buffers);
     let mut stream = match tokio::time::timeout(tls.handshake_timeout(), handshake).await {
         Ok(Ok(stream)) => stream,
-        Ok(Err(_)) => return ended(Ending::HandshakeFailed),
-        Err(_) => return ended(Ending::HandshakeTimeout),
+        Ok(Err(_)) => return Err(Ending::HandshakeFailed),
+        Err(_) => return Err(Ending::HandshakeTimeout),
     };
     // Counted now: a client that has its echo finds its handshake counted.
     if let Some(handshake) = tls::handshake_of(stream.get_ref().1) {
         endings::count_handshake(handshake);
     }
-    ended_by(echo(&mut stream).await, tls::ending_of)
-}
-
-/// The outcome of an echo that ended with `served`.
-fn ended_by(served: std::io::Result<()>, ending_of: fn(&std::io::Error) -> Ending) -> Outcome {
-    Outcome {
-        handshake: None,
-        ending: served.err().map(|e| ending_of(&e)),
-    }
+    echo(&mut stream).await.map_err(|e| tls::ending_of(&e))
 }
 
 /// Echoes until the client half-closes, then closes our side (TLS: `close_notify` first).
