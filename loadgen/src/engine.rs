@@ -31,6 +31,7 @@ use nix::sys::timerfd::{ClockId, Expiration, TimerFd, TimerFlags, TimerSetTimeFl
 use crate::payload;
 use crate::record::Recorder;
 use crate::report::{Datagrams, Errors, Mode};
+use crate::tls::{self, Link};
 
 pub use crate::record::EncodedInterval;
 
@@ -75,6 +76,8 @@ pub struct Plan {
     pub timeout: Duration,
     /// Length of the `--hlog` log's intervals.
     pub interval: Duration,
+    /// `--tls`: every connection is a TLS client session of this client.
+    pub tls: Option<tls::Client>,
 }
 
 /// State shared between the workers and the main thread.
@@ -94,6 +97,12 @@ pub struct WorkerResult {
     pub uncorrected: Histogram<u64>,
     /// Churn: connect time, ns.
     pub connect: Histogram<u64>,
+    /// TLS: handshake time of the handshakes begun in the measured time, ns.
+    pub handshake: Histogram<u64>,
+    /// Open loop and arrivals: how late sends (arrivals: connects) were on their schedule, ns.
+    pub send_late: Histogram<u64>,
+    /// loadgen's CPU seconds on this thread over the measured time.
+    pub cpu_s: f64,
     /// The per-interval histograms for `--hlog`.
     pub intervals: Vec<EncodedInterval>,
     /// UDP: what became of the datagrams (zero over TCP).
@@ -122,7 +131,9 @@ enum State {
     Down,
     /// Non-blocking connect in progress since then.
     Connecting(Instant),
-    /// Established.
+    /// TLS: established, handshake under way since then.
+    Handshaking(Instant),
+    /// Established (TLS: handshake complete).
     Open,
     /// Half-closed by us at the end of the run: reading the rest of the echo up to EOF.
     Closing,
@@ -134,7 +145,10 @@ struct Conn {
     index: usize,
     /// Held open without traffic (`--idle`).
     idle: bool,
-    stream: Option<TcpStream>,
+    /// `--handshake-rate`: a connection of the arrivals, meant to start then; it makes one echo
+    /// and closes, and its slot is free again.
+    arrival: Option<Instant>,
+    stream: Option<Link>,
     state: State,
     /// Bumped on every socket or schedule change, to recognise stale timer entries.
     generation: u64,
@@ -193,7 +207,26 @@ struct Worker<'a> {
     draining: bool,
     errors: Errors,
     first_connect_error: Option<String>,
+    /// `--handshake-rate`: this worker makes the arrivals.
+    arrivals: Option<Arrivals>,
+    /// This thread's CPU time at the start of the measured time.
+    cpu_at_measure_start: Option<Duration>,
+    /// This thread's CPU seconds over the measured time, once the run is over.
+    cpu_s: f64,
 }
+
+/// `--handshake-rate`: new connections on an open-loop schedule, each making one echo.
+struct Arrivals {
+    /// Arrivals per second.
+    rate: f64,
+    /// Number of the next arrival of the schedule.
+    next: u64,
+    /// Slots whose arrival is over, to be used again.
+    free: Vec<usize>,
+}
+
+/// The timer entries' slot for the next arrival.
+const ARRIVAL: usize = usize::MAX;
 
 /// Runs one worker over the connections numbered `active` (and `idle` idle ones) until the
 /// plan's end or a stop request.
@@ -212,21 +245,38 @@ pub fn run_worker(
         .map(|i| Conn::new(i, false, now))
         .chain(idle.into_iter().map(|i| Conn::new(i, true, now)))
         .collect();
-    let mut worker = Worker {
-        plan,
-        shared,
-        poll,
-        timer,
-        conns,
-        due: BinaryHeap::new(),
-        scratch: vec![0u8; 64 * 1024],
-        record: Recorder::new(plan.mode, progress),
-        draining: false,
-        errors: Errors::default(),
-        first_connect_error: None,
-    };
+    let mut worker = Worker::new(plan, shared, poll, timer, conns, progress);
     worker.run()?;
     Ok(worker.into_result())
+}
+
+/// Runs the arrivals of `--handshake-rate`: at `rate` per second, on the plan's schedule
+/// from its start, a new connection (TLS: with a handshake) that makes one echo of the plan's
+/// size and closes; as many at once as the server leaves waiting. Latency counts from each
+/// arrival's intended time; how late the connects were is `send_late`.
+pub fn run_arrivals(
+    plan: &Plan,
+    shared: &Shared,
+    progress: &AtomicU64,
+    rate: f64,
+) -> io::Result<WorkerResult> {
+    let poll = Poll::new()?;
+    let timer = schedule_timer(&poll)?;
+    let mut worker = Worker::new(plan, shared, poll, timer, Vec::new(), progress);
+    worker.arrivals = Some(Arrivals {
+        rate,
+        next: 0,
+        free: Vec::new(),
+    });
+    worker.due.push(Reverse((plan.start, ARRIVAL, 0)));
+    worker.run()?;
+    Ok(worker.into_result())
+}
+
+/// This thread's CPU time (user + system).
+fn thread_cpu() -> Duration {
+    use nix::time::{clock_gettime, ClockId};
+    clock_gettime(ClockId::CLOCK_THREAD_CPUTIME_ID).map_or(Duration::ZERO, Duration::from)
 }
 
 impl Conn {
@@ -235,6 +285,7 @@ impl Conn {
         Conn {
             index,
             idle,
+            arrival: None,
             stream: None,
             state: State::Down,
             generation: 0,
@@ -252,7 +303,33 @@ impl Conn {
     }
 }
 
-impl Worker<'_> {
+impl<'a> Worker<'a> {
+    fn new(
+        plan: &'a Plan,
+        shared: &'a Shared,
+        poll: Poll,
+        timer: TimerFd,
+        conns: Vec<Conn>,
+        progress: &'a AtomicU64,
+    ) -> Worker<'a> {
+        Worker {
+            plan,
+            shared,
+            poll,
+            timer,
+            conns,
+            due: BinaryHeap::new(),
+            scratch: vec![0u8; 64 * 1024],
+            record: Recorder::new(plan.mode, progress),
+            draining: false,
+            errors: Errors::default(),
+            first_connect_error: None,
+            arrivals: None,
+            cpu_at_measure_start: None,
+            cpu_s: 0.0,
+        }
+    }
+
     fn run(&mut self) -> io::Result<()> {
         for slot in 0..self.conns.len() {
             self.connect(slot, Instant::now());
@@ -266,6 +343,9 @@ impl Worker<'_> {
             let now = Instant::now();
             if now >= self.plan.end || self.shared.stop.load(Ordering::Relaxed) {
                 break;
+            }
+            if now >= self.plan.measure_start && self.cpu_at_measure_start.is_none() {
+                self.cpu_at_measure_start = Some(thread_cpu());
             }
             while now >= next_boundary {
                 self.record.close_interval(interval);
@@ -288,7 +368,11 @@ impl Worker<'_> {
             }
         }
         let ended = Instant::now().min(self.plan.end);
+        let cpu_until_end = thread_cpu();
         self.drain(&mut events)?;
+        self.cpu_s = self
+            .cpu_at_measure_start
+            .map_or(0.0, |at| cpu_until_end.saturating_sub(at).as_secs_f64());
         if ended >= self.plan.measure_start {
             // Echoes that completed during the drain belong to the last interval.
             let last = ended.saturating_duration_since(next_boundary - interval);
@@ -330,10 +414,14 @@ impl Worker<'_> {
         }
         let echo_deadline = Instant::now() + grace;
         self.poll_until(events, echo_deadline, |c| {
-            !c.idle && matches!(c.state, State::Open)
+            !c.idle && matches!(c.state, State::Open | State::Handshaking(_))
         })?;
-        // Echoes still missing now never came: each connection with one is a timeout.
+        // Echoes still missing now never came: each connection with one is a timeout. A
+        // handshake not complete by now is abandoned.
         for slot in 0..self.conns.len() {
+            if matches!(self.conns[slot].state, State::Handshaking(_)) {
+                self.close(slot);
+            }
             if matches!(self.conns[slot].state, State::Open) {
                 let conn = &mut self.conns[slot];
                 if conn
@@ -381,20 +469,21 @@ impl Worker<'_> {
                 self.half_close(slot)
             }
             State::Connecting(_) => self.close(slot),
-            State::Open | State::Closing | State::Down => {}
+            // A handshake under way is let finish, then ended cleanly.
+            State::Open | State::Handshaking(_) | State::Closing | State::Down => {}
         }
     }
 
     /// Sends our FIN; the server's echo and EOF are read in [`State::Closing`].
     fn half_close(&mut self, slot: usize) {
         let conn = &mut self.conns[slot];
-        let Some(stream) = conn.stream.as_ref() else {
+        let Some(stream) = conn.stream.as_mut() else {
             return;
         };
-        match stream.shutdown(std::net::Shutdown::Write) {
+        match stream.half_close() {
             Ok(()) => conn.state = State::Closing,
             // Already reset by the peer: nothing left to end cleanly.
-            Err(_) => self.close(slot),
+            Err(_) => self.closed(slot),
         }
     }
 
@@ -428,12 +517,15 @@ impl Worker<'_> {
         let starved = self
             .conns
             .iter()
-            .filter(|c| !c.idle && c.completed == 0)
+            .filter(|c| !c.idle && c.arrival.is_none() && c.completed == 0)
             .count();
         WorkerResult {
             latency: self.record.latency,
             uncorrected: self.record.uncorrected,
             connect: self.record.connect,
+            handshake: self.record.handshake,
+            send_late: self.record.send_late,
+            cpu_s: self.cpu_s,
             intervals: self.record.intervals,
             datagrams: Datagrams::default(),
             kernel_drops: None,
@@ -462,7 +554,7 @@ impl Worker<'_> {
                     .register(&mut stream, Token(slot), interest)
                 {
                     Ok(()) => {
-                        conn.stream = Some(stream);
+                        conn.stream = Some(Link::plain(stream));
                         conn.state = State::Connecting(now);
                     }
                     Err(e) => self.fail(slot, Failure::Connect, Some(e), now),
@@ -486,6 +578,9 @@ impl Worker<'_> {
             Failure::Mismatch => self.errors.mismatch += 1,
             Failure::Other => self.errors.other += 1,
         }
+        if self.conns[slot].arrival.is_some() {
+            return self.arrival_done(slot);
+        }
         self.close(slot);
         let conn = &mut self.conns[slot];
         conn.generation += 1;
@@ -508,6 +603,10 @@ impl Worker<'_> {
                 break;
             }
             self.due.pop();
+            if slot == ARRIVAL {
+                self.arrive(t, now);
+                continue;
+            }
             let conn = &self.conns[slot];
             if conn.generation != generation {
                 continue;
@@ -518,8 +617,46 @@ impl Worker<'_> {
                     self.send(slot, t, now);
                     self.flush(slot);
                 }
-                State::Connecting(_) | State::Closing => {}
+                State::Connecting(_) | State::Handshaking(_) | State::Closing => {}
             }
+        }
+    }
+
+    /// `--handshake-rate`: the arrival meant for `intended` connects now (in a free slot or a
+    /// new one), and the next is scheduled.
+    fn arrive(&mut self, intended: Instant, now: Instant) {
+        let Some(arrivals) = self.arrivals.as_mut() else {
+            return;
+        };
+        if self.draining {
+            return;
+        }
+        let index = arrivals.next;
+        arrivals.next += 1;
+        let next = self.plan.start + Duration::from_secs_f64(arrivals.next as f64 / arrivals.rate);
+        self.due.push(Reverse((next, ARRIVAL, 0)));
+        let slot = arrivals.free.pop().unwrap_or_else(|| {
+            self.conns.push(Conn::new(0, false, now));
+            self.conns.len() - 1
+        });
+        // Each arrival its own payload stream, apart from the steady connections'.
+        let conn = &mut self.conns[slot];
+        *conn = Conn::new(self.plan.connections + index as usize, false, now);
+        conn.arrival = Some(intended);
+        if intended >= self.plan.measure_start {
+            self.record.late_by(now - intended);
+        }
+        self.connect(slot, now);
+    }
+
+    /// An arrival's connection is over (its echo in, or failed): the slot is free again.
+    fn arrival_done(&mut self, slot: usize) {
+        self.close(slot);
+        let conn = &mut self.conns[slot];
+        conn.arrival = None;
+        conn.generation += 1;
+        if let Some(arrivals) = self.arrivals.as_mut() {
+            arrivals.free.push(slot);
         }
     }
 
@@ -531,16 +668,22 @@ impl Worker<'_> {
     fn check_timeouts(&mut self, now: Instant) {
         for slot in 0..self.conns.len() {
             let conn = &self.conns[slot];
+            let late = |since: Instant| now - since > self.plan.timeout;
             let failure = match conn.state {
-                State::Connecting(since) if now - since > self.plan.timeout => Failure::Connect,
-                State::Open if conn.received == 0 => continue,
+                State::Connecting(since) if late(since) => Failure::Connect,
+                // An arrival is never left waiting: the schedule does not wait for it.
+                State::Handshaking(since) if conn.arrival.is_some() && late(since) => {
+                    Failure::Connect
+                }
+                State::Open if conn.received == 0 && conn.arrival.is_none() => continue,
                 State::Open => match conn.in_flight.front() {
                     Some(m) if now - m.sent > self.plan.timeout => Failure::Timeout,
                     _ => continue,
                 },
                 _ => continue,
             };
-            let timed_out = io::Error::new(io::ErrorKind::TimedOut, "connect timed out");
+            let timed_out =
+                io::Error::new(io::ErrorKind::TimedOut, "connect or handshake timed out");
             self.fail(slot, failure, Some(timed_out), now);
         }
     }
@@ -550,21 +693,32 @@ impl Worker<'_> {
     fn on_event(&mut self, slot: usize, drain: bool) {
         match self.conns[slot].state {
             State::Connecting(since) => self.on_connecting(slot, since, Instant::now()),
+            State::Handshaking(since) => self.on_handshaking(slot, since, Instant::now()),
             State::Open | State::Closing => {
                 self.read(slot, drain);
-                if matches!(self.conns[slot].state, State::Open) {
-                    self.flush(slot);
+                let conn = &mut self.conns[slot];
+                match (&conn.state, conn.stream.as_mut()) {
+                    (State::Open, _) => self.flush(slot),
+                    // TLS: a close_notify the socket did not take at once.
+                    (State::Closing, Some(link)) if link.wants_write() => {
+                        if let Err(e) = link.push() {
+                            self.fail(slot, classify(&e), Some(e), Instant::now());
+                        }
+                    }
+                    _ => {}
                 }
             }
             State::Down => {}
         }
     }
 
-    /// A readiness event on a connecting socket: connected, failed, or not yet.
+    /// A readiness event on a connecting socket: connected, failed, or not yet. Connected
+    /// over TLS, the handshake begins.
     fn on_connecting(&mut self, slot: usize, since: Instant, now: Instant) {
-        let Some(stream) = self.conns[slot].stream.as_ref() else {
+        let Some(link) = self.conns[slot].stream.as_mut() else {
             return;
         };
+        let stream = &link.socket;
         let outcome = match stream.take_error() {
             Ok(Some(e)) | Err(e) => Err((Failure::Connect, e)),
             Ok(None) => match stream.peer_addr() {
@@ -577,12 +731,55 @@ impl Worker<'_> {
         if let Err((failure, e)) = outcome {
             return self.fail(slot, failure, Some(e), now);
         }
+        if self.plan.mode == Mode::Churn && since >= self.plan.measure_start {
+            self.record.connect_took(now - since);
+        }
+        let Some(client) = &self.plan.tls else {
+            return self.opened(slot, now);
+        };
+        let started = client.session().and_then(|session| link.start_tls(session));
+        match started {
+            Ok(()) => self.conns[slot].state = State::Handshaking(now),
+            Err(e) => self.fail(slot, Failure::Connect, Some(e), now),
+        }
+    }
+
+    /// A readiness event during the TLS handshake: complete, failed (a connect error: the
+    /// connection was never usable), or not yet.
+    fn on_handshaking(&mut self, slot: usize, since: Instant, now: Instant) {
+        let Some(link) = self.conns[slot].stream.as_mut() else {
+            return;
+        };
+        match link.handshake() {
+            Ok(None) => {}
+            Ok(Some(kind)) => {
+                if let Some(client) = &self.plan.tls {
+                    client.counts.count(kind);
+                }
+                if since >= self.plan.measure_start {
+                    self.record.handshake_took(now - since);
+                }
+                self.opened(slot, now);
+            }
+            Err(e) => self.fail(slot, Failure::Connect, Some(e), now),
+        }
+    }
+
+    /// The connection is ready for echo (TLS: its handshake complete): start its load.
+    fn opened(&mut self, slot: usize, now: Instant) {
         self.shared.connected_once.store(true, Ordering::Relaxed);
         let conn = &mut self.conns[slot];
         conn.state = State::Open;
         conn.backoff = Duration::from_millis(10);
+        if self.draining && !conn.idle {
+            return self.half_close(slot);
+        }
         if conn.idle {
             return;
+        }
+        if let Some(intended) = conn.arrival {
+            self.send(slot, intended, now);
+            return self.flush(slot);
         }
         match self.plan.mode {
             Mode::Closed => {
@@ -592,10 +789,8 @@ impl Worker<'_> {
             }
             Mode::Open => self.schedule_next(slot, now),
             Mode::Churn => {
-                if since >= self.plan.measure_start {
-                    self.record.connect_took(now - since);
-                }
-                self.send(slot, since, now);
+                let started = self.conns[slot].connect_started;
+                self.send(slot, started, now);
             }
         }
         self.flush(slot);
@@ -604,6 +799,10 @@ impl Worker<'_> {
     /// Queues one message meant to be sent at `intended`.
     fn send(&mut self, slot: usize, intended: Instant, now: Instant) {
         let conn = &mut self.conns[slot];
+        let scheduled = self.plan.mode == Mode::Open && conn.arrival.is_none();
+        if scheduled && intended >= self.plan.measure_start {
+            self.record.late_by(now - intended);
+        }
         conn.in_flight.push_back(Sent {
             intended,
             sent: now,
@@ -633,8 +832,8 @@ impl Worker<'_> {
         let Some(stream) = conn.stream.as_mut() else {
             return;
         };
-        let mut outcome = Ok(());
-        while conn.written < conn.queued {
+        let mut outcome = stream.push().map_err(|e| (classify(&e), e));
+        while outcome.is_ok() && conn.written < conn.queued {
             let len = ((conn.queued - conn.written) as usize).min(WRITE_CHUNK);
             let bytes = payload::window(conn.stream_start + conn.written, len);
             match stream.write(bytes) {
@@ -668,9 +867,10 @@ impl Worker<'_> {
             let Some(stream) = conn.stream.as_mut() else {
                 return;
             };
+            let drained_by_short_read = stream.short_read_drains();
             let n = match stream.read(&mut self.scratch) {
                 // The server's answer to our half-close: the connection ended cleanly.
-                Ok(0) if matches!(conn.state, State::Closing) => return self.close(slot),
+                Ok(0) if matches!(conn.state, State::Closing) => return self.closed(slot),
                 Ok(0) => {
                     let eof = io::Error::from(io::ErrorKind::UnexpectedEof);
                     return self.fail(slot, Failure::Reset, Some(eof), Instant::now());
@@ -695,7 +895,7 @@ impl Worker<'_> {
                 };
                 self.complete(slot, sent, now);
             }
-            if n < self.scratch.len() && !drain {
+            if n < self.scratch.len() && !drain && drained_by_short_read {
                 return;
             }
         }
@@ -713,6 +913,7 @@ impl Worker<'_> {
 
     /// A message's echo is complete: record it, then send the next one as the mode says.
     fn complete(&mut self, slot: usize, sent: Sent, now: Instant) {
+        let arrival = self.conns[slot].arrival.is_some();
         // A message belongs to the window its intended send time lies in.
         if sent.intended >= self.plan.measure_start {
             self.record.echo(sent.intended, sent.sent, now);
@@ -723,12 +924,21 @@ impl Worker<'_> {
                 self.record.count();
             }
         }
+        if arrival {
+            // Its one echo is in: end it as a client ends (TLS: close_notify), read to EOF.
+            return self.half_close(slot);
+        }
         if self.draining {
             return self.close_after_echo(slot);
         }
         match self.plan.mode {
             Mode::Closed => self.send(slot, now, now),
             Mode::Open => self.schedule_next(slot, now),
+            Mode::Churn if self.conns[slot].stream.as_ref().is_some_and(Link::is_tls) => {
+                // TLS ends with close_notify both ways: half-close, read the server's to EOF,
+                // then the next connection ([`Worker::closed`]).
+                self.half_close(slot);
+            }
             Mode::Churn => {
                 // Close our side; the server sees EOF. Then the next connection.
                 self.close(slot);
@@ -743,6 +953,9 @@ impl Worker<'_> {
         if self.plan.mode != Mode::Churn {
             return self.close_if_done(slot);
         }
+        if self.conns[slot].stream.as_ref().is_some_and(Link::is_tls) {
+            return self.half_close(slot);
+        }
         self.close(slot);
     }
 
@@ -751,9 +964,22 @@ impl Worker<'_> {
     fn close(&mut self, slot: usize) {
         let conn = &mut self.conns[slot];
         if let Some(mut stream) = conn.stream.take() {
-            let _ = self.poll.registry().deregister(&mut stream);
+            let _ = self.poll.registry().deregister(&mut stream.socket);
         }
         conn.state = State::Down;
+    }
+
+    /// The server's EOF after our half-close: the connection ended cleanly; an arrival's slot
+    /// is free again.
+    fn closed(&mut self, slot: usize) {
+        if self.conns[slot].arrival.is_some() {
+            return self.arrival_done(slot);
+        }
+        self.close(slot);
+        // TLS churn: the connection ended cleanly, the next one begins.
+        if self.plan.mode == Mode::Churn && !self.draining {
+            self.connect(slot, Instant::now());
+        }
     }
 }
 

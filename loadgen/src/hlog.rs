@@ -16,7 +16,9 @@ use hdrhistogram::serialization::interval_log::{
 use hdrhistogram::serialization::{Deserializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
-use crate::report::{new_histogram, Datagrams, KernelDrops, Latency, Mode, Report, SATURATION};
+use crate::report::{
+    new_histogram, Datagrams, Handshakes, KernelDrops, Latency, Mode, Report, SATURATION,
+};
 
 /// The comment line that carries the run's report.
 const REPORT_PREFIX: &str = "#loadgen-report ";
@@ -205,8 +207,37 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> anyhow::Result<Report> {
     }
     merged.achieved_rate_ratio = merged.rate.map(|rate| merged.throughput_msgs_per_s / rate);
     add_datagrams(&mut merged, &logs);
+    add_handshakes(&mut merged, &logs);
     merged.loadgen_saturated = merged.loadgen_cpu_ratio > SATURATION;
     Ok(merged)
+}
+
+/// TLS: the handshake counts of the logs added up. Handshake times, send lateness and the
+/// arrivals are not in the interval logs: they are left out of a merge (`null`).
+fn add_handshakes(merged: &mut Report, logs: &[Log]) {
+    let counts: Option<Vec<&Handshakes>> =
+        logs.iter().map(|l| l.report.handshakes.as_ref()).collect();
+    merged.handshakes = counts.map(|c| {
+        let sum = |f: fn(&Handshakes) -> u64| c.iter().map(|h| f(h)).sum::<u64>();
+        let (full, resumed, priming) = (sum(|h| h.full), sum(|h| h.resumed), sum(|h| h.priming));
+        // The priming handshakes' kinds are not kept: the ratio is the logs' own, weighted.
+        let of_load = (full + resumed).saturating_sub(priming);
+        let resumed_of_load: f64 = c
+            .iter()
+            .map(|h| h.resumed_ratio.unwrap_or(0.0) * (h.full + h.resumed - h.priming) as f64)
+            .sum();
+        Handshakes {
+            full,
+            resumed,
+            priming,
+            resumed_ratio: (of_load > 0).then(|| resumed_of_load / of_load as f64),
+            measured: sum(|h| h.measured),
+            loadgen_cpu_us_per_handshake: None,
+        }
+    });
+    merged.handshake_us = None;
+    merged.send_late_us = None;
+    merged.handshake_arrivals = None;
 }
 
 /// UDP: the datagram counts of the logs added up; the kernel's drops at loadgen's sockets

@@ -26,9 +26,13 @@ pub mod hlog;
 pub mod payload;
 pub mod record;
 pub mod report;
+pub mod tls;
 pub mod udp;
 
-pub use report::{new_histogram, Datagrams, Errors, KernelDrops, Latency, Mode, Report};
+pub use report::{
+    new_histogram, Arrivals, Datagrams, Errors, Handshakes, KernelDrops, Latency, Mode, Report,
+};
+pub use tls::{TlsInfo, TlsOptions, Trust};
 
 use engine::{Plan, Shared, WorkerResult};
 use report::{SATURATION, SCHEMA_VERSION};
@@ -83,6 +87,10 @@ pub struct Options {
     pub progress: bool,
     /// Echo over UDP: a connected UDP socket per connection, loss judged by `timeout`.
     pub udp: bool,
+    /// `--tls`: every connection a TLS client session.
+    pub tls: Option<TlsOptions>,
+    /// `--handshake-rate`: new connections per second beside the load, each one echo.
+    pub handshake_rate: Option<f64>,
 }
 
 impl Options {
@@ -108,6 +116,8 @@ impl Options {
             hlog_interval: DEFAULT_HLOG_INTERVAL,
             progress: false,
             udp: false,
+            tls: None,
+            handshake_rate: None,
         }
     }
 
@@ -160,6 +170,13 @@ impl Options {
         if self.udp {
             self.validate_udp()?;
         }
+        if let Some(rate) = self.handshake_rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(
+                    "--handshake-rate must be a positive number of connections per second".into(),
+                );
+            }
+        }
         if self.threads == Some(0) {
             return Err("--threads must be at least 1".into());
         }
@@ -178,6 +195,11 @@ impl Options {
     fn validate_udp(&self) -> Result<(), String> {
         if self.churn {
             return Err("--churn cannot be combined with --udp: UDP has no connections".into());
+        }
+        if self.tls.is_some() || self.handshake_rate.is_some() {
+            return Err(
+                "--tls and --handshake-rate cannot be combined with --udp: they need TCP".into(),
+            );
         }
         if self.idle > 0 {
             return Err("--idle cannot be combined with --udp: UDP has no connections".into());
@@ -214,6 +236,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     opts.validate().map_err(|e| anyhow!(e))?;
     raise_fd_limit();
     let threads = opts.worker_threads();
+    let tls = start_tls(opts)?;
     let start = Instant::now();
     let plan = Plan {
         addr: opts.addr,
@@ -227,6 +250,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         end: start + opts.warmup + opts.duration,
         timeout: opts.timeout,
         interval: opts.hlog_interval,
+        tls: tls.as_ref().map(|t| t.client.clone()),
     };
     let shared = Shared::default();
     let progress: Vec<AtomicU64> = (0..threads).map(|_| AtomicU64::new(0)).collect();
@@ -235,7 +259,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     let server_drops =
         || udp::kernel_drops(|l| l.local_port == opts.addr.port() && l.remote_port == 0);
     let before = opts.udp.then(|| (server_drops(), udp::rcvbuf_errors()));
-    let (results, cpu, wall) = run_workers(opts, &plan, &shared, &progress, bar.as_ref())?;
+    let (results, arrivals, cpu, wall) =
+        run_workers(opts, &plan, &shared, &progress, bar.as_ref())?;
     let kernel = before.map(|(server, rcvbuf)| KernelDrops {
         loadgen: 0,
         server: server.zip(server_drops()).map(|(b, a)| a.saturating_sub(b)),
@@ -257,7 +282,11 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         0.0
     };
     let (totals, intervals) = Totals::add_up(results, opts.hlog_interval)?;
-    let mut report = assemble(opts, &plan, totals, cpu_ratio);
+    let mut report = assemble(opts, &plan, &totals, cpu_ratio);
+    report.handshake_arrivals = arrivals.as_ref().map(|a| arrivals_report(opts, &plan, a));
+    if let Some(tls) = &tls {
+        tls_report(&mut report, tls, &totals, arrivals.as_ref());
+    }
     if let (Some(mut kernel), Some(d)) = (kernel, &mut report.udp_kernel_drops) {
         kernel.loadgen = d.loadgen;
         *d = kernel;
@@ -266,17 +295,64 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
     Ok(report)
 }
 
-/// Starts one worker thread per share of the connections, waits out the run on this thread
-/// ([`watch`]) and collects the workers' results, with loadgen's CPU seconds and the wall
-/// seconds they were measured over.
+/// A run's TLS, made ready before the load: the client, what the server chose, and the full
+/// handshakes made before the load (the probe, and the priming for `--tls-resume`).
+struct StartedTls {
+    client: tls::Client,
+    info: TlsInfo,
+    /// Handshakes made before the load: (full, resumed).
+    priming: (u64, u64),
+}
+
+/// `--tls`: makes the client, checks the server's certificate with one probe connection (its
+/// refusal is the run's one error line), and with `--tls-resume` collects a ticket for every
+/// connection.
+fn start_tls(opts: &Options) -> anyhow::Result<Option<StartedTls>> {
+    let Some(options) = &opts.tls else {
+        return Ok(None);
+    };
+    let client = tls::Client::new(&opts.target, options).map_err(|e| anyhow!(e))?;
+    let info = tls::probe(&client, opts.addr, opts.timeout).map_err(|e| anyhow!(e))?;
+    if options.resume {
+        tls::prime(
+            &client,
+            opts.addr,
+            opts.timeout,
+            opts.connections + opts.idle,
+        );
+    }
+    let priming = (
+        client.counts.full.load(Ordering::Relaxed),
+        client.counts.resumed.load(Ordering::Relaxed),
+    );
+    Ok(Some(StartedTls {
+        client,
+        info,
+        priming,
+    }))
+}
+
+/// The arrivals of `--handshake-rate`, once they are over.
+struct ArrivalsRun {
+    result: WorkerResult,
+    sched_idle: bool,
+}
+
+/// The workers' results, the arrivals', loadgen's CPU seconds and the wall seconds they were
+/// measured over.
+type Ran = (Vec<WorkerResult>, Option<ArrivalsRun>, f64, f64);
+
+/// Starts one worker thread per share of the connections, and with `--handshake-rate` the
+/// arrivals' thread, waits out the run on this thread ([`watch`]) and collects the results.
 fn run_workers(
     opts: &Options,
     plan: &Plan,
     shared: &Shared,
     progress: &[AtomicU64],
     bar: Option<&indicatif::ProgressBar>,
-) -> anyhow::Result<(Vec<WorkerResult>, f64, f64)> {
+) -> anyhow::Result<Ran> {
     let threads = progress.len();
+    let arrivals_progress = AtomicU64::new(0);
     thread::scope(|s| -> anyhow::Result<_> {
         let mut handles = Vec::new();
         for w in 0..threads {
@@ -305,6 +381,24 @@ fn run_workers(
                 .context("cannot start a worker thread")?;
             handles.push(handle);
         }
+        let arrivals = opts
+            .handshake_rate
+            .map(|rate| {
+                thread::Builder::new()
+                    .name("loadgen-arrivals".to_owned())
+                    .spawn_scoped(s, move || -> anyhow::Result<ArrivalsRun> {
+                        if !opts.cpus.is_empty() {
+                            pin_to_set(&opts.cpus)?;
+                        }
+                        let _ = nix::sys::prctl::set_timerslack(1);
+                        let sched_idle = sched_idle();
+                        let result = engine::run_arrivals(plan, shared, &arrivals_progress, rate)
+                            .context("the arrivals' thread failed")?;
+                        Ok(ArrivalsRun { result, sched_idle })
+                    })
+                    .context("cannot start the arrivals' thread")
+            })
+            .transpose()?;
         let (cpu, wall) = watch(opts, plan, shared, progress, bar);
         let mut results = Vec::new();
         for handle in handles {
@@ -313,8 +407,27 @@ fn run_workers(
                 .map_err(|_| anyhow!("a worker thread panicked"))?;
             results.push(result?);
         }
-        Ok((results, cpu, wall))
+        let arrivals = match arrivals {
+            Some(handle) => Some(
+                handle
+                    .join()
+                    .map_err(|_| anyhow!("the arrivals' thread panicked"))??,
+            ),
+            None => None,
+        };
+        Ok((results, arrivals, cpu, wall))
     })
+}
+
+/// Puts the calling thread at `SCHED_IDLE`: it runs only when the load's own threads leave
+/// its CPU idle, so that client crypto never delays them. `false` when the kernel refused.
+fn sched_idle() -> bool {
+    use thread_priority::{
+        set_thread_priority_and_policy, thread_native_id, NormalThreadSchedulePolicy,
+        ThreadPriority, ThreadSchedulePolicy,
+    };
+    let idle = ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle);
+    set_thread_priority_and_policy(thread_native_id(), ThreadPriority::Min, idle).is_ok()
 }
 
 /// Waits out the run on the main thread: progress, the CPU sample over the measured time, and
@@ -376,6 +489,9 @@ struct Totals {
     latency: Histogram<u64>,
     uncorrected: Histogram<u64>,
     connect: Histogram<u64>,
+    handshake: Histogram<u64>,
+    send_late: Histogram<u64>,
+    cpu_s: f64,
     errors: Errors,
     starved: usize,
     first_error: Option<String>,
@@ -393,6 +509,9 @@ impl Totals {
             latency: new_histogram(),
             uncorrected: new_histogram(),
             connect: new_histogram(),
+            handshake: new_histogram(),
+            send_late: new_histogram(),
+            cpu_s: 0.0,
             errors: Errors::default(),
             starved: 0,
             first_error: None,
@@ -406,6 +525,9 @@ impl Totals {
             add(&mut t.latency, &r.latency)?;
             add(&mut t.uncorrected, &r.uncorrected)?;
             add(&mut t.connect, &r.connect)?;
+            add(&mut t.handshake, &r.handshake)?;
+            add(&mut t.send_late, &r.send_late)?;
+            t.cpu_s += r.cpu_s;
             t.errors.add(&r.errors);
             t.starved += r.starved;
             t.first_error = t.first_error.or(r.first_connect_error);
@@ -439,15 +561,8 @@ fn tag_order(tag: &str) -> usize {
 }
 
 /// The report of a run from its totals.
-fn assemble(opts: &Options, plan: &Plan, totals: Totals, cpu_ratio: f64) -> Report {
-    let measured = Instant::now()
-        .min(plan.end)
-        .saturating_duration_since(plan.measure_start);
-    let duration_s = if measured.is_zero() {
-        opts.duration.as_secs_f64()
-    } else {
-        measured.as_secs_f64()
-    };
+fn assemble(opts: &Options, plan: &Plan, totals: &Totals, cpu_ratio: f64) -> Report {
+    let duration_s = measured_seconds(opts, plan);
     let messages = totals.latency.len();
     let throughput = messages as f64 / duration_s;
     let mode = opts.mode();
@@ -467,7 +582,7 @@ fn assemble(opts: &Options, plan: &Plan, totals: Totals, cpu_ratio: f64) -> Repo
         bytes: messages * opts.size as u64,
         throughput_msgs_per_s: throughput,
         achieved_rate_ratio: opts.rate.map(|rate| throughput / rate),
-        errors: totals.errors,
+        errors: totals.errors.clone(),
         connections_starved: totals.starved,
         latency_us: Latency::from_histogram(&totals.latency),
         latency_uncorrected_us: (mode == Mode::Open)
@@ -475,7 +590,7 @@ fn assemble(opts: &Options, plan: &Plan, totals: Totals, cpu_ratio: f64) -> Repo
         connect_us: (mode == Mode::Churn).then(|| Latency::from_histogram(&totals.connect)),
         loadgen_cpu_ratio: cpu_ratio,
         loadgen_saturated: cpu_ratio > SATURATION,
-        first_error: totals.first_error,
+        first_error: totals.first_error.clone(),
         datagrams_sent: udp.then_some(d.sent),
         datagrams_lost: udp.then_some(d.lost),
         datagrams_late: udp.then_some(d.late),
@@ -486,7 +601,87 @@ fn assemble(opts: &Options, plan: &Plan, totals: Totals, cpu_ratio: f64) -> Repo
             loadgen: totals.loadgen_drops,
             ..KernelDrops::default()
         }),
+        tls: None,
+        handshakes: None,
+        handshake_us: None,
+        send_late_us: (mode == Mode::Open).then(|| Latency::from_histogram(&totals.send_late)),
+        handshake_arrivals: None,
     }
+}
+
+/// The measured time of a run, as [`assemble`] reckons it.
+fn measured_seconds(opts: &Options, plan: &Plan) -> f64 {
+    let measured = Instant::now()
+        .min(plan.end)
+        .saturating_duration_since(plan.measure_start);
+    if measured.is_zero() {
+        opts.duration.as_secs_f64()
+    } else {
+        measured.as_secs_f64()
+    }
+}
+
+/// The `handshake_arrivals` key from the arrivals' thread.
+fn arrivals_report(opts: &Options, plan: &Plan, run: &ArrivalsRun) -> Arrivals {
+    let r = &run.result;
+    let rate = opts.handshake_rate.unwrap_or(0.0);
+    let completed = r.latency.len();
+    let expected = rate * measured_seconds(opts, plan);
+    Arrivals {
+        rate,
+        scheduled: r.send_late.len(),
+        completed,
+        achieved_rate_ratio: if expected > 0.0 {
+            completed as f64 / expected
+        } else {
+            0.0
+        },
+        latency_us: Latency::from_histogram(&r.latency),
+        send_late_us: Latency::from_histogram(&r.send_late),
+        handshake_us: opts
+            .tls
+            .is_some()
+            .then(|| Latency::from_histogram(&r.handshake)),
+        errors: r.errors.clone(),
+        sched_idle: run.sched_idle,
+    }
+}
+
+/// The TLS keys of the report: what the server chose, the handshakes by kind beside the
+/// priming ones, their time, and loadgen's CPU per handshake.
+fn tls_report(
+    report: &mut Report,
+    tls: &StartedTls,
+    totals: &Totals,
+    arrivals: Option<&ArrivalsRun>,
+) {
+    let full = tls.client.counts.full.load(Ordering::Relaxed);
+    let resumed = tls.client.counts.resumed.load(Ordering::Relaxed);
+    let (primed_full, primed_resumed) = tls.priming;
+    let of_load = (full + resumed).saturating_sub(primed_full + primed_resumed);
+    let resumed_of_load = resumed.saturating_sub(primed_resumed);
+    let mut handshake = totals.handshake.clone();
+    if let Some(a) = arrivals {
+        let _ = handshake.add(&a.result.handshake);
+    }
+    // CPU per handshake where handshakes are what the threads do: churn's steady connections,
+    // else the arrivals.
+    let per = |cpu_s: f64, n: u64| (n > 0).then(|| cpu_s * 1e6 / n as f64);
+    let cpu = match (report.mode, arrivals) {
+        (Mode::Churn, _) => per(totals.cpu_s, totals.handshake.len()),
+        (_, Some(a)) => per(a.result.cpu_s, a.result.handshake.len()),
+        _ => None,
+    };
+    report.tls = Some(tls.info.clone());
+    report.handshakes = Some(Handshakes {
+        full,
+        resumed,
+        priming: primed_full + primed_resumed,
+        resumed_ratio: (of_load > 0).then(|| resumed_of_load as f64 / of_load as f64),
+        measured: totals.handshake.len(),
+        loadgen_cpu_us_per_handshake: cpu.map(|c| (c * 10.0).round() / 10.0),
+    });
+    report.handshake_us = Some(Latency::from_histogram(&handshake));
 }
 
 fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) -> anyhow::Result<()> {
@@ -617,6 +812,19 @@ pub fn affinity_cpus() -> Vec<usize> {
     }
 }
 
+/// Pins the calling thread to the CPUs of `cpus`.
+fn pin_to_set(cpus: &[usize]) -> anyhow::Result<()> {
+    use nix::sched::{sched_setaffinity, CpuSet};
+    use nix::unistd::Pid;
+    let mut set = CpuSet::new();
+    for &cpu in cpus {
+        set.set(cpu)
+            .with_context(|| format!("--cpus: no CPU {cpu}"))?;
+    }
+    sched_setaffinity(Pid::from_raw(0), &set)
+        .with_context(|| format!("--cpus: cannot pin to CPUs {}", format_cpus(cpus)))
+}
+
 fn pin_to(cpu: usize) -> anyhow::Result<()> {
     use nix::sched::{sched_setaffinity, CpuSet};
     use nix::unistd::Pid;
@@ -706,7 +914,8 @@ mod tests {
         // The report and its formats first, then the payloads, what a worker records, the
         // TCP engine that drives the load and the UDP one built on its plan, and the interval
         // logs written from their results.
-        const LAYERS: [&[&str]; 5] = [
+        const LAYERS: [&[&str]; 6] = [
+            &["tls"],
             &["report", "payload"],
             &["record"],
             &["engine"],

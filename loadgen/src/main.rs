@@ -93,6 +93,27 @@ struct RunArgs {
     /// and duplicated datagrams are counted). Not with --churn or --idle; --size 8 to 65507.
     #[arg(long)]
     udp: bool,
+    /// Every connection over TLS (rustls, ring): the handshake after the TCP connect, then
+    /// the echo as TLS records. Needs --tls-ca or --tls-insecure; a probe connection checks
+    /// the certificate before the load.
+    #[arg(long)]
+    tls: bool,
+    /// PEM file of the certificates to trust: the server's self-signed certificate
+    /// (`echo-server --gen-cert`) or its CA. The name checked is the HOST of --addr.
+    #[arg(long, value_name = "FILE", conflicts_with = "tls_insecure")]
+    tls_ca: Option<PathBuf>,
+    /// Take any certificate (the handshake's signature is still checked); marked in the report.
+    #[arg(long)]
+    tls_insecure: bool,
+    /// Resume sessions: tickets are collected before the load (one probe per two connections)
+    /// and every connection offers one; a run with under 90 % resumed handshakes fails.
+    #[arg(long)]
+    tls_resume: bool,
+    /// Also open R new connections per second on an open-loop schedule, beside the load:
+    /// each connects (with --tls: handshakes), makes one echo and closes; from a thread at
+    /// SCHED_IDLE, so that it never delays the load's own threads.
+    #[arg(long, value_name = "R", value_parser = parse_scaled)]
+    handshake_rate: Option<f64>,
     /// No progress line and no summary; errors still go to stderr.
     #[arg(long)]
     quiet: bool,
@@ -149,6 +170,10 @@ fn usage_error(line: &str) -> ExitCode {
 }
 
 fn run(args: RunArgs) -> ExitCode {
+    let tls = match tls_options(&args) {
+        Ok(tls) => tls,
+        Err(e) => return usage_error(&e),
+    };
     let Some((target, addr)) = args.addr else {
         return usage_error("--addr HOST:PORT is required");
     };
@@ -173,6 +198,8 @@ fn run(args: RunArgs) -> ExitCode {
         hlog_interval: args.hlog_interval,
         progress: !args.quiet,
         udp: args.udp,
+        tls,
+        handshake_rate: args.handshake_rate,
     };
     if let Err(e) = opts.validate() {
         return usage_error(&e);
@@ -201,6 +228,28 @@ fn run(args: RunArgs) -> ExitCode {
         }
         None => ExitCode::SUCCESS,
     }
+}
+
+/// The TLS options the flags ask for; the error names the flags that do not go together.
+fn tls_options(args: &RunArgs) -> Result<Option<loadgen::TlsOptions>, String> {
+    if !args.tls {
+        if args.tls_ca.is_some() || args.tls_insecure || args.tls_resume {
+            return Err("--tls-ca, --tls-insecure and --tls-resume need --tls".to_owned());
+        }
+        return Ok(None);
+    }
+    let trust = match (&args.tls_ca, args.tls_insecure) {
+        (Some(ca), false) => loadgen::Trust::Ca(ca.clone()),
+        (None, true) => loadgen::Trust::Insecure,
+        _ => {
+            return Err("--tls needs --tls-ca FILE (the server's certificate or its CA) or                  --tls-insecure"
+                .to_owned())
+        }
+    };
+    Ok(Some(loadgen::TlsOptions {
+        trust,
+        resume: args.tls_resume,
+    }))
 }
 
 fn merge(logs: &[PathBuf], json: Option<&std::path::Path>) -> ExitCode {

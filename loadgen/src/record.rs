@@ -34,6 +34,10 @@ pub struct Recorder<'a> {
     pub uncorrected: Histogram<u64>,
     /// Churn: connect time, ns.
     pub connect: Histogram<u64>,
+    /// TLS: handshake time, ns.
+    pub handshake: Histogram<u64>,
+    /// Open loop and arrivals: how late sends were on their schedule, ns.
+    pub send_late: Histogram<u64>,
     interval: [Histogram<u64>; 3],
     interval_index: u32,
     /// The intervals closed so far.
@@ -51,6 +55,8 @@ impl<'a> Recorder<'a> {
             latency: new_histogram(),
             uncorrected: new_histogram(),
             connect: new_histogram(),
+            handshake: new_histogram(),
+            send_late: new_histogram(),
             interval: [new_histogram(), new_histogram(), new_histogram()],
             interval_index: 0,
             intervals: Vec::new(),
@@ -70,6 +76,17 @@ impl<'a> Recorder<'a> {
     /// Records a connect that took `took` (churn).
     pub fn connect_took(&mut self, took: Duration) {
         self.interval[2].saturating_record(nanos(took));
+    }
+
+    /// Records a TLS handshake that took `took` (from the TCP connection to its end).
+    pub fn handshake_took(&mut self, took: Duration) {
+        self.handshake.saturating_record(nanos(took));
+    }
+
+    /// Records a send (an arrival's connect) made `late` after its scheduled time.
+    pub fn late_by(&mut self, late: Duration) {
+        // Zero is recorded as the smallest value the histogram holds.
+        self.send_late.saturating_record(nanos(late).max(1));
     }
 
     /// Counts a message completed in the measured window, for the progress line.

@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
+pub use crate::tls::TlsInfo;
+
 /// Version of the `--json` schema; bumped on any change to its keys or their meaning.
 pub const SCHEMA_VERSION: u32 = 1;
 
@@ -218,10 +220,80 @@ pub struct Report {
     /// UDP: the kernel's receive drops on both sides over the whole run; `null` for TCP.
     #[serde(default)]
     pub udp_kernel_drops: Option<KernelDrops>,
+    /// `--tls`: the version and suite the server chose, how its certificate was checked,
+    /// whether sessions were resumed; `null` without TLS.
+    #[serde(default)]
+    pub tls: Option<TlsInfo>,
+    /// `--tls`: handshakes by kind, and loadgen's CPU per handshake; `null` without TLS.
+    #[serde(default)]
+    pub handshakes: Option<Handshakes>,
+    /// `--tls`: time from the TCP connection to the end of the TLS handshake, of the
+    /// handshakes begun in the measured time (the steady connections' and the arrivals');
+    /// `null` without TLS.
+    #[serde(default)]
+    pub handshake_us: Option<Latency>,
+    /// Open loop: how late loadgen's own sends were on the schedule (a late send is still
+    /// measured from its intended time); `null` otherwise.
+    #[serde(default)]
+    pub send_late_us: Option<Latency>,
+    /// `--handshake-rate`: the arriving connections; `null` without it.
+    #[serde(default)]
+    pub handshake_arrivals: Option<Arrivals>,
     /// The first connect error, to explain a run that completed nothing; not serialized.
     #[serde(skip)]
     pub first_error: Option<String>,
 }
+
+/// `--tls`: the handshakes of a run.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Handshakes {
+    /// Full handshakes over the whole run (probe, priming and warm-up included): the count the
+    /// server's own `tls:` line gives for the same connections.
+    pub full: u64,
+    /// Resumed handshakes over the whole run.
+    pub resumed: u64,
+    /// Of those, the handshakes made before the load: the certificate probe (full), and with
+    /// `--tls-resume` the priming connections that collected a ticket for every connection
+    /// (each resumes and brings the server's new tickets).
+    pub priming: u64,
+    /// Resumed over all handshakes of the load (the priming ones left out); `null` without
+    /// any.
+    pub resumed_ratio: Option<f64>,
+    /// Handshakes of the steady connections begun in the measured time.
+    pub measured: u64,
+    /// loadgen's CPU time in the measured time per handshake begun in it, µs, over the threads
+    /// that made them (the steady connections' under `--churn`, the arrivals' under
+    /// `--handshake-rate`; each connection's one echo included); `null` when none was measured.
+    pub loadgen_cpu_us_per_handshake: Option<f64>,
+}
+
+/// `--handshake-rate`: connections arriving on an open-loop schedule beside the load, each
+/// making a handshake, one echo and a clean close, from a thread at `SCHED_IDLE`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Arrivals {
+    /// Arrivals per second asked for.
+    pub rate: f64,
+    /// Arrivals scheduled in the measured time.
+    pub scheduled: u64,
+    /// Of those, arrivals whose echo came back.
+    pub completed: u64,
+    /// `completed / (rate × duration)`.
+    pub achieved_rate_ratio: f64,
+    /// Latency from each arrival's intended time to its echo (connect, handshake, echo), µs.
+    pub latency_us: Latency,
+    /// How late the arrivals' connects were on their schedule, µs.
+    pub send_late_us: Latency,
+    /// TLS handshake time of the arrivals, µs; `null` without TLS.
+    pub handshake_us: Option<Latency>,
+    /// Errors of the arriving connections, by kind.
+    pub errors: Errors,
+    /// Whether the thread got `SCHED_IDLE` (it runs at the normal policy when the kernel
+    /// refused).
+    pub sched_idle: bool,
+}
+
+/// Under `--tls-resume`, a run whose load resumed fewer of its handshakes fails.
+pub const MIN_RESUMED: f64 = 0.9;
 
 /// Above this share of its cores the load generator is flagged as the possible bottleneck.
 pub const SATURATION: f64 = 0.9;
@@ -235,6 +307,15 @@ impl Report {
                 self.errors.mismatch, self.target
             ));
         }
+        if let Some(ratio) = self.resumption_shortfall() {
+            return Some(format!(
+                "--tls-resume: only {:.1} % of the handshakes with {} resumed (at least {:.0} % \
+                 expected): the server did not take the tickets",
+                ratio * 100.0,
+                self.target,
+                MIN_RESUMED * 100.0
+            ));
+        }
         if self.messages == 0 {
             let why = self.first_error.as_deref().map_or_else(
                 || format!("{} errors", self.errors.total()),
@@ -246,6 +327,14 @@ impl Report {
             ));
         }
         None
+    }
+
+    /// Under `--tls-resume`, the resumed share of the load's handshakes when it is below
+    /// [`MIN_RESUMED`].
+    pub fn resumption_shortfall(&self) -> Option<f64> {
+        let resume = self.tls.as_ref().is_some_and(|t| t.resume);
+        let ratio = self.handshakes.as_ref().and_then(|h| h.resumed_ratio)?;
+        (resume && ratio < MIN_RESUMED).then_some(ratio)
     }
 
     /// The human summary printed at the end of a run.
@@ -289,6 +378,10 @@ impl Report {
         if let Some(l) = &self.connect_us {
             s += &line("connect µs", l);
         }
+        if let Some(l) = &self.send_late_us {
+            s += &line("sends late µs", l);
+        }
+        self.tls_summary(&mut s, &line);
         if let (Some(sent), Some(lost)) = (self.datagrams_sent, self.datagrams_lost) {
             let n = |v: Option<u64>| v.unwrap_or(0);
             let _ = writeln!(
@@ -324,6 +417,47 @@ impl Report {
         }
         s.push('\n');
         s
+    }
+}
+
+impl Report {
+    /// The TLS and arrivals lines of the summary.
+    fn tls_summary(&self, s: &mut String, line: &dyn Fn(&str, &Latency) -> String) {
+        if let (Some(t), Some(h)) = (&self.tls, &self.handshakes) {
+            let insecure = if t.verification == "insecure" {
+                " (certificate NOT checked: --tls-insecure)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                "tls: {} {}{insecure}; handshakes: {} full ({} before the load), {} resumed",
+                t.version, t.suite, h.full, h.priming, h.resumed
+            );
+            if let Some(cpu) = h.loadgen_cpu_us_per_handshake {
+                let _ = writeln!(s, "loadgen CPU per handshake: {cpu:.1} µs");
+            }
+        }
+        if let Some(l) = &self.handshake_us {
+            *s += &line("handshake µs", l);
+        }
+        if let Some(a) = &self.handshake_arrivals {
+            let _ = writeln!(
+                s,
+                "arrivals at {} /s: {} scheduled, {} completed ({:.1} % of the rate){}",
+                a.rate,
+                a.scheduled,
+                a.completed,
+                a.achieved_rate_ratio * 100.0,
+                if a.sched_idle {
+                    ""
+                } else {
+                    ", not at SCHED_IDLE"
+                }
+            );
+            *s += &line("arrival latency µs", &a.latency_us);
+            *s += &line("arrivals late µs", &a.send_late_us);
+        }
     }
 }
 

@@ -168,6 +168,11 @@ const SCHEMA: &[(&str, &str)] = &[
     ("datagrams_duplicated", "number|null"),
     ("loss_ratio", "number|null"),
     ("udp_kernel_drops", "object|null"),
+    ("tls", "object|null"),
+    ("handshakes", "object|null"),
+    ("handshake_us", "object|null"),
+    ("send_late_us", "object|null"),
+    ("handshake_arrivals", "object|null"),
 ];
 
 /// The keys only a UDP run fills.
@@ -228,6 +233,10 @@ fn assert_schema(report: &Value, mode: &str, udp: bool) {
     assert_eq!(nulls("achieved_rate_ratio"), mode != "open");
     assert_eq!(nulls("latency_uncorrected_us"), mode != "open");
     assert_eq!(nulls("connect_us"), mode != "churn");
+    assert_eq!(nulls("send_late_us"), mode != "open");
+    for key in ["tls", "handshakes", "handshake_us", "handshake_arrivals"] {
+        assert!(nulls(key), "{mode}: {key} is null without --tls");
+    }
     for key in UDP_KEYS {
         assert_eq!(nulls(key), !udp, "{mode}: {key}");
     }
