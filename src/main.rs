@@ -142,6 +142,13 @@ struct Passes {
     /// minute more per pass on 2 cores for quick. The full profile always runs them.
     #[arg(long)]
     udp: bool,
+    /// Also the TLS-capable models over TLS (a self-signed certificate made for the run):
+    /// tls-pingpong, tls-churn (full handshakes), tls-churn-resumed, tls-bulk, and tls-mixed:
+    /// 16 long-lived connections beside handshakes arriving at 0, 25 and 50 % of each model's
+    /// tls-churn rate, 3 rounds each. About 5 minutes more per pass on 2 cores for quick. The
+    /// full profile always runs them.
+    #[arg(long)]
+    tls: bool,
     /// Only these workloads, comma-separated, as the report labels them (pingpong-c16,
     /// rate-10000, churn, idle-1000, bulk, udp-pingpong-c16-p8, udp-rate-10000).
     #[arg(long, value_name = "LIST")]
@@ -275,6 +282,8 @@ fn compare(
         .map_err(usage)?;
     let udp =
         passes.udp || profile == Profile::Full || workloads.iter().flatten().any(|w| w.is_udp());
+    let tls =
+        passes.tls || profile == Profile::Full || workloads.iter().flatten().any(|w| w.is_tls());
     let mut servers = plan::parse_models(&models).map_err(usage)?;
     udp_servers(&mut servers, &models, udp).map_err(usage)?;
     let external = external_servers(&external).map_err(usage)?;
@@ -310,6 +319,7 @@ fn compare(
         first_repeat: 1,
         external,
         udp,
+        tls,
     };
     if passes.append {
         opts.first_repeat = appended_from(&opts)?;

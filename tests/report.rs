@@ -193,6 +193,11 @@ impl FixtureRun {
             datagrams_duplicated: None,
             loss_ratio: None,
             udp_kernel_drops: None,
+            tls: None,
+            handshakes: None,
+            handshake_us: None,
+            send_late_us: None,
+            handshake_arrivals: None,
         };
         if self.options().udp {
             self.add_datagrams(&mut report);

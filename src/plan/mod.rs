@@ -13,7 +13,8 @@ use echo_server::{Model, Transport};
 
 use crate::rng::Rng;
 use crate::schema::{
-    ExternalServer, Profile, RunSpec, ServerSpec, Timing, Workload, BULK_SIZE, SIXTEEN, UDP_TIMEOUT,
+    ExternalServer, Profile, RunSpec, ServerSpec, Timing, Workload, BULK_SIZE, SIXTEEN,
+    TLS_MIXED_RATE, UDP_TIMEOUT,
 };
 
 /// Length of the intervals each run's latency, throughput and server CPU are kept in: the
@@ -50,6 +51,8 @@ pub struct CompareOptions {
     pub first_repeat: u32,
     /// Whether the UDP workloads run too (`--udp`; the full profile always runs them).
     pub udp: bool,
+    /// Whether the TLS workloads run too (`--tls`; the full profile always runs them).
+    pub tls: bool,
 }
 
 impl CompareOptions {
@@ -71,6 +74,9 @@ impl CompareOptions {
             if self.udp {
                 all.extend(udp_workloads(self.profile));
             }
+            if self.tls {
+                all.extend(tls_workloads());
+            }
             all
         })
     }
@@ -89,7 +95,7 @@ impl CompareOptions {
         let per_pass = self
             .workloads()
             .iter()
-            .filter(|w| !w.is_udp())
+            .filter(|w| !w.is_udp() && !w.is_tls())
             .map(|w| servers_of(&self.servers, w).len())
             .sum();
         self.timing
@@ -225,6 +231,27 @@ pub fn udp_workloads(profile: Profile) -> Vec<Workload> {
     all
 }
 
+/// The TLS workloads, in report order (every profile runs the same: their cost is in
+/// handshakes, not in rates).
+pub fn tls_workloads() -> Vec<Workload> {
+    let mut all = vec![
+        Workload::TlsPingpong,
+        Workload::TlsChurn { resumed: false },
+        Workload::TlsChurn { resumed: true },
+        Workload::TlsBulk,
+    ];
+    all.extend(TLS_MIXED_SHARES.map(|share| Workload::TlsMixed { share }));
+    all
+}
+
+/// The shares of a model's `tls-churn` rate at which `tls-mixed` adds handshakes; 0 is the
+/// control.
+pub const TLS_MIXED_SHARES: [u32; 3] = [0, 25, 50];
+
+/// Rounds of every `tls-mixed` run per pass: the control's interval and the loaded runs' need
+/// repeats, made alternately within the pass.
+pub const TLS_MIXED_ROUNDS: u32 = 3;
+
 /// Datagrams in flight per socket in the pipelined UDP ping-pong: enough for batching
 /// servers (`recvmmsg`, io_uring) to find several datagrams waiting.
 pub const UDP_PIPELINE: usize = 8;
@@ -276,18 +303,29 @@ pub fn runs(
     let mut runs = Vec::new();
     for repeat in repeats {
         let mut pass = Vec::new();
+        let mut mixed = Vec::new();
         for workload in workloads {
             for server in servers_of(servers, workload) {
-                pass.push(RunSpec {
-                    model: server.model,
-                    server_args: server.args,
+                let spec = |repeat| RunSpec {
+                    model: server.model.clone(),
+                    server_args: server.args.clone(),
                     workload: *workload,
                     repeat,
-                });
+                };
+                match workload {
+                    // Pass p's rounds are numbered (p - 1) × rounds + 1 to p × rounds.
+                    Workload::TlsMixed { .. } => mixed.extend(
+                        (1..=TLS_MIXED_ROUNDS).map(|r| spec((repeat - 1) * TLS_MIXED_ROUNDS + r)),
+                    ),
+                    _ => pass.push(spec(repeat)),
+                }
             }
         }
         rng.shuffle(&mut pass);
+        // tls-mixed's rates come from the pass's tls-churn runs: after them.
+        rng.shuffle(&mut mixed);
         runs.extend(pass);
+        runs.extend(mixed);
     }
     runs
 }
@@ -295,6 +333,13 @@ pub fn runs(
 /// The servers a workload runs: see [`runs`]. A UDP workload runs the UDP models, every
 /// other workload the rest (external servers serve TCP).
 fn servers_of(servers: &[ServerSpec], workload: &Workload) -> Vec<ServerSpec> {
+    if workload.is_tls() {
+        return servers
+            .iter()
+            .filter(|s| Model::from_name(&s.model).is_some_and(Model::supports_tls))
+            .cloned()
+            .collect();
+    }
     if !matches!(workload, Workload::Pool { .. }) {
         return servers
             .iter()
@@ -337,6 +382,12 @@ pub fn state_workers(servers: &mut [ServerSpec], server_cpus: usize) {
 /// so that memory is measured with all of them held.
 pub fn workload_timing(workload: &Workload, profile: Timing) -> Timing {
     match *workload {
+        // TLS runs have their own budget, whatever the TCP matrix's size: long enough for the
+        // p99 of tls-mixed's 16 connections (about 5,000 echoes), at least the profile's.
+        w if w.is_tls() => Timing {
+            warmup: profile.warmup.max(TLS_TIMING.warmup),
+            duration: profile.duration.max(TLS_TIMING.duration),
+        },
         Workload::Idle { idle } => Timing {
             warmup: profile
                 .warmup
@@ -347,15 +398,26 @@ pub fn workload_timing(workload: &Workload, profile: Timing) -> Timing {
     }
 }
 
+/// The shortest warm-up and measured time of a TLS run.
+pub const TLS_TIMING: Timing = Timing {
+    warmup: Duration::from_millis(400),
+    duration: Duration::from_millis(1200),
+};
+
 /// The connections a workload holds at once (idle ones included), and of those the idle ones.
 pub fn connections_needed(workload: &Workload) -> (usize, usize) {
     match *workload {
         Workload::Pingpong { connections }
         | Workload::Pool { connections }
         | Workload::UdpPingpong { connections, .. } => (connections, 0),
-        Workload::Rate { .. } | Workload::Churn | Workload::Bulk | Workload::UdpRate { .. } => {
-            (SIXTEEN, 0)
-        }
+        Workload::Rate { .. }
+        | Workload::Churn
+        | Workload::Bulk
+        | Workload::UdpRate { .. }
+        | Workload::TlsPingpong
+        | Workload::TlsChurn { .. }
+        | Workload::TlsBulk
+        | Workload::TlsMixed { .. } => (SIXTEEN, 0),
         Workload::Idle { idle } => (idle + 1, idle),
     }
 }
@@ -402,8 +464,41 @@ pub fn loadgen_options(workload: &Workload, addr: SocketAddr, timing: Timing) ->
             o.connections = SIXTEEN;
             o.rate = Some(rate);
         }
+        Workload::TlsPingpong | Workload::TlsChurn { .. } | Workload::TlsBulk => {
+            o.connections = SIXTEEN;
+            o.churn = matches!(workload, Workload::TlsChurn { .. });
+            o.size = if *workload == Workload::TlsBulk {
+                BULK_SIZE
+            } else {
+                64
+            };
+        }
+        Workload::TlsMixed { .. } => {
+            o.connections = SIXTEEN;
+            o.rate = Some(TLS_MIXED_RATE);
+        }
     }
     o
+}
+
+/// The loadgen options of a TLS workload: [`loadgen_options`] over TLS, trusting `cert`; for
+/// `tls-mixed` at a share above 0, handshakes arriving at that share of `churn_rate` (the
+/// model's `tls-churn` handshakes per second in this comparison).
+pub fn tls_options(
+    o: &mut loadgen::Options,
+    workload: &Workload,
+    cert: &std::path::Path,
+    churn_rate: Option<f64>,
+) {
+    o.tls = Some(loadgen::TlsOptions {
+        trust: loadgen::Trust::Ca(cert.to_owned()),
+        resume: *workload == Workload::TlsChurn { resumed: true },
+    });
+    if let (Workload::TlsMixed { share }, Some(rate)) = (*workload, churn_rate) {
+        if share > 0 {
+            o.handshake_rate = Some((rate * f64::from(share) / 100.0).round().max(1.0));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -431,6 +526,7 @@ mod tests {
             first_repeat: 1,
             external: Vec::new(),
             udp: false,
+            tls: false,
         }
     }
 
@@ -480,6 +576,69 @@ mod tests {
             })
         );
         assert_eq!(Workload::from_label("udp-pingpong-c16-p1"), None);
+    }
+
+    #[test]
+    fn tls_runs_the_tls_models_with_mixed_rounds_after_each_pass_churn() {
+        let servers = parse_models("mio,blocking,udp-mio").unwrap();
+        let mut opts = options(servers, Profile::Quick);
+        opts.tls = true;
+        opts.repeats = Some(2);
+        opts.workloads = Some(tls_workloads());
+        let runs = opts.runs();
+        assert!(
+            runs.iter().all(|r| r.model != "udp-mio"),
+            "UDP models serve no TLS"
+        );
+        for w in tls_workloads() {
+            assert_eq!(Workload::from_label(&w.label()), Some(w), "{}", w.label());
+        }
+        let per_pass = 2 * (4 + TLS_MIXED_SHARES.len() * TLS_MIXED_ROUNDS as usize);
+        assert_eq!(runs.len(), 2 * per_pass);
+        for (p, pass) in runs.chunks(per_pass).enumerate() {
+            let first_mixed = pass
+                .iter()
+                .position(|r| matches!(r.workload, Workload::TlsMixed { .. }))
+                .unwrap();
+            assert!(pass[first_mixed..]
+                .iter()
+                .all(|r| matches!(r.workload, Workload::TlsMixed { .. })));
+            let rounds: Vec<u32> = pass[first_mixed..].iter().map(|r| r.repeat).collect();
+            let p = p as u32;
+            assert!(
+                rounds.iter().all(|&r| r > p * 3 && r <= (p + 1) * 3),
+                "{rounds:?}"
+            );
+        }
+        let t = workload_timing(&Workload::TlsMixed { share: 25 }, opts.timing());
+        assert!(t.duration >= TLS_TIMING.duration && t.warmup >= TLS_TIMING.warmup);
+        let mut o = loadgen_options(
+            &Workload::TlsMixed { share: 50 },
+            "127.0.0.1:7".parse().unwrap(),
+            t,
+        );
+        tls_options(
+            &mut o,
+            &Workload::TlsMixed { share: 50 },
+            std::path::Path::new("c.pem"),
+            Some(4000.0),
+        );
+        assert_eq!(
+            (o.rate, o.handshake_rate),
+            (Some(TLS_MIXED_RATE), Some(2000.0))
+        );
+        let mut o = loadgen_options(
+            &Workload::TlsChurn { resumed: true },
+            "127.0.0.1:7".parse().unwrap(),
+            t,
+        );
+        tls_options(
+            &mut o,
+            &Workload::TlsChurn { resumed: true },
+            std::path::Path::new("c.pem"),
+            None,
+        );
+        assert!(o.churn && o.tls.unwrap().resume && o.handshake_rate.is_none());
     }
 
     #[test]

@@ -21,6 +21,7 @@ pub fn document(s: &Summary, plots: &[Plot]) -> Vec<Block> {
     doc.extend(plot_figures(plots));
     doc.extend(results_by_workload(s));
     doc.extend(udp(s));
+    doc.extend(tls(s));
     doc.extend(memory_per_connection(s));
     doc.extend(server_resources(s));
     doc.extend(notes(s));
@@ -327,6 +328,87 @@ fn udp(s: &Summary) -> Vec<Block> {
     ));
     blocks.extend(datagram_fates(s));
     blocks
+}
+
+/// The TLS-capable models over TLS, when they ran: throughput, the cost of a handshake on
+/// both sides, and `tls-mixed`'s head-of-line verdict per model.
+fn tls(s: &Summary) -> Vec<Block> {
+    if !s.workloads.iter().any(|l| l.starts_with("tls-")) {
+        return Vec::new();
+    }
+    let mut blocks = vec![
+        Block::Heading(2, "TLS".to_owned()),
+        Block::Para(format!(
+            "The TLS-capable models with a self-signed ECDSA P-256 certificate (TLS 1.3, the server's choice of suite; rustls and ring on both sides). `tls-pingpong` and `tls-bulk`: 16 connections, closed loop, 64 B and 64 KiB. `tls-churn`: 16 at a time, each connection a full handshake, one 64 B echo and `close_notify` both ways, so its throughput is handshakes per second and its server CPU per message is server CPU per handshake; `tls-churn-resumed` the same with session tickets (loadgen collects one per connection first). loadgen pays more per handshake than the server (it verifies the certificate): on 2 cores these cells are loadgen-bound (`L`), and the server's CPU per handshake is the figure to read. `tls-mixed-N`: 16 long-lived connections in an open loop at {} msgs/s beside new connections (full handshake, one echo, close) arriving at N % of the model's `tls-churn` rate in the same pass, from a loadgen thread at `SCHED_IDLE`; {} rounds each, control (0 %) and loaded runs alternating.",
+            int(crate::schema::TLS_MIXED_RATE),
+            crate::plan::TLS_MIXED_ROUNDS
+        )),
+    ];
+    let throughput = |c: &Cell| mark(c, spread(c.throughput_msgs_per_s, int));
+    blocks.extend(columns_table(
+        s,
+        "TLS: throughput (msgs/s; churn: handshakes/s)",
+        &["tls-pingpong", "tls-churn", "tls-churn-resumed", "tls-bulk"],
+        &throughput,
+    ));
+    blocks.extend(columns_table(
+        s,
+        "TLS: CPU per handshake, server / loadgen (µs)",
+        &["tls-churn", "tls-churn-resumed"],
+        &|c| {
+            let server = c
+                .server_cpu_us_per_msg
+                .map_or(DASH.to_owned(), |v| with_ci(v.median, v.ci, us));
+            let client = spread(c.loadgen_cpu_us_per_handshake, us);
+            mark(c, format!("{server} / {client}"))
+        },
+    ));
+    blocks.extend(columns_table(
+        s,
+        "tls-mixed: p99 of the long-lived connections (µs, 95 % interval) at the arriving handshakes/s",
+        &["tls-mixed-0", "tls-mixed-25", "tls-mixed-50"],
+        &|c| {
+            let p99 = c.latency_p99_us.map_or(DASH.to_owned(), |v| with_ci(v.median, v.ci, us));
+            let rate = c.handshake_rate.map_or("control".to_owned(), |r| format!("{} /s", int(r.median)));
+            mark(c, format!("{p99} at {rate}"))
+        },
+    ));
+    blocks.push(Block::List(super::findings::tls_mixed_verdicts(s)));
+    blocks
+}
+
+/// A table of the cells of `labels` that ran, one column each, one row per model with any.
+fn columns_table(
+    s: &Summary,
+    title: &str,
+    labels: &[&str],
+    f: &dyn Fn(&Cell) -> String,
+) -> Vec<Block> {
+    let cols: Vec<&str> = labels
+        .iter()
+        .copied()
+        .filter(|l| s.workloads.iter().any(|w| w == l))
+        .collect();
+    if cols.is_empty() {
+        return Vec::new();
+    }
+    let mut header = vec!["model".to_owned()];
+    header.extend(cols.iter().map(|l| (*l).to_owned()));
+    let rows = s
+        .models
+        .iter()
+        .filter(|m| cols.iter().any(|l| s.cells_of(m).contains_key(l)))
+        .map(|m| {
+            let cells = s.cells_of(m);
+            let mut row = vec![server_name(s, m)];
+            row.extend(cols.iter().map(|l| or_dash(cells.get(l), |c| f(c))));
+            row
+        })
+        .collect();
+    vec![
+        Block::Heading(3, title.to_owned()),
+        Block::Table(header, rows),
+    ]
 }
 
 /// `0.012 % (0.008–0.020)`: the loss ratio of pooled counts with its interval, in percent.

@@ -1,8 +1,11 @@
 //! "What this run shows": the summary's findings in words, at the top of the report.
 
 use super::block::Block;
-use super::format::{bytes, int, plus_minus, samples, us, with_ci};
-use crate::schema::{Findings, Margin, MarginVerdict, Ranking, Standing, Summary, Trouble};
+use super::format::{bytes, int, plus_minus, samples, server_name, us, with_ci};
+use crate::schema::{
+    Cell, Findings, Margin, MarginVerdict, Ranking, ServerSpec, Standing, Status, Summary, Trouble,
+};
+use echo_server::models::{Family, Model};
 
 /// The section, or nothing when the summary has no findings (one written before they were).
 pub fn what_this_run_shows(s: &Summary) -> Vec<Block> {
@@ -163,4 +166,92 @@ fn memory(f: &Findings) -> Vec<Block> {
         blocks.push(Block::Para(format!("No figure for {}.", each.join("; "))));
     }
     blocks
+}
+
+/// tls-mixed, per model: whether arriving handshakes moved the long-lived connections' p99
+/// beyond the control's 95 % interval, and why that is expected of its model: a cooperative
+/// server (one event-loop thread, inline handshakes) makes every echo that arrives during a
+/// handshake wait for it; a preemptive one (a thread or process per client, scheduled by the
+/// kernel) lets the kernel run the echo's thread meanwhile, on one core only as far as the
+/// scheduler preempts.
+pub fn tls_mixed_verdicts(s: &Summary) -> Vec<String> {
+    s.models
+        .iter()
+        .filter_map(|m| {
+            let cells = s.cells_of(m);
+            let control = cells.get("tls-mixed-0")?;
+            Some(tls_mixed_verdict(s, m, control, &cells))
+        })
+        .collect()
+}
+
+fn tls_mixed_verdict(
+    s: &Summary,
+    model: &str,
+    control: &Cell,
+    cells: &std::collections::BTreeMap<&str, &Cell>,
+) -> String {
+    let name = server_name(s, model);
+    let kind = match Model::from_name(ServerSpec::model_of(model)).map(Model::family) {
+        Some(Family::EventLoops | Family::Runtimes) => {
+            "cooperative: handshakes run inline on the loop's threads, and an echo that arrives during one waits for it"
+        }
+        Some(Family::ThreadsAndProcesses) => {
+            "preemptive: each client has its own thread or process, and the kernel may run an echo's while another does a handshake"
+        }
+        Some(Family::IterativeAndPools) => {
+            "blocking workers: a handshake holds its worker, the others go on (an iterative server serves one client at a time)"
+        }
+        None => "an external server",
+    };
+    let (Some(p99), true) = (control.latency_p99_us, control.status == Status::Ok) else {
+        return format!(
+            "{name} ({kind}): the control {} — no verdict.",
+            control.status.name()
+        );
+    };
+    let (low, high) = p99
+        .ci
+        .and_then(|c| c.low.zip(c.high))
+        .unwrap_or((p99.min, p99.max));
+    let mut parts = Vec::new();
+    for share in crate::plan::TLS_MIXED_SHARES.iter().skip(1) {
+        let Some(c) = cells.get(format!("tls-mixed-{share}").as_str()) else {
+            continue;
+        };
+        let rate = c.handshake_rate.map_or(String::new(), |r| {
+            format!(" ({} handshakes/s)", int(r.median))
+        });
+        let text = match c.latency_p99_us.filter(|_| c.status == Status::Ok) {
+            Some(v) if v.median > high => {
+                format!("{} — above the control's interval", us(v.median))
+            }
+            Some(v) if v.median < low => format!("{} — below the control's interval", us(v.median)),
+            Some(v) => format!("{} — within the control's interval", us(v.median)),
+            None => c.status.name().to_owned(),
+        };
+        parts.push(format!("at {share} %{rate} {text}"));
+    }
+    let cost = cells
+        .get("tls-churn")
+        .and_then(|c| c.server_cpu_us_per_msg)
+        .map_or(String::new(), |c| {
+            format!(
+                " A full handshake costs this server {} of CPU.",
+                us(c.median)
+            )
+        });
+    let late = control.send_late_p99_us.map_or(String::new(), |l| {
+        format!(
+            " loadgen's own sends were up to {} late at p99 in the control, which bounds what these runs can tell apart.",
+            us(l.median)
+        )
+    });
+    format!(
+        "{name} ({kind}): p99 {} in the control ({}–{}); {}.{cost}{late}",
+        us(p99.median),
+        us(low),
+        us(high),
+        parts.join("; ")
+    )
 }

@@ -8,7 +8,7 @@ pub fn headline_table(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
     let rate = s
         .rate_for_p99
         .map_or_else(|| "p99".to_owned(), |r| format!("p99 @ {} msgs/s", int(r)));
-    let header = [
+    let mut header = [
         "model",
         "peak msgs/s (conns)",
         &rate,
@@ -20,7 +20,16 @@ pub fn headline_table(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
     ]
     .map(str::to_owned)
     .to_vec();
-    (header, s.headline.iter().map(|h| row(s, h)).collect())
+    let mut rows: Vec<Vec<String>> = s.headline.iter().map(|h| row(s, h)).collect();
+    // With TLS, its handshakes per second before the findings.
+    if s.headline.iter().any(|h| h.tls_handshakes_per_s.is_some()) {
+        header.insert(7, "TLS handshakes/s".to_owned());
+        for (row, h) in rows.iter_mut().zip(&s.headline) {
+            let ci = h.ci.get("tls_handshakes_per_s").copied();
+            row.insert(7, or_dash(h.tls_handshakes_per_s, |t| with_ci(t, ci, int)));
+        }
+    }
+    (header, rows)
 }
 
 fn row(s: &Summary, h: &Headline) -> Vec<String> {

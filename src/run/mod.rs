@@ -24,7 +24,9 @@ use anyhow::Context;
 
 use crate::plan::{self, external, CompareOptions};
 use crate::schema::run::NOT_TRIED;
-use crate::schema::{Environment, RunRecord, RunSpec, ServerUsage, Status, Timing, SCHEMA_VERSION};
+use crate::schema::{
+    Environment, RunRecord, RunSpec, ServerUsage, Status, Timing, Workload, SCHEMA_VERSION,
+};
 use progress::Progress;
 use server::Server;
 
@@ -62,6 +64,10 @@ pub fn run(opts: &CompareOptions) -> anyhow::Result<()> {
 
     let runs = opts.runs();
     let timing = opts.timing();
+    let tls = match runs.iter().any(|r| r.workload.is_tls()) {
+        true => Some(Tls::new(&opts.out)?),
+        false => None,
+    };
     let mut progress = Progress::new(&runs, timing, opts.repeats(), opts.progress);
     // Servers not to try again, with why.
     let mut unusable: HashMap<String, String> = HashMap::new();
@@ -71,7 +77,7 @@ pub fn run(opts: &CompareOptions) -> anyhow::Result<()> {
         let record = match unusable.get(&label) {
             Some(why) => not_tried(spec, timing, why),
             None => {
-                let (record, give_up) = run_one(&exe, spec, timing, opts, &raw);
+                let (record, give_up) = run_one(&exe, spec, timing, opts, &raw, tls.as_ref());
                 if let Some(why) = give_up {
                     unusable.insert(label, format!("in {}, {why}", spec.id()));
                 }
@@ -83,9 +89,61 @@ pub fn run(opts: &CompareOptions) -> anyhow::Result<()> {
         let json = serde_json::to_string_pretty(&record)? + "\n";
         std::fs::write(&path, json).with_context(|| format!("cannot write {}", path.display()))?;
         progress.finish(spec, record.status);
+        if let Some(tls) = &tls {
+            tls.note_churn_rate(spec, &record, &raw);
+        }
     }
     progress.end();
     Ok(())
+}
+
+/// The TLS of a comparison: the certificate its servers present and its loadgen trusts, and
+/// each server's `tls-churn` handshakes per second, which `tls-mixed` takes its rates from.
+struct Tls {
+    cert: std::path::PathBuf,
+    key: std::path::PathBuf,
+    churn_rates: std::cell::RefCell<HashMap<String, f64>>,
+}
+
+impl Tls {
+    /// Makes a self-signed certificate for 127.0.0.1 under `out/tls/`.
+    fn new(out: &Path) -> anyhow::Result<Tls> {
+        let (cert, key) = echo_server::tls::gen_cert(&out.join("tls"), &[])
+            .context("cannot make the TLS certificate for the comparison")?;
+        Ok(Tls {
+            cert,
+            key,
+            churn_rates: Default::default(),
+        })
+    }
+
+    /// The server's arguments that turn TLS on.
+    fn server_args(&self) -> Vec<String> {
+        let path = |p: &Path| p.to_string_lossy().into_owned();
+        vec![
+            "--tls".to_owned(),
+            "--tls-cert".to_owned(),
+            path(&self.cert),
+            "--tls-key".to_owned(),
+            path(&self.key),
+        ]
+    }
+
+    /// Keeps the handshakes per second of a `tls-churn` run that has figures.
+    fn note_churn_rate(&self, spec: &RunSpec, record: &RunRecord, raw: &Path) {
+        if spec.workload != (Workload::TlsChurn { resumed: false }) || !record.status.has_figures()
+        {
+            return;
+        }
+        let report = std::fs::read_to_string(raw.join(format!("{}.json", spec.id())))
+            .ok()
+            .and_then(|text| serde_json::from_str::<loadgen::Report>(&text).ok());
+        if let Some(report) = report {
+            self.churn_rates
+                .borrow_mut()
+                .insert(spec.server_label(), report.throughput_msgs_per_s);
+        }
+    }
 }
 
 /// The record of a run that is not made: its server is not to be tried again.
@@ -108,6 +166,7 @@ fn run_one(
     timing: Timing,
     opts: &CompareOptions,
     raw: &Path,
+    tls: Option<&Tls>,
 ) -> (RunRecord, Option<String>) {
     let timing = plan::workload_timing(&spec.workload, timing);
     let record = |status, note: Option<String>, server| RunRecord {
@@ -122,10 +181,20 @@ fn run_one(
     if let Some(why) = ext.and_then(|e| external::not_run(e, &spec.workload)) {
         return (record(Status::NotRun, Some(why), None), None);
     }
+    let tls = tls.filter(|_| spec.workload.is_tls());
+    let churn_rate = tls.and_then(|t| t.churn_rates.borrow().get(&spec.server_label()).copied());
+    if matches!(spec.workload, Workload::TlsMixed { share } if share > 0) && churn_rate.is_none() {
+        let why = "no tls-churn rate was measured for this server in this pass".to_owned();
+        return (record(Status::Failed, Some(why), None), None);
+    }
     let log = raw.join(format!("{}.server.log", spec.id()));
+    let mut server_spec = spec.server();
+    if let Some(tls) = tls {
+        server_spec.args.extend(tls.server_args());
+    }
     let started = match ext {
         Some(e) => Server::start_external(e, &opts.server_cpus, &log),
-        None => Server::start(exe, &spec.server(), &opts.server_cpus, &log),
+        None => Server::start(exe, &server_spec, &opts.server_cpus, &log),
     };
     let mut server = match started {
         Ok(server) => server,
@@ -135,6 +204,9 @@ fn run_one(
         }
     };
     let mut lg = plan::loadgen_options(&spec.workload, server.addr, timing);
+    if let Some(tls) = tls {
+        plan::tls_options(&mut lg, &spec.workload, &tls.cert, churn_rate);
+    }
     lg.cpus = opts.loadgen_cpus.clone();
     lg.json = Some(raw.join(format!("{}.json", spec.id())));
     lg.hlog = Some(raw.join(format!("{}.hlog", spec.id())));

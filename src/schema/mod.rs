@@ -19,7 +19,7 @@ pub use environment::Environment;
 pub use external::ExternalServer;
 pub use run::{
     Profile, RunRecord, RunSpec, ServerSpec, ServerUsage, Status, Timing, Workload, BULK_SIZE,
-    SIXTEEN, UDP_TIMEOUT,
+    SIXTEEN, TLS_MIXED_RATE, UDP_TIMEOUT,
 };
 pub use summary::{
     Cell, Ci, DatagramCounts, Findings, Headline, LeftOut, Margin, MarginVerdict,

@@ -72,7 +72,33 @@ pub enum Workload {
         /// Offered datagrams per second.
         rate: f64,
     },
+    /// TLS, closed loop, 64 B, 16 connections (TLS-capable models).
+    #[serde(rename = "tls-pingpong")]
+    TlsPingpong,
+    /// TLS, one connection per message (full handshake, or resumed with a ticket), 16 at a
+    /// time: handshakes per second and server CPU per handshake.
+    #[serde(rename = "tls-churn")]
+    TlsChurn {
+        /// Every connection resumes a session (`--tls-resume`).
+        resumed: bool,
+    },
+    /// TLS, 64 KiB messages, 16 connections, closed loop.
+    #[serde(rename = "tls-bulk")]
+    TlsBulk,
+    /// TLS, 16 long-lived connections in an open loop at [`TLS_MIXED_RATE`], beside new
+    /// connections (full handshake, one echo, close) arriving at `share` % of the model's
+    /// measured `tls-churn` rate: how handshakes delay everyone else.
+    #[serde(rename = "tls-mixed")]
+    TlsMixed {
+        /// Arriving handshakes, per cent of the model's `tls-churn` handshakes per second (0:
+        /// the control).
+        share: u32,
+    },
 }
+
+/// The long-lived connections' rate in `tls-mixed`, messages/s over 16 connections: light
+/// enough that their latency shows the server's delays, not its queue.
+pub const TLS_MIXED_RATE: f64 = 4000.0;
 
 /// How long a UDP workload waits for an echo before the datagram counts as lost: the
 /// loopback answers in microseconds, so 100 ms is a loss, not a slow echo.
@@ -96,7 +122,22 @@ impl Workload {
             Workload::Pool { .. } => "pool",
             Workload::UdpPingpong { .. } => "udp-pingpong",
             Workload::UdpRate { .. } => "udp-rate",
+            Workload::TlsPingpong => "tls-pingpong",
+            Workload::TlsChurn { .. } => "tls-churn",
+            Workload::TlsBulk => "tls-bulk",
+            Workload::TlsMixed { .. } => "tls-mixed",
         }
+    }
+
+    /// Whether the workload is sent over TLS (and runs the TLS-capable models only).
+    pub fn is_tls(&self) -> bool {
+        matches!(
+            self,
+            Workload::TlsPingpong
+                | Workload::TlsChurn { .. }
+                | Workload::TlsBulk
+                | Workload::TlsMixed { .. }
+        )
     }
 
     /// Whether the workload is sent over UDP (and runs the UDP models only).
@@ -125,6 +166,11 @@ impl Workload {
                 pipeline,
             } => format!("udp-pingpong-c{connections}-p{pipeline}"),
             Workload::UdpRate { rate } => format!("udp-rate-{rate:.0}"),
+            Workload::TlsPingpong => "tls-pingpong".to_owned(),
+            Workload::TlsChurn { resumed: false } => "tls-churn".to_owned(),
+            Workload::TlsChurn { resumed: true } => "tls-churn-resumed".to_owned(),
+            Workload::TlsBulk => "tls-bulk".to_owned(),
+            Workload::TlsMixed { share } => format!("tls-mixed-{share}"),
         }
     }
 
@@ -132,6 +178,18 @@ impl Workload {
     pub fn from_label(label: &str) -> Option<Workload> {
         if let Some(udp) = label.strip_prefix("udp-") {
             return Workload::udp_from_label(udp);
+        }
+        match label {
+            "tls-pingpong" => return Some(Workload::TlsPingpong),
+            "tls-churn" => return Some(Workload::TlsChurn { resumed: false }),
+            "tls-churn-resumed" => return Some(Workload::TlsChurn { resumed: true }),
+            "tls-bulk" => return Some(Workload::TlsBulk),
+            _ => {}
+        }
+        if let Some(share) = label.strip_prefix("tls-mixed-") {
+            return Some(Workload::TlsMixed {
+                share: share.parse().ok().filter(|s| *s < 100)?,
+            });
         }
         let (name, parameter) = label.split_once('-').unwrap_or((label, ""));
         match (name, parameter) {

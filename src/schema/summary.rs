@@ -154,6 +154,23 @@ pub struct Cell {
     /// UDP: what became of the datagrams, over all the repeats; absent for TCP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub datagrams: Option<DatagramCounts>,
+    /// TLS: loadgen's CPU per handshake, µs (churn: its connections'; tls-mixed: the
+    /// arrivals'); absent without TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loadgen_cpu_us_per_handshake: Option<Spread>,
+    /// TLS: resumed over all handshakes of the load; absent without TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resumed_ratio: Option<Spread>,
+    /// tls-mixed: the arriving handshakes per second asked for; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handshake_rate: Option<Spread>,
+    /// tls-mixed: the arrivals made over those asked for; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrivals_achieved_ratio: Option<Spread>,
+    /// Open loop: the 99th percentile of how late loadgen's own sends were, µs; absent in
+    /// records written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_late_p99_us: Option<Spread>,
 }
 
 /// UDP: what became of a cell's datagrams, added up over its repeats.
@@ -249,6 +266,9 @@ pub struct Headline {
     pub cpu_us_per_msg: Option<f64>,
     /// Bulk bandwidth (echoed payload), MB/s.
     pub bulk_mb_per_s: Option<f64>,
+    /// TLS: full handshakes per second in tls-churn (16 at a time); absent without TLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_handshakes_per_s: Option<f64>,
     /// Findings and caveats: starvation, loadgen-bound runs, errors, failures.
     pub flags: Vec<String>,
     /// Confidence intervals of the figures above, by their key (e.g. `peak_msgs_per_s`).

@@ -75,6 +75,15 @@ pub fn cell(
         loadgen_saturated: all_reports().any(|r| r.loadgen_saturated),
         loss_ratio: spread(&|r| r.loss_ratio.filter(|_| r.datagrams_sent > Some(0))),
         datagrams: datagrams(&reports),
+        loadgen_cpu_us_per_handshake: spread(&|r| {
+            r.handshakes.as_ref()?.loadgen_cpu_us_per_handshake
+        }),
+        resumed_ratio: spread(&|r| r.handshakes.as_ref()?.resumed_ratio),
+        handshake_rate: spread(&|r| Some(r.handshake_arrivals.as_ref()?.rate)),
+        arrivals_achieved_ratio: spread(&|r| {
+            Some(r.handshake_arrivals.as_ref()?.achieved_rate_ratio)
+        }),
+        send_late_p99_us: spread(&|r| Some(r.send_late_us.as_ref()?.p99)),
     };
     if let Some(b) = bootstrap {
         with_intervals(&mut cell, b);

@@ -89,12 +89,18 @@ pub fn findings(
 /// for the open loop and beside idle connections.
 fn figure_of(w: &Workload) -> Figure {
     match w {
-        Workload::Rate { .. } | Workload::Idle { .. } | Workload::UdpRate { .. } => P99,
+        Workload::Rate { .. }
+        | Workload::Idle { .. }
+        | Workload::UdpRate { .. }
+        | Workload::TlsMixed { .. } => P99,
         Workload::Pingpong { .. }
         | Workload::Churn
         | Workload::Bulk
         | Workload::Pool { .. }
-        | Workload::UdpPingpong { .. } => THROUGHPUT,
+        | Workload::UdpPingpong { .. }
+        | Workload::TlsPingpong
+        | Workload::TlsChurn { .. }
+        | Workload::TlsBulk => THROUGHPUT,
     }
 }
 
@@ -414,6 +420,11 @@ mod tests {
             loadgen_saturated: false,
             loss_ratio: None,
             datagrams: None,
+            loadgen_cpu_us_per_handshake: None,
+            resumed_ratio: None,
+            handshake_rate: None,
+            arrivals_achieved_ratio: None,
+            send_late_p99_us: None,
         }
     }
 

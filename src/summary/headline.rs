@@ -48,6 +48,12 @@ pub fn headline(
         ci_of(cpu_cell, |c| c.server_cpu_us_per_msg),
     );
     put(
+        "tls_handshakes_per_s",
+        ci_of(find(&Workload::TlsChurn { resumed: false }), |c| {
+            c.throughput_msgs_per_s
+        }),
+    );
+    put(
         "bulk_mb_per_s",
         ci_of(find(&Workload::Bulk), |c| c.throughput_msgs_per_s)
             .map(|ci| ci.scaled(BULK_SIZE as f64 / 1e6)),
@@ -65,6 +71,9 @@ pub fn headline(
         cpu_us_per_msg: median(cpu_cell, |c| c.server_cpu_us_per_msg),
         bulk_mb_per_s: median(find(&Workload::Bulk), |c| c.throughput_msgs_per_s)
             .map(|t| t * BULK_SIZE as f64 / 1e6),
+        tls_handshakes_per_s: median(find(&Workload::TlsChurn { resumed: false }), |c| {
+            c.throughput_msgs_per_s
+        }),
         flags: flags(model, cells, memory),
         ci,
     }
