@@ -1,7 +1,7 @@
 //! "What this run shows": the summary's findings in words, at the top of the report.
 
 use super::block::Block;
-use super::format::{bytes, int, plus_minus, samples, server_name, us, with_ci};
+use super::format::{bytes, int, plus_minus, samples, server_name, us, with_ci, DASH};
 use crate::schema::{
     Cell, Findings, Margin, MarginVerdict, Ranking, ServerSpec, Standing, Status, Summary, Trouble,
 };
@@ -214,24 +214,14 @@ fn tls_mixed_verdict(
         .ci
         .and_then(|c| c.low.zip(c.high))
         .unwrap_or((p99.min, p99.max));
-    let mut parts = Vec::new();
-    for share in crate::plan::TLS_MIXED_SHARES.iter().skip(1) {
-        let Some(c) = cells.get(format!("tls-mixed-{share}").as_str()) else {
-            continue;
-        };
-        let rate = c.handshake_rate.map_or(String::new(), |r| {
-            format!(" ({} handshakes/s)", int(r.median))
-        });
-        let text = match c.latency_p99_us.filter(|_| c.status == Status::Ok) {
-            Some(v) if v.median > high => {
-                format!("{} — above the control's interval", us(v.median))
-            }
-            Some(v) if v.median < low => format!("{} — below the control's interval", us(v.median)),
-            Some(v) => format!("{} — within the control's interval", us(v.median)),
-            None => c.status.name().to_owned(),
-        };
-        parts.push(format!("at {share} %{rate} {text}"));
-    }
+    let parts: Vec<String> = crate::plan::TLS_MIXED_SHARES
+        .iter()
+        .skip(1)
+        .filter_map(|share| {
+            let c = cells.get(format!("tls-mixed-{share}").as_str())?;
+            Some(format!("at {share} %{}", loaded_verdict(c, low, high)))
+        })
+        .collect();
     let cost = cells
         .get("tls-churn")
         .and_then(|c| c.server_cpu_us_per_msg)
@@ -241,17 +231,49 @@ fn tls_mixed_verdict(
                 us(c.median)
             )
         });
-    let late = control.send_late_p99_us.map_or(String::new(), |l| {
-        format!(
-            " loadgen's own sends were up to {} late at p99 in the control, which bounds what these runs can tell apart.",
-            us(l.median)
-        )
-    });
     format!(
-        "{name} ({kind}): p99 {} in the control ({}–{}); {}.{cost}{late}",
+        "{name} ({kind}): p99 {} in the control ({}–{}){}; {}.{cost}",
         us(p99.median),
         us(low),
         us(high),
+        own_lateness(control),
         parts.join("; ")
     )
+}
+
+/// One loaded `tls-mixed` cell against the control's interval `low`–`high`: its rate, its
+/// p99 and where it lies, or why there is no verdict.
+fn loaded_verdict(c: &Cell, low: f64, high: f64) -> String {
+    let rate = c.handshake_rate.map_or(String::new(), |r| {
+        format!(" ({} handshakes/s)", int(r.median))
+    });
+    let kept = c.arrivals_achieved_ratio.is_some_and(|a| a.median >= 0.95);
+    let text = match c.latency_p99_us.filter(|_| c.status == Status::Ok) {
+        Some(_) if c.loadgen_saturated || !kept => format!(
+            "no verdict: loadgen could not keep the arrivals' schedule ({} made{})",
+            c.arrivals_achieved_ratio
+                .map_or(DASH.to_owned(), |a| format!("{:.0} %", a.median * 100.0)),
+            if c.loadgen_saturated {
+                ", its CPU saturated"
+            } else {
+                ""
+            }
+        ),
+        Some(v) if v.median > high => {
+            format!("{} — above the control's interval", us(v.median))
+        }
+        Some(v) if v.median < low => {
+            format!("{} — below the control's interval", us(v.median))
+        }
+        Some(v) => format!("{} — within the control's interval", us(v.median)),
+        None => c.status.name().to_owned(),
+    };
+    format!("{rate} {text}{}", own_lateness(c))
+}
+
+/// How late loadgen's own sends were at p99, where the cell records it.
+fn own_lateness(c: &Cell) -> String {
+    c.send_late_p99_us.map_or(String::new(), |l| {
+        format!(" (loadgen's own sends {} late at p99)", us(l.median))
+    })
 }

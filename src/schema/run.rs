@@ -97,7 +97,9 @@ pub enum Workload {
 }
 
 /// The long-lived connections' rate in `tls-mixed`, messages/s over 16 connections: light
-/// enough that their latency shows the server's delays, not its queue.
+/// enough that their latency shows the server's delays, not its queue, and that loadgen (one
+/// core on 2) can also make the arrivals at half a model's `tls-churn` rate: at 10,000 it
+/// could not, and its starved arrivals caught up in bursts.
 pub const TLS_MIXED_RATE: f64 = 4000.0;
 
 /// How long a UDP workload waits for an echo before the datagram counts as lost: the
