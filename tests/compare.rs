@@ -110,6 +110,58 @@ fn udp_models_run_the_udp_workloads_alone_and_report_their_datagrams() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+#[test]
+fn tls_mixed_takes_its_arrival_rates_from_the_same_servers_tls_churn() {
+    let out = std::env::temp_dir().join(format!("echobench-compare-tls-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = Command::new(BIN)
+        .args(["compare", "--profile", "tiny", "--tls", "--models", "mio"])
+        .args(["--workloads", "tls-churn,tls-mixed-0,tls-mixed-25"])
+        .args(["--server-cpus", "0", "--loadgen-cpus", "1", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    assert!(
+        run.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    assert!(
+        stdout.contains("TLS handshakes/s"),
+        "headline column: {stdout}"
+    );
+    let report = |id: &str| -> serde_json::Value {
+        let text = std::fs::read_to_string(out.join("raw").join(format!("{id}.json"))).unwrap();
+        serde_json::from_str(&text).unwrap()
+    };
+    let churn = report("mio.tls-churn.r1");
+    let churn_rate = churn["throughput_msgs_per_s"].as_f64().unwrap();
+    assert!(churn_rate > 0.0);
+    let handshakes = &churn["handshakes"];
+    assert!(handshakes["full"].as_u64().unwrap() > 10, "{handshakes}");
+    assert_eq!(churn["tls"]["verification"], "ca");
+    for round in 1..=3 {
+        let control = report(&format!("mio.tls-mixed-0.r{round}"));
+        assert!(control["handshake_arrivals"].is_null());
+        assert_eq!(control["rate"], 4000.0);
+        let loaded = report(&format!("mio.tls-mixed-25.r{round}"));
+        let rate = loaded["handshake_arrivals"]["rate"].as_f64().unwrap();
+        assert_eq!(
+            rate,
+            (churn_rate * 0.25).round(),
+            "25 % of the churn run's rate"
+        );
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(
+        md.contains("## TLS") && md.contains("in the control"),
+        "{md}"
+    );
+    report_re_renders_identically(&out);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 fn summary_holds_every_cell(out: &Path) {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();

@@ -417,12 +417,19 @@ impl<'a> Worker<'a> {
         }
         let echo_deadline = Instant::now() + grace;
         self.poll_until(events, echo_deadline, |c| {
-            !c.idle && matches!(c.state, State::Open | State::Handshaking(_))
+            !c.idle
+                && matches!(
+                    c.state,
+                    State::Open | State::Handshaking(_) | State::Connecting(_)
+                )
         })?;
         // Echoes still missing now never came: each connection with one is a timeout. A
         // handshake not complete by now is abandoned.
         for slot in 0..self.conns.len() {
-            if matches!(self.conns[slot].state, State::Handshaking(_)) {
+            if matches!(
+                self.conns[slot].state,
+                State::Handshaking(_) | State::Connecting(_)
+            ) {
                 self.close(slot);
             }
             if matches!(self.conns[slot].state, State::Open) {
@@ -471,9 +478,16 @@ impl<'a> Worker<'a> {
             State::Open if conn.in_flight.is_empty() && conn.written == conn.queued => {
                 self.half_close(slot)
             }
-            State::Connecting(_) => self.close(slot),
-            // A handshake under way is let finish, then ended cleanly.
-            State::Open | State::Handshaking(_) | State::Closing | State::Down => {}
+            // Plain: nothing is owed on it yet.
+            State::Connecting(_) if self.plan.tls.is_none() => self.close(slot),
+            // TLS: a connect or handshake under way is let finish, then ended cleanly (the
+            // server would count a connection closed before its ClientHello as a failed
+            // handshake).
+            State::Connecting(_)
+            | State::Open
+            | State::Handshaking(_)
+            | State::Closing
+            | State::Down => {}
         }
     }
 

@@ -232,8 +232,9 @@ pub struct Report {
     /// `null` without TLS.
     #[serde(default)]
     pub handshake_us: Option<Latency>,
-    /// Open loop: how late loadgen's own sends were on the schedule (a late send is still
-    /// measured from its intended time); `null` otherwise.
+    /// Open loop: how late sends were on the schedule: loadgen's own delay, or a connection
+    /// still waiting for its previous echo (one in flight per connection); a late send is
+    /// still measured from its intended time. `null` otherwise.
     #[serde(default)]
     pub send_late_us: Option<Latency>,
     /// `--handshake-rate`: the arriving connections; `null` without it.

@@ -250,13 +250,13 @@ fn loaded_verdict(c: &Cell, low: f64, high: f64) -> String {
     let kept = c.arrivals_achieved_ratio.is_some_and(|a| a.median >= 0.95);
     let text = match c.latency_p99_us.filter(|_| c.status == Status::Ok) {
         Some(_) if c.loadgen_saturated || !kept => format!(
-            "no verdict: loadgen could not keep the arrivals' schedule ({} made{})",
+            "no verdict: {} of the arrivals were served{}",
             c.arrivals_achieved_ratio
                 .map_or(DASH.to_owned(), |a| format!("{:.0} %", a.median * 100.0)),
             if c.loadgen_saturated {
-                ", its CPU saturated"
+                " and loadgen's CPU was saturated"
             } else {
-                ""
+                " (the server left them waiting)"
             }
         ),
         Some(v) if v.median > high => {
@@ -271,9 +271,10 @@ fn loaded_verdict(c: &Cell, low: f64, high: f64) -> String {
     format!("{rate} {text}{}", own_lateness(c))
 }
 
-/// How late loadgen's own sends were at p99, where the cell records it.
+/// How late the long-lived connections' sends were on their plan at p99, where the cell
+/// records it: loadgen's own delay, or a connection still waiting for its previous echo.
 fn own_lateness(c: &Cell) -> String {
     c.send_late_p99_us.map_or(String::new(), |l| {
-        format!(" (loadgen's own sends {} late at p99)", us(l.median))
+        format!(" (sends {} late on the plan at p99)", us(l.median))
     })
 }
