@@ -173,33 +173,13 @@ fn plot_figures(plots: &[Plot]) -> Vec<Block> {
 /// A table of one figure per model (rows) and workload of a kind (columns); nothing when no
 /// workload of that kind ran.
 fn workload_table(s: &Summary, title: &str, kind: &str, f: &dyn Fn(&Cell) -> String) -> Vec<Block> {
-    let cols: Vec<&String> = s.workloads.iter().filter(|l| l.starts_with(kind)).collect();
-    if cols.is_empty() {
-        return Vec::new();
-    }
-    let mut header = vec!["model".to_owned()];
-    header.extend(cols.iter().map(|l| (*l).clone()));
-    let rows = s
-        .models
+    let cols: Vec<&str> = s
+        .workloads
         .iter()
-        .filter(|m| {
-            let cells = s.cells_of(m);
-            cols.iter().any(|l| cells.contains_key(l.as_str()))
-        })
-        .map(|m| {
-            let cells = s.cells_of(m);
-            let mut row = vec![server_name(s, m)];
-            row.extend(
-                cols.iter()
-                    .map(|l| or_dash(cells.get(l.as_str()), |c| f(c))),
-            );
-            row
-        })
+        .map(String::as_str)
+        .filter(|l| l.starts_with(kind))
         .collect();
-    vec![
-        Block::Heading(3, title.to_owned()),
-        Block::Table(header, rows),
-    ]
+    columns_table(s, title, &cols, f)
 }
 
 /// Every workload's own table.
