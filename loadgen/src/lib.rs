@@ -383,21 +383,7 @@ fn run_workers(
         }
         let arrivals = opts
             .handshake_rate
-            .map(|rate| {
-                thread::Builder::new()
-                    .name("loadgen-arrivals".to_owned())
-                    .spawn_scoped(s, move || -> anyhow::Result<ArrivalsRun> {
-                        if !opts.cpus.is_empty() {
-                            pin_to_set(&opts.cpus)?;
-                        }
-                        let _ = nix::sys::prctl::set_timerslack(1);
-                        let sched_idle = sched_idle();
-                        let result = engine::run_arrivals(plan, shared, &arrivals_progress, rate)
-                            .context("the arrivals' thread failed")?;
-                        Ok(ArrivalsRun { result, sched_idle })
-                    })
-                    .context("cannot start the arrivals' thread")
-            })
+            .map(|rate| spawn_arrivals(s, opts, plan, shared, &arrivals_progress, rate))
             .transpose()?;
         let (cpu, wall) = watch(opts, plan, shared, progress, bar);
         let mut results = Vec::new();
@@ -417,6 +403,31 @@ fn run_workers(
         };
         Ok((results, arrivals, cpu, wall))
     })
+}
+
+/// Starts the arrivals' thread of `--handshake-rate`: pinned to loadgen's CPUs, at
+/// `SCHED_IDLE`.
+fn spawn_arrivals<'scope, 'env>(
+    s: &'scope thread::Scope<'scope, 'env>,
+    opts: &'env Options,
+    plan: &'env Plan,
+    shared: &'env Shared,
+    progress: &'env AtomicU64,
+    rate: f64,
+) -> anyhow::Result<thread::ScopedJoinHandle<'scope, anyhow::Result<ArrivalsRun>>> {
+    thread::Builder::new()
+        .name("loadgen-arrivals".to_owned())
+        .spawn_scoped(s, move || -> anyhow::Result<ArrivalsRun> {
+            if !opts.cpus.is_empty() {
+                pin_to_set(&opts.cpus)?;
+            }
+            let _ = nix::sys::prctl::set_timerslack(1);
+            let sched_idle = sched_idle();
+            let result = engine::run_arrivals(plan, shared, progress, rate)
+                .context("the arrivals' thread failed")?;
+            Ok(ArrivalsRun { result, sched_idle })
+        })
+        .context("cannot start the arrivals' thread")
 }
 
 /// Puts the calling thread at `SCHED_IDLE`: it runs only when the load's own threads leave

@@ -110,6 +110,15 @@ fn tls_server(cert: &Path, key: &Path) -> TlsServer {
     server
 }
 
+/// The tests that make load take turns: the arrivals' thread runs at `SCHED_IDLE`, and
+/// another test's load on the same CPUs would starve it (and its rate with it).
+static LOAD: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    LOAD.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn tempdir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgen-tls-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
@@ -132,6 +141,7 @@ fn options(addr: SocketAddr, ca: &Path, resume: bool) -> Options {
 
 #[test]
 fn an_untrusted_certificate_is_refused_in_one_line_naming_the_flag() {
+    let _turn = one_at_a_time();
     let dir = tempdir("untrusted");
     let (cert, key) = certificate(&dir.join("server"));
     let (other, _) = certificate(&dir.join("other"));
@@ -159,6 +169,7 @@ fn an_untrusted_certificate_is_refused_in_one_line_naming_the_flag() {
 
 #[test]
 fn handshakes_by_kind_match_the_servers_count_with_and_without_resumption() {
+    let _turn = one_at_a_time();
     let dir = tempdir("counts");
     let (cert, key) = certificate(&dir);
     for resume in [false, true] {
@@ -194,6 +205,7 @@ fn handshakes_by_kind_match_the_servers_count_with_and_without_resumption() {
 
 #[test]
 fn tls_resume_fails_a_run_whose_server_resumes_nothing() {
+    let _turn = one_at_a_time();
     let dir = tempdir("noresume");
     let (cert, key) = certificate(&dir);
     let server = tls_server(&cert, &key);
@@ -214,6 +226,7 @@ fn tls_resume_fails_a_run_whose_server_resumes_nothing() {
 
 #[test]
 fn handshake_rate_achieves_its_rate_beside_the_load() {
+    let _turn = one_at_a_time();
     let dir = tempdir("rate");
     let (cert, key) = certificate(&dir);
     let server = tls_server(&cert, &key);

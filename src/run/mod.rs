@@ -117,16 +117,30 @@ impl Tls {
         })
     }
 
-    /// The server's arguments that turn TLS on.
-    fn server_args(&self) -> Vec<String> {
+    /// The run's server with the arguments that turn TLS on (its label stays the model's).
+    fn server(&self, spec: &RunSpec) -> crate::schema::ServerSpec {
         let path = |p: &Path| p.to_string_lossy().into_owned();
-        vec![
+        let mut server = spec.server();
+        server.args.extend([
             "--tls".to_owned(),
             "--tls-cert".to_owned(),
             path(&self.cert),
             "--tls-key".to_owned(),
             path(&self.key),
-        ]
+        ]);
+        server
+    }
+
+    /// The server's `tls-churn` handshakes per second in this pass, which a loaded
+    /// `tls-mixed` run needs; the error says it is missing.
+    fn churn_rate(&self, spec: &RunSpec) -> Result<Option<f64>, String> {
+        let rate = self.churn_rates.borrow().get(&spec.server_label()).copied();
+        match spec.workload {
+            Workload::TlsMixed { share } if share > 0 && rate.is_none() => {
+                Err("no tls-churn rate was measured for this server in this pass".to_owned())
+            }
+            _ => Ok(rate),
+        }
     }
 
     /// Keeps the handshakes per second of a `tls-churn` run that has figures.
@@ -182,16 +196,12 @@ fn run_one(
         return (record(Status::NotRun, Some(why), None), None);
     }
     let tls = tls.filter(|_| spec.workload.is_tls());
-    let churn_rate = tls.and_then(|t| t.churn_rates.borrow().get(&spec.server_label()).copied());
-    if matches!(spec.workload, Workload::TlsMixed { share } if share > 0) && churn_rate.is_none() {
-        let why = "no tls-churn rate was measured for this server in this pass".to_owned();
-        return (record(Status::Failed, Some(why), None), None);
-    }
+    let churn_rate = match tls.map(|t| t.churn_rate(spec)).transpose() {
+        Ok(rate) => rate.flatten(),
+        Err(why) => return (record(Status::Failed, Some(why), None), None),
+    };
     let log = raw.join(format!("{}.server.log", spec.id()));
-    let mut server_spec = spec.server();
-    if let Some(tls) = tls {
-        server_spec.args.extend(tls.server_args());
-    }
+    let server_spec = tls.map_or_else(|| spec.server(), |t| t.server(spec));
     let started = match ext {
         Some(e) => Server::start_external(e, &opts.server_cpus, &log),
         None => Server::start(exe, &server_spec, &opts.server_cpus, &log),
