@@ -170,6 +170,10 @@ impl Options {
         if self.udp {
             self.validate_udp()?;
         }
+        if let Some(tls) = &self.tls {
+            // The CA file and the name to check are arguments: a bad one is refused up front.
+            tls::Client::new(&self.target, tls)?;
+        }
         if let Some(rate) = self.handshake_rate {
             if !(rate.is_finite() && rate > 0.0) {
                 return Err(

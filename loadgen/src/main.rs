@@ -238,14 +238,15 @@ fn tls_options(args: &RunArgs) -> Result<Option<loadgen::TlsOptions>, String> {
         }
         return Ok(None);
     }
-    let trust = match (&args.tls_ca, args.tls_insecure) {
-        (Some(ca), false) => loadgen::Trust::Ca(ca.clone()),
-        (None, true) => loadgen::Trust::Insecure,
-        _ => {
-            return Err("--tls needs --tls-ca FILE (the server's certificate or its CA) or                  --tls-insecure"
-                .to_owned())
-        }
-    };
+    let trust =
+        match (&args.tls_ca, args.tls_insecure) {
+            (Some(ca), false) => loadgen::Trust::Ca(ca.clone()),
+            (None, true) => loadgen::Trust::Insecure,
+            _ => return Err(
+                "--tls needs --tls-ca FILE (the server's certificate or its CA) or --tls-insecure"
+                    .to_owned(),
+            ),
+        };
     Ok(Some(loadgen::TlsOptions {
         trust,
         resume: args.tls_resume,

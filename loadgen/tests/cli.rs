@@ -68,6 +68,24 @@ fn bad_flags_give_one_line_naming_the_flag_and_exit_2() {
         (vec!["--addr", addr, "--udp", "--idle", "10"], "--idle"),
         (vec!["--addr", addr, "--udp", "--size", "4"], "--size"),
         (vec!["--addr", addr, "--udp", "--size", "65508"], "--size"),
+        (vec!["--addr", addr, "--tls"], "--tls-ca"),
+        (vec!["--addr", addr, "--tls-resume"], "--tls"),
+        (
+            vec!["--addr", addr, "--tls", "--tls-ca", "/no/ca.pem"],
+            "--tls-ca",
+        ),
+        (
+            vec!["--addr", addr, "--tls", "--tls-ca", "Cargo.toml"],
+            "--tls-ca",
+        ),
+        (
+            vec!["--addr", addr, "--tls", "--tls-insecure", "--udp"],
+            "--udp",
+        ),
+        (
+            vec!["--addr", addr, "--handshake-rate", "0"],
+            "--handshake-rate",
+        ),
     ] {
         let out = loadgen(&args);
         let err = stderr(&out);
