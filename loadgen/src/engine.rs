@@ -534,11 +534,15 @@ impl<'a> Worker<'a> {
 
     /// The worker's results, once its run is over.
     fn into_result(self) -> WorkerResult {
-        let starved = self
-            .conns
-            .iter()
-            .filter(|c| !c.idle && c.arrival.is_none() && c.completed == 0)
-            .count();
+        // The arrivals' slots serve one connection after another: none is starved.
+        let starved = match self.arrivals {
+            Some(_) => 0,
+            None => self
+                .conns
+                .iter()
+                .filter(|c| !c.idle && c.completed == 0)
+                .count(),
+        };
         WorkerResult {
             latency: self.record.latency,
             uncorrected: self.record.uncorrected,
@@ -655,14 +659,21 @@ impl<'a> Worker<'a> {
         arrivals.next += 1;
         let next = self.plan.start + Duration::from_secs_f64(arrivals.next as f64 / arrivals.rate);
         self.due.push(Reverse((next, ARRIVAL, 0)));
-        let slot = arrivals.free.pop().unwrap_or_else(|| {
-            self.conns.push(Conn::new(0, false, now));
-            self.conns.len() - 1
-        });
         // Each arrival its own payload stream, apart from the steady connections'.
-        let conn = &mut self.conns[slot];
-        *conn = Conn::new(self.plan.connections + index as usize, false, now);
+        let mut conn = Conn::new(self.plan.connections + index as usize, false, now);
         conn.arrival = Some(intended);
+        let slot = match arrivals.free.pop() {
+            Some(slot) => {
+                // The slot's generation goes on, so no timer entry of its last arrival matches.
+                conn.generation = self.conns[slot].generation;
+                self.conns[slot] = conn;
+                slot
+            }
+            None => {
+                self.conns.push(conn);
+                self.conns.len() - 1
+            }
+        };
         if intended >= self.plan.measure_start {
             self.record.late_by(now - intended);
         }
@@ -954,7 +965,7 @@ impl<'a> Worker<'a> {
         match self.plan.mode {
             Mode::Closed => self.send(slot, now, now),
             Mode::Open => self.schedule_next(slot, now),
-            Mode::Churn if self.conns[slot].stream.as_ref().is_some_and(Link::is_tls) => {
+            Mode::Churn if self.plan.tls.is_some() => {
                 // TLS ends with close_notify both ways: half-close, read the server's to EOF,
                 // then the next connection ([`Worker::closed`]).
                 self.half_close(slot);
@@ -973,7 +984,7 @@ impl<'a> Worker<'a> {
         if self.plan.mode != Mode::Churn {
             return self.close_if_done(slot);
         }
-        if self.conns[slot].stream.as_ref().is_some_and(Link::is_tls) {
+        if self.plan.tls.is_some() {
             return self.half_close(slot);
         }
         self.close(slot);

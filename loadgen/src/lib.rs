@@ -371,7 +371,7 @@ fn run_workers(
                 .name(format!("loadgen-{w}"))
                 .spawn_scoped(s, move || -> anyhow::Result<WorkerResult> {
                     if let Some(cpu) = cpu {
-                        pin_to(cpu)?;
+                        pin_to(&[cpu])?;
                     }
                     // Precise wake-ups for the open-loop schedule.
                     let _ = nix::sys::prctl::set_timerslack(1);
@@ -423,7 +423,7 @@ fn spawn_arrivals<'scope, 'env>(
         .name("loadgen-arrivals".to_owned())
         .spawn_scoped(s, move || -> anyhow::Result<ArrivalsRun> {
             if !opts.cpus.is_empty() {
-                pin_to_set(&opts.cpus)?;
+                pin_to(&opts.cpus)?;
             }
             let _ = nix::sys::prctl::set_timerslack(1);
             let sched_idle = sched_idle();
@@ -828,7 +828,7 @@ pub fn affinity_cpus() -> Vec<usize> {
 }
 
 /// Pins the calling thread to the CPUs of `cpus`.
-fn pin_to_set(cpus: &[usize]) -> anyhow::Result<()> {
+fn pin_to(cpus: &[usize]) -> anyhow::Result<()> {
     use nix::sched::{sched_setaffinity, CpuSet};
     use nix::unistd::Pid;
     let mut set = CpuSet::new();
@@ -836,18 +836,9 @@ fn pin_to_set(cpus: &[usize]) -> anyhow::Result<()> {
         set.set(cpu)
             .with_context(|| format!("--cpus: no CPU {cpu}"))?;
     }
+    let plural = if cpus.len() == 1 { "" } else { "s" };
     sched_setaffinity(Pid::from_raw(0), &set)
-        .with_context(|| format!("--cpus: cannot pin to CPUs {}", format_cpus(cpus)))
-}
-
-fn pin_to(cpu: usize) -> anyhow::Result<()> {
-    use nix::sched::{sched_setaffinity, CpuSet};
-    use nix::unistd::Pid;
-    let mut set = CpuSet::new();
-    set.set(cpu)
-        .with_context(|| format!("--cpus: no CPU {cpu}"))?;
-    sched_setaffinity(Pid::from_raw(0), &set)
-        .with_context(|| format!("--cpus: cannot pin to CPU {cpu}"))
+        .with_context(|| format!("--cpus: cannot pin to CPU{plural} {}", format_cpus(cpus)))
 }
 
 /// Parses a CPU list such as `0-3,8`.

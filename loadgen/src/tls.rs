@@ -347,17 +347,14 @@ fn handshake_error(addr: SocketAddr, options: &TlsOptions, e: &io::Error) -> Str
 }
 
 /// Collects tickets before the run with further probes until there are `wanted` (each full
-/// handshake brings the server's tickets), at most `wanted` probes. Returns how many probes
-/// it made.
-pub fn prime(client: &Client, addr: SocketAddr, timeout: Duration, wanted: usize) -> usize {
-    let mut made = 0;
-    while client.tickets.available() < wanted && made < wanted {
-        if probe(client, addr, timeout).is_err() {
+/// handshake brings the server's tickets), at most `wanted` probes; the handshakes are
+/// counted in the client's counts like any other.
+pub fn prime(client: &Client, addr: SocketAddr, timeout: Duration, wanted: usize) {
+    for _ in 0..wanted {
+        if client.tickets.available() >= wanted || probe(client, addr, timeout).is_err() {
             break;
         }
-        made += 1;
     }
-    made
 }
 
 /// A connected socket, plain or with a TLS client session over it.
@@ -382,11 +379,6 @@ impl Link {
     pub fn start_tls(&mut self, session: ClientConnection) -> io::Result<()> {
         self.tls = Some(Box::new(session));
         self.push()
-    }
-
-    /// Whether the link is TLS.
-    pub fn is_tls(&self) -> bool {
-        self.tls.is_some()
     }
 
     /// TLS: moves the handshake on with what the socket has; `Ok(Some(kind))` once it is
