@@ -384,14 +384,8 @@ pub fn workload_timing(workload: &Workload, profile: Timing) -> Timing {
     match *workload {
         // TLS runs have their own budget, whatever the TCP matrix's size, at least the
         // profile's; tls-mixed's long enough for its p99 (10,000 echoes a run).
-        Workload::TlsMixed { .. } => Timing {
-            warmup: profile.warmup.max(TLS_MIXED_TIMING.warmup),
-            duration: profile.duration.max(TLS_MIXED_TIMING.duration),
-        },
-        w if w.is_tls() => Timing {
-            warmup: profile.warmup.max(TLS_TIMING.warmup),
-            duration: profile.duration.max(TLS_TIMING.duration),
-        },
+        Workload::TlsMixed { .. } => at_least(profile, TLS_MIXED_TIMING),
+        w if w.is_tls() => at_least(profile, TLS_TIMING),
         Workload::Idle { idle } => Timing {
             warmup: profile
                 .warmup
@@ -399,6 +393,14 @@ pub fn workload_timing(workload: &Workload, profile: Timing) -> Timing {
             duration: profile.duration,
         },
         _ => profile,
+    }
+}
+
+/// `timing`, each of its parts at least `least`'s.
+fn at_least(timing: Timing, least: Timing) -> Timing {
+    Timing {
+        warmup: timing.warmup.max(least.warmup),
+        duration: timing.duration.max(least.duration),
     }
 }
 
