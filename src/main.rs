@@ -149,6 +149,13 @@ struct Passes {
     /// full profile always runs them.
     #[arg(long)]
     tls: bool,
+    /// Also the tutorials' own Python servers, run by PYTHON (3.9 or later) [default when
+    /// given alone: python3]: py-iterative, py-threading, py-multiprocessing, py-asyncio,
+    /// py-selectors, py-twisted and py-gevent where PYTHON can import them
+    /// (scripts/python-models.sh), and with --udp py-udp. Without a fit interpreter, one line
+    /// and the rest runs. About 2 minutes more per pass on 2 cores for quick.
+    #[arg(long, value_name = "PYTHON", num_args = 0..=1, default_missing_value = "python3")]
+    python: Option<String>,
     /// Only these workloads, comma-separated, as the report labels them (pingpong-c16,
     /// rate-10000, churn, idle-1000, bulk, udp-pingpong-c16-p8, udp-rate-10000).
     #[arg(long, value_name = "LIST")]
@@ -286,16 +293,10 @@ fn compare(
         passes.tls || profile == Profile::Full || workloads.iter().flatten().any(|w| w.is_tls());
     let mut servers = plan::parse_models(&models).map_err(usage)?;
     udp_servers(&mut servers, &models, udp).map_err(usage)?;
-    let external = external_servers(&external).map_err(usage)?;
-    servers.extend(external.iter().map(|e| ServerSpec::model(&e.name)));
-    if servers.is_empty() {
-        return Err(usage(
-            "--models none and no --server or --server-file: nothing to compare".to_owned(),
-        ));
-    }
+    let asked_python = python_asked(&mut servers, passes.python.is_some(), udp)?;
+    let mut external = external_servers(&external).map_err(usage)?;
     let timing = timing(profile, &passes).map_err(usage)?;
     let (server_cpus, loadgen_cpus) = cpus(pinning)?;
-    plan::state_workers(&mut servers, server_cpus.len());
     let out = out.unwrap_or_else(|| default_out(""));
     let held = out.join("raw").exists()
         && std::fs::read_dir(out.join("raw")).is_ok_and(|mut d| d.next().is_some());
@@ -305,6 +306,21 @@ fn compare(
             out.display()
         );
     }
+    let python = match &passes.python {
+        Some(program) => python_servers(program, &out, &asked_python, &mut external),
+        None => None,
+    };
+    servers.extend(external.iter().map(|e| ServerSpec::model(&e.name)));
+    if servers.is_empty() && passes.python.is_some() {
+        // Only Python models were asked for, and none can run: said above, not a failure.
+        return Ok(());
+    }
+    if servers.is_empty() {
+        return Err(usage(
+            "--models none and no --server or --server-file: nothing to compare".to_owned(),
+        ));
+    }
+    plan::state_workers(&mut servers, server_cpus.len());
     let mut opts = CompareOptions {
         servers,
         profile,
@@ -320,6 +336,7 @@ fn compare(
         external,
         udp,
         tls,
+        python,
     };
     if passes.append {
         opts.first_repeat = appended_from(&opts)?;
@@ -360,6 +377,55 @@ fn udp_servers(servers: &mut Vec<ServerSpec>, list: &str, udp: bool) -> Result<(
         _ => {}
     }
     Ok(())
+}
+
+/// The Python models a comparison runs with `--python`, taken out of `servers` (they run as
+/// external servers, after the Rust models): those `--models` names, or every one when it
+/// names none (the UDP one with the UDP workloads). A list that names one without `--python`
+/// is refused.
+fn python_asked(
+    servers: &mut Vec<ServerSpec>,
+    python: bool,
+    udp: bool,
+) -> anyhow::Result<Vec<&'static echo_server::python::PythonModel>> {
+    let named: Vec<&str> = servers
+        .iter()
+        .filter_map(|s| echo_server::python::find(&s.model))
+        .map(|m| m.name)
+        .collect();
+    if !python && !named.is_empty() {
+        return Err(usage(format!(
+            "--models: {} is a Python model; add --python to run the Python models",
+            named.join(", ")
+        )));
+    }
+    let asked = plan::python::asked(servers, udp);
+    servers.retain(|s| echo_server::python::find(&s.model).is_none());
+    Ok(if python { asked } else { Vec::new() })
+}
+
+/// Writes the Python scripts into `out/python/` and puts the models that can run among
+/// `external`, in the registry's order before the user's own; says in one line each what
+/// cannot run, and in one line when no interpreter can run any (not a failure).
+fn python_servers(
+    program: &str,
+    out: &Path,
+    asked: &[&'static echo_server::python::PythonModel],
+    external: &mut Vec<ExternalServer>,
+) -> Option<echobench::schema::PythonRun> {
+    match plan::python::prepare(program, &out.join("python"), asked) {
+        Ok((run, servers)) => {
+            for skipped in &run.skipped {
+                eprintln!("echobench: {} {}", skipped.model, skipped.why);
+            }
+            external.splice(0..0, servers);
+            Some(run)
+        }
+        Err(why) => {
+            eprintln!("echobench: --python: {why}; the Python models are not run");
+            None
+        }
+    }
 }
 
 /// The first pass `--append` adds to the comparison in `opts.out`: one after its last, once

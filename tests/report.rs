@@ -67,6 +67,7 @@ fn environment() -> Environment {
         seed: None,
         external: Vec::new(),
         udp: true,
+        python: None,
     }
 }
 

@@ -18,7 +18,8 @@
 //! - [`errors`]: naming I/O errors;
 //! - [`endings`]: counting connections that ended uncleanly, for one line at exit.
 //!
-//! [`cli`] is the `echo-server` command line on top of them. Imports flow one way: `cli` →
+//! [`cli`] is the `echo-server` command line on top of them; [`python`] is the registry of the
+//! tutorials' own Python servers, whose scripts ship inside the binaries. Imports flow one way: `cli` →
 //! `models` → the shared blocks; no block imports a model, no model imports the registry.
 
 pub mod accept;
@@ -31,6 +32,7 @@ pub mod endings;
 pub mod errors;
 pub mod listen;
 pub mod models;
+pub mod python;
 pub mod signals;
 pub mod tls;
 
@@ -55,7 +57,7 @@ mod tests {
             "accept",
         ],
         &["models"],
-        &["cli"],
+        &["cli", "python"],
     ];
 
     #[test]

@@ -15,10 +15,12 @@ use echo_server::models::ClientsAtOnce;
 use testkit::faultproxy::{Direction, FaultProxy, Faults, Slice};
 
 use common::{
-    assert_back_pressured, child_states, children, exchange, holds_every_client_in_one_process,
-    info, is_alive, models, nofile_limits, ping, proc_status, serves_one_at_a_time, tree_anon_kib,
-    tree_sockets, wait_until, Rng, Server, IO_TIMEOUT,
+    assert_back_pressured, child_states, children, clients_at_once, exchange, forks,
+    holds_every_client_in_one_process, is_alive, models, nofile_limits, ping, proc_status, program,
+    python_models, serves_one_at_a_time, tree_anon_kib, tree_sockets, wait_until, Rng, Server,
+    IO_TIMEOUT,
 };
+use echo_server::Transport;
 
 #[test]
 fn small_pingpongs_echo_byte_for_byte() {
@@ -123,7 +125,8 @@ fn unclean_endings_are_counted_in_one_line_at_exit_and_never_logged_per_connecti
         assert_eq!(
             stderr.lines().collect::<Vec<_>>(),
             [format!(
-                "echo-server: unclean endings: {RUDE} reset, 0 broken pipe, 0 eof mid-message, 0 other"
+                "{}: unclean endings: {RUDE} reset, 0 broken pipe, 0 eof mid-message, 0 other",
+                program(&model)
             )],
             "{model}"
         );
@@ -139,7 +142,7 @@ fn a_server_started_under_a_low_soft_limit_raises_it_and_holds_more_clients() {
         let (soft, hard) = nofile_limits(server.pid()).unwrap();
         assert_eq!(soft, hard, "{model}: soft limit left at {soft}");
         if !holds_every_client_in_one_process(&model)
-            || info(&model).clients_at_once != ClientsAtOnce::Any
+            || clients_at_once(&model) != ClientsAtOnce::Any
             || hard < 2 * CLIENTS as u64
         {
             // Each client in its own process, or a few at a time: no one process holds them.
@@ -250,7 +253,10 @@ fn a_connection_reset_mid_stream_by_the_network_is_counted_and_service_goes_on()
         assert!(status.success(), "{model}: {status}");
         assert_eq!(
             server.final_stderr().lines().collect::<Vec<_>>(),
-            ["echo-server: unclean endings: 1 reset, 0 broken pipe, 0 eof mid-message, 0 other"],
+            [format!(
+                "{}: unclean endings: 1 reset, 0 broken pipe, 0 eof mid-message, 0 other",
+                program(&model)
+            )],
             "{model}"
         );
     }
@@ -293,70 +299,90 @@ fn sigint_exits_zero_while_idle() {
     }
 }
 
+/// The models that fork a child for every client: `fork-per-client`, `py-multiprocessing`.
+fn forking_per_client() -> Vec<String> {
+    models()
+        .into_iter()
+        .filter(|m| forks(m) && clients_at_once(m) == ClientsAtOnce::Any)
+        .collect()
+}
+
 #[test]
-fn fork_per_client_reaps_every_child_after_fifty_connections() {
-    let server = Server::start("fork-per-client", &[]);
-    for i in 0..50u32 {
-        let mut client = server.connect();
-        ping(&mut client, &i.to_be_bytes());
-        // A child that has just exited is a zombie until the parent's SIGCHLD wake-up; a
-        // few at once can be in that window on a busy machine, never a growing pile.
-        let states = child_states(server.pid());
+fn a_process_per_client_reaps_every_child_after_fifty_connections() {
+    for model in forking_per_client() {
+        let server = Server::start(&model, &[]);
+        for i in 0..50u32 {
+            let mut client = server.connect();
+            ping(&mut client, &i.to_be_bytes());
+            // A child that has just exited is a zombie until the parent's SIGCHLD wake-up; a
+            // few at once can be in that window on a busy machine, never a growing pile.
+            let states = child_states(server.pid());
+            assert!(
+                states.iter().filter(|(_, s)| s == "Z").count() <= 4,
+                "{model}: zombies piling up: {states:?}"
+            );
+        }
+        // The last children are exiting as their clients leave; each must be reaped.
+        let settled = wait_until(Duration::from_secs(5), || {
+            children(server.pid()).is_empty().then_some(())
+        });
         assert!(
-            states.iter().filter(|(_, s)| s == "Z").count() <= 4,
-            "zombies piling up: {states:?}"
+            settled.is_some(),
+            "{model}: children left behind: {:?}",
+            child_states(server.pid())
         );
     }
-    // The last children are exiting as their clients leave; each must be reaped.
-    let settled = wait_until(Duration::from_secs(5), || {
-        children(server.pid()).is_empty().then_some(())
-    });
-    assert!(
-        settled.is_some(),
-        "children left behind: {:?}",
-        child_states(server.pid())
-    );
 }
 
 #[test]
-fn fork_per_client_ends_and_reaps_children_on_sigterm() {
-    let mut server = Server::start("fork-per-client", &[]);
-    let mut clients: Vec<_> = (0..5).map(|_| server.connect()).collect();
-    for client in &mut clients {
-        ping(client, b"hold");
+fn a_process_per_client_ends_and_reaps_children_on_sigterm() {
+    for model in forking_per_client() {
+        let mut server = Server::start(&model, &[]);
+        let mut clients: Vec<_> = (0..5).map(|_| server.connect()).collect();
+        for client in &mut clients {
+            ping(client, b"hold");
+        }
+        let kids = children(server.pid());
+        assert_eq!(kids.len(), 5, "{model}: one child per connected client");
+        let (status, took) = server.terminate(Duration::from_secs(2));
+        assert!(status.success(), "{model}: exit status {status}");
+        assert!(took <= Duration::from_secs(2), "{model}: took {took:?}");
+        // The clients are still connected, so a child still alive here was never ended.
+        let alive: Vec<_> = kids.into_iter().filter(|&pid| is_alive(pid)).collect();
+        assert!(
+            alive.is_empty(),
+            "{model}: children outlived the server: {alive:?}"
+        );
     }
-    let kids = children(server.pid());
-    assert_eq!(kids.len(), 5, "one child per connected client");
-    let (status, took) = server.terminate(Duration::from_secs(2));
-    assert!(status.success(), "exit status {status}");
-    assert!(took <= Duration::from_secs(2), "took {took:?}");
-    // The clients are still connected, so a child still alive here was never ended.
-    let alive: Vec<_> = kids.into_iter().filter(|&pid| is_alive(pid)).collect();
-    assert!(alive.is_empty(), "children outlived the server: {alive:?}");
 }
 
 #[test]
-fn thread_per_client_returns_to_its_baseline_thread_count() {
-    let server = Server::start("thread-per-client", &[]);
-    let baseline = proc_status(server.pid(), "Threads").unwrap();
-    let mut clients: Vec<_> = (0..20).map(|_| server.connect()).collect();
-    for client in &mut clients {
-        ping(client, b"x");
+fn a_thread_per_client_returns_to_its_baseline_thread_count() {
+    let python = python_models(Transport::Tcp)
+        .into_iter()
+        .filter(|m| m == "py-threading");
+    for model in std::iter::once("thread-per-client".to_owned()).chain(python) {
+        let server = Server::start(&model, &[]);
+        let baseline = proc_status(server.pid(), "Threads").unwrap();
+        let mut clients: Vec<_> = (0..20).map(|_| server.connect()).collect();
+        for client in &mut clients {
+            ping(client, b"x");
+        }
+        let busy = proc_status(server.pid(), "Threads").unwrap();
+        assert!(
+            busy >= baseline + 20,
+            "{model}: {busy} threads for 20 clients over {baseline}"
+        );
+        drop(clients);
+        let settled = wait_until(Duration::from_secs(5), || {
+            (proc_status(server.pid(), "Threads") == Some(baseline)).then_some(())
+        });
+        assert!(
+            settled.is_some(),
+            "{model}: threads stayed at {:?}, baseline {baseline}",
+            proc_status(server.pid(), "Threads")
+        );
     }
-    let busy = proc_status(server.pid(), "Threads").unwrap();
-    assert!(
-        busy >= baseline + 20,
-        "{busy} threads for 20 clients over {baseline}"
-    );
-    drop(clients);
-    let settled = wait_until(Duration::from_secs(5), || {
-        (proc_status(server.pid(), "Threads") == Some(baseline)).then_some(())
-    });
-    assert!(
-        settled.is_some(),
-        "threads stayed at {:?}, baseline {baseline}",
-        proc_status(server.pid(), "Threads")
-    );
 }
 
 #[test]

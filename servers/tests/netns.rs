@@ -18,14 +18,10 @@ fn loadgen_bin() -> PathBuf {
 }
 
 fn start_in(ns: &Netns, model: &str) -> Server {
-    let cmd: Command = ns.exec(&[
-        common::BIN,
-        model,
-        "--addr",
-        "127.0.0.1:0",
-        "--workers",
-        WORKERS,
-    ]);
+    let mut argv = common::server_argv(model);
+    argv.extend(["--addr", "127.0.0.1:0", "--workers", WORKERS].map(str::to_owned));
+    let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
+    let cmd: Command = ns.exec(&argv);
     Server::spawn(model, cmd)
 }
 

@@ -17,14 +17,14 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, HandshakeKind, ProtocolVersion, StreamOwned};
 
 use common::{
-    assert_back_pressured, info, serves_one_at_a_time, tree_anon_kib, Rng, Server, BIN, IO_TIMEOUT,
+    assert_back_pressured, serves_one_at_a_time, tree_anon_kib, Rng, Server, BIN, IO_TIMEOUT,
 };
 
 /// The models that serve TLS, from `echo-server --list` and the registry.
 fn tls_models() -> Vec<String> {
     common::models()
         .into_iter()
-        .filter(|m| info(m).tls)
+        .filter(|m| echo_server::Model::from_name(m).is_some_and(|m| m.supports_tls()))
         .collect()
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::thread;
 use std::time::Duration;
 
-use common::{io_uring_allowed, udp_models, Rng, Server, BIN};
+use common::{io_uring_allowed, udp_models, Rng, Server};
 
 /// The sizes every model must echo: one byte, a full Ethernet-MTU datagram, the largest IPv4
 /// datagram.
@@ -150,8 +150,10 @@ fn a_datagram_from_a_service_port_is_not_echoed() {
 #[test]
 fn a_udp_model_refuses_a_remote_address_without_allow_remote() {
     for model in udp_models() {
-        let out = std::process::Command::new(BIN)
-            .args([&model, "--addr", "0.0.0.0:0"])
+        let argv = common::server_argv(&model);
+        let out = std::process::Command::new(&argv[0])
+            .args(&argv[1..])
+            .args(["--addr", "0.0.0.0:0"])
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -165,8 +167,10 @@ fn a_udp_model_refuses_a_remote_address_without_allow_remote() {
 #[test]
 fn a_wildcard_udp_model_replies_from_the_address_it_was_sent_to() {
     for model in udp_models() {
-        let mut cmd = std::process::Command::new(BIN);
-        cmd.args([&model, "--addr", "0.0.0.0:0", "--allow-remote"]);
+        let argv = common::server_argv(&model);
+        let mut cmd = std::process::Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .args(["--addr", "0.0.0.0:0", "--allow-remote"]);
         let server = Server::spawn(&model, cmd);
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         client.set_read_timeout(Some(common::IO_TIMEOUT)).unwrap();

@@ -55,6 +55,7 @@ pub fn parse_flag(text: &str) -> Result<ExternalServer, String> {
         max_connections: None,
         ready_timeout: READY_TIMEOUT,
         stop_grace: STOP_GRACE,
+        bytes_per_client: None,
     };
     check(&server).map_err(|e| format!("--server {}: {e}", server.name))?;
     Ok(server)
@@ -130,6 +131,7 @@ fn server_of(entry: Entry) -> Result<ExternalServer, String> {
         max_connections: entry.max_connections,
         ready_timeout: duration("ready_timeout", entry.ready_timeout, READY_TIMEOUT)?,
         stop_grace: duration("stop_grace", entry.stop_grace, STOP_GRACE)?,
+        bytes_per_client: None,
     };
     check(&server)?;
     Ok(server)
@@ -195,7 +197,8 @@ fn check_name(name: &str) -> Result<(), String> {
             "the name '{name}' must be 1 to 40 letters, digits, '.', '_' or '-', starting with a letter or digit"
         ));
     }
-    if Model::from_name(name).is_some() || name == "all" || name == "none" {
+    let python = echo_server::python::find(name).is_some();
+    if Model::from_name(name).is_some() || python || name == "all" || name == "none" {
         return Err(format!(
             "the name '{name}' is taken by a built-in model or a --models keyword; choose another"
         ));
@@ -317,9 +320,29 @@ fn program_exists(program: &str) -> bool {
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| runnable(&dir.join(program))))
 }
 
-/// Why `server` is not run under `workload` (its caps), or `None`.
-pub fn not_run(server: &ExternalServer, workload: &Workload) -> Option<String> {
+/// The most memory a server with a process per client is asked to fill: half the machine's,
+/// and never more than this (10,000 processes of an interpreter are not a run).
+pub const MEMORY_CAP: u64 = 16_000_000_000;
+
+/// Why `server` is not run under `workload` (its caps, or more memory than half of
+/// `memory_bytes`, the machine's, or [`MEMORY_CAP`]), or `None`.
+pub fn not_run(server: &ExternalServer, workload: &Workload, memory_bytes: u64) -> Option<String> {
     let (at_once, idle) = super::connections_needed(workload);
+    if let Some(each) = server.bytes_per_client {
+        let needed = at_once as u64 * each;
+        let cap = (memory_bytes / 2).min(MEMORY_CAP);
+        if needed > cap {
+            let gb = |b: u64| b as f64 / 1e9;
+            return Some(format!(
+                "not run: needs about {:.1} GB ({at_once} clients of about {:.1} MB each), over {:.1} GB (half of this machine's {:.1} GB, at most {:.0} GB)",
+                gb(needed),
+                each as f64 / 1e6,
+                gb(cap),
+                gb(memory_bytes),
+                gb(MEMORY_CAP)
+            ));
+        }
+    }
     if let Some(cap) = server.max_idle.filter(|&cap| idle > cap) {
         return Some(format!(
             "not run: needs about {idle} idle connections; its max_idle is {cap}"
@@ -390,6 +413,28 @@ mod tests {
     }
 
     #[test]
+    fn a_process_per_client_is_not_run_where_its_clients_need_over_half_the_memory() {
+        let mut s = parse_flag("s=sh {port}").unwrap();
+        s.bytes_per_client = Some(5 << 19);
+        const MEMORY: u64 = 24 << 30;
+        let why = not_run(&s, &Workload::Idle { idle: 10_000 }, MEMORY).unwrap();
+        assert_eq!(
+            why,
+            "not run: needs about 26.2 GB (10001 clients of about 2.6 MB each), over 12.9 GB (half of this machine's 25.8 GB, at most 16 GB)"
+        );
+        assert!(not_run(&s, &Workload::Idle { idle: 5000 }, MEMORY).is_some());
+        assert_eq!(not_run(&s, &Workload::Idle { idle: 1000 }, MEMORY), None);
+        let many = Workload::Pingpong { connections: 1024 };
+        assert_eq!(not_run(&s, &many, MEMORY), None);
+        // However large the machine, no 10,000 processes.
+        let idle = Workload::Idle { idle: 10_000 };
+        assert!(not_run(&s, &idle, 1 << 40)
+            .unwrap()
+            .contains("at most 16 GB"));
+        assert_eq!(not_run(&s, &Workload::Idle { idle: 5000 }, 1 << 40), None);
+    }
+
+    #[test]
     fn a_flag_is_checked_before_anything_runs() {
         let ok = parse_flag("mine=sh -c 'exec my-echo' {port}").unwrap();
         assert_eq!(ok.name, "mine");
@@ -401,6 +446,7 @@ mod tests {
         for (bad, says) in [
             ("no-equals", "NAME=COMMAND"),
             ("mio=sh {port}", "taken"),
+            ("py-asyncio=sh {port}", "taken"),
             ("all=sh {port}", "taken"),
             ("a b=sh {port}", "the name"),
             ("x=sh -c true", "neither {port} nor {addr}"),
@@ -479,19 +525,21 @@ family = "actors"
 
     #[test]
     fn caps_leave_out_the_workloads_above_them() {
+        const MEMORY: u64 = 24 << 30;
         let mut s = parse_flag("s=sh {port}").unwrap();
         let idle = Workload::Idle { idle: 5000 };
-        assert_eq!(not_run(&s, &idle), None);
+        assert_eq!(not_run(&s, &idle, MEMORY), None);
         s.max_idle = Some(1000);
-        let why = not_run(&s, &idle).unwrap();
+        let why = not_run(&s, &idle, MEMORY).unwrap();
         assert!(why.starts_with("not run: needs about 5000"), "{why}");
-        assert_eq!(not_run(&s, &Workload::Idle { idle: 1000 }), None);
+        assert_eq!(not_run(&s, &Workload::Idle { idle: 1000 }, MEMORY), None);
         s.max_connections = Some(128);
         let big = Workload::Pingpong { connections: 1024 };
-        assert!(not_run(&s, &big)
+        assert!(not_run(&s, &big, MEMORY)
             .unwrap()
             .contains("1024 connections at once"));
-        assert_eq!(not_run(&s, &Workload::Pingpong { connections: 128 }), None);
+        let fine = Workload::Pingpong { connections: 128 };
+        assert_eq!(not_run(&s, &fine, MEMORY), None);
         assert_eq!(
             duplicate(&["a".to_owned(), "b".to_owned(), "a".to_owned()]),
             Some(&"a".to_owned())

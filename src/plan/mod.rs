@@ -1,8 +1,10 @@
 //! The first stage: what a comparison will do. From the options (servers, profile, CPUs) to
 //! the matrix of runs, each with its timing and its loadgen options; [`external`]: the servers
-//! echobench does not build, as the user gives them.
+//! echobench does not build, as the user gives them; [`python`]: the tutorials' Python servers,
+//! run as external servers.
 
 pub mod external;
+pub mod python;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,7 +15,7 @@ use echo_server::{Model, Transport};
 
 use crate::rng::Rng;
 use crate::schema::{
-    ExternalServer, Profile, RunSpec, ServerSpec, Timing, Workload, BULK_SIZE, SIXTEEN,
+    ExternalServer, Profile, PythonRun, RunSpec, ServerSpec, Timing, Workload, BULK_SIZE, SIXTEEN,
     TLS_MIXED_RATE, UDP_TIMEOUT,
 };
 
@@ -53,6 +55,9 @@ pub struct CompareOptions {
     pub udp: bool,
     /// Whether the TLS workloads run too (`--tls`; the full profile always runs them).
     pub tls: bool,
+    /// The Python models' interpreter and which of them run (`--python`); their definitions
+    /// are among `external`.
+    pub python: Option<PythonRun>,
 }
 
 impl CompareOptions {
@@ -89,14 +94,19 @@ impl CompareOptions {
 
     /// Warm-up and measured time of a run (before [`workload_timing`]): as given, or the
     /// profile's for one pass over the TCP matrix (each further pass takes as long again). The
-    /// UDP runs take the TCP runs' timing: `--udp` adds its own time and changes nothing of
-    /// the TCP runs.
+    /// UDP and the Python models' runs take the TCP runs' timing: `--udp` and `--python` add
+    /// their own time and change nothing of the Rust models' runs.
     pub fn timing(&self) -> Timing {
         let per_pass = self
             .workloads()
             .iter()
             .filter(|w| !w.is_udp() && !w.is_tls())
-            .map(|w| servers_of(&self.servers, w).len())
+            .map(|w| {
+                servers_of(&self.servers, w)
+                    .iter()
+                    .filter(|s| echo_server::python::find(&s.model).is_none())
+                    .count()
+            })
             .sum();
         self.timing
             .unwrap_or_else(|| timing(self.profile, per_pass))
@@ -143,11 +153,21 @@ fn parse_model(entry: &str) -> Result<ServerSpec, String> {
         },
         None => (entry, None),
     };
+    if let Some(py) = echo_server::python::find(name) {
+        return match workers {
+            Some(_) => Err(format!(
+                "--models: '{entry}': {name} is a Python model and takes no workers"
+            )),
+            None => Ok(ServerSpec::model(py.name)),
+        };
+    }
     let Some(model) = Model::from_name(name) else {
         let known: Vec<&str> = Model::ALL.iter().map(|m| m.name()).collect();
+        let python: Vec<&str> = echo_server::python::MODELS.iter().map(|m| m.name).collect();
         return Err(format!(
-            "--models: unknown model '{name}' (known: {}, or all, or none)",
-            known.join(", ")
+            "--models: unknown model '{name}' (known: {}, or all, or none; with --python: {})",
+            known.join(", "),
+            python.join(", ")
         ));
     };
     Ok(match workers {
@@ -360,9 +380,10 @@ fn servers_of(servers: &[ServerSpec], workload: &Workload) -> Vec<ServerSpec> {
         .collect()
 }
 
-/// Whether the server called `model` is a UDP model of the registry.
+/// Whether the server called `model` is a UDP model of the registry, or `py-udp`.
 pub fn serves_udp(model: &str) -> bool {
     Model::from_name(model).is_some_and(|m| m.transport() == Transport::Udp)
+        || echo_server::python::find(model).is_some_and(|m| m.transport == Transport::Udp)
 }
 
 /// Gives every model that runs `--workers` threads whatever its clients (`udp-reuseport`,
@@ -539,6 +560,7 @@ mod tests {
             external: Vec::new(),
             udp: false,
             tls: false,
+            python: None,
         }
     }
 

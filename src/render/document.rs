@@ -16,6 +16,7 @@ use crate::schema::{
 pub fn document(s: &Summary, plots: &[Plot]) -> Vec<Block> {
     let mut doc = title(s);
     doc.extend(super::findings::what_this_run_shows(s));
+    doc.extend(super::python::python_beside_rust(s));
     doc.extend(headline(s));
     doc.extend(models(s));
     doc.extend(plot_figures(plots));
@@ -107,6 +108,12 @@ fn models(s: &Summary) -> Vec<Block> {
     let line = |m: &String| {
         if let Some(e) = s.environment.external(m) {
             return external_line(e);
+        }
+        if let (Some(py), Some(run)) = (echo_server::python::find(m), &s.environment.python) {
+            return format!(
+                "`{m}` ({} {}, `servers/python/{}`): {}; its Rust counterpart is `{}`",
+                run.implementation, run.version, py.file, py.summary, py.counterpart
+            );
         }
         let model = echo_server::Model::from_name(ServerSpec::model_of(m));
         let how = model.map_or("", |model| model.summary());

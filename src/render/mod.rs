@@ -4,7 +4,8 @@
 //!
 //! [`document`] lays out the report as [`Block`]s, section by section; [`markup`] writes them
 //! as Markdown and as HTML; [`plots`] draws each plot with the chart kinds of [`chart`];
-//! [`format`](mod@format) says how figures read; [`headline`] is the table `compare` also prints.
+//! [`format`](mod@format) says how figures read; [`headline`] is the table `compare` also prints;
+//! [`python`] answers the tutorials' question where Python models ran.
 
 pub mod block;
 pub mod chart;
@@ -15,6 +16,7 @@ pub mod headline;
 pub mod markup;
 pub mod palette;
 pub mod plots;
+pub mod python;
 
 use std::path::Path;
 

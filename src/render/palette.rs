@@ -79,8 +79,13 @@ const MARKERS: [Marker; 4] = [
     Marker::Cross,
 ];
 
-/// The look of the server `label` (a model name, maybe with its arguments).
+/// The look of the server `label` (a model name, maybe with its arguments). A Python model
+/// takes its Rust counterpart's colour and family with a marker of its own, so that each
+/// Python server is drawn beside the Rust one built the same way.
 pub fn style(label: &str) -> Style {
+    if let Some(py) = echo_server::python::find(label) {
+        return python(py);
+    }
     let Some(model) = Model::from_name(ServerSpec::model_of(label)) else {
         return unknown(label);
     };
@@ -96,6 +101,22 @@ pub fn style(label: &str) -> Style {
         marker: MARKERS[rank % MARKERS.len()],
         dashed: false,
         family: Some(family),
+    }
+}
+
+/// A Python model's look: its counterpart's colour, and the next marker after the counterpart's
+/// and after each Python model before it with the same counterpart.
+fn python(py: &echo_server::python::PythonModel) -> Style {
+    let rust = style(py.counterpart);
+    let siblings = echo_server::python::MODELS
+        .iter()
+        .take_while(|m| m.name != py.name)
+        .filter(|m| m.counterpart == py.counterpart)
+        .count();
+    let own = MARKERS.iter().position(|m| *m == rust.marker).unwrap_or(0);
+    Style {
+        marker: MARKERS[(own + 1 + siblings) % MARKERS.len()],
+        ..rust
     }
 }
 

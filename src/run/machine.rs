@@ -8,7 +8,6 @@ use crate::schema::{Environment, ServerSpec};
 /// Reads the machine now, for a comparison run with `opts`.
 pub fn capture(opts: &CompareOptions) -> Environment {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let field = |text: &str, key: &str| {
         text.lines()
             .find_map(|l| {
@@ -28,11 +27,7 @@ pub fn capture(opts: &CompareOptions) -> Environment {
             .ok()
             .flatten()
             .map_or(1, |n| n as usize),
-        memory_kib: field(&meminfo, "MemTotal")
-            .split_whitespace()
-            .next()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0),
+        memory_kib: memory_kib(),
         kernel: nix::sys::utsname::uname()
             .map(|u| u.release().to_string_lossy().into_owned())
             .unwrap_or_default(),
@@ -49,7 +44,18 @@ pub fn capture(opts: &CompareOptions) -> Environment {
         seed: Some(opts.seed),
         external: opts.external.clone(),
         udp: opts.udp,
+        python: opts.python.clone(),
     }
+}
+
+/// The machine's memory (`MemTotal`), KiB; 0 where it cannot be read.
+pub fn memory_kib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
 }
 
 /// This machine's host name.

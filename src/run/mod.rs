@@ -192,7 +192,8 @@ fn run_one(
         server,
     };
     let ext = opts.external(&spec.model);
-    if let Some(why) = ext.and_then(|e| external::not_run(e, &spec.workload)) {
+    let memory = machine::memory_kib() * 1024;
+    if let Some(why) = ext.and_then(|e| external::not_run(e, &spec.workload, memory)) {
         return (record(Status::NotRun, Some(why), None), None);
     }
     let tls = tls.filter(|_| spec.workload.is_tls());

@@ -120,7 +120,9 @@ impl Server {
             let (cmd, marker) = launch::command(&inv.argv, &inv.env, cpus)?;
             let mut session =
                 spawn(cmd, marker, log).with_context(|| format!("cannot run '{}'", inv.argv[0]))?;
-            match ready(&mut session, Some(addr), server.ready_timeout, log) {
+            // The probe is a TCP echo: a UDP server is ready at its `listening on` line alone.
+            let probe = (server.transport == "tcp").then_some(addr);
+            match ready(&mut session, probe, server.ready_timeout, log) {
                 Ok(addr) => {
                     return Ok(Server {
                         session,

@@ -63,12 +63,57 @@ pub struct Environment {
     /// Whether the UDP workloads ran (`--udp`, or the full profile); absent when they did not.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub udp: bool,
+    /// The Python models' interpreter and what became of each (`--python`); absent when they
+    /// were not asked for. Those that ran are also among `external`, which holds their command
+    /// lines.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub python: Option<PythonRun>,
+}
+
+/// How the Python models ran.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PythonRun {
+    /// The interpreter as given (`python3`, or `--python=PATH`).
+    pub program: String,
+    /// Its own path (`sys.executable`).
+    pub executable: String,
+    /// `CPython`, `PyPy`, ...
+    pub implementation: String,
+    /// Its version, e.g. `3.11.7`.
+    pub version: String,
+    /// `py-multiprocessing`'s start method.
+    pub start_method: String,
+    /// Where the scripts that ran were written (inside the comparison's directory).
+    pub scripts: String,
+    /// The Python models that ran.
+    pub models: Vec<String>,
+    /// Those asked for that did not run, each with why (a package not importable).
+    pub skipped: Vec<Skipped>,
+}
+
+/// A server left out of a comparison, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Skipped {
+    /// Its name.
+    pub model: String,
+    /// Why, in one line.
+    pub why: String,
 }
 
 impl Environment {
-    /// The external server of this name, if `name` is one.
+    /// The external server of this name, if `name` is one (echobench's own Python models are
+    /// run as external servers, and are not: see [`Environment::is_python`]).
     pub fn external(&self, name: &str) -> Option<&ExternalServer> {
-        self.external.iter().find(|e| e.name == name)
+        self.external
+            .iter()
+            .find(|e| e.name == name && !self.is_python(name))
+    }
+
+    /// Whether `name` is one of echobench's Python models that this comparison ran.
+    pub fn is_python(&self, name: &str) -> bool {
+        self.python
+            .as_ref()
+            .is_some_and(|p| p.models.iter().any(|m| m == name))
     }
 }
 

@@ -35,7 +35,13 @@ pub struct ExternalServer {
     pub ready_timeout: Duration,
     /// How long it may take to end after SIGTERM before its process group is killed.
     pub stop_grace: Duration,
+    /// What one client costs it in memory, bytes, where that is megabytes (a process per
+    /// client): workloads whose clients would need over half the machine's memory are not
+    /// run. Set for echobench's own Python models; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes_per_client: Option<u64>,
 }
 
-/// The transports an external server may serve.
+/// The transports an external server of the user's may serve (echobench's own `py-udp` serves
+/// `udp`).
 pub const TRANSPORTS: [&str; 1] = ["tcp"];

@@ -15,7 +15,7 @@ pub mod external;
 pub mod run;
 pub mod summary;
 
-pub use environment::Environment;
+pub use environment::{Environment, PythonRun, Skipped};
 pub use external::ExternalServer;
 pub use run::{
     Profile, RunRecord, RunSpec, ServerSpec, ServerUsage, Status, Timing, Workload, BULK_SIZE,

@@ -11,6 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use echo_server::models::{ClientsAtOnce, ModelInfo};
+use echo_server::python::{self, Interpreter, PythonModel};
 use echo_server::{Model, Transport};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -20,15 +21,85 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_echo-server");
 
-/// The TCP models' names, from `echo-server --list` and the registry: new models join every
-/// test without edits.
+/// The TCP models' names, from `echo-server --list` and the registry, then the Python models
+/// this machine can run ([`python_models`]): new models join every test without edits.
 pub fn models() -> Vec<String> {
-    listed(Transport::Tcp)
+    let mut all = listed(Transport::Tcp);
+    all.extend(python_models(Transport::Tcp));
+    all
 }
 
 /// The UDP models' names, as [`models`] gives the TCP ones.
 pub fn udp_models() -> Vec<String> {
-    listed(Transport::Udp)
+    let mut all = listed(Transport::Udp);
+    all.extend(python_models(Transport::Udp));
+    all
+}
+
+/// The Python interpreter the tests run the Python models with: `$ECHOBENCH_PYTHON`, or
+/// `python3`. Where it is missing or older than 3.9 the Python models are skipped with one
+/// line, and `ECHOBENCH_REQUIRE=python` makes that a failure.
+pub fn python() -> Option<&'static Interpreter> {
+    static FOUND: std::sync::OnceLock<Option<Interpreter>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            let program = std::env::var("ECHOBENCH_PYTHON")
+                .unwrap_or_else(|_| python::DEFAULT_PROGRAM.to_owned());
+            match python::interpreter(&program) {
+                Ok(found) => Some(found),
+                Err(why) => {
+                    let required = std::env::var("ECHOBENCH_REQUIRE")
+                        .is_ok_and(|v| v.split(',').any(|r| r.trim() == "python"));
+                    assert!(!required, "ECHOBENCH_REQUIRE=python, but {why}");
+                    eprintln!("skipped the Python models: {why}");
+                    None
+                }
+            }
+        })
+        .as_ref()
+}
+
+/// The Python models of `transport` that [`python`] can run: the standard-library ones, and
+/// `py-twisted` and `py-gevent` where their packages are importable.
+pub fn python_models(transport: Transport) -> Vec<String> {
+    let Some(interpreter) = python() else {
+        return Vec::new();
+    };
+    python::MODELS
+        .iter()
+        .filter(|m| m.transport == transport)
+        .filter(|m| {
+            m.needs
+                .is_none_or(|module| python::importable(interpreter, module))
+        })
+        .map(|m| m.name.to_owned())
+        .collect()
+}
+
+/// The Python model called `name`, if it is one.
+pub fn python_model(name: &str) -> Option<&'static PythonModel> {
+    python::find(name)
+}
+
+/// The program and first arguments that run `model`: `echo-server MODEL`, or for a Python
+/// model the interpreter on its script in `servers/python/` (without writing bytecode there).
+pub fn server_argv(model: &str) -> Vec<String> {
+    match python_model(model) {
+        Some(m) => vec![
+            python()
+                .expect("a Python model without an interpreter")
+                .executable
+                .clone(),
+            "-B".to_owned(),
+            format!("{}/python/{}", env!("CARGO_MANIFEST_DIR"), m.file),
+        ],
+        None => vec![BIN.to_owned(), model.to_owned()],
+    }
+}
+
+/// The name a model's exit lines begin with: `echo-server`, or the Python model's own.
+pub fn program(model: &str) -> &str {
+    python_model(model).map_or("echo-server", |m| m.name)
 }
 
 /// The models `echo-server --list` names that serve `transport`, less those that need
@@ -64,23 +135,33 @@ pub fn io_uring_allowed() -> bool {
     }
 }
 
-/// What the registry knows of the model called `name`.
+/// What the registry knows of the Rust model called `name`.
 pub fn info(name: &str) -> &'static ModelInfo {
     Model::from_name(name)
         .unwrap_or_else(|| panic!("{name} is not in the registry"))
         .info()
 }
 
+/// How many clients a model (Rust or Python) serves at once.
+pub fn clients_at_once(model: &str) -> ClientsAtOnce {
+    python_model(model).map_or_else(|| info(model).clients_at_once, |m| m.clients_at_once)
+}
+
+/// Whether a model (Rust or Python) serves each client in a child process.
+pub fn forks(model: &str) -> bool {
+    python_model(model).map_or_else(|| info(model).forks, |m| m.forks)
+}
+
 /// Whether a model serves one client at a time, so tests must send their clients in series.
 pub fn serves_one_at_a_time(model: &str) -> bool {
-    info(model).clients_at_once == ClientsAtOnce::One
+    clients_at_once(model) == ClientsAtOnce::One
 }
 
 /// Whether one server process holds the descriptors of all its concurrent clients (so that a
 /// crowd of clients can exhaust its descriptor limit). Not so for the iterative server (one
 /// client at a time), nor where each client lives in its own process.
 pub fn holds_every_client_in_one_process(model: &str) -> bool {
-    !serves_one_at_a_time(model) && !info(model).forks
+    !serves_one_at_a_time(model) && !forks(model)
 }
 
 /// Workers the tests give every model (models without workers ignore the flag): more than one
@@ -96,11 +177,14 @@ pub struct Server {
 }
 
 impl Server {
-    /// Starts `echo-server MODEL --addr 127.0.0.1:0 ARGS...` and waits for its `listening on`
-    /// line.
+    /// Starts `echo-server MODEL --addr 127.0.0.1:0 ARGS...` (or the Python model's script
+    /// with the same arguments) and waits for its `listening on` line.
     pub fn start(model: &str, args: &[&str]) -> Server {
-        let mut cmd = Command::new(BIN);
-        cmd.arg(model).args(["--addr", "127.0.0.1:0"]).args(args);
+        let argv = server_argv(model);
+        let mut cmd = Command::new(&argv[0]);
+        cmd.args(&argv[1..])
+            .args(["--addr", "127.0.0.1:0"])
+            .args(args);
         if !args.contains(&"--workers") {
             cmd.args(["--workers", WORKERS]);
         }
@@ -123,7 +207,8 @@ impl Server {
         let mut cmd = Command::new("sh");
         cmd.arg("-c")
             .arg(format!("ulimit {limit} && exec \"$0\" \"$@\""))
-            .args([BIN, model, "--addr", "127.0.0.1:0", "--workers", WORKERS]);
+            .args(server_argv(model))
+            .args(["--addr", "127.0.0.1:0", "--workers", WORKERS]);
         Server::spawn(model, cmd)
     }
 
@@ -230,8 +315,7 @@ impl Server {
     /// Waits until a server that forks its workers up front has all of them, so that the
     /// process tree stops changing.
     pub fn wait_for_workers(&self) {
-        let model = info(&self.model);
-        if model.forks && model.clients_at_once == ClientsAtOnce::Workers {
+        if forks(&self.model) && clients_at_once(&self.model) == ClientsAtOnce::Workers {
             let workers: usize = WORKERS.parse().unwrap();
             let all = wait_until(IO_TIMEOUT, || {
                 (children(self.pid()).len() >= workers).then_some(())
