@@ -153,7 +153,8 @@ struct Passes {
     /// given alone: python3]: py-iterative, py-threading, py-multiprocessing, py-asyncio,
     /// py-selectors, py-twisted and py-gevent where PYTHON can import them
     /// (scripts/python-models.sh), and with --udp py-udp. Without a fit interpreter, one line
-    /// and the rest runs. About 2 minutes more per pass on 2 cores for quick.
+    /// and the rest runs. About 2 minutes more per pass on 2 cores for quick (the five
+    /// standard-library models; about 3 with Twisted, gevent and py-udp).
     #[arg(long, value_name = "PYTHON", num_args = 0..=1, default_missing_value = "python3")]
     python: Option<String>,
     /// Only these workloads, comma-separated, as the report labels them (pingpong-c16,

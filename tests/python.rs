@@ -17,9 +17,10 @@ fn python(test: &str) -> Option<String> {
     match echo_server::python::interpreter(&program) {
         Ok(_) => Some(program),
         Err(why) => {
-            let required = std::env::var("ECHOBENCH_REQUIRE")
-                .is_ok_and(|v| v.split(',').any(|r| r.trim() == "python"));
-            assert!(!required, "{test}: ECHOBENCH_REQUIRE=python, but {why}");
+            assert!(
+                !testkit::required("python"),
+                "{test}: ECHOBENCH_REQUIRE=python, but {why}"
+            );
             eprintln!("skipped {test}: {why}");
             None
         }

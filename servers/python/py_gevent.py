@@ -33,18 +33,12 @@ def main():
     slots = common.Slots(args.max_conns)
 
     def client(conn, _peer):
-        """Echoes one client to its EOF; StreamServer closes the socket after."""
+        """Echoes one client to its EOF."""
         if not slots.take():
             return  # Over --max-conns: closed at once.
         try:
             common.nodelay(conn)
-            while True:
-                data = conn.recv(common.BUF)
-                if not data:
-                    return
-                conn.sendall(data)
-        except OSError as e:
-            endings.count(e)
+            common.echo(conn, endings)
         finally:
             slots.give()
 

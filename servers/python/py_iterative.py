@@ -15,37 +15,20 @@ import echo_common as common
 MODEL = "py-iterative"
 
 
-def serve(conn, endings):
-    """Echoes one client to its EOF, then closes; a client's reset is counted, not raised."""
-    with conn:
-        try:
-            common.nodelay(conn)
-            while True:
-                data = conn.recv(common.BUF)
-                if not data:
-                    return
-                conn.sendall(data)
-        except OSError as e:
-            endings.count(e)
-
-
 def main():
     args = common.parse_args(MODEL)
     listener = common.listen(MODEL, args.addr)
     endings = common.Endings()
-    common.on_stop()
+    common.stop_on_signals(lambda: endings.exit(MODEL))
     common.announce(listener)
-    try:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError as e:
-                time.sleep(common.accept_error(MODEL, e))
-                continue
-            serve(conn, endings)
-    except common.Stop:
-        listener.close()
-    endings.exit(MODEL)
+    while True:
+        try:
+            conn, _ = listener.accept()
+        except OSError as e:
+            time.sleep(common.accept_error(MODEL, e))
+            continue
+        common.nodelay(conn)
+        common.echo(conn, endings)
 
 
 if __name__ == "__main__":

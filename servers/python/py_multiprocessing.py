@@ -18,6 +18,7 @@ child (SIGTERM, then SIGKILL after 1.5 s) before it exits 0.
     python3 py_multiprocessing.py --addr 127.0.0.1:7007 [--max-conns N]
 """
 
+import errno
 import multiprocessing
 import os
 import selectors
@@ -45,15 +46,7 @@ def child(conn, listener, wakeup, endings):
     for fd in wakeup:
         os.close(fd)
     listener.close()
-    with conn:
-        try:
-            while True:
-                data = conn.recv(common.BUF)
-                if not data:
-                    return
-                conn.sendall(data)
-        except OSError as e:
-            endings.count(e)
+    common.echo(conn, endings)
 
 
 def signals():
@@ -129,10 +122,27 @@ class Parent:
             return
         self.start(conn, peer)
 
+    def room(self):
+        """Whether the parent can open the four descriptors a new process needs for a moment:
+        multiprocessing makes two pipes per child, and one made when the other cannot be
+        leaks its descriptors, so the parent checks first."""
+        taken = []
+        try:
+            for _ in range(4):
+                taken.append(os.dup(self.wakeup[0]))
+            return True
+        except OSError:
+            return False
+        finally:
+            for fd in taken:
+                os.close(fd)
+
     def start(self, conn, peer):
         """Hands the connection to a new process; the parent keeps no copy of it."""
         args = (conn, self.listener, self.wakeup, self.endings)
         try:
+            if not self.room():
+                raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
             self.context.Process(target=child, args=args).start()
         except OSError as e:
             if self.waiting is None:

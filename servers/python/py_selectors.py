@@ -49,7 +49,7 @@ class Reactor:
         self.resume_accept = None
 
     def run(self):
-        """Until Stop (raised by the signal handler)."""
+        """Until a stop signal ends the process."""
         while True:
             for key, events in self.selector.select(self.accept_pause()):
                 if key.fileobj is self.listener:
@@ -137,13 +137,9 @@ def main():
     listener = common.listen(MODEL, args.addr)
     listener.setblocking(False)
     reactor = Reactor(listener, args.max_conns)
-    common.on_stop()
+    common.stop_on_signals(lambda: reactor.endings.exit(MODEL))
     common.announce(listener)
-    try:
-        reactor.run()
-    except common.Stop:
-        listener.close()
-    reactor.endings.exit(MODEL)
+    reactor.run()
 
 
 if __name__ == "__main__":

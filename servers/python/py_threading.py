@@ -10,6 +10,7 @@ Rust counterpart is `thread-per-client`.
 """
 
 import sys
+import threading
 import time
 
 import echo_common as common
@@ -18,17 +19,9 @@ MODEL = "py-threading"
 
 
 def serve(conn, endings, slots):
-    """Echoes one client to its EOF, then closes and gives back its slot."""
+    """Echoes one client to its EOF, then gives back its slot."""
     try:
-        with conn:
-            common.nodelay(conn)
-            while True:
-                data = conn.recv(common.BUF)
-                if not data:
-                    return
-                conn.sendall(data)
-    except OSError as e:
-        endings.count(e)
+        common.echo(conn, endings)
     finally:
         slots.give()
 
@@ -38,29 +31,27 @@ def main():
     listener = common.listen(MODEL, args.addr)
     endings = common.Endings()
     slots = common.Slots(args.max_conns)
-    common.on_stop()
+    common.stop_on_signals(lambda: endings.exit(MODEL))
     common.announce(listener)
-    try:
-        while True:
-            try:
-                conn, peer = listener.accept()
-            except OSError as e:
-                time.sleep(common.accept_error(MODEL, e))
-                continue
-            if not slots.take():
-                conn.close()  # Over --max-conns: closed at once.
-                continue
-            # A daemon thread: a client still connected does not keep the process alive after
-            # a stop.
-            try:
-                common.start_thread(serve, conn, endings, slots)
-            except RuntimeError as e:
-                sys.stderr.write("%s: cannot start a thread for %s: %s\n" % (MODEL, peer, e))
-                conn.close()
-                slots.give()
-    except common.Stop:
-        listener.close()
-    endings.exit(MODEL)
+    while True:
+        try:
+            conn, peer = listener.accept()
+        except OSError as e:
+            time.sleep(common.accept_error(MODEL, e))
+            continue
+        common.nodelay(conn)
+        if not slots.take():
+            conn.close()  # Over --max-conns: closed at once.
+            continue
+        # A daemon thread: a client still connected does not keep the process alive after a
+        # stop.
+        thread = threading.Thread(target=serve, args=(conn, endings, slots), daemon=True)
+        try:
+            thread.start()
+        except RuntimeError as e:
+            sys.stderr.write("%s: cannot start a thread for %s: %s\n" % (MODEL, peer, e))
+            conn.close()
+            slots.give()
 
 
 if __name__ == "__main__":

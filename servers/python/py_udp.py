@@ -15,6 +15,7 @@ server answers any source a datagram claims, so it can be used to reflect traffi
 """
 
 import ipaddress
+import os
 import socket
 import struct
 import sys
@@ -102,14 +103,16 @@ def main():
     args = common.parse_args(MODEL, udp=True)
     sock, wildcard = bind(args)
     counts = [0] * len(COUNTS)
-    common.on_stop()
+
+    def stop():
+        line = ", ".join("%d %s" % c for c in zip(counts, COUNTS))
+        sys.stderr.write("%s: %s\n" % (MODEL, line))
+        sys.stderr.flush()
+        os._exit(0)
+
+    common.stop_on_signals(stop)
     common.announce(sock)
-    try:
-        serve(sock, wildcard, counts)
-    except common.Stop:
-        sock.close()
-    sys.stderr.write("%s: %s\n" % (MODEL, ", ".join("%d %s" % c for c in zip(counts, COUNTS))))
-    sys.stderr.flush()
+    serve(sock, wildcard, counts)
 
 
 if __name__ == "__main__":

@@ -71,6 +71,57 @@ fn sixty_four_clients_with_random_sizes_get_exact_echoes() {
 }
 
 #[test]
+fn accepted_sockets_have_tcp_nodelay() {
+    // Read from outside the server: a helper takes a copy of the accepted socket
+    // (pidfd_getfd) and asks it.
+    let Some(python) = common::python() else {
+        return;
+    };
+    let helper = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers/nodelay.py");
+    let ask = |port: u16, pids: &[nix::unistd::Pid]| {
+        let out = std::process::Command::new(&python.executable)
+            .arg(helper)
+            .arg(port.to_string())
+            .args(pids.iter().map(|p| p.to_string()))
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+        assert!(
+            !said.is_empty(),
+            "the helper failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        said
+    };
+    // The helper tells a socket without the option: one this test accepts itself.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let plain = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+    let (_accepted, _) = listener.accept().unwrap();
+    let own = nix::unistd::Pid::this();
+    match ask(plain.local_addr().unwrap().port(), &[own]) {
+        said if said.starts_with("unsupported ") => {
+            eprintln!("skipped accepted_sockets_have_tcp_nodelay: {said}");
+            return;
+        }
+        said => assert_eq!(said, "nodelay 0", "the helper cannot tell"),
+    }
+    for model in models() {
+        let server = Server::start(&model, &[]);
+        let mut client = server.connect();
+        ping(&mut client, b"nodelay?");
+        // The server and its descendants: a forking model's child holds the socket.
+        let mut tree = vec![server.pid()];
+        let mut i = 0;
+        while i < tree.len() {
+            tree.extend(children(tree[i]));
+            i += 1;
+        }
+        let said = ask(client.local_addr().unwrap().port(), &tree);
+        assert_eq!(said, "nodelay 1", "{model}");
+    }
+}
+
+#[test]
 fn client_reset_mid_stream_leaves_the_server_serving() {
     for model in models() {
         let mut server = Server::start(&model, &[]);

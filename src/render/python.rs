@@ -173,21 +173,34 @@ fn question(s: &Summary, ran: &[&PythonModel]) -> String {
 /// `at pingpong-c16: `a` 180,000 ± 2,000, `b` ...`, leader first, and whether the first two
 /// are told apart by their intervals; `None` with fewer than two figures.
 fn ranked(s: &Summary, label: &str, models: &[&str]) -> Option<String> {
-    let mut figures: Vec<(&str, Spread)> = models
+    let cells: Vec<(&str, &Cell)> = models
         .iter()
-        .filter_map(|m| {
-            let c = *s.cells_of(m).get(label)?;
-            let t = c.throughput_msgs_per_s.filter(|_| c.status == Status::Ok)?;
-            Some((*m, t))
+        .filter_map(|m| Some((*m, *s.cells_of(m).get(label)?)))
+        .collect();
+    let mut figures: Vec<(&str, Spread)> = cells
+        .iter()
+        .filter_map(|(m, c)| {
+            Some((
+                *m,
+                c.throughput_msgs_per_s.filter(|_| c.status == Status::Ok)?,
+            ))
         })
         .collect();
     if figures.len() < 2 {
         return None;
     }
+    let left_out: Vec<String> = cells
+        .iter()
+        .filter(|(_, c)| c.status != Status::Ok)
+        .map(|(m, c)| match c.connections_starved {
+            0 => format!("`{m}` ({})", c.status.name()),
+            n => format!("`{m}` ({n} of {} connections starved)", c.connections),
+        })
+        .collect();
     figures.sort_by(|a, b| b.1.median.total_cmp(&a.1.median));
     let (first, second) = (figures[0].1, figures[1].1);
     let apart = match (bounds(first), bounds(second)) {
-        (Some((low, _)), Some((_, high))) if low > high => "clearly ahead",
+        (Some((low, _)), Some((_, high))) if low > high => "the first clearly ahead",
         (Some(_), Some(_)) => "no clear difference between the first two (their intervals overlap)",
         _ => "too few samples for intervals",
     };
@@ -195,7 +208,14 @@ fn ranked(s: &Summary, label: &str, models: &[&str]) -> Option<String> {
         .iter()
         .map(|(m, t)| format!("`{m}` {}", spread(Some(*t), int)))
         .collect();
-    Some(format!("at `{label}` {} ({apart})", list.join(", ")))
+    let unranked = match left_out.is_empty() {
+        true => String::new(),
+        false => format!("; not ranked: {}", left_out.join(", ")),
+    };
+    Some(format!(
+        "at `{label}` {} ({apart}{unranked})",
+        list.join(", ")
+    ))
 }
 
 fn bounds(s: Spread) -> Option<(f64, f64)> {

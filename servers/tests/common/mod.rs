@@ -48,9 +48,10 @@ pub fn python() -> Option<&'static Interpreter> {
             match python::interpreter(&program) {
                 Ok(found) => Some(found),
                 Err(why) => {
-                    let required = std::env::var("ECHOBENCH_REQUIRE")
-                        .is_ok_and(|v| v.split(',').any(|r| r.trim() == "python"));
-                    assert!(!required, "ECHOBENCH_REQUIRE=python, but {why}");
+                    assert!(
+                        !testkit::required("python"),
+                        "ECHOBENCH_REQUIRE=python, but {why}"
+                    );
                     eprintln!("skipped the Python models: {why}");
                     None
                 }

@@ -4,13 +4,20 @@
 //! can assert in one unit test that its modules import one way (no circle). [`faultproxy`] is a
 //! TCP proxy that slices, stalls, resets and back-pressures, and [`netns`] a network namespace
 //! with real packet loss and a rate limit, for tests of echo through a network that misbehaves.
-//! [`wait_until`] polls for what no event announces.
+//! [`wait_until`] polls for what no event announces; [`required`] reads `ECHOBENCH_REQUIRE`.
 
 use std::time::{Duration, Instant};
 
 pub mod faultproxy;
 pub mod modgraph;
 pub mod netns;
+
+/// A test that needs something this machine may lack (`netns`, `python`) skips with one line
+/// where it is missing; this says whether `ECHOBENCH_REQUIRE` (comma-separated) asks that
+/// `what` be there, which turns the skip into a failure.
+pub fn required(what: &str) -> bool {
+    std::env::var("ECHOBENCH_REQUIRE").is_ok_and(|v| v.split(',').any(|r| r.trim() == what))
+}
 
 /// Polls `probe` every few milliseconds until it returns `Some`, for at most `limit`. For
 /// conditions that no event announces (a process exiting, a thread count settling, a server

@@ -42,9 +42,10 @@ impl Netns {
         match Netns::try_create() {
             Ok(ns) => Some(ns),
             Err(why) => {
-                let required = std::env::var("ECHOBENCH_REQUIRE")
-                    .is_ok_and(|v| v.split(',').any(|r| r.trim() == "netns"));
-                assert!(!required, "{test}: ECHOBENCH_REQUIRE=netns, but {why}");
+                assert!(
+                    !crate::required("netns"),
+                    "{test}: ECHOBENCH_REQUIRE=netns, but {why}"
+                );
                 eprintln!("skipped {test}: {why}");
                 None
             }

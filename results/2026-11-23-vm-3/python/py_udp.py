@@ -1,0 +1,116 @@
+"""py-udp: the tutorials' iterative UDP server: one socket, one datagram at a time, each sent
+back to whoever sent it (recvfrom, then sendto).
+
+Where it should win: no connections to accept or keep, so a datagram costs two system calls
+and no more. Where it breaks: one thread serves every client in turn, and Python's time per
+datagram caps the rate. Its Rust counterpart is `udp-blocking`.
+
+It follows `echo-server`'s UDP rules: a datagram of up to 65,507 bytes is echoed whole, a
+truncated one is counted and dropped, one from a port below 1024 (a service: echo, chargen,
+DNS) is never answered, and a socket bound to a wildcard address replies from the address the
+datagram was sent to (IP_PKTINFO). A non-loopback address needs --allow-remote: a UDP echo
+server answers any source a datagram claims, so it can be used to reflect traffic.
+
+    python3 py_udp.py --addr 127.0.0.1:7007
+"""
+
+import ipaddress
+import socket
+import struct
+import sys
+
+import echo_common as common
+
+MODEL = "py-udp"
+
+# One byte more than the largest IPv4 datagram, so a truncated receive means too large.
+RECV_BUF = 65536
+
+SOCKET_BUF = 4 << 20
+
+LOWEST_REPLY_PORT = 1024
+
+# Linux's value; Python's socket module names it only from 3.13 on.
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
+
+COUNTS = ("datagrams received", "echoed", "truncated", "from ports below %d" % LOWEST_REPLY_PORT,
+          "dropped on send (buffer full)", "send errors", "receive errors")
+
+
+def bind(args):
+    host, port = args.addr
+    ip = ipaddress.ip_address(host)
+    if not ip.is_loopback and not args.allow_remote:
+        common.fail(MODEL, "--addr %s is not a loopback address: a UDP echo server answers any "
+                    "source address a datagram claims, so it can be used to reflect traffic; "
+                    "pass --allow-remote to serve it anyway" % common.show(args.addr), code=2)
+    sock = socket.socket(common.family_of(host), socket.SOCK_DGRAM)
+    for option in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        sock.setsockopt(socket.SOL_SOCKET, option, SOCKET_BUF)
+    try:
+        sock.bind(args.addr)
+    except OSError as e:
+        common.fail(MODEL, "cannot bind --addr %s: %s" % (common.show(args.addr), e.strerror or e))
+    wildcard = ip.is_unspecified
+    if wildcard and ip.version == 4:
+        sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+    elif wildcard:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
+    return sock, wildcard
+
+
+def reply_from(ancdata):
+    """The control message that makes a reply leave from the address the datagram came to."""
+    for level, kind, data in ancdata:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+            ifindex, _spec, to = struct.unpack("=i4s4s", data[:12])
+            return [(level, kind, struct.pack("=i4s4s", 0, to, bytes(4)))]
+        if level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
+            return [(level, kind, data[:16] + struct.pack("=i", 0))]
+    return []
+
+
+def serve(sock, wildcard, counts):
+    ancillary = socket.CMSG_SPACE(20) if wildcard else 0
+    while True:
+        try:
+            data, ancdata, flags, peer = sock.recvmsg(RECV_BUF, ancillary)
+        except OSError:
+            counts[6] += 1
+            continue
+        counts[0] += 1
+        if flags & socket.MSG_TRUNC:
+            counts[2] += 1
+            continue
+        if peer[1] < LOWEST_REPLY_PORT:
+            counts[3] += 1
+            continue
+        # Counted before it leaves: a stop signal right after the client has its echo must
+        # find it counted.
+        counts[1] += 1
+        try:
+            if wildcard:
+                sock.sendmsg([data], reply_from(ancdata), 0, peer)
+            else:
+                sock.sendto(data, peer)
+        except OSError:
+            counts[1] -= 1
+            counts[5] += 1
+
+
+def main():
+    args = common.parse_args(MODEL, udp=True)
+    sock, wildcard = bind(args)
+    counts = [0] * len(COUNTS)
+    common.on_stop()
+    common.announce(sock)
+    try:
+        serve(sock, wildcard, counts)
+    except common.Stop:
+        sock.close()
+    sys.stderr.write("%s: %s\n" % (MODEL, ", ".join("%d %s" % c for c in zip(counts, COUNTS))))
+    sys.stderr.flush()
+
+
+if __name__ == "__main__":
+    main()
