@@ -389,18 +389,18 @@ fn python_asked(
     python: bool,
     udp: bool,
 ) -> anyhow::Result<Vec<&'static echo_server::python::PythonModel>> {
-    let named: Vec<&str> = servers
+    let named = servers
         .iter()
-        .filter_map(|s| echo_server::python::find(&s.model))
-        .map(|m| m.name)
-        .collect();
-    if !python && !named.is_empty() {
+        .any(|s| echo_server::python::find(&s.model).is_some());
+    // A list that names some asks for those alone.
+    let asked = plan::python::asked(servers, udp);
+    if !python && named {
+        let names: Vec<&str> = asked.iter().map(|m| m.name).collect();
         return Err(usage(format!(
             "--models: {} is a Python model; add --python to run the Python models",
-            named.join(", ")
+            names.join(", ")
         )));
     }
-    let asked = plan::python::asked(servers, udp);
     servers.retain(|s| echo_server::python::find(&s.model).is_none());
     Ok(if python { asked } else { Vec::new() })
 }

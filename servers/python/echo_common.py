@@ -18,6 +18,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 
 # Bytes asked of each recv: one call can take a whole 64 KiB bulk message.
 BUF = 65536
@@ -125,8 +126,15 @@ def announce(sock):
 
 
 def fail(model, message, code=1):
-    sys.stderr.write("%s: %s\n" % (model, message))
+    exit_with("%s: %s" % (model, message), code)
+
+
+def exit_with(line, code=0):
+    """One line on stderr, then exit at once: threads blocked in recv are not waited for, and
+    their sockets close with the process."""
+    sys.stderr.write(line + "\n")
     sys.stderr.flush()
+    sys.stdout.flush()
     os._exit(code)
 
 
@@ -139,6 +147,31 @@ def nodelay(conn):
         pass
 
 
+def wakeup_pipe(signals):
+    """A pipe that receives the number of each of `signals` as it arrives: `signals` get a
+    handler that does nothing, so that Python's C-level handler writes the byte
+    (`signal.set_wakeup_fd`). Returns (read end, write end)."""
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w)
+    for sig in signals:
+        signal.signal(sig, lambda signum, frame: None)
+    return r, w
+
+
+def accept(model, listener):
+    """The next connection of a blocking listener, with TCP_NODELAY; accept errors are logged
+    and survived with a back-off."""
+    while True:
+        try:
+            conn, peer = listener.accept()
+        except OSError as e:
+            time.sleep(accept_error(model, e))
+            continue
+        nodelay(conn)
+        return conn, peer
+
+
 def stop_on_signals(stop):
     """SIGTERM and SIGINT call `stop()` (which must end the process) on a thread of its own.
 
@@ -146,12 +179,8 @@ def stop_on_signals(stop):
     lands just before the main thread enters a blocking accept or recv is handled only when
     that call returns, which may be never. The wakeup descriptor is written by the C-level
     handler the moment the signal arrives, so the thread waiting on it cannot miss one."""
-    r, w = os.pipe()
-    os.set_blocking(w, False)
-    signal.set_wakeup_fd(w)
     wanted = {signal.SIGTERM, signal.SIGINT}
-    for sig in wanted:
-        signal.signal(sig, lambda signum, frame: None)
+    r, _ = wakeup_pipe(wanted)
 
     def wait():
         while not wanted.intersection(os.read(r, 64)):
@@ -234,9 +263,5 @@ class Endings:
         return "%s: unclean endings: %s" % (model, parts)
 
     def exit(self, model):
-        """The one line at exit, then exit 0 at once: threads blocked in recv are not waited
-        for, and their sockets close with the process."""
-        sys.stderr.write(self.line(model) + "\n")
-        sys.stderr.flush()
-        sys.stdout.flush()
-        os._exit(0)
+        """The one line at exit, then exit 0 at once."""
+        exit_with(self.line(model))

@@ -8,8 +8,6 @@ concurrency above one every client but one starves. Its Rust counterpart is `blo
     python3 py_iterative.py --addr 127.0.0.1:7007
 """
 
-import time
-
 import echo_common as common
 
 MODEL = "py-iterative"
@@ -22,12 +20,7 @@ def main():
     common.stop_on_signals(lambda: endings.exit(MODEL))
     common.announce(listener)
     while True:
-        try:
-            conn, _ = listener.accept()
-        except OSError as e:
-            time.sleep(common.accept_error(MODEL, e))
-            continue
-        common.nodelay(conn)
+        conn, _ = common.accept(MODEL, listener)
         common.echo(conn, endings)
 
 

@@ -52,12 +52,8 @@ def child(conn, listener, wakeup, endings):
 def signals():
     """SIGTERM, SIGINT and SIGCHLD as bytes on a pipe the accept loop watches: each is handled
     between accepts, never in the middle of starting a process."""
-    r, w = os.pipe()
+    r, w = common.wakeup_pipe((signal.SIGTERM, signal.SIGINT, signal.SIGCHLD))
     os.set_blocking(r, False)
-    os.set_blocking(w, False)
-    signal.set_wakeup_fd(w)
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGCHLD):
-        signal.signal(sig, lambda signum, frame: None)
     return r, w
 
 
@@ -76,8 +72,8 @@ def end_children():
 
 
 class Parent:
-    """The accept loop: a new process per connection. Each child costs the parent a descriptor
-    (multiprocessing's sentinel pipe) until it is reaped, so a parent out of descriptors keeps
+    """The accept loop: a new process per connection. Each child costs the parent two
+    descriptors (multiprocessing's pipes to it) until it is reaped, so a parent out of descriptors keeps
     the connection it has just accepted, stops accepting, and tries again after a back-off."""
 
     def __init__(self, listener, cap):

@@ -11,7 +11,6 @@ Rust counterpart is `thread-per-client`.
 
 import sys
 import threading
-import time
 
 import echo_common as common
 
@@ -34,12 +33,7 @@ def main():
     common.stop_on_signals(lambda: endings.exit(MODEL))
     common.announce(listener)
     while True:
-        try:
-            conn, peer = listener.accept()
-        except OSError as e:
-            time.sleep(common.accept_error(MODEL, e))
-            continue
-        common.nodelay(conn)
+        conn, peer = common.accept(MODEL, listener)
         if not slots.take():
             conn.close()  # Over --max-conns: closed at once.
             continue

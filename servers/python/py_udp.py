@@ -15,10 +15,8 @@ server answers any source a datagram claims, so it can be used to reflect traffi
 """
 
 import ipaddress
-import os
 import socket
 import struct
-import sys
 
 import echo_common as common
 
@@ -105,10 +103,7 @@ def main():
     counts = [0] * len(COUNTS)
 
     def stop():
-        line = ", ".join("%d %s" % c for c in zip(counts, COUNTS))
-        sys.stderr.write("%s: %s\n" % (MODEL, line))
-        sys.stderr.flush()
-        os._exit(0)
+        common.exit_with("%s: %s" % (MODEL, ", ".join("%d %s" % c for c in zip(counts, COUNTS))))
 
     common.stop_on_signals(stop)
     common.announce(sock)

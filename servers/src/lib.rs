@@ -19,8 +19,8 @@
 //! - [`endings`]: counting connections that ended uncleanly, for one line at exit.
 //!
 //! [`cli`] is the `echo-server` command line on top of them; [`python`] is the registry of the
-//! tutorials' own Python servers, whose scripts ship inside the binaries. Imports flow one way: `cli` →
-//! `models` → the shared blocks; no block imports a model, no model imports the registry.
+//! tutorials' own Python servers, whose scripts ship inside the binaries. Imports flow one way:
+//! `cli` → `models` → the shared blocks; no block imports a model, no model imports the registry.
 
 pub mod accept;
 pub mod cli;

@@ -17,8 +17,8 @@ use testkit::faultproxy::{Direction, FaultProxy, Faults, Slice};
 use common::{
     assert_back_pressured, child_states, children, clients_at_once, exchange, forks,
     holds_every_client_in_one_process, is_alive, models, nofile_limits, ping, proc_status, program,
-    python_models, serves_one_at_a_time, tree_anon_kib, tree_sockets, wait_until, Rng, Server,
-    IO_TIMEOUT,
+    python_models, serves_one_at_a_time, tree, tree_anon_kib, tree_sockets, wait_until, Rng,
+    Server, IO_TIMEOUT,
 };
 use echo_server::Transport;
 
@@ -110,13 +110,7 @@ fn accepted_sockets_have_tcp_nodelay() {
         let mut client = server.connect();
         ping(&mut client, b"nodelay?");
         // The server and its descendants: a forking model's child holds the socket.
-        let mut tree = vec![server.pid()];
-        let mut i = 0;
-        while i < tree.len() {
-            tree.extend(children(tree[i]));
-            i += 1;
-        }
-        let said = ask(client.local_addr().unwrap().port(), &tree);
+        let said = ask(client.local_addr().unwrap().port(), &tree(server.pid()));
         assert_eq!(said, "nodelay 1", "{model}");
     }
 }

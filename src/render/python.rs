@@ -55,18 +55,23 @@ fn counterpart_line(s: &Summary, m: &PythonModel) -> String {
             m,
             "udp-pingpong-c16",
             "datagrams/s at 16 sockets",
+            int,
             |c| c.throughput_msgs_per_s,
         )]
     } else {
         vec![
-            versus(s, m, "pingpong-c16", "msgs/s at 16 connections", |c| {
+            versus(s, m, "pingpong-c16", "msgs/s at 16 connections", int, |c| {
                 c.throughput_msgs_per_s
             }),
-            versus(s, m, "pingpong-c128", "at 128", |c| c.throughput_msgs_per_s),
-            versus(s, m, "pingpong-c16", "server CPU per message", |c| {
+            versus(s, m, "pingpong-c128", "at 128", int, |c| {
+                c.throughput_msgs_per_s
+            }),
+            versus(s, m, "pingpong-c16", "server CPU per message", us, |c| {
                 c.server_cpu_us_per_msg
             }),
-            versus(s, m, "churn", "churn conn/s", |c| c.throughput_msgs_per_s),
+            versus(s, m, "churn", "churn conn/s", int, |c| {
+                c.throughput_msgs_per_s
+            }),
             memory_versus(s, m),
         ]
     };
@@ -86,23 +91,17 @@ fn counterpart_line(s: &Summary, m: &PythonModel) -> String {
     )
 }
 
-/// `what` of the Python model in `label`, with its counterpart's and the ratio; empty when the
-/// Python cell has no figure.
+/// `what` of the Python model in `label`, written by `unit`, with its counterpart's and the
+/// ratio; empty when the Python cell has no figure.
 fn versus(
     s: &Summary,
     m: &PythonModel,
     label: &str,
     what: &str,
+    unit: fn(f64) -> String,
     figure: fn(&Cell) -> Option<Spread>,
 ) -> String {
     let cell = |model: &str| s.cells_of(model).get(label).copied();
-    let unit = |v: f64| {
-        if what.contains("CPU") {
-            us(v)
-        } else {
-            int(v)
-        }
-    };
     let Some(py) = cell(m.name) else {
         return String::new();
     };

@@ -71,13 +71,15 @@ pub fn run(opts: &CompareOptions) -> anyhow::Result<()> {
     let mut progress = Progress::new(&runs, timing, opts.repeats(), opts.progress);
     // Servers not to try again, with why.
     let mut unusable: HashMap<String, String> = HashMap::new();
+    let memory = machine::memory_kib() * 1024;
     for spec in &runs {
         progress.start(spec);
         let label = spec.server_label();
         let record = match unusable.get(&label) {
             Some(why) => not_tried(spec, timing, why),
             None => {
-                let (record, give_up) = run_one(&exe, spec, timing, opts, &raw, tls.as_ref());
+                let (record, give_up) =
+                    run_one(&exe, spec, timing, opts, &raw, tls.as_ref(), memory);
                 if let Some(why) = give_up {
                     unusable.insert(label, format!("in {}, {why}", spec.id()));
                 }
@@ -174,6 +176,7 @@ fn not_tried(spec: &RunSpec, timing: Timing, why: &str) -> RunRecord {
 
 /// One run; never fails: what went wrong is in the record. Also returns why its server should
 /// not be tried again, if it should not: it did not start, ignored SIGTERM or daemonized.
+/// `memory` is the machine's, bytes, for the caps of a server with a process per client.
 fn run_one(
     exe: &Path,
     spec: &RunSpec,
@@ -181,6 +184,7 @@ fn run_one(
     opts: &CompareOptions,
     raw: &Path,
     tls: Option<&Tls>,
+    memory: u64,
 ) -> (RunRecord, Option<String>) {
     let timing = plan::workload_timing(&spec.workload, timing);
     let record = |status, note: Option<String>, server| RunRecord {
@@ -192,7 +196,6 @@ fn run_one(
         server,
     };
     let ext = opts.external(&spec.model);
-    let memory = machine::memory_kib() * 1024;
     if let Some(why) = ext.and_then(|e| external::not_run(e, &spec.workload, memory)) {
         return (record(Status::NotRun, Some(why), None), None);
     }

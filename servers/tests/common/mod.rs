@@ -11,7 +11,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use echo_server::models::{ClientsAtOnce, ModelInfo};
-use echo_server::python::{self, Interpreter, PythonModel};
+use echo_server::python::{self, Interpreter};
 use echo_server::{Model, Transport};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -77,15 +77,10 @@ pub fn python_models(transport: Transport) -> Vec<String> {
         .collect()
 }
 
-/// The Python model called `name`, if it is one.
-pub fn python_model(name: &str) -> Option<&'static PythonModel> {
-    python::find(name)
-}
-
 /// The program and first arguments that run `model`: `echo-server MODEL`, or for a Python
 /// model the interpreter on its script in `servers/python/` (without writing bytecode there).
 pub fn server_argv(model: &str) -> Vec<String> {
-    match python_model(model) {
+    match python::find(model) {
         Some(m) => vec![
             python()
                 .expect("a Python model without an interpreter")
@@ -100,7 +95,7 @@ pub fn server_argv(model: &str) -> Vec<String> {
 
 /// The name a model's exit lines begin with: `echo-server`, or the Python model's own.
 pub fn program(model: &str) -> &str {
-    python_model(model).map_or("echo-server", |m| m.name)
+    python::find(model).map_or("echo-server", |m| m.name)
 }
 
 /// The models `echo-server --list` names that serve `transport`, less those that need
@@ -145,12 +140,12 @@ pub fn info(name: &str) -> &'static ModelInfo {
 
 /// How many clients a model (Rust or Python) serves at once.
 pub fn clients_at_once(model: &str) -> ClientsAtOnce {
-    python_model(model).map_or_else(|| info(model).clients_at_once, |m| m.clients_at_once)
+    python::find(model).map_or_else(|| info(model).clients_at_once, |m| m.clients_at_once)
 }
 
 /// Whether a model (Rust or Python) serves each client in a child process.
 pub fn forks(model: &str) -> bool {
-    python_model(model).map_or_else(|| info(model).forks, |m| m.forks)
+    python::find(model).map_or_else(|| info(model).forks, |m| m.forks)
 }
 
 /// Whether a model serves one client at a time, so tests must send their clients in series.
@@ -431,15 +426,28 @@ pub fn children(pid: Pid) -> Vec<Pid> {
         .collect()
 }
 
+/// `pid` and all its descendants, parents before their children.
+pub fn tree(pid: Pid) -> Vec<Pid> {
+    let mut all = vec![pid];
+    let mut next = 0;
+    while next < all.len() {
+        all.extend(children(all[next]));
+        next += 1;
+    }
+    all
+}
+
 /// Sockets open in `pid` and all its descendants.
 pub fn tree_sockets(pid: Pid) -> usize {
-    let own = std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |fds| {
-        fds.flatten()
-            .filter_map(|fd| std::fs::read_link(fd.path()).ok())
-            .filter(|target| target.to_string_lossy().starts_with("socket:"))
-            .count()
-    });
-    own + children(pid).into_iter().map(tree_sockets).sum::<usize>()
+    let sockets = |pid: Pid| {
+        std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |fds| {
+            fds.flatten()
+                .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+                .filter(|target| target.to_string_lossy().starts_with("socket:"))
+                .count()
+        })
+    };
+    tree(pid).into_iter().map(sockets).sum()
 }
 
 /// The soft and hard descriptor limits of a running process, from `/proc/<pid>/limits`.
@@ -454,16 +462,20 @@ pub fn nofile_limits(pid: Pid) -> Option<(u64, u64)> {
 
 /// Resident memory of `pid` and all its descendants, in KiB.
 pub fn tree_rss_kib(pid: Pid) -> u64 {
-    proc_status(pid, "VmRSS").unwrap_or(0)
-        + children(pid).into_iter().map(tree_rss_kib).sum::<u64>()
+    tree(pid)
+        .into_iter()
+        .map(|p| proc_status(p, "VmRSS").unwrap_or(0))
+        .sum()
 }
 
 /// Anonymous resident memory of `pid` and its descendants, KiB (`RssAnon`): buffers and
 /// heaps, without the program's own pages, which each forked worker faults into its RSS as it
 /// first runs a piece of code.
 pub fn tree_anon_kib(pid: Pid) -> u64 {
-    proc_status(pid, "RssAnon").unwrap_or(0)
-        + children(pid).into_iter().map(tree_anon_kib).sum::<u64>()
+    tree(pid)
+        .into_iter()
+        .map(|p| proc_status(p, "RssAnon").unwrap_or(0))
+        .sum()
 }
 
 /// After a client that never reads has written until the server stopped taking bytes
