@@ -48,6 +48,8 @@ enum Command {
         pinning: Pinning,
         #[command(flatten)]
         passes: Passes,
+        #[command(flatten)]
+        remote: Box<Remote>,
     },
     /// Compare two comparisons: per model and workload, the change in throughput, p50, p99,
     /// CPU per message and memory per connection, with a confidence interval and a verdict.
@@ -87,14 +89,33 @@ enum Command {
         /// A directory written by `echobench compare`.
         dir: PathBuf,
     },
-    /// Run one server, exactly as `echo-server` does, pinned to --cpus (used by compare).
+    /// Run one server, exactly as `echo-server` does, pinned to --cpus (used by compare); with
+    /// --report, supervise it for a coordinator on another host (compare --server-host).
     #[command(hide = true)]
     Serve {
-        /// CPUs to pin the server to before it starts.
+        /// CPUs to pin the server to before it starts [default: not pinned].
         #[arg(long, value_parser = cpu_list)]
-        cpus: CpuList,
+        cpus: Option<CpuList>,
+        /// Start the server in a session of its own, print its `listening on` line, answer
+        /// requests for its /proc figures on stdout (one JSON line each), and stop it when
+        /// stdin ends.
+        #[arg(long)]
+        report: bool,
+        /// With --report: where the server listens, IP:PORT.
+        #[arg(long, requires = "report", value_name = "ADDR")]
+        addr: Option<String>,
+        /// With --report: a server echobench does not build, its definition as JSON.
+        #[arg(long, requires = "report", value_name = "JSON")]
+        external: Option<String>,
         /// `echo-server` arguments: MODEL [--addr ...] [--workers N] [--max-conns N].
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
+    },
+    /// Run loadgen, exactly as the `loadgen` binary does (load agents run it so).
+    #[command(hide = true, disable_help_flag = true, disable_version_flag = true)]
+    Loadgen {
+        /// `loadgen` arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
 }
@@ -124,6 +145,32 @@ struct Pinning {
     /// 2 CPUs, else the second half].
     #[arg(long, value_name = "LIST", value_parser = cpu_list)]
     loadgen_cpus: Option<CpuList>,
+}
+
+/// Load agents and a server on other hosts, for `compare`.
+#[derive(Args, Debug)]
+struct Remote {
+    /// Split every run's load over load agents on these hosts, comma-separated (a host named
+    /// twice runs two agents; `local` runs one here by direct exec): each runs its slice of
+    /// the run's connections and of its one open-loop plan, all starting together, and their
+    /// histograms are added. Agents elsewhere need --server-addr.
+    #[arg(long, value_name = "HOST,...", value_delimiter = ',')]
+    agents: Vec<String>,
+    /// How a command is run on a host, {host} filled in; '' runs every host here by direct
+    /// exec (e.g. 'ip netns exec {host}' for scripts/netns-lab.sh) [default: 'ssh {host} --'].
+    #[arg(long, value_name = "TEMPLATE")]
+    launcher: Option<String>,
+    /// The echobench binary on the hosts [default: this binary's path].
+    #[arg(long, value_name = "PATH")]
+    agent_bin: Option<String>,
+    /// Run the servers on HOST, through the launcher (`echobench serve --report`, which
+    /// reports their /proc figures back), listening on --server-addr.
+    #[arg(long, value_name = "HOST", requires = "server_addr")]
+    server_host: Option<String>,
+    /// Where the servers listen and the load is sent, IP:PORT (port 0: a free one) [default:
+    /// 127.0.0.1 on a free port].
+    #[arg(long, value_name = "ADDR")]
+    server_addr: Option<String>,
 }
 
 /// How many times, in what order and for how long `compare` runs the matrix.
@@ -206,13 +253,16 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve { cpus, args } => {
-            if let Err(e) = pin_process(&cpus.0) {
-                eprintln!("echo-server: --cpus: {e:#}");
-                return ExitCode::from(2);
-            }
-            let argv = std::iter::once(OsString::from("echo-server")).chain(args);
-            return echo_server::cli::main_with_args(argv);
+        Command::Serve {
+            cpus,
+            report,
+            addr,
+            external,
+            args,
+        } => return serve(cpus, report, addr, external, args),
+        Command::Loadgen { args } => {
+            let argv = std::iter::once(OsString::from("loadgen")).chain(args);
+            return loadgen::cli::main_with_args(argv);
         }
         Command::Report { dir } => echobench::report(&dir).map(|summary| {
             print!("{}", headline_text(&summary));
@@ -225,7 +275,8 @@ fn main() -> ExitCode {
             out,
             pinning,
             passes,
-        } => compare(models, external, profile, out, pinning, passes),
+            remote,
+        } => compare(models, external, profile, out, pinning, passes, *remote),
         Command::Diff {
             old,
             new,
@@ -281,7 +332,9 @@ fn compare(
     out: Option<PathBuf>,
     pinning: Pinning,
     passes: Passes,
+    remote: Remote,
 ) -> anyhow::Result<()> {
+    let hosts = hosts(remote, &pinning).map_err(usage)?;
     let workloads = passes
         .workloads
         .as_deref()
@@ -338,6 +391,7 @@ fn compare(
         udp,
         tls,
         python,
+        hosts,
     };
     if passes.append {
         opts.first_repeat = appended_from(&opts)?;
@@ -349,6 +403,85 @@ fn compare(
     print!("{}", headline_text(&summary));
     println!("report: {}", out.join("report.html").display());
     Ok(())
+}
+
+/// `echobench serve`: the server in this process, or supervised with `--report`.
+fn serve(
+    cpus: Option<CpuList>,
+    report: bool,
+    addr: Option<String>,
+    external: Option<String>,
+    args: Vec<OsString>,
+) -> ExitCode {
+    let fail = |line: String| {
+        eprintln!("echobench serve: {line}");
+        ExitCode::from(2)
+    };
+    if !report {
+        if let Some(cpus) = &cpus {
+            if let Err(e) = pin_process(&cpus.0) {
+                eprintln!("echo-server: --cpus: {e:#}");
+                return ExitCode::from(2);
+            }
+        }
+        let argv = std::iter::once(OsString::from("echo-server")).chain(args);
+        return echo_server::cli::main_with_args(argv);
+    }
+    let served = match (external, args.split_first()) {
+        (Some(json), _) => match serde_json::from_str::<ExternalServer>(&json) {
+            Ok(ext) => echobench::run::remote::Served::External(ext),
+            Err(e) => return fail(format!("--external: not a server definition: {e}")),
+        },
+        (None, Some((model, rest))) => echobench::run::remote::Served::Model(ServerSpec {
+            model: model.to_string_lossy().into_owned(),
+            args: rest
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect(),
+        }),
+        (None, None) => return fail("--report needs a MODEL or --external".to_owned()),
+    };
+    let cpus = cpus.map_or_else(loadgen::affinity_cpus, |c| c.0);
+    let addr = addr.unwrap_or_else(|| "127.0.0.1:0".to_owned());
+    echobench::run::remote::supervise(&served, &addr, &cpus)
+}
+
+/// Where the load and the servers run (`--agents`, `--server-host`...); the error is the usage
+/// line.
+fn hosts(remote: Remote, pinning: &Pinning) -> Result<plan::Hosts, String> {
+    if let Some(addr) = &remote.server_addr {
+        addr.parse::<std::net::SocketAddr>()
+            .map_err(|_| format!("--server-addr: '{addr}' is not IP:PORT"))?;
+    }
+    if let Some(bad) = remote.agents.iter().find(|h| h.trim().is_empty()) {
+        return Err(format!("--agents: an empty host name in {bad:?}"));
+    }
+    let template = remote
+        .launcher
+        .as_deref()
+        .unwrap_or(plan::hosts::DEFAULT_LAUNCHER);
+    let launcher =
+        shlex::split(template).ok_or_else(|| format!("--launcher: cannot split {template:?}"))?;
+    let bin = match remote.agent_bin {
+        Some(bin) => bin,
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find the echobench binary: {e}"))?
+            .to_string_lossy()
+            .into_owned(),
+    };
+    let hosts = plan::Hosts {
+        agents: remote.agents,
+        launcher,
+        bin,
+        agent_cpus: pinning.loadgen_cpus.as_ref().map(|c| c.0.clone()),
+        server_host: remote.server_host,
+        server_addr: remote.server_addr,
+        server_cpus: pinning.server_cpus.as_ref().map(|c| c.0.clone()),
+    };
+    match hosts.refusal() {
+        Some(why) => Err(why),
+        None => Ok(hosts),
+    }
 }
 
 /// Keeps the UDP models among `servers` only when the UDP workloads run (`udp`): `all` drops

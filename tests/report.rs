@@ -68,6 +68,7 @@ fn environment() -> Environment {
         external: Vec::new(),
         udp: true,
         python: None,
+        hosts: None,
     }
 }
 
@@ -199,6 +200,10 @@ impl FixtureRun {
             handshake_us: None,
             send_late_us: None,
             handshake_arrivals: None,
+            started_at_ns: None,
+            start_at_ns: None,
+            conn_offset: None,
+            conn_total: None,
         };
         if self.options().udp {
             self.add_datagrams(&mut report);
@@ -259,6 +264,7 @@ impl FixtureRun {
                 involuntary_switches: messages / 100,
                 cpu_series: cpu_series(messages as f64 * 6e-6 * (2.0 - m as f64)),
             }),
+            agents: None,
         }
     }
 }

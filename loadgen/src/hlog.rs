@@ -199,6 +199,10 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> anyhow::Result<Report> {
             .fold(0.0, f64::max),
         loadgen_saturated: false,
         first_error: None,
+        started_at_ns: logs.iter().filter_map(|l| l.report.started_at_ns).min(),
+        // The merged runs are the whole plan again.
+        conn_offset: None,
+        conn_total: None,
         ..base
     };
     merged.errors = Default::default();
@@ -210,6 +214,39 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> anyhow::Result<Report> {
     add_handshakes(&mut merged, &logs);
     merged.loadgen_saturated = merged.loadgen_cpu_ratio > SATURATION;
     Ok(merged)
+}
+
+/// Writes the interval log of runs made at the same time: the logs' histograms added interval
+/// by interval (the intervals of each log counted from its own end of warm-up, which the runs
+/// share within an interval) and tag by tag, with `report` (theirs merged, [`merge`]).
+pub fn write_merged(paths: &[impl AsRef<Path>], out: &Path, report: &Report) -> anyhow::Result<()> {
+    let mut added: BTreeMap<(u64, String), Interval> = BTreeMap::new();
+    for path in paths {
+        visit(path.as_ref(), |interval| {
+            let length = interval.length.as_nanos().max(1);
+            let index = (interval.start.as_nanos() + length / 2) / length;
+            let key = (
+                u64::try_from(index).unwrap_or(u64::MAX),
+                interval.tag.clone(),
+            );
+            match added.get_mut(&key) {
+                Some(sum) => sum
+                    .histogram
+                    .add(&interval.histogram)
+                    .map_err(|e| anyhow::anyhow!("cannot add histograms: {e:?}"))?,
+                None => {
+                    added.insert(key, interval);
+                }
+            }
+            Ok(())
+        })?;
+    }
+    let started = report
+        .started_at_ns
+        .map_or_else(SystemTime::now, crate::report::from_unix_ns);
+    let measure_start = started + Duration::from_secs_f64(report.warmup_s);
+    let intervals: Vec<Interval> = added.into_values().collect();
+    write(out, measure_start, &intervals, report)
 }
 
 /// TLS: the handshake counts of the logs added up. Handshake times, send lateness and the

@@ -240,6 +240,21 @@ pub struct Report {
     /// `--handshake-rate`: the arriving connections; `null` without it.
     #[serde(default)]
     pub handshake_arrivals: Option<Arrivals>,
+    /// When the load really started (its workers began to connect), ns since the Unix epoch.
+    #[serde(default)]
+    pub started_at_ns: Option<u64>,
+    /// `--start-at`: when the load was meant to start, ns since the Unix epoch; `null`
+    /// without it. `started_at_ns` after it by more than a moment is a late start.
+    #[serde(default)]
+    pub start_at_ns: Option<u64>,
+    /// `--conn-offset`: the number of this run's first connection in the whole plan; `null`
+    /// unless the plan is split (`--conn-total`).
+    #[serde(default)]
+    pub conn_offset: Option<usize>,
+    /// `--conn-total`: the connections of the whole plan this run is a part of; `null` unless
+    /// split. With `--rate`, `rate` is this part's share of the plan's rate.
+    #[serde(default)]
+    pub conn_total: Option<usize>,
     /// The first connect error, to explain a run that completed nothing; not serialized.
     #[serde(skip)]
     pub first_error: Option<String>,
@@ -507,4 +522,15 @@ pub fn hgrm(h: &Histogram<u64>) -> String {
         (2 * 10u64.pow(u32::from(h.sigfig()))).next_power_of_two()
     );
     s
+}
+
+/// Nanoseconds since the Unix epoch (0 before it).
+pub fn unix_ns(t: std::time::SystemTime) -> u64 {
+    t.duration_since(std::time::SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The wall-clock time `ns` since the Unix epoch.
+pub fn from_unix_ns(ns: u64) -> std::time::SystemTime {
+    std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_nanos(ns)
 }

@@ -86,6 +86,21 @@ fn bad_flags_give_one_line_naming_the_flag_and_exit_2() {
             vec!["--addr", addr, "--handshake-rate", "0"],
             "--handshake-rate",
         ),
+        (vec!["--addr", addr, "--conn-offset", "4"], "--conn-offset"),
+        (
+            vec![
+                "--addr",
+                addr,
+                "--conn-offset",
+                "10",
+                "--conn-total",
+                "12",
+                "--connections",
+                "4",
+            ],
+            "--conn-total",
+        ),
+        (vec!["--addr", addr, "--start-at", "soon"], "--start-at"),
     ] {
         let out = loadgen(&args);
         let err = stderr(&out);
@@ -191,6 +206,10 @@ const SCHEMA: &[(&str, &str)] = &[
     ("handshake_us", "object|null"),
     ("send_late_us", "object|null"),
     ("handshake_arrivals", "object|null"),
+    ("started_at_ns", "number"),
+    ("start_at_ns", "number|null"),
+    ("conn_offset", "number|null"),
+    ("conn_total", "number|null"),
 ];
 
 /// The keys only a UDP run fills.
@@ -254,6 +273,9 @@ fn assert_schema(report: &Value, mode: &str, udp: bool) {
     assert_eq!(nulls("send_late_us"), mode != "open");
     for key in ["tls", "handshakes", "handshake_us", "handshake_arrivals"] {
         assert!(nulls(key), "{mode}: {key} is null without --tls");
+    }
+    for key in ["start_at_ns", "conn_offset", "conn_total"] {
+        assert!(nulls(key), "{mode}: {key} is null without its flag");
     }
     for key in UDP_KEYS {
         assert_eq!(nulls(key), !udp, "{mode}: {key}");

@@ -1,10 +1,13 @@
 //! The first stage: what a comparison will do. From the options (servers, profile, CPUs) to
 //! the matrix of runs, each with its timing and its loadgen options; [`external`]: the servers
 //! echobench does not build, as the user gives them; [`python`]: the tutorials' Python servers,
-//! run as external servers.
+//! run as external servers; [`hosts`]: load agents and a server on other hosts.
 
 pub mod external;
+pub mod hosts;
 pub mod python;
+
+pub use hosts::Hosts;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -58,6 +61,9 @@ pub struct CompareOptions {
     /// The Python models' interpreter and which of them run (`--python`); their definitions
     /// are among `external`.
     pub python: Option<PythonRun>,
+    /// Load agents and a server on other hosts (`--agents`, `--server-host`); the default:
+    /// all here, loadgen inside echobench.
+    pub hosts: Hosts,
 }
 
 impl CompareOptions {
@@ -561,6 +567,7 @@ mod tests {
             udp: false,
             tls: false,
             python: None,
+            hosts: Hosts::default(),
         }
     }
 

@@ -25,6 +25,7 @@ pub fn document(s: &Summary, plots: &[Plot]) -> Vec<Block> {
     doc.extend(tls(s));
     doc.extend(memory_per_connection(s));
     doc.extend(server_resources(s));
+    doc.extend(super::agents::load_agents(s));
     doc.extend(notes(s));
     doc.push(Block::Para(
         "Raw data: `raw/` holds every run's loadgen report (`.json`), interval log (`.hlog`, HdrHistogram V2 + deflate, mergeable with `loadgen merge`), server record (`.run.json`) and any server log; `echobench report DIR` re-renders these files from it.".to_owned(),

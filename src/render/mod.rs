@@ -7,6 +7,7 @@
 //! [`format`](mod@format) says how figures read; [`headline`] is the table `compare` also prints;
 //! [`python`] answers the tutorials' question where Python models ran.
 
+pub mod agents;
 pub mod block;
 pub mod chart;
 pub mod document;

@@ -45,7 +45,28 @@ pub fn capture(opts: &CompareOptions) -> Environment {
         external: opts.external.clone(),
         udp: opts.udp,
         python: opts.python.clone(),
+        hosts: hosts_run(&opts.hosts),
     }
+}
+
+/// What `environment.json` says of the hosts, when any beyond this one (or agents) took part.
+fn hosts_run(hosts: &crate::plan::Hosts) -> Option<crate::schema::environment::HostsRun> {
+    let here = !hosts.has_agents() && hosts.server_host.is_none() && hosts.server_addr.is_none();
+    (!here).then(|| crate::schema::environment::HostsRun {
+        agents: hosts.agents.clone(),
+        launcher: hosts
+            .launcher
+            .iter()
+            .map(|w| match w.contains(char::is_whitespace) {
+                true => shlex::try_quote(w).map_or_else(|_| w.clone(), |q| q.into_owned()),
+                false => w.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(" "),
+        agent_bin: hosts.bin.clone(),
+        server_host: hosts.server_host.clone(),
+        server_addr: hosts.server_addr.clone(),
+    })
 }
 
 /// The machine's memory (`MemTotal`), KiB; 0 where it cannot be read.

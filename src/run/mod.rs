@@ -9,10 +9,12 @@
 //! recorded as failed with the reason. An external server's runs above its caps are recorded
 //! as not run. What is written is all the later stages read.
 
+pub mod agents;
 pub mod launch;
 pub mod machine;
 pub mod procfs;
 pub mod progress;
+pub mod remote;
 pub mod server;
 
 use std::collections::HashMap;
@@ -25,10 +27,12 @@ use anyhow::Context;
 use crate::plan::{self, external, CompareOptions};
 use crate::schema::run::NOT_TRIED;
 use crate::schema::{
-    Environment, RunRecord, RunSpec, ServerUsage, Status, Timing, Workload, SCHEMA_VERSION,
+    AgentRun, Environment, ExternalServer, RunRecord, RunSpec, ServerSpec, ServerUsage, Status,
+    Timing, Workload, SCHEMA_VERSION,
 };
 use progress::Progress;
-use server::Server;
+use remote::{RemoteServer, Served};
+use server::{Server, Stopped};
 
 /// How often the server tree is sampled for peaks.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
@@ -171,6 +175,7 @@ fn not_tried(spec: &RunSpec, timing: Timing, why: &str) -> RunRecord {
         status: Status::Failed,
         note: Some(format!("{NOT_TRIED}{why}")),
         server: None,
+        agents: None,
     }
 }
 
@@ -187,37 +192,37 @@ fn run_one(
     memory: u64,
 ) -> (RunRecord, Option<String>) {
     let timing = plan::workload_timing(&spec.workload, timing);
-    let record = |status, note: Option<String>, server| RunRecord {
+    let record = |status, note: Option<String>, server, agents| RunRecord {
         schema_version: SCHEMA_VERSION,
         spec: spec.clone(),
         timing,
         status,
         note,
         server,
+        agents,
     };
     let ext = opts.external(&spec.model);
     if let Some(why) = ext.and_then(|e| external::not_run(e, &spec.workload, memory)) {
-        return (record(Status::NotRun, Some(why), None), None);
+        return (record(Status::NotRun, Some(why), None, None), None);
     }
     let tls = tls.filter(|_| spec.workload.is_tls());
     let churn_rate = match tls.map(|t| t.churn_rate(spec)).transpose() {
         Ok(rate) => rate.flatten(),
-        Err(why) => return (record(Status::Failed, Some(why), None), None),
+        Err(why) => return (record(Status::Failed, Some(why), None, None), None),
     };
     let log = raw.join(format!("{}.server.log", spec.id()));
     let server_spec = tls.map_or_else(|| spec.server(), |t| t.server(spec));
-    let started = match ext {
-        Some(e) => Server::start_external(e, &opts.server_cpus, &log),
-        None => Server::start(exe, &server_spec, &opts.server_cpus, &log),
-    };
-    let mut server = match started {
+    let mut server = match Running::start(exe, &server_spec, ext, opts, &log) {
         Ok(server) => server,
         Err(e) => {
             let why = format!("server did not start: {e:#}");
-            return (record(Status::Failed, Some(why.clone()), None), Some(why));
+            return (
+                record(Status::Failed, Some(why.clone()), None, None),
+                Some(why),
+            );
         }
     };
-    let mut lg = plan::loadgen_options(&spec.workload, server.addr, timing);
+    let mut lg = plan::loadgen_options(&spec.workload, server.addr(), timing);
     if let Some(tls) = tls {
         plan::tls_options(&mut lg, &spec.workload, &tls.cert, churn_rate);
     }
@@ -225,11 +230,8 @@ fn run_one(
     lg.json = Some(raw.join(format!("{}.json", spec.id())));
     lg.hlog = Some(raw.join(format!("{}.hlog", spec.id())));
 
-    let started = Instant::now();
-    let load = thread::spawn(move || loadgen::run(&lg));
-    let usage = watch(server.pid(), started, timing, &load);
-    let result = load.join();
-    let mut notes = std::mem::take(&mut server.notes);
+    let (result, usage, agents) = drive(&opts.hosts, &mut server, lg, timing);
+    let mut notes = server.take_notes();
     notes.extend(server.check());
     let stopped = server.stop();
     notes.extend(stopped.notes);
@@ -241,7 +243,139 @@ fn run_one(
         notes.push(failure.clone());
     }
     let note = (!notes.is_empty()).then(|| notes.join("; "));
-    (record(status, note, Some(usage)), stopped.failure)
+    (record(status, note, usage, agents), stopped.failure)
+}
+
+/// Runs the load against `server` while sampling it: inside echobench, or over the agents
+/// (checked and started together first). The server's usage is `None` when the agents did
+/// not start.
+fn drive(
+    hosts: &plan::Hosts,
+    server: &mut Running,
+    lg: loadgen::Options,
+    timing: Timing,
+) -> (
+    thread::Result<anyhow::Result<loadgen::Report>>,
+    Option<ServerUsage>,
+    Option<Vec<AgentRun>>,
+) {
+    if !hosts.has_agents() {
+        let started = Instant::now();
+        let load = thread::spawn(move || loadgen::run(&lg));
+        let usage = watch(&mut server.sampler(), started, timing, &load);
+        return (load.join(), Some(usage), None);
+    }
+    let launch = match agents::prepare(hosts, &lg) {
+        Ok(launch) => launch,
+        Err(why) => return (Ok(Err(anyhow::anyhow!(why))), None, Some(Vec::new())),
+    };
+    let started = launch.start;
+    let load = {
+        let hosts = hosts.clone();
+        thread::spawn(move || agents::run(&hosts, &launch, &lg))
+    };
+    let usage = watch(&mut server.sampler(), started, timing, &load);
+    match load.join() {
+        Ok((report, records)) => (Ok(report), Some(usage), Some(records)),
+        Err(panic) => (Err(panic), Some(usage), None),
+    }
+}
+
+/// A run's server: here, or on the server host.
+enum Running {
+    Here(Box<Server>),
+    There(RemoteServer),
+}
+
+impl Running {
+    /// Starts the run's server where `opts.hosts` says.
+    fn start(
+        exe: &Path,
+        spec: &ServerSpec,
+        ext: Option<&ExternalServer>,
+        opts: &CompareOptions,
+        log: &Path,
+    ) -> anyhow::Result<Running> {
+        let hosts = &opts.hosts;
+        if let Some(host) = &hosts.server_host {
+            let served = match ext {
+                Some(e) => Served::External(e.clone()),
+                None => Served::Model(spec.clone()),
+            };
+            let addr = hosts.server_addr.as_deref().unwrap_or("127.0.0.1:0");
+            let cpus = hosts.server_cpus.as_deref();
+            return RemoteServer::start(hosts, host, &served, addr, cpus, log).map(Running::There);
+        }
+        let cpus = &opts.server_cpus;
+        let server = match (ext, &hosts.server_addr) {
+            (Some(e), Some(addr)) => {
+                let ip = addr.parse::<std::net::SocketAddr>()?.ip();
+                Server::start_external_on(e, ip, cpus, log)
+            }
+            (Some(e), None) => Server::start_external(e, cpus, log),
+            (None, Some(addr)) => Server::start_on(exe, spec, cpus, log, addr),
+            (None, None) => Server::start(exe, spec, cpus, log),
+        };
+        server.map(|s| Running::Here(Box::new(s)))
+    }
+
+    fn addr(&self) -> std::net::SocketAddr {
+        match self {
+            Running::Here(s) => s.addr,
+            Running::There(s) => s.addr,
+        }
+    }
+
+    fn take_notes(&mut self) -> Vec<String> {
+        match self {
+            Running::Here(s) => std::mem::take(&mut s.notes),
+            Running::There(_) => Vec::new(),
+        }
+    }
+
+    fn check(&mut self) -> Vec<String> {
+        match self {
+            Running::Here(s) => s.check(),
+            Running::There(s) => s.check(),
+        }
+    }
+
+    fn stop(&mut self) -> Stopped {
+        match self {
+            Running::Here(s) => s.stop(),
+            Running::There(s) => s.stop(),
+        }
+    }
+
+    /// What samples the server's session: `/proc` here, or the server host's answers.
+    fn sampler(&mut self) -> Sampler<'_> {
+        match self {
+            Running::Here(s) => Sampler::Here(procfs::Tree::of_session(s.pid())),
+            Running::There(s) => Sampler::There(s),
+        }
+    }
+}
+
+/// Samples of a server's session.
+enum Sampler<'a> {
+    Here(procfs::Tree),
+    There(&'a mut RemoteServer),
+}
+
+impl Sampler<'_> {
+    fn sample(&mut self, full: bool) -> procfs::Sample {
+        match self {
+            Sampler::Here(tree) => procfs::sample(tree, full),
+            Sampler::There(remote) => remote.sample(full),
+        }
+    }
+
+    fn cpu_ticks(&mut self) -> u64 {
+        match self {
+            Sampler::Here(tree) => procfs::cpu_ticks(tree),
+            Sampler::There(remote) => remote.cpu_ticks(),
+        }
+    }
 }
 
 /// How loadgen's run ended, and why when it was not clean.
@@ -269,22 +403,21 @@ fn outcome(result: thread::Result<anyhow::Result<loadgen::Report>>) -> (Status, 
 /// series). The CPU delta is scaled from the window actually sampled to the measured time, so
 /// a late sample (a busy machine) does not skew CPU per message.
 fn watch<T>(
-    pid: u32,
+    sampler: &mut Sampler,
     started: Instant,
     timing: Timing,
     load: &thread::JoinHandle<T>,
 ) -> ServerUsage {
     let measure_start = started + timing.warmup;
     let end = measure_start + timing.duration - END_MARGIN.min(timing.duration / 4);
-    let mut tree = procfs::Tree::of_session(pid);
     let mut peaks = Vec::new();
     let sleep_until = |t: Instant| thread::sleep(t.saturating_duration_since(Instant::now()));
     while Instant::now() < measure_start && !load.is_finished() {
-        peaks.push(procfs::sample(&mut tree, false));
+        peaks.push(sampler.sample(false));
         sleep_until((Instant::now() + SAMPLE_EVERY).min(measure_start));
     }
     let first_at = Instant::now();
-    let first = procfs::sample(&mut tree, true);
+    let first = sampler.sample(true);
     let mut series = CpuSeries::new(measure_start, first.cpu_ticks);
     series.push(first_at, first.cpu_ticks);
     let mut boundary = 1;
@@ -292,12 +425,12 @@ fn watch<T>(
     while next < end && !load.is_finished() {
         sleep_until(next);
         let ticks = if boundary % PEAK_EVERY_INTERVALS == 0 {
-            let sample = procfs::sample(&mut tree, false);
+            let sample = sampler.sample(false);
             let ticks = sample.cpu_ticks;
             peaks.push(sample);
             ticks
         } else {
-            procfs::cpu_ticks(&tree)
+            sampler.cpu_ticks()
         };
         series.push(Instant::now(), ticks);
         // A sample that came late skips the boundaries it missed.
@@ -307,7 +440,7 @@ fn watch<T>(
         }
     }
     sleep_until(end);
-    let last = procfs::sample(&mut tree, true);
+    let last = sampler.sample(true);
     series.push(Instant::now(), last.cpu_ticks);
     let sampled = first_at.elapsed();
     let mut usage = procfs::usage(&first, &last, &peaks);

@@ -17,7 +17,7 @@ use std::fs;
 use crate::schema::ServerUsage;
 
 /// One look at the process tree.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sample {
     /// CPU time of the session in clock ticks: live processes' user + system, plus what each
     /// has collected from children it reaped.

@@ -64,6 +64,11 @@ pub struct Stopped {
 
 /// The arguments of `echobench` that start `server` pinned to `cpus` on a free loopback port.
 pub fn serve_args(server: &ServerSpec, cpus: &[usize]) -> Vec<String> {
+    serve_args_on(server, cpus, "127.0.0.1:0")
+}
+
+/// The arguments of `echobench` that start `server` pinned to `cpus`, listening on `addr`.
+fn serve_args_on(server: &ServerSpec, cpus: &[usize], addr: &str) -> Vec<String> {
     let mut args = vec![
         "serve".to_owned(),
         "--cpus".to_owned(),
@@ -71,7 +76,7 @@ pub fn serve_args(server: &ServerSpec, cpus: &[usize]) -> Vec<String> {
         "--".to_owned(),
         server.model.clone(),
         "--addr".to_owned(),
-        "127.0.0.1:0".to_owned(),
+        addr.to_owned(),
     ];
     args.extend(server.args.iter().cloned());
     args
@@ -86,8 +91,20 @@ impl Server {
         cpus: &[usize],
         log: &Path,
     ) -> anyhow::Result<Server> {
+        Server::start_on(exe, server, cpus, log, "127.0.0.1:0")
+    }
+
+    /// [`Server::start`] listening on `addr` (port 0: one the kernel picks); a server that
+    /// says it listens on every address is reached on loopback.
+    pub fn start_on(
+        exe: &Path,
+        server: &ServerSpec,
+        cpus: &[usize],
+        log: &Path,
+        addr: &str,
+    ) -> anyhow::Result<Server> {
         let mut argv = vec![exe.to_string_lossy().into_owned()];
-        argv.extend(serve_args(server, cpus));
+        argv.extend(serve_args_on(server, cpus, addr));
         let (cmd, marker) = launch::command(&argv, &[], cpus)?;
         let mut session = spawn(cmd, marker, log).context("cannot start the server")?;
         let addr = ready(&mut session, None, START_TIMEOUT, log)?;
@@ -107,10 +124,20 @@ impl Server {
         cpus: &[usize],
         log: &Path,
     ) -> anyhow::Result<Server> {
+        Server::start_external_on(server, std::net::Ipv4Addr::LOCALHOST.into(), cpus, log)
+    }
+
+    /// [`Server::start_external`] on a free port of `ip`.
+    pub fn start_external_on(
+        server: &ExternalServer,
+        ip: std::net::IpAddr,
+        cpus: &[usize],
+        log: &Path,
+    ) -> anyhow::Result<Server> {
         let mut notes = Vec::new();
         let mut attempt = 1;
         loop {
-            let addr = free_port()?;
+            let addr = free_port(ip)?;
             let values = [
                 ("port", addr.port().to_string()),
                 ("addr", addr.to_string()),
@@ -209,7 +236,7 @@ fn libc_sigterm() -> i32 {
 }
 
 /// `exit status 3`, `signal 9 (SIGKILL)`.
-fn said(status: ExitStatus) -> String {
+pub fn said(status: ExitStatus) -> String {
     use std::os::unix::process::ExitStatusExt;
     match (status.code(), status.signal()) {
         (Some(code), _) => format!("exit status {code}"),
@@ -229,9 +256,10 @@ fn daemonized(escaped: &[String]) -> String {
     )
 }
 
-/// A free loopback port, as the kernel gives one to a listener on port 0.
-fn free_port() -> anyhow::Result<SocketAddr> {
-    let listener = TcpListener::bind("127.0.0.1:0").context("cannot find a free port")?;
+/// A free port of `ip`, as the kernel gives one to a listener on port 0.
+fn free_port(ip: std::net::IpAddr) -> anyhow::Result<SocketAddr> {
+    let listener =
+        TcpListener::bind((ip, 0)).with_context(|| format!("cannot find a free port on {ip}"))?;
     Ok(listener.local_addr()?)
 }
 
@@ -504,7 +532,7 @@ mod tests {
             Err(Probe::NotEcho(why)) => assert!(why.contains("220 smtp"), "{why}"),
             _ => panic!("another protocol is not an echo"),
         }
-        let closed = free_port().expect("a port");
+        let closed = free_port(std::net::Ipv4Addr::LOCALHOST.into()).expect("a port");
         assert!(matches!(echo_probe(closed), Err(Probe::NotYet(_))));
     }
 }

@@ -68,6 +68,25 @@ pub struct Environment {
     /// lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub python: Option<PythonRun>,
+    /// Load agents and a server on another host (`--agents`, `--server-host`); absent when
+    /// all ran here with loadgen inside echobench.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<HostsRun>,
+}
+
+/// Where the load and the servers ran, beyond this host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostsRun {
+    /// The agents' hosts, in order (empty: loadgen ran inside echobench).
+    pub agents: Vec<String>,
+    /// The launcher, with `{host}` (empty: direct exec).
+    pub launcher: String,
+    /// The echobench binary run on the hosts.
+    pub agent_bin: String,
+    /// The host the servers ran on; `null`: this one.
+    pub server_host: Option<String>,
+    /// Where the servers listened; `null`: loopback.
+    pub server_addr: Option<String>,
 }
 
 /// How the Python models ran.

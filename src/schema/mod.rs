@@ -18,11 +18,11 @@ pub mod summary;
 pub use environment::{Environment, PythonRun, Skipped};
 pub use external::ExternalServer;
 pub use run::{
-    Profile, RunRecord, RunSpec, ServerSpec, ServerUsage, Status, Timing, Workload, BULK_SIZE,
-    SIXTEEN, TLS_MIXED_RATE, UDP_TIMEOUT,
+    AgentRun, Profile, RunRecord, RunSpec, ServerSpec, ServerUsage, Status, Timing, Workload,
+    BULK_SIZE, SIXTEEN, TLS_MIXED_RATE, UDP_TIMEOUT,
 };
 pub use summary::{
-    Cell, Ci, DatagramCounts, Findings, Headline, LeftOut, Margin, MarginVerdict,
+    AgentFigures, Cell, Ci, DatagramCounts, Findings, Headline, LeftOut, Margin, MarginVerdict,
     MemoryPerConnection, Ranking, Resampling, Spread, Standing, Summary, Trouble,
 };
 

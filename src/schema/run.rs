@@ -405,6 +405,56 @@ pub struct RunRecord {
     pub note: Option<String>,
     /// Server resources; `null` when the server never ran.
     pub server: Option<ServerUsage>,
+    /// `compare --agents`: each load agent's part of the run; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agents: Option<Vec<AgentRun>>,
+}
+
+/// One load agent's part of a run (`compare --agents`): its slice of the plan, how it started
+/// and what it measured. Its report and interval log are `raw/<id>.agent-N.json` and `.hlog`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AgentRun {
+    /// The host, as given to `--agents`.
+    pub host: String,
+    /// Its first connection's number in the run's plan.
+    pub conn_offset: usize,
+    /// Its active connections.
+    pub connections: usize,
+    /// Its idle connections.
+    pub idle: usize,
+    /// The machine it ran on, by the name it gives itself: agents of one machine (and the same
+    /// `cpus`) share their CPUs.
+    pub machine: Option<String>,
+    /// The CPUs it was pinned to; `null`: not pinned.
+    pub cpus: Option<String>,
+    /// Its clock minus the coordinator's, ms, as measured before the run.
+    pub clock_offset_ms: Option<f64>,
+    /// How long after the common start its load really started, ms (its clock's offset taken
+    /// out); `null` when it sent no report.
+    pub start_late_ms: Option<f64>,
+    /// Echoes it completed in the measured time.
+    pub messages: Option<u64>,
+    /// Its throughput, messages/s.
+    pub throughput_msgs_per_s: Option<f64>,
+    /// Its own CPU use over its cores (its `loadgen_cpu_ratio`).
+    pub loadgen_cpu_ratio: Option<f64>,
+    /// Whether it was saturated (its `loadgen_saturated`).
+    pub loadgen_saturated: Option<bool>,
+    /// Why it failed, started late or was stopped; `null` when it ran well.
+    pub failure: Option<String>,
+}
+
+impl AgentRun {
+    /// The record of an agent with its slice of the plan, before it runs.
+    pub fn new(host: &str, conn_offset: usize, connections: usize, idle: usize) -> AgentRun {
+        AgentRun {
+            host: host.to_owned(),
+            conn_offset,
+            connections,
+            idle,
+            ..AgentRun::default()
+        }
+    }
 }
 
 /// The server's resources in one run, the `server` of its record.

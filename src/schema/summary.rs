@@ -171,6 +171,31 @@ pub struct Cell {
     /// records written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub send_late_p99_us: Option<Spread>,
+    /// `compare --agents`: each load agent's part, by its place in `--agents`; absent
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub agents: Vec<AgentFigures>,
+}
+
+/// One load agent's figures in a cell, over the cell's repeats.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct AgentFigures {
+    /// The host, as given to `--agents`.
+    pub host: String,
+    /// The machine it ran on, by the name it gives itself.
+    pub machine: Option<String>,
+    /// The CPUs it was pinned to; `null`: not pinned.
+    pub cpus: Option<String>,
+    /// Its active connections.
+    pub connections: usize,
+    /// Its throughput, messages/s.
+    pub throughput_msgs_per_s: Option<Spread>,
+    /// Its own CPU use over its cores.
+    pub loadgen_cpu_ratio: Option<Spread>,
+    /// Repeats in which it was saturated.
+    pub saturated_repeats: usize,
+    /// The latest start after the common one over the repeats, ms.
+    pub start_late_ms_max: Option<f64>,
 }
 
 /// UDP: what became of a cell's datagrams, added up over its repeats.

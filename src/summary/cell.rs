@@ -4,7 +4,9 @@ use loadgen::Report;
 
 use super::bootstrap::{figure, Bootstrap};
 use super::load::RunData;
-use crate::schema::{Cell, DatagramCounts, ServerUsage, Spread, Status, Workload};
+use crate::schema::{
+    AgentFigures, AgentRun, Cell, DatagramCounts, ServerUsage, Spread, Status, Workload,
+};
 
 /// The runs of a cell its figures come from: those that did not fail.
 pub fn counted<'a>(group: &[&'a RunData]) -> Vec<&'a RunData> {
@@ -84,11 +86,46 @@ pub fn cell(
             Some(r.handshake_arrivals.as_ref()?.achieved_rate_ratio)
         }),
         send_late_p99_us: spread(&|r| Some(r.send_late_us.as_ref()?.p99)),
+        agents: agents(group),
     };
     if let Some(b) = bootstrap {
         with_intervals(&mut cell, b);
     }
     cell
+}
+
+/// `compare --agents`: each agent's figures over the runs of the cell, by its place in
+/// `--agents`.
+fn agents(group: &[&RunData]) -> Vec<AgentFigures> {
+    let most = group
+        .iter()
+        .filter_map(|r| r.record.agents.as_ref().map(Vec::len))
+        .max()
+        .unwrap_or(0);
+    (0..most)
+        .map(|i| {
+            let runs: Vec<&AgentRun> = group
+                .iter()
+                .filter_map(|r| r.record.agents.as_ref()?.get(i))
+                .collect();
+            let first = runs[0];
+            AgentFigures {
+                host: first.host.clone(),
+                machine: first.machine.clone(),
+                cpus: first.cpus.clone(),
+                connections: first.connections,
+                throughput_msgs_per_s: Spread::of(
+                    runs.iter().filter_map(|a| a.throughput_msgs_per_s),
+                ),
+                loadgen_cpu_ratio: Spread::of(runs.iter().filter_map(|a| a.loadgen_cpu_ratio)),
+                saturated_repeats: runs
+                    .iter()
+                    .filter(|a| a.loadgen_saturated == Some(true))
+                    .count(),
+                start_late_ms_max: runs.iter().filter_map(|a| a.start_late_ms).reduce(f64::max),
+            }
+        })
+        .collect()
 }
 
 /// Gives the cell's resampled figures their intervals from its bootstrap.

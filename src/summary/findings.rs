@@ -425,6 +425,7 @@ mod tests {
             handshake_rate: None,
             arrivals_achieved_ratio: None,
             send_late_p99_us: None,
+            agents: Vec::new(),
         }
     }
 

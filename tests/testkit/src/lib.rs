@@ -3,12 +3,14 @@
 //! [`modgraph`] reads a crate's modules and the modules each one imports, so that every crate
 //! can assert in one unit test that its modules import one way (no circle). [`faultproxy`] is a
 //! TCP proxy that slices, stalls, resets and back-pressures, and [`netns`] a network namespace
-//! with real packet loss and a rate limit, for tests of echo through a network that misbehaves.
+//! with real packet loss and a rate limit, for tests of echo through a network that misbehaves;
+//! [`lab`] the hosts lab of `scripts/netns-lab.sh`.
 //! [`wait_until`] polls for what no event announces; [`required`] reads `ECHOBENCH_REQUIRE`.
 
 use std::time::{Duration, Instant};
 
 pub mod faultproxy;
+pub mod lab;
 pub mod modgraph;
 pub mod netns;
 

@@ -126,13 +126,17 @@ impl Netns {
         .map(|_| ())
     }
 
-    /// The namespace's TCP counter `name` from `nstat` (e.g. `TcpRetransSegs`), if it can be read.
+    /// The namespace's TCP counter `name` (e.g. `TcpRetransSegs`), read from its
+    /// `/proc/net/snmp`, if it can be read. (Not `nstat`: it keeps a history file in `/tmp`
+    /// that every namespace and every concurrent test shares, and a race on it once read 0.)
     pub fn tcp_counter(&self, name: &str) -> Option<u64> {
-        let out = self.exec_ok(&["nstat", "-az", name]).ok()?;
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        let field = name.strip_prefix("Tcp")?;
+        let out = self.exec_ok(&["cat", "/proc/net/snmp"]).ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+        let (names, values) = (tcp.next()?, tcp.next()?);
+        let at = names.split_whitespace().position(|n| n == field)?;
+        values.split_whitespace().nth(at)?.parse().ok()
     }
 }
 
