@@ -133,6 +133,7 @@ fn two_local_agents_split_a_run_and_their_histograms_add_up() {
             a["cpus"], "1",
             "local agents are pinned to the loadgen CPUs"
         );
+        assert_eq!(a["shares_cpus"], true, "two agents on one core take turns");
         assert!(a["loadgen_cpu_ratio"].as_f64().unwrap() > 0.0);
         assert!(a["start_late_ms"].as_f64().unwrap() < 100.0, "{a}");
     }

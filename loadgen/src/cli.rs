@@ -140,6 +140,10 @@ struct RunArgs {
     /// keep one evenly spaced open-loop plan.
     #[arg(long, value_name = "N", value_parser = parse_count)]
     conn_total: Option<u64>,
+    /// Other loadgens run on these CPUs (agents of one host): give the CPU up after every
+    /// batch of events, so that theirs never wait a whole time slice with echoes unread.
+    #[arg(long)]
+    share_cpus: bool,
     /// Agent mode: stdout carries two frames, the JSON report and the interval log, and
     /// nothing else; the run stops at once (exit 3) when stdin ends.
     #[arg(long)]
@@ -237,6 +241,7 @@ fn options(args: RunArgs) -> Result<Options, String> {
         start_at: args.start_at.map(from_unix_ns),
         conn_offset: count(args.conn_offset),
         conn_total: args.conn_total.map(count),
+        share_cpus: args.share_cpus,
     };
     opts.validate()?;
     Ok(opts)

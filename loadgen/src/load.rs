@@ -81,6 +81,9 @@ pub struct Options {
     pub start_at: Option<SystemTime>,
     /// `--conn-offset`: the number of this run's first connection in the whole plan.
     pub conn_offset: usize,
+    /// `--share-cpus`: other loadgens share these CPUs; give the CPU up after every batch of
+    /// events.
+    pub share_cpus: bool,
     /// `--conn-total`: the connections of the whole plan; `None`: this run is the whole plan.
     /// With `rate`, the rate is the whole plan's, and this run sends its connections' share
     /// of it on the plan's own schedule.
@@ -115,6 +118,7 @@ impl Options {
             start_at: None,
             conn_offset: 0,
             conn_total: None,
+            share_cpus: false,
         }
     }
 
@@ -283,6 +287,7 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         timeout: opts.timeout,
         interval: opts.hlog_interval,
         tls: tls.as_ref().map(|t| t.client.clone()),
+        share_cpus: opts.share_cpus,
     };
     let shared = Shared::default();
     let progress: Vec<AtomicU64> = (0..threads).map(|_| AtomicU64::new(0)).collect();

@@ -28,7 +28,8 @@ use nix::sys::time::TimeSpec;
 use nix::sys::timerfd::{Expiration, TimerFd, TimerSetTimeFlags};
 
 use crate::engine::{
-    intended_offset, schedule_timer, Plan, Shared, WorkerResult, DRAIN_GRACE, TIMER,
+    intended_offset, schedule_timer, yield_if_shared, Plan, Shared, WorkerResult, DRAIN_GRACE,
+    TIMER,
 };
 use crate::payload;
 use crate::record::Recorder;
@@ -236,6 +237,7 @@ impl Worker<'_> {
             self.arm_timer(next_due.filter(|&t| t < wake), now)?;
             let timeout = next_due.map_or(wake, |t| t.min(wake));
             self.poll_events(&mut events, timeout.saturating_duration_since(now))?;
+            yield_if_shared(self.plan);
         }
         let ended = Instant::now().min(self.plan.end);
         self.drain(&mut events)?;

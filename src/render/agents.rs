@@ -36,7 +36,7 @@ pub fn load_agents(s: &Summary) -> Vec<Block> {
     let mut blocks = vec![
         Block::Heading(2, "Load agents".to_owned()),
         Block::Para(format!(
-            "Servers ran {server}; {agents}. Each agent ran its slice of the run's connections and of its one open-loop schedule (`--conn-offset`/`--conn-total`), all starting at one time set from each host's measured clock offset; a clock off by more than one interval ({} ms), or a start later than that, fails the run. The run's figures add the agents' histograms, interval by interval. loadgen's CPU use for a run is the busiest machine's: agents pinned to the same CPUs of one machine add up, and above 90 % the cell is marked loadgen-bound.",
+            "Servers ran {server}; {agents}. Each agent ran its slice of the run's connections and of its one open-loop schedule (`--conn-offset`/`--conn-total`), all starting at one time set from each host's measured clock offset; a clock off by more than one interval ({} ms), or a start later than that, fails the run. The run's figures add the agents' histograms, interval by interval. loadgen's CPU use for a run is the busiest machine's: agents pinned to the same CPUs of one machine add up (such agents give the CPU up after every batch of events, so that none waits a whole time slice with its echoes unread), and above 90 % the cell is marked loadgen-bound.",
             (s.resampling.interval_s * 1e3).round()
         )),
     ];

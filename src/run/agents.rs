@@ -301,6 +301,7 @@ pub fn agent_args(
     part: &Part,
     start_at_ns: u64,
     cpus: &[usize],
+    shared: bool,
 ) -> Vec<String> {
     let ms = |d: Duration| format!("{}ms", d.as_millis());
     let mut args: Vec<String> = vec!["loadgen".into(), "--agent".into(), "--quiet".into()];
@@ -340,7 +341,11 @@ pub fn agent_args(
             args.push("--tls-resume".into());
         }
     }
-    for (on, name) in [(lg.churn, "--churn"), (lg.udp, "--udp")] {
+    for (on, name) in [
+        (lg.churn, "--churn"),
+        (lg.udp, "--udp"),
+        (shared, "--share-cpus"),
+    ] {
         if on {
             args.push(name.into());
         }
@@ -373,6 +378,7 @@ pub fn run(
             },
         )
         .collect();
+    let shared = sharing(launch, &cpus);
     let results: Vec<Result<Returned, String>> = thread::scope(|s| {
         let (failed_tx, failed_rx) = mpsc::channel::<()>();
         let stop_all = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
@@ -380,11 +386,12 @@ pub fn run(
             .parts
             .iter()
             .zip(&cpus)
-            .map(|((part, clock), cpus)| {
+            .zip(&shared)
+            .map(|(((part, clock), cpus), &shared)| {
                 let start_at = (loadgen::unix_ns(launch.start_wall) as i128
                     + clock.offset_ns as i128)
                     .max(0) as u64;
-                let args = agent_args(lg, part, start_at, cpus);
+                let args = agent_args(lg, part, start_at, cpus, shared);
                 let failed_tx = failed_tx.clone();
                 let stop_all = stop_all.clone();
                 s.spawn(move || {
@@ -409,7 +416,15 @@ pub fn run(
             })
             .collect()
     });
-    finish(launch, lg, &cpus, results)
+    finish(launch, lg, &cpus, &shared, results)
+}
+
+/// Whether each agent shares its CPUs with another: same machine, same CPUs (or unpinned).
+fn sharing(launch: &Launch, cpus: &[Vec<usize>]) -> Vec<bool> {
+    let key = |i: usize| (&launch.parts[i].1.machine, &cpus[i]);
+    (0..cpus.len())
+        .map(|i| (0..cpus.len()).any(|j| j != i && key(j) == key(i)))
+        .collect()
 }
 
 /// One agent's run: starts it, reads its two frames, and checks how it ended. Its stdin is
@@ -477,6 +492,7 @@ fn finish(
     launch: &Launch,
     lg: &loadgen::Options,
     cpus: &[Vec<usize>],
+    shared: &[bool],
     results: Vec<Result<Returned, String>>,
 ) -> (anyhow::Result<Report>, Vec<AgentRun>) {
     let mut records = Vec::new();
@@ -489,6 +505,7 @@ fn finish(
         record.clock_offset_ms = Some(clock.offset_ns as f64 / 1e6);
         record.machine = Some(clock.machine.clone());
         record.cpus = (!cpus[i].is_empty()).then(|| loadgen::format_cpus(&cpus[i]));
+        record.shares_cpus = shared[i];
         let named = |why: &str| format!("agent {} ({}): {why}", part.host, i + 1);
         match result {
             Ok(returned) => {

@@ -427,6 +427,10 @@ pub struct AgentRun {
     pub machine: Option<String>,
     /// The CPUs it was pinned to; `null`: not pinned.
     pub cpus: Option<String>,
+    /// Whether another agent ran on the same machine and CPUs (it then gave the CPU up after
+    /// every batch of events: `loadgen --share-cpus`).
+    #[serde(default)]
+    pub shares_cpus: bool,
     /// Its clock minus the coordinator's, ms, as measured before the run.
     pub clock_offset_ms: Option<f64>,
     /// How long after the common start its load really started, ms (its clock's offset taken
