@@ -132,7 +132,12 @@ pub fn stop_on_stdin_eof() {
         let mut sink = [0u8; 512];
         let mut stdin = io::stdin().lock();
         while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
-        eprintln!("loadgen: agent: stdin closed (the coordinator is gone); stopping");
+        // Not `eprintln!`: with the coordinator gone stderr may be a broken pipe too (ssh's),
+        // and `eprintln!` would panic this thread instead of ending the process.
+        let _ = writeln!(
+            io::stderr(),
+            "loadgen: agent: stdin closed (the coordinator is gone); stopping"
+        );
         std::process::exit(i32::from(EXIT_STDIN_CLOSED));
     });
 }

@@ -166,6 +166,21 @@ fn an_agent_stops_at_once_when_its_stdin_ends() {
 }
 
 #[test]
+fn an_agent_whose_stderr_is_gone_too_still_stops_at_its_stdins_end() {
+    // As after an ssh client is killed: stdin, stdout and stderr all lose their other end.
+    let (addr, _) = noting_server();
+    let args = ["--addr", &addr.to_string(), "--duration", "60s"].map(str::to_owned);
+    let mut child = agent(&args);
+    thread::sleep(Duration::from_millis(300));
+    drop(child.stderr.take());
+    drop(child.stdout.take());
+    drop(child.stdin.take());
+    let status = testkit::wait_until(Duration::from_secs(10), || child.try_wait().unwrap());
+    let status = status.expect("the agent did not stop within 10 s of its stdin's end");
+    assert_eq!(status.code(), Some(3));
+}
+
+#[test]
 fn agent_hello_says_its_version_and_reads_its_clock_on_every_line() {
     let mut child = Command::new(BIN)
         .arg("agent-hello")

@@ -46,22 +46,28 @@ impl Hosts {
         self.launcher.is_empty() || LOCAL.contains(&host)
     }
 
-    /// Why these hosts cannot work together, for the usage error: agents elsewhere cannot
-    /// reach a server on this host's loopback.
+    /// Why these hosts cannot work together, for the usage error: a server on another host's
+    /// loopback cannot be reached from here, nor one on this host's loopback from agents
+    /// elsewhere.
     pub fn refusal(&self) -> Option<String> {
-        let remote = self.agents.iter().find(|h| !self.is_local(h));
         let loopback = match &self.server_addr {
             None => true,
             Some(addr) => addr
                 .parse::<std::net::SocketAddr>()
                 .is_ok_and(|a| a.ip().is_loopback()),
         };
-        match remote {
-            Some(host) if loopback => Some(format!(
-                "--agents: agent {host} cannot reach a server on loopback; give --server-addr ADDR, an address it can reach"
-            )),
-            _ => None,
+        if !loopback {
+            return None;
         }
+        if let Some(host) = self.server_host.as_ref().filter(|h| !self.is_local(h)) {
+            return Some(format!(
+                "--server-host {host}: a server on its loopback cannot be reached from elsewhere; give --server-addr ADDR, an address the load can reach"
+            ));
+        }
+        let remote = self.agents.iter().find(|h| !self.is_local(h))?;
+        Some(format!(
+            "--agents: agent {remote} cannot reach a server on loopback; give --server-addr ADDR, an address it can reach"
+        ))
     }
 
     /// The command line that runs `echobench ARGS` on `host`: the launcher's words with
@@ -161,5 +167,10 @@ mod tests {
         hosts.agents = words(&["local", "local"]);
         hosts.server_addr = None;
         assert_eq!(hosts.refusal(), None);
+        hosts.server_host = Some("s".to_owned());
+        hosts.server_addr = Some("127.0.0.1:0".to_owned());
+        assert!(hosts
+            .refusal()
+            .is_some_and(|r| r.starts_with("--server-host s:")));
     }
 }

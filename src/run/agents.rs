@@ -14,6 +14,7 @@
 use std::io::{BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
@@ -379,9 +380,9 @@ pub fn run(
         )
         .collect();
     let shared = sharing(launch, &cpus);
+    let stop_all = AtomicBool::new(false);
     let results: Vec<Result<Returned, String>> = thread::scope(|s| {
         let (failed_tx, failed_rx) = mpsc::channel::<()>();
-        let stop_all = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let agents: Vec<_> = launch
             .parts
             .iter()
@@ -393,9 +394,9 @@ pub fn run(
                     .max(0) as u64;
                 let args = agent_args(lg, part, start_at, cpus, shared);
                 let failed_tx = failed_tx.clone();
-                let stop_all = stop_all.clone();
+                let stop_all = &stop_all;
                 s.spawn(move || {
-                    let result = run_agent(hosts, &part.host, &args, lg, &stop_all);
+                    let result = run_agent(hosts, &part.host, &args, lg, stop_all);
                     if result.is_err() {
                         let _ = failed_tx.send(());
                     }
@@ -406,7 +407,7 @@ pub fn run(
         drop(failed_tx);
         // The first failure stops the rest: their stdin is closed, and they exit at once.
         if failed_rx.recv().is_ok() {
-            stop_all.store(true, std::sync::atomic::Ordering::SeqCst);
+            stop_all.store(true, Ordering::SeqCst);
         }
         agents
             .into_iter()
@@ -434,7 +435,7 @@ fn run_agent(
     host: &str,
     args: &[String],
     lg: &loadgen::Options,
-    stop: &std::sync::atomic::AtomicBool,
+    stop: &AtomicBool,
 ) -> Result<Returned, String> {
     let mut child = hosts.spawn(host, args)?;
     let streams = Streams::of(&mut child);
@@ -443,7 +444,7 @@ fn run_agent(
         Instant::now() + lg.warmup + lg.duration + 2 * lg.timeout + END_GRACE + SETUP_MARGIN;
     let mut frames: Vec<(String, Vec<u8>)> = Vec::new();
     while frames.len() < 2 {
-        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+        if stop.load(Ordering::SeqCst) {
             drop(stdin);
             return Err(format!(
                 "{STOPPED}: {}",

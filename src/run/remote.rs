@@ -283,6 +283,9 @@ impl RemoteServer {
         drop(self.stdin.take());
         let grace = 2 * server::STOP_LIMIT + Duration::from_secs(20);
         let reply = self.lines.recv_timeout(grace);
+        if reply.is_err() {
+            let _ = self.child.kill();
+        }
         let _ = self.child.wait();
         match reply
             .ok()
