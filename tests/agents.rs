@@ -194,40 +194,46 @@ fn launcher(victim: &str, action: &str) -> String {
     )
 }
 
-#[test]
-fn an_agent_that_starts_late_fails_the_run_naming_it() {
-    let Some(lab) = Lab::up("an_agent_that_starts_late", 2) else {
-        return;
-    };
-    let out = tempdir("late");
-    let late = launcher(&lab.agent(2), "sleep 0.8");
-    let run = compare_in(
-        &lab,
-        &out,
-        2,
-        &late,
-        &["--workloads", "pingpong-c16", "--duration", "1s"],
-    );
+/// Runs `mio` through pingpong-c16 for `duration` in `lab` with `launcher`, and returns the
+/// run's record and note, after checking that the comparison went on and that the run failed
+/// naming agent 2.
+fn failed_in_lab(
+    lab: &Lab,
+    test: &str,
+    launcher: &str,
+    duration: &str,
+) -> (serde_json::Value, String) {
+    let out = tempdir(test);
+    let args = ["--workloads", "pingpong-c16", "--duration", duration];
+    let run = compare_in(lab, &out, 2, launcher, &args);
     assert!(
         run.status.success(),
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
     let record = json(&out.join("raw/mio.pingpong-c16.r1.run.json"));
+    let _ = std::fs::remove_dir_all(&out);
     assert_eq!(record["status"], "failed", "{record}");
-    let note = record["note"].as_str().unwrap();
+    let note = record["note"].as_str().unwrap().to_owned();
     assert!(
         note.contains(&format!("agent {} (2)", lab.agent(2))),
         "{note}"
     );
+    (record, note)
+}
+
+#[test]
+fn an_agent_that_starts_late_fails_the_run_naming_it() {
+    let Some(lab) = Lab::up("an_agent_that_starts_late", 2) else {
+        return;
+    };
+    let late = launcher(&lab.agent(2), "sleep 0.8");
+    let (record, note) = failed_in_lab(&lab, "late", &late, "1s");
     assert!(note.contains("after the common start"), "{note}");
     let late_ms = record["agents"][1]["start_late_ms"].as_f64().unwrap();
     assert!(late_ms > 100.0, "{record}");
-    assert!(
-        record["agents"][0]["start_late_ms"].as_f64().unwrap() < 100.0,
-        "{record}"
-    );
-    let _ = std::fs::remove_dir_all(&out);
+    let first = record["agents"][0]["start_late_ms"].as_f64().unwrap();
+    assert!(first < 100.0, "{record}");
 }
 
 #[test]
@@ -235,36 +241,14 @@ fn an_agent_killed_mid_run_fails_the_run_naming_it() {
     let Some(lab) = Lab::up("an_agent_killed_mid_run", 2) else {
         return;
     };
-    let out = tempdir("killed");
     let kill = "ip netns exec \"$h\" \"$@\" & p=$!; sleep 1; kill -9 $p; wait $p; exit 137";
     let killer = launcher(&lab.agent(2), kill);
-    let run = compare_in(
-        &lab,
-        &out,
-        2,
-        &killer,
-        &["--workloads", "pingpong-c16", "--duration", "3s"],
-    );
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let record = json(&out.join("raw/mio.pingpong-c16.r1.run.json"));
-    assert_eq!(record["status"], "failed", "{record}");
-    let note = record["note"].as_str().unwrap();
-    assert!(
-        note.contains(&format!("agent {} (2)", lab.agent(2))),
-        "{note}"
-    );
+    let (record, note) = failed_in_lab(&lab, "killed", &killer, "3s");
     assert!(note.contains("exited before its report"), "{note}");
     // The other agent is stopped by the end of its stdin, well before its run's end.
     let other = record["agents"][0]["failure"].as_str().unwrap();
-    assert!(
-        other.contains("stopped with the others") && other.contains("exit status 3"),
-        "{other}"
-    );
-    let _ = std::fs::remove_dir_all(&out);
+    let stopped = other.contains("stopped with the others") && other.contains("exit status 3");
+    assert!(stopped, "{other}");
 }
 
 #[test]

@@ -37,11 +37,7 @@ impl Lab {
         match lab.script(&["up", &agents.to_string()]) {
             Ok(_) => Some(lab),
             Err(why) => {
-                assert!(
-                    !crate::required("netns"),
-                    "{test}: ECHOBENCH_REQUIRE=netns, but {why}"
-                );
-                eprintln!("skipped {test}: {why}");
+                crate::skip(test, "netns", &why);
                 None
             }
         }

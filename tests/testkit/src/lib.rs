@@ -21,6 +21,16 @@ pub fn required(what: &str) -> bool {
     std::env::var("ECHOBENCH_REQUIRE").is_ok_and(|v| v.split(',').any(|r| r.trim() == what))
 }
 
+/// `test` cannot have `what` (`netns`, `python`) here, because of `why`: prints the one-line
+/// skip, or fails the test where `ECHOBENCH_REQUIRE` asks for `what`.
+pub fn skip(test: &str, what: &str, why: &str) {
+    assert!(
+        !required(what),
+        "{test}: ECHOBENCH_REQUIRE={what}, but {why}"
+    );
+    eprintln!("skipped {test}: {why}");
+}
+
 /// Polls `probe` every few milliseconds until it returns `Some`, for at most `limit`. For
 /// conditions that no event announces (a process exiting, a thread count settling, a server
 /// reading its last FIN).
