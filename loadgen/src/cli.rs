@@ -13,7 +13,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 
 use crate::load::{self, parse_count, parse_cpus, parse_scaled, Options};
-use crate::report::from_unix_ns;
+use crate::report::{from_unix_ns, Report};
 use crate::tls::{TlsOptions, Trust};
 use crate::{agent, hlog};
 
@@ -270,6 +270,11 @@ fn run(args: RunArgs) -> ExitCode {
             report.rate.unwrap_or(0.0)
         );
     }
+    exit_status(&report)
+}
+
+/// 0 for a run that completed, 1 (with the line that says why) for one that failed.
+fn exit_status(report: &Report) -> ExitCode {
     match report.failure() {
         Some(why) => {
             eprintln!("loadgen: {why}");
@@ -329,13 +334,7 @@ fn run_agent(args: RunArgs) -> ExitCode {
         let _ = std::fs::remove_file(path);
     }
     match result {
-        Ok(report) => match report.failure() {
-            Some(why) => {
-                eprintln!("loadgen: {why}");
-                ExitCode::from(1)
-            }
-            None => ExitCode::SUCCESS,
-        },
+        Ok(report) => exit_status(&report),
         Err(e) => {
             eprintln!("loadgen: {e:#}");
             ExitCode::from(1)

@@ -118,12 +118,8 @@ fn ended(mut child: Child, streams: Streams, wait: Duration) -> String {
         }
     };
     let said = streams.stderr.join().unwrap_or_default();
-    let last = said.lines().rev().find(|l| !l.trim().is_empty());
     let status = status.map_or_else(|| "no exit status".to_owned(), super::server::said);
-    match last {
-        Some(line) => format!("{status}: {}", line.trim()),
-        None => status,
-    }
+    super::server::with_last_line(status, &said)
 }
 
 /// Checks `host`: it can be reached, runs this version, and how far its clock is off.

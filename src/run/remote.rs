@@ -230,10 +230,7 @@ impl RemoteServer {
         let _ = self.child.kill();
         let status = self.child.wait().map(server::said).unwrap_or_default();
         let said = std::fs::read_to_string(&self.log).unwrap_or_default();
-        match said.lines().rev().find(|l| !l.trim().is_empty()) {
-            Some(line) => format!("{status}: {}", line.trim()),
-            None => status,
-        }
+        server::with_last_line(status, &said)
     }
 
     /// One request and its reply.

@@ -448,13 +448,24 @@ fn port_was_taken(log: &Path) -> bool {
 
 /// The last line the server wrote to its log, for an error.
 fn last_words(log: &Path) -> String {
-    std::fs::read_to_string(log)
+    let said = std::fs::read_to_string(log).unwrap_or_default();
+    last_line(&said)
+        .map(|l| l.chars().take(200).collect())
         .unwrap_or_default()
-        .lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
-        .map(|l| l.trim().chars().take(200).collect())
-        .unwrap_or_default()
+}
+
+/// The last line of `text` that says anything, trimmed.
+pub fn last_line(text: &str) -> Option<&str> {
+    text.lines().rev().map(str::trim).find(|l| !l.is_empty())
+}
+
+/// `what`, then after a colon the last line of `said`, when it said anything: how a process
+/// ended, with its last words.
+pub fn with_last_line(what: String, said: &str) -> String {
+    match last_line(said) {
+        Some(line) => format!("{what}: {line}"),
+        None => what,
+    }
 }
 
 /// Removes a server's log when it holds nothing, or only the line that says every connection
