@@ -9,6 +9,9 @@
 //!   (what to run)  (records)         (figures)   (report.md, report.html, SVG)
 //! ```
 //!
+//! - [`workload`]: every fact about each workload, in one place: its name and label, the
+//!   servers it runs, its connections, timing and loadgen options, its report tables and the
+//!   figure findings rank it by;
 //! - [`schema`]: the records on disk (`raw/*.run.json`, `environment.json`, `summary.json`);
 //!   every stage imports it, none owns it.
 //! - [`plan`]: options → the matrix of runs, their timing and loadgen options.
@@ -29,6 +32,7 @@ pub mod run;
 pub mod schema;
 pub mod soak;
 pub mod summary;
+pub mod workload;
 
 use std::path::Path;
 
@@ -53,8 +57,9 @@ pub fn report(dir: &Path) -> anyhow::Result<Summary> {
 mod tests {
     /// The stages, in the order data flows through them.
     /// The comparison's stages; `soak` stands beside them and may use any.
-    const STAGES: [&[&str]; 7] = [
-        &["schema", "rng"],
+    const STAGES: [&[&str]; 8] = [
+        &["workload", "rng"],
+        &["schema"],
         &["plan"],
         &["run"],
         &["summary"],

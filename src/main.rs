@@ -15,7 +15,7 @@ use echobench::plan::{self, CompareOptions};
 use echobench::render::headline_text;
 use echobench::run::launch::{end_sessions_on_interrupt, halt_if_interrupted};
 use echobench::run::{machine, server::pin_process};
-use echobench::schema::{Environment, ExternalServer, Profile, ServerSpec, Timing};
+use echobench::schema::{Environment, ExternalServer, Profile, ServerSpec, Timing, Workload};
 use echobench::soak;
 
 /// Compare how server concurrency models serve one echo protocol.
@@ -338,7 +338,7 @@ fn compare(
     let workloads = passes
         .workloads
         .as_deref()
-        .map(plan::parse_workloads)
+        .map(Workload::parse_list)
         .transpose()
         .map_err(usage)?;
     let udp =
@@ -503,10 +503,13 @@ fn udp_servers(servers: &mut Vec<ServerSpec>, list: &str, udp: bool) -> Result<(
         }
         (true, "none") => {}
         (true, _) if named_udp.is_empty() => {
-            return Err(
-                "--udp: --models names no UDP model (udp-blocking, udp-reuseport, udp-mio, udp-tokio, udp-mmsg, udp-io-uring)"
-                    .to_owned(),
-            )
+            let models: Vec<&str> = echo_server::Model::of(echo_server::Transport::Udp)
+                .map(echo_server::Model::name)
+                .collect();
+            return Err(format!(
+                "--udp: --models names no UDP model ({})",
+                models.join(", ")
+            ));
         }
         _ => {}
     }
@@ -584,7 +587,7 @@ fn appended_from(opts: &CompareOptions) -> anyhow::Result<u32> {
     }
     let records = echobench::summary::load_records(&opts.out)?;
     for record in &records {
-        let asked = plan::workload_timing(&record.spec.workload, opts.timing());
+        let asked = record.spec.workload.timing(opts.timing());
         if record.timing != asked {
             return Err(usage(format!(
                 "--append: {} ran {} with other timing; give the same --duration and --warmup",
@@ -616,10 +619,13 @@ fn external_servers(given: &External) -> Result<Vec<ExternalServer>, String> {
 
 /// `--duration` and `--warmup` over the profile's timing, when either is given.
 fn timing(profile: Profile, passes: &Passes) -> Result<Option<Timing>, String> {
-    if passes.duration.is_some_and(|d| d < plan::INTERVAL * 2) {
+    if passes
+        .duration
+        .is_some_and(|d| d < echobench::workload::INTERVAL * 2)
+    {
         return Err(format!(
             "--duration must be at least {} (two sample intervals)",
-            humantime::format_duration(plan::INTERVAL * 2)
+            humantime::format_duration(echobench::workload::INTERVAL * 2)
         ));
     }
     if passes.duration.is_none() && passes.warmup.is_none() {

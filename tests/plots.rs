@@ -119,7 +119,7 @@ fn layout(svg: &str, names: &[&str]) -> String {
     let width = attr(svg, "width").expect("the svg has a width");
     let height = attr(svg, "height").expect("the svg has a height");
     let mut out = format!("svg {width} × {height}, plot area x < {PLOT_WIDTH}\n");
-    let families: Vec<&str> = palette::FAMILIES.iter().map(|f| f.name()).collect();
+    let families: Vec<&str> = echo_server::Family::ALL.iter().map(|f| f.name()).collect();
     for t in texts(svg) {
         if names.contains(&t.text.as_str()) || families.contains(&t.text.as_str()) {
             out += &format!("legend x {:>4} y {:>3}: {}\n", t.x, t.y, t.text);

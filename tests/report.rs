@@ -110,7 +110,7 @@ const TIMING: Timing = Timing {
 impl FixtureRun {
     fn options(&self) -> loadgen::Options {
         let addr = "127.0.0.1:7".parse().unwrap();
-        echobench::plan::loadgen_options(&self.spec.workload, addr, TIMING)
+        self.spec.workload.loadgen_options(addr, TIMING)
     }
 
     fn starved(&self) -> usize {

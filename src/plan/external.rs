@@ -141,19 +141,12 @@ fn server_of(entry: Entry) -> Result<ExternalServer, String> {
 /// family as given.
 fn family_name(given: &str) -> String {
     let loose = |s: &str| s.to_lowercase().replace(['-', '_'], " ");
-    FAMILIES
+    Family::ALL
         .iter()
         .map(|f| f.name())
         .find(|name| loose(name) == loose(given.trim()))
         .map_or_else(|| given.trim().to_owned(), str::to_owned)
 }
-
-const FAMILIES: [Family; 4] = [
-    Family::IterativeAndPools,
-    Family::ThreadsAndProcesses,
-    Family::EventLoops,
-    Family::Runtimes,
-];
 
 /// Whether one server's definition can run: a name of its own, a command line whose program
 /// exists and whose placeholders are known, a known transport, caps above 0.
@@ -327,7 +320,7 @@ pub const MEMORY_CAP: u64 = 16_000_000_000;
 /// Why `server` is not run under `workload` (its caps, or more memory than half of
 /// `memory_bytes`, the machine's, or [`MEMORY_CAP`]), or `None`.
 pub fn not_run(server: &ExternalServer, workload: &Workload, memory_bytes: u64) -> Option<String> {
-    let (at_once, idle) = super::connections_needed(workload);
+    let (at_once, idle) = workload.connections_needed();
     if let Some(each) = server.bytes_per_client {
         let needed = at_once as u64 * each;
         let cap = (memory_bytes / 2).min(MEMORY_CAP);

@@ -9,7 +9,6 @@ pub mod python;
 
 pub use hosts::Hosts;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -17,14 +16,8 @@ use anyhow::bail;
 use echo_server::{Model, Transport};
 
 use crate::rng::Rng;
-use crate::schema::{
-    ExternalServer, Profile, PythonRun, RunSpec, ServerSpec, Timing, Workload, BULK_SIZE, SIXTEEN,
-    TLS_MIXED_RATE, UDP_TIMEOUT,
-};
-
-/// Length of the intervals each run's latency, throughput and server CPU are kept in: the
-/// samples the confidence intervals are computed from.
-pub const INTERVAL: Duration = Duration::from_millis(100);
+use crate::schema::{ExternalServer, Profile, PythonRun, RunSpec, ServerSpec, Timing, Workload};
+use crate::workload::{Servers, POOL_WORKERS, TLS_MIXED_ROUNDS};
 
 /// What a comparison is asked to do.
 #[derive(Debug, Clone)]
@@ -81,12 +74,12 @@ impl CompareOptions {
     /// UDP ones.
     pub fn workloads(&self) -> Vec<Workload> {
         self.workloads.clone().unwrap_or_else(|| {
-            let mut all = workloads(self.profile);
+            let mut all = Workload::of_profile(self.profile);
             if self.udp {
-                all.extend(udp_workloads(self.profile));
+                all.extend(Workload::udp_of_profile(self.profile));
             }
             if self.tls {
-                all.extend(tls_workloads());
+                all.extend(Workload::tls());
             }
             all
         })
@@ -98,7 +91,7 @@ impl CompareOptions {
         runs(&self.servers, &self.workloads(), repeats, self.seed)
     }
 
-    /// Warm-up and measured time of a run (before [`workload_timing`]): as given, or the
+    /// Warm-up and measured time of a run (before [`Workload::timing`]): as given, or the
     /// profile's for one pass over the TCP matrix (each further pass takes as long again). The
     /// UDP and the Python models' runs take the TCP runs' timing: `--udp` and `--python` add
     /// their own time and change nothing of the Rust models' runs.
@@ -117,21 +110,6 @@ impl CompareOptions {
         self.timing
             .unwrap_or_else(|| timing(self.profile, per_pass))
     }
-}
-
-/// The workloads `--workloads` names: comma-separated labels as reports show them
-/// (`pingpong-c16`, `rate-10000`, `churn`, `idle-1000`, `bulk`, `pool-c128`).
-pub fn parse_workloads(list: &str) -> Result<Vec<Workload>, String> {
-    list.split(',')
-        .map(str::trim)
-        .map(|label| {
-            Workload::from_label(label).ok_or_else(|| {
-                format!(
-                    "--workloads: unknown workload '{label}' (e.g. pingpong-c16, rate-10000, churn, idle-1000, bulk, pool-c128, udp-pingpong-c16-p8, udp-rate-10000)"
-                )
-            })
-        })
-        .collect()
 }
 
 /// The servers `--models` names: a comma-separated list of models, `all`, or `none` (only the
@@ -191,10 +169,6 @@ pub fn server(model: Model) -> ServerSpec {
     }
 }
 
-/// The pool sizes the `pool` workload sweeps, for each pool of blocking workers among the
-/// servers compared.
-pub const POOL_WORKERS: [usize; 5] = [1, 4, 16, 64, 256];
-
 /// The default split of the CPUs this process may use: on 2 CPUs, server 0 and loadgen 1; on
 /// more, the first half for the server and the second for loadgen.
 pub fn default_cpus(available: &[usize]) -> anyhow::Result<(Vec<usize>, Vec<usize>)> {
@@ -208,79 +182,6 @@ pub fn default_cpus(available: &[usize]) -> anyhow::Result<(Vec<usize>, Vec<usiz
     let half = available.len() / 2;
     Ok((available[..half].to_vec(), available[half..].to_vec()))
 }
-
-/// The workloads of a profile, in report order.
-pub fn workloads(profile: Profile) -> Vec<Workload> {
-    let (connections, rates, idles): (&[usize], &[f64], &[usize]) = match profile {
-        Profile::Quick => (&[1, 16, 128, 1024], &[10_000.0, 50_000.0], &[0, 1000, 5000]),
-        Profile::Full => (
-            &[1, 16, 128, 1024],
-            &[5_000.0, 20_000.0, 50_000.0, 100_000.0],
-            &[0, 1000, 5000, 10_000],
-        ),
-        Profile::Tiny => (&[1, 16], &[2_000.0], &[0, 50]),
-    };
-    let mut all: Vec<Workload> = connections
-        .iter()
-        .map(|&c| Workload::Pingpong { connections: c })
-        .collect();
-    all.extend(rates.iter().map(|&rate| Workload::Rate { rate }));
-    all.push(Workload::Churn);
-    all.extend(idles.iter().map(|&idle| Workload::Idle { idle }));
-    all.push(Workload::Bulk);
-    if profile == Profile::Full {
-        all.extend([16, 128].map(|connections| Workload::Pool { connections }));
-    }
-    all
-}
-
-/// The UDP workloads of a profile, in report order: ping-pong over 1, 16 and 128 sockets and
-/// 16 sockets with 8 datagrams in flight each, then the open loop over 16 sockets.
-pub fn udp_workloads(profile: Profile) -> Vec<Workload> {
-    let (sockets, rates): (&[usize], &[f64]) = match profile {
-        Profile::Quick => (&[1, 16, 128], &[10_000.0, 50_000.0]),
-        Profile::Full => (&[1, 16, 128], &[5_000.0, 20_000.0, 50_000.0, 100_000.0]),
-        Profile::Tiny => (&[1, 16], &[2_000.0]),
-    };
-    let mut all: Vec<Workload> = sockets
-        .iter()
-        .map(|&connections| Workload::UdpPingpong {
-            connections,
-            pipeline: 1,
-        })
-        .collect();
-    all.push(Workload::UdpPingpong {
-        connections: SIXTEEN,
-        pipeline: UDP_PIPELINE,
-    });
-    all.extend(rates.iter().map(|&rate| Workload::UdpRate { rate }));
-    all
-}
-
-/// The TLS workloads, in report order (every profile runs the same: their cost is in
-/// handshakes, not in rates).
-pub fn tls_workloads() -> Vec<Workload> {
-    let mut all = vec![
-        Workload::TlsPingpong,
-        Workload::TlsChurn { resumed: false },
-        Workload::TlsChurn { resumed: true },
-        Workload::TlsBulk,
-    ];
-    all.extend(TLS_MIXED_SHARES.map(|share| Workload::TlsMixed { share }));
-    all
-}
-
-/// The shares of a model's `tls-churn` rate at which `tls-mixed` adds handshakes; 0 is the
-/// control.
-pub const TLS_MIXED_SHARES: [u32; 3] = [0, 25, 50];
-
-/// Rounds of every `tls-mixed` run per pass: the control's interval and the loaded runs' need
-/// repeats, made alternately within the pass.
-pub const TLS_MIXED_ROUNDS: u32 = 3;
-
-/// Datagrams in flight per socket in the pipelined UDP ping-pong: enough for batching
-/// servers (`recvmmsg`, io_uring) to find several datagrams waiting.
-pub const UDP_PIPELINE: usize = 8;
 
 /// How many times each run of a profile is repeated.
 pub fn repeats(profile: Profile) -> u32 {
@@ -359,31 +260,26 @@ pub fn runs(
 /// The servers a workload runs: see [`runs`]. A UDP workload runs the UDP models, every
 /// other workload the rest (external servers serve TCP).
 fn servers_of(servers: &[ServerSpec], workload: &Workload) -> Vec<ServerSpec> {
-    if workload.is_tls() {
-        return servers
-            .iter()
-            .filter(|s| Model::from_name(&s.model).is_some_and(Model::supports_tls))
-            .cloned()
-            .collect();
-    }
-    if !matches!(workload, Workload::Pool { .. }) {
-        return servers
-            .iter()
-            .filter(|s| serves_udp(&s.model) == workload.is_udp())
-            .cloned()
-            .collect();
-    }
-    let mut pools: Vec<Model> = Vec::new();
-    for model in servers.iter().filter_map(|s| Model::from_name(&s.model)) {
-        let tcp = model.transport() == Transport::Tcp;
-        if tcp && model.pool_workers().is_some() && !pools.contains(&model) {
-            pools.push(model);
+    let kept =
+        |keep: fn(&ServerSpec) -> bool| servers.iter().filter(|s| keep(s)).cloned().collect();
+    match workload.servers() {
+        Servers::Tls => kept(|s| Model::from_name(&s.model).is_some_and(Model::supports_tls)),
+        Servers::Tcp => kept(|s| !serves_udp(&s.model)),
+        Servers::Udp => kept(|s| serves_udp(&s.model)),
+        Servers::PoolSweep => {
+            let mut pools: Vec<Model> = Vec::new();
+            for model in servers.iter().filter_map(|s| Model::from_name(&s.model)) {
+                let tcp = model.transport() == Transport::Tcp;
+                if tcp && model.pool_workers().is_some() && !pools.contains(&model) {
+                    pools.push(model);
+                }
+            }
+            pools
+                .iter()
+                .flat_map(|&model| POOL_WORKERS.map(|n| ServerSpec::with_workers(model.name(), n)))
+                .collect()
         }
     }
-    pools
-        .iter()
-        .flat_map(|&model| POOL_WORKERS.map(|n| ServerSpec::with_workers(model.name(), n)))
-        .collect()
 }
 
 /// Whether the server called `model` is a UDP model of the registry, or `py-udp`.
@@ -404,145 +300,10 @@ pub fn state_workers(servers: &mut [ServerSpec], server_cpus: usize) {
     }
 }
 
-/// The timing of one workload's runs: idle runs warm up until the server can have taken every
-/// idle connection (a forking server makes about a thousand processes a second on one core),
-/// so that memory is measured with all of them held.
-pub fn workload_timing(workload: &Workload, profile: Timing) -> Timing {
-    match *workload {
-        // TLS runs have their own budget, whatever the TCP matrix's size, at least the
-        // profile's; tls-mixed's long enough for its p99 (10,000 echoes a run).
-        Workload::TlsMixed { .. } => at_least(profile, TLS_MIXED_TIMING),
-        w if w.is_tls() => at_least(profile, TLS_TIMING),
-        Workload::Idle { idle } => Timing {
-            warmup: profile
-                .warmup
-                .max(Duration::from_secs_f64(idle as f64 / 1000.0)),
-            duration: profile.duration,
-        },
-        _ => profile,
-    }
-}
-
-/// `timing`, each of its parts at least `least`'s.
-fn at_least(timing: Timing, least: Timing) -> Timing {
-    Timing {
-        warmup: timing.warmup.max(least.warmup),
-        duration: timing.duration.max(least.duration),
-    }
-}
-
-/// The shortest warm-up and measured time of a `tls-mixed` run.
-pub const TLS_MIXED_TIMING: Timing = Timing {
-    warmup: Duration::from_millis(500),
-    duration: Duration::from_millis(2500),
-};
-
-/// The shortest warm-up and measured time of the other TLS runs.
-pub const TLS_TIMING: Timing = Timing {
-    warmup: Duration::from_millis(400),
-    duration: Duration::from_millis(1200),
-};
-
-/// The connections a workload holds at once (idle ones included), and of those the idle ones.
-pub fn connections_needed(workload: &Workload) -> (usize, usize) {
-    match *workload {
-        Workload::Pingpong { connections }
-        | Workload::Pool { connections }
-        | Workload::UdpPingpong { connections, .. } => (connections, 0),
-        Workload::Rate { .. }
-        | Workload::Churn
-        | Workload::Bulk
-        | Workload::UdpRate { .. }
-        | Workload::TlsPingpong
-        | Workload::TlsChurn { .. }
-        | Workload::TlsBulk
-        | Workload::TlsMixed { .. } => (SIXTEEN, 0),
-        Workload::Idle { idle } => (idle + 1, idle),
-    }
-}
-
-/// Loadgen options for a workload against `addr`.
-pub fn loadgen_options(workload: &Workload, addr: SocketAddr, timing: Timing) -> loadgen::Options {
-    let mut o = loadgen::Options::new(addr);
-    o.duration = timing.duration;
-    o.warmup = timing.warmup;
-    o.progress = false;
-    o.hlog_interval = INTERVAL;
-    match *workload {
-        Workload::Pingpong { connections } | Workload::Pool { connections } => {
-            o.connections = connections
-        }
-        Workload::Rate { rate } => {
-            o.connections = SIXTEEN;
-            o.rate = Some(rate);
-        }
-        Workload::Churn => {
-            o.connections = SIXTEEN;
-            o.churn = true;
-        }
-        Workload::Idle { idle } => {
-            o.connections = 1;
-            o.idle = idle;
-        }
-        Workload::Bulk => {
-            o.connections = SIXTEEN;
-            o.size = BULK_SIZE;
-        }
-        Workload::UdpPingpong {
-            connections,
-            pipeline,
-        } => {
-            o.udp = true;
-            o.timeout = UDP_TIMEOUT;
-            o.connections = connections;
-            o.pipeline = pipeline;
-        }
-        Workload::UdpRate { rate } => {
-            o.udp = true;
-            o.timeout = UDP_TIMEOUT;
-            o.connections = SIXTEEN;
-            o.rate = Some(rate);
-        }
-        Workload::TlsPingpong | Workload::TlsChurn { .. } | Workload::TlsBulk => {
-            o.connections = SIXTEEN;
-            o.churn = matches!(workload, Workload::TlsChurn { .. });
-            o.size = if *workload == Workload::TlsBulk {
-                BULK_SIZE
-            } else {
-                64
-            };
-        }
-        Workload::TlsMixed { .. } => {
-            o.connections = SIXTEEN;
-            o.rate = Some(TLS_MIXED_RATE);
-        }
-    }
-    o
-}
-
-/// The loadgen options of a TLS workload: [`loadgen_options`] over TLS, trusting `cert`; for
-/// `tls-mixed` at a share above 0, handshakes arriving at that share of `churn_rate` (the
-/// model's `tls-churn` handshakes per second in this comparison).
-pub fn tls_options(
-    o: &mut loadgen::Options,
-    workload: &Workload,
-    cert: &std::path::Path,
-    churn_rate: Option<f64>,
-) {
-    o.tls = Some(loadgen::TlsOptions {
-        trust: loadgen::Trust::Ca(cert.to_owned()),
-        resume: *workload == Workload::TlsChurn { resumed: true },
-    });
-    if let (Workload::TlsMixed { share }, Some(rate)) = (*workload, churn_rate) {
-        if share > 0 {
-            o.handshake_rate = Some((rate * f64::from(share) / 100.0).round().max(1.0));
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::workload::{TLS_MIXED_RATE, TLS_MIXED_SHARES, TLS_TIMING, UDP_TIMEOUT};
 
     fn servers(n: usize) -> Vec<ServerSpec> {
         (0..n)
@@ -578,7 +339,7 @@ mod tests {
         let t = opts.timing();
         let load: f64 = runs
             .iter()
-            .map(|r| workload_timing(&r.workload, t))
+            .map(|r| r.workload.timing(t))
             .map(|t| (t.warmup + t.duration).as_secs_f64())
             .sum();
         assert!(load <= 270.0, "{load} s of load for {} runs", runs.len());
@@ -599,14 +360,14 @@ mod tests {
         let runs = opts.runs();
         assert_eq!(
             runs.iter().filter(|r| r.workload.is_udp()).count(),
-            udp_workloads(Profile::Quick).len()
+            Workload::udp_of_profile(Profile::Quick).len()
         );
         for r in &runs {
             assert_eq!(r.workload.is_udp(), r.model == "udp-mio", "{}", r.id());
         }
-        for w in udp_workloads(Profile::Full) {
+        for w in Workload::udp_of_profile(Profile::Full) {
             assert_eq!(Workload::from_label(&w.label()), Some(w), "{}", w.label());
-            let o = loadgen_options(&w, "127.0.0.1:7".parse().unwrap(), tcp_only);
+            let o = w.loadgen_options("127.0.0.1:7".parse().unwrap(), tcp_only);
             assert!(o.udp && o.timeout == UDP_TIMEOUT, "{}", w.label());
         }
         assert_eq!(
@@ -625,13 +386,13 @@ mod tests {
         let mut opts = options(servers, Profile::Quick);
         opts.tls = true;
         opts.repeats = Some(2);
-        opts.workloads = Some(tls_workloads());
+        opts.workloads = Some(Workload::tls());
         let runs = opts.runs();
         assert!(
             runs.iter().all(|r| r.model != "udp-mio"),
             "UDP models serve no TLS"
         );
-        for w in tls_workloads() {
+        for w in Workload::tls() {
             assert_eq!(Workload::from_label(&w.label()), Some(w), "{}", w.label());
         }
         let per_pass = 2 * (4 + TLS_MIXED_SHARES.len() * TLS_MIXED_ROUNDS as usize);
@@ -651,34 +412,18 @@ mod tests {
                 "{rounds:?}"
             );
         }
-        let t = workload_timing(&Workload::TlsMixed { share: 25 }, opts.timing());
+        let t = Workload::TlsMixed { share: 25 }.timing(opts.timing());
         assert!(t.duration >= TLS_TIMING.duration && t.warmup >= TLS_TIMING.warmup);
-        let mut o = loadgen_options(
-            &Workload::TlsMixed { share: 50 },
-            "127.0.0.1:7".parse().unwrap(),
-            t,
-        );
-        tls_options(
-            &mut o,
-            &Workload::TlsMixed { share: 50 },
-            std::path::Path::new("c.pem"),
-            Some(4000.0),
-        );
+        let mixed = Workload::TlsMixed { share: 50 };
+        let mut o = mixed.loadgen_options("127.0.0.1:7".parse().unwrap(), t);
+        mixed.tls_options(&mut o, std::path::Path::new("c.pem"), Some(4000.0));
         assert_eq!(
             (o.rate, o.handshake_rate),
             (Some(TLS_MIXED_RATE), Some(2000.0))
         );
-        let mut o = loadgen_options(
-            &Workload::TlsChurn { resumed: true },
-            "127.0.0.1:7".parse().unwrap(),
-            t,
-        );
-        tls_options(
-            &mut o,
-            &Workload::TlsChurn { resumed: true },
-            std::path::Path::new("c.pem"),
-            None,
-        );
+        let resumed = Workload::TlsChurn { resumed: true };
+        let mut o = resumed.loadgen_options("127.0.0.1:7".parse().unwrap(), t);
+        resumed.tls_options(&mut o, std::path::Path::new("c.pem"), None);
         assert!(o.churn && o.tls.unwrap().resume && o.handshake_rate.is_none());
     }
 
@@ -730,7 +475,7 @@ mod tests {
         let mut opts = options(servers(3), Profile::Quick);
         opts.repeats = Some(3);
         let runs = opts.runs();
-        let per_pass = 3 * workloads(Profile::Quick).len();
+        let per_pass = 3 * Workload::of_profile(Profile::Quick).len();
         assert_eq!(runs.len(), 3 * per_pass);
         let pass = |n: usize| runs[n * per_pass..(n + 1) * per_pass].to_vec();
         let ids = |runs: Vec<RunSpec>| {
@@ -763,7 +508,7 @@ mod tests {
 
     #[test]
     fn workloads_are_parsed_by_label() {
-        let w = parse_workloads("pingpong-c16, rate-10000,bulk").unwrap();
+        let w = Workload::parse_list("pingpong-c16, rate-10000,bulk").unwrap();
         assert_eq!(
             w,
             [
@@ -772,7 +517,7 @@ mod tests {
                 Workload::Bulk
             ]
         );
-        let err = parse_workloads("pingpong-c16,fast").unwrap_err();
+        let err = Workload::parse_list("pingpong-c16,fast").unwrap_err();
         assert!(
             err.contains("--workloads") && err.contains("'fast'"),
             "{err}"
@@ -837,18 +582,19 @@ mod tests {
             .iter()
             .filter(|r| r.server_label() == "prefork(4)")
             .map(|r| {
-                loadgen_options(&r.workload, "127.0.0.1:1".parse().unwrap(), opts.timing())
+                r.workload
+                    .loadgen_options("127.0.0.1:1".parse().unwrap(), opts.timing())
                     .connections
             })
             .collect();
         assert_eq!(clients.len(), 2);
         assert!(clients.contains(&16) && clients.contains(&128));
         // Quick has no pool workload unless asked for.
-        assert!(workloads(Profile::Quick)
+        assert!(Workload::of_profile(Profile::Quick)
             .iter()
             .all(|w| !matches!(w, Workload::Pool { .. })));
         let mut asked = options(parse_models("mio,thread-pool").unwrap(), Profile::Quick);
-        asked.workloads = Some(parse_workloads("pool-c16").unwrap());
+        asked.workloads = Some(Workload::parse_list("pool-c16").unwrap());
         assert_eq!(asked.runs().len(), POOL_WORKERS.len());
     }
 }

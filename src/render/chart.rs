@@ -5,13 +5,14 @@
 //! [`super::palette`]). An axis is logarithmic where its values span more than [`DECADES`]
 //! from least to most.
 
+use echo_server::Family;
 use hdrhistogram::Histogram;
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
-use super::palette::{Marker, Style, FAMILIES};
+use super::palette::{Marker, Style};
 
 /// Width of every plot, pixels.
 pub const WIDTH: u32 = 1100;
@@ -311,7 +312,7 @@ const LEGEND_TOP: i32 = 44;
 /// names, in the registry's order of families (servers it does not know, which are external, last),
 /// each with its line and marker.
 fn legend(area: &Area, entries: &[(String, Style)]) -> Result<()> {
-    let groups: Vec<(String, Vec<&(String, Style)>)> = FAMILIES
+    let groups: Vec<(String, Vec<&(String, Style)>)> = Family::ALL
         .iter()
         .map(|f| (f.name().to_owned(), Some(*f)))
         .chain([("external".to_owned(), None)])

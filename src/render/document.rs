@@ -8,8 +8,9 @@ use super::format::{
 };
 use super::headline::headline_table;
 use super::plots::Plot;
-use crate::schema::{
-    Cell, DatagramCounts, Environment, ExternalServer, ServerSpec, Summary, BULK_SIZE,
+use crate::schema::{Cell, DatagramCounts, Environment, ExternalServer, ServerSpec, Summary};
+use crate::workload::{
+    Section, Table, Workload, BULK_SIZE, TLS_MIXED_RATE, TLS_MIXED_ROUNDS, UDP_TIMEOUT,
 };
 
 /// The whole report, in reading order.
@@ -178,19 +179,57 @@ fn plot_figures(plots: &[Plot]) -> Vec<Block> {
     blocks
 }
 
-/// A table of one figure per model (rows) and workload of a kind (columns); nothing when no
-/// workload of that kind ran.
-fn workload_table(s: &Summary, title: &str, kind: &str, f: &dyn Fn(&Cell) -> String) -> Vec<Block> {
-    let cols: Vec<&str> = s
-        .workloads
-        .iter()
-        .map(String::as_str)
-        .filter(|l| l.starts_with(kind))
-        .collect();
-    columns_table(s, title, &cols, f)
+/// Every workload table of `section` ([`Workload::tables`]), in the report's order.
+fn section_tables(s: &Summary, section: Section) -> Vec<Block> {
+    Table::ALL
+        .into_iter()
+        .filter(|t| t.section() == section)
+        .flat_map(|t| workload_table(s, t))
+        .collect()
 }
 
-/// Every workload's own table.
+/// One workload table: a column for each workload that names it and ran, in the profile's
+/// order and then in the comparison's; nothing when none ran.
+fn workload_table(s: &Summary, table: Table) -> Vec<Block> {
+    let known: Vec<String> = Workload::all_of_profile(s.environment.profile)
+        .iter()
+        .map(Workload::label)
+        .collect();
+    let labels: Vec<&str> = known
+        .iter()
+        .chain(s.workloads.iter().filter(|l| !known.contains(l)))
+        .map(String::as_str)
+        .filter(|l| Workload::from_label(l).is_some_and(|w| w.tables().contains(&table)))
+        .collect();
+    columns_table(s, table.title(), &labels, &cell_figure(table))
+}
+
+/// What a table's cells show; every table's own.
+fn cell_figure(table: Table) -> fn(&Cell) -> String {
+    match table {
+        Table::PingpongThroughput | Table::Pool | Table::UdpThroughput | Table::TlsThroughput => {
+            throughput_figure
+        }
+        Table::PingpongLatency | Table::UdpLatency => latency_figures,
+        Table::Rate | Table::UdpRate => rate_figures,
+        Table::Churn => churn_figures,
+        Table::Idle => idle_figures,
+        Table::Bulk => bulk_figure,
+        Table::UdpLoss => |c| mark(c, or_dash(c.datagrams, loss)),
+        Table::TlsHandshakeCpu => handshake_cpu_figures,
+        Table::TlsMixed => tls_mixed_figures,
+    }
+}
+
+/// Whether any workload with a table in `section` ran.
+fn section_ran(s: &Summary, section: Section) -> bool {
+    s.workloads
+        .iter()
+        .filter_map(|l| Workload::from_label(l))
+        .any(|w| w.tables().iter().any(|t| t.section() == section))
+}
+
+/// Every TCP workload's own table.
 fn results_by_workload(s: &Summary) -> Vec<Block> {
     let mut blocks = vec![
         Block::Heading(2, "Results by workload".to_owned()),
@@ -198,54 +237,41 @@ fn results_by_workload(s: &Summary) -> Vec<Block> {
             "Medians over repeats, each with the half-width of its 95 % confidence interval and the samples behind it (see *± n* above); figures without an interval show the range (min–max) when a run was repeated. Marks: `L` loadgen used over 90 % of its CPUs in this run; `S n/m` n of m connections completed no message; `E n` errors counted; `failed` no figures (see notes).".to_owned(),
         ),
     ];
-    blocks.extend(workload_table(
-        s,
-        "Pingpong: throughput (msgs/s)",
-        "pingpong",
-        &|c| mark(c, spread(c.throughput_msgs_per_s, int)),
-    ));
-    blocks.extend(workload_table(
-        s,
-        "Pingpong: latency p50 / p99 (µs)",
-        "pingpong",
-        &|c| mark(c, pair(c.latency_p50_us, c.latency_p99_us)),
-    ));
-    blocks.extend(workload_table(
-        s,
-        "Rate: p99 corrected / uncorrected (µs), achieved share of the rate",
-        "rate",
-        &rate_figures,
-    ));
-    blocks.extend(workload_table(
-        s,
-        "Churn: connections/s, latency p50, connect p50 (µs)",
-        "churn",
-        &churn_figures,
-    ));
-    blocks.extend(workload_table(
-        s,
-        "Idle: server memory PSS / RSS, and the active connection's p99",
-        "idle",
-        &idle_figures,
-    ));
-    blocks.extend(workload_table(
-        s,
-        "Bulk (64 KiB): MB/s echoed",
-        "bulk",
-        &|c| {
-            let mb = c
-                .throughput_msgs_per_s
-                .map(|t| scale(t, BULK_SIZE as f64 / 1e6));
-            mark(c, spread(mb, |v| format!("{v:.0}")))
-        },
-    ));
-    blocks.extend(workload_table(
-        s,
-        "Pool: throughput (msgs/s) by pool size and clients",
-        "pool",
-        &|c| mark(c, spread(c.throughput_msgs_per_s, int)),
-    ));
+    blocks.extend(section_tables(s, Section::Results));
     blocks
+}
+
+fn throughput_figure(c: &Cell) -> String {
+    mark(c, spread(c.throughput_msgs_per_s, int))
+}
+
+fn latency_figures(c: &Cell) -> String {
+    mark(c, pair(c.latency_p50_us, c.latency_p99_us))
+}
+
+fn bulk_figure(c: &Cell) -> String {
+    let mb = c
+        .throughput_msgs_per_s
+        .map(|t| scale(t, BULK_SIZE as f64 / 1e6));
+    mark(c, spread(mb, |v| format!("{v:.0}")))
+}
+
+fn handshake_cpu_figures(c: &Cell) -> String {
+    let server = c
+        .server_cpu_us_per_msg
+        .map_or(DASH.to_owned(), |v| with_ci(v.median, v.ci, us));
+    let client = spread(c.loadgen_cpu_us_per_handshake, us);
+    mark(c, format!("{server} / {client}"))
+}
+
+fn tls_mixed_figures(c: &Cell) -> String {
+    let p99 = c
+        .latency_p99_us
+        .map_or(DASH.to_owned(), |v| with_ci(v.median, v.ci, us));
+    let rate = c
+        .handshake_rate
+        .map_or("control".to_owned(), |r| format!("{} /s", int(r.median)));
+    mark(c, format!("{p99} at {rate}"))
 }
 
 fn rate_figures(c: &Cell) -> String {
@@ -275,7 +301,7 @@ fn idle_figures(c: &Cell) -> String {
 /// The UDP models through the UDP workloads, when they ran: throughput, latency and loss, and
 /// what became of the datagrams.
 fn udp(s: &Summary) -> Vec<Block> {
-    if !s.workloads.iter().any(|l| l.starts_with("udp-")) {
+    if !section_ran(s, Section::Udp) {
         return Vec::new();
     }
     let cpus = &s.environment.server_cpus;
@@ -284,36 +310,13 @@ fn udp(s: &Summary) -> Vec<Block> {
         Block::Heading(2, "UDP".to_owned()),
         Block::Para(format!(
             "RFC 862 over UDP: each datagram (64 B, its first 8 bytes a sequence number) goes back to its sender; there is no accept, and one socket serves every client (`udp-reuseport`: one per worker). loadgen sends from one connected socket per client; a datagram not echoed within {} ms is lost, an echo after that is late (and stays lost). `udp-reuseport` and `udp-tokio` run `--workers` threads whatever the clients: one per server CPU ({workers} here: CPUs {cpus}), as their names show. Loss: lost over sent, of the datagrams sent in the measured windows, with its 95 % Wilson interval over the datagrams of every repeat; cells that lost more than 1 % are not ranked. CPU per datagram: *Server resources* below.",
-            crate::schema::UDP_TIMEOUT.as_millis()
+            UDP_TIMEOUT.as_millis()
         )),
     ];
     if let Some((header, rows)) = super::headline::udp_headline_table(s) {
         blocks.push(Block::Table(header, rows));
     }
-    blocks.extend(workload_table(
-        s,
-        "UDP ping-pong: throughput (datagrams/s)",
-        "udp-pingpong",
-        &|c| mark(c, spread(c.throughput_msgs_per_s, int)),
-    ));
-    blocks.extend(workload_table(
-        s,
-        "UDP ping-pong: latency p50 / p99 (µs)",
-        "udp-pingpong",
-        &|c| mark(c, pair(c.latency_p50_us, c.latency_p99_us)),
-    ));
-    blocks.extend(workload_table(
-        s,
-        "UDP rate: p99 corrected / uncorrected (µs), achieved share of the rate",
-        "udp-rate",
-        &rate_figures,
-    ));
-    blocks.extend(workload_table(
-        s,
-        "UDP loss: lost / sent (95 % interval)",
-        "udp-",
-        &|c| mark(c, or_dash(c.datagrams, loss)),
-    ));
+    blocks.extend(section_tables(s, Section::Udp));
     blocks.extend(datagram_fates(s));
     blocks
 }
@@ -321,46 +324,18 @@ fn udp(s: &Summary) -> Vec<Block> {
 /// The TLS-capable models over TLS, when they ran: throughput, the cost of a handshake on
 /// both sides, and `tls-mixed`'s head-of-line verdict per model.
 fn tls(s: &Summary) -> Vec<Block> {
-    if !s.workloads.iter().any(|l| l.starts_with("tls-")) {
+    if !section_ran(s, Section::Tls) {
         return Vec::new();
     }
     let mut blocks = vec![
         Block::Heading(2, "TLS".to_owned()),
         Block::Para(format!(
             "The TLS-capable models with a self-signed ECDSA P-256 certificate (TLS 1.3, the server's choice of suite; rustls and ring on both sides). `tls-pingpong` and `tls-bulk`: 16 connections, closed loop, 64 B and 64 KiB. `tls-churn`: 16 at a time, each connection a full handshake, one 64 B echo and `close_notify` both ways, so its throughput is handshakes per second and its server CPU per message is server CPU per handshake; `tls-churn-resumed` the same with session tickets (loadgen collects one per connection first). loadgen pays more per handshake than the server (it verifies the certificate): on 2 cores these cells are loadgen-bound (`L`), and the server's CPU per handshake is the figure to read. `tls-mixed-N`: 16 long-lived connections in an open loop at {} msgs/s beside new connections (full handshake, one echo, close) arriving at N % of the model's `tls-churn` rate in the same pass, from a loadgen thread at `SCHED_IDLE`; {} rounds each, control (0 %) and loaded runs alternating. Each verdict below sets a loaded run's p99 against the control's 95 % interval and says how late the long-lived sends went out on their plan at p99: loadgen's own delay, or a connection still waiting for its previous echo (one in flight per connection), so a figure near the p99 itself means the server, not loadgen, held them. With the server on one core, a cooperative server runs each handshake's crypto inline, and a preemptive one shares the same core between its clients' threads: neither has a second core to move handshakes to.",
-            int(crate::schema::TLS_MIXED_RATE),
-            crate::plan::TLS_MIXED_ROUNDS
+            int(TLS_MIXED_RATE),
+            TLS_MIXED_ROUNDS
         )),
     ];
-    let throughput = |c: &Cell| mark(c, spread(c.throughput_msgs_per_s, int));
-    blocks.extend(columns_table(
-        s,
-        "TLS: throughput (msgs/s; churn: handshakes/s)",
-        &["tls-pingpong", "tls-churn", "tls-churn-resumed", "tls-bulk"],
-        &throughput,
-    ));
-    blocks.extend(columns_table(
-        s,
-        "TLS: CPU per handshake, server / loadgen (µs)",
-        &["tls-churn", "tls-churn-resumed"],
-        &|c| {
-            let server = c
-                .server_cpu_us_per_msg
-                .map_or(DASH.to_owned(), |v| with_ci(v.median, v.ci, us));
-            let client = spread(c.loadgen_cpu_us_per_handshake, us);
-            mark(c, format!("{server} / {client}"))
-        },
-    ));
-    blocks.extend(columns_table(
-        s,
-        "tls-mixed: p99 of the long-lived connections (µs, 95 % interval) at the arriving handshakes/s",
-        &["tls-mixed-0", "tls-mixed-25", "tls-mixed-50"],
-        &|c| {
-            let p99 = c.latency_p99_us.map_or(DASH.to_owned(), |v| with_ci(v.median, v.ci, us));
-            let rate = c.handshake_rate.map_or("control".to_owned(), |r| format!("{} /s", int(r.median)));
-            mark(c, format!("{p99} at {rate}"))
-        },
-    ));
+    blocks.extend(section_tables(s, Section::Tls));
     blocks.push(Block::List(super::findings::tls_mixed_verdicts(s)));
     blocks
 }

@@ -214,7 +214,7 @@ fn tls_mixed_verdict(
         .ci
         .and_then(|c| c.low.zip(c.high))
         .unwrap_or((p99.min, p99.max));
-    let parts: Vec<String> = crate::plan::TLS_MIXED_SHARES
+    let parts: Vec<String> = crate::workload::TLS_MIXED_SHARES
         .iter()
         .skip(1)
         .filter_map(|share| {

@@ -1,7 +1,8 @@
 //! The headline table: one row per model, in the report and at the end of `compare`.
 
 use super::format::{bytes, int, or_dash, server_name, us, with_ci, DASH};
-use crate::schema::{Headline, Summary, SIXTEEN};
+use crate::schema::{Headline, Summary};
+use crate::workload::{SIXTEEN, UDP_PIPELINE};
 
 /// The headline table's header and rows.
 pub fn headline_table(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
@@ -87,19 +88,13 @@ pub fn udp_headline_table(s: &Summary) -> Option<(Vec<String>, Vec<Vec<String>>)
     if udp_models.is_empty() {
         return None;
     }
-    let pipelined = format!("udp-pingpong-c{SIXTEEN}-p{}", crate::plan::UDP_PIPELINE);
+    let pipelined = format!("udp-pingpong-c{SIXTEEN}-p{}", UDP_PIPELINE);
     let header = [
         "model".to_owned(),
         "datagrams/s (1 socket)".to_owned(),
         "p50 (1 socket)".to_owned(),
-        format!(
-            "datagrams/s ({SIXTEEN} × {} in flight)",
-            crate::plan::UDP_PIPELINE
-        ),
-        format!(
-            "server CPU / datagram ({SIXTEEN} × {})",
-            crate::plan::UDP_PIPELINE
-        ),
+        format!("datagrams/s ({SIXTEEN} × {} in flight)", UDP_PIPELINE),
+        format!("server CPU / datagram ({SIXTEEN} × {})", UDP_PIPELINE),
         "worst loss".to_owned(),
     ]
     .to_vec();

@@ -34,17 +34,10 @@ pub struct Style {
     pub family: Option<Family>,
 }
 
-/// The families in the order legends list them.
-pub const FAMILIES: [Family; 4] = [
-    Family::IterativeAndPools,
-    Family::ThreadsAndProcesses,
-    Family::EventLoops,
-    Family::Runtimes,
-];
-
-/// Shades of each family's hue, darkest first, one per model of the family (Okabe and Ito's
-/// colour-blind-safe colours where a family has one).
-fn shades(family: Family) -> &'static [RGBColor] {
+/// The hand-picked shades of each family's hue, darkest first (Okabe and Ito's
+/// colour-blind-safe colours where a family has one): the first models of a family take them
+/// in registry order, and further models take [`shade`]'s computed ones.
+fn picked(family: Family) -> &'static [RGBColor] {
     match family {
         Family::IterativeAndPools => &[
             RGBColor(213, 94, 0),
@@ -72,6 +65,22 @@ fn shades(family: Family) -> &'static [RGBColor] {
     }
 }
 
+/// The shade of the `rank`-th model of `family`: a hand-picked one while they last, then the
+/// family's first colour mixed alternately towards black and white, a little further for each
+/// model, so that a family takes any number of models in its own hue.
+pub fn shade(family: Family, rank: usize) -> RGBColor {
+    let picked = picked(family);
+    if let Some(colour) = picked.get(rank) {
+        return *colour;
+    }
+    let extra = rank - picked.len();
+    let step = 0.18 + 0.12 * (extra / 2) as f64;
+    let RGBColor(r, g, b) = picked[0];
+    let towards = if extra % 2 == 0 { 0.0 } else { 255.0 };
+    let mix = |c: u8| (f64::from(c) + (towards - f64::from(c)) * step.min(0.9)).round() as u8;
+    RGBColor(mix(r), mix(g), mix(b))
+}
+
 const MARKERS: [Marker; 4] = [
     Marker::Circle,
     Marker::Triangle,
@@ -95,9 +104,8 @@ pub fn style(label: &str) -> Style {
         .filter(|m| m.family() == family)
         .position(|m| *m == model)
         .unwrap_or(0);
-    let shades = shades(family);
     Style {
-        colour: shades[rank % shades.len()],
+        colour: shade(family, rank),
         marker: MARKERS[rank % MARKERS.len()],
         dashed: false,
         family: Some(family),
@@ -150,10 +158,16 @@ mod tests {
                 );
             }
         }
-        for family in FAMILIES {
-            assert!(
-                Model::ALL.iter().filter(|m| m.family() == family).count() <= shades(family).len()
-            );
+        for family in Family::ALL {
+            // A family's shades never run out: the first are hand-picked, the rest computed,
+            // all different.
+            let shades: Vec<RGBColor> = (0..12).map(|rank| shade(family, rank)).collect();
+            for (i, a) in shades.iter().enumerate() {
+                assert!(
+                    shades[i + 1..].iter().all(|b| a != b),
+                    "{family:?}: {shades:?}"
+                );
+            }
         }
         // Arguments do not change a model's look, and unknown servers are grey.
         assert_eq!(style("thread-pool(64)"), style("thread-pool"));

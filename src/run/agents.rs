@@ -23,8 +23,9 @@ use anyhow::{anyhow, bail, Context};
 use loadgen::agent::{self, Hello};
 use loadgen::Report;
 
-use crate::plan::{Hosts, INTERVAL};
+use crate::plan::Hosts;
 use crate::schema::AgentRun;
+use crate::workload::INTERVAL;
 
 /// How long a host may take to answer its check (an ssh connection included).
 const HELLO_TIMEOUT: Duration = Duration::from_secs(15);

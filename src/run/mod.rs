@@ -30,6 +30,7 @@ use crate::schema::{
     AgentRun, Environment, ExternalServer, RunRecord, RunSpec, ServerSpec, ServerUsage, Status,
     Timing, Workload, SCHEMA_VERSION,
 };
+use crate::workload::INTERVAL;
 use progress::Progress;
 use remote::{RemoteServer, Served};
 use server::{Server, Stopped};
@@ -37,7 +38,7 @@ use server::{Server, Stopped};
 /// How often the server tree is sampled for peaks.
 const SAMPLE_EVERY: Duration = Duration::from_millis(200);
 
-/// Every how many [`plan::INTERVAL`]s of the CPU series a peak sample is taken too.
+/// Every how many [`INTERVAL`]s of the CPU series a peak sample is taken too.
 const PEAK_EVERY_INTERVALS: u32 = 2;
 
 /// How long before the end of the measured time the last full sample is taken (at most a
@@ -171,7 +172,7 @@ fn not_tried(spec: &RunSpec, timing: Timing, why: &str) -> RunRecord {
     RunRecord {
         schema_version: SCHEMA_VERSION,
         spec: spec.clone(),
-        timing: plan::workload_timing(&spec.workload, timing),
+        timing: spec.workload.timing(timing),
         status: Status::Failed,
         note: Some(format!("{NOT_TRIED}{why}")),
         server: None,
@@ -191,7 +192,7 @@ fn run_one(
     tls: Option<&Tls>,
     memory: u64,
 ) -> (RunRecord, Option<String>) {
-    let timing = plan::workload_timing(&spec.workload, timing);
+    let timing = spec.workload.timing(timing);
     let record = |status, note: Option<String>, server, agents| RunRecord {
         schema_version: SCHEMA_VERSION,
         spec: spec.clone(),
@@ -222,9 +223,9 @@ fn run_one(
             );
         }
     };
-    let mut lg = plan::loadgen_options(&spec.workload, server.addr(), timing);
+    let mut lg = spec.workload.loadgen_options(server.addr(), timing);
     if let Some(tls) = tls {
-        plan::tls_options(&mut lg, &spec.workload, &tls.cert, churn_rate);
+        spec.workload.tls_options(&mut lg, &tls.cert, churn_rate);
     }
     lg.cpus = opts.loadgen_cpus.clone();
     lg.json = Some(raw.join(format!("{}.json", spec.id())));
@@ -421,7 +422,7 @@ fn watch<T>(
     let mut series = CpuSeries::new(measure_start, first.cpu_ticks);
     series.push(first_at, first.cpu_ticks);
     let mut boundary = 1;
-    let mut next = measure_start + plan::INTERVAL;
+    let mut next = measure_start + INTERVAL;
     while next < end && !load.is_finished() {
         sleep_until(next);
         let ticks = if boundary % PEAK_EVERY_INTERVALS == 0 {
@@ -436,7 +437,7 @@ fn watch<T>(
         // A sample that came late skips the boundaries it missed.
         while next <= Instant::now() {
             boundary += 1;
-            next = measure_start + plan::INTERVAL * boundary;
+            next = measure_start + INTERVAL * boundary;
         }
     }
     sleep_until(end);

@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::plan;
 use crate::schema::{RunSpec, Status, Timing};
 
 /// What a run costs beyond its load: starting and stopping the server, writing its records.
@@ -46,7 +45,7 @@ pub struct Progress {
 
 impl Progress {
     /// Progress over `runs` (in the order they run), each timed by
-    /// [`plan::workload_timing`] of `timing`; shown only when `show`.
+    /// [`Workload::timing`](crate::schema::Workload::timing) of `timing`; shown only when `show`.
     pub fn new(runs: &[RunSpec], timing: Timing, repeats: u32, show: bool) -> Progress {
         let terminal = show && std::io::stderr().is_terminal();
         let bar = terminal.then(|| {
@@ -74,7 +73,7 @@ impl Progress {
         let planned = runs
             .iter()
             .map(|r| {
-                let t = plan::workload_timing(&r.workload, timing);
+                let t = r.workload.timing(timing);
                 t.warmup + t.duration + RUN_OVERHEAD
             })
             .collect();

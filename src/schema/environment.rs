@@ -6,7 +6,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use super::external::ExternalServer;
-use super::run::Profile;
+use crate::workload::Profile;
 
 /// What a reader needs to know to trust, or redo, a comparison.
 #[derive(Debug, Clone, Serialize, Deserialize)]

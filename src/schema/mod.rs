@@ -2,7 +2,8 @@
 //! every stage imports and none owns.
 //!
 //! - [`run`]: what a run was (`raw/<id>.run.json`: [`RunSpec`], [`Timing`], [`Status`],
-//!   [`ServerUsage`]) and the vocabulary of the matrix ([`Profile`], [`Workload`]);
+//!   [`ServerUsage`]), in the vocabulary of the matrix ([`Profile`], [`Workload`], defined with
+//!   every fact about each workload in [`crate::workload`]);
 //! - [`environment`]: `environment.json`, the machine and the settings, with the definitions
 //!   of the [`external`] servers compared;
 //! - [`summary`]: `summary.json`, the figures computed from `raw/`.
@@ -15,12 +16,10 @@ pub mod external;
 pub mod run;
 pub mod summary;
 
+pub use crate::workload::{Profile, Timing, Workload};
 pub use environment::{Environment, PythonRun, Skipped};
 pub use external::ExternalServer;
-pub use run::{
-    AgentRun, Profile, RunRecord, RunSpec, ServerSpec, ServerUsage, Status, Timing, Workload,
-    BULK_SIZE, SIXTEEN, TLS_MIXED_RATE, UDP_TIMEOUT,
-};
+pub use run::{AgentRun, RunRecord, RunSpec, ServerSpec, ServerUsage, Status};
 pub use summary::{
     AgentFigures, Cell, Ci, DatagramCounts, Findings, Headline, LeftOut, Margin, MarginVerdict,
     MemoryPerConnection, Ranking, Resampling, Spread, Standing, Summary, Trouble,

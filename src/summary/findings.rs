@@ -11,6 +11,7 @@ use crate::schema::{
     Cell, Findings, LeftOut, Margin, MarginVerdict, MemoryPerConnection, Ranking, Spread, Standing,
     Status, Trouble, Workload,
 };
+use crate::workload::Ranked;
 
 /// Bootstraps by (server label, workload label).
 type Bootstraps = BTreeMap<(String, String), Bootstrap>;
@@ -85,22 +86,11 @@ pub fn findings(
     }
 }
 
-/// The figure a workload is judged by: throughput for closed loops and churn, p99 latency
-/// for the open loop and beside idle connections.
+/// The figure a workload is judged by: [`Workload::ranked_by`].
 fn figure_of(w: &Workload) -> Figure {
-    match w {
-        Workload::Rate { .. }
-        | Workload::Idle { .. }
-        | Workload::UdpRate { .. }
-        | Workload::TlsMixed { .. } => P99,
-        Workload::Pingpong { .. }
-        | Workload::Churn
-        | Workload::Bulk
-        | Workload::Pool { .. }
-        | Workload::UdpPingpong { .. }
-        | Workload::TlsPingpong
-        | Workload::TlsChurn { .. }
-        | Workload::TlsBulk => THROUGHPUT,
+    match w.ranked_by() {
+        Ranked::Throughput => THROUGHPUT,
+        Ranked::P99 => P99,
     }
 }
 

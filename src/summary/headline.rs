@@ -2,7 +2,8 @@
 
 use std::collections::BTreeMap;
 
-use crate::schema::{Cell, Ci, Headline, MemoryPerConnection, Spread, Status, Workload, BULK_SIZE};
+use crate::schema::{Cell, Ci, Headline, MemoryPerConnection, Spread, Status, Workload};
+use crate::workload::BULK_SIZE;
 
 /// The headline row of `model` from its cells.
 pub fn headline(

@@ -19,7 +19,6 @@ use std::path::Path;
 use anyhow::Context;
 use hdrhistogram::Histogram;
 
-use crate::plan;
 use crate::rng::Rng;
 use crate::schema::{
     Environment, Resampling, RunSpec, ServerSpec, Summary, Workload, SCHEMA_VERSION,
@@ -159,7 +158,7 @@ fn resampling(seed: u64) -> Resampling {
         seed,
         resamples: bootstrap::RESAMPLES,
         confidence: bootstrap::CONFIDENCE,
-        interval_s: plan::INTERVAL.as_secs_f64(),
+        interval_s: crate::workload::INTERVAL.as_secs_f64(),
         min_blocks: bootstrap::MIN_BLOCKS,
         min_repeats_memory: memory::MIN_REPEATS,
         method: "hierarchical bootstrap: repeats drawn with replacement, then within each a moving-block bootstrap over its intervals (block length per figure, from its intervals' series (throughput, mean latency, CPU per echo): 1 when their lag-1 autocorrelation ρ is inside ±2/√n, else the shortest block that reproduces 85 % of Σρ^k; with 3 repeats or more, shortened as needed to leave 20 blocks); each resample's figure is the median over its repeats, percentiles from added histograms; percentile interval. Memory per connection: Student's t over the repeats' slopes.".to_owned(),
@@ -228,9 +227,9 @@ fn models_in_order(env: &Environment, runs: &[RunData]) -> Vec<String> {
 /// The workloads that ran: the profile's in its order, then any others in the order met.
 fn workloads_in_order(env: &Environment, runs: &[RunData]) -> Vec<Workload> {
     let ran = |w: &Workload| runs.iter().any(|r| r.record.spec.workload == *w);
-    let mut workloads: Vec<Workload> = plan::workloads(env.profile)
+    let mut workloads: Vec<Workload> = Workload::of_profile(env.profile)
         .into_iter()
-        .chain(plan::udp_workloads(env.profile))
+        .chain(Workload::udp_of_profile(env.profile))
         .filter(ran)
         .collect();
     for r in runs {

@@ -30,47 +30,6 @@ pub mod udp_mmsg;
 pub mod udp_reuseport;
 pub mod udp_tokio;
 
-/// The concurrency models, by the names `echo-server` accepts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Model {
-    /// Iterative: accept one client, serve it to EOF, then the next.
-    Blocking,
-    /// One OS thread per connection.
-    ThreadPerClient,
-    /// One forked process per connection.
-    ForkPerClient,
-    /// One thread, one mio `Poll`, non-blocking sockets.
-    Mio,
-    /// tokio's multi-thread runtime, one task per connection.
-    Tokio,
-    /// A fixed pool of `--workers` threads (rayon) serving whole connections.
-    ThreadPool,
-    /// `--workers` processes forked up front, all accepting on the shared listener.
-    Prefork,
-    /// `--workers` threads, each its own mio loop and `SO_REUSEPORT` listener.
-    MioMulti,
-    /// tokio's single-thread runtime, one task per connection.
-    TokioCurrentThread,
-    /// async-std (discontinued upstream in favour of smol), one task per connection.
-    AsyncStd,
-    /// smol, an executor on `--workers` threads, one task per connection.
-    Smol,
-    /// Completion-based I/O on one io_uring, one thread.
-    IoUring,
-    /// UDP: one thread, one blocking socket, a datagram at a time.
-    UdpBlocking,
-    /// UDP: `--workers` threads, each a blocking socket on one `SO_REUSEPORT` address.
-    UdpReuseport,
-    /// UDP: one thread, one mio `Poll`, one non-blocking socket.
-    UdpMio,
-    /// UDP: tokio's multi-thread runtime, `--workers` tasks on one socket.
-    UdpTokio,
-    /// UDP: one thread, batches of datagrams by `recvmmsg`/`sendmmsg`.
-    UdpMmsg,
-    /// UDP: one thread, one io_uring, many receives in flight.
-    UdpIoUring,
-}
-
 /// The families the report groups models by, in the tutorials' order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Family {
@@ -85,6 +44,14 @@ pub enum Family {
 }
 
 impl Family {
+    /// Every family, in the tutorials' order (the order reports and legends list them).
+    pub const ALL: [Family; 4] = [
+        Family::IterativeAndPools,
+        Family::ThreadsAndProcesses,
+        Family::EventLoops,
+        Family::Runtimes,
+    ];
+
     /// The family's name in reports.
     pub fn name(self) -> &'static str {
         match self {
@@ -135,17 +102,24 @@ pub enum ClientsAtOnce {
     Any,
 }
 
+/// How a model serves: its entry point, on a socket of its transport.
+#[derive(Debug, Clone, Copy)]
+pub enum Serve {
+    /// On a listening TCP socket.
+    Tcp(fn(TcpListener, &ServerConfig, SignalPipe) -> anyhow::Result<()>),
+    /// On a bound UDP socket.
+    Udp(fn(UdpSocket, &ServerConfig, SignalPipe) -> anyhow::Result<()>),
+}
+
 /// What the registry knows of one model.
 #[derive(Debug, Clone, Copy)]
 pub struct ModelInfo {
-    /// The model.
-    pub model: Model,
     /// Name on the command line and in reports.
     pub name: &'static str,
     /// Family, for grouping in reports.
     pub family: Family,
-    /// Transport.
-    pub transport: Transport,
+    /// Its entry point, which also says its [`Transport`].
+    pub serve: Serve,
     /// Whether it serves TLS (`--tls`).
     pub tls: bool,
     /// Clients served at the same time.
@@ -169,19 +143,65 @@ pub struct ModelInfo {
     pub cpu_workers: bool,
 }
 
-/// A TCP model without TLS.
+impl ModelInfo {
+    /// A model's transport, from its entry point.
+    pub const fn transport(&self) -> Transport {
+        match self.serve {
+            Serve::Tcp(_) => Transport::Tcp,
+            Serve::Udp(_) => Transport::Udp,
+        }
+    }
+
+    /// The same model, also serving TLS (`--tls`).
+    const fn tls(self) -> ModelInfo {
+        ModelInfo { tls: true, ..self }
+    }
+
+    /// The same model, serving its clients in child processes.
+    const fn forks(self) -> ModelInfo {
+        ModelInfo {
+            forks: true,
+            ..self
+        }
+    }
+
+    /// The same model, with `SO_REUSEPORT` siblings of its socket.
+    const fn reuses_port(self) -> ModelInfo {
+        ModelInfo {
+            reuses_port: true,
+            ..self
+        }
+    }
+
+    /// The same model as a pool of blocking workers that a comparison runs with `--workers n`.
+    const fn pool(self, n: usize) -> ModelInfo {
+        ModelInfo {
+            pool_workers: Some(n),
+            ..self
+        }
+    }
+
+    /// The same model, running `--workers` threads whatever its clients.
+    const fn cpu_workers(self) -> ModelInfo {
+        ModelInfo {
+            cpu_workers: true,
+            ..self
+        }
+    }
+}
+
+/// A TCP model without TLS, serving `clients_at_once` by `serve`.
 const fn tcp(
-    model: Model,
     name: &'static str,
     family: Family,
     clients_at_once: ClientsAtOnce,
+    serve: fn(TcpListener, &ServerConfig, SignalPipe) -> anyhow::Result<()>,
     summary: &'static str,
 ) -> ModelInfo {
     ModelInfo {
-        model,
         name,
         family,
-        transport: Transport::Tcp,
+        serve: Serve::Tcp(serve),
         tls: false,
         clients_at_once,
         forks: false,
@@ -192,133 +212,120 @@ const fn tcp(
     }
 }
 
-/// A model that also serves TLS (`--tls`).
-const fn with_tls(info: ModelInfo) -> ModelInfo {
-    ModelInfo { tls: true, ..info }
-}
-
 /// A UDP model: every client is served by the same socket(s), whatever their number.
-const fn udp(model: Model, name: &'static str, family: Family, summary: &'static str) -> ModelInfo {
+const fn udp(
+    name: &'static str,
+    family: Family,
+    serve: fn(UdpSocket, &ServerConfig, SignalPipe) -> anyhow::Result<()>,
+    summary: &'static str,
+) -> ModelInfo {
     ModelInfo {
-        transport: Transport::Udp,
-        ..tcp(model, name, family, ClientsAtOnce::Any, summary)
+        name,
+        family,
+        serve: Serve::Udp(serve),
+        tls: false,
+        clients_at_once: ClientsAtOnce::Any,
+        forks: false,
+        reuses_port: false,
+        summary,
+        pool_workers: None,
+        cpu_workers: false,
     }
 }
 
-/// The registry, in the order reports list the models (the order of [`Model`]'s variants).
-const REGISTRY: [ModelInfo; 18] = {
-    use ClientsAtOnce::{Any, One, Workers};
-    use Family::{EventLoops, IterativeAndPools, Runtimes, ThreadsAndProcesses};
-    [
-        with_tls(
-            tcp(Model::Blocking, "blocking", IterativeAndPools, One,
-                "iterative: one client at a time, served to EOF, blocking I/O"),
-        ),
-        with_tls(
-            tcp(Model::ThreadPerClient, "thread-per-client", ThreadsAndProcesses, Any,
-                "a new OS thread per connection, blocking I/O"),
-        ),
-        with_tls(
-            ModelInfo {
-                forks: true,
-                ..tcp(Model::ForkPerClient, "fork-per-client", ThreadsAndProcesses, Any,
-                    "a forked child process per connection, blocking I/O")
-            },
-        ),
-        with_tls(
-            tcp(Model::Mio, "mio", EventLoops, Any,
-                "one thread, one epoll loop (mio), non-blocking sockets"),
-        ),
-        with_tls(
-            tcp(Model::Tokio, "tokio", Runtimes, Any,
-                "tokio multi-thread runtime (--workers threads), a task per connection"),
-        ),
-        // 64 threads: every 16-client workload is served four times over, while 128 and
-        // 1024 clients show where a pool runs out; a thread costs a stack's touched pages.
-        with_tls(
-            ModelInfo {
-                pool_workers: Some(64),
-                ..tcp(Model::ThreadPool, "thread-pool", IterativeAndPools, Workers,
-                    "a fixed pool of --workers threads (rayon); clients beyond the pool wait")
-            },
-        ),
-        // 16 processes: one per client of the 16-client workloads; a process costs its own
-        // page tables and private pages, so process pools are kept smaller than thread pools.
-        with_tls(
-            ModelInfo {
-                forks: true,
-                pool_workers: Some(16),
-                ..tcp(Model::Prefork, "prefork", IterativeAndPools, Workers,
-                    "--workers processes forked up front, each accepting and serving one client at a time")
-            },
-        ),
-        with_tls(
-            ModelInfo {
-                reuses_port: true,
-                ..tcp(Model::MioMulti, "mio-multi", EventLoops, Any,
-                    "--workers threads, each its own mio loop and SO_REUSEPORT listener (shared nothing)")
-            },
-        ),
-        with_tls(
-            tcp(Model::TokioCurrentThread, "tokio-current-thread", Runtimes, Any,
-                "tokio single-thread runtime, a task per connection"),
-        ),
-        tcp(Model::AsyncStd, "async-std", Runtimes, Any,
-            "async-std, a task per connection; async-std is discontinued upstream in favour of smol and kept for comparison"),
-        with_tls(
-            tcp(Model::Smol, "smol", Runtimes, Any,
-                "smol executor on --workers threads, a task per connection"),
-        ),
-        tcp(Model::IoUring, "io-uring", EventLoops, Any,
-            "one thread, one io_uring: completion-based reads and writes"),
-        udp(Model::UdpBlocking, "udp-blocking", IterativeAndPools,
-            "UDP, iterative: one blocking socket, receive a datagram, send it back"),
-        ModelInfo {
-            reuses_port: true,
-            cpu_workers: true,
-            ..udp(Model::UdpReuseport, "udp-reuseport", IterativeAndPools,
-                "UDP: --workers threads, each a blocking socket on one SO_REUSEPORT address")
-        },
-        udp(Model::UdpMio, "udp-mio", EventLoops,
-            "UDP: one thread, one epoll loop (mio), one non-blocking socket"),
-        ModelInfo {
-            cpu_workers: true,
-            ..udp(Model::UdpTokio, "udp-tokio", Runtimes,
-                "UDP: tokio multi-thread runtime, --workers tasks receiving on one socket")
-        },
-        udp(Model::UdpMmsg, "udp-mmsg", EventLoops,
-            "UDP: one thread, batches of up to 32 datagrams per recvmmsg and sendmmsg"),
-        udp(Model::UdpIoUring, "udp-io-uring", EventLoops,
-            "UDP: one thread, one io_uring with 64 receives in flight"),
-    ]
-};
+/// Declares [`Model`], its registry and [`Model::ALL`] from one list of entries, so that a
+/// model is its module plus one entry here: `Variant => ModelInfo`, in the order reports list
+/// the models.
+macro_rules! models {
+    ($($(#[doc = $doc:literal])* $variant:ident => $info:expr,)*) => {
+        /// The concurrency models, by the names `echo-server` accepts.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum Model {
+            $($(#[doc = $doc])* $variant,)*
+        }
+
+        /// The registry, in the order of [`Model`]'s variants.
+        const REGISTRY: &[ModelInfo] = &[$($info,)*];
+
+        impl Model {
+            /// Every model, in the order reports list them.
+            pub const ALL: &'static [Model] = &[$(Model::$variant,)*];
+        }
+    };
+}
+
+// The registry's vocabulary, so that each entry reads as one line.
+use ClientsAtOnce::{Any, One, Workers};
+use Family::{EventLoops, IterativeAndPools, Runtimes, ThreadsAndProcesses};
+
+models! {
+    /// Iterative: accept one client, serve it to EOF, then the next.
+    Blocking => tcp("blocking", IterativeAndPools, One, blocking::serve,
+        "iterative: one client at a time, served to EOF, blocking I/O").tls(),
+    /// One OS thread per connection.
+    ThreadPerClient => tcp("thread-per-client", ThreadsAndProcesses, Any, thread_per_client::serve,
+        "a new OS thread per connection, blocking I/O").tls(),
+    /// One forked process per connection.
+    ForkPerClient => tcp("fork-per-client", ThreadsAndProcesses, Any, fork_per_client::serve,
+        "a forked child process per connection, blocking I/O").forks().tls(),
+    /// One thread, one mio `Poll`, non-blocking sockets.
+    Mio => tcp("mio", EventLoops, Any, mio_loop::serve,
+        "one thread, one epoll loop (mio), non-blocking sockets").tls(),
+    /// tokio's multi-thread runtime, one task per connection.
+    Tokio => tcp("tokio", Runtimes, Any, tokio_rt::serve,
+        "tokio multi-thread runtime (--workers threads), a task per connection").tls(),
+    /// A fixed pool of `--workers` threads (rayon) serving whole connections. Compared with 64
+    /// threads: every 16-client workload is served four times over, while 128 and 1024
+    /// clients show where a pool runs out; a thread costs a stack's touched pages.
+    ThreadPool => tcp("thread-pool", IterativeAndPools, Workers, thread_pool::serve,
+        "a fixed pool of --workers threads (rayon); clients beyond the pool wait").pool(64).tls(),
+    /// `--workers` processes forked up front, all accepting on the shared listener. Compared
+    /// with 16: one per client of the 16-client workloads; a process costs its own page
+    /// tables and private pages, so process pools are kept smaller than thread pools.
+    Prefork => tcp("prefork", IterativeAndPools, Workers, prefork::serve,
+        "--workers processes forked up front, each accepting and serving one client at a time")
+        .forks().pool(16).tls(),
+    /// `--workers` threads, each its own mio loop and `SO_REUSEPORT` listener.
+    MioMulti => tcp("mio-multi", EventLoops, Any, mio_multi::serve,
+        "--workers threads, each its own mio loop and SO_REUSEPORT listener (shared nothing)")
+        .reuses_port().tls(),
+    /// tokio's single-thread runtime, one task per connection.
+    TokioCurrentThread => tcp("tokio-current-thread", Runtimes, Any, tokio_current_thread::serve,
+        "tokio single-thread runtime, a task per connection").tls(),
+    /// async-std (discontinued upstream in favour of smol), one task per connection.
+    AsyncStd => tcp("async-std", Runtimes, Any, async_std_rt::serve,
+        "async-std, a task per connection; async-std is discontinued upstream in favour of smol and kept for comparison"),
+    /// smol, an executor on `--workers` threads, one task per connection.
+    Smol => tcp("smol", Runtimes, Any, smol_rt::serve,
+        "smol executor on --workers threads, a task per connection").tls(),
+    /// Completion-based I/O on one io_uring, one thread.
+    IoUring => tcp("io-uring", EventLoops, Any, io_uring_loop::serve,
+        "one thread, one io_uring: completion-based reads and writes"),
+    /// UDP: one thread, one blocking socket, a datagram at a time.
+    UdpBlocking => udp("udp-blocking", IterativeAndPools, udp_blocking::serve,
+        "UDP, iterative: one blocking socket, receive a datagram, send it back"),
+    /// UDP: `--workers` threads, each a blocking socket on one `SO_REUSEPORT` address.
+    UdpReuseport => udp("udp-reuseport", IterativeAndPools, udp_reuseport::serve,
+        "UDP: --workers threads, each a blocking socket on one SO_REUSEPORT address")
+        .reuses_port().cpu_workers(),
+    /// UDP: one thread, one mio `Poll`, one non-blocking socket.
+    UdpMio => udp("udp-mio", EventLoops, udp_mio::serve,
+        "UDP: one thread, one epoll loop (mio), one non-blocking socket"),
+    /// UDP: tokio's multi-thread runtime, `--workers` tasks on one socket.
+    UdpTokio => udp("udp-tokio", Runtimes, udp_tokio::serve,
+        "UDP: tokio multi-thread runtime, --workers tasks receiving on one socket").cpu_workers(),
+    /// UDP: one thread, batches of datagrams by `recvmmsg`/`sendmmsg`.
+    UdpMmsg => udp("udp-mmsg", EventLoops, udp_mmsg::serve,
+        "UDP: one thread, batches of up to 32 datagrams per recvmmsg and sendmmsg"),
+    /// UDP: one thread, one io_uring, many receives in flight.
+    UdpIoUring => udp("udp-io-uring", EventLoops, udp_io_uring::serve,
+        "UDP: one thread, one io_uring with 64 receives in flight"),
+}
 
 impl Model {
-    /// Every model, in the order reports list them.
-    pub const ALL: &'static [Model] = &[
-        Model::Blocking,
-        Model::ThreadPerClient,
-        Model::ForkPerClient,
-        Model::Mio,
-        Model::Tokio,
-        Model::ThreadPool,
-        Model::Prefork,
-        Model::MioMulti,
-        Model::TokioCurrentThread,
-        Model::AsyncStd,
-        Model::Smol,
-        Model::IoUring,
-        Model::UdpBlocking,
-        Model::UdpReuseport,
-        Model::UdpMio,
-        Model::UdpTokio,
-        Model::UdpMmsg,
-        Model::UdpIoUring,
-    ];
-
     /// What the registry knows of this model.
     pub fn info(self) -> &'static ModelInfo {
-        // The registry lists the models in the order of the variants (a unit test checks).
+        // `models!` lists the registry in the order of the variants.
         &REGISTRY[self as usize]
     }
 
@@ -339,7 +346,7 @@ impl Model {
 
     /// What the model serves echo over.
     pub fn transport(self) -> Transport {
-        self.info().transport
+        self.info().transport()
     }
 
     /// Whether the model serves TLS.
@@ -369,6 +376,14 @@ impl Model {
         Model::ALL.iter().copied().find(|m| m.name() == name)
     }
 
+    /// The models that serve `transport`, in registry order.
+    pub fn of(transport: Transport) -> impl Iterator<Item = Model> {
+        Model::ALL
+            .iter()
+            .copied()
+            .filter(move |m| m.transport() == transport)
+    }
+
     /// Serves on an already bound socket of its [`Transport`] until `stop` fires (SIGINT or
     /// SIGTERM). The stop signals are registered by the caller before it announces the
     /// socket, so that a signal sent as soon as the `listening on` line appears is never
@@ -379,53 +394,15 @@ impl Model {
         config: &ServerConfig,
         stop: SignalPipe,
     ) -> anyhow::Result<()> {
-        match bound {
-            Bound::Tcp(listener) => self.serve_tcp(listener, config, stop),
-            Bound::Udp(socket) => self.serve_udp(socket, config, stop),
-        }
-    }
-
-    fn serve_tcp(
-        self,
-        listener: TcpListener,
-        config: &ServerConfig,
-        stop: SignalPipe,
-    ) -> anyhow::Result<()> {
-        match self {
-            Model::Blocking => blocking::serve(listener, config, stop),
-            Model::ThreadPerClient => thread_per_client::serve(listener, config, stop),
-            Model::ForkPerClient => fork_per_client::serve(listener, config, stop),
-            Model::Mio => mio_loop::serve(listener, config, stop),
-            Model::Tokio => tokio_rt::serve(listener, config, stop),
-            Model::ThreadPool => thread_pool::serve(listener, config, stop),
-            Model::Prefork => prefork::serve(listener, config, stop),
-            Model::MioMulti => mio_multi::serve(listener, config, stop),
-            Model::TokioCurrentThread => tokio_current_thread::serve(listener, config, stop),
-            Model::AsyncStd => async_std_rt::serve(listener, config, stop),
-            Model::Smol => smol_rt::serve(listener, config, stop),
-            Model::IoUring => io_uring_loop::serve(listener, config, stop),
-            _ => anyhow::bail!(
+        match (self.info().serve, bound) {
+            (Serve::Tcp(serve), Bound::Tcp(listener)) => serve(listener, config, stop),
+            (Serve::Udp(serve), Bound::Udp(socket)) => serve(socket, config, stop),
+            (_, Bound::Tcp(_)) => anyhow::bail!(
                 "{} serves {}, not TCP",
                 self.name(),
                 self.transport().name()
             ),
-        }
-    }
-
-    fn serve_udp(
-        self,
-        socket: UdpSocket,
-        config: &ServerConfig,
-        stop: SignalPipe,
-    ) -> anyhow::Result<()> {
-        match self {
-            Model::UdpBlocking => udp_blocking::serve(socket, config, stop),
-            Model::UdpReuseport => udp_reuseport::serve(socket, config, stop),
-            Model::UdpMio => udp_mio::serve(socket, config, stop),
-            Model::UdpTokio => udp_tokio::serve(socket, config, stop),
-            Model::UdpMmsg => udp_mmsg::serve(socket, config, stop),
-            Model::UdpIoUring => udp_io_uring::serve(socket, config, stop),
-            _ => anyhow::bail!(
+            (_, Bound::Udp(_)) => anyhow::bail!(
                 "{} serves {}, not UDP",
                 self.name(),
                 self.transport().name()
@@ -442,7 +419,11 @@ mod tests {
     fn the_registry_lists_every_model_once_in_variant_order() {
         assert_eq!(REGISTRY.len(), Model::ALL.len());
         for (i, model) in Model::ALL.iter().enumerate() {
-            assert_eq!(REGISTRY[i].model, *model, "entry {i}");
+            assert_eq!(
+                Model::from_name(REGISTRY[i].name),
+                Some(*model),
+                "entry {i}"
+            );
             assert_eq!(Model::from_name(model.name()), Some(*model));
         }
         let mut names: Vec<&str> = Model::ALL.iter().map(|m| m.name()).collect();
@@ -463,11 +444,7 @@ mod tests {
             let pool = m.info().clients_at_once == ClientsAtOnce::Workers;
             assert_eq!(m.pool_workers().is_some(), pool, "{}", m.name());
         }
-        let udp: Vec<&str> = Model::ALL
-            .iter()
-            .filter(|m| m.transport() == Transport::Udp)
-            .map(|m| m.name())
-            .collect();
+        let udp: Vec<&str> = Model::of(Transport::Udp).map(Model::name).collect();
         assert_eq!(
             udp,
             [

@@ -107,7 +107,7 @@ fn listed(transport: Transport) -> Vec<String> {
     assert!(!names.is_empty(), "echo-server --list printed no model");
     names
         .into_iter()
-        .filter(|m| info(m).transport == transport)
+        .filter(|m| info(m).transport() == transport)
         .filter(|m| !m.ends_with("io-uring") || io_uring_allowed())
         .collect()
 }

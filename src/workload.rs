@@ -1,0 +1,715 @@
+//! The workloads, each in one place: what it is and how it is named ([`Workload`], its label
+//! and the parsing of it), which profiles run it, the servers it runs, the connections it
+//! needs, its timing, the loadgen options that make it, the report tables that show it and the
+//! figure findings rank it by. Every fact is an exhaustive `match`, so a new workload that
+//! forgets one does not compile; the stages after this one read the facts, never labels.
+//!
+//! Adding a workload: its variant and its arms here; a report table of its own, if it needs
+//! one, is a [`Table`] variant here and its cell figure in `render::document`; its README row.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// How thorough a comparison is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    /// Every workload once, short runs: within 5 minutes on 2 cores.
+    Quick,
+    /// Longer runs, more rates, each run repeated 3 times (median and spread).
+    Full,
+    /// A smoke test of the whole pipeline in seconds (for tests, not for conclusions).
+    #[value(hide = true)]
+    Tiny,
+}
+
+impl Profile {
+    /// The profile's name, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Quick => "quick",
+            Profile::Full => "full",
+            Profile::Tiny => "tiny",
+        }
+    }
+}
+
+/// Length of the intervals each run's latency, throughput and server CPU are kept in: the
+/// samples the confidence intervals are computed from.
+pub const INTERVAL: Duration = Duration::from_millis(100);
+
+/// Warm-up and measured time of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timing {
+    /// Warm-up, excluded from every figure.
+    pub warmup: Duration,
+    /// Measured time.
+    pub duration: Duration,
+}
+
+/// One workload of the matrix, with its parameter.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "workload", rename_all = "lowercase")]
+pub enum Workload {
+    /// Closed loop, 64 B, this many connections.
+    Pingpong {
+        /// Concurrent connections.
+        connections: usize,
+    },
+    /// Open loop at this total rate over 16 connections, 64 B.
+    Rate {
+        /// Offered messages per second.
+        rate: f64,
+    },
+    /// One connection per message, 16 at a time.
+    Churn,
+    /// One active connection (closed loop) beside this many idle ones.
+    Idle {
+        /// Idle connections held open.
+        idle: usize,
+    },
+    /// 64 KiB messages, 16 connections, closed loop.
+    Bulk,
+    /// Closed loop, 64 B, this many connections, against pools of blocking workers of every
+    /// size of [`POOL_WORKERS`]: where a pool of N starves.
+    Pool {
+        /// Concurrent connections (clients).
+        connections: usize,
+    },
+    /// UDP, closed loop, 64 B datagrams: this many sockets, each with `pipeline` datagrams in
+    /// flight; loss judged after [`UDP_TIMEOUT`].
+    #[serde(rename = "udp-pingpong")]
+    UdpPingpong {
+        /// Connected UDP sockets.
+        connections: usize,
+        /// Datagrams in flight per socket.
+        pipeline: usize,
+    },
+    /// UDP, open loop at this total rate over 16 sockets, 64 B datagrams.
+    #[serde(rename = "udp-rate")]
+    UdpRate {
+        /// Offered datagrams per second.
+        rate: f64,
+    },
+    /// TLS, closed loop, 64 B, 16 connections (TLS-capable models).
+    #[serde(rename = "tls-pingpong")]
+    TlsPingpong,
+    /// TLS, one connection per message (full handshake, or resumed with a ticket), 16 at a
+    /// time: handshakes per second and server CPU per handshake.
+    #[serde(rename = "tls-churn")]
+    TlsChurn {
+        /// Every connection resumes a session (`--tls-resume`).
+        resumed: bool,
+    },
+    /// TLS, 64 KiB messages, 16 connections, closed loop.
+    #[serde(rename = "tls-bulk")]
+    TlsBulk,
+    /// TLS, 16 long-lived connections in an open loop at [`TLS_MIXED_RATE`], beside new
+    /// connections (full handshake, one echo, close) arriving at `share` % of the model's
+    /// measured `tls-churn` rate: how handshakes delay everyone else.
+    #[serde(rename = "tls-mixed")]
+    TlsMixed {
+        /// Arriving handshakes, per cent of the model's `tls-churn` handshakes per second (0:
+        /// the control).
+        share: u32,
+    },
+}
+
+/// The long-lived connections' rate in `tls-mixed`, messages/s over 16 connections: light
+/// enough that their latency shows the server's delays, not its queue, and that loadgen (one
+/// core on 2) can also make the arrivals at half a model's `tls-churn` rate: at 10,000 it
+/// could not, and its starved arrivals caught up in bursts.
+pub const TLS_MIXED_RATE: f64 = 4000.0;
+
+/// The shares of a model's `tls-churn` rate at which `tls-mixed` adds handshakes; 0 is the
+/// control.
+pub const TLS_MIXED_SHARES: [u32; 3] = [0, 25, 50];
+
+/// Rounds of every `tls-mixed` run per pass: the control's interval and the loaded runs' need
+/// repeats, made alternately within the pass.
+pub const TLS_MIXED_ROUNDS: u32 = 3;
+
+/// How long a UDP workload waits for an echo before the datagram counts as lost: the
+/// loopback answers in microseconds, so 100 ms is a loss, not a slow echo.
+pub const UDP_TIMEOUT: Duration = Duration::from_millis(100);
+
+/// Datagrams in flight per socket in the pipelined UDP ping-pong: enough for batching
+/// servers (`recvmmsg`, io_uring) to find several datagrams waiting.
+pub const UDP_PIPELINE: usize = 8;
+
+/// Connections of the rate, churn and bulk workloads.
+pub const SIXTEEN: usize = 16;
+
+/// Message size of the bulk workload.
+pub const BULK_SIZE: usize = 64 * 1024;
+
+/// The pool sizes the `pool` workload sweeps, for each pool of blocking workers among the
+/// servers compared.
+pub const POOL_WORKERS: [usize; 5] = [1, 4, 16, 64, 256];
+
+/// The shortest warm-up and measured time of a `tls-mixed` run.
+pub const TLS_MIXED_TIMING: Timing = Timing {
+    warmup: Duration::from_millis(500),
+    duration: Duration::from_millis(2500),
+};
+
+/// The shortest warm-up and measured time of the other TLS runs.
+pub const TLS_TIMING: Timing = Timing {
+    warmup: Duration::from_millis(400),
+    duration: Duration::from_millis(1200),
+};
+
+/// Which of the servers compared a workload runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Servers {
+    /// The TCP servers: the models over TCP and the external servers.
+    Tcp,
+    /// The UDP models (and `py-udp`).
+    Udp,
+    /// The models that serve TLS.
+    Tls,
+    /// Instead of the servers as given, each pool of blocking workers among them at every
+    /// size of [`POOL_WORKERS`].
+    PoolSweep,
+}
+
+/// The sections of the report that hold workload tables.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    /// *Results by workload*: the TCP workloads.
+    Results,
+    /// *UDP*.
+    Udp,
+    /// *TLS*.
+    Tls,
+}
+
+/// A table of the report: one figure per server (rows) and workload (columns), over the
+/// workloads that name it in [`Workload::tables`] and ran. The cell figure is the render
+/// stage's (`render::document`), by an exhaustive `match` over these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    /// Closed-loop throughput, msgs/s.
+    PingpongThroughput,
+    /// Closed-loop latency p50 / p99.
+    PingpongLatency,
+    /// Open-loop p99, corrected and not, and the achieved share of the rate.
+    Rate,
+    /// Connections/s, latency p50 and connect p50.
+    Churn,
+    /// Server memory beside idle connections, and the active one's p99.
+    Idle,
+    /// 64 KiB echo, MB/s.
+    Bulk,
+    /// Throughput by pool size and clients.
+    Pool,
+    /// UDP closed-loop throughput, datagrams/s.
+    UdpThroughput,
+    /// UDP closed-loop latency p50 / p99.
+    UdpLatency,
+    /// UDP open-loop p99 and achieved share.
+    UdpRate,
+    /// UDP loss with its interval.
+    UdpLoss,
+    /// TLS throughput (churn: handshakes/s).
+    TlsThroughput,
+    /// CPU per handshake, server and loadgen.
+    TlsHandshakeCpu,
+    /// `tls-mixed`'s long-lived p99 at each rate of arriving handshakes.
+    TlsMixed,
+}
+
+impl Table {
+    /// Every table, in the order the report shows them.
+    pub const ALL: [Table; 14] = [
+        Table::PingpongThroughput,
+        Table::PingpongLatency,
+        Table::Rate,
+        Table::Churn,
+        Table::Idle,
+        Table::Bulk,
+        Table::Pool,
+        Table::UdpThroughput,
+        Table::UdpLatency,
+        Table::UdpRate,
+        Table::UdpLoss,
+        Table::TlsThroughput,
+        Table::TlsHandshakeCpu,
+        Table::TlsMixed,
+    ];
+
+    /// The table's heading.
+    pub fn title(self) -> &'static str {
+        match self {
+            Table::PingpongThroughput => "Pingpong: throughput (msgs/s)",
+            Table::PingpongLatency => "Pingpong: latency p50 / p99 (µs)",
+            Table::Rate => "Rate: p99 corrected / uncorrected (µs), achieved share of the rate",
+            Table::Churn => "Churn: connections/s, latency p50, connect p50 (µs)",
+            Table::Idle => "Idle: server memory PSS / RSS, and the active connection's p99",
+            Table::Bulk => "Bulk (64 KiB): MB/s echoed",
+            Table::Pool => "Pool: throughput (msgs/s) by pool size and clients",
+            Table::UdpThroughput => "UDP ping-pong: throughput (datagrams/s)",
+            Table::UdpLatency => "UDP ping-pong: latency p50 / p99 (µs)",
+            Table::UdpRate => {
+                "UDP rate: p99 corrected / uncorrected (µs), achieved share of the rate"
+            }
+            Table::UdpLoss => "UDP loss: lost / sent (95 % interval)",
+            Table::TlsThroughput => "TLS: throughput (msgs/s; churn: handshakes/s)",
+            Table::TlsHandshakeCpu => "TLS: CPU per handshake, server / loadgen (µs)",
+            Table::TlsMixed => "tls-mixed: p99 of the long-lived connections (µs, 95 % interval) at the arriving handshakes/s",
+        }
+    }
+
+    /// The report section the table stands in.
+    pub fn section(self) -> Section {
+        match self {
+            Table::PingpongThroughput
+            | Table::PingpongLatency
+            | Table::Rate
+            | Table::Churn
+            | Table::Idle
+            | Table::Bulk
+            | Table::Pool => Section::Results,
+            Table::UdpThroughput | Table::UdpLatency | Table::UdpRate | Table::UdpLoss => {
+                Section::Udp
+            }
+            Table::TlsThroughput | Table::TlsHandshakeCpu | Table::TlsMixed => Section::Tls,
+        }
+    }
+}
+
+/// The figure findings rank a workload's servers by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ranked {
+    /// Throughput, higher is better: closed loops and churn.
+    Throughput,
+    /// p99 latency, lower is better: the open loop and beside idle connections.
+    P99,
+}
+
+impl Workload {
+    /// The workloads of a profile over TCP, in report order.
+    pub fn of_profile(profile: Profile) -> Vec<Workload> {
+        let (connections, rates, idles): (&[usize], &[f64], &[usize]) = match profile {
+            Profile::Quick => (&[1, 16, 128, 1024], &[10_000.0, 50_000.0], &[0, 1000, 5000]),
+            Profile::Full => (
+                &[1, 16, 128, 1024],
+                &[5_000.0, 20_000.0, 50_000.0, 100_000.0],
+                &[0, 1000, 5000, 10_000],
+            ),
+            Profile::Tiny => (&[1, 16], &[2_000.0], &[0, 50]),
+        };
+        let mut all: Vec<Workload> = connections
+            .iter()
+            .map(|&c| Workload::Pingpong { connections: c })
+            .collect();
+        all.extend(rates.iter().map(|&rate| Workload::Rate { rate }));
+        all.push(Workload::Churn);
+        all.extend(idles.iter().map(|&idle| Workload::Idle { idle }));
+        all.push(Workload::Bulk);
+        if profile == Profile::Full {
+            all.extend([16, 128].map(|connections| Workload::Pool { connections }));
+        }
+        all
+    }
+
+    /// The UDP workloads of a profile, in report order: ping-pong over 1, 16 and 128 sockets
+    /// and 16 sockets with 8 datagrams in flight each, then the open loop over 16 sockets.
+    pub fn udp_of_profile(profile: Profile) -> Vec<Workload> {
+        let (sockets, rates): (&[usize], &[f64]) = match profile {
+            Profile::Quick => (&[1, 16, 128], &[10_000.0, 50_000.0]),
+            Profile::Full => (&[1, 16, 128], &[5_000.0, 20_000.0, 50_000.0, 100_000.0]),
+            Profile::Tiny => (&[1, 16], &[2_000.0]),
+        };
+        let mut all: Vec<Workload> = sockets
+            .iter()
+            .map(|&connections| Workload::UdpPingpong {
+                connections,
+                pipeline: 1,
+            })
+            .collect();
+        all.push(Workload::UdpPingpong {
+            connections: SIXTEEN,
+            pipeline: UDP_PIPELINE,
+        });
+        all.extend(rates.iter().map(|&rate| Workload::UdpRate { rate }));
+        all
+    }
+
+    /// The TLS workloads, in report order (every profile runs the same: their cost is in
+    /// handshakes, not in rates).
+    pub fn tls() -> Vec<Workload> {
+        let mut all = vec![
+            Workload::TlsPingpong,
+            Workload::TlsChurn { resumed: false },
+            Workload::TlsChurn { resumed: true },
+            Workload::TlsBulk,
+        ];
+        all.extend(TLS_MIXED_SHARES.map(|share| Workload::TlsMixed { share }));
+        all
+    }
+
+    /// Every workload a profile knows, over TCP, UDP and TLS, in report order.
+    pub fn all_of_profile(profile: Profile) -> Vec<Workload> {
+        let mut all = Workload::of_profile(profile);
+        all.extend(Workload::udp_of_profile(profile));
+        all.extend(Workload::tls());
+        all
+    }
+
+    /// The workloads `--workloads` names: comma-separated labels as reports show them
+    /// (`pingpong-c16`, `rate-10000`, `churn`, `idle-1000`, `bulk`, `pool-c128`).
+    pub fn parse_list(list: &str) -> Result<Vec<Workload>, String> {
+        list.split(',')
+            .map(str::trim)
+            .map(|label| {
+                Workload::from_label(label).ok_or_else(|| {
+                    format!(
+                        "--workloads: unknown workload '{label}' (e.g. pingpong-c16, rate-10000, churn, idle-1000, bulk, pool-c128, udp-pingpong-c16-p8, udp-rate-10000)"
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// The workload's name, as in DESIGN.md's table.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Workload::Pingpong { .. } => "pingpong",
+            Workload::Rate { .. } => "rate",
+            Workload::Churn => "churn",
+            Workload::Idle { .. } => "idle",
+            Workload::Bulk => "bulk",
+            Workload::Pool { .. } => "pool",
+            Workload::UdpPingpong { .. } => "udp-pingpong",
+            Workload::UdpRate { .. } => "udp-rate",
+            Workload::TlsPingpong => "tls-pingpong",
+            Workload::TlsChurn { .. } => "tls-churn",
+            Workload::TlsBulk => "tls-bulk",
+            Workload::TlsMixed { .. } => "tls-mixed",
+        }
+    }
+
+    /// A short label with the parameter, e.g. `pingpong-c16`, `rate-20000`, `idle-1000`.
+    pub fn label(&self) -> String {
+        match self {
+            Workload::Pingpong { connections } => format!("pingpong-c{connections}"),
+            Workload::Rate { rate } => format!("rate-{rate:.0}"),
+            Workload::Churn => "churn".to_owned(),
+            Workload::Idle { idle } => format!("idle-{idle}"),
+            Workload::Bulk => "bulk".to_owned(),
+            Workload::Pool { connections } => format!("pool-c{connections}"),
+            Workload::UdpPingpong {
+                connections,
+                pipeline: 1,
+            } => format!("udp-pingpong-c{connections}"),
+            Workload::UdpPingpong {
+                connections,
+                pipeline,
+            } => format!("udp-pingpong-c{connections}-p{pipeline}"),
+            Workload::UdpRate { rate } => format!("udp-rate-{rate:.0}"),
+            Workload::TlsPingpong => "tls-pingpong".to_owned(),
+            Workload::TlsChurn { resumed: false } => "tls-churn".to_owned(),
+            Workload::TlsChurn { resumed: true } => "tls-churn-resumed".to_owned(),
+            Workload::TlsBulk => "tls-bulk".to_owned(),
+            Workload::TlsMixed { share } => format!("tls-mixed-{share}"),
+        }
+    }
+
+    /// The workload a [`Workload::label`] names (rates are whole messages per second).
+    pub fn from_label(label: &str) -> Option<Workload> {
+        if let Some(udp) = label.strip_prefix("udp-") {
+            return Workload::udp_from_label(udp);
+        }
+        match label {
+            "tls-pingpong" => return Some(Workload::TlsPingpong),
+            "tls-churn" => return Some(Workload::TlsChurn { resumed: false }),
+            "tls-churn-resumed" => return Some(Workload::TlsChurn { resumed: true }),
+            "tls-bulk" => return Some(Workload::TlsBulk),
+            _ => {}
+        }
+        if let Some(share) = label.strip_prefix("tls-mixed-") {
+            return Some(Workload::TlsMixed {
+                share: share.parse().ok().filter(|s| *s < 100)?,
+            });
+        }
+        let (name, parameter) = label.split_once('-').unwrap_or((label, ""));
+        match (name, parameter) {
+            ("pingpong", p) => Some(Workload::Pingpong {
+                connections: p.strip_prefix('c')?.parse().ok()?,
+            }),
+            ("rate", p) => Some(Workload::Rate {
+                rate: p.parse().ok()?,
+            }),
+            ("churn", "") => Some(Workload::Churn),
+            ("idle", p) => Some(Workload::Idle {
+                idle: p.parse().ok()?,
+            }),
+            ("bulk", "") => Some(Workload::Bulk),
+            ("pool", p) => Some(Workload::Pool {
+                connections: p.strip_prefix('c')?.parse().ok()?,
+            }),
+            _ => None,
+        }
+    }
+
+    /// The UDP workload a label names, less its `udp-`: `pingpong-c16`, `pingpong-c16-p8`,
+    /// `rate-10000`.
+    fn udp_from_label(label: &str) -> Option<Workload> {
+        if let Some(rate) = label.strip_prefix("rate-") {
+            return Some(Workload::UdpRate {
+                rate: rate.parse().ok()?,
+            });
+        }
+        let rest = label.strip_prefix("pingpong-c")?;
+        let (connections, pipeline) = match rest.split_once("-p") {
+            Some((c, p)) => (c, p.parse().ok().filter(|&p| p > 1)?),
+            None => (rest, 1),
+        };
+        Some(Workload::UdpPingpong {
+            connections: connections.parse().ok()?,
+            pipeline,
+        })
+    }
+
+    /// Which of the servers compared the workload runs.
+    pub fn servers(&self) -> Servers {
+        match self {
+            Workload::Pingpong { .. }
+            | Workload::Rate { .. }
+            | Workload::Churn
+            | Workload::Idle { .. }
+            | Workload::Bulk => Servers::Tcp,
+            Workload::Pool { .. } => Servers::PoolSweep,
+            Workload::UdpPingpong { .. } | Workload::UdpRate { .. } => Servers::Udp,
+            Workload::TlsPingpong
+            | Workload::TlsChurn { .. }
+            | Workload::TlsBulk
+            | Workload::TlsMixed { .. } => Servers::Tls,
+        }
+    }
+
+    /// Whether the workload is sent over TLS (and runs the TLS-capable models only).
+    pub fn is_tls(&self) -> bool {
+        self.servers() == Servers::Tls
+    }
+
+    /// Whether the workload is sent over UDP (and runs the UDP models only).
+    pub fn is_udp(&self) -> bool {
+        self.servers() == Servers::Udp
+    }
+
+    /// The connections the workload holds at once (idle ones included), and of those the idle
+    /// ones.
+    pub fn connections_needed(&self) -> (usize, usize) {
+        match *self {
+            Workload::Pingpong { connections }
+            | Workload::Pool { connections }
+            | Workload::UdpPingpong { connections, .. } => (connections, 0),
+            Workload::Rate { .. }
+            | Workload::Churn
+            | Workload::Bulk
+            | Workload::UdpRate { .. }
+            | Workload::TlsPingpong
+            | Workload::TlsChurn { .. }
+            | Workload::TlsBulk
+            | Workload::TlsMixed { .. } => (SIXTEEN, 0),
+            Workload::Idle { idle } => (idle + 1, idle),
+        }
+    }
+
+    /// The timing of the workload's runs, from the profile's: idle runs warm up until the
+    /// server can have taken every idle connection (a forking server makes about a thousand
+    /// processes a second on one core), so that memory is measured with all of them held.
+    pub fn timing(&self, profile: Timing) -> Timing {
+        match *self {
+            // TLS runs have their own budget, whatever the TCP matrix's size, at least the
+            // profile's; tls-mixed's long enough for its p99 (10,000 echoes a run).
+            Workload::TlsMixed { .. } => at_least(profile, TLS_MIXED_TIMING),
+            Workload::TlsPingpong | Workload::TlsChurn { .. } | Workload::TlsBulk => {
+                at_least(profile, TLS_TIMING)
+            }
+            Workload::Idle { idle } => Timing {
+                warmup: profile
+                    .warmup
+                    .max(Duration::from_secs_f64(idle as f64 / 1000.0)),
+                duration: profile.duration,
+            },
+            Workload::Pingpong { .. }
+            | Workload::Rate { .. }
+            | Workload::Churn
+            | Workload::Bulk
+            | Workload::Pool { .. }
+            | Workload::UdpPingpong { .. }
+            | Workload::UdpRate { .. } => profile,
+        }
+    }
+
+    /// The loadgen options that make the workload against `addr`, with `timing`.
+    pub fn loadgen_options(&self, addr: SocketAddr, timing: Timing) -> loadgen::Options {
+        let mut o = loadgen::Options::new(addr);
+        o.duration = timing.duration;
+        o.warmup = timing.warmup;
+        o.progress = false;
+        o.hlog_interval = INTERVAL;
+        match *self {
+            Workload::Pingpong { connections } | Workload::Pool { connections } => {
+                o.connections = connections
+            }
+            Workload::Rate { rate } => {
+                o.connections = SIXTEEN;
+                o.rate = Some(rate);
+            }
+            Workload::Churn => {
+                o.connections = SIXTEEN;
+                o.churn = true;
+            }
+            Workload::Idle { idle } => {
+                o.connections = 1;
+                o.idle = idle;
+            }
+            Workload::Bulk => {
+                o.connections = SIXTEEN;
+                o.size = BULK_SIZE;
+            }
+            Workload::UdpPingpong {
+                connections,
+                pipeline,
+            } => {
+                o.udp = true;
+                o.timeout = UDP_TIMEOUT;
+                o.connections = connections;
+                o.pipeline = pipeline;
+            }
+            Workload::UdpRate { rate } => {
+                o.udp = true;
+                o.timeout = UDP_TIMEOUT;
+                o.connections = SIXTEEN;
+                o.rate = Some(rate);
+            }
+            Workload::TlsPingpong => o.connections = SIXTEEN,
+            Workload::TlsChurn { .. } => {
+                o.connections = SIXTEEN;
+                o.churn = true;
+            }
+            Workload::TlsBulk => {
+                o.connections = SIXTEEN;
+                o.size = BULK_SIZE;
+            }
+            Workload::TlsMixed { .. } => {
+                o.connections = SIXTEEN;
+                o.rate = Some(TLS_MIXED_RATE);
+            }
+        }
+        o
+    }
+
+    /// A TLS workload's options over [`Workload::loadgen_options`]: TLS trusting `cert`, and
+    /// for `tls-mixed` at a share above 0, handshakes arriving at that share of `churn_rate`
+    /// (the model's `tls-churn` handshakes per second in this comparison).
+    pub fn tls_options(&self, o: &mut loadgen::Options, cert: &Path, churn_rate: Option<f64>) {
+        o.tls = Some(loadgen::TlsOptions {
+            trust: loadgen::Trust::Ca(cert.to_owned()),
+            resume: *self == Workload::TlsChurn { resumed: true },
+        });
+        if let (Workload::TlsMixed { share }, Some(rate)) = (*self, churn_rate) {
+            if share > 0 {
+                o.handshake_rate = Some((rate * f64::from(share) / 100.0).round().max(1.0));
+            }
+        }
+    }
+
+    /// The report tables that show the workload, in [`Table::ALL`]'s order.
+    pub fn tables(&self) -> &'static [Table] {
+        match self {
+            Workload::Pingpong { .. } => &[Table::PingpongThroughput, Table::PingpongLatency],
+            Workload::Rate { .. } => &[Table::Rate],
+            Workload::Churn => &[Table::Churn],
+            Workload::Idle { .. } => &[Table::Idle],
+            Workload::Bulk => &[Table::Bulk],
+            Workload::Pool { .. } => &[Table::Pool],
+            Workload::UdpPingpong { .. } => {
+                &[Table::UdpThroughput, Table::UdpLatency, Table::UdpLoss]
+            }
+            Workload::UdpRate { .. } => &[Table::UdpRate, Table::UdpLoss],
+            Workload::TlsPingpong | Workload::TlsBulk => &[Table::TlsThroughput],
+            Workload::TlsChurn { .. } => &[Table::TlsThroughput, Table::TlsHandshakeCpu],
+            Workload::TlsMixed { .. } => &[Table::TlsMixed],
+        }
+    }
+
+    /// The figure findings rank the workload's servers by.
+    pub fn ranked_by(&self) -> Ranked {
+        match self {
+            Workload::Rate { .. }
+            | Workload::Idle { .. }
+            | Workload::UdpRate { .. }
+            | Workload::TlsMixed { .. } => Ranked::P99,
+            Workload::Pingpong { .. }
+            | Workload::Churn
+            | Workload::Bulk
+            | Workload::Pool { .. }
+            | Workload::UdpPingpong { .. }
+            | Workload::TlsPingpong
+            | Workload::TlsChurn { .. }
+            | Workload::TlsBulk => Ranked::Throughput,
+        }
+    }
+}
+
+/// `timing`, each of its parts at least `least`'s.
+fn at_least(timing: Timing, least: Timing) -> Timing {
+    Timing {
+        warmup: timing.warmup.max(least.warmup),
+        duration: timing.duration.max(least.duration),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_name_their_workload_back() {
+        for w in [
+            Workload::Pingpong { connections: 1024 },
+            Workload::Rate { rate: 50_000.0 },
+            Workload::Churn,
+            Workload::Idle { idle: 0 },
+            Workload::Bulk,
+            Workload::Pool { connections: 128 },
+        ] {
+            assert_eq!(Workload::from_label(&w.label()), Some(w));
+        }
+        assert_eq!(Workload::Pool { connections: 16 }.label(), "pool-c16");
+        for bad in [
+            "pingpong",
+            "pingpong-16",
+            "rate-fast",
+            "churn-2",
+            "pool-16",
+            "nope",
+        ] {
+            assert_eq!(Workload::from_label(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_workload_of_every_profile_names_itself_back_and_has_a_table() {
+        for profile in [Profile::Quick, Profile::Full, Profile::Tiny] {
+            for w in Workload::all_of_profile(profile) {
+                assert_eq!(Workload::from_label(&w.label()), Some(w), "{}", w.label());
+                assert!(!w.tables().is_empty(), "{}", w.label());
+                let order: Vec<usize> = w
+                    .tables()
+                    .iter()
+                    .map(|t| Table::ALL.iter().position(|a| a == t).unwrap())
+                    .collect();
+                assert!(order.windows(2).all(|p| p[0] < p[1]), "{}", w.label());
+            }
+        }
+    }
+}
