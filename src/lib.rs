@@ -24,6 +24,7 @@
 //! of every concurrent model at once that looks for leaks, using the run stage's servers and
 //! the render stage's charts.
 
+pub mod cli;
 pub mod diff;
 pub mod plan;
 pub mod render;
@@ -57,7 +58,7 @@ pub fn report(dir: &Path) -> anyhow::Result<Summary> {
 mod tests {
     /// The stages, in the order data flows through them.
     /// The comparison's stages; `soak` stands beside them and may use any.
-    const STAGES: [&[&str]; 8] = [
+    const STAGES: [&[&str]; 9] = [
         &["workload", "rng"],
         &["schema"],
         &["plan"],
@@ -66,6 +67,7 @@ mod tests {
         &["render"],
         &["diff"],
         &["soak"],
+        &["cli"],
     ];
 
     #[test]
