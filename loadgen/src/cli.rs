@@ -12,7 +12,9 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::load::{self, parse_count, parse_cpus, parse_scaled, Options};
+use crate::load;
+use crate::machine::parse_cpus;
+use crate::options::{parse_count, parse_scaled, Options};
 use crate::report::{from_unix_ns, Report};
 use crate::tls::{TlsOptions, Trust};
 use crate::{agent, hlog};

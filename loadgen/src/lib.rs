@@ -13,13 +13,21 @@ pub mod cli;
 pub mod engine;
 pub mod hlog;
 pub mod load;
+pub mod machine;
+pub mod options;
 pub mod payload;
 pub mod record;
 pub mod report;
 pub mod tls;
 pub mod udp;
 
-pub use load::*;
+pub use load::run;
+pub use machine::{
+    affinity_cpus, format_cpus, local_port_range, original_fd_limit, parse_cpus, raise_fd_limit,
+};
+pub use options::{
+    parse_count, parse_scaled, Options, DEFAULT_HLOG_INTERVAL, MAX_SIZE, MIN_HLOG_INTERVAL,
+};
 pub use report::{
     from_unix_ns, new_histogram, unix_ns, Arrivals, Datagrams, Errors, Handshakes, KernelDrops,
     Latency, Mode, Report,
@@ -32,17 +40,18 @@ mod tests {
 
     #[test]
     fn modules_import_one_way() {
-        // The report and its formats first, then the payloads, what a worker records, the
-        // TCP engine that drives the load and the UDP one built on its plan, the interval
-        // logs written from their results, a whole run, the agent mode around it, and the
-        // command line.
-        const LAYERS: [&[&str]; 9] = [
-            &["tls"],
+        // TLS and the machine's facts first, then the report and its formats, the payloads,
+        // what a worker records, the TCP engine that drives the load and the UDP one built on
+        // its plan, the interval logs written from their results, a run's options, a whole
+        // run, the agent mode around it, and the command line.
+        const LAYERS: [&[&str]; 10] = [
+            &["tls", "machine"],
             &["report", "payload"],
             &["record"],
             &["engine"],
             &["udp"],
             &["hlog"],
+            &["options"],
             &["load"],
             &["agent"],
             &["cli"],

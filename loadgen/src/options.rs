@@ -1,0 +1,317 @@
+//! A run's options, flag for flag as the command line gives them, and their validation: every
+//! rule across flags, and the machine's limits a run must fit.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use crate::machine::{affinity_cpus, format_cpus, local_port_range, original_fd_limit};
+use crate::report::Mode;
+use crate::tls::{self, TlsOptions};
+use crate::udp;
+
+/// `--hlog-interval` unless given.
+pub const DEFAULT_HLOG_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Shortest `--hlog-interval`: shorter intervals hold too few echoes to say anything.
+pub const MIN_HLOG_INTERVAL: Duration = Duration::from_millis(10);
+
+/// Largest `--size`.
+pub const MAX_SIZE: usize = 64 << 20;
+
+/// Everything a run needs; the command line maps onto it flag for flag.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The target, as given (`HOST:PORT`).
+    pub target: String,
+    /// The target, resolved.
+    pub addr: SocketAddr,
+    /// Active connections.
+    pub connections: usize,
+    /// Measured time after warm-up.
+    pub duration: Duration,
+    /// Warm-up before measuring.
+    pub warmup: Duration,
+    /// Message size, bytes.
+    pub size: usize,
+    /// Open loop: total rate over all connections, messages/s.
+    pub rate: Option<f64>,
+    /// Closed loop: messages in flight per connection.
+    pub pipeline: usize,
+    /// One connection per message.
+    pub churn: bool,
+    /// Idle connections held open for the whole run.
+    pub idle: usize,
+    /// Worker threads; `None`: one per CPU of `cpus` (or of the affinity mask).
+    pub threads: Option<usize>,
+    /// CPUs to pin the workers to; empty: not pinned.
+    pub cpus: Vec<usize>,
+    /// Connect timeout and echo timeout.
+    pub timeout: Duration,
+    /// Where to write the JSON report.
+    pub json: Option<PathBuf>,
+    /// Where to write the percentile distribution.
+    pub hgrm: Option<PathBuf>,
+    /// Where to write the interval log.
+    pub hlog: Option<PathBuf>,
+    /// Length of the interval log's intervals.
+    pub hlog_interval: Duration,
+    /// Show a progress line (only ever on a terminal).
+    pub progress: bool,
+    /// Echo over UDP: a connected UDP socket per connection, loss judged by `timeout`.
+    pub udp: bool,
+    /// `--tls`: every connection a TLS client session.
+    pub tls: Option<TlsOptions>,
+    /// `--handshake-rate`: new connections per second beside the load, each one echo.
+    pub handshake_rate: Option<f64>,
+    /// `--start-at`: when the load starts (and the open-loop schedule with it), by the wall
+    /// clock; `None`: at once.
+    pub start_at: Option<SystemTime>,
+    /// `--conn-offset`: the number of this run's first connection in the whole plan.
+    pub conn_offset: usize,
+    /// `--share-cpus`: other loadgens share these CPUs; give the CPU up after every batch of
+    /// events.
+    pub share_cpus: bool,
+    /// `--conn-total`: the connections of the whole plan; `None`: this run is the whole plan.
+    /// With `rate`, the rate is the whole plan's, and this run sends its connections' share
+    /// of it on the plan's own schedule.
+    pub conn_total: Option<usize>,
+}
+
+impl Options {
+    /// The defaults of the command line, against `addr`.
+    pub fn new(addr: SocketAddr) -> Options {
+        Options {
+            target: addr.to_string(),
+            addr,
+            connections: 16,
+            duration: Duration::from_secs(10),
+            warmup: Duration::from_secs(2),
+            size: 64,
+            rate: None,
+            pipeline: 1,
+            churn: false,
+            idle: 0,
+            threads: None,
+            cpus: Vec::new(),
+            timeout: Duration::from_secs(5),
+            json: None,
+            hgrm: None,
+            hlog: None,
+            hlog_interval: DEFAULT_HLOG_INTERVAL,
+            progress: false,
+            udp: false,
+            tls: None,
+            handshake_rate: None,
+            start_at: None,
+            conn_offset: 0,
+            conn_total: None,
+            share_cpus: false,
+        }
+    }
+
+    /// The connections of the whole plan this run is a part of.
+    pub fn plan_connections(&self) -> usize {
+        self.conn_total.unwrap_or(self.connections)
+    }
+
+    /// This run's share of the plan's `--rate`.
+    pub fn own_rate(&self) -> Option<f64> {
+        self.rate
+            .map(|rate| rate * self.connections as f64 / self.plan_connections() as f64)
+    }
+
+    /// How load is offered.
+    pub fn mode(&self) -> Mode {
+        match (self.churn, self.rate) {
+            (true, _) => Mode::Churn,
+            (false, Some(_)) => Mode::Open,
+            (false, None) => Mode::Closed,
+        }
+    }
+
+    /// Checks the rules between flags, and that the machine can hold the connections asked
+    /// for (descriptors, ephemeral ports); the error names the flag and the limit.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.connections == 0 {
+            return Err("--connections must be at least 1".into());
+        }
+        if self.size == 0 || self.size > MAX_SIZE {
+            return Err(format!("--size must be from 1 to {MAX_SIZE} bytes"));
+        }
+        if self.duration.is_zero() {
+            return Err("--duration must be longer than 0".into());
+        }
+        if self.timeout.is_zero() {
+            return Err("--timeout must be longer than 0".into());
+        }
+        if self.hlog_interval < MIN_HLOG_INTERVAL {
+            return Err(format!(
+                "--hlog-interval must be at least {}",
+                humantime::format_duration(MIN_HLOG_INTERVAL)
+            ));
+        }
+        if self.pipeline == 0 {
+            return Err("--pipeline must be at least 1".into());
+        }
+        if self.churn && self.rate.is_some() {
+            return Err("--churn and --rate cannot be combined: churn is a closed loop".into());
+        }
+        if self.pipeline > 1 && (self.churn || self.rate.is_some()) {
+            return Err(
+                "--pipeline applies to the closed loop only, not with --rate or --churn".into(),
+            );
+        }
+        if let Some(rate) = self.rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err("--rate must be a positive number of messages per second".into());
+            }
+        }
+        if self.udp {
+            self.validate_udp()?;
+        }
+        if let Some(tls) = &self.tls {
+            // The CA file and the name to check are arguments: a bad one is refused up front.
+            tls::Client::new(&self.target, tls)?;
+        }
+        if let Some(rate) = self.handshake_rate {
+            if !(rate.is_finite() && rate > 0.0) {
+                return Err(
+                    "--handshake-rate must be a positive number of connections per second".into(),
+                );
+            }
+        }
+        self.validate_split()?;
+        if self.threads == Some(0) {
+            return Err("--threads must be at least 1".into());
+        }
+        let allowed = affinity_cpus();
+        if let Some(cpu) = self.cpus.iter().find(|c| !allowed.contains(c)) {
+            return Err(format!(
+                "--cpus: CPU {cpu} is not available to this process (it may use {})",
+                format_cpus(&allowed)
+            ));
+        }
+        check_capacity(self)
+    }
+
+    /// The rules of `--conn-offset` and `--conn-total`: this run's connections lie inside the
+    /// plan.
+    fn validate_split(&self) -> Result<(), String> {
+        match self.conn_total {
+            None if self.conn_offset > 0 => Err("--conn-offset needs --conn-total".into()),
+            Some(total) if self.conn_offset.saturating_add(self.connections) > total => {
+                Err(format!(
+                    "--conn-offset {} with --connections {} reaches past --conn-total {total}",
+                    self.conn_offset, self.connections
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The rules `--udp` adds: datagrams carry an 8-byte sequence number and fit in one
+    /// IPv4 datagram; there is no connection to churn or to hold idle.
+    fn validate_udp(&self) -> Result<(), String> {
+        if self.churn {
+            return Err("--churn cannot be combined with --udp: UDP has no connections".into());
+        }
+        if self.tls.is_some() || self.handshake_rate.is_some() {
+            return Err(
+                "--tls and --handshake-rate cannot be combined with --udp: they need TCP".into(),
+            );
+        }
+        if self.idle > 0 {
+            return Err("--idle cannot be combined with --udp: UDP has no connections".into());
+        }
+        if self.size < udp::HEADER || self.size > udp::MAX_DATAGRAM {
+            return Err(format!(
+                "--size with --udp must be from {} bytes (the sequence number) to {} (the \
+                 largest IPv4 datagram)",
+                udp::HEADER,
+                udp::MAX_DATAGRAM
+            ));
+        }
+        Ok(())
+    }
+
+    /// Worker threads this run uses: never more than there are connections.
+    pub fn worker_threads(&self) -> usize {
+        let cores = if self.cpus.is_empty() {
+            affinity_cpus().len()
+        } else {
+            self.cpus.len()
+        };
+        self.threads
+            .unwrap_or(cores)
+            .clamp(1, (self.connections + self.idle).max(1))
+    }
+}
+
+/// Descriptors a run needs beyond its connections: standard streams, output files, and each
+/// worker's poll and timer.
+const SPARE_FDS_PER_RUN: usize = 16;
+
+/// Refuses a run this machine cannot hold: more connections than the hard descriptor limit
+/// allows, or than there are ephemeral ports to reach one address from. The error names the
+/// limit and the flags.
+fn check_capacity(opts: &Options) -> Result<(), String> {
+    let sockets = opts.connections.saturating_add(opts.idle);
+    let asked = if opts.idle > 0 {
+        format!(
+            "--connections {} + --idle {} need {sockets}",
+            opts.connections, opts.idle
+        )
+    } else {
+        format!("--connections {} needs {sockets}", opts.connections)
+    };
+    let fds = sockets
+        .saturating_add(SPARE_FDS_PER_RUN)
+        .saturating_add(2 * opts.worker_threads());
+    if let Some((_, hard)) = original_fd_limit() {
+        if fds as u64 > hard {
+            return Err(format!(
+                "{asked} sockets, {fds} descriptors in all, but the hard descriptor limit \
+                 (ulimit -Hn) is {hard}"
+            ));
+        }
+    }
+    // Only churn closes and reopens; every other mode holds all its sockets at once.
+    if let Some((first, last)) = local_port_range() {
+        let ports = usize::from(last.saturating_sub(first)) + 1;
+        if sockets > ports {
+            return Err(format!(
+                "{asked} ephemeral ports to one address, but net.ipv4.ip_local_port_range \
+                 ({first}-{last}) has {ports}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Parses a count with an optional `k` (thousand) or `M` (million) suffix: `10k`, `1.5M`.
+pub fn parse_count(text: &str) -> Result<u64, String> {
+    let value = parse_scaled(text)?;
+    if value.fract() != 0.0 || value < 0.0 {
+        return Err(format!("'{text}' is not a whole number"));
+    }
+    Ok(value as u64)
+}
+
+/// Parses a positive number with an optional `k` or `M` suffix.
+pub fn parse_scaled(text: &str) -> Result<f64, String> {
+    let (digits, scale) = match text.strip_suffix(['k', 'K']) {
+        Some(d) => (d, 1e3),
+        None => match text.strip_suffix(['m', 'M']) {
+            Some(d) => (d, 1e6),
+            None => (text, 1.0),
+        },
+    };
+    let value: f64 = digits
+        .parse()
+        .map_err(|_| format!("'{text}' is not a number (10, 10k, 1.5M)"))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!("'{text}' is not a non-negative number"));
+    }
+    Ok(value * scale)
+}
