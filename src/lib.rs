@@ -28,7 +28,6 @@ pub mod cli;
 pub mod diff;
 pub mod plan;
 pub mod render;
-pub mod rng;
 pub mod run;
 pub mod schema;
 pub mod soak;
@@ -59,7 +58,7 @@ mod tests {
     /// The stages, in the order data flows through them.
     /// The comparison's stages; `soak` stands beside them and may use any.
     const STAGES: [&[&str]; 9] = [
-        &["workload", "rng"],
+        &["workload"],
         &["schema"],
         &["plan"],
         &["run"],

@@ -5,9 +5,9 @@
 //! at least 95 %; those of strongly dependent intervals in at least 87 %.
 #![allow(clippy::unwrap_used)]
 
-use echobench::rng::Rng;
 use echobench::summary::bootstrap::{bootstrap_with, figure, CellSamples};
 use echobench::summary::samples::IntervalSample;
+use loadgen::rng::Rng;
 
 const TRIALS: usize = 400;
 const RESAMPLES: usize = 400;

@@ -2,8 +2,7 @@
 //! real models (through `echobench serve`, which is `echo-server`), loadgen in this process.
 #![allow(clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read};
-use std::net::SocketAddr;
+use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -16,36 +15,18 @@ const BIN: &str = env!("CARGO_BIN_EXE_echobench");
 /// and returns loadgen's (full, resumed) and the server's `tls:` line.
 fn churn_against(model: &str, dir: &Path, resume: bool) -> ((u64, u64), String) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let mut server = Command::new(BIN)
-        .args([
-            "serve",
-            "--cpus",
-            "0",
-            "--",
-            model,
-            "--addr",
-            "127.0.0.1:0",
-            "--tls",
-        ])
-        .arg("--tls-cert")
-        .arg(&cert)
-        .arg("--tls-key")
-        .arg(&key)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Waits for the `listening on` line; the server's own limits bound the wait.
-    let mut line = String::new();
-    BufReader::new(server.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let addr: SocketAddr = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap()
-        .parse()
-        .unwrap();
+    let (mut server, addr) = testkit::spawn_listening(
+        Command::new(BIN)
+            .args(["serve", "--cpus", "0", "--", model])
+            .args(["--addr", "127.0.0.1:0", "--tls"])
+            .arg("--tls-cert")
+            .arg(&cert)
+            .arg("--tls-key")
+            .arg(&key)
+            .stderr(Stdio::piped()),
+        Duration::from_secs(10),
+    )
+    .unwrap_or_else(|e| panic!("{model}: {e}"));
     let mut o = Options::new(addr);
     o.churn = true;
     o.connections = 4;

@@ -2,9 +2,8 @@
 //! never fork the bench), pinned to one CPU while the bench runs on another.
 #![allow(dead_code)]
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -74,23 +73,14 @@ impl Server {
     /// Starts `model` with more arguments (`--tls ...`) and waits for its line.
     pub fn start_with(model: &str, args: &[&str]) -> Server {
         let (server_cpu, _) = cpus();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_echobench"))
-            .args(["serve", "--cpus", &server_cpu.to_string(), "--", model])
-            .args(["--addr", "127.0.0.1:0"])
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("cannot start the server");
-        let stdout = child.stdout.take().expect("piped stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("no `listening on` line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse().ok())
-            .unwrap_or_else(|| panic!("{model}: unexpected first line {line:?}"));
+        let (child, addr) = testkit::spawn_listening(
+            Command::new(env!("CARGO_BIN_EXE_echobench"))
+                .args(["serve", "--cpus", &server_cpu.to_string(), "--", model])
+                .args(["--addr", "127.0.0.1:0"])
+                .args(args),
+            Duration::from_secs(10),
+        )
+        .unwrap_or_else(|e| panic!("{model}: {e}"));
         Server { child, addr }
     }
 

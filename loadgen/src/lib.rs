@@ -18,6 +18,7 @@ pub mod options;
 pub mod payload;
 pub mod record;
 pub mod report;
+pub mod rng;
 pub mod tls;
 pub mod udp;
 
@@ -45,7 +46,7 @@ mod tests {
         // its plan, the interval logs written from their results, a run's options, a whole
         // run, the agent mode around it, and the command line.
         const LAYERS: [&[&str]; 10] = [
-            &["tls", "machine"],
+            &["tls", "machine", "rng"],
             &["report", "payload"],
             &["record"],
             &["engine"],

@@ -7,25 +7,15 @@
 
 use std::sync::OnceLock;
 
+use crate::rng::Rng;
+
 /// Length of the pattern's period: a prime, so message boundaries of any size drift through it.
 pub const PERIOD: usize = 65_537;
 
 /// The pattern twice over, so that any window of up to `PERIOD` bytes is one contiguous slice.
 fn pattern() -> &'static [u8] {
     static PATTERN: OnceLock<Vec<u8>> = OnceLock::new();
-    PATTERN.get_or_init(|| {
-        let mut state: u64 = 0x853c_49e6_748f_ea9b;
-        let once: Vec<u8> = (0..PERIOD)
-            .map(|_| {
-                // xorshift64*: enough to make neighbouring bytes unrelated.
-                state ^= state >> 12;
-                state ^= state << 25;
-                state ^= state >> 27;
-                (state.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 56) as u8
-            })
-            .collect();
-        once.repeat(2)
-    })
+    PATTERN.get_or_init(|| Rng::new(0x853c_49e6_748f_ea9b).bytes(PERIOD).repeat(2))
 }
 
 /// Where connection `index`'s stream starts in the pattern.

@@ -25,12 +25,52 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     Ok(socket.into())
 }
 
+/// What the `listening on` line starts with.
+const LISTENING_ON: &str = "listening on ";
+
+/// The `listening on <ip>:<port>` line for `addr`, without its newline: what [`announce`]
+/// prints, and what `echobench serve --report` relays for a server on another host.
+pub fn listening_line(addr: SocketAddr) -> String {
+    format!("{LISTENING_ON}{addr}")
+}
+
+/// The address a [`listening_line`] names; `None` for any other line. White space around
+/// the line (its newline) is ignored.
+pub fn parse_listening(line: &str) -> Option<SocketAddr> {
+    line.trim().strip_prefix(LISTENING_ON)?.parse().ok()
+}
+
 /// Prints the one `listening on <ip>:<port>` line that scripts wait for, and flushes it:
 /// `addr` is the bound address (a TCP listener's or a UDP socket's).
 pub fn announce(addr: io::Result<SocketAddr>) -> anyhow::Result<()> {
     let addr = addr.context("cannot read the bound address")?;
     let mut out = io::stdout().lock();
-    writeln!(out, "listening on {addr}")
+    writeln!(out, "{}", listening_line(addr))
         .and_then(|()| out.flush())
         .context("cannot write the `listening on` line to stdout")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_listening_line_names_its_address_back() {
+        for addr in ["127.0.0.1:7007", "[::1]:40000", "0.0.0.0:1"] {
+            let addr: SocketAddr = addr.parse().unwrap();
+            assert_eq!(parse_listening(&listening_line(addr)), Some(addr));
+            assert_eq!(
+                parse_listening(&format!("{}\r\n", listening_line(addr))),
+                Some(addr)
+            );
+        }
+        for other in [
+            "",
+            "listening on",
+            "listening on nowhere",
+            "listening at 127.0.0.1:1",
+        ] {
+            assert_eq!(parse_listening(other), None, "{other:?}");
+        }
+    }
 }

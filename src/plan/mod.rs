@@ -15,9 +15,9 @@ use std::time::Duration;
 use anyhow::bail;
 use echo_server::{Model, Transport};
 
-use crate::rng::Rng;
 use crate::schema::{ExternalServer, Profile, PythonRun, RunSpec, ServerSpec, Timing, Workload};
 use crate::workload::{Servers, POOL_WORKERS, TLS_MIXED_ROUNDS};
+use loadgen::rng::Rng;
 
 /// What a comparison is asked to do.
 #[derive(Debug, Clone)]

@@ -87,7 +87,7 @@ pub fn supervise(served: &Served, addr: &str, cpus: &[usize]) -> ExitCode {
         }
     };
     let mut out = std::io::stdout().lock();
-    if writeln!(out, "listening on {}", server.addr)
+    if writeln!(out, "{}", echo_server::listen::listening_line(server.addr))
         .and_then(|()| out.flush())
         .is_err()
     {
@@ -208,10 +208,7 @@ impl RemoteServer {
                 bail!("server host {}: the server did not start: {how}", self.host);
             }
         };
-        let Some(mut addr) = line
-            .strip_prefix("listening on ")
-            .and_then(|a| a.parse::<SocketAddr>().ok())
-        else {
+        let Some(mut addr) = echo_server::listen::parse_listening(&line) else {
             self.end_now();
             bail!("server host {}: unexpected line {line:?}", self.host);
         };

@@ -307,9 +307,7 @@ fn ready(
     let mut probed = "no connection".to_owned();
     loop {
         if let Ok(line) = lines.recv_timeout(Duration::from_millis(10)) {
-            let named: Option<SocketAddr> = line
-                .strip_prefix("listening on ")
-                .and_then(|a| a.parse().ok());
+            let named = echo_server::listen::parse_listening(&line);
             match (named, probe) {
                 // A server that says it listens on every address is reached on loopback.
                 (Some(mut addr), _) => {
@@ -383,7 +381,7 @@ fn read_lines(session: &mut Launched, log: &Path) -> anyhow::Result<mpsc::Receiv
         let mut sent = false;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if !sent && line.starts_with("listening on ") {
+            if !sent && echo_server::listen::parse_listening(&line).is_some() {
                 sent = tx.send(line).is_ok();
             } else {
                 let _ = writeln!(log, "{line}");

@@ -20,8 +20,8 @@
 //! blocks (to one interval at most). Fewer than [`MIN_BLOCKS`] blocks over all repeats give no
 //! interval ("n/a"): too few to resample.
 
-use crate::rng::Rng;
 use crate::schema::Ci;
+use loadgen::rng::Rng;
 
 use super::samples::IntervalSample;
 

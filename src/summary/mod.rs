@@ -19,12 +19,12 @@ use std::path::Path;
 use anyhow::Context;
 use hdrhistogram::Histogram;
 
-use crate::rng::Rng;
 use crate::schema::{
     Environment, Resampling, RunSpec, ServerSpec, Summary, Workload, SCHEMA_VERSION,
 };
 use bootstrap::{Bootstrap, CellSamples};
 pub use load::{load_records, load_runs, RunData};
+use loadgen::rng::Rng;
 pub use memory::slope;
 
 /// What the summary stage hands to rendering: `summary.json`'s figures and, for the latency

@@ -2,10 +2,9 @@
 //! port, talk to it with timeouts on every read, and inspect its process tree in `/proc`.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -206,12 +205,9 @@ impl Server {
 
     /// Starts `cmd` (which must run an echo server on 127.0.0.1:0) and waits for its line.
     pub fn spawn(model: &str, mut cmd: Command) -> Server {
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+        cmd.stdin(Stdio::null()).stderr(Stdio::piped());
+        let (mut child, addr) = testkit::spawn_listening(&mut cmd, Duration::from_secs(10))
+            .unwrap_or_else(|e| panic!("{model}: {e}"));
         let stderr = Arc::new(Mutex::new(String::new()));
         let mut err_pipe = child.stderr.take().unwrap();
         let sink = Arc::clone(&stderr);
@@ -223,27 +219,6 @@ impl Server {
                     .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         });
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            let first = lines.next().and_then(Result::ok);
-            let _ = tx.send(first);
-            // Keep draining so a chatty server never blocks on a full pipe.
-            for _ in lines {}
-        });
-        let line = match rx.recv_timeout(Duration::from_secs(10)) {
-            Ok(Some(line)) => line,
-            other => {
-                let _ = child.kill();
-                panic!("{model}: no `listening on` line ({other:?})");
-            }
-        };
-        let addr = line
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("{model}: unexpected first line {line:?}"))
-            .parse()
-            .unwrap();
         Server {
             model: model.to_owned(),
             addr,
@@ -331,31 +306,8 @@ impl Drop for Server {
 
 pub use testkit::wait_until;
 
-/// A small deterministic generator (xorshift64*), so failures reproduce.
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-
-    /// A number in `lo..=hi`.
-    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
-        lo + (self.next_u64() % (hi - lo + 1) as u64) as usize
-    }
-
-    /// `len` bytes that are not constant, so a misplaced byte shows.
-    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
-        (0..len).map(|_| self.next_u64() as u8).collect()
-    }
-}
+/// The one seeded generator (loadgen's), so failures reproduce.
+pub use testkit::Rng;
 
 /// Sends one message and reads exactly its echo back.
 pub fn ping(stream: &mut TcpStream, msg: &[u8]) {

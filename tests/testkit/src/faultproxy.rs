@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 use std::time::Duration;
 
+use loadgen::rng::Rng;
+
 /// How long any proxied socket may wait on a read or write before the proxy gives up on it.
 const IO_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -177,7 +179,8 @@ fn pump(from: &Arc<TcpStream>, to: &Arc<TcpStream>, faults: Faults, way: Way, sh
     };
     let _ = from.set_read_timeout(Some(IO_TIMEOUT));
     let _ = to.set_write_timeout(Some(IO_TIMEOUT));
-    let mut rng = 0x9e37_79b9_7f4a_7c15_u64 ^ index as u64;
+    // Sizes that vary, the same on every run.
+    let mut rng = Rng::new(0x9e37_79b9_7f4a_7c15_u64 ^ index as u64);
     let mut buf = vec![0u8; 64 * 1024];
     let mut passed = 0u64;
     if way == Way::ToClient {
@@ -218,7 +221,7 @@ fn forward(
     to: &mut &TcpStream,
     mut data: &[u8],
     dir: Direction,
-    rng: &mut u64,
+    rng: &mut Rng,
     index: usize,
     shared: &Shared,
 ) -> io::Result<()> {
@@ -226,13 +229,7 @@ fn forward(
         let len = match dir.slice {
             Slice::Whole => data.len(),
             Slice::Bytes1 => 1,
-            Slice::Random { max } => {
-                // xorshift64: sizes that vary, the same on every run.
-                *rng ^= *rng << 13;
-                *rng ^= *rng >> 7;
-                *rng ^= *rng << 17;
-                1 + (*rng % max.max(1) as u64) as usize
-            }
+            Slice::Random { max } => rng.range(1, max.max(1)),
         }
         .min(data.len());
         to.write_all(&data[..len])?;

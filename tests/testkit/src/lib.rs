@@ -5,14 +5,21 @@
 //! TCP proxy that slices, stalls, resets and back-pressures, and [`netns`] a network namespace
 //! with real packet loss and a rate limit, for tests of echo through a network that misbehaves;
 //! [`lab`] the hosts lab of `scripts/netns-lab.sh`.
-//! [`wait_until`] polls for what no event announces; [`required`] reads `ECHOBENCH_REQUIRE`.
+//! [`spawn_listening`] starts a server and waits for its `listening on` line; [`Rng`] is the
+//! one seeded generator. [`wait_until`] polls for what no event announces; [`required`] reads
+//! `ECHOBENCH_REQUIRE`.
 
 use std::time::{Duration, Instant};
+
+pub use loadgen::rng::Rng;
 
 pub mod faultproxy;
 pub mod lab;
 pub mod modgraph;
 pub mod netns;
+pub mod spawn;
+
+pub use spawn::spawn_listening;
 
 /// A test that needs something this machine may lack (`netns`, `python`) skips with one line
 /// where it is missing; this says whether `ECHOBENCH_REQUIRE` (comma-separated) asks that

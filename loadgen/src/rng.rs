@@ -1,6 +1,7 @@
-//! A small seeded random number generator (SplitMix64), for the runs' shuffle and the
-//! bootstrap: the same seed gives the same sequence on every machine, so a comparison's order
-//! and its confidence intervals can be reproduced from the seed it records.
+//! The one seeded random number generator (SplitMix64) of every echobench crate: loadgen's
+//! payload pattern, the runner's shuffle of the runs and its bootstrap, and the tests' data
+//! and chunk sizes. The same seed gives the same sequence on every machine, so a comparison's
+//! order and its confidence intervals can be reproduced from the seed it records.
 
 /// SplitMix64 (Steele, Lea and Flood 2014): 64 bits of state, passes BigCrush, and is plenty
 /// for resampling indices.
@@ -36,6 +37,16 @@ impl Rng {
     /// the sizes used here).
     pub fn below(&mut self, n: usize) -> usize {
         ((u128::from(self.next_u64()) * n as u128) >> 64) as usize
+    }
+
+    /// A uniform number in `lo..=hi` (`lo` ≤ `hi`).
+    pub fn range(&mut self, lo: usize, hi: usize) -> usize {
+        lo + self.below(hi - lo + 1)
+    }
+
+    /// `len` random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| (self.next_u64() >> 56) as u8).collect()
     }
 
     /// Shuffles `items` in place (Fisher–Yates).
