@@ -20,12 +20,13 @@
 //! - [`render`]: reads only the summary; writes the report files.
 //!
 //! No stage imports a later one (a unit test reads the imports and checks). [`compare`] and
-//! [`report`] put the stages together. [`soak`] (`echobench soak`) stands beside them: a long run
-//! of every concurrent model at once that looks for leaks, using the run stage's servers and
-//! the render stage's charts.
+//! [`report`] ([`pipeline`]) put the stages together; [`cli`], last, is the command line.
+//! [`soak`] (`echobench soak`) stands beside them: a long run of every concurrent model at
+//! once that looks for leaks, using the run stage's servers and the render stage's charts.
 
 pub mod cli;
 pub mod diff;
+pub mod pipeline;
 pub mod plan;
 pub mod render;
 pub mod run;
@@ -34,36 +35,20 @@ pub mod soak;
 pub mod summary;
 pub mod workload;
 
-use std::path::Path;
-
-use plan::CompareOptions;
-use schema::Summary;
-
-/// Runs the whole comparison of `opts` into `opts.out`, then summarizes and renders it.
-pub fn compare(opts: &CompareOptions) -> anyhow::Result<Summary> {
-    run::run(opts)?;
-    report(&opts.out)
-}
-
-/// Re-computes `summary.json` from `dir`'s raw data and renders the report files from it.
-pub fn report(dir: &Path) -> anyhow::Result<Summary> {
-    let analysis = summary::analyze(dir)?;
-    summary::write(dir, &analysis.summary)?;
-    render::write_reports(dir, &analysis)?;
-    Ok(analysis.summary)
-}
+pub use pipeline::{compare, report};
 
 #[cfg(test)]
 mod tests {
     /// The stages, in the order data flows through them.
     /// The comparison's stages; `soak` stands beside them and may use any.
-    const STAGES: [&[&str]; 9] = [
+    const STAGES: [&[&str]; 10] = [
         &["workload"],
         &["schema"],
         &["plan"],
         &["run"],
         &["summary"],
         &["render"],
+        &["pipeline"],
         &["diff"],
         &["soak"],
         &["cli"],

@@ -2,7 +2,6 @@
 //! real models (through `echobench serve`, which is `echo-server`), loadgen in this process.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -15,7 +14,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_echobench");
 /// and returns loadgen's (full, resumed) and the server's `tls:` line.
 fn churn_against(model: &str, dir: &Path, resume: bool) -> ((u64, u64), String) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    let (mut server, addr) = testkit::spawn_listening(
+    let mut server = testkit::spawn_listening(
         Command::new(BIN)
             .args(["serve", "--cpus", "0", "--", model])
             .args(["--addr", "127.0.0.1:0", "--tls"])
@@ -27,7 +26,7 @@ fn churn_against(model: &str, dir: &Path, resume: bool) -> ((u64, u64), String) 
         Duration::from_secs(10),
     )
     .unwrap_or_else(|e| panic!("{model}: {e}"));
-    let mut o = Options::new(addr);
+    let mut o = Options::new(server.addr);
     o.churn = true;
     o.connections = 4;
     o.threads = Some(1);
@@ -39,18 +38,13 @@ fn churn_against(model: &str, dir: &Path, resume: bool) -> ((u64, u64), String) 
     });
     let report = loadgen::run(&o).unwrap();
     nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::unistd::Pid::from_raw(server.child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
     )
     .unwrap();
-    let mut stderr = String::new();
-    server
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    assert!(server.wait().unwrap().success(), "{stderr}");
+    let exited = server.child.wait().unwrap();
+    let stderr = server.stderr_to_end();
+    assert!(exited.success(), "{stderr}");
     assert!(
         report.failure().is_none(),
         "{model}: {:?}",

@@ -73,7 +73,7 @@ impl Server {
     /// Starts `model` with more arguments (`--tls ...`) and waits for its line.
     pub fn start_with(model: &str, args: &[&str]) -> Server {
         let (server_cpu, _) = cpus();
-        let (child, addr) = testkit::spawn_listening(
+        let server = testkit::spawn_listening(
             Command::new(env!("CARGO_BIN_EXE_echobench"))
                 .args(["serve", "--cpus", &server_cpu.to_string(), "--", model])
                 .args(["--addr", "127.0.0.1:0"])
@@ -81,7 +81,10 @@ impl Server {
             Duration::from_secs(10),
         )
         .unwrap_or_else(|e| panic!("{model}: {e}"));
-        Server { child, addr }
+        Server {
+            child: server.child,
+            addr: server.addr,
+        }
     }
 
     /// A client connection with `TCP_NODELAY` and read/write timeouts.

@@ -53,7 +53,7 @@ pub fn main_with_args(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
             let argv = std::iter::once(OsString::from("loadgen")).chain(args);
             return loadgen::cli::main_with_args(argv);
         }
-        Command::Report { dir } => crate::report(&dir).map(|summary| {
+        Command::Report { dir } => crate::pipeline::report(&dir).map(|summary| {
             print!("{}", headline_text(&summary));
             println!("report: {}", dir.join("report.html").display());
         }),
@@ -112,7 +112,7 @@ fn compare(flags: resolve::CompareFlags) -> anyhow::Result<()> {
         return Ok(());
     };
     end_sessions_on_interrupt()?;
-    let summary = crate::compare(&opts);
+    let summary = crate::pipeline::compare(&opts);
     halt_if_interrupted();
     let summary = summary.map_err(|e| e.context("comparison failed"))?;
     print!("{}", headline_text(&summary));

@@ -2,7 +2,7 @@
 
 use super::format::{bytes, int, or_dash, server_name, us, with_ci, DASH};
 use crate::schema::{Headline, Summary};
-use crate::workload::{SIXTEEN, UDP_PIPELINE};
+use crate::workload::{Workload, SIXTEEN, UDP_PIPELINE};
 
 /// The headline table's header and rows.
 pub fn headline_table(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
@@ -83,7 +83,11 @@ pub fn udp_headline_table(s: &Summary) -> Option<(Vec<String>, Vec<Vec<String>>)
     let udp_models: Vec<&String> = s
         .models
         .iter()
-        .filter(|m| s.cells_of(m).keys().any(|l| l.starts_with("udp-")))
+        .filter(|m| {
+            s.cells_of(m)
+                .keys()
+                .any(|l| Workload::from_label(l).is_some_and(|w| w.is_udp()))
+        })
         .collect();
     if udp_models.is_empty() {
         return None;

@@ -27,7 +27,8 @@ pub fn plots(s: &Summary, latency: &BTreeMap<(String, String), Histogram<u64>>) 
         memory_vs_idle_connections(s),
         cpu_per_message(s),
     ];
-    if s.workloads.iter().any(|w| w.starts_with("pool")) {
+    let pool = |l: &String| matches!(Workload::from_label(l), Some(Workload::Pool { .. }));
+    if s.workloads.iter().any(pool) {
         plots.push(pool_sizes(s));
     }
     plots.extend(
@@ -50,11 +51,10 @@ fn plot(file: &str, caption: &str, svg: Result<String, String>) -> Plot {
     }
 }
 
-/// One series per model: (x of the workload, y of the cell) over the cells of one kind of
-/// workload that did not fail.
+/// One series per model: (x of the workload, y of the cell) over the cells that did not fail
+/// of the workloads that have an x.
 fn series(
     s: &Summary,
-    kind: &str,
     x: fn(&Workload) -> Option<f64>,
     y: &dyn Fn(&Cell) -> Option<f64>,
 ) -> Vec<Series> {
@@ -64,7 +64,7 @@ fn series(
             let mut points: Vec<(f64, f64)> = s
                 .cells
                 .iter()
-                .filter(|c| &c.model == m && c.label.starts_with(kind))
+                .filter(|c| &c.model == m)
                 .filter(|c| c.status.has_figures())
                 .filter_map(|c| Some((x(&Workload::from_label(&c.label)?)?, y(c)?)))
                 .collect();
@@ -83,7 +83,7 @@ fn throughput_vs_connections(s: &Summary) -> Plot {
         Workload::Pingpong { connections } => Some(*connections as f64),
         _ => None,
     };
-    let series = series(s, "pingpong", connections, &|c| {
+    let series = series(s, connections, &|c| {
         c.throughput_msgs_per_s.map(|t| t.median)
     });
     plot(
@@ -104,7 +104,7 @@ fn p99_vs_rate(s: &Summary) -> Plot {
         Workload::Rate { rate } => Some(*rate),
         _ => None,
     };
-    let series = series(s, "rate", rate, &|c| c.latency_p99_us.map(|l| l.median));
+    let series = series(s, rate, &|c| c.latency_p99_us.map(|l| l.median));
     plot(
         "p99-vs-rate.svg",
         "Rate: p99 latency (corrected) against offered load",
@@ -124,7 +124,7 @@ fn memory_vs_idle_connections(s: &Summary) -> Plot {
         _ => None,
     };
     // Runs with errors did not hold every idle connection: their memory is not drawn.
-    let series = series(s, "idle", idle, &|c| {
+    let series = series(s, idle, &|c| {
         (c.errors == 0).then_some(c.peak_pss_kib? / 1024.0)
     });
     plot(
@@ -172,12 +172,13 @@ fn cpu_per_message(s: &Summary) -> Plot {
 /// The workloads that get a latency spectrum, one of each kind: 16 connections (or the first
 /// pingpong), the lowest rate, churn, the most idle connections, bulk.
 fn spectrum_workloads(s: &Summary) -> Vec<String> {
-    let first = |kind: &str| s.workloads.iter().find(|l| l.starts_with(kind)).cloned();
-    let last = |kind: &str| {
+    let kind = |l: &String| Workload::from_label(l).map(|w| w.name());
+    let first = |name: &str| s.workloads.iter().find(|l| kind(l) == Some(name)).cloned();
+    let last = |name: &str| {
         s.workloads
             .iter()
             .rev()
-            .find(|l| l.starts_with(kind))
+            .find(|l| kind(l) == Some(name))
             .cloned()
     };
     let pingpong = s

@@ -206,24 +206,13 @@ impl Server {
     /// Starts `cmd` (which must run an echo server on 127.0.0.1:0) and waits for its line.
     pub fn spawn(model: &str, mut cmd: Command) -> Server {
         cmd.stdin(Stdio::null()).stderr(Stdio::piped());
-        let (mut child, addr) = testkit::spawn_listening(&mut cmd, Duration::from_secs(10))
+        let server = testkit::spawn_listening(&mut cmd, Duration::from_secs(10))
             .unwrap_or_else(|e| panic!("{model}: {e}"));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut err_pipe = child.stderr.take().unwrap();
-        let sink = Arc::clone(&stderr);
-        thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n @ 1..) = err_pipe.read(&mut buf) {
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        });
         Server {
             model: model.to_owned(),
-            addr,
-            child,
-            stderr,
+            addr: server.addr,
+            child: server.child,
+            stderr: server.stderr,
         }
     }
 

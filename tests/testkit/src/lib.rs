@@ -19,7 +19,7 @@ pub mod modgraph;
 pub mod netns;
 pub mod spawn;
 
-pub use spawn::spawn_listening;
+pub use spawn::{spawn_listening, Listening};
 
 /// A test that needs something this machine may lack (`netns`, `python`) skips with one line
 /// where it is missing; this says whether `ECHOBENCH_REQUIRE` (comma-separated) asks that
