@@ -22,28 +22,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run every model through every workload of the profile and write the reports.
-    Compare {
-        /// Models to compare, comma-separated, `all`, or `none` (only the --server ones);
-        /// `NAME(N)` runs a model with `--workers N` (pools default to thread-pool(64) and
-        /// prefork(16)).
-        #[arg(long, value_name = "LIST|all|none", default_value = "all")]
-        models: String,
-        #[command(flatten)]
-        external: External,
-        /// `quick` (within 5 minutes on 2 cores) or `full` (longer runs, 3 repeats, and the
-        /// pool workload sweeping pool sizes).
-        #[arg(long, value_enum, default_value = "quick")]
-        profile: Profile,
-        /// Output directory [default: results/<date>-<hostname>].
-        #[arg(long, value_name = "DIR")]
-        out: Option<PathBuf>,
-        #[command(flatten)]
-        pinning: Pinning,
-        #[command(flatten)]
-        passes: Passes,
-        #[command(flatten)]
-        remote: Box<Remote>,
-    },
+    Compare(CompareFlags),
     /// Compare two comparisons: per model and workload, the change in throughput, p50, p99,
     /// CPU per message and memory per connection, with a confidence interval and a verdict.
     Diff {
@@ -111,6 +90,31 @@ pub enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<OsString>,
     },
+}
+
+/// `compare`'s flags.
+#[derive(Args, Debug)]
+pub struct CompareFlags {
+    /// Models to compare, comma-separated, `all`, or `none` (only the --server ones);
+    /// `NAME(N)` runs a model with `--workers N` (pools default to thread-pool(64) and
+    /// prefork(16)).
+    #[arg(long, value_name = "LIST|all|none", default_value = "all")]
+    pub models: String,
+    #[command(flatten)]
+    pub external: External,
+    /// `quick` (within 5 minutes on 2 cores) or `full` (longer runs, 3 repeats, and the
+    /// pool workload sweeping pool sizes).
+    #[arg(long, value_enum, default_value = "quick")]
+    pub profile: Profile,
+    /// Output directory [default: results/<date>-<hostname>].
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    #[command(flatten)]
+    pub pinning: Pinning,
+    #[command(flatten)]
+    pub passes: Passes,
+    #[command(flatten)]
+    pub remote: Box<Remote>,
 }
 
 /// Servers echobench does not build, compared beside the models.

@@ -57,23 +57,7 @@ pub fn main_with_args(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
             print!("{}", headline_text(&summary));
             println!("report: {}", dir.join("report.html").display());
         }),
-        Command::Compare {
-            models,
-            external,
-            profile,
-            out,
-            pinning,
-            passes,
-            remote,
-        } => compare(resolve::CompareFlags {
-            models,
-            external,
-            profile,
-            out,
-            pinning,
-            passes,
-            remote: *remote,
-        }),
+        Command::Compare(flags) => compare(flags),
         Command::Diff {
             old,
             new,
@@ -107,7 +91,7 @@ pub fn main_with_args(argv: impl IntoIterator<Item = OsString>) -> ExitCode {
 }
 
 /// `echobench compare`: resolves the flags, runs the comparison and prints its headline.
-fn compare(flags: resolve::CompareFlags) -> anyhow::Result<()> {
+fn compare(flags: args::CompareFlags) -> anyhow::Result<()> {
     let Some(opts) = resolve::compare_options(flags)? else {
         return Ok(());
     };

@@ -10,7 +10,7 @@ use crate::schema::{Environment, ExternalServer, Profile, ServerSpec, Timing, Wo
 use crate::soak;
 use crate::workload::INTERVAL;
 
-use super::args::{External, Passes, Pinning, Remote};
+use super::args::{CompareFlags, External, Passes, Pinning, Remote};
 
 /// An argument error found after parsing: the command line asks for something that cannot be
 /// done (exit 2). Its text is the one line to print.
@@ -30,25 +30,6 @@ pub fn usage(text: String) -> anyhow::Error {
     UsageError(text).into()
 }
 
-/// `compare`'s flags, as clap parsed them.
-#[derive(Debug)]
-pub struct CompareFlags {
-    /// `--models`.
-    pub models: String,
-    /// `--server`, `--server-file`.
-    pub external: External,
-    /// `--profile`.
-    pub profile: Profile,
-    /// `--out`.
-    pub out: Option<PathBuf>,
-    /// `--server-cpus`, `--loadgen-cpus`.
-    pub pinning: Pinning,
-    /// `--repeat`, `--udp`, `--tls`, `--python`, `--workloads`, timing, `--append`...
-    pub passes: Passes,
-    /// `--agents`, `--launcher`, `--server-host`...
-    pub remote: Remote,
-}
-
 /// The comparison `compare`'s flags ask for; `None` when only Python models were asked for
 /// and none can run (said on stderr, not a failure). With `--python` it writes the Python
 /// scripts into the output directory.
@@ -62,7 +43,7 @@ pub fn compare_options(flags: CompareFlags) -> anyhow::Result<Option<CompareOpti
         passes,
         remote,
     } = flags;
-    let hosts = hosts(remote, &pinning).map_err(usage)?;
+    let hosts = hosts(*remote, &pinning).map_err(usage)?;
     let workloads = passes
         .workloads
         .as_deref()
@@ -410,23 +391,7 @@ mod tests {
     fn compare_flags(words: &[&str]) -> CompareFlags {
         let argv = ["echobench", "compare"].iter().chain(words);
         match Cli::try_parse_from(argv).expect("parses").command {
-            Command::Compare {
-                models,
-                external,
-                profile,
-                out,
-                pinning,
-                passes,
-                remote,
-            } => CompareFlags {
-                models,
-                external,
-                profile,
-                out,
-                pinning,
-                passes,
-                remote: *remote,
-            },
+            Command::Compare(flags) => flags,
             other => panic!("not compare: {other:?}"),
         }
     }
