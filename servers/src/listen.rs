@@ -40,6 +40,12 @@ pub fn parse_listening(line: &str) -> Option<SocketAddr> {
     line.trim().strip_prefix(LISTENING_ON)?.parse().ok()
 }
 
+/// Whether `line` says it is a `listening on` line, readable by [`parse_listening`] or not:
+/// a server's claim to be ready, which the reader then judges.
+pub fn claims_listening(line: &str) -> bool {
+    line.starts_with(LISTENING_ON)
+}
+
 /// Prints the one `listening on <ip>:<port>` line that scripts wait for, and flushes it:
 /// `addr` is the bound address (a TCP listener's or a UDP socket's).
 pub fn announce(addr: io::Result<SocketAddr>) -> anyhow::Result<()> {
@@ -64,6 +70,8 @@ mod tests {
                 Some(addr)
             );
         }
+        assert!(claims_listening("listening on nowhere"));
+        assert!(!claims_listening("listening at 127.0.0.1:1"));
         for other in [
             "",
             "listening on",

@@ -381,7 +381,7 @@ fn read_lines(session: &mut Launched, log: &Path) -> anyhow::Result<mpsc::Receiv
         let mut sent = false;
         for line in BufReader::new(stdout).lines() {
             let Ok(line) = line else { break };
-            if !sent && echo_server::listen::parse_listening(&line).is_some() {
+            if !sent && echo_server::listen::claims_listening(&line) {
                 sent = tx.send(line).is_ok();
             } else {
                 let _ = writeln!(log, "{line}");
