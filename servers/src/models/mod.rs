@@ -190,18 +190,18 @@ impl ModelInfo {
     }
 }
 
-/// A TCP model without TLS, serving `clients_at_once` by `serve`.
-const fn tcp(
+/// A model with none of the options of [`ModelInfo`]'s builders.
+const fn plain(
     name: &'static str,
     family: Family,
     clients_at_once: ClientsAtOnce,
-    serve: fn(TcpListener, &ServerConfig, SignalPipe) -> anyhow::Result<()>,
+    serve: Serve,
     summary: &'static str,
 ) -> ModelInfo {
     ModelInfo {
         name,
         family,
-        serve: Serve::Tcp(serve),
+        serve,
         tls: false,
         clients_at_once,
         forks: false,
@@ -212,6 +212,17 @@ const fn tcp(
     }
 }
 
+/// A TCP model without TLS, serving `clients_at_once` by `serve`.
+const fn tcp(
+    name: &'static str,
+    family: Family,
+    clients_at_once: ClientsAtOnce,
+    serve: fn(TcpListener, &ServerConfig, SignalPipe) -> anyhow::Result<()>,
+    summary: &'static str,
+) -> ModelInfo {
+    plain(name, family, clients_at_once, Serve::Tcp(serve), summary)
+}
+
 /// A UDP model: every client is served by the same socket(s), whatever their number.
 const fn udp(
     name: &'static str,
@@ -219,18 +230,7 @@ const fn udp(
     serve: fn(UdpSocket, &ServerConfig, SignalPipe) -> anyhow::Result<()>,
     summary: &'static str,
 ) -> ModelInfo {
-    ModelInfo {
-        name,
-        family,
-        serve: Serve::Udp(serve),
-        tls: false,
-        clients_at_once: ClientsAtOnce::Any,
-        forks: false,
-        reuses_port: false,
-        summary,
-        pool_workers: None,
-        cpu_workers: false,
-    }
+    plain(name, family, ClientsAtOnce::Any, Serve::Udp(serve), summary)
 }
 
 /// Declares [`Model`], its registry and [`Model::ALL`] from one list of entries, so that a
