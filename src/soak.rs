@@ -62,9 +62,7 @@ pub struct SoakOptions {
 /// The models a soak runs by default: the TCP models that serve any number of clients at once
 /// (an iterative server or a pool pinned to one core would only starve the load).
 pub fn soak_models() -> Vec<ServerSpec> {
-    Model::ALL
-        .iter()
-        .filter(|m| m.transport() == echo_server::Transport::Tcp)
+    Model::of(echo_server::Transport::Tcp)
         .filter(|m| m.info().clients_at_once == ClientsAtOnce::Any)
         .map(|m| ServerSpec::model(m.name()))
         .collect()

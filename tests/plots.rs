@@ -9,11 +9,7 @@ use hdrhistogram::Histogram;
 
 /// The TCP models: the plots draw the TCP workloads (the UDP ones are in the report's tables).
 fn tcp_models() -> Vec<Model> {
-    Model::ALL
-        .iter()
-        .copied()
-        .filter(|m| m.transport() == echo_server::Transport::Tcp)
-        .collect()
+    Model::of(echo_server::Transport::Tcp).collect()
 }
 
 /// One series per model: throughput-like values over 1, 16 and 128 connections.

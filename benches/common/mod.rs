@@ -24,9 +24,7 @@ fn models_of(transport: Transport) -> Vec<&'static str> {
     // Where the kernel forbids io_uring, those models cannot serve (they say so and exit 1).
     let io_uring_off = std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled")
         .is_ok_and(|v| v.trim() == "2");
-    let all = echo_server::Model::ALL
-        .iter()
-        .filter(move |m| m.transport() == transport)
+    let all = echo_server::Model::of(transport)
         .map(|m| m.name())
         .filter(move |m| !m.ends_with("io-uring") || !io_uring_off);
     match std::env::var("ECHOBENCH_MODELS") {
