@@ -181,27 +181,36 @@ fn plot_figures(plots: &[Plot]) -> Vec<Block> {
 
 /// Every workload table of `section` ([`Workload::tables`]), in the report's order.
 fn section_tables(s: &Summary, section: Section) -> Vec<Block> {
+    let columns = workload_columns(s);
     Table::ALL
         .into_iter()
         .filter(|t| t.section() == section)
-        .flat_map(|t| workload_table(s, t))
+        .flat_map(|t| {
+            let labels: Vec<&str> = columns
+                .iter()
+                .filter(|(_, w)| w.tables().contains(&t))
+                .map(|(l, _)| *l)
+                .collect();
+            columns_table(s, t.title(), &labels, &cell_figure(t))
+        })
         .collect()
 }
 
-/// One workload table: a column for each workload that names it and ran, in the profile's
-/// order and then in the comparison's; nothing when none ran.
-fn workload_table(s: &Summary, table: Table) -> Vec<Block> {
+/// The workloads that ran, as table columns go: in the profile's order, then those only this
+/// comparison ran, in its order.
+fn workload_columns(s: &Summary) -> Vec<(&str, Workload)> {
     let known: Vec<String> = Workload::all_of_profile(s.environment.profile)
         .iter()
         .map(Workload::label)
         .collect();
-    let labels: Vec<&str> = known
+    let mut ran: Vec<&String> = known
         .iter()
-        .chain(s.workloads.iter().filter(|l| !known.contains(l)))
-        .map(String::as_str)
-        .filter(|l| Workload::from_label(l).is_some_and(|w| w.tables().contains(&table)))
+        .filter_map(|k| s.workloads.iter().find(|l| *l == k))
         .collect();
-    columns_table(s, table.title(), &labels, &cell_figure(table))
+    ran.extend(s.workloads.iter().filter(|l| !known.contains(l)));
+    ran.into_iter()
+        .filter_map(|l| Some((l.as_str(), Workload::from_label(l)?)))
+        .collect()
 }
 
 /// What a table's cells show; every table's own.
