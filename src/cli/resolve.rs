@@ -138,7 +138,7 @@ pub fn soak_servers(models: &str) -> Result<Vec<ServerSpec>, UsageError> {
 
 /// Where the load and the servers run (`--agents`, `--server-host`...); the error is the usage
 /// line.
-pub fn hosts(remote: Remote, pinning: &Pinning) -> Result<plan::Hosts, String> {
+fn hosts(remote: Remote, pinning: &Pinning) -> Result<plan::Hosts, String> {
     if let Some(addr) = &remote.server_addr {
         addr.parse::<std::net::SocketAddr>()
             .map_err(|_| format!("--server-addr: '{addr}' is not IP:PORT"))?;
@@ -177,7 +177,7 @@ pub fn hosts(remote: Remote, pinning: &Pinning) -> Result<plan::Hosts, String> {
 /// Keeps the UDP models among `servers` only when the UDP workloads run (`udp`): `all` drops
 /// them without; a list that names one without is refused, as is `--udp` with a list that
 /// names none.
-pub fn udp_servers(servers: &mut Vec<ServerSpec>, list: &str, udp: bool) -> Result<(), String> {
+fn udp_servers(servers: &mut Vec<ServerSpec>, list: &str, udp: bool) -> Result<(), String> {
     let named_udp: Vec<String> = servers
         .iter()
         .filter(|s| plan::serves_udp(&s.model))
@@ -210,7 +210,7 @@ pub fn udp_servers(servers: &mut Vec<ServerSpec>, list: &str, udp: bool) -> Resu
 /// external servers, after the Rust models): those `--models` names, or every one when it
 /// names none (the UDP one with the UDP workloads). A list that names one without `--python`
 /// is refused.
-pub fn python_asked(
+fn python_asked(
     servers: &mut Vec<ServerSpec>,
     python: bool,
     udp: bool,
@@ -234,7 +234,7 @@ pub fn python_asked(
 /// Writes the Python scripts into `out/python/` and puts the models that can run among
 /// `external`, in the registry's order before the user's own; says in one line each what
 /// cannot run, and in one line when no interpreter can run any (not a failure).
-pub fn python_servers(
+fn python_servers(
     program: &str,
     out: &Path,
     asked: &[&'static echo_server::python::PythonModel],
@@ -257,7 +257,7 @@ pub fn python_servers(
 
 /// The first pass `--append` adds to the comparison in `opts.out`: one after its last, once
 /// its models, profile and timing are found to be the ones asked for.
-pub fn appended_from(opts: &CompareOptions) -> anyhow::Result<u32> {
+fn appended_from(opts: &CompareOptions) -> anyhow::Result<u32> {
     let env = Environment::read(&opts.out.join("environment.json"))
         .map_err(|e| usage(format!("--append: {e:#}")))?;
     let models: Vec<String> = opts.servers.iter().map(|s| s.label()).collect();
@@ -290,7 +290,7 @@ pub fn appended_from(opts: &CompareOptions) -> anyhow::Result<u32> {
 }
 
 /// The servers of `--server-file`, then of each `--server`, each checked, their names unique.
-pub fn external_servers(given: &External) -> Result<Vec<ExternalServer>, String> {
+fn external_servers(given: &External) -> Result<Vec<ExternalServer>, String> {
     let mut servers = match &given.server_file {
         Some(file) => plan::external::read_file(file)?,
         None => Vec::new(),
@@ -308,7 +308,7 @@ pub fn external_servers(given: &External) -> Result<Vec<ExternalServer>, String>
 }
 
 /// `--duration` and `--warmup` over the profile's timing, when either is given.
-pub fn timing(profile: Profile, passes: &Passes) -> Result<Option<Timing>, String> {
+fn timing(profile: Profile, passes: &Passes) -> Result<Option<Timing>, String> {
     if passes.duration.is_some_and(|d| d < INTERVAL * 2) {
         return Err(format!(
             "--duration must be at least {} (two sample intervals)",
@@ -327,7 +327,7 @@ pub fn timing(profile: Profile, passes: &Passes) -> Result<Option<Timing>, Strin
 }
 
 /// A seed from the clock, for a comparison that was given none.
-pub fn clock_seed() -> u64 {
+fn clock_seed() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
