@@ -67,7 +67,8 @@ fn picked(family: Family) -> &'static [RGBColor] {
 
 /// The shade of the `rank`-th model of `family`: a hand-picked one while they last, then the
 /// family's first colour mixed alternately towards black and white, a little further for each
-/// model, so that a family takes any number of models in its own hue.
+/// model (at most 90 % of the way), so that a family takes a dozen more models in its own hue
+/// before a shade repeats; the marker tells those apart too.
 pub fn shade(family: Family, rank: usize) -> RGBColor {
     let picked = picked(family);
     if let Some(colour) = picked.get(rank) {
