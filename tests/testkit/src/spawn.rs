@@ -55,15 +55,16 @@ pub fn spawn_listening(cmd: &mut Command, limit: Duration) -> Result<Listening, 
             }
         })
     });
-    let Some(stdout) = child.stdout.take() else {
-        return Err("no stdout to read".to_owned());
-    };
     let (tx, rx) = mpsc::channel();
-    thread::spawn(move || {
-        let mut lines = BufReader::new(stdout).lines();
-        let _ = tx.send(lines.next().and_then(Result::ok));
-        for _ in lines {}
-    });
+    if let Some(stdout) = child.stdout.take() {
+        thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let _ = tx.send(lines.next().and_then(Result::ok));
+            for _ in lines {}
+        });
+    }
+    // Without stdout (never: it is piped above) the sender is gone, and that reads as stdout
+    // ended: the child is then ended below like any other that did not say where it listens.
     let why = match rx.recv_timeout(limit) {
         Ok(Some(line)) => match echo_server::listen::parse_listening(&line) {
             Some(addr) => {
@@ -76,8 +77,12 @@ pub fn spawn_listening(cmd: &mut Command, limit: Duration) -> Result<Listening, 
             }
             None => format!("first line {line:?}, not `listening on`"),
         },
-        Ok(None) => "stdout ended before a `listening on` line".to_owned(),
-        Err(_) => format!("no `listening on` line within {limit:?}"),
+        Ok(None) | Err(mpsc::RecvTimeoutError::Disconnected) => {
+            "stdout ended before a `listening on` line".to_owned()
+        }
+        Err(mpsc::RecvTimeoutError::Timeout) => {
+            format!("no `listening on` line within {limit:?}")
+        }
     };
     let _ = child.kill();
     let _ = child.wait();
