@@ -5,7 +5,8 @@
 //! forgets one does not compile; the stages after this one read the facts, never labels.
 //!
 //! Adding a workload: its variant and its arms here; a report table of its own, if it needs
-//! one, is a [`Table`] variant here and its cell figure in `render::document`; its README row.
+//! one, is a [`Table`] variant here and its cell figure in `render::document`; its row in the
+//! workload table of `docs/compare.md` (CONTRIBUTING.md has the whole checklist).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -375,7 +376,7 @@ impl Workload {
             .collect()
     }
 
-    /// The workload's name, as in DESIGN.md's table.
+    /// The workload's name, as in the workload table of `docs/compare.md`.
     pub fn name(&self) -> &'static str {
         match self {
             Workload::Pingpong { .. } => "pingpong",

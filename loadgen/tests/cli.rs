@@ -171,7 +171,8 @@ fn a_mismatched_echo_exits_1_and_is_counted() {
     std::fs::remove_file(json).unwrap();
 }
 
-/// Every key of the JSON schema, in order, with its type: the contract in DESIGN.md.
+/// Every key of the JSON schema, in order, with its type: the contract documented in
+/// `docs/loadgen.md` (checked by `the_documented_schema_is_the_schema`).
 const SCHEMA: &[(&str, &str)] = &[
     ("schema_version", "number"),
     ("target", "string"),
@@ -222,6 +223,30 @@ const UDP_KEYS: [&str; 7] = [
     "loss_ratio",
     "udp_kernel_drops",
 ];
+
+/// The table of `docs/loadgen.md`'s "The JSON report" lists exactly these keys, in this order,
+/// with these types: what users read is what loadgen writes.
+#[test]
+fn the_documented_schema_is_the_schema() {
+    let doc = include_str!("../../docs/loadgen.md");
+    let section = doc
+        .split("## The JSON report")
+        .nth(1)
+        .expect("docs/loadgen.md has a section \"The JSON report\"");
+    let documented: Vec<(String, String)> = section
+        .lines()
+        .filter_map(|line| {
+            let cells: Vec<&str> = line.split(" | ").collect();
+            let key = cells.first()?.strip_prefix("| `")?.strip_suffix('`')?;
+            Some((key.to_string(), cells.get(1)?.replace(" or ", "|")))
+        })
+        .collect();
+    let schema: Vec<(String, String)> = SCHEMA
+        .iter()
+        .map(|(k, t)| (k.to_string(), t.to_string()))
+        .collect();
+    assert_eq!(documented, schema);
+}
 
 fn kind(v: &Value) -> &'static str {
     match v {

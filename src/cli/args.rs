@@ -127,7 +127,7 @@ pub struct External {
     pub servers: Vec<String>,
     /// Servers of your own from a TOML file: [[server]] tables with name and command, and
     /// optionally family, notes, max_idle, max_connections, ready_timeout, stop_grace,
-    /// tls_command (see the README).
+    /// tls_command (see docs/compare.md).
     #[arg(long, value_name = "FILE")]
     pub server_file: Option<PathBuf>,
 }
