@@ -26,7 +26,10 @@ fn udp_roundtrip_per_model(c: &mut Criterion) {
         socket
             .set_read_timeout(Some(Duration::from_secs(5)))
             .expect("read timeout");
-        let msg = common::message(size);
+        let mut msg = common::message(size);
+        // Each datagram numbered, as real clients' are: the servers drop the same bytes coming
+        // back within 10 ms as an echo loop.
+        let mut seq = 0u64;
         let mut echo = vec![0u8; size + 1];
         // One checked round trip first: a wrong echo must not be timed as a fast one.
         socket.send(&msg).expect("send");
@@ -37,6 +40,8 @@ fn udp_roundtrip_per_model(c: &mut Criterion) {
             b.iter_custom(|iters| {
                 let start = Instant::now();
                 for _ in 0..iters {
+                    seq += 1;
+                    msg[..8].copy_from_slice(&seq.to_le_bytes());
                     socket.send(black_box(&msg)).expect("send");
                     socket.recv(&mut echo).expect("receive the echo");
                 }

@@ -6,9 +6,21 @@
 //! - A datagram of up to [`MAX_DATAGRAM`] bytes is echoed whole; the receive buffer is one
 //!   byte larger, so a truncated receive (`MSG_TRUNC`) can only be a datagram too large for
 //!   IPv4. It is counted and not echoed: half an echo is not an echo.
-//! - A datagram from a source port below [`LOWEST_REPLY_PORT`] is never echoed: those are
-//!   services (echo, chargen, DNS), and echoing to one is how two servers are made to loop or
-//!   a spoofed request is reflected.
+//! - A datagram from a source port below [`LOWEST_REPLY_PORT`], or from one of the
+//!   [`REFLECTOR_PORTS`] above it (SSDP, mDNS, memcached), is never echoed: those are services,
+//!   and echoing to one is how two servers are made to loop or a spoofed request is reflected.
+//! - A datagram from the server's own address and port is never echoed: one spoofed to come
+//!   from the server itself would otherwise be echoed to itself for ever. On a wildcard socket
+//!   its own addresses are the loopback ones and the one the datagram was sent to.
+//! - A datagram identical to the last echo this server sent to its source, within
+//!   [`LOOP_WINDOW`] of it, is dropped and counted: it is that echo coming back from another
+//!   echo server, and answering it would keep the two in an endless ping-pong (one spoofed
+//!   datagram between two servers made 40,000 in half a second). A loop comes back in
+//!   microseconds; a person repeating a line, or a client whose datagrams carry sequence
+//!   numbers, never sends the same bytes again that fast, so no real client is throttled.
+//!   Echoes are remembered in a fixed table of [`LOOP_SLOTS`] entries shared by every thread
+//!   (a hash of the source and of the bytes, and when): memory stays bounded whatever the
+//!   number of sources, and a source whose entry another overwrote is caught on a later round.
 //! - Replies leave from the address the client sent to: a socket bound to one address does so
 //!   by itself; one bound to a wildcard asks for `IP_PKTINFO` (`IPV6_RECVPKTINFO`) and sends
 //!   the reply with the received address as its source.
@@ -23,7 +35,8 @@ use std::io::{self, IoSlice, IoSliceMut};
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::os::fd::{AsFd, AsRawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use mio::unix::SourceFd;
@@ -48,6 +61,18 @@ pub const SOCKET_BUF: usize = 4 << 20;
 
 /// Datagrams from source ports below this are never echoed.
 pub const LOWEST_REPLY_PORT: u16 = 1024;
+
+/// The well-known UDP services that answer whatever reaches them, and so reflect and amplify
+/// spoofed traffic: echo, daytime, qotd, chargen, time, DNS, NTP, SNMP, SSDP, mDNS, memcached.
+/// Never answered; those below [`LOWEST_REPLY_PORT`] are refused with every other port there.
+pub const REFLECTOR_PORTS: [u16; 11] = [7, 13, 17, 19, 37, 53, 123, 161, 1900, 5353, 11211];
+
+/// How long an echo is remembered: the same bytes back from its destination within this long
+/// are that echo coming round a loop.
+pub const LOOP_WINDOW: Duration = Duration::from_millis(10);
+
+/// Entries of the table of echoes sent (8 bytes each).
+pub const LOOP_SLOTS: usize = 4096;
 
 /// Checks `--addr` for a UDP model: a non-loopback address needs `--allow-remote`, since a
 /// UDP echo server answers whoever a datagram claims to come from.
@@ -230,11 +255,14 @@ pub const STOP_TICK: Duration = Duration::from_millis(200);
 /// nothing: one belongs to one datagram (or to an earlier reply's ICMP error).
 pub fn serve_blocking(socket: &UdpSocket, stopped: &dyn Fn() -> bool) -> io::Result<()> {
     socket.set_read_timeout(Some(STOP_TICK))?;
+    let rules = Rules::of(socket)?;
     let wildcard = wildcard(socket);
     let mut buf = vec![0u8; RECV_BUF];
     while !stopped() {
         match recv(socket, &mut buf, wildcard) {
-            Ok(dg) if to_echo(&dg) => replied(&reply(socket, &buf[..dg.len], &dg)),
+            Ok(dg) if rules.to_echo(&dg, &buf[..dg.len]) => {
+                replied(&reply(socket, &buf[..dg.len], &dg))
+            }
             Ok(_) => {}
             // Nothing came within the tick: look at the stop flag again.
             Err(e) if errors::timed_out(&e) || errors::interrupted(&e) => {}
@@ -270,6 +298,9 @@ static RECEIVED: AtomicU64 = AtomicU64::new(0);
 static ECHOED: AtomicU64 = AtomicU64::new(0);
 static TRUNCATED: AtomicU64 = AtomicU64::new(0);
 static LOW_PORT: AtomicU64 = AtomicU64::new(0);
+static REFLECTOR_PORT: AtomicU64 = AtomicU64::new(0);
+static FROM_ITSELF: AtomicU64 = AtomicU64::new(0);
+static LOOP_REPEATS: AtomicU64 = AtomicU64::new(0);
 static DROPPED_ON_SEND: AtomicU64 = AtomicU64::new(0);
 static SEND_ERRORS: AtomicU64 = AtomicU64::new(0);
 static RECV_ERRORS: AtomicU64 = AtomicU64::new(0);
@@ -279,19 +310,149 @@ pub fn note_recv_error(_e: &io::Error) {
     RECV_ERRORS.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Counts a received datagram and says whether to echo it: not when it was truncated or came
-/// from a port below [`LOWEST_REPLY_PORT`].
-pub fn to_echo(dg: &Datagram) -> bool {
-    RECEIVED.fetch_add(1, Ordering::Relaxed);
-    if dg.truncated {
-        TRUNCATED.fetch_add(1, Ordering::Relaxed);
-        return false;
+/// What becomes of a received datagram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Echoed.
+    Echo,
+    /// Larger than the buffer: not echoed.
+    Truncated,
+    /// From a port below [`LOWEST_REPLY_PORT`].
+    ServicePort,
+    /// From one of the [`REFLECTOR_PORTS`] above it.
+    ReflectorPort,
+    /// From the server's own address and port.
+    FromItself,
+    /// The last echo sent to its source, back within [`LOOP_WINDOW`].
+    LoopRepeat,
+}
+
+/// The rules of one socket (see the module's documentation).
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    /// The address the socket is bound to.
+    local: SocketAddr,
+}
+
+impl Rules {
+    /// The rules of a bound `socket`.
+    pub fn of(socket: &UdpSocket) -> io::Result<Rules> {
+        Ok(Rules {
+            local: socket.local_addr()?,
+        })
     }
-    if dg.from.port() < LOWEST_REPLY_PORT {
-        LOW_PORT.fetch_add(1, Ordering::Relaxed);
-        return false;
+
+    /// Counts a received datagram, whose bytes are `payload`, and says whether to echo it; an
+    /// echo it allows is remembered as sent.
+    pub fn to_echo(&self, dg: &Datagram, payload: &[u8]) -> bool {
+        let verdict = self.judge(dg, payload, &SENT, micros());
+        RECEIVED.fetch_add(1, Ordering::Relaxed);
+        let counter = match verdict {
+            Verdict::Echo => return true,
+            Verdict::Truncated => &TRUNCATED,
+            Verdict::ServicePort => &LOW_PORT,
+            Verdict::ReflectorPort => &REFLECTOR_PORT,
+            Verdict::FromItself => &FROM_ITSELF,
+            Verdict::LoopRepeat => &LOOP_REPEATS,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        false
     }
-    true
+
+    /// The verdict on a datagram received `now` (µs), with `sent` the echoes remembered.
+    fn judge(&self, dg: &Datagram, payload: &[u8], sent: &SentEchoes, now: u32) -> Verdict {
+        let port = dg.from.port();
+        if dg.truncated {
+            Verdict::Truncated
+        } else if port < LOWEST_REPLY_PORT {
+            Verdict::ServicePort
+        } else if REFLECTOR_PORTS.contains(&port) {
+            Verdict::ReflectorPort
+        } else if self.is_own(dg) {
+            Verdict::FromItself
+        } else if !sent.remember(dg.from, payload, now) {
+            Verdict::LoopRepeat
+        } else {
+            Verdict::Echo
+        }
+    }
+
+    /// Whether a datagram comes from this socket's own address and port.
+    fn is_own(&self, dg: &Datagram) -> bool {
+        let (from, local) = (dg.from.ip(), self.local.ip());
+        dg.from.port() == self.local.port()
+            && (from == local
+                || (local.is_unspecified() && (from.is_loopback() || Some(from) == dg.to)))
+    }
+}
+
+/// The echoes sent lately, one entry per slot: a hash of the destination and the bytes in
+/// the high half, the time sent (µs, wrapping) in the low half.
+struct SentEchoes {
+    slots: [AtomicU64; LOOP_SLOTS],
+}
+
+/// The echoes every thread of this server sent.
+static SENT: SentEchoes = SentEchoes::new();
+
+impl SentEchoes {
+    const fn new() -> SentEchoes {
+        SentEchoes {
+            slots: [const { AtomicU64::new(0) }; LOOP_SLOTS],
+        }
+    }
+
+    /// Remembers an echo of `payload` to `to` at `now`, unless it is the echo last sent there
+    /// within [`LOOP_WINDOW`]: then it is a loop's, and this says false.
+    fn remember(&self, to: SocketAddr, payload: &[u8], now: u32) -> bool {
+        let place = address_hash(to);
+        let slot = &self.slots[place as usize % LOOP_SLOTS];
+        // Never 0, so that an empty slot matches nothing.
+        let key = (bytes_hash(place, payload) >> 32) as u32 | 1;
+        let last = slot.load(Ordering::Relaxed);
+        let window = LOOP_WINDOW.as_micros() as u32;
+        if (last >> 32) as u32 == key && now.wrapping_sub(last as u32) < window {
+            return false;
+        }
+        slot.store(u64::from(key) << 32 | u64::from(now), Ordering::Relaxed);
+        true
+    }
+}
+
+/// Microseconds since the first call, wrapping every 71 minutes (only differences count).
+fn micros() -> u32 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_micros() as u32
+}
+
+/// One step of the tables' hash (a multiply-rotate mix; not for adversaries, for equality).
+fn mix(hash: u64, word: u64) -> u64 {
+    (hash ^ word)
+        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        .rotate_left(29)
+}
+
+fn address_hash(a: SocketAddr) -> u64 {
+    let bits = match a.ip() {
+        IpAddr::V4(ip) => u128::from(u32::from(ip)),
+        IpAddr::V6(ip) => u128::from(ip),
+    };
+    let hash = mix(mix(1, bits as u64), (bits >> 64) as u64);
+    mix(hash, u64::from(a.port()))
+}
+
+fn bytes_hash(seed: u64, bytes: &[u8]) -> u64 {
+    let mut hash = mix(seed, bytes.len() as u64);
+    let mut words = bytes.chunks_exact(8);
+    for word in &mut words {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(word);
+        hash = mix(hash, u64::from_le_bytes(w));
+    }
+    let mut rest = [0u8; 8];
+    rest[..words.remainder().len()].copy_from_slice(words.remainder());
+    // A last multiply spreads the final word into the high half, which the key keeps.
+    mix(hash, u64::from_le_bytes(rest)).wrapping_mul(0xD6E8_FEB8_6659_FD93)
 }
 
 /// Counts how a reply went: sent, dropped because the send buffer was full, or failed.
@@ -319,12 +480,17 @@ pub fn summary() -> String {
     let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
     format!(
         "udp: {} datagrams received, {} echoed, {} truncated, {} from ports below {}, \
+         {} from reflector ports, {} from itself, \
+         {} loop repeats dropped, \
          {} dropped on send (buffer full), {} send errors, {} receive errors",
         get(&RECEIVED),
         get(&ECHOED),
         get(&TRUNCATED),
         get(&LOW_PORT),
         LOWEST_REPLY_PORT,
+        get(&REFLECTOR_PORT),
+        get(&FROM_ITSELF),
+        get(&LOOP_REPEATS),
         get(&DROPPED_ON_SEND),
         get(&SEND_ERRORS),
         get(&RECV_ERRORS),
@@ -344,15 +510,93 @@ mod tests {
         }
     }
 
+    fn rules(local: &str) -> Rules {
+        Rules {
+            local: local.parse().unwrap(),
+        }
+    }
+
     #[test]
-    fn services_and_truncated_datagrams_are_not_echoed() {
-        assert!(!to_echo(&datagram("127.0.0.1:7", false)));
-        assert!(!to_echo(&datagram("127.0.0.1:1023", false)));
-        assert!(!to_echo(&datagram("127.0.0.1:40000", true)));
-        assert!(to_echo(&datagram("127.0.0.1:1024", false)));
+    fn services_reflectors_and_truncated_datagrams_are_not_echoed_and_are_counted() {
+        let rules = rules("127.0.0.1:7007");
+        let sent = SentEchoes::new();
+        let judge =
+            |from: &str, truncated: bool| rules.judge(&datagram(from, truncated), b"x", &sent, 0);
+        assert_eq!(judge("127.0.0.1:7", false), Verdict::ServicePort);
+        assert_eq!(judge("127.0.0.1:1023", false), Verdict::ServicePort);
+        for port in [1900, 5353, 11211] {
+            let from = format!("127.0.0.1:{port}");
+            assert_eq!(judge(&from, false), Verdict::ReflectorPort, "{port}");
+        }
+        assert_eq!(judge("127.0.0.1:40000", true), Verdict::Truncated);
+        assert_eq!(judge("127.0.0.1:1024", false), Verdict::Echo);
+        // The counters of the exit line (the only test that moves them).
+        for (from, truncated) in [("127.0.0.1:7", false), ("127.0.0.1:5353", false)] {
+            assert!(!rules.to_echo(&datagram(from, truncated), b"y"));
+        }
+        assert!(!rules.to_echo(&datagram("127.0.0.1:40000", true), b"y"));
+        assert!(!rules.to_echo(&datagram("127.0.0.1:7007", false), b"y"));
+        assert!(rules.to_echo(&datagram("127.0.0.1:40001", false), b"y"));
+        assert!(!rules.to_echo(&datagram("127.0.0.1:40001", false), b"y"));
         let line = summary();
-        assert!(line.contains("2 from ports below 1024"), "{line}");
-        assert!(line.contains("1 truncated"), "{line}");
+        for said in [
+            "6 datagrams received",
+            "1 truncated",
+            "1 from ports below 1024",
+            "1 from reflector ports",
+            "1 from itself",
+            "1 loop repeats dropped",
+        ] {
+            assert!(line.contains(said), "{said}: {line}");
+        }
+    }
+
+    #[test]
+    fn a_datagram_from_the_servers_own_address_is_not_echoed() {
+        let sent = SentEchoes::new();
+        let bound = rules("127.0.0.1:7007");
+        let judge = |rules: &Rules, dg: &Datagram| rules.judge(dg, b"x", &sent, 0);
+        assert_eq!(
+            judge(&bound, &datagram("127.0.0.1:7007", false)),
+            Verdict::FromItself
+        );
+        // Another address with the same port is another socket.
+        assert_eq!(
+            judge(&bound, &datagram("127.0.0.2:7007", false)),
+            Verdict::Echo
+        );
+        let wildcard = rules("0.0.0.0:7007");
+        assert_eq!(
+            judge(&wildcard, &datagram("127.0.0.9:7007", false)),
+            Verdict::FromItself
+        );
+        let mut to_itself = datagram("192.0.2.1:7007", false);
+        to_itself.to = Some("192.0.2.1".parse().unwrap());
+        assert_eq!(judge(&wildcard, &to_itself), Verdict::FromItself);
+        to_itself.to = Some("192.0.2.2".parse().unwrap());
+        assert_eq!(judge(&wildcard, &to_itself), Verdict::Echo);
+    }
+
+    #[test]
+    fn the_same_bytes_back_within_the_loop_window_are_a_loop_and_later_are_a_client() {
+        let rules = rules("127.0.0.1:7007");
+        let sent = SentEchoes::new();
+        let peer = datagram("127.0.0.1:40000", false);
+        let window = LOOP_WINDOW.as_micros() as u32;
+        let judge = |bytes: &[u8], now| rules.judge(&peer, bytes, &sent, now);
+        assert_eq!(judge(b"ping", 1_000), Verdict::Echo);
+        // The echo back from another echo server, microseconds later: dropped.
+        assert_eq!(judge(b"ping", 1_050), Verdict::LoopRepeat);
+        // Other bytes, or another source, are other datagrams.
+        assert_eq!(judge(b"pong", 1_060), Verdict::Echo);
+        let other = datagram("127.0.0.1:40001", false);
+        assert_eq!(rules.judge(&other, b"pong", &sent, 1_070), Verdict::Echo);
+        // The same line again after the window (a person, a retry): echoed.
+        assert_eq!(judge(b"pong", 1_060 + window), Verdict::Echo);
+        // The clock wrapping around changes nothing.
+        assert_eq!(judge(b"wrap", u32::MAX - 10), Verdict::Echo);
+        assert_eq!(judge(b"wrap", 20), Verdict::LoopRepeat);
+        assert_eq!(judge(b"wrap", 20 + window + 10), Verdict::Echo);
     }
 
     #[test]

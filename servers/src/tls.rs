@@ -360,8 +360,12 @@ impl<S: Read + Write> TlsStream<S> {
 
 impl TlsStream<TcpStream> {
     /// Completes the handshake on a blocking socket: within `timeout`, asking `stop` every
-    /// [`HANDSHAKE_TICK`]. Leaves the socket's read and write timeouts at the last tick's: the
-    /// caller sets the ones it serves with.
+    /// [`HANDSHAKE_TICK`] at the latest. Leaves the socket's read and write timeouts at the last
+    /// tick's: the caller sets the ones it serves with.
+    ///
+    /// One read or one write at a time, with the deadline checked between them: rustls'
+    /// `complete_io` keeps reading while each read brings something, so a client that drips its
+    /// ClientHello a byte at a time would hold the thread for as long as it likes.
     pub fn handshake_blocking(
         &mut self,
         timeout: Duration,
@@ -378,15 +382,37 @@ impl TlsStream<TcpStream> {
                 .sock
                 .set_read_timeout(tick)
                 .and_then(|()| self.sock.set_write_timeout(tick))
-                .and_then(|()| self.conn.complete_io(&mut self.sock));
+                .and_then(|()| self.handshake_step());
             match io {
-                Ok(_) => {}
+                Ok(()) => {}
                 // The tick: check the deadline and `stop` again.
                 Err(e) if timed_out(&e) || interrupted(&e) => {}
                 Err(_) => return Err(Ending::HandshakeFailed),
             }
         }
         Ok(handshake_of(&self.conn))
+    }
+
+    /// One step of a handshake: one write of the records owed to the client, or else one read
+    /// of the client's records and their processing. The client's EOF is `UnexpectedEof`.
+    fn handshake_step(&mut self) -> io::Result<()> {
+        if self.conn.wants_write() {
+            return match self.conn.write_tls(&mut self.sock)? {
+                0 => Err(io::ErrorKind::WriteZero.into()),
+                _ => Ok(()),
+            };
+        }
+        if self.conn.read_tls(&mut self.sock)? == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        match self.conn.process_new_packets() {
+            Ok(_) => Ok(()),
+            Err(tls) => {
+                // The alert that says why, as far as the socket takes it.
+                let _ = self.flush_tls();
+                Err(io::Error::new(io::ErrorKind::InvalidData, tls))
+            }
+        }
     }
 }
 

@@ -298,6 +298,54 @@ fn a_client_that_never_sends_its_hello_is_cut_off_at_the_handshake_timeout() {
 }
 
 #[test]
+fn a_client_that_drips_its_hello_is_cut_off_at_the_handshake_timeout() {
+    let config = client_config(&rustls::version::TLS13);
+    for model in tls_models() {
+        let mut server = start_tls(&model, &["--tls-handshake-timeout", "1s"]);
+        let mut drip = server.connect();
+        // A handshake record announcing 16 KiB, then one byte of it every 100 ms: each read
+        // brings something, so only a deadline checked between reads cuts the client off.
+        drip.write_all(&[0x16, 0x03, 0x01, 0x40, 0x00]).unwrap();
+        drip.set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let cut_off = (0..40).any(|_| {
+            if drip.write_all(&[1]).is_err() {
+                return true;
+            }
+            match drip.read(&mut [0u8; 16]) {
+                Ok(0) => true,
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => true,
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => false,
+                other => panic!("{model}: a dripped hello was answered: {other:?}"),
+            }
+        });
+        // 40 drips of 100 ms each are 4 s, four times the timeout.
+        assert!(
+            cut_off,
+            "{model}: a client dripping its hello for 4 s outlived --tls-handshake-timeout 1s"
+        );
+        // The worker it held serves the next client.
+        let mut tls = connect(&server, &config);
+        ping(&mut tls, b"served after the drip");
+        close(tls, &model);
+        // A stop while a client drips is seen within 2 s, as any other stop.
+        let mut drip = server.connect();
+        drip.write_all(&[0x16, 0x03, 0x01, 0x40, 0x00]).unwrap();
+        let dripping = std::thread::spawn(move || {
+            for _ in 0..60 {
+                if drip.write_all(&[1]).is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        let line = tls_line(&mut server);
+        assert!(line.contains(" 1 handshake timeouts,"), "{model}: {line}");
+        dripping.join().unwrap();
+    }
+}
+
+#[test]
 fn clients_reset_during_and_after_the_handshake_leave_the_server_serving() {
     for model in tls_models() {
         // A configuration per client: no session to resume.

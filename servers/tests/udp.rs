@@ -6,6 +6,7 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::net::SocketAddr;
 use std::thread;
 use std::time::Duration;
 
@@ -184,5 +185,158 @@ fn a_wildcard_udp_model_replies_from_the_address_it_was_sent_to() {
     }
     if !io_uring_allowed() {
         eprintln!("udp-io-uring not tested: the kernel refuses io_uring here");
+    }
+}
+
+/// Sends `payload` to `to` in a UDP datagram that claims to come from `from`, through a raw
+/// socket; `None` where this process may not open one (it needs `CAP_NET_RAW`).
+fn spoof(from: SocketAddr, to: SocketAddr, payload: &[u8]) -> Option<()> {
+    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+    let raw = match Socket::new(Domain::IPV4, Type::RAW, Some(Protocol::UDP)) {
+        Ok(raw) => raw,
+        Err(e) => {
+            eprintln!("skipped: spoofing a source address needs CAP_NET_RAW ({e})");
+            return None;
+        }
+    };
+    // The kernel writes the IP header, with the address bound here as the source; the UDP
+    // header is ours, checksum 0 (none, which IPv4 allows).
+    raw.bind(&SockAddr::from(SocketAddr::new(from.ip(), 0)))
+        .unwrap();
+    let mut datagram = Vec::with_capacity(8 + payload.len());
+    datagram.extend_from_slice(&from.port().to_be_bytes());
+    datagram.extend_from_slice(&to.port().to_be_bytes());
+    datagram.extend_from_slice(&(8 + payload.len() as u16).to_be_bytes());
+    datagram.extend_from_slice(&[0, 0]);
+    datagram.extend_from_slice(payload);
+    raw.send_to(&datagram, &SockAddr::from(to)).unwrap();
+    Some(())
+}
+
+/// A count from a UDP model's exit line: the number before `what`.
+fn count(line: &str, what: &str) -> u64 {
+    let at = line
+        .find(what)
+        .unwrap_or_else(|| panic!("no '{what}' in {line}"));
+    line[..at]
+        .trim_end()
+        .rsplit([' ', ','])
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count before '{what}' in {line}"))
+}
+
+/// The server's `udp:` line after a clean stop.
+fn udp_line(server: &mut Server) -> String {
+    let (status, _) = server.terminate(Duration::from_secs(2));
+    assert!(status.success(), "{}: {status}", server.model);
+    let said = server.final_stderr();
+    said.lines()
+        .find(|l| l.contains("udp: ") || l.starts_with("py-udp: "))
+        .unwrap_or_else(|| panic!("{}: no udp line in {said}", server.model))
+        .to_owned()
+}
+
+/// Whether `server` still echoes a fresh client.
+fn serves(server: &Server) -> bool {
+    let client = server.udp_client();
+    client.send(b"still serving?").unwrap();
+    let mut buf = [0u8; 32];
+    client
+        .recv(&mut buf)
+        .is_ok_and(|n| &buf[..n] == b"still serving?")
+}
+
+#[test]
+fn two_echo_servers_spoofed_at_each_other_do_not_loop() {
+    for model in udp_models() {
+        let mut a = Server::start(&model, &[]);
+        let mut b = Server::start(&model, &[]);
+        // One datagram to B claiming to come from A: B echoes it to A, A back to B, ...
+        if spoof(a.addr, b.addr, b"who is there?").is_none() {
+            return;
+        }
+        // Long enough for a loop to have made tens of thousands of echoes (40,000 in 0.5 s
+        // between two models before the rule); with it, the third arrival is dropped.
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(serves(&a) && serves(&b), "{model}: stopped serving");
+        let (a_line, b_line) = (udp_line(&mut a), udp_line(&mut b));
+        let received = count(&a_line, "datagrams received") + count(&b_line, "datagrams received");
+        assert!(
+            received < 20,
+            "{model}: a loop: {received} datagrams\n{a_line}\n{b_line}"
+        );
+        let repeats = count(&a_line, "loop repeats") + count(&b_line, "loop repeats");
+        assert!(
+            repeats >= 1,
+            "{model}: no repeat dropped\n{a_line}\n{b_line}"
+        );
+    }
+}
+
+#[test]
+fn a_datagram_spoofed_from_the_server_itself_is_not_echoed() {
+    for model in udp_models() {
+        let mut server = Server::start(&model, &[]);
+        if spoof(server.addr, server.addr, b"talking to myself").is_none() {
+            return;
+        }
+        // The client after the spoofed datagram is answered: the server has read it.
+        assert!(serves(&server), "{model}: stopped serving");
+        let line = udp_line(&mut server);
+        // Before the rule it went round and round: 22 datagrams by the time it was stopped.
+        assert_eq!(count(&line, "datagrams received"), 2, "{model}: {line}");
+        assert_eq!(count(&line, "from itself"), 1, "{model}: {line}");
+    }
+}
+
+#[test]
+fn reflector_ports_above_1023_are_not_answered() {
+    for model in udp_models() {
+        let mut server = Server::start(&model, &[]);
+        let mut tried = 0;
+        for port in [1900, 5353, 11211] {
+            let Ok(reflector) = std::net::UdpSocket::bind(("127.0.0.1", port)) else {
+                eprintln!("{model}: port {port} not tried: 127.0.0.1:{port} is taken");
+                continue;
+            };
+            reflector.connect(server.addr).unwrap();
+            reflector
+                .set_read_timeout(Some(Duration::from_millis(200)))
+                .unwrap();
+            reflector.send(b"amplify me").unwrap();
+            assert!(
+                reflector.recv(&mut [0u8; 16]).is_err(),
+                "{model} answered port {port}"
+            );
+            tried += 1;
+        }
+        assert!(serves(&server), "{model}: stopped serving");
+        let line = udp_line(&mut server);
+        assert_eq!(
+            count(&line, "from reflector ports"),
+            tried,
+            "{model}: {line}"
+        );
+    }
+}
+
+#[test]
+fn a_client_repeating_the_same_datagram_slower_than_a_loop_is_answered_each_time() {
+    for model in udp_models() {
+        let mut server = Server::start(&model, &[]);
+        let client = server.udp_client();
+        let mut buf = [0u8; 32];
+        for _ in 0..3 {
+            client.send(b"same again").unwrap();
+            let n = client
+                .recv(&mut buf)
+                .unwrap_or_else(|e| panic!("{model}: a repeated line went unanswered: {e}"));
+            assert_eq!(&buf[..n], b"same again", "{model}");
+            // Longer than the loop window (10 ms), as a person or a retry is.
+            std::thread::sleep(Duration::from_millis(30));
+        }
+        let line = udp_line(&mut server);
+        assert_eq!(count(&line, "loop repeats"), 0, "{model}: {line}");
     }
 }

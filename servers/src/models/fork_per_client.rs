@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::sys::signal::{kill, signal, SigHandler, Signal};
+use nix::sys::signal::{kill, signal, SigHandler, SigSet, Signal};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
 use signal_hook::consts::SIGCHLD;
@@ -58,7 +58,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                 // SAFETY: this process is single-threaded (checked above, and this model
                 // starts no thread), so the child is a complete copy with no lock held by a
                 // thread that does not exist in it.
-                match unsafe { fork() } {
+                match unsafe { fork_holding_signals() } {
                     Ok(ForkResult::Child) => {
                         // The child needs neither the listener nor the signal pipes.
                         drop(acceptor);
@@ -108,16 +108,44 @@ fn serve_child(
     0
 }
 
+/// The signals the parent handles and a child must take with their default action.
+const PARENT_SIGNALS: [Signal; 3] = [Signal::SIGTERM, Signal::SIGINT, Signal::SIGCHLD];
+
+/// Forks with [`PARENT_SIGNALS`] held back across the fork. A SIGTERM that reaches the child
+/// before [`become_child`] has reset its handlers (the parent stopping right after a fork)
+/// would run the parent's handler in the child and be lost, and the child would serve on
+/// until SIGKILL; held, it waits for [`become_child`], which lets it through with the default
+/// action. The parent's own are let through here.
+///
+/// # Safety
+///
+/// As `fork`: the process must be single-threaded.
+pub(crate) unsafe fn fork_holding_signals() -> nix::Result<ForkResult> {
+    let held = SigSet::from_iter(PARENT_SIGNALS);
+    held.thread_block()?;
+    // SAFETY: the caller promises a single-threaded process.
+    let forked = unsafe { fork() };
+    if !matches!(forked, Ok(ForkResult::Child)) {
+        // Unblocking a valid set cannot fail; the fork's result is what the caller needs.
+        let _ = held.thread_unblock();
+    }
+    forked
+}
+
 /// What a freshly forked child does first: the default action for the signals the parent
-/// handles (so that SIGTERM from the parent ends it), and SIGTERM when the parent dies, so that
-/// no child outlives a parent killed outright.
+/// handles (so that SIGTERM from the parent ends it, one sent since the fork included), and
+/// SIGTERM when the parent dies, so that no child outlives a parent killed outright.
 pub(crate) fn become_child(parent: Pid) -> Result<(), String> {
-    for sig in [Signal::SIGTERM, Signal::SIGINT, Signal::SIGCHLD] {
+    for sig in PARENT_SIGNALS {
         // SAFETY: installing the default disposition installs no handler code of ours, so
         // nothing can run in signal context; the parent's handlers are not wanted here.
         unsafe { signal(sig, SigHandler::SigDfl) }
             .map_err(|e| format!("cannot reset {sig}: {e}"))?;
     }
+    // Held since `fork_holding_signals`: a stop already sent ends this child here.
+    SigSet::from_iter(PARENT_SIGNALS)
+        .thread_unblock()
+        .map_err(|e| format!("cannot let the stop signals through: {e}"))?;
     nix::sys::prctl::set_pdeathsig(Signal::SIGTERM)
         .map_err(|e| format!("cannot set PDEATHSIG: {e}"))?;
     // The parent may have died before PDEATHSIG was set.

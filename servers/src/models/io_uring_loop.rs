@@ -14,7 +14,9 @@
 //! Run: `echo-server io-uring --addr 127.0.0.1:7007 [--max-conns N]`
 //!
 //! `unsafe` here is what the io_uring interface demands: the kernel writes into and reads from
-//! our buffers after `push` returns, so each push promises they outlive the operation.
+//! our buffers after `push` returns, so each push promises they outlive the operation. On the
+//! way out every operation still in flight is cancelled and reaped ([`Ring::cancel_all`])
+//! before a buffer is freed.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -22,9 +24,10 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::net::UnixStream;
 use std::ptr;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use io_uring::{opcode, squeue, types, IoUring};
+use io_uring::{cqueue, opcode, squeue, types, IoUring};
 use slab::Slab;
 
 use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
@@ -58,19 +61,38 @@ struct Conn {
 
 /// Runs the ring until SIGINT or SIGTERM.
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
-    let mut ring = new_ring(RING_ENTRIES)?;
+    let mut ring = Ring::new(RING_ENTRIES)?;
     let stop: UnixStream = stop.into_read_end();
     let limit = ConnLimit::new(config.max_conns);
     let mut conns: Slab<Conn> = Slab::new();
     // The back-off timer's duration must live as long as a timeout may be in flight.
     let backoff = Box::new(types::Timespec::from(ACCEPT_BACKOFF));
+    let served = run(&mut ring, &listener, &stop, &limit, &mut conns, &backoff);
+    // Reads still write into the connections' buffers until they are cancelled and reaped;
+    // where that cannot be made sure of, the buffers are leaked (the process is ending), never
+    // freed under the kernel.
+    if !ring.cancel_all(CANCEL_WAIT) {
+        std::mem::forget(conns);
+        std::mem::forget(backoff);
+    }
+    served
+}
 
+/// The loop: completions in, the next operations out, until the stop signal's poll completes.
+fn run(
+    ring: &mut Ring,
+    listener: &TcpListener,
+    stop: &UnixStream,
+    limit: &ConnLimit,
+    conns: &mut Slab<Conn>,
+    backoff: &types::Timespec,
+) -> anyhow::Result<()> {
     let poll_stop = opcode::PollAdd::new(types::Fd(stop.as_raw_fd()), nix::libc::POLLIN as u32)
         .build()
         .user_data(STOP);
-    // SAFETY: a poll holds no buffer; the pipe's descriptor lives until this function returns.
-    push(&mut ring, &poll_stop)?;
-    push_accept(&mut ring, &listener)?;
+    // SAFETY: a poll holds no buffer; the pipe's descriptor lives until `serve` returns.
+    ring.push(&poll_stop)?;
+    push_accept(ring, listener)?;
 
     let mut done = Vec::new();
     loop {
@@ -79,16 +101,15 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).context("io_uring submit failed"),
         }
-        done.clear();
-        done.extend(ring.completion().map(|c| (c.user_data(), c.result())));
-        for &(user_data, result) in &done {
+        ring.reap(&mut done);
+        for &(user_data, result, _) in &done {
             let key = (user_data & !KIND) as usize;
             match user_data & KIND {
                 STOP => return Ok(()),
-                BACKOFF => push_accept(&mut ring, &listener)?,
-                ACCEPT => on_accept(&mut ring, &listener, &mut conns, &limit, &backoff, result)?,
-                READ => on_read(&mut ring, &mut conns, key, result)?,
-                WRITE => on_write(&mut ring, &mut conns, key, result)?,
+                BACKOFF => push_accept(ring, listener)?,
+                ACCEPT => on_accept(ring, listener, conns, limit, backoff, result)?,
+                READ => on_read(ring, conns, key, result)?,
+                WRITE => on_write(ring, conns, key, result)?,
                 _ => {}
             }
         }
@@ -96,7 +117,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
 }
 
 fn on_accept(
-    ring: &mut IoUring,
+    ring: &mut Ring,
     listener: &TcpListener,
     conns: &mut Slab<Conn>,
     limit: &ConnLimit,
@@ -112,7 +133,7 @@ fn on_accept(
         log_accept_error(&e);
         let timeout = opcode::Timeout::new(backoff).build().user_data(BACKOFF);
         // SAFETY: `backoff` is owned by `serve`, which outlives every operation of the ring.
-        return push(ring, &timeout);
+        return ring.push(&timeout);
     }
     // SAFETY: a successful accept returned a new descriptor that nothing else owns.
     let stream = unsafe { TcpStream::from_raw_fd(result) };
@@ -142,12 +163,7 @@ fn on_accept(
     push_read(ring, conn, key)
 }
 
-fn on_read(
-    ring: &mut IoUring,
-    conns: &mut Slab<Conn>,
-    key: usize,
-    result: i32,
-) -> anyhow::Result<()> {
+fn on_read(ring: &mut Ring, conns: &mut Slab<Conn>, key: usize, result: i32) -> anyhow::Result<()> {
     let Some(conn) = conns.get_mut(key) else {
         return Ok(());
     };
@@ -174,7 +190,7 @@ fn on_read(
 }
 
 fn on_write(
-    ring: &mut IoUring,
+    ring: &mut Ring,
     conns: &mut Slab<Conn>,
     key: usize,
     result: i32,
@@ -201,7 +217,7 @@ fn on_write(
     }
 }
 
-fn push_accept(ring: &mut IoUring, listener: &TcpListener) -> anyhow::Result<()> {
+fn push_accept(ring: &mut Ring, listener: &TcpListener) -> anyhow::Result<()> {
     let accept = opcode::Accept::new(
         types::Fd(listener.as_raw_fd()),
         ptr::null_mut(),
@@ -211,10 +227,10 @@ fn push_accept(ring: &mut IoUring, listener: &TcpListener) -> anyhow::Result<()>
     .build()
     .user_data(ACCEPT);
     // SAFETY: no address buffer is passed; the listener lives until `serve` returns.
-    push(ring, &accept)
+    ring.push(&accept)
 }
 
-fn push_read(ring: &mut IoUring, conn: &mut Conn, key: usize) -> anyhow::Result<()> {
+fn push_read(ring: &mut Ring, conn: &mut Conn, key: usize) -> anyhow::Result<()> {
     let read = opcode::Read::new(
         types::Fd(conn.stream.as_raw_fd()),
         conn.buf.as_mut_ptr(),
@@ -224,10 +240,10 @@ fn push_read(ring: &mut IoUring, conn: &mut Conn, key: usize) -> anyhow::Result<
     .user_data(READ | key as u64);
     // SAFETY: `buf` is a boxed slice in the slab entry, which is removed only after this read
     // completes (one operation per connection at a time), so it outlives the read.
-    push(ring, &read)
+    ring.push(&read)
 }
 
-fn push_write(ring: &mut IoUring, conn: &mut Conn, key: usize) -> anyhow::Result<()> {
+fn push_write(ring: &mut Ring, conn: &mut Conn, key: usize) -> anyhow::Result<()> {
     let rest = &conn.buf[conn.written..conn.len];
     let write = opcode::Write::new(
         types::Fd(conn.stream.as_raw_fd()),
@@ -237,28 +253,151 @@ fn push_write(ring: &mut IoUring, conn: &mut Conn, key: usize) -> anyhow::Result
     .build()
     .user_data(WRITE | key as u64);
     // SAFETY: as for reads: the buffer outlives the write, the only operation in flight for it.
-    push(ring, &write)
+    ring.push(&write)
 }
 
-/// A ring of `entries`; the error says the kernel refused io_uring and why that may be.
-pub(crate) fn new_ring(entries: u32) -> anyhow::Result<IoUring> {
-    IoUring::new(entries).map_err(|e| {
-        anyhow::anyhow!(
-            "io_uring is not available: {e} (the kernel refused io_uring_setup; \
-             kernel.io_uring_disabled or a seccomp filter may forbid it)"
-        )
-    })
+/// The `user_data` of the cancellation [`Ring::cancel_all`] submits.
+const CANCEL: u64 = u64::MAX;
+
+/// How long a server waits on its way out for its cancelled operations to complete.
+pub(crate) const CANCEL_WAIT: Duration = Duration::from_millis(500);
+
+/// An io_uring that counts its operations in flight, so that it can cancel them all and reap
+/// their completions before the memory they point into is freed: the kernel writes a read's or
+/// a receive's buffer, and reads a send's, until the operation's last completion.
+pub(crate) struct Ring {
+    ring: IoUring,
+    /// Operations pushed whose last completion has not been reaped.
+    in_flight: usize,
 }
 
-/// Queues an entry, flushing the submission queue to the kernel when it is full.
-///
-/// Callers promise that every buffer and descriptor the entry names outlives the operation.
-pub(crate) fn push(ring: &mut IoUring, entry: &squeue::Entry) -> anyhow::Result<()> {
-    loop {
-        // SAFETY: the caller keeps what the entry points to alive until its completion.
-        if unsafe { ring.submission().push(entry) }.is_ok() {
-            return Ok(());
+impl Ring {
+    /// A ring of `entries`; the error says the kernel refused io_uring and why that may be.
+    pub(crate) fn new(entries: u32) -> anyhow::Result<Ring> {
+        let ring = IoUring::new(entries).map_err(|e| {
+            anyhow::anyhow!(
+                "io_uring is not available: {e} (the kernel refused io_uring_setup; \
+                 kernel.io_uring_disabled or a seccomp filter may forbid it)"
+            )
+        })?;
+        Ok(Ring { ring, in_flight: 0 })
+    }
+
+    /// Queues an entry, flushing the submission queue to the kernel when it is full.
+    ///
+    /// Callers promise that every buffer and descriptor the entry names outlives the
+    /// operation.
+    pub(crate) fn push(&mut self, entry: &squeue::Entry) -> anyhow::Result<()> {
+        loop {
+            // SAFETY: the caller keeps what the entry points to alive until its completion.
+            if unsafe { self.ring.submission().push(entry) }.is_ok() {
+                self.in_flight += 1;
+                return Ok(());
+            }
+            self.ring.submit().context("io_uring submit failed")?;
         }
-        ring.submit().context("io_uring submit failed")?;
+    }
+
+    /// Submits what is queued and waits for `want` completions.
+    pub(crate) fn submit_and_wait(&mut self, want: usize) -> io::Result<usize> {
+        self.ring.submit_and_wait(want)
+    }
+
+    /// The completions ready, into `done` as `(user_data, result, flags)`; an operation is
+    /// over at its last completion (a multishot one posts several).
+    pub(crate) fn reap(&mut self, done: &mut Vec<(u64, i32, u32)>) {
+        done.clear();
+        for c in self.ring.completion() {
+            if !cqueue::more(c.flags()) {
+                self.in_flight = self.in_flight.saturating_sub(1);
+            }
+            done.push((c.user_data(), c.result(), c.flags()));
+        }
+    }
+
+    /// Cancels every operation in flight and reaps their completions, for at most `limit`.
+    /// True when none is left, so that the kernel touches no memory of ours any more; false
+    /// when that cannot be made sure of (a kernel before 5.19 cannot cancel them all at once,
+    /// or one did not end in time): the caller must then leak what they point into.
+    pub(crate) fn cancel_all(&mut self, limit: Duration) -> bool {
+        if self.in_flight == 0 {
+            return true;
+        }
+        let cancel = opcode::AsyncCancel2::new(types::CancelBuilder::any())
+            .build()
+            .user_data(CANCEL);
+        // A cancellation names no buffer.
+        if self.push(&cancel).is_err() {
+            return false;
+        }
+        let deadline = Instant::now() + limit;
+        let mut done = Vec::new();
+        while self.in_flight > 0 {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            let timeout = types::Timespec::from(left);
+            let args = types::SubmitArgs::new().timespec(&timeout);
+            match self.ring.submitter().submit_with_args(1, &args) {
+                Ok(_) => {}
+                Err(e) if e.raw_os_error() == Some(nix::libc::ETIME) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+            self.reap(&mut done);
+            let refused = |&(user_data, result, _): &(u64, i32, u32)| {
+                user_data == CANCEL && result == -nix::libc::EINVAL
+            };
+            if done.iter().any(refused) {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    #[test]
+    fn cancel_all_ends_every_operation_so_that_the_kernel_writes_no_buffer_after_it() {
+        let mut ring = match Ring::new(8) {
+            Ok(ring) => ring,
+            Err(e) => {
+                eprintln!("skipped: {e}");
+                return;
+            }
+        };
+        let (ours, mut peer) = UnixStream::pair().unwrap();
+        let mut buf = vec![0u8; 64].into_boxed_slice();
+        let read = opcode::Read::new(types::Fd(ours.as_raw_fd()), buf.as_mut_ptr(), 64)
+            .build()
+            .user_data(READ);
+        // The buffer outlives the read: `cancel_all` ends it below, before `buf` drops.
+        ring.push(&read).unwrap();
+        ring.submit_and_wait(0).unwrap();
+        assert!(
+            ring.cancel_all(Duration::from_secs(2)),
+            "a read still in flight"
+        );
+        // No read is armed any more: what the peer sends now stays in the socket for us, and
+        // the buffer the kernel was given stays as it was.
+        peer.write_all(b"too late").unwrap();
+        ours.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
+        let mut got = [0u8; 8];
+        (&ours).read_exact(&mut got).unwrap();
+        assert_eq!(&got, b"too late");
+        assert!(
+            buf.iter().all(|&b| b == 0),
+            "the kernel wrote the buffer after cancel_all"
+        );
+        assert!(
+            ring.cancel_all(Duration::from_secs(2)),
+            "nothing left to cancel"
+        );
     }
 }

@@ -317,9 +317,9 @@ models! {
     /// UDP: one thread, batches of datagrams by `recvmmsg`/`sendmmsg`.
     UdpMmsg => udp("udp-mmsg", EventLoops, udp_mmsg::serve,
         "UDP: one thread, batches of up to 32 datagrams per recvmmsg and sendmmsg"),
-    /// UDP: one thread, one io_uring, many receives in flight.
+    /// UDP: one thread, one io_uring, one multishot receive into a pool of provided buffers.
     UdpIoUring => udp("udp-io-uring", EventLoops, udp_io_uring::serve,
-        "UDP: one thread, one io_uring with 64 receives in flight"),
+        "UDP: one thread, one io_uring, one multishot receive into a pool of 64 provided buffers"),
 }
 
 impl Model {

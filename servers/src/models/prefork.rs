@@ -28,13 +28,15 @@ use anyhow::Context;
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use nix::unistd::{fork, getpid, pipe, read, write, ForkResult, Pid};
+use nix::unistd::{getpid, pipe, read, write, ForkResult, Pid};
 use signal_hook::consts::SIGCHLD;
 
 use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
 use crate::config::ServerConfig;
 use crate::endings::{ChildEndings, Ending, Outcome};
-use crate::models::fork_per_client::{become_child, end_children, ensure_single_threaded, reap};
+use crate::models::fork_per_client::{
+    become_child, end_children, ensure_single_threaded, fork_holding_signals, reap,
+};
 use crate::signals::SignalPipe;
 use crate::tls::{serve_connection, Tls};
 
@@ -113,7 +115,7 @@ fn spawn_worker(
 ) -> nix::Result<Pid> {
     // SAFETY: the parent is single-threaded (checked in `serve`; this model starts no thread),
     // so the child is a complete copy with no lock held by a thread that does not exist in it.
-    match unsafe { fork() }? {
+    match unsafe { fork_holding_signals() }? {
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
             let code = match become_child(parent) {

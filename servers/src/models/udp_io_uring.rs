@@ -25,7 +25,8 @@
 //!
 //! `unsafe` here is what the io_uring interface demands: the kernel writes into and reads from
 //! our buffers and message headers after `push` returns, so each push promises they outlive
-//! the operation.
+//! the operation. On the way out the receive and the sends still in flight are cancelled and
+//! reaped before the pool is freed.
 #![allow(unsafe_code)]
 
 use std::io;
@@ -34,17 +35,15 @@ use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 
 use anyhow::Context;
-use io_uring::{cqueue, opcode, squeue, types, IoUring};
+use io_uring::{cqueue, opcode, squeue, types};
 use nix::libc;
 use nix::sys::socket::{SockaddrLike, SockaddrStorage};
 
 use crate::config::ServerConfig;
-use crate::datagram::{
-    note_recv_error, replied, socket_addr, to_echo, wildcard, Datagram, RECV_BUF,
-};
+use crate::datagram::{note_recv_error, replied, socket_addr, wildcard, Datagram, Rules, RECV_BUF};
 use crate::signals::SignalPipe;
 
-use super::io_uring_loop::{new_ring, push};
+use super::io_uring_loop::{Ring, CANCEL_WAIT};
 
 /// Buffers in the pool the multishot receive takes from: datagrams held at once.
 pub const BUFFERS: u16 = 64;
@@ -73,6 +72,7 @@ const BUF_LEN: usize = 16 + NAME + CONTROL + RECV_BUF;
 /// Everything the kernel points into, allocated once and never moved: the buffers, the
 /// receive's message header, and one send header per buffer.
 struct Pool {
+    rules: Rules,
     bytes: Box<[u8]>,
     recv_msg: Box<libc::msghdr>,
     sends: Box<[Send]>,
@@ -86,19 +86,35 @@ struct Send {
 
 /// Runs the ring until SIGINT or SIGTERM.
 pub fn serve(socket: UdpSocket, _config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
-    let mut ring = new_ring(RING_ENTRIES)?;
+    let mut ring = Ring::new(RING_ENTRIES)?;
     let stop: UnixStream = stop.into_read_end();
-    let wildcard = wildcard(&socket);
-    let fd = types::Fd(socket.as_raw_fd());
-    let mut pool = Pool::new(wildcard);
+    let rules = Rules::of(&socket).context("cannot read the bound address")?;
+    let mut pool = Pool::new(rules, wildcard(&socket));
+    let served = run(&mut ring, &mut pool, &socket, &stop);
+    // The receive writes into the pool and the sends read from it until they are cancelled
+    // and reaped; where that cannot be made sure of, the pool is leaked (the process is
+    // ending), never freed under the kernel.
+    if !ring.cancel_all(CANCEL_WAIT) {
+        std::mem::forget(pool);
+    }
+    served
+}
 
+/// The loop: completions in, echoes and buffers out, until the stop signal's poll completes.
+fn run(
+    ring: &mut Ring,
+    pool: &mut Pool,
+    socket: &UdpSocket,
+    stop: &UnixStream,
+) -> anyhow::Result<()> {
+    let fd = types::Fd(socket.as_raw_fd());
     let poll_stop = opcode::PollAdd::new(types::Fd(stop.as_raw_fd()), libc::POLLIN as u32)
         .build()
         .user_data(STOP);
-    // SAFETY: a poll holds no buffer; the pipe's descriptor lives until this function returns.
-    push(&mut ring, &poll_stop)?;
-    pool.provide(&mut ring, 0, BUFFERS)?;
-    pool.receive(&mut ring, fd)?;
+    // SAFETY: a poll holds no buffer; the pipe's descriptor lives until `serve` returns.
+    ring.push(&poll_stop)?;
+    pool.provide(ring, 0, BUFFERS)?;
+    pool.receive(ring, fd)?;
     let mut receiving = true;
     let mut done = Vec::new();
     loop {
@@ -107,11 +123,7 @@ pub fn serve(socket: UdpSocket, _config: &ServerConfig, stop: SignalPipe) -> any
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e).context("io_uring submit failed"),
         }
-        done.clear();
-        done.extend(
-            ring.completion()
-                .map(|c| (c.user_data(), c.result(), c.flags())),
-        );
+        ring.reap(&mut done);
         for &(user_data, result, flags) in &done {
             let bid = (user_data & !KIND) as u16;
             match user_data & KIND {
@@ -124,11 +136,11 @@ pub fn serve(socket: UdpSocket, _config: &ServerConfig, stop: SignalPipe) -> any
                             io::Error::from_raw_os_error(-result)
                         );
                     }
-                    pool.on_recv(&mut ring, fd, result, flags)?;
+                    pool.on_recv(ring, fd, result, flags)?;
                 }
                 SEND => {
                     replied(&sent(result));
-                    pool.provide(&mut ring, bid, 1)?;
+                    pool.provide(ring, bid, 1)?;
                 }
                 PROVIDE if result < 0 => {
                     anyhow::bail!(
@@ -141,14 +153,14 @@ pub fn serve(socket: UdpSocket, _config: &ServerConfig, stop: SignalPipe) -> any
         }
         // The receive ended (its pool ran dry, or an error): make it again.
         if !receiving {
-            pool.receive(&mut ring, fd)?;
+            pool.receive(ring, fd)?;
             receiving = true;
         }
     }
 }
 
 impl Pool {
-    fn new(wildcard: bool) -> Pool {
+    fn new(rules: Rules, wildcard: bool) -> Pool {
         // SAFETY: all-zero bytes are a valid `msghdr` and `iovec` (null pointers, zero
         // lengths); the pointers are set before each use.
         let (mut recv_msg, iov, msg): (Box<libc::msghdr>, libc::iovec, libc::msghdr) = unsafe {
@@ -161,6 +173,7 @@ impl Pool {
         recv_msg.msg_namelen = NAME as libc::socklen_t;
         recv_msg.msg_controllen = if wildcard { CONTROL } else { 0 };
         Pool {
+            rules,
             bytes: vec![0u8; BUF_LEN * usize::from(BUFFERS)].into_boxed_slice(),
             recv_msg,
             sends: (0..BUFFERS).map(|_| Send { iov, msg }).collect(),
@@ -168,7 +181,7 @@ impl Pool {
     }
 
     /// Hands `n` buffers from number `first` on to the kernel's pool.
-    fn provide(&mut self, ring: &mut IoUring, first: u16, n: u16) -> anyhow::Result<()> {
+    fn provide(&mut self, ring: &mut Ring, first: u16, n: u16) -> anyhow::Result<()> {
         let at = usize::from(first) * BUF_LEN;
         let addr = self.bytes[at..].as_mut_ptr();
         let provide = opcode::ProvideBuffers::new(addr, BUF_LEN as i32, n, GROUP, first)
@@ -176,24 +189,24 @@ impl Pool {
             .user_data(PROVIDE | u64::from(first));
         // SAFETY: the buffers belong to `self.bytes`, which `serve` owns until it returns, and
         // the kernel alone writes them until a completion hands one back.
-        push(ring, &provide)
+        ring.push(&provide)
     }
 
     /// The multishot receive, taking its buffers from the pool.
-    fn receive(&mut self, ring: &mut IoUring, fd: types::Fd) -> anyhow::Result<()> {
+    fn receive(&mut self, ring: &mut Ring, fd: types::Fd) -> anyhow::Result<()> {
         let recv = opcode::RecvMsgMulti::new(fd, &*self.recv_msg, GROUP)
             .build()
             .flags(squeue::Flags::BUFFER_SELECT)
             .user_data(RECV);
         // SAFETY: the header is boxed and owned by `serve`; the kernel reads its lengths only.
-        push(ring, &recv)
+        ring.push(&recv)
     }
 
     /// A datagram arrived (or the receive failed): send it back from its buffer, or return
     /// the buffer when it is not to be echoed.
     fn on_recv(
         &mut self,
-        ring: &mut IoUring,
+        ring: &mut Ring,
         fd: types::Fd,
         result: i32,
         flags: u32,
@@ -226,7 +239,7 @@ impl Pool {
             to: None,
             truncated: out.is_payload_truncated(),
         };
-        if !to_echo(&dg) {
+        if !self.rules.to_echo(&dg, payload) {
             return self.provide(ring, bid, 1);
         }
         // The received control message, sent back, names the address the client sent to.
@@ -254,7 +267,7 @@ impl Pool {
             .user_data(SEND | u64::from(bid));
         // SAFETY: the header and the buffer it points into are owned by `serve` and not reused
         // until this send completes (the buffer returns to the pool only then).
-        push(ring, &op)
+        ring.push(&op)
     }
 }
 

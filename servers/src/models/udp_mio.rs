@@ -11,25 +11,32 @@
 
 use std::net::UdpSocket;
 
+use anyhow::Context;
+
 use crate::config::ServerConfig;
 use crate::datagram::{
-    note_recv_error, recv, replied, reply, serve_readable, to_echo, wildcard, RECV_BUF,
+    note_recv_error, recv, replied, reply, serve_readable, wildcard, Rules, RECV_BUF,
 };
 use crate::errors::{interrupted, would_block};
 use crate::signals::SignalPipe;
 
 /// Echoes datagrams until SIGINT or SIGTERM.
 pub fn serve(socket: UdpSocket, _config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
+    let rules = Rules::of(&socket).context("cannot read the bound address")?;
     let wildcard = wildcard(&socket);
     let mut buf = vec![0u8; RECV_BUF];
-    serve_readable(&socket, stop, |socket| echo_all(socket, &mut buf, wildcard))
+    serve_readable(&socket, stop, |socket| {
+        echo_all(socket, &rules, &mut buf, wildcard)
+    })
 }
 
 /// Receives and echoes until the socket has nothing left (its readiness is edge-triggered).
-fn echo_all(socket: &UdpSocket, buf: &mut [u8], wildcard: bool) {
+fn echo_all(socket: &UdpSocket, rules: &Rules, buf: &mut [u8], wildcard: bool) {
     loop {
         match recv(socket, buf, wildcard) {
-            Ok(dg) if to_echo(&dg) => replied(&reply(socket, &buf[..dg.len], &dg)),
+            Ok(dg) if rules.to_echo(&dg, &buf[..dg.len]) => {
+                replied(&reply(socket, &buf[..dg.len], &dg))
+            }
             Ok(_) => {}
             Err(e) if would_block(&e) => return,
             Err(e) if interrupted(&e) => {}

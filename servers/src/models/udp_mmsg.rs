@@ -14,6 +14,7 @@ use std::io::{IoSlice, IoSliceMut};
 use std::net::{IpAddr, UdpSocket};
 use std::os::fd::AsRawFd;
 
+use anyhow::Context;
 use nix::errno::Errno;
 use nix::sys::socket::{
     recvmmsg, sendmmsg, ControlMessage, MsgFlags, MultiHeaders, SockaddrStorage,
@@ -22,7 +23,7 @@ use nix::sys::socket::{
 use crate::config::ServerConfig;
 use crate::datagram::{
     destination, dropped_on_send, echoed, note_recv_error, pktinfo_v4, pktinfo_v6, replied,
-    serve_readable, socket_addr, to_echo, wildcard, Datagram, RECV_BUF,
+    serve_readable, socket_addr, wildcard, Datagram, Rules, RECV_BUF,
 };
 use crate::signals::SignalPipe;
 
@@ -31,7 +32,8 @@ pub const BATCH: usize = 32;
 
 /// Echoes datagrams until SIGINT or SIGTERM.
 pub fn serve(socket: UdpSocket, _config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
-    let mut batches = Batches::new(wildcard(&socket));
+    let rules = Rules::of(&socket).context("cannot read the bound address")?;
+    let mut batches = Batches::new(rules, wildcard(&socket));
     serve_readable(&socket, stop, |socket| batches.echo_all(socket))
 }
 
@@ -42,17 +44,19 @@ struct Batches {
     received: Vec<(usize, Datagram)>,
     recv_headers: MultiHeaders<SockaddrStorage>,
     send_headers: MultiHeaders<SockaddrStorage>,
+    rules: Rules,
     wildcard: bool,
 }
 
 impl Batches {
-    fn new(wildcard: bool) -> Batches {
+    fn new(rules: Rules, wildcard: bool) -> Batches {
         let control = || wildcard.then(|| nix::cmsg_space!(nix::libc::in6_pktinfo));
         Batches {
             bufs: (0..BATCH).map(|_| vec![0u8; RECV_BUF]).collect(),
             received: Vec::with_capacity(BATCH),
             recv_headers: MultiHeaders::preallocate(BATCH, control()),
             send_headers: MultiHeaders::preallocate(BATCH, control()),
+            rules,
             wildcard,
         }
     }
@@ -77,6 +81,17 @@ impl Batches {
 
     /// One `recvmmsg`: fills `received` with what to echo; returns how many datagrams came.
     fn receive(&mut self, socket: &UdpSocket) -> nix::Result<usize> {
+        self.received.clear();
+        let n = self.receive_batch(socket)?;
+        // Judged once the batch is read (the buffers are ours again), with each one's bytes.
+        let (bufs, rules) = (&self.bufs, &self.rules);
+        self.received
+            .retain(|(i, dg)| rules.to_echo(dg, &bufs[*i][..dg.len]));
+        Ok(n)
+    }
+
+    /// The `recvmmsg` itself: every datagram that came, with its sender, into `received`.
+    fn receive_batch(&mut self, socket: &UdpSocket) -> nix::Result<usize> {
         let mut iovs: Vec<[IoSliceMut; 1]> =
             self.bufs.iter_mut().map(|b| [IoSliceMut::new(b)]).collect();
         let flags = MsgFlags::MSG_DONTWAIT;
@@ -87,7 +102,6 @@ impl Batches {
             flags,
             None,
         )?;
-        self.received.clear();
         let mut n = 0;
         for (i, msg) in results.enumerate() {
             n += 1;
@@ -98,15 +112,15 @@ impl Batches {
                 Ok(cmsgs) if self.wildcard => destination(cmsgs),
                 _ => None,
             };
-            let dg = Datagram {
-                len: msg.bytes,
-                from,
-                to,
-                truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
-            };
-            if to_echo(&dg) {
-                self.received.push((i, dg));
-            }
+            self.received.push((
+                i,
+                Datagram {
+                    len: msg.bytes,
+                    from,
+                    to,
+                    truncated: msg.flags.contains(MsgFlags::MSG_TRUNC),
+                },
+            ));
         }
         Ok(n)
     }

@@ -17,7 +17,7 @@ use tokio::io::Interest;
 use tokio::net::UdpSocket;
 
 use crate::config::ServerConfig;
-use crate::datagram::{note_recv_error, recv, replied, reply, to_echo, wildcard, RECV_BUF};
+use crate::datagram::{note_recv_error, recv, replied, reply, wildcard, Rules, RECV_BUF};
 use crate::errors::{interrupted, would_block};
 use crate::signals::SignalPipe;
 
@@ -37,11 +37,12 @@ pub fn serve(socket: StdSocket, config: &ServerConfig, stop: SignalPipe) -> anyh
             .set_nonblocking(true)
             .context("cannot make the socket non-blocking")?;
         let wildcard = wildcard(&socket);
+        let rules = Rules::of(&socket).context("cannot read the bound address")?;
         let socket = Arc::new(UdpSocket::from_std(socket).context("cannot register the socket")?);
         let stop = tokio::net::UnixStream::from_std(stop.into_read_end())
             .context("cannot register the signal pipe")?;
         for _ in 0..tasks {
-            tokio::spawn(echo(Arc::clone(&socket), wildcard));
+            tokio::spawn(echo(Arc::clone(&socket), rules, wildcard));
         }
         stop.readable()
             .await
@@ -52,14 +53,14 @@ pub fn serve(socket: StdSocket, config: &ServerConfig, stop: SignalPipe) -> anyh
 }
 
 /// Receives a datagram and echoes it, for ever.
-async fn echo(socket: Arc<UdpSocket>, wildcard: bool) {
+async fn echo(socket: Arc<UdpSocket>, rules: Rules, wildcard: bool) {
     let mut buf = vec![0u8; RECV_BUF];
     loop {
         let received = socket
             .async_io(Interest::READABLE, || recv(&*socket, &mut buf, wildcard))
             .await;
         match received {
-            Ok(dg) if to_echo(&dg) => {
+            Ok(dg) if rules.to_echo(&dg, &buf[..dg.len]) => {
                 let sent =
                     socket.try_io(Interest::WRITABLE, || reply(&*socket, &buf[..dg.len], &dg));
                 replied(&sent);
