@@ -143,20 +143,11 @@ pub fn recv(socket: &impl AsFd, buf: &mut [u8], wildcard: bool) -> io::Result<Da
         .address
         .and_then(|a| socket_addr(&a))
         .ok_or_else(|| io::Error::other("a datagram without a source address"))?;
-    let mut to = None;
-    if wildcard {
-        for cmsg in msg.cmsgs()? {
-            to = match cmsg {
-                ControlMessageOwned::Ipv4PacketInfo(info) => {
-                    Some(IpAddr::V4(u32::from_be(info.ipi_addr.s_addr).into()))
-                }
-                ControlMessageOwned::Ipv6PacketInfo(info) => {
-                    Some(IpAddr::V6(info.ipi6_addr.s6_addr.into()))
-                }
-                _ => to,
-            };
-        }
-    }
+    let to = if wildcard {
+        destination(msg.cmsgs()?)
+    } else {
+        None
+    };
     Ok(Datagram {
         len: msg.bytes,
         from,

@@ -96,12 +96,7 @@ fn run(
 
     let mut done = Vec::new();
     loop {
-        match ring.submit_and_wait(1) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("io_uring submit failed"),
-        }
-        ring.reap(&mut done);
+        ring.complete(&mut done)?;
         for &(user_data, result, _) in &done {
             let key = (user_data & !KIND) as usize;
             match user_data & KIND {
@@ -298,14 +293,23 @@ impl Ring {
         }
     }
 
-    /// Submits what is queued and waits for `want` completions.
-    pub(crate) fn submit_and_wait(&mut self, want: usize) -> io::Result<usize> {
-        self.ring.submit_and_wait(want)
+    /// Submits what is queued, waits for a completion (through a signal's interruption) and
+    /// takes every completion ready into `done`, as [`Ring::reap`] does.
+    pub(crate) fn complete(&mut self, done: &mut Vec<(u64, i32, u32)>) -> anyhow::Result<()> {
+        loop {
+            match self.ring.submit_and_wait(1) {
+                Ok(_) => break,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e).context("io_uring submit failed"),
+            }
+        }
+        self.reap(done);
+        Ok(())
     }
 
     /// The completions ready, into `done` as `(user_data, result, flags)`; an operation is
     /// over at its last completion (a multishot one posts several).
-    pub(crate) fn reap(&mut self, done: &mut Vec<(u64, i32, u32)>) {
+    fn reap(&mut self, done: &mut Vec<(u64, i32, u32)>) {
         done.clear();
         for c in self.ring.completion() {
             if !cqueue::more(c.flags()) {
@@ -379,7 +383,7 @@ mod tests {
             .user_data(READ);
         // The buffer outlives the read: `cancel_all` ends it below, before `buf` drops.
         ring.push(&read).unwrap();
-        ring.submit_and_wait(0).unwrap();
+        ring.ring.submit().unwrap();
         assert!(
             ring.cancel_all(Duration::from_secs(2)),
             "a read still in flight"

@@ -118,12 +118,7 @@ fn run(
     let mut receiving = true;
     let mut done = Vec::new();
     loop {
-        match ring.submit_and_wait(1) {
-            Ok(_) => {}
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e).context("io_uring submit failed"),
-        }
-        ring.reap(&mut done);
+        ring.complete(&mut done)?;
         for &(user_data, result, flags) in &done {
             let bid = (user_data & !KIND) as u16;
             match user_data & KIND {
