@@ -331,3 +331,190 @@ fn a_server_on_the_server_host_is_run_and_sampled_by_serve_report() {
     assert_eq!(env["hosts"]["server_host"], "local");
     let _ = std::fs::remove_dir_all(&out);
 }
+
+/// A launcher for hosts that are not this one in name only: it runs the command here, through
+/// `shell` (`"$@"` the command, `$h` the host).
+fn pretend(shell: &str) -> String {
+    format!("sh -c 'h=$1; shift; {shell}' sh {{host}}")
+}
+
+/// The record of `mio`'s pingpong-c16 run in `out`, once `compare` has succeeded.
+fn record_of(run: &Output, out: &Path, model: &str) -> serde_json::Value {
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    json(&out.join(format!("raw/{model}.pingpong-c16.r1.run.json")))
+}
+
+#[test]
+fn hosts_that_are_not_host_names_are_refused_before_anything_runs() {
+    let out = tempdir("not-a-host");
+    for (flag, host) in [
+        ("--agents", "-oProxyCommand=touch /tmp/echobench-pwned"),
+        ("--server-host", "s1;reboot"),
+    ] {
+        // As one word, `--agents=...`: clap takes a separate `-o...` for an option itself.
+        let given = format!("{flag}={host}");
+        let run = compare(
+            &out,
+            &[
+                &given,
+                "--server-addr",
+                "10.0.0.1:0",
+                "--workloads",
+                "pingpong-c16",
+            ],
+        );
+        assert_eq!(run.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        assert_eq!(
+            stderr.trim(),
+            format!("echobench: {flag}: '{host}' is not a host name, an IP address or user@host")
+        );
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn a_server_host_is_read_past_its_banner_and_must_run_this_version() {
+    let out = tempdir("banner");
+    let server_host = |launcher: &str| {
+        let args = [
+            "--server-host",
+            "s1",
+            "--server-addr",
+            "0.0.0.0:0",
+            "--launcher",
+            launcher,
+            "--workloads",
+            "pingpong-c16",
+            "--duration",
+            "500ms",
+        ];
+        let run = compare(&out, &args);
+        let record = record_of(&run, &out, "mio");
+        let _ = std::fs::remove_dir_all(&out);
+        record
+    };
+    // A banner that is not UTF-8, and a long one, before anything the host says.
+    let banner = pretend(
+        r#"printf "\377 welcome to $h\n"; head -c 200000 /dev/zero | tr "\0" "="; echo; exec "$@""#,
+    );
+    let record = server_host(&banner);
+    assert_eq!(record["status"], "ok", "{record}");
+    // Another version there: refused, naming the host and both versions.
+    let older = pretend(r#""$@" | sed -u "s/\"version\":\"[^\"]*\"/\"version\":\"0.0.1\"/""#);
+    let record = server_host(&older);
+    assert_eq!(record["status"], "failed", "{record}");
+    let note = record["note"].as_str().unwrap();
+    assert!(
+        note.contains("server host s1: it runs echobench 0.0.1")
+            && note.contains(env!("CARGO_PKG_VERSION")),
+        "{note}"
+    );
+}
+
+#[test]
+fn a_server_host_that_reports_what_no_server_can_fails_the_run_naming_it() {
+    let out = tempdir("took");
+    let negative = pretend(r#""$@" | sed -u "s/\"took_s\":[0-9.e-]*/\"took_s\":-1.5/""#);
+    let args = [
+        "--server-host",
+        "s1",
+        "--server-addr",
+        "0.0.0.0:0",
+        "--launcher",
+        &negative,
+        "--workloads",
+        "pingpong-c16",
+        "--duration",
+        "500ms",
+    ];
+    let run = compare(&out, &args);
+    let record = record_of(&run, &out, "mio");
+    assert_eq!(record["status"], "failed", "{record}");
+    let note = record["note"].as_str().unwrap();
+    assert!(
+        note.contains("server host s1: a stop that took -1.5 s, which no stop can"),
+        "{note}"
+    );
+    assert!(
+        out.join("report.md").exists(),
+        "the comparison went on to its report"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn an_agent_whose_report_cannot_be_true_fails_the_run_naming_it() {
+    let out = tempdir("agent-warmup");
+    // The same length, so that the frames stay whole: a warm-up of 9e9 s, in both frames.
+    let tamper = pretend(r#""$@" | sed -u "s/\"warmup_s\":0.3/\"warmup_s\":9e9/g""#);
+    let args = [
+        "--agents",
+        "a1",
+        "--server-addr",
+        "0.0.0.0:0",
+        "--launcher",
+        &tamper,
+        "--workloads",
+        "pingpong-c16",
+        "--duration",
+        "500ms",
+    ];
+    let run = compare(&out, &args);
+    let record = record_of(&run, &out, "mio");
+    assert_eq!(record["status"], "failed", "{record}");
+    let note = record["note"].as_str().unwrap();
+    assert!(
+        note.contains("agent a1 (1): a report with warmup_s 9000000000")
+            && note.contains("over a year"),
+        "{note}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn serve_report_keeps_the_server_log_private_and_removes_it_however_it_stops() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+    let tmp = tempdir("serve-tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    for stop in ["stdin", "SIGTERM"] {
+        let mut child = Command::new(BIN)
+            .args(["serve", "--report", "--addr", "127.0.0.1:0", "--", "mio"])
+            .env("TMPDIR", &tmp)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let hello = lines.next().unwrap().unwrap();
+        assert!(hello.starts_with("{\"hello\":"), "{hello}");
+        let listening = lines.next().unwrap().unwrap();
+        assert!(listening.contains("listening on"), "{listening}");
+        // Not at a name anyone could have guessed, and readable by its owner alone.
+        let predictable = tmp.join(format!("echobench-serve-{}.log", child.id()));
+        assert!(!predictable.exists(), "{}", predictable.display());
+        let made: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
+        assert_eq!(made.len(), 1, "{made:?}");
+        let mode = made[0].metadata().unwrap().permissions().mode();
+        assert!(made[0].path().is_dir() && mode & 0o077 == 0, "{mode:o}");
+        match stop {
+            "stdin" => drop(child.stdin.take()),
+            _ => {
+                let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+                nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+            }
+        }
+        let last = lines.map(Result::unwrap).last().unwrap();
+        assert!(last.starts_with("{\"stopped\":"), "{stop}: {last}");
+        assert!(child.wait().unwrap().success(), "{stop}");
+        let left: Vec<_> = std::fs::read_dir(&tmp).unwrap().flatten().collect();
+        assert!(left.is_empty(), "{stop}: left behind {left:?}");
+    }
+    std::fs::remove_dir_all(&tmp).unwrap();
+}

@@ -148,8 +148,72 @@ fn a_server_that_prints_no_line_is_compared_like_a_built_in_model() {
         .unwrap();
     assert_eq!(again.status.code(), Some(2), "{}", text(&again));
     assert!(text(&again).contains("--append"), "{}", text(&again));
+    // The same server with other CPUs, other workloads or UDP: not comparable, each named.
+    for (flags, names) in [
+        (
+            &["--server-cpus", "1", "--loadgen-cpus", "0"][..],
+            &[
+                "--server-cpus (0 there, 1 now)",
+                "--loadgen-cpus (1 there, 0 now)",
+            ][..],
+        ),
+        (
+            &["--workloads", "pingpong-c16"],
+            &["--workloads (bulk, churn, idle-0, idle-50, pingpong-c1, rate-2000 only there)"],
+        ),
+        (&["--udp"], &["--udp (false there, true now)"]),
+    ] {
+        let again = Command::new(BIN)
+            .args([
+                "compare",
+                "--profile",
+                "tiny",
+                "--models",
+                "none",
+                "--append",
+            ])
+            .args(["--server-file", file.to_str().unwrap(), "--out"])
+            .arg(&out)
+            .args(flags)
+            .output()
+            .unwrap();
+        assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+        let said = String::from_utf8_lossy(&again.stderr);
+        assert_eq!(said.lines().count(), 1, "{said}");
+        for name in names {
+            assert!(said.contains(name), "{flags:?}: {said}");
+        }
+    }
     std::fs::remove_dir_all(&out).unwrap();
     std::fs::remove_file(&file).unwrap();
+}
+
+#[test]
+fn a_server_that_prints_bytes_that_are_not_text_is_read_to_its_end() {
+    let out = tempdir("bytes");
+    // Not UTF-8, then more than a pipe holds, before it starts: the reader must go on.
+    let chatty = format!(
+        "sh -c 'printf \"\\377 starting\\n\"; head -c 200000 /dev/zero | tr \"\\0\" x; echo; \
+         exec \"$0\" serve --cpus 0 -- mio --addr {{addr}}' {BIN}"
+    );
+    let (run, pid) = compare(
+        &out,
+        &[
+            "--server",
+            &format!("chatty={chatty}"),
+            "--workloads",
+            "pingpong-c16",
+            "--duration",
+            "500ms",
+        ],
+    );
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(left_running(pid).is_empty(), "{:?}", left_running(pid));
+    let record = json(&out.join("raw/chatty.pingpong-c16.r1.run.json"));
+    assert_eq!(record["status"], "ok", "{record}");
+    let log = std::fs::read_to_string(out.join("raw/chatty.pingpong-c16.r1.server.log")).unwrap();
+    assert!(log.starts_with("\u{fffd} starting\n"), "{:?}", &log[..40]);
+    std::fs::remove_dir_all(&out).unwrap();
 }
 
 #[test]

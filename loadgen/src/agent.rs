@@ -95,12 +95,12 @@ pub fn write_frame(out: &mut impl Write, kind: &str, body: &[u8]) -> io::Result<
 /// header (a launcher's banner) are skipped; a header of another protocol is an error.
 pub fn read_frame(input: &mut impl BufRead) -> io::Result<Option<(String, Vec<u8>)>> {
     let bad = |why: String| io::Error::new(io::ErrorKind::InvalidData, why);
-    let mut line = String::new();
     loop {
-        line.clear();
-        if input.read_line(&mut line)? == 0 {
+        // Any bytes, any length: what a launcher prints is read past, never taken for a frame.
+        let Some(bytes) = crate::lines::read_capped(input, crate::lines::MAX_LINE)? else {
             return Ok(None);
-        }
+        };
+        let line = String::from_utf8_lossy(&bytes);
         let Some(rest) = line.trim_end().strip_prefix(HEADER) else {
             continue;
         };
@@ -172,6 +172,17 @@ mod tests {
         let second = read_frame(&mut input).expect("read").expect("a frame");
         assert_eq!((second.0.as_str(), second.1.len()), ("hlog", 0));
         assert!(read_frame(&mut input).expect("read").is_none());
+    }
+
+    #[test]
+    fn a_banner_that_is_not_utf8_or_has_no_end_is_read_past() {
+        let mut stream = b"Welcome \xff\xfe to host b\n".to_vec();
+        stream.extend(std::iter::repeat_n(b'x', 3 * crate::lines::MAX_LINE));
+        stream.push(b'\n');
+        write_frame(&mut stream, "report", b"{}").expect("written");
+        let mut input = &stream[..];
+        let frame = read_frame(&mut input).expect("read").expect("a frame");
+        assert_eq!((frame.0.as_str(), &frame.1[..]), ("report", &b"{}"[..]));
     }
 
     #[test]

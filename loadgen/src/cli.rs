@@ -309,8 +309,9 @@ fn tls_options(args: &RunArgs) -> Result<Option<TlsOptions>, String> {
     }))
 }
 
-/// `--agent`: the run with its report and interval log as frames on stdout, its interval log
-/// kept in a temporary file meanwhile (and in `--hlog`'s, if given too).
+/// `--agent`: the run with its report and interval log as frames on stdout; the log is kept in
+/// memory (and written to `--hlog` too, if given), so that nothing is left behind however the
+/// agent ends.
 fn run_agent(args: RunArgs) -> ExitCode {
     agent::stop_on_stdin_eof();
     let mut opts = match options(args) {
@@ -318,23 +319,12 @@ fn run_agent(args: RunArgs) -> ExitCode {
         Err(e) => return usage_error(&e),
     };
     opts.progress = false;
-    let temporary = opts
-        .hlog
-        .is_none()
-        .then(|| std::env::temp_dir().join(format!("loadgen-agent-{}.hlog", std::process::id())));
-    if let Some(path) = &temporary {
-        opts.hlog = Some(path.clone());
-    }
-    let result = load::run(&opts).and_then(|report| {
-        let log = opts.hlog.as_deref().map(std::fs::read).transpose()?;
+    let result = load::run_keeping_log(&opts).and_then(|(report, log)| {
         let mut out = std::io::stdout().lock();
         agent::write_frame(&mut out, "report", &serde_json::to_vec(&report)?)?;
-        agent::write_frame(&mut out, "hlog", &log.unwrap_or_default())?;
+        agent::write_frame(&mut out, "hlog", &log)?;
         Ok(report)
     });
-    if let Some(path) = &temporary {
-        let _ = std::fs::remove_file(path);
-    }
     match result {
         Ok(report) => exit_status(&report),
         Err(e) => {

@@ -4,7 +4,7 @@
 //! averages percentiles).
 
 use std::collections::BTreeMap;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path;
 use std::time::{Duration, SystemTime};
 
@@ -23,13 +23,28 @@ use crate::report::{
 /// The comment line that carries the run's report.
 const REPORT_PREFIX: &str = "#loadgen-report ";
 
+/// The cookie of an uncompressed V2 histogram (HdrHistogram's encoding).
+const V2_COOKIE: u32 = 0x1c84_9313;
+
+/// The cookie of a V2 histogram compressed with deflate (zlib).
+const V2_DEFLATE_COOKIE: u32 = 0x1c84_9314;
+
+/// An uncompressed V2 histogram's header: cookie, payload length, normalizing offset,
+/// significant digits, lowest and highest trackable values, integer-to-double ratio.
+const V2_HEADER: usize = 40;
+
+/// The largest payload a histogram of a log may hold once inflated: loadgen's own (three
+/// digits, 1 ns to an hour) take at most 300 KiB; this leaves room for finer ones, and keeps a
+/// log that claims more from being decoded at all.
+const MAX_PAYLOAD: usize = 16 << 20;
+
 /// One interval of the log.
 pub struct Interval {
     /// Start, from the end of warm-up.
     pub start: Duration,
     /// Length.
     pub length: Duration,
-    /// `latency`, `uncorrected` or `connect`.
+    /// `latency`, `uncorrected`, `connect` or `send-late`.
     pub tag: String,
     /// Latencies in nanoseconds.
     pub histogram: Histogram<u64>,
@@ -42,13 +57,24 @@ pub fn write(
     intervals: &[Interval],
     report: &Report,
 ) -> anyhow::Result<()> {
+    let text = encode(measure_start, intervals, report)?;
+    std::fs::write(path, text).with_context(|| format!("cannot write --hlog {}", path.display()))
+}
+
+/// The interval log [`write`] writes, in memory.
+pub fn encode(
+    measure_start: SystemTime,
+    intervals: &[Interval],
+    report: &Report,
+) -> anyhow::Result<Vec<u8>> {
     let mut text = Vec::new();
     {
         let mut serializer = V2DeflateSerializer::new();
         let mut log = IntervalLogWriterBuilder::new()
             .add_comment("loadgen interval log: latency in nanoseconds")
             .add_comment(
-                "tags: latency (open loop: from the intended send time), uncorrected, connect",
+                "tags: latency (open loop: from the intended send time), uncorrected, connect, \
+                 send-late (open loop: how late sends were on the schedule)",
             )
             .with_start_time(measure_start)
             .with_base_time(measure_start)
@@ -66,7 +92,7 @@ pub fn write(
     }
     let json = serde_json::to_string(report).context("cannot encode the report")?;
     writeln!(text, "{REPORT_PREFIX}{json}")?;
-    std::fs::write(path, text).with_context(|| format!("cannot write --hlog {}", path.display()))
+    Ok(text)
 }
 
 /// A log read back: its intervals' histograms added up per tag, and its report.
@@ -117,9 +143,16 @@ pub fn visit(
         let bytes = base64::engine::general_purpose::STANDARD
             .decode(interval.encoded_histogram())
             .with_context(|| format!("{}: bad base64 in an interval", path.display()))?;
-        let histogram: Histogram<u64> = deserializer
-            .deserialize(&mut &bytes[..])
-            .map_err(|e| anyhow::anyhow!("{}: bad histogram: {e:?}", path.display()))?;
+        let histogram = decode(&mut deserializer, &bytes)
+            .map_err(|e| anyhow::anyhow!("{}: bad histogram: {e}", path.display()))?;
+        if !interval_fits(interval.start_timestamp(), interval.duration()) {
+            bail!(
+                "{}: an interval starts or lasts beyond a year ({:?} for {:?})",
+                path.display(),
+                interval.start_timestamp(),
+                interval.duration()
+            );
+        }
         each(Interval {
             start: interval.start_timestamp(),
             length: interval.duration(),
@@ -134,8 +167,77 @@ pub fn visit(
             path.display()
         );
     };
-    serde_json::from_str(json)
-        .with_context(|| format!("{}: unreadable loadgen report", path.display()))
+    let report: Report = serde_json::from_str(json)
+        .with_context(|| format!("{}: unreadable loadgen report", path.display()))?;
+    report
+        .implausible()
+        .map_or(Ok(report), |why| bail!("{}: {why}", path.display()))
+}
+
+/// Whether an interval of a log starts and lasts within a year (of its log's start): what
+/// loadgen writes, and what times can be computed with.
+fn interval_fits(start: Duration, length: Duration) -> bool {
+    start <= crate::report::MAX_RUN && length <= crate::report::MAX_RUN
+}
+
+/// Decodes one histogram of a log (V2, deflated or not), checking the lengths its headers
+/// claim against the bytes there are before anything is allocated for them: HdrHistogram's
+/// deserializer allocates the claimed payload first, so a short line claiming a gigabyte would
+/// take a gigabyte.
+fn decode(deserializer: &mut Deserializer, bytes: &[u8]) -> Result<Histogram<u64>, String> {
+    let too_short = |n: usize| format!("{n} bytes are too few for a histogram");
+    let inflated;
+    let plain = match be_u32(bytes, 0) {
+        Some(V2_COOKIE) => bytes,
+        Some(V2_DEFLATE_COOKIE) => {
+            let claimed = be_u32(bytes, 4).ok_or_else(|| too_short(bytes.len()))? as usize;
+            let follow = bytes.len() - 8;
+            if claimed > follow {
+                return Err(format!(
+                    "it claims {claimed} compressed bytes, and {follow} follow"
+                ));
+            }
+            inflated = inflate(&bytes[8..8 + claimed])?;
+            &inflated[..]
+        }
+        Some(other) => return Err(format!("an unknown encoding (cookie {other:#x})")),
+        None => return Err(too_short(bytes.len())),
+    };
+    if plain.len() < V2_HEADER || be_u32(plain, 0) != Some(V2_COOKIE) {
+        return Err(format!(
+            "no V2 histogram in its {} bytes once inflated",
+            plain.len()
+        ));
+    }
+    let claimed = be_u32(plain, 4).unwrap_or(u32::MAX) as usize;
+    let held = plain.len() - V2_HEADER;
+    if claimed > held {
+        return Err(format!(
+            "it claims a payload of {claimed} bytes, and holds {held}"
+        ));
+    }
+    deserializer
+        .deserialize(&mut &plain[..])
+        .map_err(|e| e.to_string())
+}
+
+/// The big-endian u32 at `at` of `bytes`, if they hold one there.
+fn be_u32(bytes: &[u8], at: usize) -> Option<u32> {
+    Some(u32::from_be_bytes(bytes.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// A deflated histogram inflated, at most [`MAX_PAYLOAD`] and its header.
+fn inflate(compressed: &[u8]) -> Result<Vec<u8>, String> {
+    let limit = (MAX_PAYLOAD + V2_HEADER) as u64;
+    let mut plain = Vec::new();
+    flate2::read::ZlibDecoder::new(compressed)
+        .take(limit + 1)
+        .read_to_end(&mut plain)
+        .map_err(|e| format!("cannot inflate it: {e}"))?;
+    if plain.len() as u64 > limit {
+        return Err(format!("it inflates to more than {MAX_PAYLOAD} bytes"));
+    }
+    Ok(plain)
 }
 
 /// The logs' whole-run histograms added up, by tag.
@@ -192,6 +294,10 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> anyhow::Result<Report> {
         connections_starved: logs.iter().map(|l| l.report.connections_starved).sum(),
         latency_us: latency("latency").unwrap_or_default(),
         latency_uncorrected_us: latency("uncorrected").filter(|_| base.mode == Mode::Open),
+        // Only when every log has it (logs of loadgens before it have no `send-late`).
+        send_late_us: latency("send-late").filter(|_| {
+            base.mode == Mode::Open && logs.iter().all(|l| l.totals.contains_key("send-late"))
+        }),
         connect_us: latency("connect").filter(|_| base.mode == Mode::Churn),
         loadgen_cpu_ratio: logs
             .iter()
@@ -249,8 +355,8 @@ pub fn write_merged(paths: &[impl AsRef<Path>], out: &Path, report: &Report) -> 
     write(out, measure_start, &intervals, report)
 }
 
-/// TLS: the handshake counts of the logs added up. Handshake times, send lateness and the
-/// arrivals are not in the interval logs: they are left out of a merge (`null`).
+/// TLS: the handshake counts of the logs added up. Handshake times and the arrivals are not in
+/// the interval logs: they are left out of a merge (`null`).
 fn add_handshakes(merged: &mut Report, logs: &[Log]) {
     let counts: Option<Vec<&Handshakes>> =
         logs.iter().map(|l| l.report.handshakes.as_ref()).collect();
@@ -273,7 +379,6 @@ fn add_handshakes(merged: &mut Report, logs: &[Log]) {
         }
     });
     merged.handshake_us = None;
-    merged.send_late_us = None;
     merged.handshake_arrivals = None;
 }
 

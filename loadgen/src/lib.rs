@@ -12,6 +12,7 @@ pub mod agent;
 pub mod cli;
 pub mod engine;
 pub mod hlog;
+pub mod lines;
 pub mod load;
 pub mod machine;
 pub mod options;
@@ -46,7 +47,7 @@ mod tests {
         // its plan, the interval logs written from their results, a run's options, a whole
         // run, the agent mode around it, and the command line.
         const LAYERS: [&[&str]; 10] = [
-            &["tls", "machine", "rng"],
+            &["tls", "machine", "rng", "lines"],
             &["report", "payload"],
             &["record"],
             &["engine"],

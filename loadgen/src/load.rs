@@ -14,6 +14,7 @@ use hdrhistogram::Histogram;
 use crate::engine::{self, Plan, Shared, WorkerResult};
 use crate::machine::{affinity_cpus, cpu_seconds, pin_to, raise_fd_limit};
 use crate::options::Options;
+use crate::record::INTERVAL_TAGS;
 use crate::report::{
     self, new_histogram, unix_ns, Arrivals, Datagrams, Errors, Handshakes, KernelDrops, Latency,
     Mode, Report, SATURATION, SCHEMA_VERSION,
@@ -26,6 +27,17 @@ use crate::{hlog, udp};
 /// Errors are only for a run that could not be made (threads, pinning, files); a run that
 /// completed nothing still returns its report, and [`Report::failure`] says why.
 pub fn run(opts: &Options) -> anyhow::Result<Report> {
+    measure(opts, false).map(|(report, _)| report)
+}
+
+/// [`run`], returning the run's interval log too (what `--hlog` writes, in memory), for the
+/// agent mode: no temporary file to plant, follow or leave behind.
+pub fn run_keeping_log(opts: &Options) -> anyhow::Result<(Report, Vec<u8>)> {
+    measure(opts, true)
+}
+
+/// A whole run; its interval log when `keep_log`, or empty.
+fn measure(opts: &Options, keep_log: bool) -> anyhow::Result<(Report, Vec<u8>)> {
     opts.validate().map_err(|e| anyhow!(e))?;
     raise_fd_limit();
     let threads = opts.worker_threads();
@@ -90,8 +102,8 @@ pub fn run(opts: &Options) -> anyhow::Result<Report> {
         kernel.loadgen = d.loadgen;
         *d = kernel;
     }
-    write_outputs(opts, &report, &intervals, &plan)?;
-    Ok(report)
+    let log = write_outputs(opts, &report, &intervals, &plan, keep_log)?;
+    Ok((report, log))
 }
 
 /// A run's TLS, made ready before the load: the client, what the server chose, and the full
@@ -332,7 +344,7 @@ impl Totals {
             datagrams: Datagrams::default(),
             loadgen_drops: 0,
         };
-        // By (interval, tag order): latency, uncorrected, connect.
+        // By (interval, tag order).
         let mut intervals: BTreeMap<(u32, usize), hlog::Interval> = BTreeMap::new();
         let mut deserializer = Deserializer::new();
         for r in results {
@@ -366,12 +378,12 @@ impl Totals {
     }
 }
 
-/// Intervals of one index are written latency first, then uncorrected, then connect.
+/// Intervals of one index are written in the order of [`INTERVAL_TAGS`].
 fn tag_order(tag: &str) -> usize {
-    ["latency", "uncorrected", "connect"]
+    INTERVAL_TAGS
         .iter()
         .position(|t| *t == tag)
-        .unwrap_or(3)
+        .unwrap_or(INTERVAL_TAGS.len())
 }
 
 /// The report of a run from its totals.
@@ -533,12 +545,14 @@ fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) -> anyhow::Result<()> {
         .map_err(|e| anyhow!("cannot add histograms: {e:?}"))
 }
 
+/// Writes the files the options name; returns the interval log when `keep_log` (else empty).
 fn write_outputs(
     opts: &Options,
     report: &Report,
     intervals: &[hlog::Interval],
     plan: &Plan,
-) -> anyhow::Result<()> {
+    keep_log: bool,
+) -> anyhow::Result<Vec<u8>> {
     if let Some(path) = &opts.json {
         let mut json = serde_json::to_string_pretty(report).context("cannot encode the report")?;
         json.push('\n');
@@ -553,10 +567,15 @@ fn write_outputs(
         std::fs::write(path, report::hgrm(&latency))
             .with_context(|| format!("cannot write --hgrm {}", path.display()))?;
     }
-    if let Some(path) = &opts.hlog {
-        let since_measure = Instant::now().saturating_duration_since(plan.measure_start);
-        let measure_start = SystemTime::now() - since_measure;
-        hlog::write(path, measure_start, intervals, report)?;
+    if opts.hlog.is_none() && !keep_log {
+        return Ok(Vec::new());
     }
-    Ok(())
+    let since_measure = Instant::now().saturating_duration_since(plan.measure_start);
+    let measure_start = SystemTime::now() - since_measure;
+    let log = hlog::encode(measure_start, intervals, report)?;
+    if let Some(path) = &opts.hlog {
+        std::fs::write(path, &log)
+            .with_context(|| format!("cannot write --hlog {}", path.display()))?;
+    }
+    Ok(if keep_log { log } else { Vec::new() })
 }

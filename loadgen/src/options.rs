@@ -145,6 +145,10 @@ impl Options {
         if self.timeout.is_zero() {
             return Err("--timeout must be longer than 0".into());
         }
+        if self.warmup.saturating_add(self.duration) > crate::report::MAX_RUN {
+            return Err("--warmup and --duration together must be at most a year".into());
+        }
+        self.validate_start_at()?;
         if self.hlog_interval < MIN_HLOG_INTERVAL {
             return Err(format!(
                 "--hlog-interval must be at least {}",
@@ -193,6 +197,25 @@ impl Options {
             ));
         }
         check_capacity(self)
+    }
+
+    /// `--start-at` may be in the past (an agent that got there late still runs the rest of
+    /// the plan), but not so far that the whole run, warm-up and measured time, has passed:
+    /// nothing would be measured.
+    fn validate_start_at(&self) -> Result<(), String> {
+        let Some(start) = self.start_at else {
+            return Ok(());
+        };
+        let end = start + self.warmup + self.duration;
+        match SystemTime::now().duration_since(end) {
+            Ok(ago) => Err(format!(
+                "--start-at {}: the run's whole window (warm-up and duration) ended {} ago; \
+                 nothing would be measured",
+                crate::report::unix_ns(start),
+                humantime::format_duration(Duration::from_millis(ago.as_millis() as u64))
+            )),
+            Err(_) => Ok(()),
+        }
     }
 
     /// The rules of `--conn-offset` and `--conn-total`: this run's connections lie inside the

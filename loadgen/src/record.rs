@@ -16,13 +16,14 @@ pub struct EncodedInterval {
     pub index: u32,
     /// Length of the interval (the last one may be short).
     pub length: Duration,
-    /// `latency`, `uncorrected` or `connect`.
+    /// `latency`, `uncorrected`, `connect` or `send-late`.
     pub tag: &'static str,
     /// The serialized histogram.
     pub bytes: Vec<u8>,
 }
 
-const INTERVAL_TAGS: [&str; 3] = ["latency", "uncorrected", "connect"];
+/// The interval log's tags, in the order an interval's histograms are written.
+pub const INTERVAL_TAGS: [&str; 4] = ["latency", "uncorrected", "connect", "send-late"];
 
 /// A worker's histograms and intervals.
 pub struct Recorder<'a> {
@@ -38,7 +39,7 @@ pub struct Recorder<'a> {
     pub handshake: Histogram<u64>,
     /// Open loop and arrivals: how late sends were on their schedule, ns.
     pub send_late: Histogram<u64>,
-    interval: [Histogram<u64>; 3],
+    interval: [Histogram<u64>; 4],
     interval_index: u32,
     /// The intervals closed so far.
     pub intervals: Vec<EncodedInterval>,
@@ -57,7 +58,12 @@ impl<'a> Recorder<'a> {
             connect: new_histogram(),
             handshake: new_histogram(),
             send_late: new_histogram(),
-            interval: [new_histogram(), new_histogram(), new_histogram()],
+            interval: [
+                new_histogram(),
+                new_histogram(),
+                new_histogram(),
+                new_histogram(),
+            ],
             interval_index: 0,
             intervals: Vec::new(),
             measured: 0,
@@ -83,10 +89,14 @@ impl<'a> Recorder<'a> {
         self.handshake.saturating_record(nanos(took));
     }
 
-    /// Records a send (an arrival's connect) made `late` after its scheduled time.
+    /// Records a send (an arrival's connect) made `late` after its scheduled time: in the
+    /// whole run's histogram, and (open loop) in the interval's, so that the logs of agents
+    /// add up to the whole plan's lateness.
     pub fn late_by(&mut self, late: Duration) {
         // Zero is recorded as the smallest value the histogram holds.
-        self.send_late.saturating_record(nanos(late).max(1));
+        let ns = nanos(late).max(1);
+        self.send_late.saturating_record(ns);
+        self.interval[3].saturating_record(ns);
     }
 
     /// Counts a message completed in the measured window, for the progress line.
@@ -98,20 +108,28 @@ impl<'a> Recorder<'a> {
     /// Serializes the current interval's histograms and starts the next interval.
     pub fn close_interval(&mut self, length: Duration) {
         let mut serializer = V2DeflateSerializer::new();
-        let totals = [&mut self.latency, &mut self.uncorrected, &mut self.connect];
+        // Send lateness is added to its total as it is recorded.
+        let totals = [
+            Some(&mut self.latency),
+            Some(&mut self.uncorrected),
+            Some(&mut self.connect),
+            None,
+        ];
         for ((tag, h), total) in INTERVAL_TAGS
             .iter()
             .zip(self.interval.iter_mut())
             .zip(totals)
         {
             let applies = match *tag {
-                "uncorrected" => self.mode == Mode::Open,
+                "uncorrected" | "send-late" => self.mode == Mode::Open,
                 "connect" => self.mode == Mode::Churn,
                 _ => true,
             };
             if applies {
-                // Same bounds on both sides: adding cannot fail.
-                let _ = total.add(&*h);
+                if let Some(total) = total {
+                    // Same bounds on both sides: adding cannot fail.
+                    let _ = total.add(&*h);
+                }
                 let mut bytes = Vec::new();
                 // Serializing into memory cannot fail for a valid histogram.
                 if serializer.serialize(h, &mut bytes).is_ok() {

@@ -314,7 +314,44 @@ pub const MIN_RESUMED: f64 = 0.9;
 /// Above this share of its cores the load generator is flagged as the possible bottleneck.
 pub const SATURATION: f64 = 0.9;
 
+/// The longest warm-up or measured time a report read from elsewhere may state: a year.
+pub const MAX_RUN: std::time::Duration = std::time::Duration::from_secs(366 * 24 * 3600);
+
+/// The largest count a report read from elsewhere may state (2^50: a year at 35 million a
+/// second), so that the counts of any number of agents add up without overflowing.
+pub const MAX_COUNT: u64 = 1 << 50;
+
 impl Report {
+    /// Why this report, read from another host or a file, cannot be true, if it cannot: a
+    /// negative figure, a count beyond [`MAX_COUNT`] (times since the epoch, `*_ns`, aside),
+    /// a warm-up or duration beyond [`MAX_RUN`], more priming handshakes than handshakes.
+    /// What is merged or computed from a report is checked here first, so that no value from
+    /// elsewhere can overflow a sum or a time.
+    pub fn implausible(&self) -> Option<String> {
+        let value = match serde_json::to_value(self) {
+            Ok(value) => value,
+            Err(e) => return Some(format!("a report that cannot be encoded: {e}")),
+        };
+        if let Some(why) = implausible_number("", &value) {
+            return Some(why);
+        }
+        for (key, seconds) in [("duration_s", self.duration_s), ("warmup_s", self.warmup_s)] {
+            if seconds > MAX_RUN.as_secs_f64() {
+                return Some(format!("a report with {key} {seconds}, over a year"));
+            }
+        }
+        if let Some(h) = &self.handshakes {
+            if h.priming > h.full + h.resumed {
+                return Some(format!(
+                    "a report with {} priming handshakes of {} in all",
+                    h.priming,
+                    h.full + h.resumed
+                ));
+            }
+        }
+        None
+    }
+
     /// Why the run failed, if it did: no message completed, or an echo mismatched.
     pub fn failure(&self) -> Option<String> {
         if self.errors.mismatch > 0 {
@@ -474,6 +511,35 @@ impl Report {
             *s += &line("arrival latency µs", &a.latency_us);
             *s += &line("arrivals late µs", &a.send_late_us);
         }
+    }
+}
+
+/// The first number under `value` (named by its key path, `at`) that no report can hold: a
+/// negative one, or a count above [`MAX_COUNT`] other than a time since the epoch (`*_ns`).
+fn implausible_number(at: &str, value: &serde_json::Value) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) => {
+            let bad = match (n.as_u64(), n.as_f64()) {
+                (Some(count), _) => count > MAX_COUNT && !at.ends_with("_ns"),
+                (None, Some(x)) => !(x >= 0.0 && x.is_finite()),
+                (None, None) => true,
+            };
+            bad.then(|| format!("a report with {at} {n}"))
+        }
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| implausible_number(&format!("{at}[{i}]"), v)),
+        Value::Object(fields) => fields.iter().find_map(|(key, v)| {
+            let path = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            implausible_number(&path, v)
+        }),
+        _ => None,
     }
 }
 

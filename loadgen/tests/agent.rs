@@ -208,3 +208,53 @@ fn agent_hello_says_its_version_and_reads_its_clock_on_every_line() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
+
+#[test]
+fn an_agent_keeps_its_interval_log_in_memory_and_follows_no_planted_link() {
+    let (addr, _) = noting_server();
+    let tmp = std::env::temp_dir().join(format!("loadgen-agent-tmp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(tmp.join("planted")).unwrap();
+    let victim = tmp.join("planted/victim");
+    std::fs::write(&victim, "precious").unwrap();
+    let args = [
+        "--addr",
+        &addr.to_string(),
+        "--duration",
+        "600ms",
+        "--warmup",
+        "0s",
+        "--connections",
+        "2",
+    ]
+    .map(String::from);
+    let mut child = Command::new(BIN)
+        .arg("--agent")
+        .args(&args)
+        .env("TMPDIR", &tmp)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The name a temporary log would have had, planted while the run goes on.
+    let predictable = tmp.join(format!("loadgen-agent-{}.hlog", child.id()));
+    std::os::unix::fs::symlink(&victim, &predictable).unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (_, report) = read_frame(&mut out).unwrap().unwrap();
+    let (_, log) = read_frame(&mut out).unwrap().unwrap();
+    drop(child.stdin.take());
+    assert!(child.wait().unwrap().success());
+    let report: Report = serde_json::from_slice(&report).unwrap();
+    assert!(report.messages > 0);
+    assert!(String::from_utf8_lossy(&log).contains("#loadgen-report "));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious");
+    std::fs::remove_file(&predictable).unwrap();
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(left, [tmp.join("planted")], "the agent left files behind");
+    std::fs::remove_dir_all(&tmp).unwrap();
+}

@@ -101,6 +101,11 @@ fn bad_flags_give_one_line_naming_the_flag_and_exit_2() {
             "--conn-total",
         ),
         (vec!["--addr", addr, "--start-at", "soon"], "--start-at"),
+        // One second after the epoch: the whole run's window is long past.
+        (
+            vec!["--addr", addr, "--start-at", "1000000000"],
+            "--start-at",
+        ),
     ] {
         let out = loadgen(&args);
         let err = stderr(&out);
@@ -391,4 +396,155 @@ fn merge_adds_logs_through_the_command_line() {
     );
     std::fs::remove_file(log).unwrap();
     std::fs::remove_file(merged).unwrap();
+}
+
+/// A short run's interval log (`--rate` for an open loop), read back as text.
+fn a_log(server: &TestServer, name: &str, extra: &[&str]) -> (std::path::PathBuf, String) {
+    let log = std::env::temp_dir().join(format!("loadgen-{name}-{}.hlog", std::process::id()));
+    let mut args = vec!["--hlog", log.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let out = short_run(server, &args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = std::fs::read_to_string(&log).unwrap();
+    (log, text)
+}
+
+/// `text` with the histogram of its first interval replaced by `bytes`, base64.
+fn with_first_histogram(text: &str, bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(bytes);
+    let mut done = false;
+    let lines: Vec<String> = text
+        .lines()
+        .map(|line| match line.starts_with("Tag=") && !done {
+            true => {
+                done = true;
+                let (head, _) = line.rsplit_once(',').unwrap();
+                format!("{head},{encoded}")
+            }
+            false => line.to_owned(),
+        })
+        .collect();
+    assert!(done, "no interval in the log");
+    lines.join("\n") + "\n"
+}
+
+/// An uncompressed V2 histogram header (loadgen's bounds) that claims `payload` bytes.
+fn v2_header(payload: u32) -> Vec<u8> {
+    let mut h = Vec::new();
+    h.extend(0x1c84_9313_u32.to_be_bytes());
+    h.extend(payload.to_be_bytes());
+    h.extend(0_u32.to_be_bytes());
+    h.extend(3_u32.to_be_bytes());
+    h.extend(1_u64.to_be_bytes());
+    h.extend(3_600_000_000_000_u64.to_be_bytes());
+    h.extend(1.0_f64.to_be_bytes());
+    h
+}
+
+/// `loadgen merge LOG` with its address space capped at 300 MB, as `ulimit -v` does.
+fn merge_capped(log: &std::path::Path) -> Output {
+    Command::new("sh")
+        .args(["-c", "ulimit -v 300000 && exec \"$0\" merge \"$1\""])
+        .arg(BIN)
+        .arg(log)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn a_log_whose_histogram_claims_a_gigabyte_is_refused_before_it_is_decoded() {
+    use std::io::Write as _;
+    let server = TestServer::start(Behaviour::Echo);
+    let (log, text) = a_log(&server, "bomb", &[]);
+    // 40 bytes (56 in base64) that claim a 1 GiB payload; and the same deflated, 1 GiB inside.
+    let plain = v2_header(1 << 30);
+    let mut zlib = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    zlib.write_all(&plain).unwrap();
+    let inner = zlib.finish().unwrap();
+    let mut deflated = 0x1c84_9314_u32.to_be_bytes().to_vec();
+    deflated.extend((inner.len() as u32).to_be_bytes());
+    deflated.extend(&inner);
+    for (bomb, says) in [
+        (
+            &plain[..],
+            "claims a payload of 1073741824 bytes, and holds 0",
+        ),
+        (
+            &deflated[..],
+            "claims a payload of 1073741824 bytes, and holds 0",
+        ),
+    ] {
+        std::fs::write(&log, with_first_histogram(&text, bomb)).unwrap();
+        let out = merge_capped(&log);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.contains(says) && err.contains(log.to_str().unwrap()),
+            "{err}"
+        );
+    }
+    // A histogram that claims more compressed bytes than follow.
+    let mut short = deflated.clone();
+    short[4..8].copy_from_slice(&u32::MAX.to_be_bytes());
+    std::fs::write(&log, with_first_histogram(&text, &short)).unwrap();
+    let out = merge_capped(&log);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("compressed bytes"),
+        "{}",
+        stderr(&out)
+    );
+    // The untouched log still merges under the same cap.
+    std::fs::write(&log, &text).unwrap();
+    let out = merge_capped(&log);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    std::fs::remove_file(log).unwrap();
+}
+
+#[test]
+fn a_log_whose_report_cannot_be_true_is_refused_naming_the_value() {
+    let server = TestServer::start(Behaviour::Echo);
+    let (log, text) = a_log(&server, "implausible", &[]);
+    for (from, to, says) in [
+        ("\"warmup_s\":0.0", "\"warmup_s\":1e300", "warmup_s"),
+        (
+            "\"duration_s\":0.3",
+            "\"duration_s\":-0.3",
+            "duration_s -0.3",
+        ),
+        (
+            "\"messages\":",
+            "\"messages\":18446744073709551615,\"x\":",
+            "messages 1844",
+        ),
+    ] {
+        assert!(text.contains(from), "{from} not in the log");
+        std::fs::write(&log, text.replacen(from, to, 1)).unwrap();
+        let merged = loadgen::hlog::merge(&[&log]);
+        let err = format!("{:#}", merged.expect_err("refused"));
+        assert!(err.contains(says), "{err}");
+        let out = loadgen(&["merge", log.to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+        assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+    }
+    std::fs::remove_file(log).unwrap();
+}
+
+#[test]
+fn merged_open_loop_logs_keep_their_send_lateness() {
+    let server = TestServer::start(Behaviour::Echo);
+    let (log, _) = a_log(&server, "late", &["--rate", "2000"]);
+    let one = loadgen::hlog::read(&log).unwrap();
+    let own = one
+        .report
+        .send_late_us
+        .clone()
+        .expect("an open loop's lateness");
+    assert!(!one.totals["send-late"].is_empty(), "no send in the log");
+    let merged = loadgen::hlog::merge(&[&log, &log]).unwrap();
+    // Two copies of one log: the same distribution, every send counted twice.
+    assert_eq!(merged.send_late_us, Some(own));
+    std::fs::remove_file(log).unwrap();
 }

@@ -155,6 +155,9 @@ pub struct Remote {
     pub agents: Vec<String>,
     /// How a command is run on a host, {host} filled in; '' runs every host here by direct
     /// exec (e.g. 'ip netns exec {host}' for scripts/netns-lab.sh) [default: 'ssh {host} --'].
+    /// When the template's program is ssh, the command is quoted for the remote shell (ssh
+    /// joins its words into one line); any other launcher gets it as separate argv words.
+    /// Hosts must be host names, IP addresses or user@host.
     #[arg(long, value_name = "TEMPLATE")]
     pub launcher: Option<String>,
     /// The echobench binary on the hosts [default: this binary's path].

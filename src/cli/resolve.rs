@@ -103,6 +103,9 @@ pub fn compare_options(flags: CompareFlags) -> anyhow::Result<Option<CompareOpti
         python,
         hosts,
     };
+    if let Some(why) = plan::clashing_file_names(&opts) {
+        return Err(usage(why));
+    }
     if passes.append {
         opts.first_repeat = appended_from(&opts)?;
     }
@@ -145,6 +148,16 @@ fn hosts(remote: Remote, pinning: &Pinning) -> Result<plan::Hosts, String> {
     }
     if let Some(bad) = remote.agents.iter().find(|h| h.trim().is_empty()) {
         return Err(format!("--agents: an empty host name in {bad:?}"));
+    }
+    for (flag, host) in remote
+        .agents
+        .iter()
+        .map(|h| ("--agents", h))
+        .chain(remote.server_host.iter().map(|h| ("--server-host", h)))
+    {
+        if let Some(why) = plan::hosts::not_a_host(host) {
+            return Err(format!("{flag}: {why}"));
+        }
     }
     let template = remote
         .launcher
@@ -256,26 +269,22 @@ fn python_servers(
 }
 
 /// The first pass `--append` adds to the comparison in `opts.out`: one after its last, once
-/// its models, profile and timing are found to be the ones asked for.
+/// every setting that changes what a pass measures ([`plan::settings`]) and every run's timing
+/// are found to be the ones asked for. The error names each flag that differs.
 fn appended_from(opts: &CompareOptions) -> anyhow::Result<u32> {
     let env = Environment::read(&opts.out.join("environment.json"))
         .map_err(|e| usage(format!("--append: {e:#}")))?;
-    let models: Vec<String> = opts.servers.iter().map(|s| s.label()).collect();
-    if env.external != opts.external {
-        return Err(usage(format!(
-            "--append: {} ran other external servers, or the same with other settings; give the same --server and --server-file",
-            opts.out.display()
-        )));
-    }
-    if env.models != models || env.profile != opts.profile {
-        return Err(usage(format!(
-            "--append: {} holds a {} comparison of {}; give the same --models and --profile",
-            opts.out.display(),
-            env.profile.name(),
-            env.models.join(",")
-        )));
-    }
     let records = crate::summary::load_records(&opts.out)?;
+    let workloads: Vec<Workload> = records.iter().map(|r| r.spec.workload).collect();
+    let had = plan::settings::recorded(&env, &workloads);
+    let differ = plan::settings::differences(&had, &plan::settings::of(opts));
+    if !differ.is_empty() {
+        return Err(usage(format!(
+            "--append: {} was made with other settings: {}; give the same flags to add passes to it",
+            opts.out.display(),
+            differ.join(", ")
+        )));
+    }
     for record in &records {
         let asked = record.spec.workload.timing(opts.timing());
         if record.timing != asked {
@@ -476,6 +485,107 @@ mod tests {
         assert!(refusal(&["--server-addr", "localhost"]).contains("--server-addr"));
         assert!(refusal(&["--agents", "a,,b"]).contains("--agents: an empty host name"));
         assert!(refusal(&["--launcher", "ssh '"]).contains("--launcher"));
+        let option = refusal(&[
+            "--agents=-oProxyCommand=touch /tmp/x",
+            "--server-addr",
+            "10.0.0.1:0",
+        ]);
+        assert_eq!(
+            option,
+            "--agents: '-oProxyCommand=touch /tmp/x' is not a host name, an IP address or user@host"
+        );
+        let shell = refusal(&["--server-host", "b;reboot", "--server-addr", "10.0.0.1:0"]);
+        assert!(
+            shell.starts_with("--server-host: 'b;reboot' is not"),
+            "{shell}"
+        );
+    }
+
+    #[test]
+    fn servers_whose_raw_files_would_have_one_name_are_refused() {
+        let clash = refusal(&[
+            "--models",
+            "thread-pool(64)",
+            "--workloads",
+            "pingpong-c16",
+            "--server",
+            "thread-pool_workers_64=sh -c true {addr}",
+        ]);
+        assert_eq!(
+            clash,
+            "--server: thread-pool(64) and thread-pool_workers_64 would write the same raw files \
+             (raw/thread-pool_workers_64.pingpong-c16.r1.*); give the server \
+             'thread-pool_workers_64' another name"
+        );
+        // Names that only look alike are not a clash.
+        let out = scratch("no-clash");
+        let out_word = out.to_string_lossy().into_owned();
+        let fine = compare_options(compare_flags(&[
+            "--models",
+            "thread-pool(64)",
+            "--workloads",
+            "pingpong-c16",
+            "--server",
+            "thread-pool_workers_65=sh -c true {addr}",
+            "--out",
+            &out_word,
+        ]));
+        assert!(fine.is_ok(), "{:#}", fine.err().unwrap());
+    }
+
+    #[test]
+    fn the_settings_read_back_from_a_comparison_are_those_it_ran_with() {
+        let Some([server, client]) = two_cpus() else {
+            return eprintln!("skipped: fewer than 2 CPUs to pin to");
+        };
+        let out = scratch("settings");
+        let out_word = out.to_string_lossy().into_owned();
+        let pinned = [
+            "--server-cpus",
+            &server,
+            "--loadgen-cpus",
+            &client,
+            "--out",
+            &out_word,
+        ];
+        for flags in [
+            &["--models", "mio,thread-pool"][..],
+            &["--models", "all", "--udp", "--tls"],
+            &["--models", "mio", "--workloads", "pingpong-c16,churn"],
+            &["--models", "none", "--server", "own=sh -c true {addr}"],
+            &["--models", "mio", "--agents", "local,local"],
+            &[
+                "--models",
+                "mio",
+                "--agents",
+                "b1,bench@b2",
+                "--launcher",
+                "ssh -p 2222 {host} --",
+                "--server-host",
+                "s1",
+                "--server-addr",
+                "10.0.0.1:0",
+                "--agent-bin",
+                "/opt/echo bench",
+            ],
+            &["--models", "mio", "--server-addr", "127.0.0.1:0"],
+        ] {
+            let words: Vec<&str> = flags.iter().copied().chain(pinned).collect();
+            let opts = compare_options(compare_flags(&words))
+                .expect("resolves")
+                .expect("something to compare");
+            let env = machine::capture(&opts);
+            let workloads: Vec<Workload> = opts.runs().iter().map(|r| r.workload).collect();
+            let ran = plan::settings::of(&opts);
+            assert_eq!(plan::settings::recorded(&env, &workloads), ran, "{flags:?}");
+            // What differs is named by its flag.
+            let mut other = opts.clone();
+            other.loadgen_cpus = other.server_cpus.clone();
+            other.udp = !other.udp;
+            let differ = plan::settings::differences(&ran, &plan::settings::of(&other));
+            assert!(differ[0].starts_with("--loadgen-cpus ("), "{differ:?}");
+            assert!(differ[1].starts_with("--udp ("), "{differ:?}");
+        }
     }
 
     #[test]

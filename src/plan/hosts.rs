@@ -35,10 +35,44 @@ pub struct Hosts {
     pub server_cpus: Option<Vec<usize>>,
 }
 
+/// Why `host` (of `--agents` or `--server-host`) is not a host: it must be a host name
+/// (letters, digits, `-` and `_` in dot-separated labels, none starting with `-`), an IP
+/// address, or `user@` one of those. Anything else could be taken for an option or a shell
+/// word by the launcher (`-oProxyCommand=...` is an ssh option).
+pub fn not_a_host(host: &str) -> Option<String> {
+    let (user, name) = match host.split_once('@') {
+        Some((user, name)) => (Some(user), name),
+        None => (None, host),
+    };
+    let word = |w: &str, extra: &[char]| {
+        !w.is_empty()
+            && !w.starts_with('-')
+            && w.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || extra.contains(&c))
+    };
+    let user_ok = user.is_none_or(|u| u.len() <= 64 && word(u, &['.']));
+    let name_ok = name.parse::<std::net::IpAddr>().is_ok()
+        || (name.len() <= 253 && name.split('.').all(|l| l.len() <= 63 && word(l, &[])));
+    (!(user_ok && name_ok))
+        .then(|| format!("'{host}' is not a host name, an IP address or user@host"))
+}
+
 impl Hosts {
     /// Whether the load runs on agents.
     pub fn has_agents(&self) -> bool {
         !self.agents.is_empty()
+    }
+
+    /// The launcher as one line, its words quoted where they hold blanks.
+    pub fn launcher_text(&self) -> String {
+        self.launcher
+            .iter()
+            .map(|w| match w.contains(char::is_whitespace) {
+                true => shlex::try_quote(w).map_or_else(|_| w.clone(), |q| q.into_owned()),
+                false => w.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 
     /// Whether `host` runs by direct exec.
@@ -152,6 +186,40 @@ mod tests {
                 "agent-hello"
             ]
         );
+    }
+
+    #[test]
+    fn only_host_names_addresses_and_user_at_host_are_hosts() {
+        for host in [
+            "b1",
+            "lab-a1",
+            "node_7.example.org",
+            "10.0.0.2",
+            "::1",
+            "fe80::1",
+            "bench@b1",
+            "first.last@10.0.0.2",
+            "local",
+        ] {
+            assert_eq!(not_a_host(host), None, "{host}");
+        }
+        for host in [
+            "-oProxyCommand=touch /tmp/x",
+            "-v",
+            "b1 -v",
+            "b1;reboot",
+            "$(reboot)",
+            "a..b",
+            "",
+            "@b1",
+            "-u@b1",
+            "u@-b1",
+            "b1\nb2",
+            "ünï",
+        ] {
+            let why = not_a_host(host).expect(host);
+            assert!(why.contains(host), "{why}");
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@
 pub mod external;
 pub mod hosts;
 pub mod python;
+pub mod settings;
 
 pub use hosts::Hosts;
 
@@ -110,6 +111,44 @@ impl CompareOptions {
         self.timing
             .unwrap_or_else(|| timing(self.profile, per_pass))
     }
+}
+
+/// Why two servers of `opts` would write the same raw files, if two would: different servers
+/// whose runs have the same file name ([`RunSpec::id`]), such as an external server named
+/// `thread-pool_workers_64` and the model `thread-pool(64)`. Checked over every run of a pass,
+/// so that whatever names later models, arguments and flags bring, a clash is refused rather
+/// than one server's figures overwriting another's.
+pub fn clashing_file_names(opts: &CompareOptions) -> Option<String> {
+    let mut seen: std::collections::HashMap<String, String> = Default::default();
+    for run in runs(&opts.servers, &opts.workloads(), 1..=1, 0) {
+        let label = run.server_label();
+        let id = run.id();
+        match seen.get(&id) {
+            Some(other) if *other != label => {
+                let mut both = [other.as_str(), label.as_str()];
+                both.sort_unstable();
+                let [first, second] = both;
+                let external = both.into_iter().find(|name| opts.external(name).is_some());
+                let flag = if external.is_some() {
+                    "--server"
+                } else {
+                    "--models"
+                };
+                return Some(format!(
+                    "{flag}: {first} and {second} would write the same raw files (raw/{id}.*); {}",
+                    match external {
+                        Some(name) => format!("give the server '{name}' another name"),
+                        None => "run them in separate comparisons".to_owned(),
+                    }
+                ));
+            }
+            Some(_) => {}
+            None => {
+                seen.insert(id, label);
+            }
+        }
+    }
+    None
 }
 
 /// The servers `--models` names: a comma-separated list of models, `all`, or `none` (only the

@@ -11,7 +11,7 @@
 //! another version, has a clock off by more than one interval, starts late by more than one
 //! interval, or fails, costs one line naming it, and the run is failed.
 
-use std::io::{BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -42,6 +42,9 @@ const STOPPED: &str = "stopped with the others";
 
 /// How long after its planned end an agent may take to send its frames.
 const END_GRACE: Duration = Duration::from_secs(30);
+
+/// How much of the end of an agent's stderr is kept, for the line that says how it ended.
+const STDERR_KEPT: usize = 64 << 10;
 
 /// What the check of a host found.
 #[derive(Debug, Clone)]
@@ -81,13 +84,10 @@ impl Streams {
                 }
             }
         });
+        // Any bytes, however many: read to the end, its last ones kept for the last line.
         let stderr = child.stderr.take();
         let stderr = thread::spawn(move || {
-            let mut text = String::new();
-            if let Some(mut stderr) = stderr {
-                let _ = stderr.read_to_string(&mut text);
-            }
-            text
+            stderr.map_or_else(String::new, |e| loadgen::lines::tail(e, STDERR_KEPT))
         });
         Streams { frames, stderr }
     }
@@ -476,9 +476,10 @@ fn run_agent(
         }
     }
     match (report, hlog) {
-        (Some(report), Some(hlog)) => match report.failure() {
-            Some(why) => Err(format!("{why} ({how})")),
-            None => Ok(Returned { report, hlog }),
+        (Some(report), Some(hlog)) => match (report.implausible(), report.failure()) {
+            (Some(why), _) => Err(format!("{why}, which no run can have ({how})")),
+            (None, Some(why)) => Err(format!("{why} ({how})")),
+            (None, None) => Ok(Returned { report, hlog }),
         },
         _ => Err(format!("no readable report and interval log ({how})")),
     }
@@ -576,6 +577,9 @@ fn keep(lg: &loadgen::Options, n: usize, returned: &Returned) -> anyhow::Result<
     let hlog = beside(&lg.hlog, "hlog")?;
     std::fs::write(&hlog, &returned.hlog)
         .with_context(|| format!("cannot write {}", hlog.display()))?;
+    // Read back as the merge will: a log that cannot be (a histogram that claims more than it
+    // holds, a report no run can have) fails the run here, naming its agent.
+    loadgen::hlog::read(&hlog).context("its interval log")?;
     Ok(hlog)
 }
 

@@ -54,15 +54,7 @@ fn hosts_run(hosts: &crate::plan::Hosts) -> Option<crate::schema::environment::H
     let here = !hosts.has_agents() && hosts.server_host.is_none() && hosts.server_addr.is_none();
     (!here).then(|| crate::schema::environment::HostsRun {
         agents: hosts.agents.clone(),
-        launcher: hosts
-            .launcher
-            .iter()
-            .map(|w| match w.contains(char::is_whitespace) {
-                true => shlex::try_quote(w).map_or_else(|_| w.clone(), |q| q.into_owned()),
-                false => w.clone(),
-            })
-            .collect::<Vec<_>>()
-            .join(" "),
+        launcher: hosts.launcher_text(),
         agent_bin: hosts.bin.clone(),
         server_host: hosts.server_host.clone(),
         server_addr: hosts.server_addr.clone(),

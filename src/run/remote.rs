@@ -5,18 +5,29 @@
 //! session on stdout, one JSON line each, and stops the server when stdin ends (ssh without a
 //! terminal delivers no SIGTERM) with one last line saying how it stopped.
 //!
+//! Its first line says which echobench it is (`{"hello":{...}}`: a server host that runs
+//! another version is refused, as an agent's is); lines a launcher prints before it (a banner)
+//! are read past. Its server's log is kept in a private temporary directory, removed however
+//! it stops (stdin's end, `stop`, SIGTERM, SIGINT or SIGHUP).
+//!
 //! Requests, one line each: `sample full`, `sample peak`, `ticks`, `check`, `stop`.
+//!
+//! Everything the server host sends is input: lines are read as bytes and bounded, and a reply
+//! that no server can have given (a negative stop time, counts beyond any machine's) fails the
+//! run with one line naming the host.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, ExitCode};
 use std::sync::mpsc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use serde::{Deserialize, Serialize};
+
+use loadgen::report::MAX_COUNT;
 
 use super::procfs::{self, Sample};
 use super::server::{self, Server, Stopped};
@@ -29,10 +40,28 @@ const REPLY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a remote server may take to be ready, the launch included.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// The version of `serve --report`'s lines.
+pub const PROTOCOL: u32 = 1;
+
+/// The longest line read from a server host (its last line carries the server's log).
+const MAX_REPLY: usize = 4 << 20;
+
+/// The most of the server's log a server host sends back: its last bytes.
+const MAX_LOG: usize = 1 << 20;
+
+/// The longest stop a server host may report: far beyond the grace it is given.
+const MAX_STOP: Duration = Duration::from_secs(3600);
+
+/// The most notes a server host's reply may carry, and the longest kept.
+const MAX_NOTES: usize = 16;
+const MAX_NOTE: usize = 500;
+
 /// One reply of `serve --report`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Reply {
+    /// The first line: which echobench answers.
+    Hello(ServeHello),
     /// `sample full` and `sample peak`.
     Sample(Sample),
     /// `ticks`: the session's CPU time in clock ticks.
@@ -41,6 +70,25 @@ pub enum Reply {
     Check(Vec<String>),
     /// The last line: how the server stopped, and what it wrote to stderr.
     Stopped(StopReport),
+}
+
+/// Which echobench a server host runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServeHello {
+    /// [`PROTOCOL`].
+    pub protocol: u32,
+    /// echobench's version.
+    pub version: String,
+}
+
+impl ServeHello {
+    /// This build's.
+    pub fn now() -> ServeHello {
+        ServeHello {
+            protocol: PROTOCOL,
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+        }
+    }
 }
 
 /// How a remote server stopped.
@@ -64,11 +112,32 @@ pub enum Served {
     External(ExternalServer),
 }
 
-/// `echobench serve --report`: starts `served` listening on `addr`, pinned to `cpus`, then
-/// answers requests until stdin ends. Exit 0 when the server ran and stopped, 1 when it did
-/// not start (one line on stderr).
+/// `echobench serve --report`: says which echobench it is, starts `served` listening on
+/// `addr`, pinned to `cpus`, then answers requests until stdin ends (or a stop signal comes).
+/// Exit 0 when the server ran and stopped, 1 when it did not start (one line on stderr).
 pub fn supervise(served: &Served, addr: &str, cpus: &[usize]) -> ExitCode {
-    let log = std::env::temp_dir().join(format!("echobench-serve-{}.log", std::process::id()));
+    let mut out = std::io::stdout().lock();
+    if send(&mut out, &Reply::Hello(ServeHello::now())).is_err() {
+        return ExitCode::from(1);
+    }
+    let requests = requests();
+    // The server's log: in a directory of its own, made exclusively under an unpredictable
+    // name (nothing planted there can be followed), removed when this function returns.
+    let private = std::os::unix::fs::PermissionsExt::from_mode(0o700);
+    let made = tempfile::Builder::new()
+        .prefix("echobench-serve-")
+        .permissions(private)
+        .tempdir();
+    let dir = match made {
+        Ok(dir) => dir,
+        Err(e) => {
+            eprintln!(
+                "echobench serve: cannot make a temporary directory for the server's log: {e}"
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let log = dir.path().join("server.log");
     let started = match served {
         Served::Model(spec) => std::env::current_exe()
             .context("cannot find the echobench binary")
@@ -82,18 +151,16 @@ pub fn supervise(served: &Served, addr: &str, cpus: &[usize]) -> ExitCode {
         Ok(server) => server,
         Err(e) => {
             eprintln!("echobench serve: the server did not start: {e:#}");
-            let _ = std::fs::remove_file(&log);
             return ExitCode::from(1);
         }
     };
-    let mut out = std::io::stdout().lock();
     if writeln!(out, "{}", echo_server::listen::listening_line(server.addr))
         .and_then(|()| out.flush())
         .is_err()
     {
         return ExitCode::from(1);
     }
-    answer(&mut server, &mut out);
+    answer(&mut server, &requests, &mut out);
     let stopped = server.stop();
     let mut notes = std::mem::take(&mut server.notes);
     notes.extend(stopped.notes);
@@ -101,18 +168,51 @@ pub fn supervise(served: &Served, addr: &str, cpus: &[usize]) -> ExitCode {
         took_s: stopped.took.as_secs_f64(),
         notes,
         failure: stopped.failure,
-        log: std::fs::read_to_string(&log).unwrap_or_default(),
+        log: log_tail(&log),
     };
-    let _ = std::fs::remove_file(&log);
+    drop(server);
     let _ = send(&mut out, &Reply::Stopped(report));
+    drop(dir);
     ExitCode::SUCCESS
 }
 
-/// Answers requests on stdin until it ends or says `stop`.
-fn answer(server: &mut Server, out: &mut impl Write) {
+/// The last [`MAX_LOG`] bytes of the server's log, decoded lossily, saying what was cut.
+fn log_tail(log: &Path) -> String {
+    let bytes = std::fs::read(log).unwrap_or_default();
+    let cut = bytes.len().saturating_sub(MAX_LOG);
+    let tail = String::from_utf8_lossy(&bytes[cut..]).into_owned();
+    match cut {
+        0 => tail,
+        n => format!("[the log's first {n} bytes left out on the server host]\n{tail}"),
+    }
+}
+
+/// The requests on stdin, line by line (lossily, bounded), on a channel that ends at stdin's
+/// end or at SIGTERM, SIGINT or SIGHUP: each stops the server as stdin's end does.
+fn requests() -> mpsc::Receiver<String> {
+    let (tx, rx) = mpsc::channel();
+    let stdin_tx = tx.clone();
+    thread::spawn(move || {
+        loadgen::lines::each_line(std::io::stdin(), loadgen::lines::MAX_LINE, |line| {
+            let _ = stdin_tx.send(line);
+        });
+        let _ = stdin_tx.send("stop".to_owned());
+    });
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    if let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+        thread::spawn(move || {
+            if signals.forever().next().is_some() {
+                let _ = tx.send("stop".to_owned());
+            }
+        });
+    }
+    rx
+}
+
+/// Answers `requests` until they end or say `stop`.
+fn answer(server: &mut Server, requests: &mpsc::Receiver<String>, out: &mut impl Write) {
     let mut tree = procfs::Tree::of_session(server.pid());
-    for line in std::io::stdin().lock().lines() {
-        let Ok(line) = line else { break };
+    for line in requests.iter() {
         let reply = match line.trim() {
             "sample full" => Reply::Sample(procfs::sample(&mut tree, true)),
             "sample peak" => Reply::Sample(procfs::sample(&mut tree, false)),
@@ -144,11 +244,14 @@ pub struct RemoteServer {
     pub host: String,
     /// The run's server log here.
     log: PathBuf,
+    /// A reply that no server can have given: the run fails with it.
+    implausible: Option<String>,
 }
 
 impl RemoteServer {
     /// Starts `served` on `host` through the fleet's launcher, listening on `addr`, pinned to
-    /// `cpus` when given; waits for its `listening on` line. The error names the host.
+    /// `cpus` when given; waits for its hello (this very version) and its `listening on` line.
+    /// The error names the host.
     pub fn start(
         hosts: &Hosts,
         host: &str,
@@ -175,17 +278,19 @@ impl RemoteServer {
         let mut child = hosts
             .spawn(host, &args)
             .map_err(|e| anyhow!("server host {host}: {e}"))?;
-        let stderr = child.stderr.take();
-        let log_copy = log.to_path_buf();
-        thread::spawn(move || {
-            if let Some(mut stderr) = stderr {
-                let mut text = String::new();
-                let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-                if !text.is_empty() {
-                    let _ = append(&log_copy, &text);
+        // Its stderr goes to the run's log as it comes: any bytes, never held in memory, and
+        // always drained.
+        if let Some(mut stderr) = child.stderr.take() {
+            let log = log.to_path_buf();
+            thread::spawn(move || match append_to(&log) {
+                Ok(mut file) => {
+                    let _ = std::io::copy(&mut stderr, &mut file);
                 }
-            }
-        });
+                Err(_) => {
+                    let _ = std::io::copy(&mut stderr, &mut std::io::sink());
+                }
+            });
+        }
         let lines = read_lines(&mut child)?;
         let mut server = RemoteServer {
             stdin: child.stdin.take(),
@@ -194,30 +299,60 @@ impl RemoteServer {
             addr: "0.0.0.0:0".parse()?,
             host: host.to_owned(),
             log: log.to_path_buf(),
+            implausible: None,
         };
         server.addr = server.ready(addr)?;
         Ok(server)
     }
 
-    /// The address of its `listening on` line (an unspecified IP replaced by `--server-addr`'s).
+    /// Reads past a launcher's banner to the hello, checks its version, then returns the
+    /// address of the `listening on` line (an unspecified IP replaced by `--server-addr`'s).
     fn ready(&mut self, asked: &str) -> anyhow::Result<SocketAddr> {
-        let line = match self.lines.recv_timeout(READY_TIMEOUT) {
-            Ok(line) => line,
-            Err(_) => {
-                let how = self.end_now();
-                bail!("server host {}: the server did not start: {how}", self.host);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let mut hello: Option<ServeHello> = None;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let line = match self.lines.recv_timeout(wait) {
+                Ok(line) => line,
+                Err(_) => {
+                    let how = self.end_now();
+                    bail!("server host {}: the server did not start: {how}", self.host);
+                }
+            };
+            if let Ok(Reply::Hello(said)) = serde_json::from_str::<Reply>(&line) {
+                if said != ServeHello::now() {
+                    self.end_now();
+                    bail!(
+                        "server host {}: it runs echobench {} (serve protocol {}), this is {} ({})",
+                        self.host,
+                        said.version,
+                        said.protocol,
+                        env!("CARGO_PKG_VERSION"),
+                        PROTOCOL
+                    );
+                }
+                hello = Some(said);
+                continue;
             }
-        };
-        let Some(mut addr) = echo_server::listen::parse_listening(&line) else {
-            self.end_now();
-            bail!("server host {}: unexpected line {line:?}", self.host);
-        };
-        if addr.ip().is_unspecified() {
-            if let Ok(asked) = asked.parse::<SocketAddr>() {
-                addr.set_ip(asked.ip());
+            let Some(mut addr) = echo_server::listen::parse_listening(&line) else {
+                // A launcher's banner, before the hello.
+                continue;
+            };
+            if hello.is_none() {
+                self.end_now();
+                bail!(
+                    "server host {}: its echobench did not say its version (one older than {}?); install this one there",
+                    self.host,
+                    env!("CARGO_PKG_VERSION")
+                );
             }
+            if addr.ip().is_unspecified() {
+                if let Ok(asked) = asked.parse::<SocketAddr>() {
+                    addr.set_ip(asked.ip());
+                }
+            }
+            return Ok(addr);
         }
-        Ok(addr)
     }
 
     /// Kills the launcher at once; how it ended, with what the log says last.
@@ -226,11 +361,11 @@ impl RemoteServer {
         thread::sleep(Duration::from_millis(200));
         let _ = self.child.kill();
         let status = self.child.wait().map(server::said).unwrap_or_default();
-        let said = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let said = loadgen::lines::read_lossy(&self.log);
         server::with_last_line(status, &said)
     }
 
-    /// One request and its reply.
+    /// One request and its reply (lines that are no reply are read past).
     fn ask(&mut self, request: &str) -> anyhow::Result<Reply> {
         let stdin = self
             .stdin
@@ -238,18 +373,37 @@ impl RemoteServer {
             .context("the server host's stdin is closed")?;
         writeln!(stdin, "{request}")?;
         stdin.flush()?;
-        let line = self
-            .lines
-            .recv_timeout(REPLY_TIMEOUT)
-            .map_err(|_| anyhow!("server host {}: no reply to {request:?}", self.host))?;
-        serde_json::from_str(&line).with_context(|| format!("a bad reply {line:?}"))
+        let deadline = Instant::now() + REPLY_TIMEOUT;
+        loop {
+            let wait = deadline.saturating_duration_since(Instant::now());
+            let line = self
+                .lines
+                .recv_timeout(wait)
+                .map_err(|_| anyhow!("server host {}: no reply to {request:?}", self.host))?;
+            if let Ok(reply) = serde_json::from_str::<Reply>(&line) {
+                return Ok(reply);
+            }
+        }
     }
 
-    /// A sample of the server's session there (an empty one when the host did not answer).
+    /// Keeps the first reply no server can have given, to fail the run with.
+    fn refuse(&mut self, why: String) {
+        let named = format!("server host {}: {why}", self.host);
+        self.implausible.get_or_insert(named);
+    }
+
+    /// A sample of the server's session there (an empty one when the host did not answer, or
+    /// answered what no server's session can be).
     pub fn sample(&mut self, full: bool) -> Sample {
         let request = if full { "sample full" } else { "sample peak" };
         match self.ask(request) {
-            Ok(Reply::Sample(sample)) => sample,
+            Ok(Reply::Sample(sample)) => match implausible_sample(&sample) {
+                None => sample,
+                Some(why) => {
+                    self.refuse(why);
+                    Sample::default()
+                }
+            },
             _ => Sample::default(),
         }
     }
@@ -257,6 +411,10 @@ impl RemoteServer {
     /// The session's CPU time there, in clock ticks (0 when the host did not answer).
     pub fn cpu_ticks(&mut self) -> u64 {
         match self.ask("ticks") {
+            Ok(Reply::Ticks(ticks)) if ticks > MAX_COUNT => {
+                self.refuse(format!("a sample of {ticks} CPU ticks"));
+                0
+            }
             Ok(Reply::Ticks(ticks)) => ticks,
             _ => 0,
         }
@@ -265,43 +423,94 @@ impl RemoteServer {
     /// What went wrong with the server while it ran.
     pub fn check(&mut self) -> Vec<String> {
         match self.ask("check") {
-            Ok(Reply::Check(notes)) => notes,
+            Ok(Reply::Check(notes)) => bounded(notes),
             Ok(_) => Vec::new(),
             Err(e) => vec![format!("{e:#}")],
         }
     }
 
     /// Ends its stdin, so that it stops the server, and reads how it did; its log is appended
-    /// to the run's.
+    /// to the run's. A stop report that cannot be true, or an implausible reply earlier, fails
+    /// the run naming the host.
     pub fn stop(&mut self) -> Stopped {
         drop(self.stdin.take());
         let grace = 2 * server::STOP_LIMIT + Duration::from_secs(20);
-        let reply = self.lines.recv_timeout(grace);
-        if reply.is_err() {
+        let deadline = Instant::now() + grace;
+        let mut report = None;
+        while let Ok(line) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
+            if let Ok(Reply::Stopped(r)) = serde_json::from_str::<Reply>(&line) {
+                report = Some(r);
+                break;
+            }
+        }
+        if report.is_none() {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
-        match reply
-            .ok()
-            .and_then(|l| serde_json::from_str::<Reply>(&l).ok())
-        {
-            Some(Reply::Stopped(report)) => {
-                let _ = append(&self.log, &report.log);
-                Stopped {
-                    took: Duration::from_secs_f64(report.took_s),
-                    notes: report.notes,
-                    failure: report.failure,
-                }
-            }
-            _ => Stopped {
+        let Some(report) = report else {
+            return Stopped {
                 failure: Some(format!(
                     "server host {}: no word of how the server stopped",
                     self.host
                 )),
                 ..Stopped::default()
-            },
+            };
+        };
+        let _ = append(&self.log, &report.log);
+        let took = Duration::try_from_secs_f64(report.took_s)
+            .ok()
+            .filter(|&t| t <= MAX_STOP);
+        if took.is_none() {
+            self.refuse(format!(
+                "a stop that took {} s, which no stop can",
+                report.took_s
+            ));
+        }
+        let failure = match self.implausible.take() {
+            Some(why) => Some(why),
+            None => report.failure.map(|f| bounded(vec![f]).remove(0)),
+        };
+        Stopped {
+            took: took.unwrap_or_default(),
+            notes: bounded(report.notes),
+            failure,
         }
     }
+}
+
+/// Why a sample from a server host cannot be true: a count beyond any machine's.
+fn implausible_sample(sample: &Sample) -> Option<String> {
+    let counts = [
+        ("CPU ticks", sample.cpu_ticks),
+        ("RSS KiB", sample.rss_kib),
+        ("PSS KiB", sample.pss_kib.unwrap_or(0)),
+        ("threads", sample.threads),
+        ("processes", sample.processes),
+        ("descriptors", sample.fds.unwrap_or(0)),
+    ];
+    let switches = sample.switches.values().flat_map(|&(v, i)| [v, i]);
+    if let Some((what, n)) = counts.into_iter().find(|&(_, n)| n > MAX_COUNT) {
+        return Some(format!("a sample of {n} {what}"));
+    }
+    if sample.switches.len() as u64 > MAX_COUNT >> 20 || switches.clone().any(|n| n > MAX_COUNT) {
+        return Some("a sample of more context switches than a machine makes".to_owned());
+    }
+    None
+}
+
+/// At most [`MAX_NOTES`] notes of at most [`MAX_NOTE`] characters each.
+fn bounded(notes: Vec<String>) -> Vec<String> {
+    notes
+        .into_iter()
+        .take(MAX_NOTES)
+        .map(|n| match n.chars().count() > MAX_NOTE {
+            true => n.chars().take(MAX_NOTE).collect::<String>() + "…",
+            false => n,
+        })
+        .collect()
 }
 
 impl Drop for RemoteServer {
@@ -315,7 +524,8 @@ impl Drop for RemoteServer {
     }
 }
 
-/// The launcher's stdout, line by line, on a channel.
+/// The launcher's stdout, line by line (bytes, decoded lossily, bounded), on a channel; read
+/// to its end whether or not anyone still listens.
 fn read_lines(child: &mut Child) -> anyhow::Result<mpsc::Receiver<String>> {
     let stdout = child
         .stdout
@@ -323,20 +533,17 @@ fn read_lines(child: &mut Child) -> anyhow::Result<mpsc::Receiver<String>> {
         .context("no stdout from the server host")?;
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
+        loadgen::lines::each_line(stdout, MAX_REPLY, |line| {
+            let _ = tx.send(line);
+        });
     });
     Ok(rx)
 }
 
+fn append_to(log: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::options().create(true).append(true).open(log)
+}
+
 fn append(log: &Path, text: &str) -> std::io::Result<()> {
-    let mut file = std::fs::File::options()
-        .create(true)
-        .append(true)
-        .open(log)?;
-    file.write_all(text.as_bytes())
+    append_to(log)?.write_all(text.as_bytes())
 }

@@ -5,7 +5,7 @@
 //! the first echo of a probe message, whichever comes first. Stopped with SIGTERM, then SIGKILL.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
@@ -368,9 +368,9 @@ fn ready_now(session: &mut Launched, addr: SocketAddr) -> anyhow::Result<SocketA
     bail!("{}", daemonized(&named))
 }
 
-/// The first line the server prints that says `listening on`, or its first line for a
-/// built-in model, sent on the channel; every other line goes to `log`, and stdout is read to
-/// its end, so that the server never blocks on a full pipe.
+/// The first line the server prints that says `listening on`, sent on the channel; every
+/// other line goes to `log`. Stdout is read as bytes (decoded lossily, lines bounded) to its
+/// end, so that the server never blocks on a full pipe, whatever it prints.
 fn read_lines(session: &mut Launched, log: &Path) -> anyhow::Result<mpsc::Receiver<String>> {
     let Some(stdout) = session.take_stdout() else {
         bail!("no stdout from the server");
@@ -379,14 +379,13 @@ fn read_lines(session: &mut Launched, log: &Path) -> anyhow::Result<mpsc::Receiv
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         let mut sent = false;
-        for line in BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
+        loadgen::lines::each_line(stdout, loadgen::lines::MAX_LINE, |line| {
             if !sent && echo_server::listen::claims_listening(&line) {
                 sent = tx.send(line).is_ok();
             } else {
                 let _ = writeln!(log, "{line}");
             }
-        }
+        });
     });
     Ok(rx)
 }
@@ -438,15 +437,13 @@ fn echo_probe(addr: SocketAddr) -> Result<(), Probe> {
 
 /// Whether the server's log says its port was taken (the port was free when picked).
 fn port_was_taken(log: &Path) -> bool {
-    std::fs::read_to_string(log).is_ok_and(|said| {
-        let said = said.to_lowercase();
-        said.contains("address already in use") || said.contains("eaddrinuse")
-    })
+    let said = loadgen::lines::read_lossy(log).to_lowercase();
+    said.contains("address already in use") || said.contains("eaddrinuse")
 }
 
 /// The last line the server wrote to its log, for an error.
 fn last_words(log: &Path) -> String {
-    let said = std::fs::read_to_string(log).unwrap_or_default();
+    let said = loadgen::lines::read_lossy(log);
     last_line(&said)
         .map(|l| l.chars().take(200).collect())
         .unwrap_or_default()
