@@ -170,12 +170,20 @@ fn settings(r: Recorded) -> Settings {
         )
     });
     let or_none = |v: Option<&str>| v.unwrap_or_default().to_owned();
+    // The Python models run as external servers whose commands name the scripts' directory
+    // under `--out` (however it was spelled): they are `--python`'s, not `--server`'s.
+    let python_models = r.python.map(|p| p.models.as_slice()).unwrap_or_default();
+    let own: Vec<&ExternalServer> = r
+        .external
+        .iter()
+        .filter(|e| !python_models.contains(&e.name))
+        .collect();
     Settings::from([
         ("--models", r.models.join(",")),
         ("--profile", r.profile.to_owned()),
         (
             "--server/--server-file",
-            serde_json::to_string(r.external).unwrap_or_default(),
+            serde_json::to_string(&own).unwrap_or_default(),
         ),
         ("--workloads", workloads.join(",")),
         (

@@ -118,7 +118,8 @@ fn models(s: &Summary) -> Vec<Block> {
             );
         }
         let model = echo_server::Model::from_name(ServerSpec::model_of(m));
-        let how = model.map_or("", |model| model.summary());
+        let started = &s.environment.started_utc;
+        let how = model.map_or("", |model| model.summary_as_of(started));
         let sized = match model.and_then(|model| model.pool_workers()) {
             Some(n) if ServerSpec::workers_of(m) == Some(n) => format!(
                 "; run with `--workers {n}`: a pool of blocking workers serves one client per worker, so it is sized for the clients it must serve at once, not for cores"

@@ -322,6 +322,14 @@ models! {
         "UDP: one thread, one io_uring, one multishot receive into a pool of 64 provided buffers"),
 }
 
+/// Models whose way of working changed, earliest change first: the model, when the change
+/// landed (RFC 3339, UTC), and its summary before.
+const SUMMARIES_BEFORE: [(Model, &str, &str); 1] = [(
+    Model::UdpIoUring,
+    "2026-12-06T03:28:08Z",
+    "UDP: one thread, one io_uring with 64 receives in flight",
+)];
+
 impl Model {
     /// What the registry knows of this model.
     pub fn info(self) -> &'static ModelInfo {
@@ -337,6 +345,18 @@ impl Model {
     /// One line on how the model works, for reports.
     pub fn summary(self) -> &'static str {
         self.info().summary
+    }
+
+    /// One line on how the model worked in a comparison started at `started_utc` (RFC 3339,
+    /// UTC): a report describes the server that ran, and re-rendering an older comparison
+    /// says what it said then. [`SUMMARIES_BEFORE`] holds the lines that changed.
+    pub fn summary_as_of(self, started_utc: &str) -> &'static str {
+        SUMMARIES_BEFORE
+            .iter()
+            .filter(|&&(model, until, _)| model == self && started_utc < until)
+            .map(|&(_, _, summary)| summary)
+            .next()
+            .unwrap_or(self.summary())
     }
 
     /// The model's family.
@@ -414,6 +434,22 @@ impl Model {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_older_comparison_is_described_as_its_server_worked_then() {
+        let model = Model::UdpIoUring;
+        assert_eq!(model.summary_as_of("2026-12-06T03:57:47Z"), model.summary());
+        let then = model.summary_as_of("2026-11-23T10:00:00Z");
+        assert!(then.contains("64 receives in flight"), "{then}");
+        assert_eq!(
+            Model::Mio.summary_as_of("2020-01-01T00:00:00Z"),
+            Model::Mio.summary()
+        );
+        for (model, until, before) in SUMMARIES_BEFORE {
+            assert_ne!(model.summary(), before, "{until}");
+            assert!(humantime::parse_rfc3339(until).is_ok(), "{until}");
+        }
+    }
 
     #[test]
     fn the_registry_lists_every_model_once_in_variant_order() {
