@@ -338,14 +338,34 @@ fn pretend(shell: &str) -> String {
     format!("sh -c 'h=$1; shift; {shell}' sh {{host}}")
 }
 
-/// The record of `mio`'s pingpong-c16 run in `out`, once `compare` has succeeded.
-fn record_of(run: &Output, out: &Path, model: &str) -> serde_json::Value {
+/// Runs `mio` through pingpong-c16 for 500 ms with the servers on `--server-host HOST`, or the
+/// load on `--agents HOST` (`flag`), started through `launcher`, the servers listening on
+/// every address; checks that the comparison went on to its report, and returns the run's
+/// record.
+fn pretend_run(test: &str, flag: &str, host: &str, launcher: &str) -> serde_json::Value {
+    let out = tempdir(test);
+    let args = [
+        flag,
+        host,
+        "--server-addr",
+        "0.0.0.0:0",
+        "--launcher",
+        launcher,
+        "--workloads",
+        "pingpong-c16",
+        "--duration",
+        "500ms",
+    ];
+    let run = compare(&out, &args);
     assert!(
         run.status.success(),
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
-    json(&out.join(format!("raw/{model}.pingpong-c16.r1.run.json")))
+    assert!(out.join("report.md").exists(), "no report");
+    let record = json(&out.join("raw/mio.pingpong-c16.r1.run.json"));
+    let _ = std::fs::remove_dir_all(&out);
+    record
 }
 
 #[test]
@@ -379,34 +399,15 @@ fn hosts_that_are_not_host_names_are_refused_before_anything_runs() {
 
 #[test]
 fn a_server_host_is_read_past_its_banner_and_must_run_this_version() {
-    let out = tempdir("banner");
-    let server_host = |launcher: &str| {
-        let args = [
-            "--server-host",
-            "s1",
-            "--server-addr",
-            "0.0.0.0:0",
-            "--launcher",
-            launcher,
-            "--workloads",
-            "pingpong-c16",
-            "--duration",
-            "500ms",
-        ];
-        let run = compare(&out, &args);
-        let record = record_of(&run, &out, "mio");
-        let _ = std::fs::remove_dir_all(&out);
-        record
-    };
     // A banner that is not UTF-8, and a long one, before anything the host says.
     let banner = pretend(
         r#"printf "\377 welcome to $h\n"; head -c 200000 /dev/zero | tr "\0" "="; echo; exec "$@""#,
     );
-    let record = server_host(&banner);
+    let record = pretend_run("banner", "--server-host", "s1", &banner);
     assert_eq!(record["status"], "ok", "{record}");
     // Another version there: refused, naming the host and both versions.
     let older = pretend(r#""$@" | sed -u "s/\"version\":\"[^\"]*\"/\"version\":\"0.0.1\"/""#);
-    let record = server_host(&older);
+    let record = pretend_run("older", "--server-host", "s1", &older);
     assert_eq!(record["status"], "failed", "{record}");
     let note = record["note"].as_str().unwrap();
     assert!(
@@ -418,54 +419,21 @@ fn a_server_host_is_read_past_its_banner_and_must_run_this_version() {
 
 #[test]
 fn a_server_host_that_reports_what_no_server_can_fails_the_run_naming_it() {
-    let out = tempdir("took");
     let negative = pretend(r#""$@" | sed -u "s/\"took_s\":[0-9.e-]*/\"took_s\":-1.5/""#);
-    let args = [
-        "--server-host",
-        "s1",
-        "--server-addr",
-        "0.0.0.0:0",
-        "--launcher",
-        &negative,
-        "--workloads",
-        "pingpong-c16",
-        "--duration",
-        "500ms",
-    ];
-    let run = compare(&out, &args);
-    let record = record_of(&run, &out, "mio");
+    let record = pretend_run("took", "--server-host", "s1", &negative);
     assert_eq!(record["status"], "failed", "{record}");
     let note = record["note"].as_str().unwrap();
     assert!(
         note.contains("server host s1: a stop that took -1.5 s, which no stop can"),
         "{note}"
     );
-    assert!(
-        out.join("report.md").exists(),
-        "the comparison went on to its report"
-    );
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]
 fn an_agent_whose_report_cannot_be_true_fails_the_run_naming_it() {
-    let out = tempdir("agent-warmup");
     // The same length, so that the frames stay whole: a warm-up of 9e9 s, in both frames.
     let tamper = pretend(r#""$@" | sed -u "s/\"warmup_s\":0.3/\"warmup_s\":9e9/g""#);
-    let args = [
-        "--agents",
-        "a1",
-        "--server-addr",
-        "0.0.0.0:0",
-        "--launcher",
-        &tamper,
-        "--workloads",
-        "pingpong-c16",
-        "--duration",
-        "500ms",
-    ];
-    let run = compare(&out, &args);
-    let record = record_of(&run, &out, "mio");
+    let record = pretend_run("agent-warmup", "--agents", "a1", &tamper);
     assert_eq!(record["status"], "failed", "{record}");
     let note = record["note"].as_str().unwrap();
     assert!(
@@ -473,7 +441,6 @@ fn an_agent_whose_report_cannot_be_true_fails_the_run_naming_it() {
             && note.contains("over a year"),
         "{note}"
     );
-    let _ = std::fs::remove_dir_all(&out);
 }
 
 #[test]

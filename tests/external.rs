@@ -133,19 +133,16 @@ fn a_server_that_prints_no_line_is_compared_like_a_built_in_model() {
     assert!(report.contains("not run in idle-50"), "{report}");
 
     // The same comparison again adds its passes; another server is refused.
-    let again = Command::new(BIN)
-        .args([
-            "compare",
-            "--profile",
-            "tiny",
-            "--models",
-            "none",
-            "--append",
-        ])
-        .args(["--server", &format!("quiet={}", quiet_mio()), "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
+    let append = |flags: &[&str]| {
+        Command::new(BIN)
+            .args(["compare", "--profile", "tiny", "--models", "none"])
+            .args(["--append", "--out"])
+            .arg(&out)
+            .args(flags)
+            .output()
+            .unwrap()
+    };
+    let again = append(&["--server", &format!("quiet={}", quiet_mio())]);
     assert_eq!(again.status.code(), Some(2), "{}", text(&again));
     assert!(text(&again).contains("--append"), "{}", text(&again));
     // The same server with other CPUs, other workloads or UDP: not comparable, each named.
@@ -163,20 +160,8 @@ fn a_server_that_prints_no_line_is_compared_like_a_built_in_model() {
         ),
         (&["--udp"], &["--udp (false there, true now)"]),
     ] {
-        let again = Command::new(BIN)
-            .args([
-                "compare",
-                "--profile",
-                "tiny",
-                "--models",
-                "none",
-                "--append",
-            ])
-            .args(["--server-file", file.to_str().unwrap(), "--out"])
-            .arg(&out)
-            .args(flags)
-            .output()
-            .unwrap();
+        let given = [&["--server-file", file.to_str().unwrap()][..], flags].concat();
+        let again = append(&given);
         assert_eq!(again.status.code(), Some(2), "{}", text(&again));
         let said = String::from_utf8_lossy(&again.stderr);
         assert_eq!(said.lines().count(), 1, "{said}");
