@@ -514,3 +514,32 @@ fn the_committed_reference_run_re_renders_byte_for_byte() {
         std::fs::remove_dir_all(dir).unwrap();
     }
 }
+
+#[test]
+fn a_raw_report_that_no_run_can_have_is_left_out_not_reported() {
+    let dir = tempdir("implausible");
+    fixture(&dir);
+    let raw = dir.join("raw");
+    let json = std::fs::read_dir(&raw)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.starts_with("mio.pingpong-c16.")
+                && name.ends_with(".json")
+                && !name.ends_with(".run.json")
+        })
+        .expect("a raw report of mio's pingpong-c16");
+    let mut report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    report["throughput_msgs_per_s"] = serde_json::json!(-1.0e12);
+    std::fs::write(&json, report.to_string()).unwrap();
+    echobench::report(&dir).unwrap();
+    let summary = std::fs::read_to_string(dir.join("summary.json")).unwrap();
+    assert!(
+        !summary.contains("-1000000000000"),
+        "a negative throughput was reported"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

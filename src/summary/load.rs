@@ -66,9 +66,11 @@ fn read_record(path: &Path) -> anyhow::Result<RunRecord> {
 fn read_run(raw: &Path, path: &Path) -> anyhow::Result<RunData> {
     let record = read_record(path)?;
     let id = record.spec.id();
+    // A report that cannot be read, or that no run can have, is as good as missing.
     let report = std::fs::read_to_string(raw.join(format!("{id}.json")))
         .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+        .and_then(|t| serde_json::from_str::<loadgen::Report>(&t).ok())
+        .filter(|r| r.implausible().is_none());
     let (latency, mut samples) = read_latency(&raw.join(format!("{id}.hlog")));
     if let Some(server) = &record.server {
         samples::attach_cpu(&mut samples, &server.cpu_series);
