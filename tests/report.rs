@@ -63,6 +63,7 @@ fn environment() -> Environment {
             .collect(),
         nofile_limit: Some([1024, 524_288]),
         ephemeral_ports: Some("32768-60999".to_owned()),
+        source_addrs: Some("127.1.0.1-127.1.0.254 (254 addresses)".to_owned()),
         repeats: None,
         seed: None,
         external: Vec::new(),
@@ -204,6 +205,12 @@ impl FixtureRun {
             start_at_ns: None,
             conn_offset: None,
             conn_total: None,
+            source_addrs: Some(loadgen::source::SourceReport {
+                spec: loadgen::source::LOOPBACK_SPREAD.to_owned(),
+                count: 254,
+            }),
+            // One loadgen core, half busy (saturated: nearly all) over the 2 s.
+            loadgen_cpu_s: Some(if saturated { 1.94 } else { 1.0 }),
         };
         if self.options().udp {
             self.add_datagrams(&mut report);

@@ -16,6 +16,7 @@ use crate::load;
 use crate::machine::parse_cpus;
 use crate::options::{parse_count, parse_scaled, Options};
 use crate::report::{from_unix_ns, Report};
+use crate::source::SourceAddrs;
 use crate::tls::{TlsOptions, Trust};
 use crate::{agent, hlog};
 
@@ -146,6 +147,12 @@ struct RunArgs {
     /// batch of events, so that theirs never wait a whole time slice with echoes unread.
     #[arg(long)]
     share_cpus: bool,
+    /// Local addresses the connections come from, in turn: ADDR,ADDR,... or ADDR/PREFIX (its
+    /// host addresses), or `none` for the kernel's choice [default: 127.1.0.1-127.1.0.254
+    /// toward a loopback IPv4 target, `none` otherwise]. Many addresses keep a churn of
+    /// connections from searching one address's ports, all in TIME_WAIT, for a free one.
+    #[arg(long, value_name = "LIST|CIDR|none", value_parser = SourceAddrs::parse)]
+    source_addrs: Option<SourceAddrs>,
     /// Agent mode: stdout carries two frames, the JSON report and the interval log, and
     /// nothing else; the run stops at once (exit 3) when stdin ends.
     #[arg(long)]
@@ -244,6 +251,7 @@ fn options(args: RunArgs) -> Result<Options, String> {
         conn_offset: count(args.conn_offset),
         conn_total: args.conn_total.map(count),
         share_cpus: args.share_cpus,
+        source_addrs: args.source_addrs.unwrap_or_default(),
     };
     opts.validate()?;
     Ok(opts)

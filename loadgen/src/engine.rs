@@ -83,6 +83,9 @@ pub struct Plan {
     pub tls: Option<tls::Client>,
     /// `--share-cpus`: give the CPU up after every batch of events ([`yield_if_shared`]).
     pub share_cpus: bool,
+    /// `--source-addrs`: the local addresses connections come from, in turn; `None`: the
+    /// kernel's choice.
+    pub sources: Option<std::sync::Arc<crate::source::Sources>>,
 }
 
 /// `--share-cpus`: other loadgens run on these CPUs (agents of one host), so give the CPU up
@@ -583,7 +586,8 @@ impl<'a> Worker<'a> {
         conn.echoed = 0;
         conn.in_flight.clear();
         conn.connect_started = now;
-        match TcpStream::connect(self.plan.addr) {
+        let connected = crate::source::connect(self.plan.sources.as_deref(), self.plan.addr);
+        match connected.map(TcpStream::from_std) {
             Ok(mut stream) => {
                 let interest = Interest::READABLE | Interest::WRITABLE;
                 match self

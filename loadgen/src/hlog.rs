@@ -304,6 +304,8 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> anyhow::Result<Report> {
             .map(|l| l.report.loadgen_cpu_ratio)
             .fold(0.0, f64::max),
         loadgen_saturated: false,
+        // Every agent's CPU: their sum (`null` when one did not say).
+        loadgen_cpu_s: logs.iter().map(|l| l.report.loadgen_cpu_s).sum(),
         first_error: None,
         started_at_ns: logs.iter().filter_map(|l| l.report.started_at_ns).min(),
         // The merged runs are the whole plan again.

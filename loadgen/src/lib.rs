@@ -20,6 +20,7 @@ pub mod payload;
 pub mod record;
 pub mod report;
 pub mod rng;
+pub mod source;
 pub mod tls;
 pub mod udp;
 
@@ -47,7 +48,7 @@ mod tests {
         // its plan, the interval logs written from their results, a run's options, a whole
         // run, the agent mode around it, and the command line.
         const LAYERS: [&[&str]; 10] = [
-            &["tls", "machine", "rng", "lines"],
+            &["tls", "machine", "rng", "lines", "source"],
             &["report", "payload"],
             &["record"],
             &["engine"],

@@ -42,6 +42,11 @@ fn measure(opts: &Options, keep_log: bool) -> anyhow::Result<(Report, Vec<u8>)> 
     raise_fd_limit();
     let threads = opts.worker_threads();
     let tls = start_tls(opts)?;
+    let sources = opts
+        .source_addrs
+        .resolve(opts.addr)
+        .map_err(|e| anyhow!(e))?
+        .map(std::sync::Arc::new);
     let start = match opts.start_at {
         Some(at) => wait_until(at),
         None => Instant::now(),
@@ -61,6 +66,7 @@ fn measure(opts: &Options, keep_log: bool) -> anyhow::Result<(Report, Vec<u8>)> 
         interval: opts.hlog_interval,
         tls: tls.as_ref().map(|t| t.client.clone()),
         share_cpus: opts.share_cpus,
+        sources,
     };
     let shared = Shared::default();
     let progress: Vec<AtomicU64> = (0..threads).map(|_| AtomicU64::new(0)).collect();
@@ -94,6 +100,9 @@ fn measure(opts: &Options, keep_log: bool) -> anyhow::Result<(Report, Vec<u8>)> 
     let (totals, intervals) = Totals::add_up(results, opts.hlog_interval)?;
     let mut report = assemble(opts, &plan, &totals, cpu_ratio);
     report.started_at_ns = Some(unix_ns(started_at));
+    // Scaled from the window sampled to the measured time, as the messages are counted.
+    report.loadgen_cpu_s =
+        (wall > 0.0).then(|| (cpu * report.duration_s / wall * 1e4).round() / 1e4);
     report.handshake_arrivals = arrivals.as_ref().map(|a| arrivals_report(opts, &plan, a));
     if let Some(tls) = &tls {
         tls_report(&mut report, tls, &totals, arrivals.as_ref());
@@ -436,6 +445,8 @@ fn assemble(opts: &Options, plan: &Plan, totals: &Totals, cpu_ratio: f64) -> Rep
         start_at_ns: opts.start_at.map(unix_ns),
         conn_offset: opts.conn_total.map(|_| opts.conn_offset),
         conn_total: opts.conn_total,
+        source_addrs: plan.sources.as_ref().map(|s| s.report()),
+        loadgen_cpu_s: None,
     }
 }
 

@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::machine::{affinity_cpus, format_cpus, local_port_range, original_fd_limit};
 use crate::report::Mode;
+use crate::source::SourceAddrs;
 use crate::tls::{self, TlsOptions};
 use crate::udp;
 
@@ -76,6 +77,8 @@ pub struct Options {
     /// With `rate`, the rate is the whole plan's, and this run sends its connections' share
     /// of it on the plan's own schedule.
     pub conn_total: Option<usize>,
+    /// `--source-addrs`: the local addresses the connections come from.
+    pub source_addrs: SourceAddrs,
 }
 
 impl Options {
@@ -107,6 +110,7 @@ impl Options {
             conn_offset: 0,
             conn_total: None,
             share_cpus: false,
+            source_addrs: SourceAddrs::Auto,
         }
     }
 
@@ -186,6 +190,7 @@ impl Options {
             }
         }
         self.validate_split()?;
+        self.source_addrs.resolve(self.addr)?;
         if self.threads == Some(0) {
             return Err("--threads must be at least 1".into());
         }
@@ -299,13 +304,20 @@ fn check_capacity(opts: &Options) -> Result<(), String> {
             ));
         }
     }
-    // Only churn closes and reopens; every other mode holds all its sockets at once.
+    // Only churn closes and reopens; every other mode holds all its sockets at once, each
+    // a port of one of the source addresses.
+    let sources = opts
+        .source_addrs
+        .resolve(opts.addr)
+        .ok()
+        .flatten()
+        .map_or(1, |s| s.addrs.len());
     if let Some((first, last)) = local_port_range() {
-        let ports = usize::from(last.saturating_sub(first)) + 1;
+        let ports = (usize::from(last.saturating_sub(first)) + 1).saturating_mul(sources);
         if sockets > ports {
             return Err(format!(
-                "{asked} ephemeral ports to one address, but net.ipv4.ip_local_port_range \
-                 ({first}-{last}) has {ports}"
+                "{asked} ephemeral ports toward one address, but net.ipv4.ip_local_port_range \
+                 ({first}-{last}) over {sources} source address(es) has {ports}"
             ));
         }
     }

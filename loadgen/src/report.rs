@@ -255,6 +255,14 @@ pub struct Report {
     /// split. With `--rate`, `rate` is this part's share of the plan's rate.
     #[serde(default)]
     pub conn_total: Option<usize>,
+    /// `--source-addrs`: the local addresses the connections came from, in turn; `null` when
+    /// the kernel picked them.
+    #[serde(default)]
+    pub source_addrs: Option<crate::source::SourceReport>,
+    /// loadgen's own CPU time (user + system) in the measured time, s: what
+    /// `loadgen_cpu_ratio` is of, for loadgen's CPU per message beside the server's.
+    #[serde(default)]
+    pub loadgen_cpu_s: Option<f64>,
     /// The first connect error, to explain a run that completed nothing; not serialized.
     #[serde(skip)]
     pub first_error: Option<String>,

@@ -18,7 +18,6 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -153,10 +152,7 @@ pub fn run_worker(
 impl Sock {
     /// Socket number `index` of the run, connected to the target and registered as `slot`.
     fn open(plan: &Plan, poll: &Poll, slot: usize, index: usize) -> io::Result<Sock> {
-        let local: SocketAddr = match plan.addr {
-            SocketAddr::V4(_) => ([0, 0, 0, 0], 0).into(),
-            SocketAddr::V6(_) => (std::net::Ipv6Addr::UNSPECIFIED, 0).into(),
-        };
+        let local = crate::source::udp_local(plan.sources.as_deref(), plan.addr);
         let mut socket = UdpSocket::bind(local)?;
         socket.connect(plan.addr)?;
         poll.registry().register(

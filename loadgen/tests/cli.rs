@@ -101,6 +101,18 @@ fn bad_flags_give_one_line_naming_the_flag_and_exit_2() {
             "--conn-total",
         ),
         (vec!["--addr", addr, "--start-at", "soon"], "--start-at"),
+        (
+            vec!["--addr", addr, "--source-addrs", "192.0.2.7"],
+            "--source-addrs",
+        ),
+        (
+            vec!["--addr", addr, "--source-addrs", "::1"],
+            "--source-addrs",
+        ),
+        (
+            vec!["--addr", addr, "--source-addrs", "10.0.0.0/8"],
+            "--source-addrs",
+        ),
         // One second after the epoch: the whole run's window is long past.
         (
             vec!["--addr", addr, "--start-at", "1000000000"],
@@ -216,6 +228,8 @@ const SCHEMA: &[(&str, &str)] = &[
     ("start_at_ns", "number|null"),
     ("conn_offset", "number|null"),
     ("conn_total", "number|null"),
+    ("source_addrs", "object|null"),
+    ("loadgen_cpu_s", "number|null"),
 ];
 
 /// The keys only a UDP run fills.
@@ -547,4 +561,83 @@ fn merged_open_loop_logs_keep_their_send_lateness() {
     // Two copies of one log: the same distribution, every send counted twice.
     assert_eq!(merged.send_late_us, Some(own));
     std::fs::remove_file(log).unwrap();
+}
+
+/// An echo server, a thread per connection, that notes each connection's peer address.
+fn peer_noting_server() -> (
+    std::net::SocketAddr,
+    std::sync::Arc<std::sync::Mutex<Vec<std::net::IpAddr>>>,
+) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let peers = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let noted = peers.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            noted.lock().unwrap().push(stream.peer_addr().unwrap().ip());
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = stream.read(&mut buf) {
+                    if n == 0 || stream.write_all(&buf[..n]).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (addr, peers)
+}
+
+#[test]
+fn connections_come_from_many_loopback_addresses_unless_told_otherwise() {
+    let (addr, peers) = peer_noting_server();
+    let json = std::env::temp_dir().join(format!("loadgen-sources-{}.json", std::process::id()));
+    for (given, spec, from) in [
+        (None, Some(("127.1.0.1-127.1.0.254", 254)), "127.1.0."),
+        (Some("none"), None, "127.0.0.1"),
+        (Some("127.3.0.0/30"), Some(("127.3.0.0/30", 2)), "127.3.0."),
+    ] {
+        peers.lock().unwrap().clear();
+        let addr = addr.to_string();
+        let mut args = vec![
+            "--addr",
+            &addr,
+            "--churn",
+            "--connections",
+            "4",
+            "--duration",
+            "300ms",
+            "--warmup",
+            "0s",
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+        ];
+        if let Some(given) = given {
+            args.extend(["--source-addrs", given]);
+        }
+        let out = loadgen(&args);
+        assert_eq!(out.status.code(), Some(0), "{given:?}: {}", stderr(&out));
+        let report: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        match spec {
+            Some((spec, count)) => {
+                assert_eq!(report["source_addrs"]["spec"], spec);
+                assert_eq!(report["source_addrs"]["count"], count);
+            }
+            None => assert!(report["source_addrs"].is_null(), "{report}"),
+        }
+        assert!(report["loadgen_cpu_s"].as_f64().unwrap() > 0.0, "{report}");
+        let seen = peers.lock().unwrap().clone();
+        assert!(seen.len() > 20, "{given:?}: {} connections", seen.len());
+        assert!(
+            seen.iter().all(|ip| ip.to_string().starts_with(from)),
+            "{given:?}: {seen:?}"
+        );
+        let distinct: std::collections::BTreeSet<_> = seen.iter().collect();
+        let expected = spec.map_or(1, |(_, count)| count.min(seen.len()));
+        assert_eq!(distinct.len(), expected, "{given:?}: each address in turn");
+    }
+    std::fs::remove_file(json).unwrap();
 }

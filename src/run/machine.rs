@@ -40,6 +40,7 @@ pub fn capture(opts: &CompareOptions) -> Environment {
         models: opts.servers.iter().map(ServerSpec::label).collect(),
         nofile_limit: loadgen::original_fd_limit().map(|(soft, hard)| [soft, hard]),
         ephemeral_ports: loadgen::local_port_range().map(|(first, last)| format!("{first}-{last}")),
+        source_addrs: source_addrs(opts),
         repeats: Some(opts.repeats()),
         seed: Some(opts.seed),
         external: opts.external.clone(),
@@ -47,6 +48,23 @@ pub fn capture(opts: &CompareOptions) -> Environment {
         python: opts.python.clone(),
         hosts: hosts_run(&opts.hosts),
     }
+}
+
+/// The source addresses loadgen inside echobench reaches the servers from (agents choose
+/// their own toward their target, the same way).
+fn source_addrs(opts: &CompareOptions) -> Option<String> {
+    let target = opts
+        .hosts
+        .server_addr
+        .as_deref()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| std::net::SocketAddr::from(([127, 0, 0, 1], 0)));
+    let sources = loadgen::source::SourceAddrs::Auto.resolve(target).ok()??;
+    Some(format!(
+        "{} ({} addresses)",
+        sources.spec,
+        sources.addrs.len()
+    ))
 }
 
 /// What `environment.json` says of the hosts, when any beyond this one (or agents) took part.

@@ -49,6 +49,11 @@ pub struct Environment {
     /// e.g. `32768-60999`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ephemeral_ports: Option<String>,
+    /// The local addresses loadgen's connections came from, in turn (`loadgen
+    /// --source-addrs`), with their count, e.g. `127.1.0.1-127.1.0.254 (254 addresses)`;
+    /// absent when the kernel picked them, or in comparisons made before it was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_addrs: Option<String>,
     /// Passes over the matrix (`--repeat`); absent in comparisons made before it was recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeats: Option<u32>,

@@ -126,6 +126,10 @@ pub struct Cell {
     pub connect_p50_us: Option<Spread>,
     /// Server CPU per echoed message, µs (churn: per connection, as each carries one).
     pub server_cpu_us_per_msg: Option<Spread>,
+    /// loadgen's own CPU per echoed message, µs, beside the server's; absent in comparisons
+    /// made before loadgen reported its CPU time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loadgen_cpu_us_per_msg: Option<Spread>,
     /// Peak resident memory of the server tree, KiB (median over repeats).
     pub peak_rss_kib: Option<f64>,
     /// Peak proportional set size of the server tree, KiB (median over repeats).

@@ -59,6 +59,10 @@ pub fn cell(
                 .map(|l| l.p50)
         }),
         server_cpu_us_per_msg: per_message(&counted, |u| u.cpu_s * 1e6),
+        loadgen_cpu_us_per_msg: spread(&|r| {
+            let cpu_s = r.loadgen_cpu_s?;
+            (r.messages > 0).then(|| cpu_s * 1e6 / r.messages as f64)
+        }),
         peak_rss_kib: median(usages().map(|u| u.peak_rss_kib as f64)),
         peak_pss_kib: median(usages().map(|u| u.peak_pss_kib as f64)),
         peak_threads: usages().map(|u| u.peak_threads).max(),

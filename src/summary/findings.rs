@@ -397,6 +397,7 @@ mod tests {
             achieved_rate_ratio: spread(1.0),
             connect_p50_us: None,
             server_cpu_us_per_msg: spread(cpu),
+            loadgen_cpu_us_per_msg: None,
             peak_rss_kib: None,
             peak_pss_kib: None,
             peak_threads: None,
