@@ -1,0 +1,102 @@
+"""py-asyncio: the tutorials' `asyncio` server, with streams. One thread runs one event loop;
+each client is a coroutine that awaits its reads and its writes' drain.
+
+Where it should win: thousands of clients for the price of a coroutine each (no thread, no
+process), and no locks. Where it breaks: every byte passes through Python-level protocol,
+transport and stream objects, so per message it spends more CPU than a thread blocked in recv,
+and a coroutine that computes stalls everyone. Its Rust counterpart is
+`tokio-current-thread` (one thread, a task per client).
+
+    python3 py_asyncio.py --addr 127.0.0.1:7007 [--max-conns N]
+"""
+
+import asyncio
+import signal
+import sys
+
+import echo_common as common
+
+MODEL = "py-asyncio"
+
+
+class Server:
+    def __init__(self, cap):
+        self.endings = common.Endings()
+        self.cap = cap
+        self.open = set()
+
+    async def client(self, reader, writer):
+        """Echoes one client to its EOF (the transport stays open for writing after it), then
+        closes. `drain` bounds what is buffered for a client that does not read."""
+        if self.cap is not None and len(self.open) >= self.cap:
+            writer.transport.abort()  # Over --max-conns: closed at once.
+            return
+        self.open.add(writer.transport)
+        common.nodelay(writer.get_extra_info("socket"))
+        try:
+            while True:
+                data = await reader.read(common.BUF)
+                if not data:
+                    break
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+        except OSError as e:
+            self.endings.count(e)
+            writer.transport.abort()
+        finally:
+            self.open.discard(writer.transport)
+
+    async def close_all(self):
+        """At a stop: every client's connection closed, and its coroutine let finish."""
+        for transport in list(self.open):
+            transport.abort()
+        for _ in range(100):
+            if not self.open:
+                break
+            await asyncio.sleep(0.001)
+
+
+def one_line(loop, context):
+    """asyncio's errors (an accept out of descriptors, say) in one line, not a traceback."""
+    e = context.get("exception")
+    sys.stderr.write("%s: %s%s\n" % (MODEL, context.get("message", "error"), ": %s" % e if e else ""))
+
+
+async def serve(args):
+    listener = common.listen(MODEL, args.addr)
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(one_line)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    state = Server(args.max_conns)
+    server = await asyncio.start_server(state.client, sock=listener, backlog=common.BACKLOG)
+    common.announce(listener)
+    await stop.wait()
+    server.close()
+    await state.close_all()
+    return state.endings
+
+
+def steady_allocator():
+    """asyncio's transports receive into 256 KiB buffers, above glibc's first mmap threshold
+    (128 KiB): until a chunk that large has been freed, every message costs an mmap, an
+    mremap and a munmap, and a fresh server echoes at well under half its speed (measured:
+    46k against 112k msgs/s at 128 clients) until its first clients leave. One such chunk
+    freed here raises the threshold (glibc adapts it to the largest mmapped chunk freed), so
+    that a run measures the server as it runs for good."""
+    warm = bytes(512 * 1024)
+    del warm
+
+
+def main():
+    args = common.parse_args(MODEL)
+    steady_allocator()
+    endings = asyncio.run(serve(args))
+    endings.exit(MODEL)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,105 @@
+"""py-twisted: the tutorials' Twisted echo protocol. Twisted's reactor (epoll) calls the
+protocol's dataReceived with whatever arrived, and the echo goes back through the transport.
+
+Where it should win: the reactor is mature and event-driven, many clients for the price of a
+protocol object each. Where it breaks: each event passes through Twisted's Python layers, more
+of them than a hand-written selectors loop. Its Rust counterpart is `mio`.
+
+Needs Twisted (`scripts/python-models.sh` makes a virtual environment with it). The transport
+is registered as its own producer, so that a client that does not read stops being read
+instead of growing the write buffer without bound; a half-close is honoured (the echo is
+flushed, then the connection closed).
+
+    python py_twisted.py --addr 127.0.0.1:7007 [--max-conns N]
+"""
+
+import sys
+
+import echo_common as common
+from twisted.internet import error, protocol, reactor
+from twisted.internet.interfaces import IHalfCloseableProtocol
+from twisted.logger import LogLevel, formatEvent, globalLogBeginner
+from zope.interface import implementer
+
+MODEL = "py-twisted"
+
+
+@implementer(IHalfCloseableProtocol)
+class Echo(protocol.Protocol):
+    counted = False
+
+    def connectionMade(self):
+        factory = self.factory
+        if factory.cap is not None and factory.open >= factory.cap:
+            self.transport.abortConnection()  # Over --max-conns: closed at once.
+            return
+        self.counted = True
+        factory.open += 1
+        self.transport.setTcpNoDelay(True)
+        # Back-pressure: the transport pauses its own reading while its write buffer is full.
+        self.transport.registerProducer(self.transport, True)
+
+    def dataReceived(self, data):
+        self.transport.write(data)
+
+    def readConnectionLost(self):
+        # Nothing more will be read: no producer to wait for; flush what is owed, then close.
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self):
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        if not self.counted:
+            return
+        self.factory.open -= 1
+        if reason.check(error.ConnectionDone) or self.factory.stopping:
+            return
+        # Twisted names a reset ConnectionLost; anything else is counted as other.
+        lost = ConnectionResetError() if reason.check(error.ConnectionLost) else OSError()
+        self.factory.endings.count(lost)
+
+
+class EchoFactory(protocol.ServerFactory):
+    protocol = Echo
+    noisy = False
+
+    def __init__(self, cap):
+        self.cap = cap
+        self.open = 0
+        self.endings = common.Endings()
+        # The reactor's shutdown drops the connections still open; those are not the clients'.
+        self.stopping = False
+        reactor.addSystemEventTrigger("before", "shutdown", setattr, self, "stopping", True)
+
+
+def one_line(event):
+    """Twisted's log, reduced to what the contract asks for: an accept out of descriptors (Twisted
+    then accepts and closes the connections it cannot hold), and errors, each in one line."""
+    text = formatEvent(event)
+    if text.startswith("EMFILE encountered"):
+        sys.stderr.write("%s: accept: [Errno 24] Too many open files; Twisted closes the "
+                         "connections it cannot take\n" % MODEL)
+    elif event.get("log_level") in (LogLevel.error, LogLevel.critical):
+        failure = event.get("log_failure")
+        sys.stderr.write("%s: %s%s\n" % (MODEL, text.splitlines()[0] if text else "error",
+                                          ": %s" % failure.value if failure else ""))
+
+
+def main():
+    args = common.parse_args(MODEL)
+    globalLogBeginner.beginLoggingTo([one_line], redirectStandardIO=False)
+    listener = common.listen(MODEL, args.addr)
+    factory = EchoFactory(args.max_conns)
+    listener.setblocking(False)
+    port = reactor.adoptStreamPort(listener.fileno(), common.family_of(args.addr[0]), factory)
+    listener.close()  # The reactor holds its own duplicate of the listening socket.
+    print("listening on %s" % common.show((port.getHost().host, port.getHost().port)), flush=True)
+    # Twisted's own handlers turn SIGTERM and SIGINT into reactor.stop().
+    reactor.run()
+    factory.endings.exit(MODEL)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
