@@ -182,6 +182,9 @@ fn summary_holds_every_cell(out: &Path) {
     assert!(processes.as_u64().unwrap() >= 16, "{processes}");
     let cpu = &cell("mio", "pingpong-c16")["server_cpu_us_per_msg"]["median"];
     assert!(cpu.as_f64().unwrap() > 0.0, "{cpu}");
+    // loadgen's own CPU per message, beside the server's.
+    let own = &cell("mio", "pingpong-c16")["loadgen_cpu_us_per_msg"]["median"];
+    assert!(own.as_f64().unwrap() > 0.0, "{own}");
 }
 
 fn environment_describes_the_run(out: &Path) {
@@ -200,6 +203,11 @@ fn environment_describes_the_run(out: &Path) {
     ] {
         assert!(env.get(key).is_some(), "environment.json lacks {key}");
     }
+    // Toward the loopback servers, loadgen's connections come from 254 addresses in turn.
+    assert_eq!(
+        env["source_addrs"], "127.1.0.1-127.1.0.254 (254 addresses)",
+        "{env}"
+    );
 }
 
 fn raw_holds_every_record(out: &Path) {
