@@ -62,9 +62,24 @@ fn frames(mut child: Child) -> (Report, Vec<u8>) {
         read_frame(&mut out).unwrap().is_none(),
         "nothing after the two frames"
     );
-    drop(child.stdin.take());
-    assert!(child.wait().unwrap().success());
+    assert!(exits_by_itself(&mut child).success());
     (serde_json::from_slice(&report).unwrap(), log)
+}
+
+/// Waits (10 s at most) for an agent that has sent its frames to exit by itself, its stdin
+/// still open: closed now, it could stop the agent (exit 3) before its own exit.
+fn exits_by_itself(child: &mut Child) -> std::process::ExitStatus {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the agent did not exit after its frames"
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
 }
 
 fn now_ns() -> u64 {
@@ -243,8 +258,7 @@ fn an_agent_keeps_its_interval_log_in_memory_and_follows_no_planted_link() {
     let mut out = BufReader::new(child.stdout.take().unwrap());
     let (_, report) = read_frame(&mut out).unwrap().unwrap();
     let (_, log) = read_frame(&mut out).unwrap().unwrap();
-    drop(child.stdin.take());
-    assert!(child.wait().unwrap().success());
+    assert!(exits_by_itself(&mut child).success());
     let report: Report = serde_json::from_slice(&report).unwrap();
     assert!(report.messages > 0);
     assert!(String::from_utf8_lossy(&log).contains("#loadgen-report "));
