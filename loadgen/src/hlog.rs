@@ -262,6 +262,11 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> anyhow::Result<Report> {
     for path in paths {
         logs.push(read(path.as_ref())?);
     }
+    merge_logs(&logs)
+}
+
+/// [`merge`] of logs already read.
+pub fn merge_logs(logs: &[Log]) -> anyhow::Result<Report> {
     let Some(first) = logs.first() else {
         bail!("merge needs at least one log");
     };
@@ -275,7 +280,7 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> anyhow::Result<Report> {
             );
         }
     }
-    let totals = add_totals(&logs)?;
+    let totals = add_totals(logs)?;
     let latency = |tag: &str| totals.get(tag).map(Latency::from_histogram);
     let mut targets: Vec<&str> = logs.iter().map(|l| l.report.target.as_str()).collect();
     targets.dedup();
@@ -314,12 +319,12 @@ pub fn merge(paths: &[impl AsRef<Path>]) -> anyhow::Result<Report> {
         ..base
     };
     merged.errors = Default::default();
-    for log in &logs {
+    for log in logs {
         merged.errors.add(&log.report.errors);
     }
     merged.achieved_rate_ratio = merged.rate.map(|rate| merged.throughput_msgs_per_s / rate);
-    add_datagrams(&mut merged, &logs);
-    add_handshakes(&mut merged, &logs);
+    add_datagrams(&mut merged, logs);
+    add_handshakes(&mut merged, logs);
     merged.loadgen_saturated = merged.loadgen_cpu_ratio > SATURATION;
     Ok(merged)
 }

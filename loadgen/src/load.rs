@@ -38,15 +38,13 @@ pub fn run_keeping_log(opts: &Options) -> anyhow::Result<(Report, Vec<u8>)> {
 
 /// A whole run; its interval log when `keep_log`, or empty.
 fn measure(opts: &Options, keep_log: bool) -> anyhow::Result<(Report, Vec<u8>)> {
-    opts.validate().map_err(|e| anyhow!(e))?;
+    let sources = opts
+        .checked()
+        .map_err(|e| anyhow!(e))?
+        .map(std::sync::Arc::new);
     raise_fd_limit();
     let threads = opts.worker_threads();
     let tls = start_tls(opts)?;
-    let sources = opts
-        .source_addrs
-        .resolve(opts.addr)
-        .map_err(|e| anyhow!(e))?
-        .map(std::sync::Arc::new);
     let start = match opts.start_at {
         Some(at) => wait_until(at),
         None => Instant::now(),

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 
 use crate::machine::{affinity_cpus, format_cpus, local_port_range, original_fd_limit};
 use crate::report::Mode;
-use crate::source::SourceAddrs;
+use crate::source::{SourceAddrs, Sources};
 use crate::tls::{self, TlsOptions};
 use crate::udp;
 
@@ -137,6 +137,12 @@ impl Options {
     /// Checks the rules between flags, and that the machine can hold the connections asked
     /// for (descriptors, ephemeral ports); the error names the flag and the limit.
     pub fn validate(&self) -> Result<(), String> {
+        self.checked().map(|_| ())
+    }
+
+    /// [`Options::validate`], returning the source addresses the connections come from
+    /// (`None`: the kernel's choice), resolved once: giving them binds a socket to each.
+    pub fn checked(&self) -> Result<Option<Sources>, String> {
         if self.connections == 0 {
             return Err("--connections must be at least 1".into());
         }
@@ -190,7 +196,7 @@ impl Options {
             }
         }
         self.validate_split()?;
-        self.source_addrs.resolve(self.addr)?;
+        let sources = self.source_addrs.resolve(self.addr)?;
         if self.threads == Some(0) {
             return Err("--threads must be at least 1".into());
         }
@@ -201,7 +207,8 @@ impl Options {
                 format_cpus(&allowed)
             ));
         }
-        check_capacity(self)
+        check_capacity(self, sources.as_ref().map_or(1, |s| s.addrs.len()))?;
+        Ok(sources)
     }
 
     /// `--start-at` may be in the past (an agent that got there late still runs the rest of
@@ -283,7 +290,7 @@ const SPARE_FDS_PER_RUN: usize = 16;
 /// Refuses a run this machine cannot hold: more connections than the hard descriptor limit
 /// allows, or than there are ephemeral ports to reach one address from. The error names the
 /// limit and the flags.
-fn check_capacity(opts: &Options) -> Result<(), String> {
+fn check_capacity(opts: &Options, sources: usize) -> Result<(), String> {
     let sockets = opts.connections.saturating_add(opts.idle);
     let asked = if opts.idle > 0 {
         format!(
@@ -305,13 +312,7 @@ fn check_capacity(opts: &Options) -> Result<(), String> {
         }
     }
     // Only churn closes and reopens; every other mode holds all its sockets at once, each
-    // a port of one of the source addresses.
-    let sources = opts
-        .source_addrs
-        .resolve(opts.addr)
-        .ok()
-        .flatten()
-        .map_or(1, |s| s.addrs.len());
+    // a port of one of the `sources` source addresses.
     if let Some((first, last)) = local_port_range() {
         let ports = (usize::from(last.saturating_sub(first)) + 1).saturating_mul(sources);
         if sockets > ports {

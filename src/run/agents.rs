@@ -497,7 +497,7 @@ fn finish(
     let mut records = Vec::new();
     let mut failure: Option<String> = None;
     let mut stopped: Option<String> = None;
-    let mut logs: Vec<PathBuf> = Vec::new();
+    let mut logs: Vec<(PathBuf, loadgen::hlog::Log)> = Vec::new();
     let start_ns = loadgen::unix_ns(launch.start_wall) as i128;
     for (i, ((part, clock), result)) in launch.parts.iter().zip(results).enumerate() {
         let mut record = AgentRun::new(&part.host, part.offset, part.connections, part.idle);
@@ -527,7 +527,7 @@ fn finish(
                     failure.get_or_insert(named(&why));
                 }
                 match keep(lg, i + 1, &returned) {
-                    Ok(path) => logs.push(path),
+                    Ok(kept) => logs.push(kept),
                     Err(e) => {
                         failure.get_or_insert(named(&format!("{e:#}")));
                     }
@@ -549,7 +549,7 @@ fn finish(
     if let Some(why) = failure {
         return (Err(anyhow!(why)), records);
     }
-    (merge(lg, &logs, &records), records)
+    (merge(lg, logs, &records), records)
 }
 
 /// loadgen's CPU use over the agents: on each machine, the agents pinned to the same CPUs add
@@ -564,8 +564,13 @@ pub fn shared_cpu_ratio(records: &[AgentRun]) -> f64 {
     groups.into_values().fold(0.0, f64::max)
 }
 
-/// Writes an agent's report and interval log beside the run's own files; the log's path.
-fn keep(lg: &loadgen::Options, n: usize, returned: &Returned) -> anyhow::Result<PathBuf> {
+/// Writes an agent's report and interval log beside the run's own files; the log's path, and
+/// the log read back.
+fn keep(
+    lg: &loadgen::Options,
+    n: usize,
+    returned: &Returned,
+) -> anyhow::Result<(PathBuf, loadgen::hlog::Log)> {
     let beside = |path: &Option<PathBuf>, ext: &str| -> anyhow::Result<PathBuf> {
         let path = path.as_ref().context("no file for the run")?;
         let stem = path.file_stem().unwrap_or_default().to_string_lossy();
@@ -577,22 +582,28 @@ fn keep(lg: &loadgen::Options, n: usize, returned: &Returned) -> anyhow::Result<
     let hlog = beside(&lg.hlog, "hlog")?;
     std::fs::write(&hlog, &returned.hlog)
         .with_context(|| format!("cannot write {}", hlog.display()))?;
-    // Read back as the merge will: a log that cannot be (a histogram that claims more than it
-    // holds, a report no run can have) fails the run here, naming its agent.
-    loadgen::hlog::read(&hlog).context("its interval log")?;
-    Ok(hlog)
+    // Read back once, here, for the merge: a log that cannot be (a histogram that claims more
+    // than it holds, a report no run can have) fails the run naming its agent.
+    let log = loadgen::hlog::read(&hlog).context("its interval log")?;
+    Ok((hlog, log))
 }
 
-/// The agents' logs merged into the run's report and interval log.
-fn merge(lg: &loadgen::Options, logs: &[PathBuf], records: &[AgentRun]) -> anyhow::Result<Report> {
+/// The agents' logs (their paths, and each read back) merged into the run's report and
+/// interval log.
+fn merge(
+    lg: &loadgen::Options,
+    logs: Vec<(PathBuf, loadgen::hlog::Log)>,
+    records: &[AgentRun],
+) -> anyhow::Result<Report> {
     let (Some(json), Some(hlog)) = (&lg.json, &lg.hlog) else {
         bail!("no files for the run");
     };
-    let mut report = loadgen::hlog::merge(logs)?;
+    let (paths, logs): (Vec<PathBuf>, Vec<loadgen::hlog::Log>) = logs.into_iter().unzip();
+    let mut report = loadgen::hlog::merge_logs(&logs)?;
     // Four decimals, as loadgen's own.
     report.loadgen_cpu_ratio = (shared_cpu_ratio(records) * 1e4).round() / 1e4;
     report.loadgen_saturated = report.loadgen_cpu_ratio > loadgen::report::SATURATION;
-    loadgen::hlog::write_merged(logs, hlog, &report)?;
+    loadgen::hlog::write_merged(&paths, hlog, &report)?;
     let text = serde_json::to_string_pretty(&report)? + "\n";
     std::fs::write(json, text).with_context(|| format!("cannot write {}", json.display()))?;
     Ok(report)

@@ -176,12 +176,13 @@ pub fn supervise(served: &Served, addr: &str, cpus: &[usize]) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// The last [`MAX_LOG`] bytes of the server's log, decoded lossily, saying what was cut.
+/// The last [`MAX_LOG`] bytes of the server's log, decoded lossily (read in bounded memory
+/// however long the log), saying what was cut.
 fn log_tail(log: &Path) -> String {
-    let bytes = std::fs::read(log).unwrap_or_default();
-    let cut = bytes.len().saturating_sub(MAX_LOG);
-    let tail = String::from_utf8_lossy(&bytes[cut..]).into_owned();
-    match cut {
+    let size = std::fs::metadata(log).map_or(0, |m| m.len());
+    let tail = std::fs::File::open(log)
+        .map_or_else(|_| String::new(), |f| loadgen::lines::tail(f, MAX_LOG));
+    match size.saturating_sub(MAX_LOG as u64) {
         0 => tail,
         n => format!("[the log's first {n} bytes left out on the server host]\n{tail}"),
     }
@@ -282,7 +283,7 @@ impl RemoteServer {
         // always drained.
         if let Some(mut stderr) = child.stderr.take() {
             let log = log.to_path_buf();
-            thread::spawn(move || match append_to(&log) {
+            thread::spawn(move || match server::append(&log) {
                 Ok(mut file) => {
                     let _ = std::io::copy(&mut stderr, &mut file);
                 }
@@ -540,10 +541,6 @@ fn read_lines(child: &mut Child) -> anyhow::Result<mpsc::Receiver<String>> {
     Ok(rx)
 }
 
-fn append_to(log: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::File::options().create(true).append(true).open(log)
-}
-
-fn append(log: &Path, text: &str) -> std::io::Result<()> {
-    append_to(log)?.write_all(text.as_bytes())
+fn append(log: &Path, text: &str) -> anyhow::Result<()> {
+    Ok(server::append(log)?.write_all(text.as_bytes())?)
 }

@@ -271,7 +271,8 @@ fn spawn(mut cmd: std::process::Command, marker: String, log: &Path) -> anyhow::
     Launched::spawn(cmd, marker)
 }
 
-fn append(log: &Path) -> anyhow::Result<File> {
+/// `log`, opened to append to (made when missing).
+pub fn append(log: &Path) -> anyhow::Result<File> {
     File::options()
         .create(true)
         .append(true)
