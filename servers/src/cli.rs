@@ -4,12 +4,13 @@
 //! Exit codes: 0 after SIGINT/SIGTERM (or `--list`, `--gen-cert`, `--help`); 1 when the server
 //! cannot start or its loop fails (e.g. the address is in use), or `--gen-cert` cannot write;
 //! 2 for bad arguments (among them a UDP model asked to bind a non-loopback address without
-//! `--allow-remote`, `--tls` for a model without TLS, and a certificate or key that is missing
-//! or unusable).
+//! `--allow-remote`, `--tls` for a model without TLS, a certificate or key that is missing or
+//! unusable, and `--work` with `--tls` or with a UDP model).
 //!
 //! At start the soft descriptor limit is raised to the hard limit (an event loop holding
 //! 15,000 idle clients must not stop at a soft limit of 1,024); at a clean exit one line
-//! reports the connections that ended uncleanly, by kind (a UDP model: its datagram counters).
+//! reports the connections that ended uncleanly, by kind (a UDP model: its datagram counters;
+//! with `--work`, a line before it counts the requests refused, by kind).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,6 +24,7 @@ use crate::listen::{announce, bind};
 use crate::models::{Bound, Model, Transport};
 use crate::signals::SignalPipe;
 use crate::tls::{self, Tls};
+use crate::work::Work;
 use anyhow::Context;
 use clap::Parser;
 
@@ -79,6 +81,12 @@ struct Cli {
     /// (repeatable).
     #[arg(long, value_name = "NAME_OR_IP", requires = "gen_cert", value_parser = tls::parse_san)]
     san: Vec<rcgen::SanType>,
+
+    /// Echo with a cost: every request is a 16-byte header (`EBW1`, total length, CPU ns,
+    /// wait µs) and payload, answered unchanged once its CPU work and its wait are done (TCP
+    /// models, without `--tls`).
+    #[arg(long, conflicts_with = "tls")]
+    work: bool,
 
     /// Print the model names, one per line, and exit.
     #[arg(long, exclusive = true)]
@@ -151,6 +159,13 @@ where
             return ExitCode::from(2);
         }
     }
+    if let Some(model) = cli.model.filter(|m| cli.work && m.transport() == Transport::Udp) {
+        eprintln!(
+            "echo-server: --work: {} serves UDP; requests with a cost are served over TCP",
+            model.name()
+        );
+        return ExitCode::from(2);
+    }
     let tls = match load_tls(&cli) {
         Ok(tls) => tls,
         Err(e) => {
@@ -164,6 +179,7 @@ where
             match cli.model.map(Model::transport) {
                 Some(Transport::Udp) => eprintln!("{}", datagram::summary()),
                 _ if tls_on => eprintln!("{}\n{}", endings::tls_summary(), endings::summary()),
+                _ if cli.work => eprintln!("{}\n{}", endings::work_summary(), endings::summary()),
                 _ => eprintln!("{}", endings::summary()),
             }
             ExitCode::SUCCESS
@@ -238,6 +254,12 @@ fn run(cli: &Cli, tls: Option<Tls>) -> anyhow::Result<()> {
             .map(Bound::Udp)
             .with_context(|| format!("cannot bind UDP --addr {}", config.addr))?,
     };
+    if cli.work {
+        // Before the `listening on` line: no client waits while the loop is timed.
+        let work = Work::calibrate();
+        eprintln!("{}", work.line());
+        config.work = Some(work);
+    }
     let stop = SignalPipe::stop_signals().context("cannot watch SIGINT and SIGTERM")?;
     announce(match &bound {
         Bound::Tcp(listener) => listener.local_addr(),

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use crate::tls::Tls;
+use crate::work::Work;
 
 /// What every model is told at start-up, from the command line.
 #[derive(Debug, Clone)]
@@ -16,6 +17,8 @@ pub struct ServerConfig {
     pub max_conns: usize,
     /// TLS (`--tls`): every connection is a TLS server connection; `None` for plain TCP.
     pub tls: Option<Tls>,
+    /// `--work`: requests carry a cost, paid with this calibrated work; `None`: plain echo.
+    pub work: Option<Work>,
 }
 
 impl ServerConfig {
@@ -28,6 +31,7 @@ impl ServerConfig {
             workers: cpus_in_affinity_mask(),
             max_conns: usize::MAX,
             tls: None,
+            work: None,
         }
     }
 }

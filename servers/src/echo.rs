@@ -59,7 +59,7 @@ where
 
 /// `write_all`, except that a write timeout asks `stop` instead of failing (a plain
 /// `write_all` would lose count of what a partial write already sent).
-fn write_all_until(
+pub fn write_all_until(
     stream: &mut impl Write,
     mut buf: &[u8],
     stop: &dyn Fn() -> bool,

@@ -32,6 +32,12 @@ pub enum Ending {
     HandshakeTimeout,
     /// TLS: the handshake failed (not TLS, a fatal alert, or the client left during it).
     HandshakeFailed,
+    /// `--work`: a request that does not open with `EBW1`.
+    BadMagic,
+    /// `--work`: a request whose length is below its header or above 1 MiB.
+    BadLength,
+    /// `--work`: a request that asks for more CPU or a longer wait than the caps allow.
+    OverCap,
 }
 
 impl Ending {
@@ -49,6 +55,10 @@ impl Ending {
         Ending::HandshakeFailed,
         Ending::NoCloseNotify,
     ];
+
+    /// The requests `--work` refuses, each closing its connection, in the order of the work
+    /// summary line.
+    pub const WORK: [Ending; 3] = [Ending::BadMagic, Ending::BadLength, Ending::OverCap];
 
     /// The kind of an error that ended a connection.
     pub fn of(e: &io::Error) -> Ending {
@@ -72,6 +82,9 @@ impl Ending {
             Ending::NoCloseNotify => "eof without close_notify",
             Ending::HandshakeTimeout => "handshake timeouts",
             Ending::HandshakeFailed => "handshake failures",
+            Ending::BadMagic => "bad magic",
+            Ending::BadLength => "length out of range",
+            Ending::OverCap => "cost over the caps",
         }
     }
 
@@ -100,7 +113,7 @@ pub enum Handshake {
 
 impl Handshake {
     fn index(self) -> usize {
-        Ending::HandshakeFailed.index() + 1 + self as usize
+        Ending::OverCap.index() + 1 + self as usize
     }
 }
 
@@ -124,7 +137,7 @@ impl Outcome {
 }
 
 /// Slots in [`COUNTS`]: every [`Ending`], then every [`Handshake`].
-const SLOTS: usize = 9;
+const SLOTS: usize = 12;
 
 /// This process's counts, by [`Ending::index`] and [`Handshake::index`].
 static COUNTS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
@@ -183,6 +196,16 @@ pub fn tls_summary() -> String {
         handshakes(Handshake::Resumed),
         endings.join(", ")
     )
+}
+
+/// The line a `--work` server prints at exit before [`summary`]: the requests it refused, e.g.
+/// `echo-server: work: 1 bad magic, 0 length out of range, 2 cost over the caps`.
+pub fn work_summary() -> String {
+    let refused: Vec<String> = Ending::WORK
+        .iter()
+        .map(|&e| format!("{} {}", counted(e), e.name()))
+        .collect();
+    format!("echo-server: work: {}", refused.join(", "))
 }
 
 /// The line a server prints at exit, e.g.
@@ -270,6 +293,7 @@ mod tests {
         let mut slots: Vec<usize> = Ending::ALL
             .iter()
             .chain(&Ending::TLS)
+            .chain(&Ending::WORK)
             .map(|e| e.index())
             .collect();
         slots.extend([Handshake::Full.index(), Handshake::Resumed.index()]);

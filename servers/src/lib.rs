@@ -12,6 +12,8 @@
 //! - [`datagram`]: the UDP socket, receiving and replying, the rules and counters of the
 //!   `udp-` models;
 //! - [`echo`]: the blocking echo loop and the per-connection buffer bounds;
+//! - [`work`]: echo with a cost (`--work`): the request header, the calibrated CPU work, and
+//!   the request loops of the blocking models and the runtimes;
 //! - [`tls`]: TLS for the TCP models (rustls): the shared configuration, a TLS stream for the
 //!   blocking models and the mio loop, the handshake deadline, `--gen-cert`;
 //! - [`conn_limit`]: the `--max-conns` cap shared by threads and tasks;
@@ -35,6 +37,7 @@ pub mod models;
 pub mod python;
 pub mod signals;
 pub mod tls;
+pub mod work;
 
 pub use config::ServerConfig;
 pub use models::{Bound, Family, Model, Transport};
@@ -53,6 +56,7 @@ mod tests {
             "datagram",
             "conn_limit",
             "echo",
+            "work",
             "tls",
             "accept",
         ],

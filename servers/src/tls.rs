@@ -32,6 +32,7 @@ use rustls::{HandshakeKind, ServerConnection};
 use crate::echo::{echo_blocking, HalfClose, MAX_PENDING};
 use crate::endings::{Ending, Handshake, Outcome};
 use crate::errors::{interrupted, timed_out, would_block};
+use crate::work::Work;
 
 /// The handshake timeout when `--tls-handshake-timeout` is not given.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -251,13 +252,15 @@ pub fn ending_of(e: &io::Error) -> Ending {
 }
 
 /// Serves one connection of a blocking-style model to its end: the handshake first when `tls`
-/// is given, then the echo, with `tick` as the socket's read and write timeout (a model that
-/// asks `stop` while a client is idle sets one). `record` is told the handshake as soon as it
+/// is given, then the echo (with `work`, over plain TCP: echo with a cost, request by
+/// request), with `tick` as the socket's read and write timeout (a model that asks `stop`
+/// while a client is idle sets one). `record` is told the handshake as soon as it
 /// completes (before any echo, so a client that has its echo sees it counted), then the
 /// ending if it is unclean.
 pub fn serve_connection(
     stream: TcpStream,
     tls: Option<&Tls>,
+    work: Option<&Work>,
     stop: &dyn Fn() -> bool,
     tick: Option<Duration>,
     record: &dyn Fn(&Outcome),
@@ -274,6 +277,14 @@ pub fn serve_connection(
             .and_then(|()| tcp.set_write_timeout(tick))
     };
     let Some(tls) = tls else {
+        if let Some(work) = work {
+            let served = match tick {
+                Some(_) => set_tick(&stream).map_err(|e| Ending::of(&e)),
+                None => Ok(()),
+            };
+            let served = served.and_then(|()| crate::work::serve_blocking(stream, work, stop));
+            return served.unwrap_or_else(ended);
+        }
         let mut stream = stream;
         let served = match tick {
             Some(_) => set_tick(&stream).and_then(|()| echo_blocking(&mut stream, stop)),

@@ -8,7 +8,10 @@
 //! Should break: its thread count is the runtime's own choice (one per CPU; `--workers` sets
 //! it through `ASYNC_STD_THREAD_COUNT` before the runtime starts), and wake-ups cross threads.
 //!
-//! Run: `echo-server async-std --addr 127.0.0.1:7007 [--workers N] [--max-conns N]`
+//! With `--work`, a request's CPU work runs inside its task on an executor thread, its wait is
+//! an async-std sleep.
+//!
+//! Run: `echo-server async-std --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--work]`
 
 use std::net::TcpListener as StdListener;
 
@@ -21,8 +24,9 @@ use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BAC
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::echo::READ_BUF;
-use crate::endings;
+use crate::endings::{self, Ending};
 use crate::signals::SignalPipe;
+use crate::work::Work;
 
 /// Runs the runtime until SIGINT or SIGTERM; the process then exits, dropping the tasks.
 pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
@@ -30,13 +34,14 @@ pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> 
     // yet, so setting the variable cannot race with a reader.
     std::env::set_var("ASYNC_STD_THREAD_COUNT", config.workers.to_string());
     let limit = ConnLimit::new(config.max_conns);
-    async_std::task::block_on(accept_loop(listener, stop, limit))
+    async_std::task::block_on(accept_loop(listener, stop, limit, config.work))
 }
 
 async fn accept_loop(
     listener: StdListener,
     stop: SignalPipe,
     limit: ConnLimit,
+    work: Option<Work>,
 ) -> anyhow::Result<()> {
     listener
         .set_nonblocking(true)
@@ -58,8 +63,12 @@ async fn accept_loop(
                 };
                 async_std::task::spawn(async move {
                     let _slot = slot;
-                    if let Err(e) = echo(stream).await {
-                        endings::ended_by(&e);
+                    let served = match work {
+                        Some(work) => serve_requests(stream, work).await,
+                        None => echo(stream).await.map_err(|e| Ending::of(&e)),
+                    };
+                    if let Err(ending) = served {
+                        endings::count(ending);
                     }
                 });
             }
@@ -72,6 +81,15 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// `--work`: serves requests until the client half-closes, then closes our side.
+async fn serve_requests(mut stream: TcpStream, work: Work) -> Result<(), Ending> {
+    stream.set_nodelay(true).map_err(|e| Ending::of(&e))?;
+    crate::work::serve_futures(&mut stream, &work, async_std::task::sleep).await?;
+    stream
+        .shutdown(std::net::Shutdown::Write)
+        .map_err(|e| Ending::of(&e))
 }
 
 /// Echoes until the client half-closes, then closes our side.

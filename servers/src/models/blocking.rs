@@ -35,7 +35,8 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
             Wake::Connection(stream, _) => {
                 let stop = || acceptor.stop().raised();
                 let tls = config.tls.as_ref();
-                serve_connection(stream, tls, &stop, Some(STOP_TICK), &endings::record);
+                let work = config.work.as_ref();
+                serve_connection(stream, tls, work, &stop, Some(STOP_TICK), &endings::record);
             }
             Wake::Stop => return Ok(()),
             Wake::Extra => {}

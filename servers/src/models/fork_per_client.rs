@@ -34,7 +34,7 @@ use crate::accept::{Acceptor, Wake, ACCEPT_BACKOFF};
 use crate::config::ServerConfig;
 use crate::endings::ChildEndings;
 use crate::signals::SignalPipe;
-use crate::tls::{serve_connection, Tls};
+use crate::tls::serve_connection;
 
 /// How long children get to leave after SIGTERM before they are killed.
 const CHILD_GRACE: Duration = Duration::from_secs(1);
@@ -62,7 +62,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                     Ok(ForkResult::Child) => {
                         // The child needs neither the listener nor the signal pipes.
                         drop(acceptor);
-                        let code = serve_child(stream, peer, parent, config.tls.as_ref(), &endings);
+                        let code = serve_child(stream, peer, parent, config, &endings);
                         // SAFETY: `_exit` ends the child at once, without running the atexit
                         // handlers or flushing the stdio buffers it inherited from the parent.
                         unsafe { nix::libc::_exit(code) }
@@ -97,14 +97,15 @@ fn serve_child(
     stream: TcpStream,
     peer: SocketAddr,
     parent: Pid,
-    tls: Option<&Tls>,
+    config: &ServerConfig,
     endings: &ChildEndings,
 ) -> i32 {
     if let Err(e) = become_child(parent) {
         eprintln!("echo-server: child for {peer}: {e}");
         return 1;
     }
-    serve_connection(stream, tls, &|| false, None, &|o| endings.report(o));
+    let (tls, work) = (config.tls.as_ref(), config.work.as_ref());
+    serve_connection(stream, tls, work, &|| false, None, &|o| endings.report(o));
     0
 }
 

@@ -11,7 +11,11 @@
 //! Back-pressure: one operation in flight per connection, and the next read only after the
 //! echo of the last one is written, so a client that never reads is simply not read from.
 //!
-//! Run: `echo-server io-uring --addr 127.0.0.1:7007 [--max-conns N]`
+//! With `--work`, a request's CPU work runs inline as its last bytes' read completes, so every
+//! other connection's completions wait for it; its wait is an io_uring timeout, the
+//! connection's one operation in flight until the request is written back.
+//!
+//! Run: `echo-server io-uring --addr 127.0.0.1:7007 [--max-conns N] [--work]`
 //!
 //! `unsafe` here is what the io_uring interface demands: the kernel writes into and reads from
 //! our buffers after `push` returns, so each push promises they outlive the operation. On the
@@ -34,8 +38,9 @@ use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BAC
 use crate::config::ServerConfig;
 use crate::conn_limit::{ConnLimit, ConnSlot};
 use crate::echo::READ_BUF;
-use crate::endings;
+use crate::endings::{self, Ending};
 use crate::signals::SignalPipe;
+use crate::work::{parse_front, Work};
 
 /// Submission queue entries.
 const RING_ENTRIES: u32 = 1024;
@@ -46,6 +51,8 @@ const STOP: u64 = 2 << 32;
 const BACKOFF: u64 = 3 << 32;
 const READ: u64 = 4 << 32;
 const WRITE: u64 = 5 << 32;
+/// `--work`: a request's wait.
+const WAIT: u64 = 6 << 32;
 const KIND: u64 = 0xffff_ffff << 32;
 
 /// One client.
@@ -57,6 +64,29 @@ struct Conn {
     len: usize,
     written: usize,
     _slot: ConnSlot,
+    /// `--work`: the requests read and not yet answered; `None` for plain echo.
+    requests: Option<Requests>,
+}
+
+/// `--work`: what one connection has of its requests. The request being answered is the front
+/// of `input`, written back from there (`len` and `written` count it, as `buf`'s echo in plain
+/// mode); nothing else touches `input` while its write or wait is in flight.
+struct Requests {
+    work: Work,
+    input: Vec<u8>,
+    /// The wait of the request in flight; boxed, so that it never moves while the kernel
+    /// reads it.
+    wait: Box<types::Timespec>,
+}
+
+impl Conn {
+    /// The echo still to write: of `buf` in plain mode, of the front request with `--work`.
+    fn unwritten(&self) -> &[u8] {
+        match &self.requests {
+            Some(r) => &r.input[self.written..self.len],
+            None => &self.buf[self.written..self.len],
+        }
+    }
 }
 
 /// Runs the ring until SIGINT or SIGTERM.
@@ -67,7 +97,13 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     let mut conns: Slab<Conn> = Slab::new();
     // The back-off timer's duration must live as long as a timeout may be in flight.
     let backoff = Box::new(types::Timespec::from(ACCEPT_BACKOFF));
-    let served = run(&mut ring, &listener, &stop, &limit, &mut conns, &backoff);
+    let served = run(
+        &mut ring,
+        (&listener, &stop),
+        (&limit, config.work),
+        &mut conns,
+        &backoff,
+    );
     // Reads still write into the connections' buffers until they are cancelled and reaped;
     // where that cannot be made sure of, the buffers are leaked (the process is ending), never
     // freed under the kernel.
@@ -81,9 +117,8 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
 /// The loop: completions in, the next operations out, until the stop signal's poll completes.
 fn run(
     ring: &mut Ring,
-    listener: &TcpListener,
-    stop: &UnixStream,
-    limit: &ConnLimit,
+    (listener, stop): (&TcpListener, &UnixStream),
+    accepted: (&ConnLimit, Option<Work>),
     conns: &mut Slab<Conn>,
     backoff: &types::Timespec,
 ) -> anyhow::Result<()> {
@@ -102,9 +137,10 @@ fn run(
             match user_data & KIND {
                 STOP => return Ok(()),
                 BACKOFF => push_accept(ring, listener)?,
-                ACCEPT => on_accept(ring, listener, conns, limit, backoff, result)?,
+                ACCEPT => on_accept(ring, listener, conns, accepted, backoff, result)?,
                 READ => on_read(ring, conns, key, result)?,
                 WRITE => on_write(ring, conns, key, result)?,
+                WAIT => on_wait(ring, conns, key)?,
                 _ => {}
             }
         }
@@ -115,7 +151,7 @@ fn on_accept(
     ring: &mut Ring,
     listener: &TcpListener,
     conns: &mut Slab<Conn>,
-    limit: &ConnLimit,
+    (limit, work): (&ConnLimit, Option<Work>),
     backoff: &types::Timespec,
     result: i32,
 ) -> anyhow::Result<()> {
@@ -154,6 +190,11 @@ fn on_accept(
         len: 0,
         written: 0,
         _slot: slot,
+        requests: work.map(|work| Requests {
+            work,
+            input: Vec::new(),
+            wait: Box::new(types::Timespec::new()),
+        }),
     });
     push_read(ring, conn, key)
 }
@@ -163,6 +204,12 @@ fn on_read(ring: &mut Ring, conns: &mut Slab<Conn>, key: usize, result: i32) -> 
         return Ok(());
     };
     match result {
+        // With `--work`, a half-close in the middle of a request.
+        0 if conn.requests.as_ref().is_some_and(|r| !r.input.is_empty()) => {
+            conns.remove(key);
+            endings::count(Ending::EofMidMessage);
+            Ok(())
+        }
         // Half-close: every byte read so far is written back; close our side, then the socket.
         0 => {
             let conn = conns.remove(key);
@@ -171,11 +218,17 @@ fn on_read(ring: &mut Ring, conns: &mut Slab<Conn>, key: usize, result: i32) -> 
             }
             Ok(())
         }
-        n if n > 0 => {
-            conn.len = n as usize;
-            conn.written = 0;
-            push_write(ring, conn, key)
-        }
+        n if n > 0 => match conn.requests.as_mut() {
+            Some(requests) => {
+                requests.input.extend_from_slice(&conn.buf[..n as usize]);
+                serve_next(ring, conns, key)
+            }
+            None => {
+                conn.len = n as usize;
+                conn.written = 0;
+                push_write(ring, conn, key)
+            }
+        },
         err => {
             conns.remove(key);
             endings::ended_by(&io::Error::from_raw_os_error(-err));
@@ -206,9 +259,62 @@ fn on_write(
     conn.written += result as usize;
     // A short write: the rest of the echo first, then the next read.
     if conn.written < conn.len {
-        push_write(ring, conn, key)
-    } else {
-        push_read(ring, conn, key)
+        return push_write(ring, conn, key);
+    }
+    match conn.requests.as_mut() {
+        Some(requests) => {
+            requests.input.drain(..conn.len);
+            serve_next(ring, conns, key)
+        }
+        None => push_read(ring, conn, key),
+    }
+}
+
+/// `--work`: serves the first request read, if it is whole (its CPU work here, inline, then
+/// its wait or its write); otherwise reads on. A request that breaks a rule closes its
+/// connection.
+fn serve_next(ring: &mut Ring, conns: &mut Slab<Conn>, key: usize) -> anyhow::Result<()> {
+    let Some(conn) = conns.get_mut(key) else {
+        return Ok(());
+    };
+    let Some(requests) = conn.requests.as_mut() else {
+        return push_read(ring, conn, key);
+    };
+    let cost = match parse_front(&requests.input) {
+        Some(Err(bad)) => {
+            conns.remove(key);
+            endings::count(bad);
+            return Ok(());
+        }
+        Some(Ok(cost)) if requests.input.len() >= cost.len => cost,
+        _ => {
+            if requests.input.is_empty() && requests.input.capacity() > READ_BUF {
+                // Give back what one large request made the buffer grow to.
+                requests.input = Vec::new();
+            }
+            return push_read(ring, conn, key);
+        }
+    };
+    requests.work.burn(cost.cpu_ns, &|| false);
+    conn.len = cost.len;
+    conn.written = 0;
+    if cost.wait_us == 0 {
+        return push_write(ring, conn, key);
+    }
+    *requests.wait = types::Timespec::from(cost.wait());
+    let wait = opcode::Timeout::new(&*requests.wait)
+        .build()
+        .user_data(WAIT | key as u64);
+    // SAFETY: the timespec is boxed in the slab entry, which is removed only after this
+    // timeout completes (the connection's one operation in flight) or is cancelled and reaped.
+    ring.push(&wait)
+}
+
+/// `--work`: a request's wait is over (or was cut short): write it back.
+fn on_wait(ring: &mut Ring, conns: &mut Slab<Conn>, key: usize) -> anyhow::Result<()> {
+    match conns.get_mut(key) {
+        Some(conn) => push_write(ring, conn, key),
+        None => Ok(()),
     }
 }
 
@@ -239,7 +345,7 @@ fn push_read(ring: &mut Ring, conn: &mut Conn, key: usize) -> anyhow::Result<()>
 }
 
 fn push_write(ring: &mut Ring, conn: &mut Conn, key: usize) -> anyhow::Result<()> {
-    let rest = &conn.buf[conn.written..conn.len];
+    let rest = conn.unwritten();
     let write = opcode::Write::new(
         types::Fd(conn.stream.as_raw_fd()),
         rest.as_ptr(),
@@ -247,7 +353,9 @@ fn push_write(ring: &mut Ring, conn: &mut Conn, key: usize) -> anyhow::Result<()
     )
     .build()
     .user_data(WRITE | key as u64);
-    // SAFETY: as for reads: the buffer outlives the write, the only operation in flight for it.
+    // SAFETY: as for reads: the buffer (`buf`, or with `--work` the request at the front of
+    // `input`, which nothing changes until this write completes) outlives the write, the only
+    // operation in flight for it.
     ring.push(&write)
 }
 

@@ -16,9 +16,15 @@
 //! cooperative cost to compare with the threads' preemption). A handshake not complete by its
 //! deadline is ended by the loop, which keeps the deadlines in accept order.
 //!
-//! Run: `echo-server mio --addr 127.0.0.1:7007 [--max-conns N] [--tls ...]`
+//! With `--work`, a request's CPU work runs inline on the loop's one thread, so every other
+//! client waits for it (the classic way to block an event loop); a wait is a timer on the
+//! loop's own list, so waiting clients cost nothing. A connection is not read while its
+//! request waits, and a turn ends after a request that cost CPU, so that the others get theirs.
+//!
+//! Run: `echo-server mio --addr 127.0.0.1:7007 [--max-conns N] [--tls ... | --work]`
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::TcpListener as StdListener;
 use std::time::{Duration, Instant};
@@ -36,10 +42,16 @@ use crate::endings::{self, Ending};
 use crate::errors::{interrupted, would_block};
 use crate::signals::SignalPipe;
 use crate::tls::{self, MaybeTls, Tls};
+use crate::work::{parse_front, Work};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 /// The token of the stop source: the signal pipe here, a `Waker` in `mio-multi`.
 pub(crate) const STOP: Token = Token(usize::MAX - 2);
+/// The token of the timerfd that ends `--work` waits.
+const TIMER: Token = Token(usize::MAX - 3);
+
+/// `--work`: requests one connection may have served per turn before the others get a turn.
+const REQUESTS_PER_TURN: usize = 16;
 
 /// Size of the one read buffer the loop shares between all connections.
 const SCRATCH: usize = 64 * 1024;
@@ -61,6 +73,17 @@ struct Conn {
     interest: Interest,
     /// TLS: when the handshake must be complete by; `None` once it is (and for plain TCP).
     handshake_deadline: Option<Instant>,
+    /// `--work`: the requests read and not yet answered; `None` for plain echo.
+    requests: Option<Requests>,
+}
+
+/// `--work`: what one connection has of its requests.
+struct Requests {
+    work: Work,
+    /// Bytes read and not yet answered: the request being served first.
+    input: Vec<u8>,
+    /// The first request has had its CPU work and waits for its timer until then.
+    waiting_until: Option<Instant>,
 }
 
 /// What one turn on a connection left it as.
@@ -71,6 +94,8 @@ enum Turn {
     MoreToRead,
     /// Finished (echo flushed after half-close) or failed: remove it.
     Done,
+    /// `--work`: sent a request that breaks a rule: count it as this and remove it.
+    Refused(Ending),
 }
 
 /// Runs the event loop until SIGINT or SIGTERM.
@@ -85,6 +110,7 @@ pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> 
         listener,
         ConnLimit::new(config.max_conns),
         config.tls.clone(),
+        config.work,
     )
 }
 
@@ -106,12 +132,15 @@ pub(crate) fn event_loop(
     listener: StdListener,
     limit: ConnLimit,
     tls: Option<Tls>,
+    work: Option<Work>,
 ) -> anyhow::Result<()> {
     let listener = Listener {
         socket: register_listener(&poll, listener)?,
         limit,
         tls,
+        work,
     };
+    let mut timers = Timers::new(poll.registry()).context("cannot create the wait timer")?;
     let mut events = Events::with_capacity(1024);
     let mut conns: Slab<Conn> = Slab::new();
     let mut scratch = vec![0u8; SCRATCH];
@@ -140,9 +169,12 @@ pub(crate) fn event_loop(
             accept_paused_until = listener.accept_all(&mut conns, poll.registry(), &mut handshakes);
         }
         std::mem::swap(&mut more_to_read, &mut next_turns);
+        // Waits that are over: their connections answer and go on.
+        next_turns.extend(timers.take_due(&conns));
         for event in events.iter() {
             match event.token() {
                 STOP => return Ok(()),
+                TIMER => timers.fired(),
                 LISTENER if accept_paused_until.is_none() => {
                     accept_paused_until =
                         listener.accept_all(&mut conns, poll.registry(), &mut handshakes);
@@ -156,6 +188,7 @@ pub(crate) fn event_loop(
                     &mut scratch,
                     poll.registry(),
                     &mut more_to_read,
+                    &mut timers,
                 ),
             }
         }
@@ -167,8 +200,10 @@ pub(crate) fn event_loop(
                 &mut scratch,
                 poll.registry(),
                 &mut more_to_read,
+                &mut timers,
             );
         }
+        timers.arm().context("cannot arm the wait timer")?;
     }
 }
 
@@ -177,6 +212,74 @@ struct Listener {
     socket: TcpListener,
     limit: ConnLimit,
     tls: Option<Tls>,
+    work: Option<Work>,
+}
+
+/// `--work`: when waiting requests are due, earliest first, and a timerfd armed for the first
+/// (epoll's own timeout is whole milliseconds, too coarse for a 1 ms wait).
+struct Timers {
+    due: BinaryHeap<Reverse<(Instant, usize)>>,
+    fd: nix::sys::timerfd::TimerFd,
+    armed_for: Option<Instant>,
+}
+
+impl Timers {
+    fn new(registry: &Registry) -> io::Result<Timers> {
+        use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
+        use std::os::fd::{AsFd, AsRawFd};
+        let flags = TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC;
+        let fd = TimerFd::new(ClockId::CLOCK_MONOTONIC, flags)?;
+        let raw = fd.as_fd().as_raw_fd();
+        registry.register(&mut mio::unix::SourceFd(&raw), TIMER, Interest::READABLE)?;
+        Ok(Timers {
+            due: BinaryHeap::new(),
+            fd,
+            armed_for: None,
+        })
+    }
+
+    /// Connection `key`'s request is due at `at`.
+    fn add(&mut self, at: Instant, key: usize) {
+        self.due.push(Reverse((at, key)));
+    }
+
+    /// The timerfd fired: it is armed again for whatever is due next.
+    fn fired(&mut self) {
+        self.armed_for = None;
+    }
+
+    /// The connections whose wait is over. An entry whose connection has closed (its slab
+    /// key perhaps reused since) or waits for another time is dropped.
+    fn take_due(&mut self, conns: &Slab<Conn>) -> Vec<usize> {
+        let now = Instant::now();
+        let mut keys = Vec::new();
+        while let Some(&Reverse((at, key))) = self.due.peek().filter(|Reverse((at, _))| *at <= now) {
+            self.due.pop();
+            let waiting = conns.get(key).and_then(|c| c.requests.as_ref()?.waiting_until);
+            if waiting == Some(at) {
+                keys.push(key);
+            }
+        }
+        keys
+    }
+
+    /// Arms the timerfd for the first wait due, unless it is armed for it already.
+    fn arm(&mut self) -> io::Result<()> {
+        use nix::sys::time::TimeSpec;
+        use nix::sys::timerfd::{Expiration, TimerSetTimeFlags};
+        let Some(&Reverse((at, _))) = self.due.peek() else {
+            return Ok(());
+        };
+        if self.armed_for == Some(at) {
+            return Ok(());
+        }
+        // A zero expiry would disarm the timer: one already due fires in a nanosecond.
+        let left = at.saturating_duration_since(Instant::now()).max(Duration::from_nanos(1));
+        self.fd
+            .set(Expiration::OneShot(TimeSpec::from_duration(left)), TimerSetTimeFlags::empty())?;
+        self.armed_for = Some(at);
+        Ok(())
+    }
 }
 
 /// The handshake deadlines of TLS connections, in accept order, which is deadline order (one
@@ -271,6 +374,11 @@ impl Listener {
             read_open: true,
             interest: Interest::READABLE,
             handshake_deadline,
+            requests: self.work.map(|work| Requests {
+                work,
+                input: Vec::new(),
+                waiting_until: None,
+            }),
         });
     }
 }
@@ -283,12 +391,16 @@ fn take_turn(
     scratch: &mut [u8],
     registry: &Registry,
     more_to_read: &mut Vec<usize>,
+    timers: &mut Timers,
 ) {
     // A connection closed earlier in this batch may still have events queued.
     let Some(conn) = conns.get_mut(key) else {
         return;
     };
-    let turn = conn.turn(scratch, drain, registry);
+    let turn = match conn.requests.is_some() {
+        true => conn.work_turn(key, scratch, drain, registry, timers),
+        false => conn.turn(scratch, drain, registry),
+    };
     if conn.handshake_deadline.is_some() && !conn.stream.is_handshaking() {
         conn.handshake_deadline = None;
         if let MaybeTls::Tls(stream) = &conn.stream {
@@ -301,6 +413,10 @@ fn take_turn(
         Ok(Turn::Idle) => {}
         Ok(Turn::MoreToRead) => more_to_read.push(key),
         Ok(Turn::Done) => close(conns.remove(key), registry),
+        Ok(Turn::Refused(ending)) => {
+            endings::count(ending);
+            close(conns.remove(key), registry);
+        }
         Err(e) => {
             let ending = conn.stream.ending_of(&e);
             endings::count(if conn.read_open || conn.pending.is_empty() {
@@ -406,6 +522,97 @@ impl Conn {
         Ok(())
     }
 
+    /// `--work`: answers waits that are over, serves the requests read (CPU work inline, a
+    /// wait as a timer), reads more while the first request is incomplete, and updates the
+    /// interest. Ends after a request that cost CPU, so that other connections get a turn.
+    fn work_turn(
+        &mut self,
+        key: usize,
+        scratch: &mut [u8],
+        drain: bool,
+        registry: &Registry,
+        timers: &mut Timers,
+    ) -> io::Result<Turn> {
+        self.flush()?;
+        let Some(requests) = self.requests.as_mut() else {
+            return Ok(Turn::Idle);
+        };
+        if let Some(until) = requests.waiting_until {
+            if Instant::now() < until {
+                return Ok(Turn::Idle);
+            }
+            requests.waiting_until = None;
+            let len = parse_front(&requests.input).and_then(Result::ok).map_or(0, |c| c.len);
+            answer(&mut self.stream, &mut self.pending, &mut requests.input, len)?;
+        }
+        let (mut reads, mut served, mut drained) = (0, 0, false);
+        let turn = loop {
+            match parse_front(&requests.input) {
+                Some(Err(bad)) => return Ok(Turn::Refused(bad)),
+                Some(Ok(cost)) if requests.input.len() >= cost.len => {
+                    // Back-pressure: WRITABLE brings the connection back once it drains.
+                    if self.pending.len() >= MAX_PENDING {
+                        break Turn::Idle;
+                    }
+                    if served == REQUESTS_PER_TURN {
+                        break Turn::MoreToRead;
+                    }
+                    served += 1;
+                    requests.work.burn(cost.cpu_ns, &|| false);
+                    if cost.wait_us > 0 {
+                        let until = Instant::now() + cost.wait();
+                        requests.waiting_until = Some(until);
+                        timers.add(until, key);
+                        break Turn::Idle;
+                    }
+                    answer(&mut self.stream, &mut self.pending, &mut requests.input, cost.len)?;
+                    if cost.cpu_ns > 0 {
+                        break Turn::MoreToRead;
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            if !self.read_open || drained {
+                break Turn::Idle;
+            }
+            if reads == READS_PER_TURN {
+                break Turn::MoreToRead;
+            }
+            reads += 1;
+            match self.stream.read(scratch) {
+                Ok(0) => self.read_open = false,
+                Ok(n) => {
+                    requests.input.extend_from_slice(&scratch[..n]);
+                    drained = n < scratch.len() && !drain;
+                }
+                Err(e) if would_block(&e) => drained = true,
+                Err(e) if interrupted(&e) => {}
+                Err(e) => return Err(e),
+            }
+        };
+        let idle = requests.waiting_until.is_none() && requests.input.is_empty();
+        if !self.read_open && requests.waiting_until.is_none() && !requests.input.is_empty() {
+            let complete = parse_front(&requests.input)
+                .and_then(Result::ok)
+                .is_some_and(|c| requests.input.len() >= c.len);
+            if !complete {
+                // The client half-closed in the middle of a request.
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        if !self.read_open && idle && self.pending.is_empty() {
+            self.stream.shutdown_write()?;
+            return Ok(Turn::Done);
+        }
+        if requests.input.is_empty() && requests.input.capacity() > SCRATCH {
+            // Give back what one large request made the buffer grow to.
+            requests.input = Vec::new();
+        }
+        self.update_interest(registry)?;
+        Ok(turn)
+    }
+
     /// READABLE while the client may send and there is room; WRITABLE while echo (or a TLS
     /// record) is pending.
     fn update_interest(&mut self, registry: &Registry) -> io::Result<()> {
@@ -423,6 +630,25 @@ impl Conn {
         }
         Ok(())
     }
+}
+
+/// `--work`: sends back the first `len` bytes of `input` (a whole request), after any echo
+/// still pending, and drops them from `input`.
+fn answer(
+    stream: &mut MaybeTls<TcpStream>,
+    pending: &mut Vec<u8>,
+    input: &mut Vec<u8>,
+    len: usize,
+) -> io::Result<()> {
+    let request = &input[..len.min(input.len())];
+    let written = if pending.is_empty() {
+        write_some(stream, request)?
+    } else {
+        0
+    };
+    pending.extend_from_slice(&request[written..]);
+    input.drain(..request.len());
+    Ok(())
 }
 
 /// Writes until `data` is out or the socket would block; returns how much it took.

@@ -46,10 +46,10 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     thread::scope(|s| {
         let mut workers = Vec::new();
         for (i, (poll, waker, listener)) in loops.into_iter().enumerate() {
-            let (limit, tls) = (limit.clone(), config.tls.clone());
+            let (limit, tls, work) = (limit.clone(), config.tls.clone(), config.work);
             let handle = thread::Builder::new()
                 .name(format!("mio-{i}"))
-                .spawn_scoped(s, move || event_loop(poll, listener, limit, tls))
+                .spawn_scoped(s, move || event_loop(poll, listener, limit, tls, work))
                 .context("cannot start a loop thread")?;
             workers.push((handle, waker));
         }

@@ -38,7 +38,7 @@ use crate::models::fork_per_client::{
     become_child, end_children, ensure_single_threaded, fork_holding_signals, reap,
 };
 use crate::signals::SignalPipe;
-use crate::tls::{serve_connection, Tls};
+use crate::tls::serve_connection;
 
 /// Forks the workers, keeps their number up until SIGINT or SIGTERM, then ends them.
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
@@ -63,7 +63,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                 tokens.as_ref(),
                 &endings,
                 parent,
-                config.tls.as_ref(),
+                config,
             ) {
                 Ok(pid) => {
                     workers.insert(pid);
@@ -111,7 +111,7 @@ fn spawn_worker(
     tokens: Option<&Tokens>,
     endings: &ChildEndings,
     parent: Pid,
-    tls: Option<&Tls>,
+    config: &ServerConfig,
 ) -> nix::Result<Pid> {
     // SAFETY: the parent is single-threaded (checked in `serve`; this model starts no thread),
     // so the child is a complete copy with no lock held by a thread that does not exist in it.
@@ -119,7 +119,7 @@ fn spawn_worker(
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
             let code = match become_child(parent) {
-                Ok(()) => worker(listener, tokens, endings, tls),
+                Ok(()) => worker(listener, tokens, endings, config),
                 Err(e) => {
                     eprintln!("echo-server: prefork worker: {e}");
                     1
@@ -137,8 +137,9 @@ fn worker(
     listener: &TcpListener,
     tokens: Option<&Tokens>,
     endings: &ChildEndings,
-    tls: Option<&Tls>,
+    config: &ServerConfig,
 ) -> i32 {
+    let (tls, work) = (config.tls.as_ref(), config.work.as_ref());
     loop {
         let (stream, _) = match listener.accept() {
             Ok(accepted) => accepted,
@@ -162,7 +163,7 @@ fn worker(
                 ending: Some(Ending::of(&e)),
             });
         } else {
-            serve_connection(stream, tls, &|| false, None, &|o| endings.report(o));
+            serve_connection(stream, tls, work, &|| false, None, &|o| endings.report(o));
         }
         if let Some(t) = tokens {
             t.give_back();

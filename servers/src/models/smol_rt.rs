@@ -9,7 +9,11 @@
 //! With `--tls` (futures-rustls), a handshake runs inside its connection's task, on whichever
 //! executor thread polls it.
 //!
-//! Run: `echo-server smol --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ...]`
+//! With `--work`, a request's CPU work runs inside its task on an executor thread, its wait is
+//! an `async-io` timer.
+//!
+//! Run: `echo-server smol --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ... |
+//! --work]`
 
 use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
@@ -26,6 +30,7 @@ use crate::echo::READ_BUF;
 use crate::endings::{self, Ending};
 use crate::signals::SignalPipe;
 use crate::tls::{self, Tls};
+use crate::work::Work;
 
 /// Runs the executor on `--workers` threads until SIGINT or SIGTERM.
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
@@ -43,9 +48,10 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                 .spawn_scoped(s, move || smol::block_on(executor.run(finished.recv())))
                 .context("cannot start an executor thread")?;
         }
-        let tls = config.tls.as_ref();
-        let served =
-            smol::block_on(executor.run(accept_loop(&executor, &listener, &stop, &limit, tls)));
+        let protocol = (config.tls.as_ref(), config.work);
+        let served = smol::block_on(executor.run(accept_loop(
+            &executor, &listener, &stop, &limit, protocol,
+        )));
         drop(done);
         served
     })
@@ -56,7 +62,7 @@ async fn accept_loop(
     listener: &Async<TcpListener>,
     stop: &Async<UnixStream>,
     limit: &ConnLimit,
-    tls: Option<&Tls>,
+    (tls, work): (Option<&Tls>, Option<Work>),
 ) -> anyhow::Result<()> {
     loop {
         let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
@@ -76,7 +82,11 @@ async fn accept_loop(
                 executor
                     .spawn(async move {
                         let _slot = slot;
-                        if let Err(ending) = serve_connection(stream, tls).await {
+                        let served = match work {
+                            Some(work) => serve_requests(stream, work).await,
+                            None => serve_connection(stream, tls).await,
+                        };
+                        if let Err(ending) = served {
                             endings::count(ending);
                         }
                     })
@@ -91,6 +101,20 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// `--work`: serves requests until the client half-closes, then closes our side.
+async fn serve_requests(mut stream: Async<TcpStream>, work: Work) -> Result<(), Ending> {
+    let tcp = |e: std::io::Error| Ending::of(&e);
+    stream.get_ref().set_nodelay(true).map_err(tcp)?;
+    let sleep = |wait| async move {
+        smol::Timer::after(wait).await;
+    };
+    crate::work::serve_futures(&mut stream, &work, sleep).await?;
+    stream
+        .get_ref()
+        .shutdown(std::net::Shutdown::Write)
+        .map_err(tcp)
 }
 
 /// Serves one connection (TLS: handshake first, under its timeout, counted as it completes);

@@ -37,7 +37,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                 let Some(slot) = limit.try_acquire() else {
                     continue;
                 };
-                let tls = config.tls.clone();
+                let (tls, work) = (config.tls.clone(), config.work);
                 let spawned =
                     thread::Builder::new()
                         .name(format!("conn {peer}"))
@@ -46,6 +46,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                             serve_connection(
                                 stream,
                                 tls.as_ref(),
+                                work.as_ref(),
                                 &|| false,
                                 None,
                                 &endings::record,

@@ -41,10 +41,11 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                 let Some(slot) = limit.try_acquire() else {
                     continue;
                 };
-                let tls = config.tls.clone();
+                let (tls, work) = (config.tls.clone(), config.work);
                 pool.spawn(move || {
                     let _slot = slot;
-                    serve_connection(stream, tls.as_ref(), &|| false, None, &endings::record);
+                    let (tls, work) = (tls.as_ref(), work.as_ref());
+                    serve_connection(stream, tls, work, &|| false, None, &endings::record);
                 });
             }
             Wake::Stop => return Ok(()),

@@ -10,7 +10,11 @@
 //! thread a burst of handshakes delays the other tasks by their CPU time, with more workers
 //! the other threads keep echoing.
 //!
-//! Run: `echo-server tokio --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ...]`
+//! With `--work`, a request's CPU work runs inside its task on a worker thread (the other
+//! workers steal the tasks queued behind it), its wait is a tokio sleep.
+//!
+//! Run: `echo-server tokio --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ... |
+//! --work]`
 
 use std::net::TcpListener as StdListener;
 use std::time::Duration;
@@ -26,6 +30,7 @@ use crate::echo::READ_BUF;
 use crate::endings::{self, Ending};
 use crate::signals::SignalPipe;
 use crate::tls::{self, Tls};
+use crate::work::Work;
 
 /// How long tasks still running at shutdown may take to notice before they are dropped.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(500);
@@ -50,7 +55,11 @@ pub(crate) fn serve_on(
         .build()
         .context("cannot start the tokio runtime")?;
     let limit = ConnLimit::new(config.max_conns);
-    let served = runtime.block_on(accept_loop(listener, limit, stop, config.tls.clone()));
+    let protocol = Protocol {
+        tls: config.tls.clone(),
+        work: config.work,
+    };
+    let served = runtime.block_on(accept_loop(listener, limit, stop, protocol));
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
     served
 }
@@ -59,7 +68,7 @@ async fn accept_loop(
     listener: StdListener,
     limit: ConnLimit,
     stop: SignalPipe,
-    tls: Option<Tls>,
+    protocol: Protocol,
 ) -> anyhow::Result<()> {
     listener
         .set_nonblocking(true)
@@ -79,10 +88,10 @@ async fn accept_loop(
                 let Some(slot) = limit.try_acquire() else {
                     continue;
                 };
-                let tls = tls.clone();
+                let protocol = protocol.clone();
                 tokio::spawn(async move {
                     let _slot = slot;
-                    if let Err(ending) = serve_connection(stream, tls).await {
+                    if let Err(ending) = serve_connection(stream, protocol).await {
                         endings::count(ending);
                     }
                 });
@@ -98,11 +107,21 @@ async fn accept_loop(
     }
 }
 
-/// Serves one connection (TLS: handshake first, under its timeout, counted as it completes);
-/// the ending, when unclean.
-async fn serve_connection(mut stream: TcpStream, tls: Option<Tls>) -> Result<(), Ending> {
+/// What every connection is served with: TLS, or requests with a cost, or plain echo.
+#[derive(Clone)]
+struct Protocol {
+    tls: Option<Tls>,
+    work: Option<Work>,
+}
+
+/// Serves one connection (TLS: handshake first, under its timeout, counted as it completes;
+/// `--work`: request by request); the ending, when unclean.
+async fn serve_connection(mut stream: TcpStream, protocol: Protocol) -> Result<(), Ending> {
     stream.set_nodelay(true).map_err(|e| Ending::of(&e))?;
-    let Some(tls) = tls else {
+    if let Some(work) = &protocol.work {
+        return crate::work::serve_tokio(&mut stream, work).await;
+    }
+    let Some(tls) = protocol.tls else {
         return echo(&mut stream).await.map_err(|e| Ending::of(&e));
     };
     let acceptor = tokio_rustls::TlsAcceptor::from(tls.config());
