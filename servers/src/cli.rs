@@ -159,7 +159,10 @@ where
             return ExitCode::from(2);
         }
     }
-    if let Some(model) = cli.model.filter(|m| cli.work && m.transport() == Transport::Udp) {
+    if let Some(model) = cli
+        .model
+        .filter(|m| cli.work && m.transport() == Transport::Udp)
+    {
         eprintln!(
             "echo-server: --work: {} serves UDP; requests with a cost are served over TCP",
             model.name()

@@ -65,7 +65,9 @@ impl Cost {
 
 /// Reads a header; the error is the ending its connection is counted as.
 pub fn parse(header: &[u8; HEADER]) -> Result<Cost, Ending> {
-    let field = |at: usize| u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]]);
+    let field = |at: usize| {
+        u32::from_be_bytes([header[at], header[at + 1], header[at + 2], header[at + 3]])
+    };
     if header[..4] != MAGIC {
         return Err(Ending::BadMagic);
     }
@@ -272,7 +274,9 @@ where
     let io = |e: io::Error| Ending::of(&e);
     loop {
         let mut header = [0u8; HEADER];
-        let got = read_full_async(&mut reader, &mut header).await.map_err(io)?;
+        let got = read_full_async(&mut reader, &mut header)
+            .await
+            .map_err(io)?;
         match got {
             0 => return Ok(()),
             HEADER => {}
@@ -383,7 +387,10 @@ mod tests {
         assert_eq!(parse(&header(b"EBW2", 64, 0, 0)), Err(Ending::BadMagic));
         assert_eq!(parse(&header(b"EBW1", 15, 0, 0)), Err(Ending::BadLength));
         let too_long = MAX_LEN as u32 + 1;
-        assert_eq!(parse(&header(b"EBW1", too_long, 0, 0)), Err(Ending::BadLength));
+        assert_eq!(
+            parse(&header(b"EBW1", too_long, 0, 0)),
+            Err(Ending::BadLength)
+        );
         let cpu = MAX_CPU_NS + 1;
         assert_eq!(parse(&header(b"EBW1", 64, cpu, 0)), Err(Ending::OverCap));
         let wait = MAX_WAIT_US + 1;

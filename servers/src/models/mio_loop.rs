@@ -253,9 +253,12 @@ impl Timers {
     fn take_due(&mut self, conns: &Slab<Conn>) -> Vec<usize> {
         let now = Instant::now();
         let mut keys = Vec::new();
-        while let Some(&Reverse((at, key))) = self.due.peek().filter(|Reverse((at, _))| *at <= now) {
+        while let Some(&Reverse((at, key))) = self.due.peek().filter(|Reverse((at, _))| *at <= now)
+        {
             self.due.pop();
-            let waiting = conns.get(key).and_then(|c| c.requests.as_ref()?.waiting_until);
+            let waiting = conns
+                .get(key)
+                .and_then(|c| c.requests.as_ref()?.waiting_until);
             if waiting == Some(at) {
                 keys.push(key);
             }
@@ -274,9 +277,13 @@ impl Timers {
             return Ok(());
         }
         // A zero expiry would disarm the timer: one already due fires in a nanosecond.
-        let left = at.saturating_duration_since(Instant::now()).max(Duration::from_nanos(1));
-        self.fd
-            .set(Expiration::OneShot(TimeSpec::from_duration(left)), TimerSetTimeFlags::empty())?;
+        let left = at
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_nanos(1));
+        self.fd.set(
+            Expiration::OneShot(TimeSpec::from_duration(left)),
+            TimerSetTimeFlags::empty(),
+        )?;
         self.armed_for = Some(at);
         Ok(())
     }
@@ -542,8 +549,15 @@ impl Conn {
                 return Ok(Turn::Idle);
             }
             requests.waiting_until = None;
-            let len = parse_front(&requests.input).and_then(Result::ok).map_or(0, |c| c.len);
-            answer(&mut self.stream, &mut self.pending, &mut requests.input, len)?;
+            let len = parse_front(&requests.input)
+                .and_then(Result::ok)
+                .map_or(0, |c| c.len);
+            answer(
+                &mut self.stream,
+                &mut self.pending,
+                &mut requests.input,
+                len,
+            )?;
         }
         let (mut reads, mut served, mut drained) = (0, 0, false);
         let turn = loop {
@@ -565,7 +579,12 @@ impl Conn {
                         timers.add(until, key);
                         break Turn::Idle;
                     }
-                    answer(&mut self.stream, &mut self.pending, &mut requests.input, cost.len)?;
+                    answer(
+                        &mut self.stream,
+                        &mut self.pending,
+                        &mut requests.input,
+                        cost.len,
+                    )?;
                     if cost.cpu_ns > 0 {
                         break Turn::MoreToRead;
                     }

@@ -58,13 +58,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     while !stop.raised() {
         // Start (or restart) workers up to the count.
         while workers.len() < config.workers {
-            match spawn_worker(
-                &listener,
-                tokens.as_ref(),
-                &endings,
-                parent,
-                config,
-            ) {
+            match spawn_worker(&listener, tokens.as_ref(), &endings, parent, config) {
                 Ok(pid) => {
                     workers.insert(pid);
                 }

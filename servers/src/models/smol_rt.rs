@@ -49,9 +49,9 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                 .context("cannot start an executor thread")?;
         }
         let protocol = (config.tls.as_ref(), config.work);
-        let served = smol::block_on(executor.run(accept_loop(
-            &executor, &listener, &stop, &limit, protocol,
-        )));
+        let served = smol::block_on(
+            executor.run(accept_loop(&executor, &listener, &stop, &limit, protocol)),
+        );
         drop(done);
         served
     })
