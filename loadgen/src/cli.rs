@@ -18,6 +18,7 @@ use crate::options::{parse_count, parse_scaled, Options};
 use crate::report::{from_unix_ns, Report};
 use crate::source::SourceAddrs;
 use crate::tls::{TlsOptions, Trust};
+use crate::work::WorkSpec;
 use crate::{agent, hlog};
 
 /// Drive an echo server (RFC 862) over TCP or UDP and measure it: closed loop, open loop at a
@@ -153,6 +154,16 @@ struct RunArgs {
     /// connections from searching one address's ports, all in TIME_WAIT, for a free one.
     #[arg(long, value_name = "LIST|CIDR|none", value_parser = SourceAddrs::parse)]
     source_addrs: Option<SourceAddrs>,
+    /// Requests with a cost, in `echo-server --work`'s protocol: `cpu=DUR`, `wait=DUR` or both
+    /// (`cpu=1ms,wait=2ms`; `cpu=0` is the protocol at no cost), or a mix SPEC;P%:SPEC[;...]
+    /// whose first class takes the rest (`cpu=20us;1%:cpu=10ms`). --size is the whole
+    /// request, its 16-byte header included. TCP only, not with --tls or --churn.
+    #[arg(long, value_name = "SPEC", value_parser = WorkSpec::parse)]
+    work: Option<WorkSpec>,
+    /// With --work: deals a mix's classes out to requests, the same for every model and
+    /// every agent given the same seed.
+    #[arg(long, value_name = "N", default_value_t = crate::work::DEFAULT_SEED, requires = "work")]
+    seed: u64,
     /// Agent mode: stdout carries two frames, the JSON report and the interval log, and
     /// nothing else; the run stops at once (exit 3) when stdin ends.
     #[arg(long)]
@@ -252,6 +263,8 @@ fn options(args: RunArgs) -> Result<Options, String> {
         conn_total: args.conn_total.map(count),
         share_cpus: args.share_cpus,
         source_addrs: args.source_addrs.unwrap_or_default(),
+        work: args.work,
+        seed: args.seed,
     };
     opts.validate()?;
     Ok(opts)

@@ -32,6 +32,7 @@ use crate::payload;
 use crate::record::Recorder;
 use crate::report::{Datagrams, Errors, Mode};
 use crate::tls::{self, Link};
+use crate::work::Mix;
 
 pub use crate::record::EncodedInterval;
 
@@ -86,6 +87,21 @@ pub struct Plan {
     /// `--source-addrs`: the local addresses connections come from, in turn; `None`: the
     /// kernel's choice.
     pub sources: Option<std::sync::Arc<crate::source::Sources>>,
+    /// `--work`: every message is a request with a cost; `None`: plain echo.
+    pub work: Option<std::sync::Arc<Mix>>,
+}
+
+impl Plan {
+    /// How long the end of the run waits for the echoes in flight, and again for the server's
+    /// EOF: [`DRAIN_GRACE`], plus twice the costliest `--work` request's cost, at most
+    /// `--timeout`.
+    pub fn drain_grace(&self) -> Duration {
+        let cost = self
+            .work
+            .as_ref()
+            .map_or(Duration::ZERO, |m| m.spec.longest());
+        (DRAIN_GRACE + 2 * cost).min(self.timeout)
+    }
 }
 
 /// `--share-cpus`: other loadgens run on these CPUs (agents of one host), so give the CPU up
@@ -120,6 +136,8 @@ pub struct WorkerResult {
     pub handshake: Histogram<u64>,
     /// Open loop and arrivals: how late sends (arrivals: connects) were on their schedule, ns.
     pub send_late: Histogram<u64>,
+    /// `--work`: latency of each class's measured requests, ns; empty without it.
+    pub classes: Vec<Histogram<u64>>,
     /// loadgen's CPU seconds on this thread over the measured time.
     pub cpu_s: f64,
     /// The per-interval histograms for `--hlog`.
@@ -143,6 +161,8 @@ struct Sent {
     intended: Instant,
     /// When it was handed to the socket.
     sent: Instant,
+    /// `--work`: its class.
+    class: u8,
 }
 
 enum State {
@@ -173,6 +193,9 @@ struct Conn {
     generation: u64,
     /// Where this connection's bytes start in the payload pattern.
     stream_start: u64,
+    /// `--work`: the number of this socket's first request on the connection (they are
+    /// counted across reconnects, so that the classes go on where they were).
+    first_request: u64,
     /// Bytes handed to the socket, queued for it, and echoed back (verified), on this socket.
     written: u64,
     queued: u64,
@@ -221,6 +244,8 @@ struct Worker<'a> {
     conns: Vec<Conn>,
     due: BinaryHeap<Due>,
     scratch: Vec<u8>,
+    /// `--work`: the requests' bytes, made for each write.
+    out: Vec<u8>,
     record: Recorder<'a>,
     /// The run is over: no more sends or reconnects, connections are being closed.
     draining: bool,
@@ -309,6 +334,7 @@ impl Conn {
             state: State::Down,
             generation: 0,
             stream_start: payload::stream_start(index),
+            first_request: 0,
             written: 0,
             queued: 0,
             received: 0,
@@ -339,7 +365,12 @@ impl<'a> Worker<'a> {
             conns,
             due: BinaryHeap::new(),
             scratch: vec![0u8; 64 * 1024],
-            record: Recorder::new(plan.mode, progress),
+            out: Vec::new(),
+            record: Recorder::new(
+                plan.mode,
+                plan.work.as_ref().map_or(0, |m| m.spec.classes.len()),
+                progress,
+            ),
             draining: false,
             errors: Errors::default(),
             first_connect_error: None,
@@ -423,7 +454,7 @@ impl<'a> Worker<'a> {
     /// read to the server's EOF; each wait at most min(`--timeout`, [`DRAIN_GRACE`]).
     fn drain(&mut self, events: &mut Events) -> io::Result<()> {
         self.draining = true;
-        let grace = self.plan.timeout.min(DRAIN_GRACE);
+        let grace = self.plan.drain_grace();
         // Idle connections wait for the last echoes: closing thousands of them at once makes
         // the server do thousands of closes (a forking one, process exits) while echoes that
         // the window measures are still owed.
@@ -566,6 +597,7 @@ impl<'a> Worker<'a> {
             connect: self.record.connect,
             handshake: self.record.handshake,
             send_late: self.record.send_late,
+            classes: self.record.classes,
             cpu_s: self.cpu_s,
             intervals: self.record.intervals,
             datagrams: Datagrams::default(),
@@ -585,6 +617,7 @@ impl<'a> Worker<'a> {
         conn.received = 0;
         conn.echoed = 0;
         conn.in_flight.clear();
+        conn.first_request = conn.next_seq;
         conn.connect_started = now;
         let connected = crate::source::connect(self.plan.sources.as_deref(), self.plan.addr);
         match connected.map(TcpStream::from_std) {
@@ -852,9 +885,14 @@ impl<'a> Worker<'a> {
         if scheduled && intended >= self.plan.measure_start {
             self.record.late_by(now - intended);
         }
+        let class = match &self.plan.work {
+            Some(mix) => mix.class_of(conn.index, conn.next_seq) as u8,
+            None => 0,
+        };
         conn.in_flight.push_back(Sent {
             intended,
             sent: now,
+            class,
         });
         conn.queued += self.plan.size as u64;
         conn.next_seq += 1;
@@ -884,7 +922,14 @@ impl<'a> Worker<'a> {
         let mut outcome = stream.push().map_err(|e| (classify(&e), e));
         while outcome.is_ok() && conn.written < conn.queued {
             let len = ((conn.queued - conn.written) as usize).min(WRITE_CHUNK);
-            let bytes = payload::window(conn.stream_start + conn.written, len);
+            let bytes = match &self.plan.work {
+                Some(mix) => {
+                    let (first, start) = (conn.first_request, conn.stream_start);
+                    mix.fill(conn.index, first, start, conn.written, len, &mut self.out);
+                    &self.out[..]
+                }
+                None => payload::window(conn.stream_start + conn.written, len),
+            };
             match stream.write(bytes) {
                 Ok(0) => {
                     outcome = Err((Failure::Reset, io::ErrorKind::WriteZero.into()));
@@ -931,9 +976,15 @@ impl<'a> Worker<'a> {
             };
             let now = Instant::now();
             // Bytes we never sent, or bytes other than those we sent, are a mismatch.
-            if conn.received + n as u64 > conn.written
-                || !payload::matches(conn.stream_start + conn.received, &self.scratch[..n])
-            {
+            let received = &self.scratch[..n];
+            let matching = match &self.plan.work {
+                Some(mix) => {
+                    let (first, start) = (conn.first_request, conn.stream_start);
+                    mix.matches(conn.index, first, start, conn.received, received)
+                }
+                None => payload::matches(conn.stream_start + conn.received, received),
+            };
+            if conn.received + n as u64 > conn.written || !matching {
                 return self.fail(slot, Failure::Mismatch, None, now);
             }
             conn.received += n as u64;
@@ -965,7 +1016,14 @@ impl<'a> Worker<'a> {
         let arrival = self.conns[slot].arrival.is_some();
         // A message belongs to the window its intended send time lies in.
         if sent.intended >= self.plan.measure_start {
-            self.record.echo(sent.intended, sent.sent, now);
+            match self.plan.work {
+                Some(_) => {
+                    let class = usize::from(sent.class);
+                    self.record
+                        .echo_of_class(class, sent.intended, sent.sent, now);
+                }
+                None => self.record.echo(sent.intended, sent.sent, now),
+            }
             // Only an echo inside the window serves a connection: another worker may already
             // be draining, which lets an iterative server move on to this one.
             if now < self.plan.end {

@@ -19,6 +19,7 @@ use hdrhistogram::Histogram;
 use crate::report::{
     new_histogram, Datagrams, Handshakes, KernelDrops, Latency, Mode, Report, SATURATION,
 };
+use crate::work::CLASS_TAGS;
 
 /// The comment line that carries the run's report.
 const REPORT_PREFIX: &str = "#loadgen-report ";
@@ -74,7 +75,8 @@ pub fn encode(
             .add_comment("loadgen interval log: latency in nanoseconds")
             .add_comment(
                 "tags: latency (open loop: from the intended send time), uncorrected, connect, \
-                 send-late (open loop: how late sends were on the schedule)",
+                 send-late (open loop: how late sends were on the schedule), class-N (--work: \
+                 the latency of the spec's class N)",
             )
             .with_start_time(measure_start)
             .with_base_time(measure_start)
@@ -279,6 +281,14 @@ pub fn merge_logs(logs: &[Log]) -> anyhow::Result<Report> {
                 base.mode, base.size, base.pipeline, r.mode, r.size, r.pipeline
             );
         }
+        let work = |r: &Report| r.work.as_ref().map(|w| (w.spec.clone(), w.seed));
+        if work(r) != work(&base) {
+            bail!(
+                "cannot merge runs of different requests (--work and --seed: {:?} and {:?})",
+                work(&base),
+                work(r)
+            );
+        }
     }
     let totals = add_totals(logs)?;
     let latency = |tag: &str| totals.get(tag).map(Latency::from_histogram);
@@ -323,6 +333,13 @@ pub fn merge_logs(logs: &[Log]) -> anyhow::Result<Report> {
         merged.errors.add(&log.report.errors);
     }
     merged.achieved_rate_ratio = merged.rate.map(|rate| merged.throughput_msgs_per_s / rate);
+    merged.work = merged.work.take().map(|mut work| {
+        for (class, tag) in work.classes.iter_mut().zip(CLASS_TAGS) {
+            class.messages = totals.get(tag).map_or(0, Histogram::len);
+            class.latency_us = latency(tag).unwrap_or_default();
+        }
+        work
+    });
     add_datagrams(&mut merged, logs);
     add_handshakes(&mut merged, logs);
     merged.loadgen_saturated = merged.loadgen_cpu_ratio > SATURATION;

@@ -23,6 +23,7 @@ pub mod rng;
 pub mod source;
 pub mod tls;
 pub mod udp;
+pub mod work;
 
 pub use load::run;
 pub use machine::{
@@ -33,7 +34,7 @@ pub use options::{
 };
 pub use report::{
     from_unix_ns, new_histogram, unix_ns, Arrivals, Datagrams, Errors, Handshakes, KernelDrops,
-    Latency, Mode, Report,
+    Latency, Mode, Report, WorkClass, WorkReport,
 };
 pub use tls::{TlsInfo, TlsOptions, Trust};
 
@@ -49,7 +50,7 @@ mod tests {
         // run, the agent mode around it, and the command line.
         const LAYERS: [&[&str]; 10] = [
             &["tls", "machine", "rng", "lines", "source"],
-            &["report", "payload"],
+            &["report", "payload", "work"],
             &["record"],
             &["engine"],
             &["udp"],

@@ -17,9 +17,10 @@ use crate::options::Options;
 use crate::record::INTERVAL_TAGS;
 use crate::report::{
     self, new_histogram, unix_ns, Arrivals, Datagrams, Errors, Handshakes, KernelDrops, Latency,
-    Mode, Report, SATURATION, SCHEMA_VERSION,
+    Mode, Report, WorkClass, WorkReport, SATURATION, SCHEMA_VERSION,
 };
 use crate::tls::{self, TlsInfo};
+use crate::work::{Mix, CLASS_TAGS};
 use crate::{hlog, udp};
 
 /// Runs the load, writes the files the options name, and returns the report.
@@ -65,6 +66,10 @@ fn measure(opts: &Options, keep_log: bool) -> anyhow::Result<(Report, Vec<u8>)> 
         tls: tls.as_ref().map(|t| t.client.clone()),
         share_cpus: opts.share_cpus,
         sources,
+        work: opts
+            .work
+            .as_ref()
+            .map(|spec| std::sync::Arc::new(Mix::new(spec, opts.seed, opts.size))),
     };
     let shared = Shared::default();
     let progress: Vec<AtomicU64> = (0..threads).map(|_| AtomicU64::new(0)).collect();
@@ -324,6 +329,8 @@ struct Totals {
     connect: Histogram<u64>,
     handshake: Histogram<u64>,
     send_late: Histogram<u64>,
+    /// `--work`: each class's latency.
+    classes: Vec<Histogram<u64>>,
     cpu_s: f64,
     errors: Errors,
     starved: usize,
@@ -344,6 +351,7 @@ impl Totals {
             connect: new_histogram(),
             handshake: new_histogram(),
             send_late: new_histogram(),
+            classes: Vec::new(),
             cpu_s: 0.0,
             errors: Errors::default(),
             starved: 0,
@@ -360,6 +368,12 @@ impl Totals {
             add(&mut t.connect, &r.connect)?;
             add(&mut t.handshake, &r.handshake)?;
             add(&mut t.send_late, &r.send_late)?;
+            for (i, h) in r.classes.iter().enumerate() {
+                if t.classes.len() <= i {
+                    t.classes.push(new_histogram());
+                }
+                add(&mut t.classes[i], h)?;
+            }
             t.cpu_s += r.cpu_s;
             t.errors.add(&r.errors);
             t.starved += r.starved;
@@ -385,12 +399,39 @@ impl Totals {
     }
 }
 
-/// Intervals of one index are written in the order of [`INTERVAL_TAGS`].
+/// Intervals of one index are written in the order of [`INTERVAL_TAGS`], then the `--work`
+/// classes'.
 fn tag_order(tag: &str) -> usize {
     INTERVAL_TAGS
         .iter()
+        .chain(&CLASS_TAGS)
         .position(|t| *t == tag)
-        .unwrap_or(INTERVAL_TAGS.len())
+        .unwrap_or(INTERVAL_TAGS.len() + CLASS_TAGS.len())
+}
+
+/// The `work` key: each class with its latency.
+fn work_report(opts: &Options, classes: &[Histogram<u64>]) -> Option<WorkReport> {
+    let spec = opts.work.as_ref()?;
+    Some(WorkReport {
+        spec: spec.spec.clone(),
+        seed: opts.seed,
+        classes: spec
+            .classes
+            .iter()
+            .enumerate()
+            .map(|(i, class)| {
+                let latency = classes.get(i);
+                WorkClass {
+                    spec: class.spec.clone(),
+                    share: f64::from(class.share_ppm) / 1e6,
+                    cpu_us: f64::from(class.cpu_ns) / 1e3,
+                    wait_us: f64::from(class.wait_us),
+                    messages: latency.map_or(0, Histogram::len),
+                    latency_us: latency.map(Latency::from_histogram).unwrap_or_default(),
+                }
+            })
+            .collect(),
+    })
 }
 
 /// The report of a run from its totals.
@@ -445,6 +486,7 @@ fn assemble(opts: &Options, plan: &Plan, totals: &Totals, cpu_ratio: f64) -> Rep
         conn_total: opts.conn_total,
         source_addrs: plan.sources.as_ref().map(|s| s.report()),
         loadgen_cpu_s: None,
+        work: work_report(opts, &totals.classes),
     }
 }
 

@@ -10,6 +10,7 @@ use crate::report::Mode;
 use crate::source::{SourceAddrs, Sources};
 use crate::tls::{self, TlsOptions};
 use crate::udp;
+use crate::work::{self, WorkSpec};
 
 /// `--hlog-interval` unless given.
 pub const DEFAULT_HLOG_INTERVAL: Duration = Duration::from_secs(1);
@@ -79,6 +80,10 @@ pub struct Options {
     pub conn_total: Option<usize>,
     /// `--source-addrs`: the local addresses the connections come from.
     pub source_addrs: SourceAddrs,
+    /// `--work`: requests with a cost; `None`: plain echo.
+    pub work: Option<WorkSpec>,
+    /// `--seed`: deals `--work`'s classes out to requests.
+    pub seed: u64,
 }
 
 impl Options {
@@ -111,6 +116,8 @@ impl Options {
             conn_total: None,
             share_cpus: false,
             source_addrs: SourceAddrs::Auto,
+            work: None,
+            seed: crate::work::DEFAULT_SEED,
         }
     }
 
@@ -183,6 +190,9 @@ impl Options {
         }
         if self.udp {
             self.validate_udp()?;
+        }
+        if let Some(work) = &self.work {
+            self.validate_work(work)?;
         }
         if let Some(tls) = &self.tls {
             // The CA file and the name to check are arguments: a bad one is refused up front.
@@ -265,6 +275,38 @@ impl Options {
                  largest IPv4 datagram)",
                 udp::HEADER,
                 udp::MAX_DATAGRAM
+            ));
+        }
+        Ok(())
+    }
+
+    /// The rules `--work` adds: a request is a whole number of bytes past its header, over a
+    /// TCP connection of its own (no TLS, no churn), and costs less than `--timeout`.
+    fn validate_work(&self, work: &WorkSpec) -> Result<(), String> {
+        if self.udp || self.tls.is_some() || self.churn || self.handshake_rate.is_some() {
+            return Err(
+                "--work cannot be combined with --udp, --tls, --churn or --handshake-rate: \
+                 requests with a cost are served over plain TCP connections that stay open"
+                    .into(),
+            );
+        }
+        if !(work::HEADER..=work::MAX_LEN).contains(&self.size) {
+            return Err(format!(
+                "--size with --work is the whole request, from {} bytes (its header) to {} (1 MiB)",
+                work::HEADER,
+                work::MAX_LEN
+            ));
+        }
+        if work.longest() >= self.timeout {
+            return Err(format!(
+                "--work: a request of {} costs {}, not less than --timeout {}: every one would \
+                 time out",
+                work.classes
+                    .iter()
+                    .max_by_key(|c| c.cost())
+                    .map_or("", |c| c.spec.as_str()),
+                humantime::format_duration(work.longest()),
+                humantime::format_duration(self.timeout)
             ));
         }
         Ok(())

@@ -9,6 +9,7 @@ use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 
 use crate::report::{new_histogram, Mode};
+use crate::work::CLASS_TAGS;
 
 /// One interval of the `--hlog` log, serialized (V2 + deflate) to keep memory small.
 pub struct EncodedInterval {
@@ -16,7 +17,7 @@ pub struct EncodedInterval {
     pub index: u32,
     /// Length of the interval (the last one may be short).
     pub length: Duration,
-    /// `latency`, `uncorrected`, `connect` or `send-late`.
+    /// `latency`, `uncorrected`, `connect`, `send-late`, or a `--work` class's `class-N`.
     pub tag: &'static str,
     /// The serialized histogram.
     pub bytes: Vec<u8>,
@@ -39,7 +40,11 @@ pub struct Recorder<'a> {
     pub handshake: Histogram<u64>,
     /// Open loop and arrivals: how late sends were on their schedule, ns.
     pub send_late: Histogram<u64>,
+    /// `--work`: latency of each class's measured requests, ns (as `latency`).
+    pub classes: Vec<Histogram<u64>>,
     interval: [Histogram<u64>; 4],
+    /// `--work`: the current interval's latency of each class.
+    class_interval: Vec<Histogram<u64>>,
     interval_index: u32,
     /// The intervals closed so far.
     pub intervals: Vec<EncodedInterval>,
@@ -48,8 +53,9 @@ pub struct Recorder<'a> {
 }
 
 impl<'a> Recorder<'a> {
-    /// An empty recorder for a run in `mode`, publishing its measured count to `progress`.
-    pub fn new(mode: Mode, progress: &'a AtomicU64) -> Recorder<'a> {
+    /// An empty recorder for a run in `mode` with `classes` classes of `--work` requests (0
+    /// without it), publishing its measured count to `progress`.
+    pub fn new(mode: Mode, classes: usize, progress: &'a AtomicU64) -> Recorder<'a> {
         Recorder {
             mode,
             progress,
@@ -58,6 +64,8 @@ impl<'a> Recorder<'a> {
             connect: new_histogram(),
             handshake: new_histogram(),
             send_late: new_histogram(),
+            classes: (0..classes).map(|_| new_histogram()).collect(),
+            class_interval: (0..classes).map(|_| new_histogram()).collect(),
             interval: [
                 new_histogram(),
                 new_histogram(),
@@ -76,6 +84,15 @@ impl<'a> Recorder<'a> {
         self.interval[0].saturating_record(nanos(now - intended));
         if self.mode == Mode::Open {
             self.interval[1].saturating_record(nanos(now - sent));
+        }
+    }
+
+    /// `--work`: records the echo of a request of class `class` as [`Recorder::echo`] does, in
+    /// its class's histogram as well.
+    pub fn echo_of_class(&mut self, class: usize, intended: Instant, sent: Instant, now: Instant) {
+        self.echo(intended, sent, now);
+        if let Some(h) = self.class_interval.get_mut(class) {
+            h.saturating_record(nanos(now - intended));
         }
     }
 
@@ -140,6 +157,23 @@ impl<'a> Recorder<'a> {
                         bytes,
                     });
                 }
+            }
+            h.reset();
+        }
+        for ((tag, h), total) in CLASS_TAGS
+            .iter()
+            .zip(self.class_interval.iter_mut())
+            .zip(self.classes.iter_mut())
+        {
+            let _ = total.add(&*h);
+            let mut bytes = Vec::new();
+            if serializer.serialize(h, &mut bytes).is_ok() {
+                self.intervals.push(EncodedInterval {
+                    index: self.interval_index,
+                    length,
+                    tag,
+                    bytes,
+                });
             }
             h.reset();
         }

@@ -263,9 +263,40 @@ pub struct Report {
     /// `loadgen_cpu_ratio` is of, for loadgen's CPU per message beside the server's.
     #[serde(default)]
     pub loadgen_cpu_s: Option<f64>,
+    /// `--work`: the requests' classes, each with its latency; `null` without it.
+    #[serde(default)]
+    pub work: Option<WorkReport>,
     /// The first connect error, to explain a run that completed nothing; not serialized.
     #[serde(skip)]
     pub first_error: Option<String>,
+}
+
+/// `--work`: what the requests cost and how each class fared.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkReport {
+    /// `--work` as given.
+    pub spec: String,
+    /// `--seed`: what dealt the classes out to requests.
+    pub seed: u64,
+    /// The classes, the first of the spec first.
+    pub classes: Vec<WorkClass>,
+}
+
+/// One class of `--work`'s requests.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkClass {
+    /// The class, canonical (`cpu=20us`, `cpu=1ms,wait=2ms`, `cpu=0`).
+    pub spec: String,
+    /// Its share of the requests, 0 to 1.
+    pub share: f64,
+    /// CPU work each of its requests asks of the server, µs.
+    pub cpu_us: f64,
+    /// Wait each of its requests asks of the server, µs.
+    pub wait_us: f64,
+    /// Its echoes completed (and verified) in the measured time.
+    pub messages: u64,
+    /// Latency of its measured requests, µs (open loop: from the intended send time).
+    pub latency_us: Latency,
 }
 
 /// `--tls`: the handshakes of a run.
@@ -441,6 +472,14 @@ impl Report {
         }
         if let Some(l) = &self.send_late_us {
             s += &line("sends late µs", l);
+        }
+        if let Some(work) = &self.work {
+            let _ = writeln!(s, "work: {} (seed {})", work.spec, work.seed);
+            for class in &work.classes {
+                let percent = (class.share * 1e6).round() / 1e4;
+                let name = format!("  {} ({percent} %) µs", class.spec);
+                s += &line(&name, &class.latency_us);
+            }
         }
         self.tls_summary(&mut s, &line);
         if let (Some(sent), Some(lost)) = (self.datagrams_sent, self.datagrams_lost) {
