@@ -194,11 +194,23 @@ pub fn main_with_args(args: impl IntoIterator<Item = OsString>) -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Err(e) if e.kind() == clap::error::ErrorKind::MissingRequiredArgument => {
+            // clap lists what is missing on the lines between its first and the usage.
             let rendered = e.render().to_string();
-            return usage_error(if rendered.contains("HLOG") {
-                "merge needs at least one HLOG file"
+            let missing: Vec<&str> = rendered
+                .lines()
+                .skip(1)
+                .take_while(|l| !l.starts_with("Usage"))
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            let missing = missing.join(", ");
+            return usage_error(&if missing.contains("HLOG") {
+                "merge needs at least one HLOG file".to_owned()
+            } else if missing.contains("--addr") || missing.is_empty() {
+                "--addr HOST:PORT is required".to_owned()
             } else {
-                "--addr HOST:PORT is required"
+                // Another flag's requirement: `--seed` needs `--work`.
+                format!("the arguments given also need {missing}")
             });
         }
         Err(e) => return usage_error(first_line(&e.render().to_string())),

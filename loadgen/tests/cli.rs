@@ -87,6 +87,30 @@ fn bad_flags_give_one_line_naming_the_flag_and_exit_2() {
             "--handshake-rate",
         ),
         (vec!["--addr", addr, "--conn-offset", "4"], "--conn-offset"),
+        (vec!["--addr", addr, "--work", "cpu=fast"], "--work"),
+        (
+            vec!["--addr", addr, "--work", "cpu=1ms;100%:cpu=2ms"],
+            "--work",
+        ),
+        (vec!["--addr", addr, "--work", "cpu=0", "--udp"], "--work"),
+        (vec!["--addr", addr, "--work", "cpu=0", "--churn"], "--work"),
+        (
+            vec!["--addr", addr, "--work", "cpu=0", "--tls", "--tls-insecure"],
+            "--work",
+        ),
+        (
+            vec!["--addr", addr, "--work", "cpu=0", "--size", "15"],
+            "--size",
+        ),
+        (
+            vec!["--addr", addr, "--work", "cpu=0", "--size", "2000000"],
+            "--size",
+        ),
+        (
+            vec!["--addr", addr, "--work", "wait=5s", "--timeout", "5s"],
+            "--timeout",
+        ),
+        (vec!["--addr", addr, "--seed", "3"], "--work"),
         (
             vec![
                 "--addr",
@@ -188,6 +212,15 @@ fn a_mismatched_echo_exits_1_and_is_counted() {
     std::fs::remove_file(json).unwrap();
 }
 
+#[test]
+fn a_work_request_whose_echo_differs_is_a_mismatch() {
+    // The server flips the first byte of every read: a header's magic, with 16-byte requests.
+    let server = TestServer::start(Behaviour::Corrupt);
+    let out = short_run(&server, &["--work", "cpu=0", "--size", "16"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("differed"), "{}", stderr(&out));
+}
+
 /// Every key of the JSON schema, in order, with its type: the contract documented in
 /// `docs/loadgen.md` (checked by `the_documented_schema_is_the_schema`).
 const SCHEMA: &[(&str, &str)] = &[
@@ -230,6 +263,7 @@ const SCHEMA: &[(&str, &str)] = &[
     ("conn_total", "number|null"),
     ("source_addrs", "object|null"),
     ("loadgen_cpu_s", "number|null"),
+    ("work", "object|null"),
 ];
 
 /// The keys only a UDP run fills.

@@ -387,3 +387,38 @@ fn tempdir() -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn work_requests_are_verified_whole_and_each_class_is_measured_apart() {
+    // An echo server returns the requests unchanged, as `echo-server --work` does once their
+    // cost is paid: every byte, header included, is checked against what was sent.
+    let server = TestServer::start(Behaviour::Echo);
+    let mut opts = server.options();
+    opts.work = Some(loadgen::work::WorkSpec::parse("cpu=20us;25%:cpu=1ms,wait=2ms").unwrap());
+    opts.seed = 9;
+    opts.size = 100;
+    opts.pipeline = 3;
+    let hlog = tempfile::tempdir().unwrap();
+    opts.hlog = Some(hlog.path().join("run.hlog"));
+    let report = loadgen::run(&opts).unwrap();
+    assert_eq!(report.errors.total(), 0, "{:?}", report.errors);
+    let work = report.work.clone().unwrap();
+    assert_eq!(
+        (work.spec.as_str(), work.seed),
+        ("cpu=20us;25%:cpu=1ms,wait=2ms", 9)
+    );
+    let [light, heavy] = &work.classes[..] else {
+        panic!("{work:?}");
+    };
+    assert_eq!((light.share, heavy.share), (0.75, 0.25));
+    assert_eq!((heavy.cpu_us, heavy.wait_us), (1000.0, 2000.0));
+    assert_eq!(light.messages + heavy.messages, report.messages);
+    let heavy_share = heavy.messages as f64 / report.messages as f64;
+    assert!((0.15..0.35).contains(&heavy_share), "{heavy_share}");
+    assert!(light.latency_us.p50 > 0.0 && heavy.latency_us.p50 > 0.0);
+    // The log carries each class, so that agents' runs merge class by class.
+    let log = hlog::read(opts.hlog.as_ref().unwrap()).unwrap();
+    assert_eq!(log.totals["class-1"].len(), heavy.messages);
+    let merged = hlog::merge(&[opts.hlog.as_ref().unwrap(); 2]).unwrap();
+    assert_eq!(merged.work.unwrap().classes[1].messages, 2 * heavy.messages);
+}

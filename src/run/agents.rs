@@ -322,6 +322,10 @@ pub fn agent_args(
     if let Some(rate) = lg.rate {
         flag("rate", rate.to_string());
     }
+    if let Some(work) = &lg.work {
+        flag("work", work.spec.clone());
+        flag("seed", lg.seed.to_string());
+    }
     if let Some(rate) = lg.handshake_rate {
         let share = rate * part.connections as f64 / lg.connections as f64;
         flag("handshake-rate", share.to_string());
