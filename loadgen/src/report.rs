@@ -562,13 +562,14 @@ impl Report {
 }
 
 /// The first number under `value` (named by its key path, `at`) that no report can hold: a
-/// negative one, or a count above [`MAX_COUNT`] other than a time since the epoch (`*_ns`).
+/// negative one, or a count above [`MAX_COUNT`] other than a time since the epoch (`*_ns`) or
+/// `--work`'s `seed` (any 64-bit number, and nothing adds it up).
 fn implausible_number(at: &str, value: &serde_json::Value) -> Option<String> {
     use serde_json::Value;
     match value {
         Value::Number(n) => {
             let bad = match (n.as_u64(), n.as_f64()) {
-                (Some(count), _) => count > MAX_COUNT && !at.ends_with("_ns"),
+                (Some(count), _) => count > MAX_COUNT && !at.ends_with("_ns") && at != "work.seed",
                 (None, Some(x)) => !(x >= 0.0 && x.is_finite()),
                 (None, None) => true,
             };
