@@ -105,12 +105,13 @@ pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> 
     poll.registry()
         .register(&mut stop, STOP, Interest::READABLE)
         .context("cannot register the signal pipe")?;
+    let timers = Timers::new(poll.registry(), config.work.is_some())?;
     event_loop(
         poll,
         listener,
         ConnLimit::new(config.max_conns),
         config.tls.clone(),
-        config.work,
+        (config.work, timers),
     )
 }
 
@@ -132,7 +133,7 @@ pub(crate) fn event_loop(
     listener: StdListener,
     limit: ConnLimit,
     tls: Option<Tls>,
-    work: Option<Work>,
+    (work, mut timers): (Option<Work>, Timers),
 ) -> anyhow::Result<()> {
     let listener = Listener {
         socket: register_listener(&poll, listener)?,
@@ -140,7 +141,7 @@ pub(crate) fn event_loop(
         tls,
         work,
     };
-    let mut timers = Timers::new(poll.registry()).context("cannot create the wait timer")?;
+
     let mut events = Events::with_capacity(1024);
     let mut conns: Slab<Conn> = Slab::new();
     let mut scratch = vec![0u8; SCRATCH];
@@ -216,24 +217,36 @@ struct Listener {
 }
 
 /// `--work`: when waiting requests are due, earliest first, and a timerfd armed for the first
-/// (epoll's own timeout is whole milliseconds, too coarse for a 1 ms wait).
-struct Timers {
+/// (epoll's own timeout is whole milliseconds, too coarse for a 1 ms wait). Plain echo has
+/// no waits, and no timerfd.
+pub(crate) struct Timers {
     due: BinaryHeap<Reverse<(Instant, usize)>>,
-    fd: nix::sys::timerfd::TimerFd,
+    fd: Option<nix::sys::timerfd::TimerFd>,
     armed_for: Option<Instant>,
 }
 
 impl Timers {
-    fn new(registry: &Registry) -> io::Result<Timers> {
+    /// The timers of a loop registered with `registry`; with `work`, a timerfd for them.
+    pub(crate) fn new(registry: &Registry, work: bool) -> anyhow::Result<Timers> {
         use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
         use std::os::fd::{AsFd, AsRawFd};
+        if !work {
+            return Ok(Timers {
+                due: BinaryHeap::new(),
+                fd: None,
+                armed_for: None,
+            });
+        }
         let flags = TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC;
-        let fd = TimerFd::new(ClockId::CLOCK_MONOTONIC, flags)?;
+        let fd = TimerFd::new(ClockId::CLOCK_MONOTONIC, flags)
+            .context("cannot create the --work wait timer")?;
         let raw = fd.as_fd().as_raw_fd();
-        registry.register(&mut mio::unix::SourceFd(&raw), TIMER, Interest::READABLE)?;
+        registry
+            .register(&mut mio::unix::SourceFd(&raw), TIMER, Interest::READABLE)
+            .context("cannot register the --work wait timer")?;
         Ok(Timers {
             due: BinaryHeap::new(),
-            fd,
+            fd: Some(fd),
             armed_for: None,
         })
     }
@@ -270,7 +283,7 @@ impl Timers {
     fn arm(&mut self) -> io::Result<()> {
         use nix::sys::time::TimeSpec;
         use nix::sys::timerfd::{Expiration, TimerSetTimeFlags};
-        let Some(&Reverse((at, _))) = self.due.peek() else {
+        let (Some(&Reverse((at, _))), Some(fd)) = (self.due.peek(), &self.fd) else {
             return Ok(());
         };
         if self.armed_for == Some(at) {
@@ -280,7 +293,7 @@ impl Timers {
         let left = at
             .saturating_duration_since(Instant::now())
             .max(Duration::from_nanos(1));
-        self.fd.set(
+        fd.set(
             Expiration::OneShot(TimeSpec::from_duration(left)),
             TimerSetTimeFlags::empty(),
         )?;

@@ -22,7 +22,7 @@ use mio::{Poll, Waker};
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::listen::bind;
-use crate::models::mio_loop::{event_loop, STOP};
+use crate::models::mio_loop::{event_loop, Timers, STOP};
 use crate::signals::SignalPipe;
 
 /// Runs one loop per worker until SIGINT or SIGTERM.
@@ -41,15 +41,18 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     for listener in listeners {
         let poll = Poll::new().context("cannot create a poll")?;
         let waker = Arc::new(Waker::new(poll.registry(), STOP).context("cannot create a waker")?);
-        loops.push((poll, waker, listener));
+        let timers = Timers::new(poll.registry(), config.work.is_some())?;
+        loops.push((poll, waker, listener, timers));
     }
     thread::scope(|s| {
         let mut workers = Vec::new();
-        for (i, (poll, waker, listener)) in loops.into_iter().enumerate() {
+        for (i, (poll, waker, listener, timers)) in loops.into_iter().enumerate() {
             let (limit, tls, work) = (limit.clone(), config.tls.clone(), config.work);
             let handle = thread::Builder::new()
                 .name(format!("mio-{i}"))
-                .spawn_scoped(s, move || event_loop(poll, listener, limit, tls, work))
+                .spawn_scoped(s, move || {
+                    event_loop(poll, listener, limit, tls, (work, timers))
+                })
                 .context("cannot start a loop thread")?;
             workers.push((handle, waker));
         }
