@@ -278,11 +278,13 @@ pub fn serve_connection(
     };
     let Some(tls) = tls else {
         if let Some(work) = work {
+            let mut stream = stream;
             let served = match tick {
                 Some(_) => set_tick(&stream).map_err(|e| Ending::of(&e)),
                 None => Ok(()),
             };
-            let served = served.and_then(|()| crate::work::serve_blocking(stream, work, stop));
+            let served = served.and_then(|()| crate::work::serve_blocking(&mut stream, work, stop));
+            // Counted before `stream` closes: a client that sees it closed finds it counted.
             return served.unwrap_or_else(ended);
         }
         let mut stream = stream;

@@ -199,7 +199,10 @@ pub fn sleep_unless_stopped(wait: Duration, stop: &dyn Fn() -> bool) {
 /// A buffered reader takes pipelined requests in one read; at most one request (up to
 /// [`MAX_LEN`]) and one read's worth of the next are held. Read and write timeouts, when the
 /// model sets them, are ticks at which `stop` is asked.
-pub fn serve_blocking<S>(stream: S, work: &Work, stop: &dyn Fn() -> bool) -> Result<(), Ending>
+///
+/// The stream is borrowed, so that the caller counts how the connection ended before it is
+/// closed: a client that sees it closed finds it counted.
+pub fn serve_blocking<S>(stream: &mut S, work: &Work, stop: &dyn Fn() -> bool) -> Result<(), Ending>
 where
     S: Read + Write + HalfClose,
 {
@@ -211,7 +214,7 @@ where
         match read_full(&mut reader, &mut header, stop).map_err(io)? {
             _ if stop() => return Ok(()),
             // Half-close between requests: every one has been answered.
-            0 => return reader.get_mut().shutdown_write().map_err(io),
+            0 => return (**reader.get_mut()).shutdown_write().map_err(io),
             HEADER => {}
             _ => return Err(Ending::EofMidMessage),
         }
@@ -255,7 +258,8 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8], stop: &dyn Fn() -> bool) ->
 }
 
 /// Serves requests on a `futures-io` stream (async-std, smol) until the client half-closes
-/// after a whole request; the caller closes our side. `sleep` is the runtime's own timer.
+/// after a whole request; the caller closes our side (and counts an unclean ending before it
+/// drops the stream). `sleep` is the runtime's own timer.
 ///
 /// A task that paid a cost yields before its next request, so that a client pipelining
 /// CPU-heavy requests cannot keep its executor thread from everyone else between them.

@@ -86,10 +86,17 @@ async fn accept_loop(
 /// `--work`: serves requests until the client half-closes, then closes our side.
 async fn serve_requests(mut stream: TcpStream, work: Work) -> Result<(), Ending> {
     stream.set_nodelay(true).map_err(|e| Ending::of(&e))?;
-    crate::work::serve_futures(&mut stream, &work, async_std::task::sleep).await?;
-    stream
-        .shutdown(std::net::Shutdown::Write)
-        .map_err(|e| Ending::of(&e))
+    let served = crate::work::serve_futures(&mut stream, &work, async_std::task::sleep).await;
+    let served = served.and_then(|()| {
+        stream
+            .shutdown(std::net::Shutdown::Write)
+            .map_err(|e| Ending::of(&e))
+    });
+    // Counted before `stream` closes: a client that sees it closed finds it counted.
+    if let Err(ending) = served {
+        endings::count(ending);
+    }
+    Ok(())
 }
 
 /// Echoes until the client half-closes, then closes our side.

@@ -206,8 +206,9 @@ fn on_read(ring: &mut Ring, conns: &mut Slab<Conn>, key: usize, result: i32) -> 
     match result {
         // With `--work`, a half-close in the middle of a request.
         0 if conn.requests.as_ref().is_some_and(|r| !r.input.is_empty()) => {
-            conns.remove(key);
+            // Counted before the socket closes: a client that sees it closed finds it counted.
             endings::count(Ending::EofMidMessage);
+            conns.remove(key);
             Ok(())
         }
         // Half-close: every byte read so far is written back; close our side, then the socket.
@@ -282,8 +283,8 @@ fn serve_next(ring: &mut Ring, conns: &mut Slab<Conn>, key: usize) -> anyhow::Re
     };
     let cost = match parse_front(&requests.input) {
         Some(Err(bad)) => {
-            conns.remove(key);
             endings::count(bad);
+            conns.remove(key);
             return Ok(());
         }
         Some(Ok(cost)) if requests.input.len() >= cost.len => cost,

@@ -110,11 +110,18 @@ async fn serve_requests(mut stream: Async<TcpStream>, work: Work) -> Result<(), 
     let sleep = |wait| async move {
         smol::Timer::after(wait).await;
     };
-    crate::work::serve_futures(&mut stream, &work, sleep).await?;
-    stream
-        .get_ref()
-        .shutdown(std::net::Shutdown::Write)
-        .map_err(tcp)
+    let served = crate::work::serve_futures(&mut stream, &work, sleep).await;
+    let served = served.and_then(|()| {
+        stream
+            .get_ref()
+            .shutdown(std::net::Shutdown::Write)
+            .map_err(tcp)
+    });
+    // Counted before `stream` closes: a client that sees it closed finds it counted.
+    if let Err(ending) = served {
+        endings::count(ending);
+    }
+    Ok(())
 }
 
 /// Serves one connection (TLS: handshake first, under its timeout, counted as it completes);

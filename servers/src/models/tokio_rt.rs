@@ -119,7 +119,11 @@ struct Protocol {
 async fn serve_connection(mut stream: TcpStream, protocol: Protocol) -> Result<(), Ending> {
     stream.set_nodelay(true).map_err(|e| Ending::of(&e))?;
     if let Some(work) = &protocol.work {
-        return crate::work::serve_tokio(&mut stream, work).await;
+        // Counted before `stream` closes: a client that sees it closed finds it counted.
+        if let Err(ending) = crate::work::serve_tokio(&mut stream, work).await {
+            endings::count(ending);
+        }
+        return Ok(());
     }
     let Some(tls) = protocol.tls else {
         return echo(&mut stream).await.map_err(|e| Ending::of(&e));
