@@ -5,7 +5,8 @@
 //! cannot start or its loop fails (e.g. the address is in use), or `--gen-cert` cannot write;
 //! 2 for bad arguments (among them a UDP model asked to bind a non-loopback address without
 //! `--allow-remote`, `--tls` for a model without TLS, a certificate or key that is missing or
-//! unusable, and `--work` with `--tls` or with a UDP model).
+//! unusable, `--work` with `--tls` or with a UDP model, and `--offload` without `--work` or on
+//! a model without an event loop).
 //!
 //! At start the soft descriptor limit is raised to the hard limit (an event loop holding
 //! 15,000 idle clients must not stop at a soft limit of 1,024); at a clean exit one line
@@ -17,7 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::config::ServerConfig;
+use crate::config::{self, ServerConfig};
 use crate::datagram;
 use crate::endings;
 use crate::listen::{announce, bind};
@@ -88,6 +89,17 @@ struct Cli {
     #[arg(long, conflicts_with = "tls")]
     work: bool,
 
+    /// With --work, on the models with an event loop or an executor: where requests' CPU work
+    /// runs: `inline` on the loop (every other client of it waits), or `pool`, handed to a
+    /// pool of threads so that the loop stays free (waits stay timers on the loop).
+    #[arg(long, value_name = "WHERE", value_enum)]
+    offload: Option<Offload>,
+
+    /// With --offload pool: the pool's threads [default: CPUs in this process's affinity
+    /// mask].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    offload_threads: Option<u32>,
+
     /// Print the model names, one per line, and exit.
     #[arg(long, exclusive = true)]
     list: bool,
@@ -106,6 +118,44 @@ fn missing_besides_model(e: &clap::Error) -> Option<String> {
         .filter(|m| !m.contains("MODEL"))
         .collect();
     (!others.is_empty()).then(|| others.join(", "))
+}
+
+/// `--offload`: where an event loop does requests' CPU work.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Offload {
+    /// On the loop itself.
+    Inline,
+    /// On a pool of threads.
+    Pool,
+}
+
+/// The rules of `--offload` and `--offload-threads`; the error is the usage line.
+fn check_offload(cli: &Cli, model: Model) -> Result<(), String> {
+    if cli.offload.is_none() {
+        return match cli.offload_threads {
+            Some(_) => Err("--offload-threads needs --offload pool".to_owned()),
+            None => Ok(()),
+        };
+    }
+    if !cli.work {
+        return Err("--offload needs --work: only requests with a cost have CPU work".to_owned());
+    }
+    if !model.offloads() {
+        let loops: Vec<&str> = Model::ALL
+            .iter()
+            .filter(|m| m.offloads())
+            .map(|m| m.name())
+            .collect();
+        return Err(format!(
+            "--offload: {} has no event loop to keep free (models that offload: {})",
+            model.name(),
+            loops.join(", ")
+        ));
+    }
+    if cli.offload == Some(Offload::Inline) && cli.offload_threads.is_some() {
+        return Err("--offload-threads needs --offload pool".to_owned());
+    }
+    Ok(())
 }
 
 fn parse_model(name: &str) -> Result<Model, String> {
@@ -168,6 +218,12 @@ where
             model.name()
         );
         return ExitCode::from(2);
+    }
+    if let Some(model) = cli.model {
+        if let Err(e) = check_offload(&cli, model) {
+            eprintln!("echo-server: {e}");
+            return ExitCode::from(2);
+        }
     }
     let tls = match load_tls(&cli) {
         Ok(tls) => tls,
@@ -262,6 +318,16 @@ fn run(cli: &Cli, tls: Option<Tls>) -> anyhow::Result<()> {
         let work = Work::calibrate();
         eprintln!("{}", work.line());
         config.work = Some(work);
+        if cli.offload == Some(Offload::Pool) {
+            let threads = cli
+                .offload_threads
+                .map_or(config::cpus_in_affinity_mask(), |n| n as usize);
+            eprintln!(
+                "work: CPU work on a pool of {threads} threads ({})",
+                model.label(true)
+            );
+            config.offload = Some(threads);
+        }
     }
     let stop = SignalPipe::stop_signals().context("cannot watch SIGINT and SIGTERM")?;
     announce(match &bound {

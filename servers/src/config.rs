@@ -19,6 +19,9 @@ pub struct ServerConfig {
     pub tls: Option<Tls>,
     /// `--work`: requests carry a cost, paid with this calibrated work; `None`: plain echo.
     pub work: Option<Work>,
+    /// `--offload pool`: an event loop hands requests' CPU work to a pool of this many
+    /// threads; `None`: it does the work inline.
+    pub offload: Option<usize>,
 }
 
 impl ServerConfig {
@@ -32,6 +35,7 @@ impl ServerConfig {
             max_conns: usize::MAX,
             tls: None,
             work: None,
+            offload: None,
         }
     }
 }

@@ -1,6 +1,7 @@
-//! Echo with a cost (`--work`): the request header, the calibrated CPU work, and the request
-//! loop of the blocking models and of the runtimes. The event loops keep their own state
-//! machines over [`parse`] and [`Work::burn`], and wait with their own timers.
+//! Echo with a cost (`--work`): the request header, the calibrated CPU work, the request loop
+//! of the blocking models and of the runtimes, and the pool that `--offload pool` hands CPU
+//! work to ([`Offload`]). The event loops keep their own state machines over [`parse`] and
+//! [`Work::burn`], and wait with their own timers.
 //!
 //! A request is a 16-byte header, then payload, and comes back unchanged once its cost is
 //! paid:
@@ -24,7 +25,13 @@
 use std::future::Future;
 use std::hint::black_box;
 use std::io::{self, BufReader, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use nix::sys::eventfd::{EfdFlags, EventFd};
 
 use crate::echo::{write_all_until, HalfClose, READ_BUF};
 use crate::endings::Ending;
@@ -259,17 +266,19 @@ fn read_full(reader: &mut impl Read, buf: &mut [u8], stop: &dyn Fn() -> bool) ->
 
 /// Serves requests on a `futures-io` stream (async-std, smol) until the client half-closes
 /// after a whole request; the caller closes our side (and counts an unclean ending before it
-/// drops the stream). `sleep` is the runtime's own timer.
+/// drops the stream). `burn` does a request's CPU work (inline, or on the runtime's blocking
+/// pool with `--offload pool`), `sleep` is the runtime's own timer.
 ///
 /// A task that paid a cost yields before its next request, so that a client pipelining
 /// CPU-heavy requests cannot keep its executor thread from everyone else between them.
-pub async fn serve_futures<S, F>(
+pub async fn serve_futures<S, B, F>(
     stream: &mut S,
-    work: &Work,
+    burn: impl Fn(u32) -> B,
     sleep: impl Fn(Duration) -> F,
 ) -> Result<(), Ending>
 where
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
+    B: Future<Output = ()>,
     F: Future<Output = ()>,
 {
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
@@ -294,7 +303,9 @@ where
             .read_exact(&mut request[HEADER..])
             .await
             .map_err(io)?;
-        work.burn(cost.cpu_ns, &|| false);
+        if cost.cpu_ns > 0 {
+            burn(cost.cpu_ns).await;
+        }
         if cost.wait_us > 0 {
             sleep(cost.wait()).await;
         } else if cost.cpu_ns > 0 {
@@ -308,8 +319,9 @@ where
 }
 
 /// Serves requests on a tokio stream until the client half-closes after a whole request,
-/// then closes our side; as [`serve_futures`], with tokio's I/O traits and its timer.
-pub async fn serve_tokio<S>(stream: &mut S, work: &Work) -> Result<(), Ending>
+/// then closes our side; as [`serve_futures`], with tokio's I/O traits and its timer, and with
+/// `offload` the CPU work on tokio's blocking pool (`spawn_blocking`).
+pub async fn serve_tokio<S>(stream: &mut S, work: &Work, offload: bool) -> Result<(), Ending>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
@@ -339,7 +351,14 @@ where
             .read_exact(&mut request[HEADER..])
             .await
             .map_err(io)?;
-        work.burn(cost.cpu_ns, &|| false);
+        if offload && cost.cpu_ns > 0 {
+            let (work, ns) = (*work, cost.cpu_ns);
+            tokio::task::spawn_blocking(move || work.burn(ns, &|| false))
+                .await
+                .map_err(|_| Ending::Other)?;
+        } else {
+            work.burn(cost.cpu_ns, &|| false);
+        }
         if cost.wait_us > 0 {
             tokio::time::sleep(cost.wait()).await;
         } else if cost.cpu_ns > 0 {
@@ -350,6 +369,86 @@ where
             request = Vec::new();
         }
     }
+}
+
+/// `--offload pool` for a hand-written loop (`mio`, `mio-multi`, `io-uring`): a rayon pool
+/// that does requests' CPU work, and the way the results come back to the loop: each job puts
+/// its connection on a list and writes an eventfd that the loop watches, so the loop never
+/// blocks on the pool.
+pub struct Offload {
+    pool: Arc<rayon::ThreadPool>,
+    done: Arc<Mutex<Vec<Finished>>>,
+    wake: Arc<EventFd>,
+}
+
+/// A job the pool has finished: the connection's key in its loop, and the job's flag.
+pub type Finished = (usize, Job);
+
+/// One request's CPU work in the pool. Setting it abandons the work (its client is gone): the
+/// burn stops at its next look at the flag, about every 2 ms of work.
+pub type Job = Arc<AtomicBool>;
+
+impl Offload {
+    /// The pool for every loop of a server: `threads` threads named `offload-N`.
+    pub fn pool(threads: usize) -> anyhow::Result<Arc<rayon::ThreadPool>> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .thread_name(|i| format!("offload-{i}"))
+            .build()
+            .context("cannot start the --offload pool")?;
+        Ok(Arc::new(pool))
+    }
+
+    /// One loop's way to `pool`, with an eventfd of its own to watch.
+    pub fn new(pool: Arc<rayon::ThreadPool>) -> anyhow::Result<Offload> {
+        let wake = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)
+            .context("cannot create the --offload eventfd")?;
+        Ok(Offload {
+            pool,
+            done: Arc::default(),
+            wake: Arc::new(wake),
+        })
+    }
+
+    /// Hands `ns` of CPU work for connection `key` to the pool.
+    pub fn spawn(&self, work: Work, ns: u32, key: usize) -> Job {
+        let job = Job::default();
+        let (flag, done, wake) = (
+            Arc::clone(&job),
+            Arc::clone(&self.done),
+            Arc::clone(&self.wake),
+        );
+        self.pool.spawn(move || {
+            work.burn(ns, &|| flag.load(Ordering::Relaxed));
+            done.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push((key, flag));
+            // A full counter (never, at 2^64 - 2) still leaves the eventfd readable.
+            let _ = wake.write(1);
+        });
+        job
+    }
+
+    /// The jobs finished since the last call; the eventfd is read first, so that a job that
+    /// finishes meanwhile writes it again and wakes the loop once more.
+    pub fn finished(&self) -> Vec<Finished> {
+        // EAGAIN: nothing written since the last read.
+        let _ = self.wake.read();
+        std::mem::take(&mut *self.done.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+}
+
+impl AsFd for Offload {
+    /// The eventfd the loop watches: readable when a job has finished.
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.wake.as_fd()
+    }
+}
+
+/// Whether `finished` is `job`, and not an older job of a connection since closed whose key
+/// was reused.
+pub fn is_job(finished: &Job, job: Option<&Job>) -> bool {
+    job.is_some_and(|job| Arc::ptr_eq(job, finished))
 }
 
 /// Reads until `buf` is full or the peer's EOF; how much it read.

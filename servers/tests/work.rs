@@ -17,7 +17,7 @@ use echo_server::python;
 use echo_server::work::{HEADER, MAX_CPU_NS, MAX_LEN, MAX_WAIT_US};
 use nix::unistd::Pid;
 
-use common::{models, serves_one_at_a_time, tree, Rng, Server, BIN};
+use common::{models, serves_one_at_a_time, tree, Rng, Server, BIN, IO_TIMEOUT};
 
 /// The Rust TCP models (the Python ones speak `--work` from a later issue on).
 fn rust_models() -> Vec<String> {
@@ -267,5 +267,145 @@ fn work_is_refused_with_tls_and_by_udp_models() {
         assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
         assert_eq!(said.lines().count(), 1, "{args:?}: {said}");
         assert!(said.contains("--work"), "{args:?}: {said}");
+    }
+}
+
+/// The Rust models that can hand their CPU work to a pool (`--offload pool`).
+fn offloading_models() -> Vec<String> {
+    rust_models()
+        .into_iter()
+        .filter(|m| echo_server::Model::from_name(m).is_some_and(|m| m.offloads()))
+        .collect()
+}
+
+#[test]
+fn with_a_pool_every_loop_answers_byte_exact_and_in_order() {
+    let models = offloading_models();
+    assert!(models.len() >= 6, "{models:?}");
+    for model in models {
+        let mut server = Server::start(&model, &["--work", "--offload", "pool"]);
+        let mut client = server.connect();
+        let mut requests = request(100, 50_000, 0, 1);
+        requests.extend(request(70_000, 200_000, 500, 2));
+        requests.extend(request(HEADER, 0, 0, 3));
+        requests.extend(request(64, 100_000, 0, 4));
+        round_trip(&mut client, &requests);
+        for seed in 5..25 {
+            round_trip(&mut client, &request(64, 20_000, 0, seed));
+        }
+        client.shutdown(Shutdown::Write).unwrap();
+        assert!(
+            closed_by_server(&mut client),
+            "{model}: no EOF after half-close"
+        );
+        let (status, _) = server.terminate(Duration::from_secs(2));
+        assert!(status.success(), "{model}: {status}");
+        let said = server.final_stderr();
+        let pool = format!(" threads ({model}+pool)");
+        assert!(
+            said.contains("work: CPU work on a pool of ") && said.contains(&pool),
+            "{model}: {said}"
+        );
+    }
+}
+
+/// Whether `stream` has bytes to read within `limit`.
+fn readable_within(stream: &TcpStream, limit: Duration) -> bool {
+    stream.set_read_timeout(Some(limit)).unwrap();
+    let ready = matches!(stream.peek(&mut [0u8; 1]), Ok(n) if n > 0);
+    stream.set_read_timeout(Some(IO_TIMEOUT)).unwrap();
+    ready
+}
+
+#[test]
+fn a_heavy_request_holds_up_the_loop_inline_and_not_with_a_pool() {
+    for model in offloading_models() {
+        for pooled in [false, true] {
+            let mut args = vec!["--work", "--workers", "1"];
+            if pooled {
+                args.extend(["--offload", "pool", "--offload-threads", "1"]);
+            }
+            let server = Server::start(&model, &args);
+            let (mut heavy, mut light) = (server.connect(), server.connect());
+            round_trip(&mut light, &request(32, 0, 0, 1));
+            round_trip(&mut heavy, &request(32, 0, 0, 2));
+            // A quick request and 400 ms of CPU behind it: once the quick one is answered, the
+            // heavy one is being worked on.
+            let quick = request(32, 0, 0, 3);
+            let long = request(48, 400_000_000, 0, 4);
+            heavy
+                .write_all(&[quick.clone(), long.clone()].concat())
+                .unwrap();
+            let mut back = vec![0u8; quick.len()];
+            heavy.read_exact(&mut back).unwrap();
+            // Meanwhile a request of no cost on the other connection. Inline, the heavy answer
+            // was written before the light one (it is at most in the kernel's queues when the
+            // light one arrives); with a pool, the heavy work goes on for hundreds of ms.
+            round_trip(&mut light, &request(32, 0, 0, 5));
+            let heavy_done = readable_within(&heavy, Duration::from_millis(100));
+            let label = if pooled {
+                format!("{model}+pool")
+            } else {
+                model.clone()
+            };
+            if pooled {
+                assert!(
+                    !heavy_done,
+                    "{label}: the light request waited for the heavy one"
+                );
+            } else {
+                assert!(
+                    heavy_done,
+                    "{label}: the light request overtook inline CPU work"
+                );
+            }
+            let mut back = vec![0u8; long.len()];
+            heavy.read_exact(&mut back).unwrap();
+            assert_eq!(back, long, "{label}");
+        }
+    }
+}
+
+#[test]
+fn sigterm_ends_the_server_within_2_s_while_the_pool_works() {
+    for model in offloading_models() {
+        let mut server = Server::start(&model, &["--work", "--offload", "pool"]);
+        let mut client = server.connect();
+        let quick = request(32, 0, 0, 1);
+        let long = request(64, MAX_CPU_NS, 0, 2);
+        client.write_all(&[quick.clone(), long].concat()).unwrap();
+        let mut back = vec![0u8; quick.len()];
+        client.read_exact(&mut back).unwrap();
+        let (status, took) = server.terminate(Duration::from_secs(2));
+        assert!(status.success(), "{model}: {status} after {took:?}");
+    }
+}
+
+#[test]
+fn offload_is_refused_without_work_without_a_loop_and_threads_without_a_pool() {
+    for args in [
+        &["mio", "--offload", "pool"][..],
+        &["thread-per-client", "--work", "--offload", "pool"][..],
+        &["blocking", "--work", "--offload", "inline"][..],
+        &["mio", "--work", "--offload-threads", "2"][..],
+        &[
+            "mio",
+            "--work",
+            "--offload",
+            "inline",
+            "--offload-threads",
+            "2",
+        ][..],
+        &["mio", "--work", "--offload", "elsewhere"][..],
+    ] {
+        let out = Command::new(BIN)
+            .args(args)
+            .args(["--addr", "127.0.0.1:0"])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert_eq!(said.lines().count(), 1, "{args:?}: {said}");
+        assert!(said.contains("--offload"), "{args:?}: {said}");
     }
 }

@@ -8,10 +8,12 @@
 //! Should break: its thread count is the runtime's own choice (one per CPU; `--workers` sets
 //! it through `ASYNC_STD_THREAD_COUNT` before the runtime starts), and wake-ups cross threads.
 //!
-//! With `--work`, a request's CPU work runs inside its task on an executor thread, its wait is
-//! an async-std sleep.
+//! With `--work`, a request's CPU work runs inside its task on an executor thread (with
+//! `--offload pool`, on async-std's blocking pool, `spawn_blocking`, bounded to
+//! `--offload-threads`), its wait is an async-std sleep.
 //!
-//! Run: `echo-server async-std --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--work]`
+//! Run: `echo-server async-std --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--work
+//! [--offload pool]]`
 
 use std::net::TcpListener as StdListener;
 
@@ -34,14 +36,19 @@ pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> 
     // yet, so setting the variable cannot race with a reader.
     std::env::set_var("ASYNC_STD_THREAD_COUNT", config.workers.to_string());
     let limit = ConnLimit::new(config.max_conns);
-    async_std::task::block_on(accept_loop(listener, stop, limit, config.work))
+    if let Some(threads) = config.offload.and_then(std::num::NonZeroUsize::new) {
+        // async-std's `spawn_blocking` runs on the `blocking` crate's one pool.
+        blocking::set_max_blocking_threads(threads);
+    }
+    let work = config.work.map(|work| (work, config.offload.is_some()));
+    async_std::task::block_on(accept_loop(listener, stop, limit, work))
 }
 
 async fn accept_loop(
     listener: StdListener,
     stop: SignalPipe,
     limit: ConnLimit,
-    work: Option<Work>,
+    work: Option<(Work, bool)>,
 ) -> anyhow::Result<()> {
     listener
         .set_nonblocking(true)
@@ -83,10 +90,22 @@ async fn accept_loop(
     }
 }
 
-/// `--work`: serves requests until the client half-closes, then closes our side.
-async fn serve_requests(mut stream: TcpStream, work: Work) -> Result<(), Ending> {
+/// `--work`: serves requests until the client half-closes, then closes our side; `pooled`:
+/// their CPU work on the blocking pool.
+async fn serve_requests(mut stream: TcpStream, (work, pooled): (Work, bool)) -> Result<(), Ending> {
+    use crate::work::serve_futures;
+    use async_std::task::{sleep, spawn_blocking};
     stream.set_nodelay(true).map_err(|e| Ending::of(&e))?;
-    let served = crate::work::serve_futures(&mut stream, &work, async_std::task::sleep).await;
+    let served = match pooled {
+        true => {
+            let burn = |ns| spawn_blocking(move || work.burn(ns, &|| false));
+            serve_futures(&mut stream, burn, sleep).await
+        }
+        false => {
+            let burn = |ns| std::future::ready(work.burn(ns, &|| false));
+            serve_futures(&mut stream, burn, sleep).await
+        }
+    };
     let served = served.and_then(|()| {
         stream
             .shutdown(std::net::Shutdown::Write)

@@ -13,9 +13,12 @@
 //!
 //! With `--work`, a request's CPU work runs inline as its last bytes' read completes, so every
 //! other connection's completions wait for it; its wait is an io_uring timeout, the
-//! connection's one operation in flight until the request is written back.
+//! connection's one operation in flight until the request is written back. With `--offload
+//! pool` the CPU work goes to a rayon pool instead: the job puts its connection on a list and
+//! writes an eventfd on which the ring has a poll, and the connection has no operation in the
+//! ring until its work is back.
 //!
-//! Run: `echo-server io-uring --addr 127.0.0.1:7007 [--max-conns N] [--work]`
+//! Run: `echo-server io-uring --addr 127.0.0.1:7007 [--max-conns N] [--work [--offload pool]]`
 //!
 //! `unsafe` here is what the io_uring interface demands: the kernel writes into and reads from
 //! our buffers after `push` returns, so each push promises they outlive the operation. On the
@@ -40,7 +43,7 @@ use crate::conn_limit::{ConnLimit, ConnSlot};
 use crate::echo::READ_BUF;
 use crate::endings::{self, Ending};
 use crate::signals::SignalPipe;
-use crate::work::{parse_front, Work};
+use crate::work::{is_job, parse_front, Job, Offload, Work};
 
 /// Submission queue entries.
 const RING_ENTRIES: u32 = 1024;
@@ -53,6 +56,8 @@ const READ: u64 = 4 << 32;
 const WRITE: u64 = 5 << 32;
 /// `--work`: a request's wait.
 const WAIT: u64 = 6 << 32;
+/// `--offload pool`: the eventfd of finished jobs is readable.
+const OFFLOADED: u64 = 7 << 32;
 const KIND: u64 = 0xffff_ffff << 32;
 
 /// One client.
@@ -77,6 +82,10 @@ struct Requests {
     /// The wait of the request in flight; boxed, so that it never moves while the kernel
     /// reads it.
     wait: Box<types::Timespec>,
+    /// `--offload pool`: the first request's CPU work is in the pool.
+    job: Option<Job>,
+    /// `--offload pool`: the pool has done the first request's CPU work.
+    burned: bool,
 }
 
 impl Conn {
@@ -97,12 +106,17 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     let mut conns: Slab<Conn> = Slab::new();
     // The back-off timer's duration must live as long as a timeout may be in flight.
     let backoff = Box::new(types::Timespec::from(ACCEPT_BACKOFF));
+    let offload = match config.offload {
+        Some(threads) => Some(Offload::new(Offload::pool(threads)?)?),
+        None => None,
+    };
     let served = run(
         &mut ring,
         (&listener, &stop),
         (&limit, config.work),
         &mut conns,
         &backoff,
+        offload.as_ref(),
     );
     // Reads still write into the connections' buffers until they are cancelled and reaped;
     // where that cannot be made sure of, the buffers are leaked (the process is ending), never
@@ -110,6 +124,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     if !ring.cancel_all(CANCEL_WAIT) {
         std::mem::forget(conns);
         std::mem::forget(backoff);
+        std::mem::forget(offload);
     }
     served
 }
@@ -121,7 +136,11 @@ fn run(
     accepted: (&ConnLimit, Option<Work>),
     conns: &mut Slab<Conn>,
     backoff: &types::Timespec,
+    offload: Option<&Offload>,
 ) -> anyhow::Result<()> {
+    if let Some(offload) = offload {
+        push_offload_poll(ring, offload)?;
+    }
     let poll_stop = opcode::PollAdd::new(types::Fd(stop.as_raw_fd()), nix::libc::POLLIN as u32)
         .build()
         .user_data(STOP);
@@ -138,9 +157,14 @@ fn run(
                 STOP => return Ok(()),
                 BACKOFF => push_accept(ring, listener)?,
                 ACCEPT => on_accept(ring, listener, conns, accepted, backoff, result)?,
-                READ => on_read(ring, conns, key, result)?,
-                WRITE => on_write(ring, conns, key, result)?,
+                READ => on_read(ring, conns, key, result, offload)?,
+                WRITE => on_write(ring, conns, key, result, offload)?,
                 WAIT => on_wait(ring, conns, key)?,
+                OFFLOADED => {
+                    if let Some(offload) = offload {
+                        on_offloaded(ring, conns, offload)?;
+                    }
+                }
                 _ => {}
             }
         }
@@ -194,12 +218,20 @@ fn on_accept(
             work,
             input: Vec::new(),
             wait: Box::new(types::Timespec::new()),
+            job: None,
+            burned: false,
         }),
     });
     push_read(ring, conn, key)
 }
 
-fn on_read(ring: &mut Ring, conns: &mut Slab<Conn>, key: usize, result: i32) -> anyhow::Result<()> {
+fn on_read(
+    ring: &mut Ring,
+    conns: &mut Slab<Conn>,
+    key: usize,
+    result: i32,
+    offload: Option<&Offload>,
+) -> anyhow::Result<()> {
     let Some(conn) = conns.get_mut(key) else {
         return Ok(());
     };
@@ -222,7 +254,7 @@ fn on_read(ring: &mut Ring, conns: &mut Slab<Conn>, key: usize, result: i32) -> 
         n if n > 0 => match conn.requests.as_mut() {
             Some(requests) => {
                 requests.input.extend_from_slice(&conn.buf[..n as usize]);
-                serve_next(ring, conns, key)
+                serve_next(ring, conns, key, offload)
             }
             None => {
                 conn.len = n as usize;
@@ -243,6 +275,7 @@ fn on_write(
     conns: &mut Slab<Conn>,
     key: usize,
     result: i32,
+    offload: Option<&Offload>,
 ) -> anyhow::Result<()> {
     let Some(conn) = conns.get_mut(key) else {
         return Ok(());
@@ -265,16 +298,21 @@ fn on_write(
     match conn.requests.as_mut() {
         Some(requests) => {
             requests.input.drain(..conn.len);
-            serve_next(ring, conns, key)
+            serve_next(ring, conns, key, offload)
         }
         None => push_read(ring, conn, key),
     }
 }
 
-/// `--work`: serves the first request read, if it is whole (its CPU work here, inline, then
-/// its wait or its write); otherwise reads on. A request that breaks a rule closes its
-/// connection.
-fn serve_next(ring: &mut Ring, conns: &mut Slab<Conn>, key: usize) -> anyhow::Result<()> {
+/// `--work`: serves the first request read, if it is whole (its CPU work here, inline, or in
+/// the pool with `--offload pool`, then its wait or its write); otherwise reads on. A request
+/// that breaks a rule closes its connection.
+fn serve_next(
+    ring: &mut Ring,
+    conns: &mut Slab<Conn>,
+    key: usize,
+    offload: Option<&Offload>,
+) -> anyhow::Result<()> {
     let Some(conn) = conns.get_mut(key) else {
         return Ok(());
     };
@@ -296,7 +334,14 @@ fn serve_next(ring: &mut Ring, conns: &mut Slab<Conn>, key: usize) -> anyhow::Re
             return push_read(ring, conn, key);
         }
     };
-    requests.work.burn(cost.cpu_ns, &|| false);
+    if !std::mem::take(&mut requests.burned) && cost.cpu_ns > 0 {
+        if let Some(offload) = offload {
+            // The connection's one operation until the job comes back: nothing in the ring.
+            requests.job = Some(offload.spawn(requests.work, cost.cpu_ns, key));
+            return Ok(());
+        }
+        requests.work.burn(cost.cpu_ns, &|| false);
+    }
     conn.len = cost.len;
     conn.written = 0;
     if cost.wait_us == 0 {
@@ -309,6 +354,34 @@ fn serve_next(ring: &mut Ring, conns: &mut Slab<Conn>, key: usize) -> anyhow::Re
     // SAFETY: the timespec is boxed in the slab entry, which is removed only after this
     // timeout completes (the connection's one operation in flight) or is cancelled and reaped.
     ring.push(&wait)
+}
+
+/// `--offload pool`: the eventfd's poll completed: the connections whose CPU work the pool
+/// has finished go on (their wait or their write), and the poll is armed again.
+fn on_offloaded(ring: &mut Ring, conns: &mut Slab<Conn>, offload: &Offload) -> anyhow::Result<()> {
+    for (key, job) in offload.finished() {
+        let Some(requests) = conns.get_mut(key).and_then(|c| c.requests.as_mut()) else {
+            continue;
+        };
+        if is_job(&job, requests.job.as_ref()) {
+            requests.job = None;
+            requests.burned = true;
+            serve_next(ring, conns, key, Some(offload))?;
+        }
+    }
+    push_offload_poll(ring, offload)
+}
+
+/// Arms a poll on the eventfd that the pool's finished jobs write.
+fn push_offload_poll(ring: &mut Ring, offload: &Offload) -> anyhow::Result<()> {
+    use std::os::fd::AsFd;
+    let fd = offload.as_fd().as_raw_fd();
+    let poll = opcode::PollAdd::new(types::Fd(fd), nix::libc::POLLIN as u32)
+        .build()
+        .user_data(OFFLOADED);
+    // SAFETY: a poll holds no buffer; the eventfd lives in `serve`'s `offload` until the ring's
+    // operations are cancelled and reaped.
+    ring.push(&poll)
 }
 
 /// `--work`: a request's wait is over (or was cut short): write it back.

@@ -20,13 +20,19 @@
 //! client waits for it (the classic way to block an event loop); a wait is a timer on the
 //! loop's own list, so waiting clients cost nothing. A connection is not read while its
 //! request waits, and a turn ends after a request that cost CPU, so that the others get theirs.
+//! With `--offload pool` the CPU work goes to a rayon pool instead and the loop stays free: the
+//! pool's job puts its connection on a list and writes an eventfd the loop watches, and the
+//! connection is not read until its work is back (bounded memory, requests in order). A client
+//! that resets meanwhile ends its job within about 2 ms of work.
 //!
-//! Run: `echo-server mio --addr 127.0.0.1:7007 [--max-conns N] [--tls ... | --work]`
+//! Run: `echo-server mio --addr 127.0.0.1:7007 [--max-conns N] [--tls ... | --work [--offload
+//! pool]]`
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::TcpListener as StdListener;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -42,13 +48,15 @@ use crate::endings::{self, Ending};
 use crate::errors::{interrupted, would_block};
 use crate::signals::SignalPipe;
 use crate::tls::{self, MaybeTls, Tls};
-use crate::work::{parse_front, Work};
+use crate::work::{is_job, parse_front, Job, Offload, Work};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 /// The token of the stop source: the signal pipe here, a `Waker` in `mio-multi`.
 pub(crate) const STOP: Token = Token(usize::MAX - 2);
 /// The token of the timerfd that ends `--work` waits.
 const TIMER: Token = Token(usize::MAX - 3);
+/// The token of the eventfd that `--offload pool`'s finished jobs write.
+const OFFLOADED: Token = Token(usize::MAX - 4);
 
 /// `--work`: requests one connection may have served per turn before the others get a turn.
 const REQUESTS_PER_TURN: usize = 16;
@@ -84,6 +92,11 @@ struct Requests {
     input: Vec<u8>,
     /// The first request has had its CPU work and waits for its timer until then.
     waiting_until: Option<Instant>,
+    /// `--offload pool`: the first request's CPU work is in the pool; the connection is not
+    /// read until it is done.
+    job: Option<Job>,
+    /// `--offload pool`: the pool has done the first request's CPU work.
+    burned: bool,
 }
 
 /// What one turn on a connection left it as.
@@ -105,13 +118,14 @@ pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> 
     poll.registry()
         .register(&mut stop, STOP, Interest::READABLE)
         .context("cannot register the signal pipe")?;
-    let timers = Timers::new(poll.registry(), config.work.is_some())?;
+    let pool = config.offload.map(Offload::pool).transpose()?;
+    let work_loop = WorkLoop::new(poll.registry(), config.work.is_some(), pool.as_ref())?;
     event_loop(
         poll,
         listener,
         ConnLimit::new(config.max_conns),
         config.tls.clone(),
-        (config.work, timers),
+        (config.work, work_loop),
     )
 }
 
@@ -133,7 +147,7 @@ pub(crate) fn event_loop(
     listener: StdListener,
     limit: ConnLimit,
     tls: Option<Tls>,
-    (work, mut timers): (Option<Work>, Timers),
+    (work, mut work_loop): (Option<Work>, WorkLoop),
 ) -> anyhow::Result<()> {
     let listener = Listener {
         socket: register_listener(&poll, listener)?,
@@ -171,11 +185,12 @@ pub(crate) fn event_loop(
         }
         std::mem::swap(&mut more_to_read, &mut next_turns);
         // Waits that are over: their connections answer and go on.
-        next_turns.extend(timers.take_due(&conns));
+        next_turns.extend(work_loop.take_due(&conns));
         for event in events.iter() {
             match event.token() {
                 STOP => return Ok(()),
-                TIMER => timers.fired(),
+                TIMER => work_loop.fired(),
+                OFFLOADED => next_turns.extend(work_loop.offloaded(&mut conns)),
                 LISTENER if accept_paused_until.is_none() => {
                     accept_paused_until =
                         listener.accept_all(&mut conns, poll.registry(), &mut handshakes);
@@ -189,7 +204,7 @@ pub(crate) fn event_loop(
                     &mut scratch,
                     poll.registry(),
                     &mut more_to_read,
-                    &mut timers,
+                    &mut work_loop,
                 ),
             }
         }
@@ -201,10 +216,10 @@ pub(crate) fn event_loop(
                 &mut scratch,
                 poll.registry(),
                 &mut more_to_read,
-                &mut timers,
+                &mut work_loop,
             );
         }
-        timers.arm().context("cannot arm the wait timer")?;
+        work_loop.arm().context("cannot arm the wait timer")?;
     }
 }
 
@@ -216,26 +231,47 @@ struct Listener {
     work: Option<Work>,
 }
 
-/// `--work`: when waiting requests are due, earliest first, and a timerfd armed for the first
-/// (epoll's own timeout is whole milliseconds, too coarse for a 1 ms wait). Plain echo has
-/// no waits, and no timerfd.
-pub(crate) struct Timers {
+/// `--work`: what a loop keeps beside its connections: when waiting requests are due,
+/// earliest first, and a timerfd armed for the first (epoll's own timeout is whole
+/// milliseconds, too coarse for a 1 ms wait); with `--offload pool`, the pool and the eventfd
+/// its finished jobs come back through. Plain echo has none of them.
+pub(crate) struct WorkLoop {
     due: BinaryHeap<Reverse<(Instant, usize)>>,
     fd: Option<nix::sys::timerfd::TimerFd>,
     armed_for: Option<Instant>,
+    offload: Option<Offload>,
 }
 
-impl Timers {
-    /// The timers of a loop registered with `registry`; with `work`, a timerfd for them.
-    pub(crate) fn new(registry: &Registry, work: bool) -> anyhow::Result<Timers> {
+impl WorkLoop {
+    /// What a loop registered with `registry` keeps for `--work` (nothing without it), with
+    /// `pool` the pool that `--offload pool` hands CPU work to.
+    pub(crate) fn new(
+        registry: &Registry,
+        work: bool,
+        pool: Option<&Arc<rayon::ThreadPool>>,
+    ) -> anyhow::Result<WorkLoop> {
         use nix::sys::timerfd::{ClockId, TimerFd, TimerFlags};
         use std::os::fd::{AsFd, AsRawFd};
         if !work {
-            return Ok(Timers {
+            return Ok(WorkLoop {
                 due: BinaryHeap::new(),
                 fd: None,
                 armed_for: None,
+                offload: None,
             });
+        }
+        let offload = pool
+            .map(|pool| Offload::new(Arc::clone(pool)))
+            .transpose()?;
+        if let Some(offload) = &offload {
+            let raw = offload.as_fd().as_raw_fd();
+            registry
+                .register(
+                    &mut mio::unix::SourceFd(&raw),
+                    OFFLOADED,
+                    Interest::READABLE,
+                )
+                .context("cannot register the --offload eventfd")?;
         }
         let flags = TimerFlags::TFD_NONBLOCK | TimerFlags::TFD_CLOEXEC;
         let fd = TimerFd::new(ClockId::CLOCK_MONOTONIC, flags)
@@ -244,11 +280,32 @@ impl Timers {
         registry
             .register(&mut mio::unix::SourceFd(&raw), TIMER, Interest::READABLE)
             .context("cannot register the --work wait timer")?;
-        Ok(Timers {
+        Ok(WorkLoop {
             due: BinaryHeap::new(),
             fd: Some(fd),
             armed_for: None,
+            offload,
         })
+    }
+
+    /// `--offload pool`: the connections whose CPU work the pool has finished, marked so; a
+    /// job whose connection has closed (its key perhaps reused since) is dropped.
+    fn offloaded(&mut self, conns: &mut Slab<Conn>) -> Vec<usize> {
+        let Some(offload) = &self.offload else {
+            return Vec::new();
+        };
+        let mut keys = Vec::new();
+        for (key, job) in offload.finished() {
+            let Some(requests) = conns.get_mut(key).and_then(|c| c.requests.as_mut()) else {
+                continue;
+            };
+            if is_job(&job, requests.job.as_ref()) {
+                requests.job = None;
+                requests.burned = true;
+                keys.push(key);
+            }
+        }
+        keys
     }
 
     /// Connection `key`'s request is due at `at`.
@@ -398,6 +455,8 @@ impl Listener {
                 work,
                 input: Vec::new(),
                 waiting_until: None,
+                job: None,
+                burned: false,
             }),
         });
     }
@@ -411,14 +470,14 @@ fn take_turn(
     scratch: &mut [u8],
     registry: &Registry,
     more_to_read: &mut Vec<usize>,
-    timers: &mut Timers,
+    work_loop: &mut WorkLoop,
 ) {
     // A connection closed earlier in this batch may still have events queued.
     let Some(conn) = conns.get_mut(key) else {
         return;
     };
     let turn = match conn.requests.is_some() {
-        true => conn.work_turn(key, scratch, drain, registry, timers),
+        true => conn.work_turn(key, scratch, drain, registry, work_loop),
         false => conn.turn(scratch, drain, registry),
     };
     if conn.handshake_deadline.is_some() && !conn.stream.is_handshaking() {
@@ -450,6 +509,10 @@ fn take_turn(
 }
 
 fn close(mut conn: Conn, registry: &Registry) {
+    // A client gone while its request's CPU work is in the pool costs no more of it.
+    if let Some(job) = conn.requests.as_ref().and_then(|r| r.job.as_ref()) {
+        job.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
     // Dropping the stream closes it; deregistering first keeps the poll's set exact.
     let _ = registry.deregister(conn.stream.socket_mut());
 }
@@ -551,12 +614,19 @@ impl Conn {
         scratch: &mut [u8],
         drain: bool,
         registry: &Registry,
-        timers: &mut Timers,
+        work_loop: &mut WorkLoop,
     ) -> io::Result<Turn> {
         self.flush()?;
         let Some(requests) = self.requests.as_mut() else {
             return Ok(Turn::Idle);
         };
+        if requests.job.is_some() {
+            // In the pool: not read until it is done, but a reset ends it now.
+            return match self.stream.socket_mut().take_error()? {
+                Some(e) => Err(e),
+                None => Ok(Turn::Idle),
+            };
+        }
         if let Some(until) = requests.waiting_until {
             if Instant::now() < until {
                 return Ok(Turn::Idle);
@@ -585,11 +655,19 @@ impl Conn {
                         break Turn::MoreToRead;
                     }
                     served += 1;
-                    requests.work.burn(cost.cpu_ns, &|| false);
+                    if !std::mem::take(&mut requests.burned) && cost.cpu_ns > 0 {
+                        if let Some(offload) = &work_loop.offload {
+                            let work = requests.work;
+                            requests.job = Some(offload.spawn(work, cost.cpu_ns, key));
+                            requests.burned = false;
+                            break Turn::Idle;
+                        }
+                        requests.work.burn(cost.cpu_ns, &|| false);
+                    }
                     if cost.wait_us > 0 {
                         let until = Instant::now() + cost.wait();
                         requests.waiting_until = Some(until);
-                        timers.add(until, key);
+                        work_loop.add(until, key);
                         break Turn::Idle;
                     }
                     answer(
@@ -598,7 +676,7 @@ impl Conn {
                         &mut requests.input,
                         cost.len,
                     )?;
-                    if cost.cpu_ns > 0 {
+                    if cost.cpu_ns > 0 && work_loop.offload.is_none() {
                         break Turn::MoreToRead;
                     }
                     continue;

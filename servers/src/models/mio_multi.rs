@@ -8,7 +8,9 @@
 //! few heavy clients load one core while others idle; on one core it is `mio` with extra
 //! threads.
 //!
-//! With `--tls`, each loop drives its own connections' handshakes inline, as `mio` does.
+//! With `--tls`, each loop drives its own connections' handshakes inline, as `mio` does. With
+//! `--work`, each loop does its requests' CPU work inline, or with `--offload pool` hands it
+//! to one rayon pool that all loops share.
 //!
 //! Run: `echo-server mio-multi --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ...]`
 
@@ -22,8 +24,9 @@ use mio::{Poll, Waker};
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::listen::bind;
-use crate::models::mio_loop::{event_loop, Timers, STOP};
+use crate::models::mio_loop::{event_loop, WorkLoop, STOP};
 use crate::signals::SignalPipe;
+use crate::work::Offload;
 
 /// Runs one loop per worker until SIGINT or SIGTERM.
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
@@ -37,21 +40,23 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     }
     // `--max-conns` caps the process, not each loop.
     let limit = ConnLimit::new(config.max_conns);
+    // One pool for every loop: `--offload-threads` bounds the server's CPU work, not a loop's.
+    let pool = config.offload.map(Offload::pool).transpose()?;
     let mut loops = Vec::new();
     for listener in listeners {
         let poll = Poll::new().context("cannot create a poll")?;
         let waker = Arc::new(Waker::new(poll.registry(), STOP).context("cannot create a waker")?);
-        let timers = Timers::new(poll.registry(), config.work.is_some())?;
-        loops.push((poll, waker, listener, timers));
+        let work_loop = WorkLoop::new(poll.registry(), config.work.is_some(), pool.as_ref())?;
+        loops.push((poll, waker, listener, work_loop));
     }
     thread::scope(|s| {
         let mut workers = Vec::new();
-        for (i, (poll, waker, listener, timers)) in loops.into_iter().enumerate() {
+        for (i, (poll, waker, listener, work_loop)) in loops.into_iter().enumerate() {
             let (limit, tls, work) = (limit.clone(), config.tls.clone(), config.work);
             let handle = thread::Builder::new()
                 .name(format!("mio-{i}"))
                 .spawn_scoped(s, move || {
-                    event_loop(poll, listener, limit, tls, (work, timers))
+                    event_loop(poll, listener, limit, tls, (work, work_loop))
                 })
                 .context("cannot start a loop thread")?;
             workers.push((handle, waker));

@@ -141,6 +141,9 @@ pub struct ModelInfo {
     /// Whether it runs `--workers` threads whatever the clients (by default one per CPU of
     /// its affinity mask), so that a comparison states the count it runs it with.
     pub cpu_workers: bool,
+    /// Whether it has an event loop (or an executor) that `--offload pool` keeps free by
+    /// handing requests' CPU work to a pool.
+    pub offloads: bool,
 }
 
 impl ModelInfo {
@@ -181,6 +184,14 @@ impl ModelInfo {
         }
     }
 
+    /// The same model, able to hand `--work`'s CPU work to a pool (`--offload pool`).
+    const fn offloads(self) -> ModelInfo {
+        ModelInfo {
+            offloads: true,
+            ..self
+        }
+    }
+
     /// The same model, running `--workers` threads whatever its clients.
     const fn cpu_workers(self) -> ModelInfo {
         ModelInfo {
@@ -209,6 +220,7 @@ const fn plain(
         summary,
         pool_workers: None,
         cpu_workers: false,
+        offloads: false,
     }
 }
 
@@ -270,10 +282,10 @@ models! {
         "a forked child process per connection, blocking I/O").forks().tls(),
     /// One thread, one mio `Poll`, non-blocking sockets.
     Mio => tcp("mio", EventLoops, Any, mio_loop::serve,
-        "one thread, one epoll loop (mio), non-blocking sockets").tls(),
+        "one thread, one epoll loop (mio), non-blocking sockets").tls().offloads(),
     /// tokio's multi-thread runtime, one task per connection.
     Tokio => tcp("tokio", Runtimes, Any, tokio_rt::serve,
-        "tokio multi-thread runtime (--workers threads), a task per connection").tls(),
+        "tokio multi-thread runtime (--workers threads), a task per connection").tls().offloads(),
     /// A fixed pool of `--workers` threads (rayon) serving whole connections. Compared with 64
     /// threads: every 16-client workload is served four times over, while 128 and 1024
     /// clients show where a pool runs out; a thread costs a stack's touched pages.
@@ -288,19 +300,20 @@ models! {
     /// `--workers` threads, each its own mio loop and `SO_REUSEPORT` listener.
     MioMulti => tcp("mio-multi", EventLoops, Any, mio_multi::serve,
         "--workers threads, each its own mio loop and SO_REUSEPORT listener (shared nothing)")
-        .reuses_port().tls(),
+        .reuses_port().tls().offloads(),
     /// tokio's single-thread runtime, one task per connection.
     TokioCurrentThread => tcp("tokio-current-thread", Runtimes, Any, tokio_current_thread::serve,
-        "tokio single-thread runtime, a task per connection").tls(),
+        "tokio single-thread runtime, a task per connection").tls().offloads(),
     /// async-std (discontinued upstream in favour of smol), one task per connection.
     AsyncStd => tcp("async-std", Runtimes, Any, async_std_rt::serve,
-        "async-std, a task per connection; async-std is discontinued upstream in favour of smol and kept for comparison"),
+        "async-std, a task per connection; async-std is discontinued upstream in favour of smol and kept for comparison")
+        .offloads(),
     /// smol, an executor on `--workers` threads, one task per connection.
     Smol => tcp("smol", Runtimes, Any, smol_rt::serve,
-        "smol executor on --workers threads, a task per connection").tls(),
+        "smol executor on --workers threads, a task per connection").tls().offloads(),
     /// Completion-based I/O on one io_uring, one thread.
     IoUring => tcp("io-uring", EventLoops, Any, io_uring_loop::serve,
-        "one thread, one io_uring: completion-based reads and writes"),
+        "one thread, one io_uring: completion-based reads and writes").offloads(),
     /// UDP: one thread, one blocking socket, a datagram at a time.
     UdpBlocking => udp("udp-blocking", IterativeAndPools, udp_blocking::serve,
         "UDP, iterative: one blocking socket, receive a datagram, send it back"),
@@ -321,6 +334,9 @@ models! {
     UdpIoUring => udp("udp-io-uring", EventLoops, udp_io_uring::serve,
         "UDP: one thread, one io_uring, one multishot receive into a pool of 64 provided buffers"),
 }
+
+/// What a model's name is followed by where it runs with `--offload pool`.
+pub const POOLED: &str = "+pool";
 
 /// Models whose way of working changed, earliest change first: the model, when the change
 /// landed (RFC 3339, UTC), and its summary before.
@@ -389,6 +405,20 @@ impl Model {
     /// Whether the model's listener must allow `SO_REUSEPORT` siblings.
     pub fn reuses_port(self) -> bool {
         self.info().reuses_port
+    }
+
+    /// Whether the model can hand `--work`'s CPU work to a pool; see [`ModelInfo::offloads`].
+    pub fn offloads(self) -> bool {
+        self.info().offloads
+    }
+
+    /// The model's name in reports and raw file names as it runs: `mio`, or `mio+pool` with
+    /// `--offload pool`.
+    pub fn label(self, pooled: bool) -> String {
+        match pooled {
+            true => format!("{}{POOLED}", self.name()),
+            false => self.name().to_owned(),
+        }
     }
 
     /// The model called `name`, if there is one.
@@ -496,6 +526,25 @@ mod tests {
         assert!(model("udp-reuseport").reuses_port && model("udp-reuseport").cpu_workers);
         assert!(model("udp-tokio").cpu_workers && !model("udp-mio").cpu_workers);
         assert_eq!(model("io-uring").family, Family::EventLoops);
+        let offloading: Vec<&str> = Model::ALL
+            .iter()
+            .filter(|m| m.offloads())
+            .map(|m| m.name())
+            .collect();
+        assert_eq!(
+            offloading,
+            [
+                "mio",
+                "tokio",
+                "mio-multi",
+                "tokio-current-thread",
+                "async-std",
+                "smol",
+                "io-uring"
+            ]
+        );
+        assert_eq!(Model::Mio.label(true), "mio+pool");
+        assert_eq!(Model::Mio.label(false), "mio");
         assert_eq!(model("smol").family, Family::Runtimes);
         assert!(Model::ALL
             .iter()

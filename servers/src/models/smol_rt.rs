@@ -9,8 +9,9 @@
 //! With `--tls` (futures-rustls), a handshake runs inside its connection's task, on whichever
 //! executor thread polls it.
 //!
-//! With `--work`, a request's CPU work runs inside its task on an executor thread, its wait is
-//! an `async-io` timer.
+//! With `--work`, a request's CPU work runs inside its task on an executor thread (with
+//! `--offload pool`, on the `blocking` crate's pool, `unblock`, bounded to
+//! `--offload-threads`), its wait is an `async-io` timer.
 //!
 //! Run: `echo-server smol --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ... |
 //! --work]`
@@ -48,7 +49,11 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                 .spawn_scoped(s, move || smol::block_on(executor.run(finished.recv())))
                 .context("cannot start an executor thread")?;
         }
-        let protocol = (config.tls.as_ref(), config.work);
+        if let Some(threads) = config.offload.and_then(std::num::NonZeroUsize::new) {
+            blocking::set_max_blocking_threads(threads);
+        }
+        let work = config.work.map(|work| (work, config.offload.is_some()));
+        let protocol = (config.tls.as_ref(), work);
         let served = smol::block_on(
             executor.run(accept_loop(&executor, &listener, &stop, &limit, protocol)),
         );
@@ -62,7 +67,7 @@ async fn accept_loop(
     listener: &Async<TcpListener>,
     stop: &Async<UnixStream>,
     limit: &ConnLimit,
-    (tls, work): (Option<&Tls>, Option<Work>),
+    (tls, work): (Option<&Tls>, Option<(Work, bool)>),
 ) -> anyhow::Result<()> {
     loop {
         let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
@@ -103,14 +108,28 @@ async fn accept_loop(
     }
 }
 
-/// `--work`: serves requests until the client half-closes, then closes our side.
-async fn serve_requests(mut stream: Async<TcpStream>, work: Work) -> Result<(), Ending> {
+/// `--work`: serves requests until the client half-closes, then closes our side; `pooled`:
+/// their CPU work on the blocking pool.
+async fn serve_requests(
+    mut stream: Async<TcpStream>,
+    (work, pooled): (Work, bool),
+) -> Result<(), Ending> {
+    use crate::work::serve_futures;
     let tcp = |e: std::io::Error| Ending::of(&e);
     stream.get_ref().set_nodelay(true).map_err(tcp)?;
     let sleep = |wait| async move {
         smol::Timer::after(wait).await;
     };
-    let served = crate::work::serve_futures(&mut stream, &work, sleep).await;
+    let served = match pooled {
+        true => {
+            let burn = |ns| smol::unblock(move || work.burn(ns, &|| false));
+            serve_futures(&mut stream, burn, sleep).await
+        }
+        false => {
+            let burn = |ns| std::future::ready(work.burn(ns, &|| false));
+            serve_futures(&mut stream, burn, sleep).await
+        }
+    };
     let served = served.and_then(|()| {
         stream
             .get_ref()

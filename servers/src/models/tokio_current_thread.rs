@@ -7,6 +7,8 @@
 //! Should break: it uses one core only, and one task that blocks stalls every client.
 //!
 //! With `--tls`, every handshake runs on the one thread, inline with every other client's echo.
+//! With `--work`, so does every request's CPU work, unless `--offload pool` hands it to
+//! tokio's blocking pool (`spawn_blocking`, bounded to `--offload-threads`).
 //!
 //! Run: `echo-server tokio-current-thread --addr 127.0.0.1:7007 [--max-conns N] [--tls ...]`
 

@@ -11,7 +11,9 @@
 //! the other threads keep echoing.
 //!
 //! With `--work`, a request's CPU work runs inside its task on a worker thread (the other
-//! workers steal the tasks queued behind it), its wait is a tokio sleep.
+//! workers steal the tasks queued behind it; with `--offload pool`, on tokio's blocking pool,
+//! `spawn_blocking`, bounded to `--offload-threads` by `max_blocking_threads`), its wait is a
+//! tokio sleep.
 //!
 //! Run: `echo-server tokio --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ... |
 //! --work]`
@@ -50,6 +52,9 @@ pub(crate) fn serve_on(
     config: &ServerConfig,
     stop: SignalPipe,
 ) -> anyhow::Result<()> {
+    if let Some(threads) = config.offload {
+        runtime.max_blocking_threads(threads);
+    }
     let runtime = runtime
         .enable_all()
         .build()
@@ -58,6 +63,7 @@ pub(crate) fn serve_on(
     let protocol = Protocol {
         tls: config.tls.clone(),
         work: config.work,
+        pooled: config.offload.is_some(),
     };
     let served = runtime.block_on(accept_loop(listener, limit, stop, protocol));
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
@@ -112,6 +118,8 @@ async fn accept_loop(
 struct Protocol {
     tls: Option<Tls>,
     work: Option<Work>,
+    /// `--offload pool`: requests' CPU work on the blocking pool.
+    pooled: bool,
 }
 
 /// Serves one connection (TLS: handshake first, under its timeout, counted as it completes;
@@ -120,7 +128,7 @@ async fn serve_connection(mut stream: TcpStream, protocol: Protocol) -> Result<(
     stream.set_nodelay(true).map_err(|e| Ending::of(&e))?;
     if let Some(work) = &protocol.work {
         // Counted before `stream` closes: a client that sees it closed finds it counted.
-        if let Err(ending) = crate::work::serve_tokio(&mut stream, work).await {
+        if let Err(ending) = crate::work::serve_tokio(&mut stream, work, protocol.pooled).await {
             endings::count(ending);
         }
         return Ok(());
