@@ -102,7 +102,10 @@ async fn serve_requests(mut stream: TcpStream, (work, pooled): (Work, bool)) -> 
             serve_futures(&mut stream, burn, sleep).await
         }
         false => {
-            let burn = |ns| std::future::ready(work.burn(ns, &|| false));
+            let burn = |ns| {
+                work.burn(ns, &|| false);
+                std::future::ready(())
+            };
             serve_futures(&mut stream, burn, sleep).await
         }
     };
