@@ -5,8 +5,10 @@ in one line at exit instead of a traceback per client.
 
 Standard library only, Python 3.9 or later. The servers mirror `echo-server`'s contract:
 `--addr HOST:PORT` (port 0: any free port), `--workers N` (accepted and ignored: these models
-have no workers), `--max-conns N`; SIGTERM or SIGINT stop them with exit 0; bad arguments are
-one line and exit 2, a listener that cannot be bound one line and exit 1.
+have no workers), `--max-conns N`, `--work` (echo with a cost: `echo-server`'s protocol, its
+CPU work a calibrated pure-Python loop that holds the GIL as real Python code does); SIGTERM
+or SIGINT stop them with exit 0; bad arguments are one line and exit 2, a listener that cannot
+be bound one line and exit 1.
 """
 
 import argparse
@@ -16,6 +18,7 @@ import os
 import resource
 import signal
 import socket
+import struct
 import sys
 import threading
 import time
@@ -38,6 +41,20 @@ PER_CONNECTION = (errno.ECONNABORTED, errno.EPROTO, errno.EPERM, errno.EINTR)
 # How an unclean ending is named in the exit line, in its order.
 ENDINGS = ("reset", "broken pipe", "eof mid-message", "other")
 
+# --work: echo-server's request header (magic, total length, CPU ns, wait µs; big-endian) and
+# its bounds.
+MAGIC = b"EBW1"
+HEADER = 16
+MAX_LEN = 1 << 20
+MAX_CPU_NS = 1000000000
+MAX_WAIT_US = 10000000
+
+# --work: the requests refused, each closing its connection, in the order of the work line.
+REFUSALS = ("bad magic", "length out of range", "cost over the caps")
+
+# Every count a server keeps: the endings, then the refusals.
+COUNTS = len(ENDINGS) + len(REFUSALS)
+
 
 class OneLineParser(argparse.ArgumentParser):
     """argparse that reports a bad argument in one line, exit 2, as echo-server does."""
@@ -47,8 +64,9 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(2)
 
 
-def parse_args(model, udp=False):
-    """The command line shared by every model (`udp`: also --allow-remote)."""
+def parse_args(model, udp=False, offload=False):
+    """The command line shared by every model (`udp`: also --allow-remote; TCP: --work;
+    `offload`: also --offload)."""
     parser = OneLineParser(prog=model, description="%s: an RFC 862 echo server" % model)
     parser.add_argument("--addr", default="127.0.0.1:7007", type=address,
                         help="address to listen on, HOST:PORT (port 0: any free port)")
@@ -59,7 +77,22 @@ def parse_args(model, udp=False):
     if udp:
         parser.add_argument("--allow-remote", action="store_true",
                             help="allow an address that is not loopback")
-    return parser.parse_args()
+    else:
+        parser.add_argument("--work", action="store_true",
+                            help="echo with a cost: requests of a 16-byte header (EBW1, length, "
+                                 "CPU ns, wait us) and payload, answered once paid")
+    if offload:
+        parser.add_argument("--offload", choices=("inline", "pool"), default=None,
+                            help="with --work: where the CPU work runs (pool: a process pool)")
+        parser.add_argument("--offload-threads", type=positive, default=None,
+                            help="with --offload pool: the pool's processes (default: the CPUs "
+                                 "of the affinity mask)")
+    args = parser.parse_args()
+    if getattr(args, "offload", None) and not args.work:
+        parser.error("--offload needs --work: only requests with a cost have CPU work")
+    if getattr(args, "offload_threads", None) and args.offload != "pool":
+        parser.error("--offload-threads needs --offload pool")
+    return args
 
 
 def address(text):
@@ -247,21 +280,149 @@ def ending_of(e, echo_owed=False):
 
 
 class Endings:
-    """Counts of unclean endings, by kind. `counts` may be shared memory (a forked child's
-    counts reach its parent through it); `lock` guards it across threads or processes."""
+    """Counts of unclean endings, by kind, then of --work's refused requests. `counts` may be
+    shared memory of COUNTS slots (a forked child's counts reach its parent through it); `lock`
+    guards it across threads or processes. `work`: the server serves --work, and says what it
+    refused in a line of its own at exit."""
 
-    def __init__(self, counts=None, lock=None):
-        self.counts = counts if counts is not None else [0] * len(ENDINGS)
+    def __init__(self, counts=None, lock=None, work=False):
+        self.counts = counts if counts is not None else [0] * COUNTS
         self.lock = lock or threading.Lock()
+        self.work = work
 
     def count(self, e, echo_owed=False):
         with self.lock:
             self.counts[ending_of(e, echo_owed)] += 1
 
+    def mid_message(self):
+        """A client that half-closed in the middle of a --work request."""
+        with self.lock:
+            self.counts[2] += 1
+
+    def refused(self, kind):
+        """A --work request that broke a rule (an index into REFUSALS)."""
+        with self.lock:
+            self.counts[len(ENDINGS) + kind] += 1
+
     def line(self, model):
         parts = ", ".join("%d %s" % (n, name) for n, name in zip(self.counts, ENDINGS))
         return "%s: unclean endings: %s" % (model, parts)
 
+    def work_line(self, model):
+        refused = self.counts[len(ENDINGS):COUNTS]
+        parts = ", ".join("%d %s" % (n, name) for n, name in zip(refused, REFUSALS))
+        return "%s: work: %s" % (model, parts)
+
     def exit(self, model):
-        """The one line at exit, then exit 0 at once."""
+        """The line at exit (with --work, the refusals' line first), then exit 0 at once."""
+        if self.work:
+            sys.stderr.write(self.work_line(model) + "\n")
         exit_with(self.line(model))
+
+
+class Refused(Exception):
+    """A --work request that breaks a rule; `kind` indexes REFUSALS."""
+
+    def __init__(self, kind):
+        super().__init__(REFUSALS[kind])
+        self.kind = kind
+
+
+def parse(header):
+    """A request's header: (total length, CPU ns, wait µs), or Refused."""
+    magic, length, cpu_ns, wait_us = struct.unpack(">4sIII", header)
+    if magic != MAGIC:
+        raise Refused(0)
+    if not HEADER <= length <= MAX_LEN:
+        raise Refused(1)
+    if cpu_ns > MAX_CPU_NS or wait_us > MAX_WAIT_US:
+        raise Refused(2)
+    return length, cpu_ns, wait_us
+
+
+def spin(iterations):
+    """The CPU work: echo-server's multiply-xorshift chain, in pure Python, so that it holds the
+    GIL as real Python code does."""
+    x = 0x9E3779B97F4A7C15
+    for _ in range(iterations):
+        x = (x * 0x5851F42D4C957F2D + 0x14057B7EF767814F) & 0xFFFFFFFFFFFFFFFF
+        x ^= x >> 29
+    return x
+
+
+def burn(iterations_per_ns, ns):
+    """`ns` of CPU work at a calibrated rate (a module-level function, so that a process pool
+    can run it)."""
+    spin(int(round(ns * iterations_per_ns)))
+
+
+class Work:
+    """The calibrated CPU work: iterations of `spin` per ns of this thread's CPU time, the
+    median of seven trials of about 2 ms, timed on the thread CPU clock before the server
+    announces itself."""
+
+    def __init__(self):
+        guess = self.trial(1000)
+        size = max(1, int(2000000 * guess))
+        trials = sorted(self.trial(size) for _ in range(7))
+        self.per_ns = trials[3]
+
+    @staticmethod
+    def trial(iterations):
+        start = time.thread_time_ns()
+        spin(iterations)
+        return iterations / max(1, time.thread_time_ns() - start)
+
+    def burn(self, ns):
+        burn(self.per_ns, ns)
+
+    def line(self):
+        return "work: 1 ms of CPU = %d iterations" % round(1000000 * self.per_ns)
+
+
+def calibrate(args):
+    """With --work, the calibrated work, its line on stderr; otherwise None."""
+    if not getattr(args, "work", False):
+        return None
+    work = Work()
+    sys.stderr.write(work.line() + "\n")
+    sys.stderr.flush()
+    return work
+
+
+def serve_requests(conn, work, endings, sleep=time.sleep):
+    """The blocking loop of --work: read a whole request, do its CPU work, wait (`sleep`, the
+    paradigm's own), send it back; requests in order, until the client's EOF after a whole
+    request. A request that breaks a rule is counted and closes the connection."""
+    with conn:
+        buf = bytearray()
+        try:
+            while True:
+                if not fill(conn, buf, HEADER):
+                    if buf:
+                        endings.mid_message()
+                    return
+                length, cpu_ns, wait_us = parse(bytes(buf[:HEADER]))
+                if not fill(conn, buf, length):
+                    endings.mid_message()
+                    return
+                request = bytes(buf[:length])
+                del buf[:length]
+                work.burn(cpu_ns)
+                if wait_us:
+                    sleep(wait_us / 1e6)
+                conn.sendall(request)
+        except Refused as refused:
+            endings.refused(refused.kind)
+        except OSError as e:
+            endings.count(e)
+
+
+def fill(conn, buf, n):
+    """Reads until `buf` holds `n` bytes; False at the client's EOF before that."""
+    while len(buf) < n:
+        data = conn.recv(BUF)
+        if not data:
+            return False
+        buf += data
+    return True

@@ -9,7 +9,10 @@ per client).
 
 Needs gevent (`scripts/python-models.sh` makes a virtual environment with it).
 
-    python py_gevent.py --addr 127.0.0.1:7007 [--max-conns N]
+With --work, a request's CPU work runs in its greenlet and holds up the whole hub; its wait is
+`gevent.sleep`, which lets the others run.
+
+    python py_gevent.py --addr 127.0.0.1:7007 [--max-conns N] [--work]
 """
 
 from gevent import monkey
@@ -29,7 +32,8 @@ MODEL = "py-gevent"
 def main():
     args = common.parse_args(MODEL)
     listener = common.listen(MODEL, args.addr)
-    endings = common.Endings()
+    work = common.calibrate(args)
+    endings = common.Endings(work=work is not None)
     slots = common.Slots(args.max_conns)
 
     def client(conn, _peer):
@@ -38,7 +42,10 @@ def main():
             return  # Over --max-conns: closed at once.
         try:
             common.nodelay(conn)
-            common.echo(conn, endings)
+            if work:
+                common.serve_requests(conn, work, endings, sleep=gevent.sleep)
+            else:
+                common.echo(conn, endings)
         finally:
             slots.give()
 

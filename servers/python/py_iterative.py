@@ -5,7 +5,10 @@ Where it should win: nothing but simplicity (no thread, no process, no event loo
 breaks: a second client waits in the listen backlog until the first has left, so at any
 concurrency above one every client but one starves. Its Rust counterpart is `blocking`.
 
-    python3 py_iterative.py --addr 127.0.0.1:7007
+With --work, each request's CPU work and its wait (`time.sleep`) hold up every other client
+as well.
+
+    python3 py_iterative.py --addr 127.0.0.1:7007 [--work]
 """
 
 import echo_common as common
@@ -16,12 +19,16 @@ MODEL = "py-iterative"
 def main():
     args = common.parse_args(MODEL)
     listener = common.listen(MODEL, args.addr)
-    endings = common.Endings()
+    work = common.calibrate(args)
+    endings = common.Endings(work=work is not None)
     common.stop_on_signals(lambda: endings.exit(MODEL))
     common.announce(listener)
     while True:
         conn, _ = common.accept(MODEL, listener)
-        common.echo(conn, endings)
+        if work:
+            common.serve_requests(conn, work, endings)
+        else:
+            common.echo(conn, endings)
 
 
 if __name__ == "__main__":

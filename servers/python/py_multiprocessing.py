@@ -15,7 +15,10 @@ counterpart is `fork-per-client`.
 The parent reaps finished children as SIGCHLD arrives, and on SIGTERM or SIGINT ends every
 child (SIGTERM, then SIGKILL after 1.5 s) before it exits 0.
 
-    python3 py_multiprocessing.py --addr 127.0.0.1:7007 [--max-conns N]
+With --work, each child does its client's CPU work under its own GIL (calibrated once, in the
+parent, before the first fork) and waits with `time.sleep`.
+
+    python3 py_multiprocessing.py --addr 127.0.0.1:7007 [--max-conns N] [--work]
 """
 
 import errno
@@ -36,7 +39,7 @@ START_METHOD = "fork"
 CHILD_GRACE = 1.5
 
 
-def child(conn, listener, wakeup, endings):
+def child(conn, listener, wakeup, endings, work):
     """In the child: the default signal actions (the parent ends it), then echo one client."""
     for sig in (signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
@@ -46,7 +49,10 @@ def child(conn, listener, wakeup, endings):
     for fd in wakeup:
         os.close(fd)
     listener.close()
-    common.echo(conn, endings)
+    if work:
+        common.serve_requests(conn, work, endings)
+    else:
+        common.echo(conn, endings)
 
 
 def signals():
@@ -76,12 +82,13 @@ class Parent:
     descriptors (multiprocessing's pipes to it) until it is reaped, so a parent out of descriptors keeps
     the connection it has just accepted, stops accepting, and tries again after a back-off."""
 
-    def __init__(self, listener, cap):
+    def __init__(self, listener, cap, work):
         self.listener = listener
         self.cap = cap
+        self.work = work
         self.context = multiprocessing.get_context(START_METHOD)
-        shared = self.context.Array("Q", len(common.ENDINGS))
-        self.endings = common.Endings(shared, shared.get_lock())
+        shared = self.context.Array("Q", common.COUNTS)
+        self.endings = common.Endings(shared, shared.get_lock(), work=work is not None)
         self.wakeup = signals()
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ)
@@ -135,7 +142,7 @@ class Parent:
 
     def start(self, conn, peer):
         """Hands the connection to a new process; the parent keeps no copy of it."""
-        args = (conn, self.listener, self.wakeup, self.endings)
+        args = (conn, self.listener, self.wakeup, self.endings, self.work)
         try:
             if not self.room():
                 raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
@@ -164,7 +171,7 @@ def main():
     args = common.parse_args(MODEL)
     listener = common.listen(MODEL, args.addr)
     listener.setblocking(False)
-    parent = Parent(listener, args.max_conns)
+    parent = Parent(listener, args.max_conns, common.calibrate(args))
     common.announce(listener)
     parent.run()
     parent.stop()

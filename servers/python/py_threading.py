@@ -6,7 +6,10 @@ go in every recv and send. Where it breaks: every client costs a thread (its sta
 task), and only one thread runs Python at a time, so more cores do not make it faster. Its
 Rust counterpart is `thread-per-client`.
 
-    python3 py_threading.py --addr 127.0.0.1:7007 [--max-conns N]
+With --work, a request's wait is `time.sleep` (the GIL let go), its CPU work pure Python (the
+GIL held: one thread computes at a time).
+
+    python3 py_threading.py --addr 127.0.0.1:7007 [--max-conns N] [--work]
 """
 
 import sys
@@ -17,10 +20,13 @@ import echo_common as common
 MODEL = "py-threading"
 
 
-def serve(conn, endings, slots):
-    """Echoes one client to its EOF, then gives back its slot."""
+def serve(conn, endings, slots, work):
+    """Serves one client to its EOF (echo, or --work's requests), then gives back its slot."""
     try:
-        common.echo(conn, endings)
+        if work:
+            common.serve_requests(conn, work, endings)
+        else:
+            common.echo(conn, endings)
     finally:
         slots.give()
 
@@ -28,7 +34,8 @@ def serve(conn, endings, slots):
 def main():
     args = common.parse_args(MODEL)
     listener = common.listen(MODEL, args.addr)
-    endings = common.Endings()
+    work = common.calibrate(args)
+    endings = common.Endings(work=work is not None)
     slots = common.Slots(args.max_conns)
     common.stop_on_signals(lambda: endings.exit(MODEL))
     common.announce(listener)
@@ -39,7 +46,7 @@ def main():
             continue
         # A daemon thread: a client still connected does not keep the process alive after a
         # stop.
-        thread = threading.Thread(target=serve, args=(conn, endings, slots), daemon=True)
+        thread = threading.Thread(target=serve, args=(conn, endings, slots, work), daemon=True)
         try:
             thread.start()
         except RuntimeError as e:

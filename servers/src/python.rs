@@ -45,6 +45,9 @@ pub struct PythonModel {
     pub bytes_per_client: Option<u64>,
     /// One line on how it works, for reports.
     pub summary: &'static str,
+    /// Whether it hands `--work`'s CPU work to a pool with `--offload pool`, as the Rust event
+    /// loops do.
+    pub offloads: bool,
 }
 
 /// The module every script imports: command line, listener, signals, counts.
@@ -74,6 +77,7 @@ const fn tcp(
         needs: None,
         bytes_per_client: None,
         summary,
+        offloads: false,
     }
 }
 
@@ -99,9 +103,12 @@ pub const MODELS: [PythonModel; 8] = {
                 "fork-per-client",
                 "CPython, a multiprocessing.Process per connection, start method fork, blocking socket calls (a GIL per process)")
         },
-        tcp("py-asyncio", "py_asyncio.py", include_str!("../python/py_asyncio.py"), Runtimes,
-            "tokio-current-thread",
-            "CPython, asyncio streams on one event loop, a coroutine per connection"),
+        PythonModel {
+            offloads: true,
+            ..tcp("py-asyncio", "py_asyncio.py", include_str!("../python/py_asyncio.py"), Runtimes,
+                "tokio-current-thread",
+                "CPython, asyncio streams on one event loop, a coroutine per connection")
+        },
         tcp("py-selectors", "py_selectors.py", include_str!("../python/py_selectors.py"),
             EventLoops, "mio",
             "CPython, a hand-written reactor over selectors (epoll), non-blocking sockets: the shape of Twisted's reactor"),

@@ -1,8 +1,9 @@
-//! Echo with a cost (`--work`), checked against every Rust TCP model through the real
-//! `echo-server` binary with a plain client of its own (loadgen's `--work` drives them in the
-//! root tests): requests come back byte-exact, pipelined requests in order, a bad header closes
-//! its connection only, a millisecond of CPU costs the server a millisecond, waits are served
-//! together by every model but the iterative one, and SIGTERM ends work and waits in progress.
+//! Echo with a cost (`--work`), checked against every TCP model, the Python ones included,
+//! through the real `echo-server` binary or script with a plain client of its own (loadgen's
+//! `--work` drives them in the root tests): requests come back byte-exact, pipelined requests
+//! in order, a bad header closes its connection only, a millisecond of CPU costs the server a
+//! millisecond, waits are served together by every model but the iterative ones, SIGTERM ends
+//! work and waits in progress; and with `--offload pool` the loops stay free.
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -17,15 +18,7 @@ use echo_server::python;
 use echo_server::work::{HEADER, MAX_CPU_NS, MAX_LEN, MAX_WAIT_US};
 use nix::unistd::Pid;
 
-use common::{models, serves_one_at_a_time, tree, Rng, Server, BIN, IO_TIMEOUT};
-
-/// The Rust TCP models (the Python ones speak `--work` from a later issue on).
-fn rust_models() -> Vec<String> {
-    models()
-        .into_iter()
-        .filter(|m| python::find(m).is_none())
-        .collect()
-}
+use common::{models, program, serves_one_at_a_time, tree, Rng, Server, BIN, IO_TIMEOUT};
 
 /// A request of `len` bytes in all asking for `cpu_ns` of CPU and a wait of `wait_us`, its
 /// payload random from `seed`.
@@ -84,7 +77,7 @@ fn tree_cpu(pid: Pid) -> Duration {
 
 #[test]
 fn requests_come_back_byte_exact_and_pipelined_requests_in_order() {
-    for model in rust_models() {
+    for model in models() {
         let server = Server::start(&model, &["--work"]);
         let mut client = server.connect();
         // The smallest request, one past a read buffer, and the largest, pipelined.
@@ -116,7 +109,7 @@ fn each_bad_header_closes_its_connection_only_and_is_counted() {
         request(64, MAX_CPU_NS + 1, 0, 4),
         request(64, 0, MAX_WAIT_US + 1, 5),
     ];
-    for model in rust_models() {
+    for model in models() {
         let mut server = Server::start(&model, &["--work"]);
         // The iterative server serves one connection at a time: no bystander can stay open.
         let mut bystander = (!serves_one_at_a_time(&model)).then(|| server.connect());
@@ -136,9 +129,10 @@ fn each_bad_header_closes_its_connection_only_and_is_counted() {
         assert!(status.success(), "{model}: {status}");
         let said = server.final_stderr();
         assert!(
-            said.contains(
-                "echo-server: work: 1 bad magic, 2 length out of range, 2 cost over the caps"
-            ),
+            said.contains(&format!(
+                "{}: work: 1 bad magic, 2 length out of range, 2 cost over the caps",
+                program(&model)
+            )),
             "{model}: {said}"
         );
         assert!(said.contains("work: 1 ms of CPU = "), "{model}: {said}");
@@ -148,7 +142,7 @@ fn each_bad_header_closes_its_connection_only_and_is_counted() {
 #[test]
 fn a_millisecond_of_cpu_per_request_costs_the_server_a_millisecond() {
     const REQUESTS: u32 = 200;
-    for model in rust_models() {
+    for model in models() {
         let server = Server::start(&model, &["--work"]);
         let mut client = server.connect();
         // The connection is being served (a forked child exists) before the count starts.
@@ -177,7 +171,7 @@ fn a_millisecond_of_cpu_per_request_costs_the_server_a_millisecond() {
 fn waits_are_served_together_except_by_the_iterative_server() {
     const CLIENTS: usize = 8;
     const WAIT: Duration = Duration::from_millis(20);
-    for model in rust_models() {
+    for model in models() {
         let server = Server::start(&model, &["--work", "--workers", "8"]);
         let clients: Vec<TcpStream> = (0..CLIENTS).map(|_| server.connect()).collect();
         let answered: Vec<Instant> = thread::scope(|s| {
@@ -225,7 +219,7 @@ fn waits_are_served_together_except_by_the_iterative_server() {
 fn sigterm_ends_the_server_within_2_s_during_cpu_work_and_during_a_wait() {
     let long_cpu = request(64, MAX_CPU_NS, 0, 2);
     let long_wait = request(64, 0, MAX_WAIT_US, 3);
-    for model in rust_models() {
+    for model in models() {
         for long in [&long_cpu, &long_wait] {
             let mut server = Server::start(&model, &["--work"]);
             let mut client = server.connect();
@@ -270,11 +264,14 @@ fn work_is_refused_with_tls_and_by_udp_models() {
     }
 }
 
-/// The Rust models that can hand their CPU work to a pool (`--offload pool`).
+/// The models that can hand their CPU work to a pool (`--offload pool`).
 fn offloading_models() -> Vec<String> {
-    rust_models()
+    models()
         .into_iter()
-        .filter(|m| echo_server::Model::from_name(m).is_some_and(|m| m.offloads()))
+        .filter(|m| match python::find(m) {
+            Some(python) => python.offloads,
+            None => echo_server::Model::from_name(m).is_some_and(|m| m.offloads()),
+        })
         .collect()
 }
 
@@ -301,7 +298,7 @@ fn with_a_pool_every_loop_answers_byte_exact_and_in_order() {
         let (status, _) = server.terminate(Duration::from_secs(2));
         assert!(status.success(), "{model}: {status}");
         let said = server.final_stderr();
-        let pool = format!(" threads ({model}+pool)");
+        let pool = format!(" ({model}+pool)");
         assert!(
             said.contains("work: CPU work on a pool of ") && said.contains(&pool),
             "{model}: {said}"
