@@ -140,6 +140,18 @@ fn two_agents_split_one_open_loop_plan_and_their_sends_interleave_evenly() {
         .iter()
         .filter(|g| **g < Duration::from_micros(100))
         .count();
+    // The spacing says something only of sends made on time: an agent whose sends run late
+    // (a machine busy with other tests) sends next to the other's by chance. Two plans in
+    // lockstep would pair the sends while both report them on time.
+    let late = |r: &Report| r.send_late_us.as_ref().map_or(f64::MAX, |l| l.p90);
+    if late(&a).max(late(&b)) > 100.0 {
+        eprintln!(
+            "spacing not judged: sends ran late (p90 {:.0} and {:.0} µs)",
+            late(&a),
+            late(&b)
+        );
+        return;
+    }
     assert!(
         bunched * 4 < gaps.len(),
         "{bunched} of {} gaps under 100 µs: the agents' sends come in pairs",
