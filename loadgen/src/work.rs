@@ -249,40 +249,22 @@ impl Mix {
         out: &mut Vec<u8>,
     ) {
         out.clear();
-        let size = self.size as u64;
-        let mut at = pos;
         let end = pos + len as u64;
+        let mut at = pos;
         while at < end {
-            let offset = at % size;
-            if offset < HEADER as u64 {
-                let header = &self.headers[self.class_of(conn, first + at / size)];
-                let take = (HEADER as u64 - offset).min(end - at) as usize;
-                out.extend_from_slice(&header[offset as usize..offset as usize + take]);
-                at += take as u64;
-            } else {
-                let take = (size - offset).min(end - at) as usize;
-                out.extend_from_slice(payload::window(start + at, take));
-                at += payload::window(start + at, take).len() as u64;
-            }
+            let piece = self.piece(conn, first, start, at, end - at);
+            out.extend_from_slice(piece);
+            at += piece.len() as u64;
         }
     }
 
     /// Whether `received` is exactly what connection `conn` (as [`Mix::fill`] has it) sent
     /// from position `pos` on.
     pub fn matches(&self, conn: usize, first: u64, start: u64, pos: u64, received: &[u8]) -> bool {
-        let size = self.size as u64;
         let mut at = pos;
         let mut rest = received;
         while !rest.is_empty() {
-            let offset = at % size;
-            let expected: &[u8] = if offset < HEADER as u64 {
-                let header = &self.headers[self.class_of(conn, first + at / size)];
-                let take = (HEADER as u64 - offset).min(rest.len() as u64) as usize;
-                &header[offset as usize..offset as usize + take]
-            } else {
-                let take = (size - offset).min(rest.len() as u64) as usize;
-                payload::window(start + at, take)
-            };
+            let expected = self.piece(conn, first, start, at, rest.len() as u64);
             if rest[..expected.len()] != *expected {
                 return false;
             }
@@ -290,6 +272,20 @@ impl Mix {
             rest = &rest[expected.len()..];
         }
         true
+    }
+
+    /// The stream's bytes at position `at`, at most `most` of them (at least one): the rest of
+    /// a request's header, or of its payload from the pattern.
+    fn piece(&self, conn: usize, first: u64, start: u64, at: u64, most: u64) -> &[u8] {
+        let size = self.size as u64;
+        let offset = at % size;
+        if offset < HEADER as u64 {
+            let header = &self.headers[self.class_of(conn, first + at / size)];
+            let take = (HEADER as u64 - offset).min(most) as usize;
+            &header[offset as usize..offset as usize + take]
+        } else {
+            payload::window(start + at, (size - offset).min(most) as usize)
+        }
     }
 }
 
