@@ -13,20 +13,11 @@ use loadgen::Options;
 
 const BIN: &str = env!("CARGO_BIN_EXE_echobench");
 
-/// Whether the kernel lets this process use io_uring; where it does not, the io-uring model's
-/// refusal is checked by the servers' own tests.
-fn io_uring_allowed() -> bool {
-    match std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
-        Ok(v) => v.trim() == "0" || (v.trim() == "1" && nix::unistd::geteuid().is_root()),
-        Err(_) => true,
-    }
-}
-
 #[test]
 fn every_model_serves_a_mix_of_costs_that_loadgen_verifies_class_by_class() {
     let spec = WorkSpec::parse("cpu=0;20%:cpu=200us;10%:wait=2ms,cpu=50us").unwrap();
     for model in Model::of(Transport::Tcp) {
-        if model == Model::IoUring && !io_uring_allowed() {
+        if model == Model::IoUring && !testkit::io_uring_allowed() {
             eprintln!("skipped io-uring: the kernel refuses io_uring to this process");
             continue;
         }

@@ -3,36 +3,7 @@
 
 mod common;
 
-use std::process::Command;
-
-use common::{ping, Server};
-
-const BIN: &str = env!("CARGO_BIN_EXE_echo-server");
-
-/// Asserts that `echo-server ARGS` exits 2 with one line on stderr naming `names`.
-fn assert_refused(args: &[&str], names: &str) {
-    let (code, stdout, stderr) = run(args);
-    assert_eq!(code, Some(2), "{args:?}: {stderr}");
-    assert!(stdout.is_empty(), "{args:?} printed {stdout:?}");
-    assert_eq!(
-        stderr.lines().count(),
-        1,
-        "{args:?}: not one line: {stderr:?}"
-    );
-    assert!(
-        stderr.contains(names),
-        "{args:?}: {stderr:?} does not name {names}"
-    );
-}
-
-fn run(args: &[&str]) -> (Option<i32>, String, String) {
-    let out = Command::new(BIN).args(args).output().unwrap();
-    (
-        out.status.code(),
-        String::from_utf8(out.stdout).unwrap(),
-        String::from_utf8(out.stderr).unwrap(),
-    )
-}
+use common::{assert_refused, ping, run, Server};
 
 #[test]
 fn list_names_the_five_required_models() {

@@ -10,7 +10,6 @@ mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{Shutdown, TcpStream};
-use std::process::Command;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -18,7 +17,9 @@ use echo_server::python;
 use echo_server::work::{HEADER, MAX_CPU_NS, MAX_LEN, MAX_WAIT_US};
 use nix::unistd::Pid;
 
-use common::{models, program, serves_one_at_a_time, tree, Rng, Server, BIN, IO_TIMEOUT};
+use common::{
+    assert_refused, models, program, serves_one_at_a_time, tree, Rng, Server, IO_TIMEOUT,
+};
 
 /// A request of `len` bytes in all asking for `cpu_ns` of CPU and a wait of `wait_us`, its
 /// payload random from `seed`.
@@ -252,15 +253,7 @@ fn work_is_refused_with_tls_and_by_udp_models() {
         ][..],
         &["udp-mio", "--work"][..],
     ] {
-        let out = Command::new(BIN)
-            .args(args)
-            .args(["--addr", "127.0.0.1:0"])
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
-        assert_eq!(said.lines().count(), 1, "{args:?}: {said}");
-        assert!(said.contains("--work"), "{args:?}: {said}");
+        assert_refused(&[args, &["--addr", "127.0.0.1:0"]].concat(), "--work");
     }
 }
 
@@ -395,14 +388,6 @@ fn offload_is_refused_without_work_without_a_loop_and_threads_without_a_pool() {
         ][..],
         &["mio", "--work", "--offload", "elsewhere"][..],
     ] {
-        let out = Command::new(BIN)
-            .args(args)
-            .args(["--addr", "127.0.0.1:0"])
-            .output()
-            .unwrap();
-        let said = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
-        assert_eq!(said.lines().count(), 1, "{args:?}: {said}");
-        assert!(said.contains("--offload"), "{args:?}: {said}");
+        assert_refused(&[args, &["--addr", "127.0.0.1:0"]].concat(), "--offload");
     }
 }

@@ -20,6 +20,33 @@ pub const IO_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_echo-server");
 
+/// Asserts that `echo-server ARGS` exits 2 with one line on stderr naming `names`, and
+/// nothing on stdout.
+pub fn assert_refused(args: &[&str], names: &str) {
+    let (code, stdout, stderr) = run(args);
+    assert_eq!(code, Some(2), "{args:?}: {stderr}");
+    assert!(stdout.is_empty(), "{args:?} printed {stdout:?}");
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{args:?}: not one line: {stderr:?}"
+    );
+    assert!(
+        stderr.contains(names),
+        "{args:?}: {stderr:?} does not name {names}"
+    );
+}
+
+/// Runs `echo-server ARGS` to its end: its exit code, stdout and stderr.
+pub fn run(args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(BIN).args(args).output().unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
 /// The TCP models' names, from `echo-server --list` and the registry, then the Python models
 /// this machine can run ([`python_models`]): new models join every test without edits.
 pub fn models() -> Vec<String> {
@@ -111,20 +138,10 @@ fn listed(transport: Transport) -> Vec<String> {
         .collect()
 }
 
-/// Whether the kernel allows io_uring to every process (`kernel.io_uring_disabled` is 0, or 1
-/// and we are root). Where it does not, the io-uring model's only duty is to say so and exit 1,
-/// which `io_uring_refusal_is_one_line_and_exit_1` checks instead.
-pub fn io_uring_allowed() -> bool {
-    match std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
-        Ok(v) => match v.trim() {
-            "0" => true,
-            "1" => nix::unistd::geteuid().is_root(),
-            _ => false,
-        },
-        // Older kernels have no switch: io_uring is on.
-        Err(_) => true,
-    }
-}
+/// Whether the kernel allows io_uring to every process; where it does not, the io-uring
+/// model's only duty is to say so and exit 1, which `io_uring_refusal_is_one_line_and_exit_1`
+/// checks instead.
+pub use testkit::io_uring_allowed;
 
 /// What the registry knows of the Rust model called `name`.
 pub fn info(name: &str) -> &'static ModelInfo {

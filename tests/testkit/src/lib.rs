@@ -7,7 +7,8 @@
 //! [`lab`] the hosts lab of `scripts/netns-lab.sh`.
 //! [`spawn_listening`] starts a server and waits for its `listening on` line; [`Rng`] is the
 //! one seeded generator. [`wait_until`] polls for what no event announces; [`required`] reads
-//! `ECHOBENCH_REQUIRE`.
+//! `ECHOBENCH_REQUIRE`; [`io_uring_allowed`] whether the kernel lets tests run the io-uring
+//! models.
 
 use std::time::{Duration, Instant};
 
@@ -20,6 +21,21 @@ pub mod netns;
 pub mod spawn;
 
 pub use spawn::{spawn_listening, Listening};
+
+/// Whether the kernel allows io_uring to every process (`kernel.io_uring_disabled` is 0, or 1
+/// and we are root). Where it does not, the io-uring models' only duty is to say so and exit 1,
+/// which the servers' own tests check instead.
+pub fn io_uring_allowed() -> bool {
+    match std::fs::read_to_string("/proc/sys/kernel/io_uring_disabled") {
+        Ok(v) => match v.trim() {
+            "0" => true,
+            "1" => nix::unistd::geteuid().is_root(),
+            _ => false,
+        },
+        // Older kernels have no switch: io_uring is on.
+        Err(_) => true,
+    }
+}
 
 /// A test that needs something this machine may lack (`netns`, `python`) skips with one line
 /// where it is missing; this says whether `ECHOBENCH_REQUIRE` (comma-separated) asks that
