@@ -445,10 +445,60 @@ impl AsFd for Offload {
     }
 }
 
-/// Whether `finished` is `job`, and not an older job of a connection since closed whose key
-/// was reused.
-pub fn is_job(finished: &Job, job: Option<&Job>) -> bool {
-    job.is_some_and(|job| Arc::ptr_eq(job, finished))
+/// Where the CPU work of a hand-written loop's connection's first request stands: done
+/// inline, or in the pool with `--offload pool` until the loop hears it is back. The `mio`
+/// loops and `io-uring` keep one per connection.
+#[derive(Debug, Default)]
+pub struct FrontCpu {
+    /// In the pool.
+    job: Option<Job>,
+    /// Back from the pool: the request's wait or its answer is next.
+    burned: bool,
+}
+
+impl FrontCpu {
+    /// Pays `ns` of CPU for connection `key`'s first request: inline on this thread, or with
+    /// `offload` handed to its pool. True when it is paid (at once, or the pool has paid it
+    /// already); false while the pool works, until [`FrontCpu::finished`].
+    pub fn pay(&mut self, work: &Work, ns: u32, offload: Option<&Offload>, key: usize) -> bool {
+        if std::mem::take(&mut self.burned) || ns == 0 {
+            return true;
+        }
+        match offload {
+            Some(offload) => {
+                self.job = Some(offload.spawn(*work, ns, key));
+                false
+            }
+            None => {
+                work.burn(ns, &|| false);
+                true
+            }
+        }
+    }
+
+    /// Whether the first request's CPU work is in the pool (the connection is not read
+    /// meanwhile).
+    pub fn in_pool(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// The pool has finished `job`: true when it is this connection's, which then goes on
+    /// (and not an older job of a connection since closed whose key was reused).
+    pub fn finished(&mut self, job: &Job) -> bool {
+        let ours = self.job.as_ref().is_some_and(|mine| Arc::ptr_eq(mine, job));
+        if ours {
+            self.job = None;
+            self.burned = true;
+        }
+        ours
+    }
+
+    /// The connection is gone: a job still in the pool stops at its next look at its flag.
+    pub fn abandon(&self) {
+        if let Some(job) = &self.job {
+            job.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Reads until `buf` is full or the peer's EOF; how much it read.

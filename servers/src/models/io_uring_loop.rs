@@ -43,7 +43,7 @@ use crate::conn_limit::{ConnLimit, ConnSlot};
 use crate::echo::READ_BUF;
 use crate::endings::{self, Ending};
 use crate::signals::SignalPipe;
-use crate::work::{is_job, parse_front, Job, Offload, Work};
+use crate::work::{parse_front, FrontCpu, Offload, Work};
 
 /// Submission queue entries.
 const RING_ENTRIES: u32 = 1024;
@@ -82,10 +82,8 @@ struct Requests {
     /// The wait of the request in flight; boxed, so that it never moves while the kernel
     /// reads it.
     wait: Box<types::Timespec>,
-    /// `--offload pool`: the first request's CPU work is in the pool.
-    job: Option<Job>,
-    /// `--offload pool`: the pool has done the first request's CPU work.
-    burned: bool,
+    /// The first request's CPU work: with `--offload pool` in the pool until it is done.
+    cpu: FrontCpu,
 }
 
 impl Conn {
@@ -218,8 +216,7 @@ fn on_accept(
             work,
             input: Vec::new(),
             wait: Box::new(types::Timespec::new()),
-            job: None,
-            burned: false,
+            cpu: FrontCpu::default(),
         }),
     });
     push_read(ring, conn, key)
@@ -334,13 +331,10 @@ fn serve_next(
             return push_read(ring, conn, key);
         }
     };
-    if !std::mem::take(&mut requests.burned) && cost.cpu_ns > 0 {
-        if let Some(offload) = offload {
-            // The connection's one operation until the job comes back: nothing in the ring.
-            requests.job = Some(offload.spawn(requests.work, cost.cpu_ns, key));
-            return Ok(());
-        }
-        requests.work.burn(cost.cpu_ns, &|| false);
+    if !requests.cpu.pay(&requests.work, cost.cpu_ns, offload, key) {
+        // In the pool: the connection's one operation until the job comes back, with nothing
+        // in the ring.
+        return Ok(());
     }
     conn.len = cost.len;
     conn.written = 0;
@@ -363,9 +357,7 @@ fn on_offloaded(ring: &mut Ring, conns: &mut Slab<Conn>, offload: &Offload) -> a
         let Some(requests) = conns.get_mut(key).and_then(|c| c.requests.as_mut()) else {
             continue;
         };
-        if is_job(&job, requests.job.as_ref()) {
-            requests.job = None;
-            requests.burned = true;
+        if requests.cpu.finished(&job) {
             serve_next(ring, conns, key, Some(offload))?;
         }
     }

@@ -48,7 +48,7 @@ use crate::endings::{self, Ending};
 use crate::errors::{interrupted, would_block};
 use crate::signals::SignalPipe;
 use crate::tls::{self, MaybeTls, Tls};
-use crate::work::{is_job, parse_front, Job, Offload, Work};
+use crate::work::{parse_front, FrontCpu, Offload, Work};
 
 const LISTENER: Token = Token(usize::MAX - 1);
 /// The token of the stop source: the signal pipe here, a `Waker` in `mio-multi`.
@@ -92,11 +92,9 @@ struct Requests {
     input: Vec<u8>,
     /// The first request has had its CPU work and waits for its timer until then.
     waiting_until: Option<Instant>,
-    /// `--offload pool`: the first request's CPU work is in the pool; the connection is not
-    /// read until it is done.
-    job: Option<Job>,
-    /// `--offload pool`: the pool has done the first request's CPU work.
-    burned: bool,
+    /// The first request's CPU work: with `--offload pool` in the pool, and the connection
+    /// not read, until it is done.
+    cpu: FrontCpu,
 }
 
 /// What one turn on a connection left it as.
@@ -299,9 +297,7 @@ impl WorkLoop {
             let Some(requests) = conns.get_mut(key).and_then(|c| c.requests.as_mut()) else {
                 continue;
             };
-            if is_job(&job, requests.job.as_ref()) {
-                requests.job = None;
-                requests.burned = true;
+            if requests.cpu.finished(&job) {
                 keys.push(key);
             }
         }
@@ -455,8 +451,7 @@ impl Listener {
                 work,
                 input: Vec::new(),
                 waiting_until: None,
-                job: None,
-                burned: false,
+                cpu: FrontCpu::default(),
             }),
         });
     }
@@ -510,8 +505,8 @@ fn take_turn(
 
 fn close(mut conn: Conn, registry: &Registry) {
     // A client gone while its request's CPU work is in the pool costs no more of it.
-    if let Some(job) = conn.requests.as_ref().and_then(|r| r.job.as_ref()) {
-        job.store(true, std::sync::atomic::Ordering::Relaxed);
+    if let Some(requests) = &conn.requests {
+        requests.cpu.abandon();
     }
     // Dropping the stream closes it; deregistering first keeps the poll's set exact.
     let _ = registry.deregister(conn.stream.socket_mut());
@@ -620,7 +615,7 @@ impl Conn {
         let Some(requests) = self.requests.as_mut() else {
             return Ok(Turn::Idle);
         };
-        if requests.job.is_some() {
+        if requests.cpu.in_pool() {
             // In the pool: not read until it is done, but a reset ends it now.
             return match self.stream.socket_mut().take_error()? {
                 Some(e) => Err(e),
@@ -655,14 +650,9 @@ impl Conn {
                         break Turn::MoreToRead;
                     }
                     served += 1;
-                    if !std::mem::take(&mut requests.burned) && cost.cpu_ns > 0 {
-                        if let Some(offload) = &work_loop.offload {
-                            let work = requests.work;
-                            requests.job = Some(offload.spawn(work, cost.cpu_ns, key));
-                            requests.burned = false;
-                            break Turn::Idle;
-                        }
-                        requests.work.burn(cost.cpu_ns, &|| false);
+                    let offload = work_loop.offload.as_ref();
+                    if !requests.cpu.pay(&requests.work, cost.cpu_ns, offload, key) {
+                        break Turn::Idle;
                     }
                     if cost.wait_us > 0 {
                         let until = Instant::now() + cost.wait();
