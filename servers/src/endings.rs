@@ -186,26 +186,27 @@ pub fn handshakes(handshake: Handshake) -> u64 {
 /// handshakes, 80 resumed, 0 handshake timeouts, 1 handshake failures, 0 eof without
 /// close_notify`.
 pub fn tls_summary() -> String {
-    let endings: Vec<String> = Ending::TLS
-        .iter()
-        .map(|&e| format!("{} {}", counted(e), e.name()))
-        .collect();
     format!(
         "echo-server: tls: {} full handshakes, {} resumed, {}",
         handshakes(Handshake::Full),
         handshakes(Handshake::Resumed),
-        endings.join(", ")
+        each_counted(&Ending::TLS)
     )
 }
 
 /// The line a `--work` server prints at exit before [`summary`]: the requests it refused, e.g.
 /// `echo-server: work: 1 bad magic, 0 length out of range, 2 cost over the caps`.
 pub fn work_summary() -> String {
-    let refused: Vec<String> = Ending::WORK
+    format!("echo-server: work: {}", each_counted(&Ending::WORK))
+}
+
+/// `kinds` with their counts, as the exit lines list them: `1 bad magic, 0 length out of range`.
+fn each_counted(kinds: &[Ending]) -> String {
+    let counts: Vec<String> = kinds
         .iter()
         .map(|&e| format!("{} {}", counted(e), e.name()))
         .collect();
-    format!("echo-server: work: {}", refused.join(", "))
+    counts.join(", ")
 }
 
 /// The line a server prints at exit, e.g.
