@@ -117,6 +117,22 @@ pub enum Workload {
         /// the control).
         share: u32,
     },
+    /// Requests with a cost (`--work`): closed loop, each request [`WORK_COST`] of CPU work,
+    /// this many connections; the server on every CPU of the comparison ([`Workload::shares_cpus`]).
+    Cpu {
+        /// Concurrent connections.
+        connections: usize,
+    },
+    /// Requests with a cost: closed loop, each request a wait of [`WORK_COST`] (the
+    /// paradigm's own sleep or timer), this many connections.
+    Wait {
+        /// Concurrent connections.
+        connections: usize,
+    },
+    /// Requests with a cost: an open loop at [`MIXED_RATE`] over 16 connections of
+    /// [`MIXED_SPEC`] (mostly light requests, a few heavy ones), the light and the heavy
+    /// measured apart; the server on every CPU of the comparison.
+    Mixed,
 }
 
 /// The long-lived connections' rate in `tls-mixed`, messages/s over 16 connections: light
@@ -132,6 +148,35 @@ pub const TLS_MIXED_SHARES: [u32; 3] = [0, 25, 50];
 /// Rounds of every `tls-mixed` run per pass: the control's interval and the loaded runs' need
 /// repeats, made alternately within the pass.
 pub const TLS_MIXED_ROUNDS: u32 = 3;
+
+/// What each request of `cpu-1ms` and `wait-1ms` costs the server.
+pub const WORK_COST: Duration = Duration::from_millis(1);
+
+/// `mixed`'s offered rate, requests/s over 16 connections: the light requests' CPU is small
+/// beside the heavy ones' (0.48 CPU seconds a second in all), so that a server on 2 CPUs keeps
+/// up whatever its model, and what the light requests wait is the heavy ones' doing.
+pub const MIXED_RATE: f64 = 4000.0;
+
+/// `mixed`'s requests (`loadgen --work`): 99 % of 20 µs of CPU, 1 % of 10 ms. Class 0 (the
+/// first) is the light one.
+pub const MIXED_SPEC: &str = "cpu=20us;1%:cpu=10ms";
+
+/// The shortest warm-up and measured time of a `mixed` run: a heavy request is one in a
+/// hundred, so the light requests' p99 needs seconds of them (12,000 requests, 120 heavy).
+pub const MIXED_TIMING: Timing = Timing {
+    warmup: Duration::from_millis(500),
+    duration: Duration::from_secs(3),
+};
+
+/// The shortest warm-up and measured time of the other `--work` runs.
+pub const WORK_TIMING: Timing = Timing {
+    warmup: Duration::from_millis(500),
+    duration: Duration::from_millis(1500),
+};
+
+/// The connections of `wait-1ms` from which its warm-up is an idle run's (a thousand a
+/// second): some models fork or spawn a worker per client before serving it.
+const WAIT_MANY: usize = 128;
 
 /// How long a UDP workload waits for an echo before the datagram counts as lost: the
 /// loopback answers in microseconds, so 100 ms is a loss, not a slow echo.
@@ -172,6 +217,11 @@ pub enum Servers {
     Udp,
     /// The models that serve TLS.
     Tls,
+    /// The TCP models that speak `--work` (every built-in one, every Python one).
+    Work,
+    /// As [`Servers::Work`], each model that can hand its CPU work to a pool also as
+    /// `MODEL+pool` (`--offload pool`), right after it.
+    WorkOffload,
     /// Instead of the servers as given, each pool of blocking workers among them at every
     /// size of [`POOL_WORKERS`].
     PoolSweep,
@@ -186,6 +236,8 @@ pub enum Section {
     Udp,
     /// *TLS*.
     Tls,
+    /// *Requests with a cost*.
+    Work,
 }
 
 /// A table of the report: one figure per server (rows) and workload (columns), over the
@@ -221,11 +273,17 @@ pub enum Table {
     TlsHandshakeCpu,
     /// `tls-mixed`'s long-lived p99 at each rate of arriving handshakes.
     TlsMixed,
+    /// Requests with a cost: requests/s.
+    WorkThroughput,
+    /// Requests with a cost: latency p50 / p99.
+    WorkLatency,
+    /// `mixed`: the light and the heavy requests' p99, and the achieved share of the rate.
+    Mixed,
 }
 
 impl Table {
     /// Every table, in the order the report shows them.
-    pub const ALL: [Table; 14] = [
+    pub const ALL: [Table; 17] = [
         Table::PingpongThroughput,
         Table::PingpongLatency,
         Table::Rate,
@@ -240,6 +298,9 @@ impl Table {
         Table::TlsThroughput,
         Table::TlsHandshakeCpu,
         Table::TlsMixed,
+        Table::WorkThroughput,
+        Table::WorkLatency,
+        Table::Mixed,
     ];
 
     /// The table's heading.
@@ -261,6 +322,9 @@ impl Table {
             Table::TlsThroughput => "TLS: throughput (msgs/s; churn: handshakes/s)",
             Table::TlsHandshakeCpu => "TLS: CPU per handshake, server / loadgen (µs)",
             Table::TlsMixed => "tls-mixed: p99 of the long-lived connections (µs, 95 % interval) at the arriving handshakes/s",
+            Table::WorkThroughput => "Requests with a cost: throughput (requests/s)",
+            Table::WorkLatency => "Requests with a cost: latency p50 / p99 (µs)",
+            Table::Mixed => "mixed: p99 of the light / the heavy requests (µs), achieved share of the rate",
         }
     }
 
@@ -278,6 +342,7 @@ impl Table {
                 Section::Udp
             }
             Table::TlsThroughput | Table::TlsHandshakeCpu | Table::TlsMixed => Section::Tls,
+            Table::WorkThroughput | Table::WorkLatency | Table::Mixed => Section::Work,
         }
     }
 }
@@ -353,11 +418,28 @@ impl Workload {
         all
     }
 
-    /// Every workload a profile knows, over TCP, UDP and TLS, in report order.
+    /// The workloads of requests with a cost (`--work`), in report order (every profile runs
+    /// the same: their figures are ratios between models, not curves).
+    pub fn work() -> Vec<Workload> {
+        vec![
+            Workload::Cpu {
+                connections: SIXTEEN,
+            },
+            Workload::Wait {
+                connections: SIXTEEN,
+            },
+            Workload::Wait { connections: 1024 },
+            Workload::Mixed,
+        ]
+    }
+
+    /// Every workload a profile knows, over TCP, UDP and TLS, with and without a cost, in
+    /// report order.
     pub fn all_of_profile(profile: Profile) -> Vec<Workload> {
         let mut all = Workload::of_profile(profile);
         all.extend(Workload::udp_of_profile(profile));
         all.extend(Workload::tls());
+        all.extend(Workload::work());
         all
     }
 
@@ -369,7 +451,7 @@ impl Workload {
             .map(|label| {
                 Workload::from_label(label).ok_or_else(|| {
                     format!(
-                        "--workloads: unknown workload '{label}' (e.g. pingpong-c16, rate-10000, churn, idle-1000, bulk, pool-c128, udp-pingpong-c16-p8, udp-rate-10000)"
+                        "--workloads: unknown workload '{label}' (e.g. pingpong-c16, rate-10000, churn, idle-1000, bulk, pool-c128, udp-pingpong-c16-p8, udp-rate-10000, cpu-1ms-c16, wait-1ms-c1024, mixed-c16)"
                     )
                 })
             })
@@ -391,6 +473,9 @@ impl Workload {
             Workload::TlsChurn { .. } => "tls-churn",
             Workload::TlsBulk => "tls-bulk",
             Workload::TlsMixed { .. } => "tls-mixed",
+            Workload::Cpu { .. } => "cpu",
+            Workload::Wait { .. } => "wait",
+            Workload::Mixed => "mixed",
         }
     }
 
@@ -417,6 +502,9 @@ impl Workload {
             Workload::TlsChurn { resumed: true } => "tls-churn-resumed".to_owned(),
             Workload::TlsBulk => "tls-bulk".to_owned(),
             Workload::TlsMixed { share } => format!("tls-mixed-{share}"),
+            Workload::Cpu { connections } => format!("cpu-{}-c{connections}", cost()),
+            Workload::Wait { connections } => format!("wait-{}-c{connections}", cost()),
+            Workload::Mixed => format!("mixed-c{SIXTEEN}"),
         }
     }
 
@@ -431,6 +519,19 @@ impl Workload {
             "tls-churn-resumed" => return Some(Workload::TlsChurn { resumed: true }),
             "tls-bulk" => return Some(Workload::TlsBulk),
             _ => {}
+        }
+        if let Some(c) = label.strip_prefix(&format!("cpu-{}-c", cost())) {
+            return Some(Workload::Cpu {
+                connections: c.parse().ok().filter(|&c| c > 0)?,
+            });
+        }
+        if let Some(c) = label.strip_prefix(&format!("wait-{}-c", cost())) {
+            return Some(Workload::Wait {
+                connections: c.parse().ok().filter(|&c| c > 0)?,
+            });
+        }
+        if label == format!("mixed-c{SIXTEEN}") {
+            return Some(Workload::Mixed);
         }
         if let Some(share) = label.strip_prefix("tls-mixed-") {
             return Some(Workload::TlsMixed {
@@ -490,6 +591,36 @@ impl Workload {
             | Workload::TlsChurn { .. }
             | Workload::TlsBulk
             | Workload::TlsMixed { .. } => Servers::Tls,
+            Workload::Wait { .. } => Servers::Work,
+            Workload::Cpu { .. } | Workload::Mixed => Servers::WorkOffload,
+        }
+    }
+
+    /// Whether the workload's requests have a cost (`--work`, and the servers speak it).
+    pub fn is_work(&self) -> bool {
+        matches!(self.servers(), Servers::Work | Servers::WorkOffload)
+    }
+
+    /// Whether the server runs on the loadgen CPUs too: the CPU-bound workloads, where a
+    /// server that can use a second core should have one, and loadgen, sending a few thousand
+    /// requests a second, needs little of it. The one exception to disjoint CPUs; recorded in
+    /// each run and flagged in the report, with loadgen's CPU.
+    pub fn shares_cpus(&self) -> bool {
+        match self {
+            Workload::Cpu { .. } | Workload::Mixed => true,
+            Workload::Pingpong { .. }
+            | Workload::Rate { .. }
+            | Workload::Churn
+            | Workload::Idle { .. }
+            | Workload::Bulk
+            | Workload::Pool { .. }
+            | Workload::UdpPingpong { .. }
+            | Workload::UdpRate { .. }
+            | Workload::TlsPingpong
+            | Workload::TlsChurn { .. }
+            | Workload::TlsBulk
+            | Workload::TlsMixed { .. }
+            | Workload::Wait { .. } => false,
         }
     }
 
@@ -509,6 +640,8 @@ impl Workload {
         match *self {
             Workload::Pingpong { connections }
             | Workload::Pool { connections }
+            | Workload::Cpu { connections }
+            | Workload::Wait { connections }
             | Workload::UdpPingpong { connections, .. } => (connections, 0),
             Workload::Rate { .. }
             | Workload::Churn
@@ -517,7 +650,8 @@ impl Workload {
             | Workload::TlsPingpong
             | Workload::TlsChurn { .. }
             | Workload::TlsBulk
-            | Workload::TlsMixed { .. } => (SIXTEEN, 0),
+            | Workload::TlsMixed { .. }
+            | Workload::Mixed => (SIXTEEN, 0),
             Workload::Idle { idle } => (idle + 1, idle),
         }
     }
@@ -539,6 +673,20 @@ impl Workload {
                     .max(Duration::from_secs_f64(idle as f64 / 1000.0)),
                 duration: profile.duration,
             },
+            // The work runs have their own budget too, at least the profile's; wait runs with
+            // many clients warm up as idle runs do, for the same reason.
+            Workload::Mixed => at_least(profile, MIXED_TIMING),
+            Workload::Wait { connections } if connections >= WAIT_MANY => {
+                let warmup = Duration::from_secs_f64(connections as f64 / 1000.0);
+                at_least(
+                    profile,
+                    Timing {
+                        warmup: WORK_TIMING.warmup.max(warmup),
+                        duration: WORK_TIMING.duration,
+                    },
+                )
+            }
+            Workload::Cpu { .. } | Workload::Wait { .. } => at_least(profile, WORK_TIMING),
             Workload::Pingpong { .. }
             | Workload::Rate { .. }
             | Workload::Churn
@@ -604,6 +752,19 @@ impl Workload {
                 o.connections = SIXTEEN;
                 o.rate = Some(TLS_MIXED_RATE);
             }
+            Workload::Cpu { connections } => {
+                o.connections = connections;
+                o.work = Some(work_spec(&format!("cpu={}", cost())));
+            }
+            Workload::Wait { connections } => {
+                o.connections = connections;
+                o.work = Some(work_spec(&format!("wait={}", cost())));
+            }
+            Workload::Mixed => {
+                o.connections = SIXTEEN;
+                o.rate = Some(MIXED_RATE);
+                o.work = Some(work_spec(MIXED_SPEC));
+            }
         }
         o
     }
@@ -639,6 +800,10 @@ impl Workload {
             Workload::TlsPingpong | Workload::TlsBulk => &[Table::TlsThroughput],
             Workload::TlsChurn { .. } => &[Table::TlsThroughput, Table::TlsHandshakeCpu],
             Workload::TlsMixed { .. } => &[Table::TlsMixed],
+            Workload::Cpu { .. } | Workload::Wait { .. } => {
+                &[Table::WorkThroughput, Table::WorkLatency]
+            }
+            Workload::Mixed => &[Table::Mixed],
         }
     }
 
@@ -648,7 +813,8 @@ impl Workload {
             Workload::Rate { .. }
             | Workload::Idle { .. }
             | Workload::UdpRate { .. }
-            | Workload::TlsMixed { .. } => Ranked::P99,
+            | Workload::TlsMixed { .. }
+            | Workload::Mixed => Ranked::P99,
             Workload::Pingpong { .. }
             | Workload::Churn
             | Workload::Bulk
@@ -656,9 +822,21 @@ impl Workload {
             | Workload::UdpPingpong { .. }
             | Workload::TlsPingpong
             | Workload::TlsChurn { .. }
-            | Workload::TlsBulk => Ranked::Throughput,
+            | Workload::TlsBulk
+            | Workload::Cpu { .. }
+            | Workload::Wait { .. } => Ranked::Throughput,
         }
     }
+}
+
+/// [`WORK_COST`] as labels and `--work` write it: `1ms`.
+fn cost() -> String {
+    humantime::format_duration(WORK_COST).to_string()
+}
+
+/// A `--work` spec of this module's, which parses: a unit test parses every one.
+fn work_spec(spec: &str) -> loadgen::work::WorkSpec {
+    loadgen::work::WorkSpec::parse(spec).expect("the workloads' own --work specs parse")
 }
 
 /// `timing`, each of its parts at least `least`'s.
@@ -682,16 +860,28 @@ mod tests {
             Workload::Idle { idle: 0 },
             Workload::Bulk,
             Workload::Pool { connections: 128 },
+            Workload::Cpu { connections: 16 },
+            Workload::Wait { connections: 1024 },
+            Workload::Mixed,
         ] {
             assert_eq!(Workload::from_label(&w.label()), Some(w));
         }
         assert_eq!(Workload::Pool { connections: 16 }.label(), "pool-c16");
+        let work: Vec<String> = Workload::work().iter().map(Workload::label).collect();
+        assert_eq!(
+            work,
+            ["cpu-1ms-c16", "wait-1ms-c16", "wait-1ms-c1024", "mixed-c16"]
+        );
         for bad in [
             "pingpong",
             "pingpong-16",
             "rate-fast",
             "churn-2",
             "pool-16",
+            "cpu-1ms-c0",
+            "cpu-2ms-c16",
+            "wait-1ms",
+            "mixed-c17",
             "nope",
         ] {
             assert_eq!(Workload::from_label(bad), None, "{bad}");
@@ -712,5 +902,31 @@ mod tests {
                 assert!(order.windows(2).all(|p| p[0] < p[1]), "{}", w.label());
             }
         }
+    }
+
+    #[test]
+    fn work_workloads_send_their_costs_and_share_cpus_only_when_cpu_bound() {
+        let addr = "127.0.0.1:7".parse().unwrap();
+        let t = WORK_TIMING;
+        for w in Workload::work() {
+            let o = w.loadgen_options(addr, w.timing(t));
+            let spec = o.work.expect("a work workload sends --work");
+            assert!(w.is_work() && !w.is_tls() && !w.is_udp(), "{}", w.label());
+            let cpu_bound = !matches!(w, Workload::Wait { .. });
+            assert_eq!(w.shares_cpus(), cpu_bound, "{}", w.label());
+            let classes = spec.classes.len();
+            assert_eq!(classes, if w == Workload::Mixed { 2 } else { 1 });
+        }
+        let mixed = Workload::Mixed.timing(Timing {
+            warmup: Duration::from_millis(100),
+            duration: Duration::from_millis(300),
+        });
+        assert!(mixed.duration >= Duration::from_secs(3));
+        let many = Workload::Wait { connections: 1024 }.timing(WORK_TIMING);
+        assert!(many.warmup >= Duration::from_millis(1024));
+        assert!(Workload::all_of_profile(Profile::Quick)
+            .iter()
+            .filter(|w| !w.is_work())
+            .all(|w| !w.shares_cpus()));
     }
 }

@@ -273,6 +273,7 @@ impl FixtureRun {
                 cpu_series: cpu_series(messages as f64 * 6e-6 * (2.0 - m as f64)),
             }),
             agents: None,
+            server_cpus: None,
         }
     }
 }

@@ -196,6 +196,15 @@ pub struct Passes {
     /// full profile always runs them.
     #[arg(long)]
     pub tls: bool,
+    /// Also requests with a cost, the tutorials' claims tested (every TCP model, and the
+    /// Python ones with --python, speaks the protocol with `--work`): cpu-1ms-c16 (closed
+    /// loop, 1 ms of CPU each), wait-1ms-c16 and wait-1ms-c1024 (a 1 ms wait each) and
+    /// mixed-c16 (an open loop at 4,000/s of 99 % × 20 µs and 1 % × 10 ms of CPU). The CPU-bound
+    /// two give the server the loadgen CPUs too (flagged in the report) and run the event
+    /// loops also as MODEL+pool (`--offload pool`). About 5 minutes more per pass on 2 cores,
+    /// Python models included. The full profile always runs them.
+    #[arg(long)]
+    pub work: bool,
     /// Also the tutorials' own Python servers, run by PYTHON (3.9 or later) [default when
     /// given alone: python3]: py-iterative, py-threading, py-multiprocessing, py-asyncio,
     /// py-selectors, py-twisted and py-gevent where PYTHON can import them

@@ -54,6 +54,8 @@ pub fn compare_options(flags: CompareFlags) -> anyhow::Result<Option<CompareOpti
         passes.udp || profile == Profile::Full || workloads.iter().flatten().any(|w| w.is_udp());
     let tls =
         passes.tls || profile == Profile::Full || workloads.iter().flatten().any(|w| w.is_tls());
+    let work =
+        passes.work || profile == Profile::Full || workloads.iter().flatten().any(|w| w.is_work());
     let mut servers = plan::parse_models(&models).map_err(usage)?;
     udp_servers(&mut servers, &models, udp).map_err(usage)?;
     let asked_python = python_asked(&mut servers, passes.python.is_some(), udp)?;
@@ -100,6 +102,7 @@ pub fn compare_options(flags: CompareFlags) -> anyhow::Result<Option<CompareOpti
         external,
         udp,
         tls,
+        work,
         python,
         hosts,
     };

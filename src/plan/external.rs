@@ -56,6 +56,7 @@ pub fn parse_flag(text: &str) -> Result<ExternalServer, String> {
         ready_timeout: READY_TIMEOUT,
         stop_grace: STOP_GRACE,
         bytes_per_client: None,
+        work: false,
     };
     check(&server).map_err(|e| format!("--server {}: {e}", server.name))?;
     Ok(server)
@@ -132,6 +133,7 @@ fn server_of(entry: Entry) -> Result<ExternalServer, String> {
         ready_timeout: duration("ready_timeout", entry.ready_timeout, READY_TIMEOUT)?,
         stop_grace: duration("stop_grace", entry.stop_grace, STOP_GRACE)?,
         bytes_per_client: None,
+        work: false,
     };
     check(&server)?;
     Ok(server)

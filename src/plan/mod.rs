@@ -52,6 +52,9 @@ pub struct CompareOptions {
     pub udp: bool,
     /// Whether the TLS workloads run too (`--tls`; the full profile always runs them).
     pub tls: bool,
+    /// Whether the workloads of requests with a cost run too (`--work`; the full profile
+    /// always runs them).
+    pub work: bool,
     /// The Python models' interpreter and which of them run (`--python`); their definitions
     /// are among `external`.
     pub python: Option<PythonRun>,
@@ -82,6 +85,9 @@ impl CompareOptions {
             if self.tls {
                 all.extend(Workload::tls());
             }
+            if self.work {
+                all.extend(Workload::work());
+            }
             all
         })
     }
@@ -95,12 +101,13 @@ impl CompareOptions {
     /// Warm-up and measured time of a run (before [`Workload::timing`]): as given, or the
     /// profile's for one pass over the TCP matrix (each further pass takes as long again). The
     /// UDP and the Python models' runs take the TCP runs' timing: `--udp` and `--python` add
-    /// their own time and change nothing of the Rust models' runs.
+    /// their own time and change nothing of the Rust models' runs; nor do `--tls` and
+    /// `--work`, whose workloads have their own.
     pub fn timing(&self) -> Timing {
         let per_pass = self
             .workloads()
             .iter()
-            .filter(|w| !w.is_udp() && !w.is_tls())
+            .filter(|w| !w.is_udp() && !w.is_tls() && !w.is_work())
             .map(|w| {
                 servers_of(&self.servers, w)
                     .iter()
@@ -296,13 +303,26 @@ pub fn runs(
     runs
 }
 
-/// The servers a workload runs: see [`runs`]. A UDP workload runs the UDP models, every
-/// other workload the rest (external servers serve TCP).
+/// The servers a workload runs: see [`runs`]. A UDP workload runs the UDP models, the TLS
+/// ones the models that serve TLS, those of requests with a cost the TCP models and Python
+/// models (which speak `--work`; other external servers do not), each that offloads also as
+/// `MODEL+pool` where the workload is CPU-bound; every other workload runs the rest (external
+/// servers serve TCP).
 fn servers_of(servers: &[ServerSpec], workload: &Workload) -> Vec<ServerSpec> {
     let kept =
         |keep: fn(&ServerSpec) -> bool| servers.iter().filter(|s| keep(s)).cloned().collect();
     match workload.servers() {
         Servers::Tls => kept(|s| Model::from_name(&s.model).is_some_and(Model::supports_tls)),
+        Servers::Work => kept(speaks_work),
+        Servers::WorkOffload => servers
+            .iter()
+            .filter(|s| speaks_work(s))
+            .flat_map(|s| {
+                let pooled =
+                    (s.args.is_empty() && offloads(&s.model)).then(|| ServerSpec::pooled(&s.model));
+                std::iter::once(s.clone()).chain(pooled)
+            })
+            .collect(),
         Servers::Tcp => kept(|s| !serves_udp(&s.model)),
         Servers::Udp => kept(|s| serves_udp(&s.model)),
         Servers::PoolSweep => {
@@ -319,6 +339,20 @@ fn servers_of(servers: &[ServerSpec], workload: &Workload) -> Vec<ServerSpec> {
                 .collect()
         }
     }
+}
+
+/// Whether the server speaks requests with a cost (`--work`): a TCP model of the registry or
+/// a Python TCP model.
+fn speaks_work(s: &ServerSpec) -> bool {
+    let python = echo_server::python::find(&s.model).is_some_and(|m| m.transport == Transport::Tcp);
+    python || Model::from_name(&s.model).is_some_and(|m| m.transport() == Transport::Tcp)
+}
+
+/// Whether the model called `model` can hand `--work`'s CPU work to a pool: a model of the
+/// registry or a Python model.
+fn offloads(model: &str) -> bool {
+    let python = echo_server::python::find(model).is_some_and(|m| m.offloads);
+    python || Model::from_name(model).is_some_and(Model::offloads)
 }
 
 /// Whether the server called `model` is a UDP model of the registry, or `py-udp`.
@@ -366,6 +400,7 @@ mod tests {
             external: Vec::new(),
             udp: false,
             tls: false,
+            work: false,
             python: None,
             hosts: Hosts::default(),
         }

@@ -109,6 +109,7 @@ fn server(model: &PythonModel, interpreter: &Interpreter, dir: &Path) -> Externa
         ready_timeout: READY_TIMEOUT,
         stop_grace: STOP_GRACE,
         bytes_per_client: model.bytes_per_client,
+        work: false,
     }
 }
 

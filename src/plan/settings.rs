@@ -31,9 +31,10 @@ pub fn of(opts: &CompareOptions) -> Settings {
         first_repeat: _,
         server_cpus,
         loadgen_cpus,
-        // Resolved with the profile, --udp and --tls: the workloads a pass runs.
+        // Resolved with the profile, --udp, --tls and --work: the workloads a pass runs.
         workloads: _,
         tls: _,
+        work: _,
         // Checked run by run against the comparison's records (each workload its own).
         timing: _,
         udp,
@@ -189,6 +190,10 @@ fn settings(r: Recorded) -> Settings {
         (
             "--tls",
             r.workloads.iter().any(Workload::is_tls).to_string(),
+        ),
+        (
+            "--work",
+            r.workloads.iter().any(Workload::is_work).to_string(),
         ),
         ("--server-cpus", r.server_cpus.to_owned()),
         ("--loadgen-cpus", r.loadgen_cpus.to_owned()),

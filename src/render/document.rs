@@ -24,6 +24,7 @@ pub fn document(s: &Summary, plots: &[Plot]) -> Vec<Block> {
     doc.extend(results_by_workload(s));
     doc.extend(udp(s));
     doc.extend(tls(s));
+    doc.extend(requests_with_a_cost(s));
     doc.extend(memory_per_connection(s));
     doc.extend(server_resources(s));
     doc.extend(super::agents::load_agents(s));
@@ -74,6 +75,9 @@ fn limits(e: &Environment) -> String {
 
 /// The headline table and how to read its columns.
 fn headline(s: &Summary) -> Vec<Block> {
+    if s.headline.is_empty() {
+        return Vec::new();
+    }
     let (header, rows) = headline_table(s);
     vec![
         Block::Heading(2, "Headline".to_owned()),
@@ -134,10 +138,40 @@ fn models(s: &Summary) -> Vec<Block> {
     let mut items: Vec<String> = s.headline.iter().map(|h| line(&h.model)).collect();
     let is_udp = |m: &String| crate::plan::serves_udp(ServerSpec::model_of(m));
     items.extend(s.models.iter().filter(|m| is_udp(m)).map(line));
+    // The servers of no headline row: a comparison of requests with a cost alone lists them
+    // here; otherwise, those only the pool sweep ran, and `MODEL+pool`.
+    let unlisted = |m: &&String| s.headline.iter().all(|h| &h.model != *m) && !is_udp(m);
+    let only = |m: &String, kind: fn(&Workload) -> bool| {
+        s.cells
+            .iter()
+            .filter(|c| &c.model == m)
+            .all(|c| Workload::from_label(&c.label).is_some_and(|w| kind(&w)))
+    };
+    let pooled = |m: &String| m.ends_with(echo_server::models::POOLED);
+    items.extend(
+        s.models
+            .iter()
+            .filter(unlisted)
+            .filter(|m| only(m, Workload::is_work) && !pooled(m))
+            .map(line),
+    );
+    let offloaded: Vec<String> = s
+        .models
+        .iter()
+        .filter(|m| pooled(m))
+        .map(|m| format!("`{m}`"))
+        .collect();
+    if !offloaded.is_empty() {
+        items.push(format!(
+            "In the CPU-bound workloads of requests with a cost, the event loops also hand each request's CPU work to a pool and wait for it without blocking (`--offload pool`: rayon for the hand-written loops, `spawn_blocking` for tokio, the `blocking` crate for async-std and smol, a process pool for `py-asyncio`): {}",
+            offloaded.join(", ")
+        ));
+    }
     let sweep: Vec<&String> = s
         .models
         .iter()
-        .filter(|m| s.headline.iter().all(|h| &h.model != *m) && !is_udp(m))
+        .filter(unlisted)
+        .filter(|m| only(m, |w| matches!(w, Workload::Pool { .. })))
         .collect();
     if !sweep.is_empty() {
         let names: Vec<String> = sweep.iter().map(|m| format!("`{m}`")).collect();
@@ -231,6 +265,9 @@ fn cell_figure(table: Table) -> fn(&Cell) -> String {
         Table::UdpLoss => |c| mark(c, or_dash(c.datagrams, loss)),
         Table::TlsHandshakeCpu => handshake_cpu_figures,
         Table::TlsMixed => tls_mixed_figures,
+        Table::WorkThroughput => throughput_figure,
+        Table::WorkLatency => latency_figures,
+        Table::Mixed => mixed_figures,
     }
 }
 
@@ -351,6 +388,28 @@ fn tls(s: &Summary) -> Vec<Block> {
     blocks.extend(section_tables(s, Section::Tls));
     blocks.push(Block::List(super::findings::tls_mixed_verdicts(s)));
     blocks
+}
+
+/// Requests with a cost, when they ran: how, their tables, and the tutorials' claims tested
+/// on them.
+fn requests_with_a_cost(s: &Summary) -> Vec<Block> {
+    if !section_ran(s, Section::Work) {
+        return Vec::new();
+    }
+    let mut blocks = super::work::about(s);
+    blocks.extend(section_tables(s, Section::Work));
+    blocks.extend(super::work::claims(s));
+    blocks
+}
+
+/// `mixed`'s cell: the light requests' p99 with its interval, the heavy ones', the share of
+/// the offered rate achieved.
+fn mixed_figures(c: &Cell) -> String {
+    let p99 = |k: usize| median_us(c.work_classes.get(k).and_then(|w| w.latency_p99_us));
+    let achieved = or_dash(c.achieved_rate_ratio, |s| {
+        format!("{:.0} %", s.median * 100.0)
+    });
+    mark(c, format!("{} / {}, {achieved}", p99(0), p99(1)))
 }
 
 /// A table of the cells of `labels` that ran, one column each, one row per model with any.

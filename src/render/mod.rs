@@ -18,6 +18,7 @@ pub mod markup;
 pub mod palette;
 pub mod plots;
 pub mod python;
+pub mod work;
 
 use std::path::Path;
 

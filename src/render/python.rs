@@ -14,6 +14,15 @@ pub fn python_beside_rust(s: &Summary) -> Vec<Block> {
     let Some(run) = &s.environment.python else {
         return Vec::new();
     };
+    // Its figures are plain echo's; requests with a cost have their own section.
+    let echo_ran = s
+        .workloads
+        .iter()
+        .filter_map(|l| crate::schema::Workload::from_label(l))
+        .any(|w| !w.is_work());
+    if !echo_ran {
+        return Vec::new();
+    }
     let mut blocks = vec![
         Block::Heading(
             3,

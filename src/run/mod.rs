@@ -177,6 +177,7 @@ fn not_tried(spec: &RunSpec, timing: Timing, why: &str) -> RunRecord {
         note: Some(format!("{NOT_TRIED}{why}")),
         server: None,
         agents: None,
+        server_cpus: None,
     }
 }
 
@@ -193,6 +194,8 @@ fn run_one(
     memory: u64,
 ) -> (RunRecord, Option<String>) {
     let timing = spec.workload.timing(timing);
+    let cpus = server_cpus(spec, opts);
+    let shared = (cpus != opts.server_cpus).then(|| loadgen::format_cpus(&cpus));
     let record = |status, note: Option<String>, server, agents| RunRecord {
         schema_version: SCHEMA_VERSION,
         spec: spec.clone(),
@@ -201,6 +204,7 @@ fn run_one(
         note,
         server,
         agents,
+        server_cpus: shared.clone(),
     };
     let ext = opts.external(&spec.model);
     if let Some(why) = ext.and_then(|e| external::not_run(e, &spec.workload, memory)) {
@@ -212,8 +216,15 @@ fn run_one(
         Err(why) => return (record(Status::Failed, Some(why), None, None), None),
     };
     let log = raw.join(format!("{}.server.log", spec.id()));
-    let server_spec = tls.map_or_else(|| spec.server(), |t| t.server(spec));
-    let mut server = match Running::start(exe, &server_spec, ext, opts, &log) {
+    let mut server_spec = tls.map_or_else(|| spec.server(), |t| t.server(spec));
+    let ext = ext.map(|e| match spec.workload.is_work() {
+        true => with_work(e, &spec.server_args),
+        false => e.clone(),
+    });
+    if spec.workload.is_work() {
+        server_spec.args.push(WORK.to_owned());
+    }
+    let mut server = match Running::start(exe, &server_spec, ext.as_ref(), opts, &cpus, &log) {
         Ok(server) => server,
         Err(e) => {
             let why = format!("server did not start: {e:#}");
@@ -245,6 +256,36 @@ fn run_one(
     }
     let note = (!notes.is_empty()).then(|| notes.join("; "));
     (record(status, note, usage, agents), stopped.failure)
+}
+
+/// The flag that makes a server speak the protocol of requests with a cost.
+const WORK: &str = "--work";
+
+/// The CPUs a run's server is pinned to: the comparison's server CPUs, and the loadgen CPUs
+/// too for a workload that shares them ([`Workload::shares_cpus`]) when the server runs here.
+fn server_cpus(spec: &RunSpec, opts: &CompareOptions) -> Vec<usize> {
+    let here = opts.hosts.server_host.is_none();
+    let mut cpus = opts.server_cpus.clone();
+    if here && spec.workload.shares_cpus() {
+        cpus.extend(&opts.loadgen_cpus);
+        cpus.sort_unstable();
+        cpus.dedup();
+    }
+    cpus
+}
+
+/// An external server (a Python model) speaking requests with a cost: its command with
+/// `--work` and the run's server arguments (`--offload pool`) added.
+fn with_work(e: &ExternalServer, args: &[String]) -> ExternalServer {
+    let words = std::iter::once(WORK.to_owned()).chain(args.iter().cloned());
+    let quoted: Vec<String> = words
+        .map(|w| shlex::try_quote(&w).map_or_else(|_| w.clone(), |q| q.into_owned()))
+        .collect();
+    ExternalServer {
+        command: format!("{} {}", e.command, quoted.join(" ")),
+        work: true,
+        ..e.clone()
+    }
 }
 
 /// Runs the load against `server` while sampling it: inside echobench, or over the agents
@@ -295,6 +336,7 @@ impl Running {
         spec: &ServerSpec,
         ext: Option<&ExternalServer>,
         opts: &CompareOptions,
+        cpus: &[usize],
         log: &Path,
     ) -> anyhow::Result<Running> {
         let hosts = &opts.hosts;
@@ -307,7 +349,6 @@ impl Running {
             let cpus = hosts.server_cpus.as_deref();
             return RemoteServer::start(hosts, host, &served, addr, cpus, log).map(Running::There);
         }
-        let cpus = &opts.server_cpus;
         let server = match (ext, &hosts.server_addr) {
             (Some(e), Some(addr)) => {
                 let ip = addr.parse::<std::net::SocketAddr>()?.ip();

@@ -33,6 +33,17 @@ const PORT_TRIES: usize = 3;
 /// The readiness probe: sent on a fresh connection, it must come back byte for byte.
 const PROBE: &[u8] = b"echobench readiness probe 0123456789\n";
 
+/// The readiness probe of a server that speaks requests with a cost: [`PROBE`] as a request
+/// that costs nothing (the `--work` header: `EBW1`, the length, no CPU, no wait).
+fn work_probe() -> Vec<u8> {
+    let length = (16 + PROBE.len()) as u32;
+    let mut request = b"EBW1".to_vec();
+    request.extend(length.to_be_bytes());
+    request.extend([0; 8]);
+    request.extend(PROBE);
+    request
+}
+
 /// How long the probe waits for its connection and for its echo.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -148,7 +159,11 @@ impl Server {
             let mut session =
                 spawn(cmd, marker, log).with_context(|| format!("cannot run '{}'", inv.argv[0]))?;
             // The probe is a TCP echo: a UDP server is ready at its `listening on` line alone.
-            let probe = (server.transport == "tcp").then_some(addr);
+            let message = match server.work {
+                true => work_probe(),
+                false => PROBE.to_vec(),
+            };
+            let probe = (server.transport == "tcp").then_some((addr, message.as_slice()));
             match ready(&mut session, probe, server.ready_timeout, log) {
                 Ok(addr) => {
                     return Ok(Server {
@@ -281,13 +296,14 @@ pub fn append(log: &Path) -> anyhow::Result<File> {
 }
 
 /// Waits until the server is ready, within `timeout`: its `listening on ADDR` line (the
-/// address it names), or, given `probe` (an external server), an echo of [`PROBE`] there.
+/// address it names), or, given `probe` (an external server: its address and the message),
+/// an echo of the message there.
 /// Lines it prints besides go to `log`. On failure the session is ended, and the error says
 /// why in one line: the leader exited (with what it said), the server daemonized, the probe
 /// was answered with something else, or nothing within the time.
 fn ready(
     session: &mut Launched,
-    probe: Option<SocketAddr>,
+    probe: Option<(SocketAddr, &[u8])>,
     timeout: Duration,
     log: &Path,
 ) -> anyhow::Result<SocketAddr> {
@@ -309,7 +325,7 @@ fn ready(
     loop {
         if let Ok(line) = lines.recv_timeout(Duration::from_millis(10)) {
             let named = echo_server::listen::parse_listening(&line);
-            match (named, probe) {
+            match (named, probe.map(|p| p.0)) {
                 // A server that says it listens on every address is reached on loopback.
                 (Some(mut addr), _) => {
                     if addr.ip().is_unspecified() {
@@ -328,10 +344,10 @@ fn ready(
                 format!("exited ({status}) before it was ready"),
             ));
         }
-        if let Some(addr) = probe {
+        if let Some((addr, message)) = probe {
             if last_probe.is_none_or(|t| t.elapsed() >= PROBE_EVERY) {
                 last_probe = Some(Instant::now());
-                match echo_probe(addr) {
+                match echo_probe(addr, message) {
                     Ok(()) => return ready_now(session, addr),
                     Err(Probe::NotYet(why)) => probed = why,
                     Err(Probe::NotEcho(why)) => return Err(failed(session, why)),
@@ -340,7 +356,7 @@ fn ready(
         }
         if Instant::now() > deadline {
             let why = match probe {
-                Some(addr) => format!(
+                Some((addr, _)) => format!(
                     "not ready within {}: no `listening on` line, and no echo of a probe on {addr} ({probed})",
                     humantime::format_duration(timeout)
                 ),
@@ -399,15 +415,15 @@ enum Probe {
     NotEcho(String),
 }
 
-/// Sends [`PROBE`] on a new connection to `addr` and checks that it comes back whole.
-fn echo_probe(addr: SocketAddr) -> Result<(), Probe> {
+/// Sends `probe` on a new connection to `addr` and checks that it comes back whole.
+fn echo_probe(addr: SocketAddr, probe: &[u8]) -> Result<(), Probe> {
     let not_yet = |e: std::io::Error| Probe::NotYet(e.to_string());
     let mut s = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT).map_err(not_yet)?;
     s.set_read_timeout(Some(PROBE_TIMEOUT)).map_err(not_yet)?;
     s.set_write_timeout(Some(PROBE_TIMEOUT)).map_err(not_yet)?;
     let _ = s.set_nodelay(true);
-    s.write_all(PROBE).map_err(not_yet)?;
-    let mut echo = vec![0; PROBE.len()];
+    s.write_all(probe).map_err(not_yet)?;
+    let mut echo = vec![0; probe.len()];
     let mut got = 0;
     while got < echo.len() {
         match s.read(&mut echo[got..]) {
@@ -421,13 +437,13 @@ fn echo_probe(addr: SocketAddr) -> Result<(), Probe> {
             Err(_) => break,
         }
     }
-    if echo[..got] != PROBE[..got] || got == 0 {
+    if echo[..got] != probe[..got] || got == 0 {
         return Err(Probe::NotEcho(format!(
             "answered a probe with {:?}, not its echo: is it an echo server?",
             String::from_utf8_lossy(&echo[..got])
         )));
     }
-    if got < PROBE.len() {
+    if got < probe.len() {
         return Err(Probe::NotYet("a part of the probe's echo".to_owned()));
     }
     // A clean end, so that the server sees a client leave as loadgen's will.
@@ -530,16 +546,19 @@ mod tests {
                 }
             }
         });
-        assert!(echo_probe(echo).is_ok());
+        assert!(echo_probe(echo, PROBE).is_ok());
         let other = one_shot(|mut s| {
             let _ = s.write_all(b"220 smtp.example ESMTP\r\n");
             thread::sleep(Duration::from_millis(200));
         });
-        match echo_probe(other) {
+        match echo_probe(other, PROBE) {
             Err(Probe::NotEcho(why)) => assert!(why.contains("220 smtp"), "{why}"),
             _ => panic!("another protocol is not an echo"),
         }
         let closed = free_port(std::net::Ipv4Addr::LOCALHOST.into()).expect("a port");
-        assert!(matches!(echo_probe(closed), Err(Probe::NotYet(_))));
+        assert!(matches!(
+            echo_probe(closed, &work_probe()),
+            Err(Probe::NotYet(_))
+        ));
     }
 }

@@ -40,6 +40,11 @@ pub struct ExternalServer {
     /// run. Set for echobench's own Python models; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bytes_per_client: Option<u64>,
+    /// Whether the command serves requests with a cost (`--work`, added for a run of those
+    /// by echobench to its Python models' commands): its readiness probe is then a request
+    /// that costs nothing. Not a setting of server files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub work: bool,
 }
 
 /// The transports an external server of the user's may serve (echobench's own `py-udp` serves

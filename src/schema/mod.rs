@@ -21,8 +21,9 @@ pub use environment::{Environment, PythonRun, Skipped};
 pub use external::ExternalServer;
 pub use run::{AgentRun, RunRecord, RunSpec, ServerSpec, ServerUsage, Status};
 pub use summary::{
-    AgentFigures, Cell, Ci, DatagramCounts, Findings, Headline, LeftOut, Margin, MarginVerdict,
-    MemoryPerConnection, Ranking, Resampling, Spread, Standing, Summary, Trouble,
+    AgentFigures, Cell, Ci, Claim, ClaimGroup, DatagramCounts, Expected, Findings, Headline,
+    LeftOut, Margin, MarginVerdict, MemoryPerConnection, Ranking, Resampling, Spread, Standing,
+    Summary, Trouble, Verdict, WorkClassFigures,
 };
 
 /// Version of the `raw/*.run.json` and `summary.json` schemas.

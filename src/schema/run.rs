@@ -30,15 +30,32 @@ impl ServerSpec {
         }
     }
 
+    /// The model handing `--work`'s CPU work to a pool (`--offload pool`), labelled
+    /// `model+pool`.
+    pub fn pooled(name: &str) -> ServerSpec {
+        ServerSpec {
+            model: name.to_owned(),
+            args: vec![OFFLOAD.to_owned(), "pool".to_owned()],
+        }
+    }
+
+    /// Whether the server hands `--work`'s CPU work to a pool ([`ServerSpec::pooled`]).
+    pub fn is_pooled(&self) -> bool {
+        self.args == [OFFLOAD, "pool"]
+    }
+
     /// The name reports show: the model, with its arguments when it has any, e.g.
-    /// `thread-pool(64)` for `--workers 64` alone, `mio(--max-conns 100)` otherwise.
+    /// `thread-pool(64)` for `--workers 64` alone, `mio+pool` for `--offload pool` alone,
+    /// `mio(--max-conns 100)` otherwise.
     pub fn label(&self) -> String {
         label(&self.model, &self.args)
     }
 
-    /// The model a [`ServerSpec::label`] names: `thread-pool(64)` → `thread-pool`.
+    /// The model a [`ServerSpec::label`] names: `thread-pool(64)` → `thread-pool`, `mio+pool`
+    /// → `mio`.
     pub fn model_of(label: &str) -> &str {
-        label.split_once('(').map_or(label, |(model, _)| model)
+        let model = label.split_once('(').map_or(label, |(model, _)| model);
+        model.strip_suffix(POOLED).unwrap_or(model)
     }
 
     /// The workers a [`ServerSpec::label`] names: `thread-pool(64)` → 64; `None` for a label
@@ -51,11 +68,18 @@ impl ServerSpec {
 /// The flag of a server's worker count, the one argument a label shows bare.
 const WORKERS: &str = "--workers";
 
+/// The flag that hands `--work`'s CPU work to a pool.
+const OFFLOAD: &str = "--offload";
+
+/// How a label marks a server that offloads: `mio+pool`.
+const POOLED: &str = echo_server::models::POOLED;
+
 /// See [`ServerSpec::label`].
 fn label(model: &str, args: &[String]) -> String {
     match args {
         [] => model.to_owned(),
         [flag, workers] if flag == WORKERS => format!("{model}({workers})"),
+        [flag, pool] if flag == OFFLOAD && pool == "pool" => format!("{model}{POOLED}"),
         _ => format!("{model}({})", args.join(" ")),
     }
 }
@@ -168,6 +192,11 @@ pub struct RunRecord {
     /// `compare --agents`: each load agent's part of the run; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agents: Option<Vec<AgentRun>>,
+    /// The CPUs the server ran on when they were not the comparison's `--server-cpus`: a
+    /// CPU-bound workload gives it the loadgen CPUs too ([`Workload::shares_cpus`]); absent
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpus: Option<String>,
 }
 
 /// One load agent's part of a run (`compare --agents`): its slice of the plan, how it started

@@ -179,6 +179,106 @@ pub struct Cell {
     /// otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub agents: Vec<AgentFigures>,
+    /// Requests with a cost: each class of the requests (`mixed`: the light, then the heavy),
+    /// measured apart; absent otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub work_classes: Vec<WorkClassFigures>,
+    /// The CPUs the server ran on when not the comparison's server CPUs: a CPU-bound
+    /// workload gives it the loadgen CPUs too; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_cpus: Option<String>,
+    /// Where the server shared loadgen's CPUs: loadgen's CPU time over the time its CPUs
+    /// had; absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loadgen_cpu_ratio: Option<Spread>,
+}
+
+/// One class of a cell's requests with a cost, over the cell's repeats.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkClassFigures {
+    /// The class as `loadgen --work` writes it (`cpu=20us`).
+    pub spec: String,
+    /// Its share of the requests, 0 to 1.
+    pub share: f64,
+    /// Its requests completed in a repeat's measured time.
+    pub messages: Option<Spread>,
+    /// Median latency, µs (open loop: from the intended send time).
+    pub latency_p50_us: Option<Spread>,
+    /// 99th percentile latency, µs, with its interval from the class's own intervals.
+    pub latency_p99_us: Option<Spread>,
+}
+
+/// Which of the tutorials' claims a [`Claim`] tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ClaimGroup {
+    /// Threads, and event loops, for clients that wait (I/O-bound work).
+    IoBound,
+    /// Processes, not threads, for CPU-bound work in Python (the GIL); alike in Rust.
+    CpuBound,
+    /// A CPU-heavy request blocks an event loop unless the work is handed to a pool.
+    BlockedLoop,
+}
+
+/// Which way a claim says the ratio other / base goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expected {
+    /// Above 1.
+    Higher,
+    /// Below 1.
+    Lower,
+    /// Within 0.9–1.1.
+    Alike,
+}
+
+/// What the figures say of a claim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    /// The ratio's 95 % interval excludes 1 in the claimed direction (a claim of alike: it
+    /// lies within 0.9–1.1).
+    Holds,
+    /// The interval lies within 0.9–1.1 where the claim says the two differ.
+    Alike,
+    /// The interval excludes 1 in the other direction (a claim of alike: it leaves 0.9–1.1
+    /// and excludes 1).
+    Opposite,
+    /// None of these: no interval, or one that spans 1 and leaves 0.9–1.1; `why` says.
+    CannotBeSeen,
+}
+
+/// One of the tutorials' claims, tested: a ratio of one figure between two servers in one
+/// workload, with its interval and the verdict.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Claim {
+    /// Which claim.
+    pub group: ClaimGroup,
+    /// The claim, in words.
+    pub claim: String,
+    /// The workload, as labelled.
+    pub workload: String,
+    /// The figure compared, by its key in the cells (`throughput_msgs_per_s`, or the light
+    /// class's `latency_p99_us`).
+    pub figure: String,
+    /// The server the other is set against (the ratio's denominator).
+    pub base: String,
+    /// The other server (the numerator).
+    pub other: String,
+    /// Which way the claim says the ratio goes.
+    pub expected: Expected,
+    /// The base's figure (median over repeats).
+    pub base_value: Option<f64>,
+    /// The other's figure.
+    pub other_value: Option<f64>,
+    /// other / base.
+    pub ratio: Option<f64>,
+    /// The ratio's 95 % interval, from the two cells' bootstraps resample by resample.
+    pub ratio_ci: Option<[f64; 2]>,
+    /// What the figures say.
+    pub verdict: Verdict,
+    /// Why it cannot be seen, when it cannot.
+    pub why: Option<String>,
 }
 
 /// One load agent's figures in a cell, over the cell's repeats.
@@ -432,6 +532,10 @@ pub struct Summary {
     /// What the run shows, generated from the figures above.
     #[serde(default)]
     pub findings: Findings,
+    /// The tutorials' claims, tested on the workloads of requests with a cost; absent when
+    /// none ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub claims: Vec<Claim>,
 }
 
 impl Summary {

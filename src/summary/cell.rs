@@ -1,11 +1,12 @@
 //! The figures of one model under one workload, over its repeats.
 
-use loadgen::Report;
+use loadgen::{Report, WorkClass};
 
 use super::bootstrap::{figure, Bootstrap};
 use super::load::RunData;
 use crate::schema::{
-    AgentFigures, AgentRun, Cell, DatagramCounts, ServerUsage, Spread, Status, Workload,
+    AgentFigures, AgentRun, Cell, DatagramCounts, ServerUsage, Spread, Status, WorkClassFigures,
+    Workload,
 };
 
 /// The runs of a cell its figures come from: those that did not fail.
@@ -18,12 +19,14 @@ pub fn counted<'a>(group: &[&'a RunData]) -> Vec<&'a RunData> {
 }
 
 /// The cell of `model` (a server label) under `workload` from its runs, with the confidence
-/// intervals of its bootstrap where it has one.
+/// intervals of its bootstrap where it has one, and of each request class's (`classes`, by
+/// class; empty without classes).
 pub fn cell(
     model: &str,
     workload: &Workload,
     group: &[&RunData],
     bootstrap: Option<&Bootstrap>,
+    classes: &[Bootstrap],
 ) -> Cell {
     // Figures come from the runs that did not fail; counts of trouble from every run.
     let counted = counted(group);
@@ -91,7 +94,13 @@ pub fn cell(
         }),
         send_late_p99_us: spread(&|r| Some(r.send_late_us.as_ref()?.p99)),
         agents: agents(group),
+        work_classes: work_classes(&reports, classes),
+        server_cpus: group.iter().find_map(|r| r.record.server_cpus.clone()),
+        loadgen_cpu_ratio: None,
     };
+    if cell.server_cpus.is_some() {
+        cell.loadgen_cpu_ratio = spread(&|r| Some(r.loadgen_cpu_ratio));
+    }
     if let Some(b) = bootstrap {
         with_intervals(&mut cell, b);
     }
@@ -127,6 +136,38 @@ fn agents(group: &[&RunData]) -> Vec<AgentFigures> {
                     .filter(|a| a.loadgen_saturated == Some(true))
                     .count(),
                 start_late_ms_max: runs.iter().filter_map(|a| a.start_late_ms).reduce(f64::max),
+            }
+        })
+        .collect()
+}
+
+/// Requests with a cost: each class's figures over the reports, its p99 with the interval of
+/// its own bootstrap (`classes`, by class, where there is one); empty for a workload of one
+/// class, whose figures are the cell's own.
+fn work_classes(reports: &[&Report], classes: &[Bootstrap]) -> Vec<WorkClassFigures> {
+    let most = reports
+        .iter()
+        .filter_map(|r| Some(r.work.as_ref()?.classes.len()))
+        .max()
+        .unwrap_or(0);
+    if most < 2 {
+        return Vec::new();
+    }
+    (0..most)
+        .map(|k| {
+            let of = |r: &&Report| r.work.as_ref()?.classes.get(k).cloned();
+            let runs: Vec<WorkClass> = reports.iter().filter_map(of).collect();
+            let measured = || runs.iter().filter(|c| c.messages > 0);
+            let mut p99 = Spread::of(measured().map(|c| c.latency_us.p99));
+            if let (Some(s), Some(b)) = (&mut p99, classes.get(k)) {
+                s.ci = Some(b.ci(figure::P99));
+            }
+            WorkClassFigures {
+                spec: runs.first().map(|c| c.spec.clone()).unwrap_or_default(),
+                share: runs.first().map_or(0.0, |c| c.share),
+                messages: Spread::of(runs.iter().map(|c| c.messages as f64)),
+                latency_p50_us: Spread::of(measured().map(|c| c.latency_us.p50)),
+                latency_p99_us: p99,
             }
         })
         .collect()

@@ -159,7 +159,7 @@ fn rate_shortfall(w: &Workload, c: &Cell) -> Option<String> {
     if loss > LOSS_RANKED {
         return Some(format!("lost {:.1} % of its datagrams", loss * 100.0));
     }
-    let (Workload::Rate { .. } | Workload::UdpRate { .. }) = w else {
+    let (Workload::Rate { .. } | Workload::UdpRate { .. } | Workload::Mixed) = w else {
         return None;
     };
     let achieved = c.achieved_rate_ratio.map_or(0.0, |r| r.median);
@@ -417,6 +417,9 @@ mod tests {
             arrivals_achieved_ratio: None,
             send_late_p99_us: None,
             agents: Vec::new(),
+            work_classes: Vec::new(),
+            server_cpus: None,
+            loadgen_cpu_ratio: None,
         }
     }
 

@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use super::parallel;
 use super::samples::{self, IntervalSample};
 use crate::schema::RunRecord;
+use loadgen::work::CLASS_TAGS;
 
 /// One run read back from `raw/`.
 pub struct RunData {
@@ -19,6 +20,9 @@ pub struct RunData {
     pub latency: Option<Histogram<u64>>,
     /// The interval log's latency intervals, with the server CPU of each.
     pub samples: Vec<IntervalSample>,
+    /// Requests with a cost: each class's latency intervals (`class-N` in the log), by class;
+    /// empty otherwise.
+    pub classes: Vec<Vec<IntervalSample>>,
 }
 
 /// Reads every run under `dir/raw`, in a stable order.
@@ -71,39 +75,65 @@ fn read_run(raw: &Path, path: &Path) -> anyhow::Result<RunData> {
         .ok()
         .and_then(|t| serde_json::from_str::<loadgen::Report>(&t).ok())
         .filter(|r| r.implausible().is_none());
-    let (latency, mut samples) = read_latency(&raw.join(format!("{id}.hlog")));
+    let log = read_latency(&raw.join(format!("{id}.hlog")));
+    let mut samples = log.samples;
     if let Some(server) = &record.server {
         samples::attach_cpu(&mut samples, &server.cpu_series);
     }
     Ok(RunData {
         record,
         report,
-        latency,
+        latency: log.total,
         samples,
+        classes: log.classes,
     })
 }
 
-/// The whole-run latency histogram of an interval log and its intervals; nothing when the log
-/// is missing or unreadable (the run is then reported without latency).
-fn read_latency(path: &Path) -> (Option<Histogram<u64>>, Vec<IntervalSample>) {
-    let mut total: Option<Histogram<u64>> = None;
-    let mut intervals = Vec::new();
+/// What a run's interval log holds.
+#[derive(Default)]
+struct LatencyLog {
+    /// The whole run's histogram.
+    total: Option<Histogram<u64>>,
+    /// Its intervals.
+    samples: Vec<IntervalSample>,
+    /// Each request class's intervals, by class.
+    classes: Vec<Vec<IntervalSample>>,
+}
+
+/// The whole-run latency histogram of an interval log, its intervals and each request
+/// class's; nothing when the log is missing or unreadable (the run is then reported without
+/// latency).
+fn read_latency(path: &Path) -> LatencyLog {
+    let mut log = LatencyLog::default();
     let read = loadgen::hlog::visit(path, |interval| {
-        if interval.tag == "latency" {
-            // loadgen records every histogram with the same bounds: adding cannot fail.
-            let _ = total
-                .get_or_insert_with(loadgen::new_histogram)
-                .add(&interval.histogram);
-            intervals.push(IntervalSample::new(
+        let sample = || {
+            IntervalSample::new(
                 interval.start.as_secs_f64(),
                 interval.length.as_secs_f64(),
                 &interval.histogram,
-            ));
+            )
+        };
+        if interval.tag == "latency" {
+            // loadgen records every histogram with the same bounds: adding cannot fail.
+            let _ = log
+                .total
+                .get_or_insert_with(loadgen::new_histogram)
+                .add(&interval.histogram);
+            log.samples.push(sample());
+        } else if let Some(class) = CLASS_TAGS.iter().position(|t| *t == interval.tag) {
+            if log.classes.len() <= class {
+                log.classes.resize(class + 1, Vec::new());
+            }
+            log.classes[class].push(sample());
         }
         Ok(())
     });
     match read {
-        Ok(_) => (total, samples::tidy(intervals)),
-        Err(_) => (None, Vec::new()),
+        Ok(_) => LatencyLog {
+            samples: samples::tidy(log.samples),
+            classes: log.classes.into_iter().map(samples::tidy).collect(),
+            total: log.total,
+        },
+        Err(_) => LatencyLog::default(),
     }
 }

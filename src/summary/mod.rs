@@ -6,6 +6,7 @@
 
 pub mod bootstrap;
 mod cell;
+pub mod claims;
 pub mod findings;
 mod headline;
 mod load;
@@ -93,9 +94,14 @@ pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bo
         }
     }
     let bootstraps = bootstrap_cells(&groups, seed);
+    let classes = bootstrap_classes(&groups, seed);
     let cells: Vec<_> = groups
         .iter()
-        .map(|(m, w, g)| cell::cell(m, w, g, bootstraps.get(&(m.clone(), w.label()))))
+        .map(|(m, w, g)| {
+            let key = (m.clone(), w.label());
+            let own = classes.get(&key).map_or(&[][..], Vec::as_slice);
+            cell::cell(m, w, g, bootstraps.get(&key), own)
+        })
         .collect();
     let ran = |m: &String, kind: &dyn Fn(&Workload) -> bool| {
         runs.iter()
@@ -124,10 +130,15 @@ pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bo
         _ => None,
     });
     // The servers only the pool sweep ran have no headline row: their figures are in its
-    // table; nor have the UDP models, whose figures are in the UDP section.
+    // table; nor have the UDP models, whose figures are in the UDP section, nor the servers
+    // only the requests with a cost ran (`MODEL+pool`).
     let headline = models
         .iter()
-        .filter(|m| ran(m, &|w| !matches!(w, Workload::Pool { .. }) && !w.is_udp()))
+        .filter(|m| {
+            ran(m, &|w| {
+                !matches!(w, Workload::Pool { .. }) && !w.is_udp() && !w.is_work()
+            })
+        })
         .map(|m| headline::headline(m, &cells, &workloads, rate_for_p99, &memory_per_connection))
         .collect();
     let findings = findings::findings(
@@ -137,6 +148,7 @@ pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bo
         &memory_per_connection,
         &bootstraps,
     );
+    let claims = claims::claims(&cells, &bootstraps, &classes);
     let summary = Summary {
         schema_version: SCHEMA_VERSION,
         environment: env.clone(),
@@ -148,6 +160,7 @@ pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bo
         memory_per_connection,
         resampling: resampling(seed),
         findings,
+        claims,
     };
     (summary, bootstraps)
 }
@@ -191,6 +204,38 @@ fn bootstrap_cells(groups: &[Group], seed: u64) -> Bootstraps {
     done.into_iter().collect()
 }
 
+/// Each request class's bootstrap, by class, of the cells whose runs measured more than one
+/// class apart (`mixed`: the light and the heavy requests).
+fn bootstrap_classes(groups: &[Group], seed: u64) -> BTreeMap<(String, String), Vec<Bootstrap>> {
+    let mut done = BTreeMap::new();
+    for (model, workload, group) in groups {
+        let counted = cell::counted(group);
+        let most = counted.iter().map(|r| r.classes.len()).max().unwrap_or(0);
+        if most < 2 {
+            continue;
+        }
+        let key = (model.clone(), workload.label());
+        let each: Option<Vec<Bootstrap>> = (0..most)
+            .map(|k| {
+                let repeats: Vec<&[samples::IntervalSample]> = counted
+                    .iter()
+                    .filter_map(|r| r.classes.get(k))
+                    .map(Vec::as_slice)
+                    .filter(|s| !s.is_empty())
+                    .collect();
+                let mut rng = Rng::for_key(seed, &format!("{} {} class {k}", key.0, key.1));
+                (!repeats.is_empty())
+                    .then(|| bootstrap::bootstrap(&CellSamples::new(&repeats), &mut rng))
+            })
+            .collect();
+        // A class that no repeat measured: no class has an interval.
+        if let Some(each) = each {
+            done.insert(key, each);
+        }
+    }
+    done
+}
+
 /// The servers that ran: the comparison's in its order, then any others (the pool sweep's) by
 /// model in the registry's order and by workers.
 fn models_in_order(env: &Environment, runs: &[RunData]) -> Vec<String> {
@@ -230,6 +275,7 @@ fn workloads_in_order(env: &Environment, runs: &[RunData]) -> Vec<Workload> {
     let mut workloads: Vec<Workload> = Workload::of_profile(env.profile)
         .into_iter()
         .chain(Workload::udp_of_profile(env.profile))
+        .chain(Workload::work())
         .filter(ran)
         .collect();
     for r in runs {
