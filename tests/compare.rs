@@ -162,6 +162,117 @@ fn tls_mixed_takes_its_arrival_rates_from_the_same_servers_tls_churn() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+#[test]
+fn work_runs_the_event_loops_pooled_on_shared_cpus_and_tests_the_claims() {
+    let out = std::env::temp_dir().join(format!("echobench-compare-work-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = Command::new(BIN)
+        .args(["compare", "--profile", "tiny", "--work"])
+        .args(["--models", "mio,thread-per-client"])
+        .args(["--workloads", "cpu-1ms-c16,wait-1ms-c16,mixed-c16"])
+        .args(["--server-cpus", "0", "--loadgen-cpus", "1", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    let json = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    // The CPU-bound workloads give the server the loadgen CPU too, and say so in the record.
+    let raw = out.join("raw");
+    let shared = json(&raw.join("mio_offload_pool.cpu-1ms-c16.r1.run.json"));
+    assert_eq!(shared["server_cpus"], "0-1", "{shared}");
+    let own = json(&raw.join("mio.wait-1ms-c16.r1.run.json"));
+    assert!(own.get("server_cpus").is_none(), "{own}");
+    let sent = json(&raw.join("mio.mixed-c16.r1.json"));
+    assert_eq!(sent["work"]["spec"], "cpu=20us;1%:cpu=10ms", "{sent}");
+
+    let summary = json(&out.join("summary.json"));
+    let cells = summary["cells"].as_array().unwrap();
+    let ran: Vec<String> = cells
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["model"].as_str().unwrap(),
+                c["label"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            "mio cpu-1ms-c16",
+            "mio wait-1ms-c16",
+            "mio mixed-c16",
+            "thread-per-client cpu-1ms-c16",
+            "thread-per-client wait-1ms-c16",
+            "thread-per-client mixed-c16",
+            "mio+pool cpu-1ms-c16",
+            "mio+pool mixed-c16",
+        ]
+    );
+    for c in cells {
+        assert_eq!(c["status"], "ok", "{c}");
+        let label = c["label"].as_str().unwrap();
+        assert_eq!(c["server_cpus"].is_string(), label != "wait-1ms-c16", "{c}");
+        assert_eq!(
+            c["loadgen_cpu_ratio"].is_object(),
+            label != "wait-1ms-c16",
+            "{c}"
+        );
+        let classes = c.get("work_classes").and_then(|w| w.as_array());
+        match label {
+            // The light and the heavy requests, measured apart.
+            "mixed-c16" => {
+                let classes = classes.unwrap();
+                assert_eq!(classes[0]["spec"], "cpu=20us", "{c}");
+                assert_eq!(classes[1]["spec"], "cpu=10ms", "{c}");
+                let light = classes[0]["latency_p99_us"]["median"].as_f64().unwrap();
+                let heavy = classes[1]["latency_p50_us"]["median"].as_f64().unwrap();
+                assert!(heavy >= 10_000.0, "a heavy request takes its 10 ms: {c}");
+                assert!(light > 0.0 && classes[0]["latency_p99_us"]["ci"].is_object());
+            }
+            _ => assert!(classes.is_none(), "{c}"),
+        }
+    }
+    // Each claim whose servers both ran, with the reason one pass cannot judge it.
+    let claims = summary["claims"].as_array().unwrap();
+    let pairs: Vec<String> = claims
+        .iter()
+        .map(|c| {
+            format!(
+                "{} / {}",
+                c["other"].as_str().unwrap(),
+                c["base"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(pairs, ["mio+pool / mio", "thread-per-client / mio"]);
+    for c in claims {
+        assert_eq!(c["verdict"], "cannot-be-seen", "{c}");
+        assert!(
+            c["why"].as_str().unwrap().contains("1 repeat(s), 3 needed"),
+            "{c}"
+        );
+        assert!(c["ratio"].as_f64().unwrap() > 0.0, "{c}");
+    }
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for heading in [
+        "## Requests with a cost",
+        "**CPUs shared:**",
+        "### mixed: p99 of the light / the heavy requests",
+        "## The tutorials' claims, tested",
+        "### The blocked event loop",
+    ] {
+        assert!(md.contains(heading), "{heading}:\n{md}");
+    }
+    report_re_renders_identically(&out);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 fn summary_holds_every_cell(out: &Path) {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();

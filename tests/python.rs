@@ -113,6 +113,62 @@ fn python_servers_run_beside_their_rust_counterparts_and_answer_the_tutorials_qu
 }
 
 #[test]
+fn python_servers_take_requests_with_a_cost_and_py_asyncio_also_its_process_pool() {
+    let Some(program) = python("python_servers_take_requests_with_a_cost") else {
+        return;
+    };
+    let out = tempdir("work");
+    let run = compare(
+        &out,
+        &[
+            &format!("--python={program}"),
+            "--models",
+            "py-threading,py-asyncio",
+            "--work",
+            "--workloads",
+            "cpu-1ms-c16,wait-1ms-c16",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    let summary = json(&out.join("summary.json"));
+    let cells = summary["cells"].as_array().unwrap();
+    let ran: Vec<String> = cells
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["model"].as_str().unwrap(),
+                c["label"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        ran,
+        [
+            "py-threading cpu-1ms-c16",
+            "py-threading wait-1ms-c16",
+            "py-asyncio cpu-1ms-c16",
+            "py-asyncio wait-1ms-c16",
+            "py-asyncio+pool cpu-1ms-c16",
+        ]
+    );
+    for c in cells {
+        assert_eq!(c["status"], "ok", "{c}");
+        assert!(
+            c["throughput_msgs_per_s"]["median"].as_f64().unwrap() > 0.0,
+            "{c}"
+        );
+    }
+    // Started with --work (and the pool's --offload pool), ready at the probe it speaks.
+    let record = json(&out.join("raw/py-asyncio_offload_pool.cpu-1ms-c16.r1.run.json"));
+    assert_eq!(record["server_cpus"], "0-1", "{record}");
+    assert_eq!(record["spec"]["server_args"][1], "pool");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
 fn without_a_python_interpreter_one_line_says_so_and_the_rest_runs() {
     let out = tempdir("missing");
     let run = compare(

@@ -304,14 +304,45 @@ fn run(cli: &Cli, tls: Option<Tls>) -> anyhow::Result<()> {
     if let Some(max) = cli.max_conns {
         config.max_conns = usize::try_from(max).unwrap_or(usize::MAX);
     }
-    // The registry says what to bind.
-    let bound = match model.transport() {
-        Transport::Tcp => bind(config.addr, model.reuses_port())
+    // The registry says what to bind: a model with SO_REUSEPORT siblings gets every one now,
+    // before the `listening on` line, on the port the first got.
+    let siblings = config.workers.max(1) - 1;
+    let bound = match (model.transport(), model.reuses_port()) {
+        (Transport::Tcp, false) => bind(config.addr, false)
             .map(Bound::Tcp)
             .with_context(|| format!("cannot listen on --addr {}", config.addr))?,
-        Transport::Udp => datagram::bind(config.addr, model.reuses_port())
+        (Transport::Tcp, true) => {
+            let first = bind(config.addr, true)
+                .with_context(|| format!("cannot listen on --addr {}", config.addr))?;
+            let addr = first
+                .local_addr()
+                .context("cannot read the bound address")?;
+            let mut all = vec![first];
+            for _ in 0..siblings {
+                all.push(
+                    bind(addr, true).with_context(|| format!("cannot add a listener on {addr}"))?,
+                );
+            }
+            Bound::TcpGroup(all)
+        }
+        (Transport::Udp, false) => datagram::bind(config.addr, false)
             .map(Bound::Udp)
             .with_context(|| format!("cannot bind UDP --addr {}", config.addr))?,
+        (Transport::Udp, true) => {
+            let first = datagram::bind(config.addr, true)
+                .with_context(|| format!("cannot bind UDP --addr {}", config.addr))?;
+            let addr = first
+                .local_addr()
+                .context("cannot read the bound address")?;
+            let mut all = vec![first];
+            for _ in 0..siblings {
+                all.push(
+                    datagram::bind(addr, true)
+                        .with_context(|| format!("cannot bind another socket to --addr {addr}"))?,
+                );
+            }
+            Bound::UdpGroup(all)
+        }
     };
     if cli.work {
         // Before the `listening on` line: no client waits while the loop is timed.
@@ -333,6 +364,8 @@ fn run(cli: &Cli, tls: Option<Tls>) -> anyhow::Result<()> {
     announce(match &bound {
         Bound::Tcp(listener) => listener.local_addr(),
         Bound::Udp(socket) => socket.local_addr(),
+        Bound::TcpGroup(listeners) => listeners[0].local_addr(),
+        Bound::UdpGroup(sockets) => sockets[0].local_addr(),
     })?;
     model.serve(bound, &config, stop)
 }

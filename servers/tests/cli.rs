@@ -4,6 +4,7 @@
 mod common;
 
 use common::{assert_refused, ping, run, Server};
+use echo_server::models::{Model, Transport};
 
 #[test]
 fn list_names_the_five_required_models() {
@@ -156,4 +157,39 @@ fn tls_arguments_that_cannot_work_are_one_line_naming_the_flag_and_exit_2() {
     assert_eq!(stderr.lines().count(), 1, "{stderr:?}");
     assert!(stderr.contains("--gen-cert"), "{stderr:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The sockets bound to 127.0.0.1:`port` in `/proc/net/tcp` (listening ones) or
+/// `/proc/net/udp`.
+fn bound_on(port: u16, transport: Transport) -> usize {
+    let (table, listening) = match transport {
+        Transport::Tcp => ("/proc/net/tcp", Some("0A")),
+        Transport::Udp => ("/proc/net/udp", None),
+    };
+    let local = format!("0100007F:{port:04X}");
+    std::fs::read_to_string(table)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .filter(|f| f.len() > 3 && f[1] == local)
+        .filter(|f| listening.is_none_or(|state| f[3] == state))
+        .count()
+}
+
+#[test]
+fn reuseport_siblings_are_all_bound_when_the_listening_line_appears() {
+    // A client that connects as soon as the line appears must find every sibling: one bound
+    // later never gets the connections made before it (mio-multi then served 16 clients on
+    // one loop of two).
+    for model in Model::ALL.iter().filter(|m| m.reuses_port()) {
+        let server = Server::start(model.name(), &["--workers", "3"]);
+        let bound = bound_on(server.addr.port(), model.transport());
+        assert_eq!(
+            bound,
+            3,
+            "{}: sockets bound at its listening line",
+            model.name()
+        );
+    }
 }

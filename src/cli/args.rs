@@ -201,7 +201,7 @@ pub struct Passes {
     /// loop, 1 ms of CPU each), wait-1ms-c16 and wait-1ms-c1024 (a 1 ms wait each) and
     /// mixed-c16 (an open loop at 4,000/s of 99 % × 20 µs and 1 % × 10 ms of CPU). The CPU-bound
     /// two give the server the loadgen CPUs too (flagged in the report) and run the event
-    /// loops also as MODEL+pool (`--offload pool`). About 5 minutes more per pass on 2 cores,
+    /// loops also as MODEL+pool (`--offload pool`). About 4 minutes more per pass on 2 cores,
     /// Python models included. The full profile always runs them.
     #[arg(long)]
     pub work: bool,
@@ -214,7 +214,8 @@ pub struct Passes {
     #[arg(long, value_name = "PYTHON", num_args = 0..=1, default_missing_value = "python3")]
     pub python: Option<String>,
     /// Only these workloads, comma-separated, as the report labels them (pingpong-c16,
-    /// rate-10000, churn, idle-1000, bulk, udp-pingpong-c16-p8, udp-rate-10000).
+    /// rate-10000, churn, idle-1000, bulk, udp-pingpong-c16-p8, udp-rate-10000, cpu-1ms-c16,
+    /// wait-1ms-c1024, mixed-c16).
     #[arg(long, value_name = "LIST")]
     pub workloads: Option<String>,
     /// Measured time of every run, e.g. 5s [default: the profile's].

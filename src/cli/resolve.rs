@@ -555,6 +555,7 @@ mod tests {
             &["--models", "mio,thread-pool"][..],
             &["--models", "all", "--udp", "--tls"],
             &["--models", "mio", "--workloads", "pingpong-c16,churn"],
+            &["--models", "mio,thread-pool", "--work"],
             &["--models", "none", "--server", "own=sh -c true {addr}"],
             &["--models", "mio", "--agents", "local,local"],
             &[

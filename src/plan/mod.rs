@@ -502,6 +502,72 @@ mod tests {
     }
 
     #[test]
+    fn work_runs_the_tcp_and_python_models_and_the_event_loops_pooled_where_cpu_bound() {
+        let mut servers = parse_models("all").unwrap();
+        servers.retain(|s| !serves_udp(&s.model));
+        let python: Vec<ServerSpec> = echo_server::python::MODELS
+            .iter()
+            .filter(|m| m.transport == Transport::Tcp)
+            .map(|m| ServerSpec::model(m.name))
+            .collect();
+        servers.extend(python.iter().cloned());
+        servers.push(ServerSpec::model("own"));
+        let mut opts = options(servers, Profile::Quick);
+        let tcp_only = opts.timing();
+        opts.work = true;
+        assert_eq!(
+            opts.timing(),
+            tcp_only,
+            "--work changes nothing of the TCP runs"
+        );
+        let runs = opts.runs();
+        let labels = |w: Workload| -> Vec<String> {
+            runs.iter()
+                .filter(|r| r.workload == w)
+                .map(RunSpec::server_label)
+                .collect()
+        };
+        let tcp_models = Model::ALL
+            .iter()
+            .filter(|m| m.transport() == Transport::Tcp)
+            .count();
+        let offloading = Model::ALL.iter().filter(|m| m.offloads()).count();
+        let pooled_python = echo_server::python::MODELS
+            .iter()
+            .filter(|m| m.offloads)
+            .count();
+        for w in Workload::work() {
+            let ran = labels(w);
+            assert!(
+                !ran.contains(&"own".to_owned()),
+                "an external server speaks no --work"
+            );
+            assert!(ran.contains(&"py-threading".to_owned()), "{ran:?}");
+            let pooled: Vec<&String> = ran.iter().filter(|l| l.ends_with("+pool")).collect();
+            match w.shares_cpus() {
+                true => {
+                    assert_eq!(pooled.len(), offloading + pooled_python, "{ran:?}");
+                    assert!(ran.contains(&"mio+pool".to_owned()));
+                    assert!(ran.contains(&"py-asyncio+pool".to_owned()));
+                    assert!(!ran.contains(&"thread-per-client+pool".to_owned()));
+                }
+                false => assert!(pooled.is_empty(), "{ran:?}"),
+            }
+            let plain = ran.len() - pooled.len();
+            assert_eq!(plain, tcp_models + python.len(), "{}: {ran:?}", w.label());
+        }
+        // A pass of the work runs fits 5 minutes of load on 2 cores, Python included (a
+        // second or so more per run for starting and stopping servers: within 6 minutes).
+        let load: f64 = runs
+            .iter()
+            .filter(|r| r.workload.is_work())
+            .map(|r| r.workload.timing(opts.timing()))
+            .map(|t| (t.warmup + t.duration).as_secs_f64())
+            .sum();
+        assert!(load <= 270.0, "{load} s of load");
+    }
+
+    #[test]
     fn models_with_a_worker_per_cpu_run_with_their_count_stated() {
         let mut servers = vec![
             ServerSpec::model("udp-tokio"),

@@ -149,7 +149,7 @@ fn claim_line(s: &Summary, c: &Claim) -> String {
 
 /// [`WORK_COST`] as prose writes it: `1 ms`.
 fn cost_in_words() -> String {
-    us(WORK_COST.as_secs_f64() * 1e6)
+    format!("{} ms", WORK_COST.as_secs_f64() * 1e3)
 }
 
 /// Every server at `wait-1ms` with 16 and 1,024 clients: requests/s, the share of what the

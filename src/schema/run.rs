@@ -310,6 +310,11 @@ mod tests {
         assert_eq!(ServerSpec::workers_of(&spec.server_label()), Some(64));
         assert_eq!(ServerSpec::workers_of("mio"), None);
         assert_eq!(ServerSpec::model_of("mio"), "mio");
+        let pooled = ServerSpec::pooled("mio");
+        assert!(pooled.is_pooled() && !ServerSpec::model("mio").is_pooled());
+        assert_eq!(pooled.label(), "mio+pool");
+        assert_eq!(ServerSpec::model_of(&pooled.label()), "mio");
+        assert_eq!(ServerSpec::workers_of(&pooled.label()), None);
         spec.server_args = vec!["--max-conns".to_owned(), "100".to_owned()];
         assert_eq!(spec.server_label(), "thread-pool(--max-conns 100)");
 

@@ -237,6 +237,131 @@ pub fn verdict(expected: Expected, [low, high]: [f64; 2]) -> (Verdict, Option<St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::schema::WorkClassFigures;
+
+    /// A cell of `model` in `w` with this throughput (and, for `mixed`, a light class with
+    /// this p99), loadgen-bound or not.
+    fn cell(model: &str, w: Workload, value: f64, saturated: bool) -> Cell {
+        let mut c: Cell = serde_json::from_value(serde_json::json!({
+            "model": model, "workload": w.name(), "label": w.label(), "repeats": 3,
+            "status": "ok", "notes": [], "errors": 0, "connections_starved": 0,
+            "connections": 16, "loadgen_saturated": saturated,
+            "throughput_msgs_per_s": {"median": value, "min": value, "max": value},
+        }))
+        .unwrap();
+        if w == Workload::Mixed {
+            let p99 = c.throughput_msgs_per_s;
+            c.work_classes = vec![WorkClassFigures {
+                spec: "cpu=20us".to_owned(),
+                share: 0.99,
+                latency_p99_us: p99,
+                ..WorkClassFigures::default()
+            }];
+        }
+        c
+    }
+
+    /// A bootstrap whose resamples put every figure evenly from `low` to `high`.
+    fn spread(low: f64, high: f64) -> Bootstrap {
+        let n = 1000;
+        Bootstrap {
+            resamples: (0..n)
+                .map(|i| [low + (high - low) * i as f64 / (n - 1) as f64; 5])
+                .collect(),
+            repeats: 3,
+            intervals: 60,
+            block_intervals: [1; 5],
+            blocks: [60; 5],
+        }
+    }
+
+    type Keyed = BTreeMap<(String, String), Bootstrap>;
+
+    fn tested(cells: &[(Cell, Bootstrap)]) -> Vec<Claim> {
+        let key = |c: &Cell| (c.model.clone(), c.label.clone());
+        let boots: Keyed = cells.iter().map(|(c, b)| (key(c), b.clone())).collect();
+        let classes = cells
+            .iter()
+            .filter(|(c, _)| !c.work_classes.is_empty())
+            .map(|(c, b)| (key(c), vec![b.clone(), b.clone()]))
+            .collect();
+        let only: Vec<Cell> = cells.iter().map(|(c, _)| c.clone()).collect();
+        claims(&only, &boots, &classes)
+    }
+
+    #[test]
+    fn a_claim_is_tested_where_both_servers_ran_and_judged_by_its_interval() {
+        let wait = Workload::Wait { connections: 16 };
+        let claims = tested(&[
+            (cell("blocking", wait, 900.0, false), spread(880.0, 920.0)),
+            (
+                cell("thread-per-client", wait, 13_000.0, false),
+                spread(12_800.0, 13_200.0),
+            ),
+        ]);
+        assert_eq!(claims.len(), 1, "only the pair that ran: {claims:?}");
+        let c = &claims[0];
+        assert_eq!(
+            (c.base.as_str(), c.other.as_str()),
+            ("blocking", "thread-per-client")
+        );
+        assert_eq!(c.verdict, Verdict::Holds);
+        let [low, high] = c.ratio_ci.unwrap();
+        assert!(low > 13.0 && high < 15.5 && low < c.ratio.unwrap(), "{c:?}");
+    }
+
+    #[test]
+    fn a_loadgen_bound_floor_proves_only_a_claim_it_moves_away_from() {
+        let many = Workload::Wait { connections: 1024 };
+        let threads = cell("thread-per-client", many, 50_000.0, false);
+        // mio's figure is loadgen's, a floor of its own: 4× is at least 4×.
+        let claims = tested(&[
+            (threads.clone(), spread(49_000.0, 51_000.0)),
+            (
+                cell("mio", many, 200_000.0, true),
+                spread(198_000.0, 202_000.0),
+            ),
+        ]);
+        assert_eq!(claims[0].verdict, Verdict::Holds);
+        assert!(
+            claims[0].why.as_ref().unwrap().contains("loadgen"),
+            "{claims:?}"
+        );
+        // A floor alike with the other proves nothing.
+        let claims = tested(&[
+            (threads, spread(49_000.0, 51_000.0)),
+            (
+                cell("mio", many, 50_000.0, true),
+                spread(49_000.0, 51_000.0),
+            ),
+        ]);
+        assert_eq!(claims[0].verdict, Verdict::CannotBeSeen);
+        assert!(
+            claims[0].why.as_ref().unwrap().contains("`mio`"),
+            "{claims:?}"
+        );
+    }
+
+    #[test]
+    fn every_event_loop_run_both_ways_is_set_against_its_pool_by_the_light_p99() {
+        let m = Workload::Mixed;
+        let claims = tested(&[
+            (
+                cell("tokio", m, 16_000.0, false),
+                spread(15_000.0, 17_000.0),
+            ),
+            (
+                cell("tokio+pool", m, 9_000.0, false),
+                spread(8_500.0, 9_500.0),
+            ),
+            (cell("smol", m, 16_000.0, false), spread(15_000.0, 17_000.0)),
+        ]);
+        assert_eq!(claims.len(), 1, "{claims:?}");
+        let c = &claims[0];
+        assert_eq!((c.base.as_str(), c.other.as_str()), ("tokio", "tokio+pool"));
+        assert_eq!((c.expected, c.verdict), (Expected::Lower, Verdict::Holds));
+        assert_eq!(c.figure, "light latency_p99_us");
+    }
 
     #[test]
     fn verdicts_follow_the_interval() {

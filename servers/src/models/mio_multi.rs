@@ -23,21 +23,17 @@ use mio::{Poll, Waker};
 
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
-use crate::listen::bind;
 use crate::models::mio_loop::{event_loop, WorkLoop, STOP};
 use crate::signals::SignalPipe;
 use crate::work::Offload;
 
-/// Runs one loop per worker until SIGINT or SIGTERM.
-pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
-    let addr = listener
-        .local_addr()
-        .context("cannot read the bound address")?;
-    let mut listeners = vec![listener];
-    for _ in 1..config.workers {
-        listeners
-            .push(bind(addr, true).with_context(|| format!("cannot add a listener on {addr}"))?);
-    }
+/// Runs one loop per listener (one per worker, all bound before the `listening on` line) until
+/// SIGINT or SIGTERM.
+pub fn serve(
+    listeners: Vec<TcpListener>,
+    config: &ServerConfig,
+    stop: SignalPipe,
+) -> anyhow::Result<()> {
     // `--max-conns` caps the process, not each loop.
     let limit = ConnLimit::new(config.max_conns);
     // One pool for every loop: `--offload-threads` bounds the server's CPU work, not a loop's.

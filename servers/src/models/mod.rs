@@ -82,13 +82,19 @@ impl Transport {
     }
 }
 
-/// What a model serves on, bound by the caller before the `listening on` line.
+/// What a model serves on, bound by the caller before the `listening on` line: a model with
+/// `SO_REUSEPORT` siblings has every one of them bound by then, so that no client that
+/// connects as soon as the line appears finds only the first.
 #[derive(Debug)]
 pub enum Bound {
     /// A listening TCP socket.
     Tcp(TcpListener),
     /// A bound UDP socket.
     Udp(UdpSocket),
+    /// Listening TCP sockets on one address, one per `--workers`.
+    TcpGroup(Vec<TcpListener>),
+    /// Bound UDP sockets on one address, one per `--workers`.
+    UdpGroup(Vec<UdpSocket>),
 }
 
 /// How many clients a model serves at the same time.
@@ -109,6 +115,10 @@ pub enum Serve {
     Tcp(fn(TcpListener, &ServerConfig, SignalPipe) -> anyhow::Result<()>),
     /// On a bound UDP socket.
     Udp(fn(UdpSocket, &ServerConfig, SignalPipe) -> anyhow::Result<()>),
+    /// On `SO_REUSEPORT` listening TCP sockets, one per `--workers`.
+    TcpGroup(fn(Vec<TcpListener>, &ServerConfig, SignalPipe) -> anyhow::Result<()>),
+    /// On `SO_REUSEPORT` bound UDP sockets, one per `--workers`.
+    UdpGroup(fn(Vec<UdpSocket>, &ServerConfig, SignalPipe) -> anyhow::Result<()>),
 }
 
 /// What the registry knows of one model.
@@ -127,7 +137,8 @@ pub struct ModelInfo {
     /// Whether clients are served in child processes (so each holds its own descriptors and
     /// memory is best read as PSS).
     pub forks: bool,
-    /// Whether its listener must allow `SO_REUSEPORT` siblings.
+    /// Whether it serves on `SO_REUSEPORT` siblings, one per `--workers` ([`Serve::TcpGroup`],
+    /// [`Serve::UdpGroup`]).
     pub reuses_port: bool,
     /// One line on how it works, for reports.
     pub summary: &'static str,
@@ -150,8 +161,8 @@ impl ModelInfo {
     /// A model's transport, from its entry point.
     pub const fn transport(&self) -> Transport {
         match self.serve {
-            Serve::Tcp(_) => Transport::Tcp,
-            Serve::Udp(_) => Transport::Udp,
+            Serve::Tcp(_) | Serve::TcpGroup(_) => Transport::Tcp,
+            Serve::Udp(_) | Serve::UdpGroup(_) => Transport::Udp,
         }
     }
 
@@ -164,14 +175,6 @@ impl ModelInfo {
     const fn forks(self) -> ModelInfo {
         ModelInfo {
             forks: true,
-            ..self
-        }
-    }
-
-    /// The same model, with `SO_REUSEPORT` siblings of its socket.
-    const fn reuses_port(self) -> ModelInfo {
-        ModelInfo {
-            reuses_port: true,
             ..self
         }
     }
@@ -233,6 +236,47 @@ const fn tcp(
     summary: &'static str,
 ) -> ModelInfo {
     plain(name, family, clients_at_once, Serve::Tcp(serve), summary)
+}
+
+/// A TCP model on `SO_REUSEPORT` listeners, one per `--workers`, all bound before the
+/// `listening on` line.
+const fn tcp_group(
+    name: &'static str,
+    family: Family,
+    clients_at_once: ClientsAtOnce,
+    serve: fn(Vec<TcpListener>, &ServerConfig, SignalPipe) -> anyhow::Result<()>,
+    summary: &'static str,
+) -> ModelInfo {
+    ModelInfo {
+        reuses_port: true,
+        ..plain(
+            name,
+            family,
+            clients_at_once,
+            Serve::TcpGroup(serve),
+            summary,
+        )
+    }
+}
+
+/// A UDP model on `SO_REUSEPORT` sockets, one per `--workers`, all bound before the
+/// `listening on` line.
+const fn udp_group(
+    name: &'static str,
+    family: Family,
+    serve: fn(Vec<UdpSocket>, &ServerConfig, SignalPipe) -> anyhow::Result<()>,
+    summary: &'static str,
+) -> ModelInfo {
+    ModelInfo {
+        reuses_port: true,
+        ..plain(
+            name,
+            family,
+            ClientsAtOnce::Any,
+            Serve::UdpGroup(serve),
+            summary,
+        )
+    }
 }
 
 /// A UDP model: every client is served by the same socket(s), whatever their number.
@@ -298,9 +342,9 @@ models! {
         "--workers processes forked up front, each accepting and serving one client at a time")
         .forks().pool(16).tls(),
     /// `--workers` threads, each its own mio loop and `SO_REUSEPORT` listener.
-    MioMulti => tcp("mio-multi", EventLoops, Any, mio_multi::serve,
+    MioMulti => tcp_group("mio-multi", EventLoops, Any, mio_multi::serve,
         "--workers threads, each its own mio loop and SO_REUSEPORT listener (shared nothing)")
-        .reuses_port().tls().offloads(),
+        .tls().offloads(),
     /// tokio's single-thread runtime, one task per connection.
     TokioCurrentThread => tcp("tokio-current-thread", Runtimes, Any, tokio_current_thread::serve,
         "tokio single-thread runtime, a task per connection").tls().offloads(),
@@ -318,9 +362,9 @@ models! {
     UdpBlocking => udp("udp-blocking", IterativeAndPools, udp_blocking::serve,
         "UDP, iterative: one blocking socket, receive a datagram, send it back"),
     /// UDP: `--workers` threads, each a blocking socket on one `SO_REUSEPORT` address.
-    UdpReuseport => udp("udp-reuseport", IterativeAndPools, udp_reuseport::serve,
+    UdpReuseport => udp_group("udp-reuseport", IterativeAndPools, udp_reuseport::serve,
         "UDP: --workers threads, each a blocking socket on one SO_REUSEPORT address")
-        .reuses_port().cpu_workers(),
+        .cpu_workers(),
     /// UDP: one thread, one mio `Poll`, one non-blocking socket.
     UdpMio => udp("udp-mio", EventLoops, udp_mio::serve,
         "UDP: one thread, one epoll loop (mio), one non-blocking socket"),
@@ -447,15 +491,17 @@ impl Model {
         match (self.info().serve, bound) {
             (Serve::Tcp(serve), Bound::Tcp(listener)) => serve(listener, config, stop),
             (Serve::Udp(serve), Bound::Udp(socket)) => serve(socket, config, stop),
-            (_, Bound::Tcp(_)) => anyhow::bail!(
-                "{} serves {}, not TCP",
+            (Serve::TcpGroup(serve), Bound::TcpGroup(listeners)) => serve(listeners, config, stop),
+            (Serve::UdpGroup(serve), Bound::UdpGroup(sockets)) => serve(sockets, config, stop),
+            (_, bound) => anyhow::bail!(
+                "{} serves {}{}, not on {bound:?}",
                 self.name(),
-                self.transport().name()
-            ),
-            (_, Bound::Udp(_)) => anyhow::bail!(
-                "{} serves {}, not UDP",
-                self.name(),
-                self.transport().name()
+                self.transport().name(),
+                if self.reuses_port() {
+                    " on SO_REUSEPORT siblings"
+                } else {
+                    ""
+                },
             ),
         }
     }

@@ -16,21 +16,16 @@ use std::net::UdpSocket;
 use anyhow::Context;
 
 use crate::config::ServerConfig;
-use crate::datagram::{bind, serve_blocking};
+use crate::datagram::serve_blocking;
 use crate::signals::SignalPipe;
 
-/// Serves on `socket` and `--workers` − 1 sibling sockets until SIGINT or SIGTERM.
-pub fn serve(socket: UdpSocket, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
-    // Port 0 has become a port: the siblings bind the one the first socket got.
-    let addr = socket
-        .local_addr()
-        .context("cannot read the bound address")?;
-    let mut sockets = vec![socket];
-    for _ in 1..config.workers.max(1) {
-        let sibling = bind(addr, true)
-            .with_context(|| format!("cannot bind another socket to --addr {addr}"))?;
-        sockets.push(sibling);
-    }
+/// Serves on the sibling sockets (one per `--workers`, all bound before the `listening on`
+/// line) until SIGINT or SIGTERM.
+pub fn serve(
+    sockets: Vec<UdpSocket>,
+    _config: &ServerConfig,
+    stop: SignalPipe,
+) -> anyhow::Result<()> {
     let stopped = || stop.raised();
     std::thread::scope(|s| {
         let workers: Vec<_> = sockets
