@@ -13,7 +13,7 @@
 //! reports the connections that ended uncleanly, by kind (a UDP model: its datagram counters;
 //! with `--work`, a line before it counts the requests refused, by kind).
 
-use std::net::SocketAddr;
+use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -306,42 +306,38 @@ fn run(cli: &Cli, tls: Option<Tls>) -> anyhow::Result<()> {
     }
     // The registry says what to bind: a model with SO_REUSEPORT siblings gets every one now,
     // before the `listening on` line, on the port the first got.
-    let siblings = config.workers.max(1) - 1;
-    let bound = match (model.transport(), model.reuses_port()) {
-        (Transport::Tcp, false) => bind(config.addr, false)
-            .map(Bound::Tcp)
-            .with_context(|| format!("cannot listen on --addr {}", config.addr))?,
-        (Transport::Tcp, true) => {
-            let first = bind(config.addr, true)
+    let (reuse, siblings) = (model.reuses_port(), config.workers.max(1) - 1);
+    let bound = match model.transport() {
+        Transport::Tcp => {
+            let first = bind(config.addr, reuse)
                 .with_context(|| format!("cannot listen on --addr {}", config.addr))?;
-            let addr = first
-                .local_addr()
-                .context("cannot read the bound address")?;
-            let mut all = vec![first];
-            for _ in 0..siblings {
-                all.push(
-                    bind(addr, true).with_context(|| format!("cannot add a listener on {addr}"))?,
-                );
+            match reuse {
+                false => Bound::Tcp(first),
+                true => Bound::TcpGroup(with_siblings(
+                    first,
+                    siblings,
+                    TcpListener::local_addr,
+                    |addr| {
+                        bind(addr, true).with_context(|| format!("cannot add a listener on {addr}"))
+                    },
+                )?),
             }
-            Bound::TcpGroup(all)
         }
-        (Transport::Udp, false) => datagram::bind(config.addr, false)
-            .map(Bound::Udp)
-            .with_context(|| format!("cannot bind UDP --addr {}", config.addr))?,
-        (Transport::Udp, true) => {
-            let first = datagram::bind(config.addr, true)
+        Transport::Udp => {
+            let first = datagram::bind(config.addr, reuse)
                 .with_context(|| format!("cannot bind UDP --addr {}", config.addr))?;
-            let addr = first
-                .local_addr()
-                .context("cannot read the bound address")?;
-            let mut all = vec![first];
-            for _ in 0..siblings {
-                all.push(
-                    datagram::bind(addr, true)
-                        .with_context(|| format!("cannot bind another socket to --addr {addr}"))?,
-                );
+            match reuse {
+                false => Bound::Udp(first),
+                true => Bound::UdpGroup(with_siblings(
+                    first,
+                    siblings,
+                    UdpSocket::local_addr,
+                    |addr| {
+                        datagram::bind(addr, true)
+                            .with_context(|| format!("cannot bind another socket to --addr {addr}"))
+                    },
+                )?),
             }
-            Bound::UdpGroup(all)
         }
     };
     if cli.work {
@@ -368,6 +364,22 @@ fn run(cli: &Cli, tls: Option<Tls>) -> anyhow::Result<()> {
         Bound::UdpGroup(sockets) => sockets[0].local_addr(),
     })?;
     model.serve(bound, &config, stop)
+}
+
+/// `first` and `siblings` more sockets bound with `bind_sibling` to the address `first` got
+/// (its port, where it asked for port 0).
+fn with_siblings<S>(
+    first: S,
+    siblings: usize,
+    local_addr: fn(&S) -> std::io::Result<SocketAddr>,
+    bind_sibling: impl Fn(SocketAddr) -> anyhow::Result<S>,
+) -> anyhow::Result<Vec<S>> {
+    let addr = local_addr(&first).context("cannot read the bound address")?;
+    let mut all = vec![first];
+    for _ in 0..siblings {
+        all.push(bind_sibling(addr)?);
+    }
+    Ok(all)
 }
 
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit. Failure leaves the limit as it was: the

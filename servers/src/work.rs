@@ -70,6 +70,17 @@ impl Cost {
     }
 }
 
+/// The header of a request of `len` bytes in all asking for `cpu_ns` of CPU and a wait of
+/// `wait_us`: what [`parse`] reads.
+pub fn header(len: u32, cpu_ns: u32, wait_us: u32) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[..4].copy_from_slice(&MAGIC);
+    h[4..8].copy_from_slice(&len.to_be_bytes());
+    h[8..12].copy_from_slice(&cpu_ns.to_be_bytes());
+    h[12..].copy_from_slice(&wait_us.to_be_bytes());
+    h
+}
+
 /// Reads a header; the error is the ending its connection is counted as.
 pub fn parse(header: &[u8; HEADER]) -> Result<Cost, Ending> {
     let field = |at: usize| {
@@ -521,12 +532,10 @@ async fn read_full_async(
 mod tests {
     use super::*;
 
+    /// [`header`](super::header) with `magic` in place of [`MAGIC`].
     fn header(magic: &[u8; 4], len: u32, cpu_ns: u32, wait_us: u32) -> [u8; HEADER] {
-        let mut h = [0u8; HEADER];
+        let mut h = super::header(len, cpu_ns, wait_us);
         h[..4].copy_from_slice(magic);
-        h[4..8].copy_from_slice(&len.to_be_bytes());
-        h[8..12].copy_from_slice(&cpu_ns.to_be_bytes());
-        h[12..].copy_from_slice(&wait_us.to_be_bytes());
         h
     }
 

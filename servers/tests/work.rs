@@ -14,7 +14,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use echo_server::python;
-use echo_server::work::{HEADER, MAX_CPU_NS, MAX_LEN, MAX_WAIT_US};
+use echo_server::work::{header, HEADER, MAX_CPU_NS, MAX_LEN, MAX_WAIT_US};
 use nix::unistd::Pid;
 
 use common::{
@@ -24,10 +24,7 @@ use common::{
 /// A request of `len` bytes in all asking for `cpu_ns` of CPU and a wait of `wait_us`, its
 /// payload random from `seed`.
 fn request(len: usize, cpu_ns: u32, wait_us: u32, seed: u64) -> Vec<u8> {
-    let mut r = b"EBW1".to_vec();
-    r.extend_from_slice(&(len as u32).to_be_bytes());
-    r.extend_from_slice(&cpu_ns.to_be_bytes());
-    r.extend_from_slice(&wait_us.to_be_bytes());
+    let mut r = header(len as u32, cpu_ns, wait_us).to_vec();
     r.extend(Rng::new(seed).bytes(len.saturating_sub(HEADER)));
     r
 }

@@ -6,6 +6,7 @@ use super::block::Block;
 use super::format::{bytes, int, mark, or_dash, server_name, us, DASH};
 use crate::schema::{Cell, Claim, ClaimGroup, Expected, Summary, Verdict};
 use crate::summary::claims::ALIKE;
+use crate::summary::slope;
 use crate::workload::{Workload, MIXED_RATE, MIXED_SPEC, SIXTEEN, WORK_COST};
 
 /// The section's heading and how its workloads were made.
@@ -152,13 +153,16 @@ fn cost_in_words() -> String {
     format!("{} ms", WORK_COST.as_secs_f64() * 1e3)
 }
 
+/// The many waiting clients of the I/O-bound claims' second workload.
+const MANY: usize = 1024;
+
 /// Every server at `wait-1ms` with 16 and 1,024 clients: requests/s, the share of what the
 /// wait allows, and memory per client (the slope of PSS from 16 to 1,024 clients).
 fn who_keeps_up(s: &Summary) -> Vec<Block> {
     let few = Workload::Wait {
         connections: SIXTEEN,
     };
-    let many = Workload::Wait { connections: 1024 };
+    let many = Workload::Wait { connections: MANY };
     let (few_label, many_label) = (few.label(), many.label());
     let ideal = |connections: usize| connections as f64 / WORK_COST.as_secs_f64();
     let figure = |c: Option<&&Cell>, connections: usize| {
@@ -187,16 +191,16 @@ fn who_keeps_up(s: &Summary) -> Vec<Block> {
             }
             let per_client = match (a, b) {
                 (Some(a), Some(b)) if b.errors == 0 && b.connections_starved == 0 => {
-                    let slope = (b.peak_pss_kib? - a.peak_pss_kib?) * 1024.0
-                        / (many_connections(&many) - SIXTEEN) as f64;
-                    Some(bytes(slope.max(0.0)))
+                    let point = |c: &Cell, n: usize| Some((n as f64, c.peak_pss_kib? * 1024.0));
+                    let points = [point(a, SIXTEEN)?, point(b, MANY)?];
+                    slope(&points).map(|v| bytes(v.max(0.0)))
                 }
                 _ => None,
             };
             Some(vec![
                 server_name(s, m),
                 figure(a, SIXTEEN),
-                figure(b, many_connections(&many)),
+                figure(b, MANY),
                 per_client.unwrap_or_else(|| DASH.to_owned()),
             ])
         })
@@ -209,7 +213,7 @@ fn who_keeps_up(s: &Summary) -> Vec<Block> {
             "Who keeps up with clients that wait: requests/s, and in brackets the share of what the wait allows (each client one request per {}, so 16 clients at most {} a second, 1,024 at most {}). Memory per client: the slope of the server's PSS from 16 to 1,024 waiting clients (left out where a client starved or erred at 1,024).",
             cost_in_words(),
             int(ideal(SIXTEEN)),
-            int(ideal(1024))
+            int(ideal(MANY))
         )),
         Block::Table(
             vec![
@@ -221,9 +225,4 @@ fn who_keeps_up(s: &Summary) -> Vec<Block> {
             rows,
         ),
     ]
-}
-
-/// The clients of a `wait` workload.
-fn many_connections(w: &Workload) -> usize {
-    w.connections_needed().0
 }

@@ -217,12 +217,10 @@ fn run_one(
     };
     let log = raw.join(format!("{}.server.log", spec.id()));
     let mut server_spec = tls.map_or_else(|| spec.server(), |t| t.server(spec));
-    let ext = ext.map(|e| match spec.workload.is_work() {
-        true => with_work(e, &spec.server_args),
-        false => e.clone(),
-    });
+    let mut ext = ext.cloned();
     if spec.workload.is_work() {
         server_spec.args.push(WORK.to_owned());
+        ext = ext.map(|e| with_work(&e, &spec.server_args));
     }
     let mut server = match Running::start(exe, &server_spec, ext.as_ref(), opts, &cpus, &log) {
         Ok(server) => server,

@@ -36,10 +36,8 @@ const PROBE: &[u8] = b"echobench readiness probe 0123456789\n";
 /// The readiness probe of a server that speaks requests with a cost: [`PROBE`] as a request
 /// that costs nothing (the `--work` header: `EBW1`, the length, no CPU, no wait).
 fn work_probe() -> Vec<u8> {
-    let length = (16 + PROBE.len()) as u32;
-    let mut request = b"EBW1".to_vec();
-    request.extend(length.to_be_bytes());
-    request.extend([0; 8]);
+    let length = (echo_server::work::HEADER + PROBE.len()) as u32;
+    let mut request = echo_server::work::header(length, 0, 0).to_vec();
     request.extend(PROBE);
     request
 }
