@@ -212,6 +212,7 @@ impl FixtureRun {
             // One loadgen core, half busy (saturated: nearly all) over the 2 s.
             loadgen_cpu_s: Some(if saturated { 1.94 } else { 1.0 }),
             work: None,
+            chat: None,
         };
         if self.options().udp {
             self.add_datagrams(&mut report);

@@ -164,6 +164,16 @@ struct RunArgs {
     /// every agent given the same seed.
     #[arg(long, value_name = "N", default_value_t = crate::work::DEFAULT_SEED, requires = "work")]
     seed: u64,
+    /// The chat room of `echo-server --chat`: --connections members in rooms of ROOM, every
+    /// message relayed to every member of its room; each member sends (closed loop, or
+    /// --rate in total) and every delivery is checked and timed. Not with --udp, --tls,
+    /// --churn, --work, --idle or agents.
+    #[arg(long, value_name = "ROOM", value_parser = parse_count)]
+    chat: Option<u64>,
+    /// With --chat: members per room that join and never read (nor send), to see whether
+    /// the server drops them or lets them stall their room.
+    #[arg(long, value_name = "N", default_value = "0", value_parser = parse_count, requires = "chat")]
+    chat_slow: u64,
     /// Agent mode: stdout carries two frames, the JSON report and the interval log, and
     /// nothing else; the run stops at once (exit 3) when stdin ends.
     #[arg(long)]
@@ -277,7 +287,14 @@ fn options(args: RunArgs) -> Result<Options, String> {
         source_addrs: args.source_addrs.unwrap_or_default(),
         work: args.work,
         seed: args.seed,
+        chat: args.chat.map(count),
+        chat_slow: count(args.chat_slow),
     };
+    if args.agent && opts.chat.is_some() {
+        return Err(
+            "--chat cannot run as an agent: a room's fan-out latency is read on one clock".into(),
+        );
+    }
     opts.validate()?;
     Ok(opts)
 }

@@ -9,6 +9,7 @@
 //! [`run`] does a whole run from [`Options`] and returns the [`Report`] that `--json` writes.
 
 pub mod agent;
+pub mod chat;
 pub mod cli;
 pub mod engine;
 pub mod hlog;
@@ -33,8 +34,8 @@ pub use options::{
     parse_count, parse_scaled, Options, DEFAULT_HLOG_INTERVAL, MAX_SIZE, MIN_HLOG_INTERVAL,
 };
 pub use report::{
-    from_unix_ns, new_histogram, unix_ns, Arrivals, Datagrams, Errors, Handshakes, KernelDrops,
-    Latency, Mode, Report, WorkClass, WorkReport,
+    from_unix_ns, new_histogram, unix_ns, Arrivals, ChatReport, Datagrams, Errors, Handshakes,
+    KernelDrops, Latency, Mode, Report, WorkClass, WorkReport,
 };
 pub use tls::{TlsInfo, TlsOptions, Trust};
 
@@ -48,7 +49,7 @@ mod tests {
         // what a worker records, the TCP engine that drives the load and the UDP one built on
         // its plan, the interval logs written from their results, a run's options, a whole
         // run, the agent mode around it, and the command line.
-        const LAYERS: [&[&str]; 10] = [
+        const LAYERS: [&[&str]; 11] = [
             &["tls", "machine", "rng", "lines", "source"],
             &["report", "payload", "work"],
             &["record"],
@@ -56,6 +57,7 @@ mod tests {
             &["udp"],
             &["hlog"],
             &["options"],
+            &["chat"],
             &["load"],
             &["agent"],
             &["cli"],

@@ -21,7 +21,7 @@ use crate::report::{
 };
 use crate::tls::{self, TlsInfo};
 use crate::work::{Mix, CLASS_TAGS};
-use crate::{hlog, udp};
+use crate::{chat, hlog, udp};
 
 /// Runs the load, writes the files the options name, and returns the report.
 ///
@@ -39,6 +39,10 @@ pub fn run_keeping_log(opts: &Options) -> anyhow::Result<(Report, Vec<u8>)> {
 
 /// A whole run; its interval log when `keep_log`, or empty.
 fn measure(opts: &Options, keep_log: bool) -> anyhow::Result<(Report, Vec<u8>)> {
+    if let Some(room) = opts.chat {
+        opts.validate().map_err(|e| anyhow!(e))?;
+        return measure_chat(opts, room, keep_log);
+    }
     let sources = opts
         .checked()
         .map_err(|e| anyhow!(e))?
@@ -114,7 +118,83 @@ fn measure(opts: &Options, keep_log: bool) -> anyhow::Result<(Report, Vec<u8>)> 
         kernel.loadgen = d.loadgen;
         *d = kernel;
     }
-    let log = write_outputs(opts, &report, &intervals, &plan, keep_log)?;
+    let log = write_outputs(opts, &report, &intervals, plan.measure_start, keep_log)?;
+    Ok((report, log))
+}
+
+/// A `--chat` run ([`chat`]): its report, and its interval log when `keep_log`.
+fn measure_chat(opts: &Options, room: usize, keep_log: bool) -> anyhow::Result<(Report, Vec<u8>)> {
+    raise_fd_limit();
+    let started_at = SystemTime::now();
+    let run = chat::run(opts, room, opts.chat_slow)?;
+    let t = &run.totals;
+    let cores = match opts.cpus.is_empty() {
+        true => run.threads.min(affinity_cpus().len()),
+        false => run.threads.min(opts.cpus.len()),
+    };
+    let cpu_ratio = match run.wall_s > 0.0 {
+        true => (run.cpu_s / (run.wall_s * cores.max(1) as f64) * 1e4).round() / 1e4,
+        false => 0.0,
+    };
+    let duration_s = opts.duration.as_secs_f64();
+    let throughput = t.messages as f64 / duration_s;
+    let mode = opts.mode();
+    let mut chat = t.report.clone();
+    chat.deliveries_per_s = chat.deliveries_received as f64 / duration_s;
+    chat.delivery_latency_us = Latency::from_histogram(&t.delivery);
+    chat.fanout_latency_us = Latency::from_histogram(&t.fanout);
+    let report = Report {
+        schema_version: SCHEMA_VERSION,
+        target: opts.target.clone(),
+        mode,
+        connections: opts.connections,
+        idle: 0,
+        size: opts.size,
+        pipeline: opts.pipeline,
+        rate: opts.rate,
+        duration_s,
+        warmup_s: opts.warmup.as_secs_f64(),
+        messages: t.messages,
+        bytes: t.messages * opts.size as u64,
+        throughput_msgs_per_s: throughput,
+        achieved_rate_ratio: opts.rate.map(|rate| throughput / rate),
+        errors: Errors {
+            connect: t.connect,
+            reset: t.reset,
+            timeout: 0,
+            mismatch: t.mismatch,
+            other: 0,
+        },
+        connections_starved: chat.members_starved as usize,
+        latency_us: chat.delivery_latency_us.clone(),
+        latency_uncorrected_us: None,
+        connect_us: None,
+        loadgen_cpu_ratio: cpu_ratio,
+        loadgen_saturated: cpu_ratio > SATURATION,
+        first_error: t.first_error.clone(),
+        datagrams_sent: None,
+        datagrams_lost: None,
+        datagrams_late: None,
+        datagrams_reordered: None,
+        datagrams_duplicated: None,
+        loss_ratio: None,
+        udp_kernel_drops: None,
+        tls: None,
+        handshakes: None,
+        handshake_us: None,
+        send_late_us: (mode == Mode::Open).then(|| Latency::from_histogram(&t.send_late)),
+        handshake_arrivals: None,
+        started_at_ns: Some(unix_ns(started_at)),
+        start_at_ns: None,
+        conn_offset: None,
+        conn_total: None,
+        source_addrs: None,
+        loadgen_cpu_s: Some((run.cpu_s * 1e4).round() / 1e4),
+        work: None,
+        chat: Some(chat),
+    };
+    let intervals = chat::intervals(t, opts.hlog_interval);
+    let log = write_outputs(opts, &report, &intervals, run.measure_start, keep_log)?;
     Ok((report, log))
 }
 
@@ -487,6 +567,7 @@ fn assemble(opts: &Options, plan: &Plan, totals: &Totals, cpu_ratio: f64) -> Rep
         source_addrs: plan.sources.as_ref().map(|s| s.report()),
         loadgen_cpu_s: None,
         work: work_report(opts, &totals.classes),
+        chat: None,
     }
 }
 
@@ -601,7 +682,7 @@ fn write_outputs(
     opts: &Options,
     report: &Report,
     intervals: &[hlog::Interval],
-    plan: &Plan,
+    measure_start: Instant,
     keep_log: bool,
 ) -> anyhow::Result<Vec<u8>> {
     if let Some(path) = &opts.json {
@@ -621,7 +702,7 @@ fn write_outputs(
     if opts.hlog.is_none() && !keep_log {
         return Ok(Vec::new());
     }
-    let since_measure = Instant::now().saturating_duration_since(plan.measure_start);
+    let since_measure = Instant::now().saturating_duration_since(measure_start);
     let measure_start = SystemTime::now() - since_measure;
     let log = hlog::encode(measure_start, intervals, report)?;
     if let Some(path) = &opts.hlog {

@@ -21,6 +21,13 @@ pub const MIN_HLOG_INTERVAL: Duration = Duration::from_millis(10);
 /// Largest `--size`.
 pub const MAX_SIZE: usize = 64 << 20;
 
+/// `--chat`: bytes of a message's payload before its pattern (sender, number, intended send
+/// time), and so the smallest `--size` with `--chat`.
+pub const CHAT_PAYLOAD_HEADER: usize = 20;
+
+/// `--chat`: the largest `--size`: a frame's body is at most 64 KiB, its type included.
+pub const CHAT_MAX_SIZE: usize = 64 * 1024 - 1;
+
 /// Everything a run needs; the command line maps onto it flag for flag.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -84,6 +91,10 @@ pub struct Options {
     pub work: Option<WorkSpec>,
     /// `--seed`: deals `--work`'s classes out to requests.
     pub seed: u64,
+    /// `--chat ROOM`: members in rooms of ROOM, for `echo-server --chat`; `None`: echo.
+    pub chat: Option<usize>,
+    /// `--chat-slow N`: members per room that join and never read.
+    pub chat_slow: usize,
 }
 
 impl Options {
@@ -118,7 +129,48 @@ impl Options {
             source_addrs: SourceAddrs::Auto,
             work: None,
             seed: crate::work::DEFAULT_SEED,
+            chat: None,
+            chat_slow: 0,
         }
+    }
+
+    /// The rules of `--chat`: whole rooms, a size that holds the payload's header, and none of
+    /// the flags whose clocks or transports it cannot use.
+    fn validate_chat(&self, room: usize) -> Result<(), String> {
+        const MIN_SIZE: usize = CHAT_PAYLOAD_HEADER;
+        const MAX_SIZE: usize = CHAT_MAX_SIZE;
+        if room == 0 || self.connections % room != 0 {
+            return Err(format!(
+                "--chat {room}: --connections ({}) must be a whole number of rooms of {room}",
+                self.connections
+            ));
+        }
+        if self.chat_slow >= room {
+            return Err(format!(
+                "--chat-slow {}: a room of {room} needs at least one member that reads",
+                self.chat_slow
+            ));
+        }
+        if !(MIN_SIZE..=MAX_SIZE).contains(&self.size) {
+            return Err(format!(
+                "--size with --chat must be from {MIN_SIZE} (the payload's header) to {MAX_SIZE} bytes"
+            ));
+        }
+        let refused = [
+            (self.udp, "--udp"),
+            (self.tls.is_some(), "--tls"),
+            (self.churn, "--churn"),
+            (self.conn_total.is_some(), "--conn-total (agents)"),
+            (self.work.is_some(), "--work"),
+            (self.idle > 0, "--idle"),
+            (self.handshake_rate.is_some(), "--handshake-rate"),
+        ];
+        if let Some((_, flag)) = refused.iter().find(|(on, _)| *on) {
+            return Err(format!(
+                "--chat cannot be combined with {flag}: a room's fan-out latency is read on one clock, over TCP"
+            ));
+        }
+        Ok(())
     }
 
     /// The connections of the whole plan this run is a part of.
@@ -193,6 +245,11 @@ impl Options {
         }
         if let Some(work) = &self.work {
             self.validate_work(work)?;
+        }
+        if let Some(room) = self.chat {
+            self.validate_chat(room)?;
+        } else if self.chat_slow > 0 {
+            return Err("--chat-slow needs --chat ROOM".into());
         }
         if let Some(tls) = &self.tls {
             // The CA file and the name to check are arguments: a bad one is refused up front.

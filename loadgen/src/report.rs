@@ -266,9 +266,47 @@ pub struct Report {
     /// `--work`: the requests' classes, each with its latency; `null` without it.
     #[serde(default)]
     pub work: Option<WorkReport>,
+    /// `--chat`: the rooms, the deliveries expected and received, their latency; `null`
+    /// without it.
+    #[serde(default)]
+    pub chat: Option<ChatReport>,
     /// The first connect error, to explain a run that completed nothing; not serialized.
     #[serde(skip)]
     pub first_error: Option<String>,
+}
+
+/// `--chat`: how the room's deliveries went. `messages` (top level) are the messages sent in
+/// the measured time, `latency_us` their delivery latency.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatReport {
+    /// Members per room (`--chat`).
+    pub room: usize,
+    /// Rooms: `--connections` / `room`.
+    pub rooms: usize,
+    /// Members per room that join and never read (`--chat-slow`).
+    pub slow_per_room: usize,
+    /// Deliveries owed: every measured message to every member of its room that reads and
+    /// joined.
+    pub deliveries_expected: u64,
+    /// Deliveries of measured messages received, once each, whole.
+    pub deliveries_received: u64,
+    /// Deliveries owed and not received by the end of the drain.
+    pub lost: u64,
+    /// Deliveries of a message the member had already received.
+    pub duplicated: u64,
+    /// Deliveries out of the room's one order (every member's n-th delivery must be the same
+    /// message).
+    pub out_of_order: u64,
+    /// `deliveries_received` per measured second.
+    pub deliveries_per_s: f64,
+    /// From a message's intended send time to each member's receipt, µs.
+    pub delivery_latency_us: Latency,
+    /// From a message's intended send time to its last member's receipt, µs.
+    pub fanout_latency_us: Latency,
+    /// Members whose connection the server closed (slow members it dropped among them).
+    pub members_dropped: u64,
+    /// Members that never had their `A` within `--timeout` (the server did not serve them).
+    pub members_starved: u64,
 }
 
 /// `--work`: what the requests cost and how each class fared.
@@ -399,6 +437,16 @@ impl Report {
                 self.errors.mismatch, self.target
             ));
         }
+        if let Some(c) = self
+            .chat
+            .as_ref()
+            .filter(|c| c.duplicated + c.out_of_order > 0)
+        {
+            return Some(format!(
+                "{} duplicated and {} out-of-order deliveries from {}: the room's one order was broken",
+                c.duplicated, c.out_of_order, self.target
+            ));
+        }
         if let Some(ratio) = self.resumption_shortfall() {
             return Some(format!(
                 "--tls-resume: only {:.1} % of the handshakes with {} resumed (at least {:.0} % \
@@ -480,6 +528,16 @@ impl Report {
                 let name = format!("  {} ({percent} %) µs", class.spec);
                 s += &line(&name, &class.latency_us);
             }
+        }
+        if let Some(c) = &self.chat {
+            let _ = writeln!(
+                s,
+                "chat: {} rooms of {} ({} slow each)  deliveries {} of {} expected ({:.1}/s)  lost {} duplicated {} out of order {}  members dropped {} starved {}",
+                c.rooms, c.room, c.slow_per_room, c.deliveries_received, c.deliveries_expected,
+                c.deliveries_per_s, c.lost, c.duplicated, c.out_of_order, c.members_dropped,
+                c.members_starved
+            );
+            s += &line("fan-out µs", &c.fanout_latency_us);
         }
         self.tls_summary(&mut s, &line);
         if let (Some(sent), Some(lost)) = (self.datagrams_sent, self.datagrams_lost) {

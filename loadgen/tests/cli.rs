@@ -137,6 +137,79 @@ fn bad_flags_give_one_line_naming_the_flag_and_exit_2() {
             vec!["--addr", addr, "--source-addrs", "10.0.0.0/8"],
             "--source-addrs",
         ),
+        (
+            vec!["--addr", addr, "--chat", "16", "--connections", "20"],
+            "--connections",
+        ),
+        (vec!["--addr", addr, "--chat", "0"], "--chat"),
+        (vec!["--addr", addr, "--chat-slow", "1"], "--chat"),
+        (
+            vec![
+                "--addr",
+                addr,
+                "--chat",
+                "4",
+                "--connections",
+                "8",
+                "--chat-slow",
+                "4",
+            ],
+            "--chat-slow",
+        ),
+        (
+            vec![
+                "--addr",
+                addr,
+                "--chat",
+                "4",
+                "--connections",
+                "8",
+                "--size",
+                "8",
+            ],
+            "--size",
+        ),
+        (
+            vec!["--addr", addr, "--chat", "4", "--connections", "8", "--udp"],
+            "--udp",
+        ),
+        (
+            vec![
+                "--addr",
+                addr,
+                "--chat",
+                "4",
+                "--connections",
+                "8",
+                "--churn",
+            ],
+            "--churn",
+        ),
+        (
+            vec![
+                "--addr",
+                addr,
+                "--chat",
+                "4",
+                "--connections",
+                "8",
+                "--work",
+                "cpu=0",
+            ],
+            "--work",
+        ),
+        (
+            vec![
+                "--addr",
+                addr,
+                "--chat",
+                "4",
+                "--connections",
+                "8",
+                "--agent",
+            ],
+            "--chat",
+        ),
         // One second after the epoch: the whole run's window is long past.
         (
             vec!["--addr", addr, "--start-at", "1000000000"],
@@ -264,6 +337,7 @@ const SCHEMA: &[(&str, &str)] = &[
     ("source_addrs", "object|null"),
     ("loadgen_cpu_s", "number|null"),
     ("work", "object|null"),
+    ("chat", "object|null"),
 ];
 
 /// The keys only a UDP run fills.

@@ -5,19 +5,23 @@
 //! cannot start or its loop fails (e.g. the address is in use), or `--gen-cert` cannot write;
 //! 2 for bad arguments (among them a UDP model asked to bind a non-loopback address without
 //! `--allow-remote`, `--tls` for a model without TLS, a certificate or key that is missing or
-//! unusable, `--work` with `--tls` or with a UDP model, and `--offload` without `--work` or on
+//! unusable, `--work` with `--tls` or with a UDP model, `--chat` with `--tls`, `--work` or a
+//! UDP model, a `--chat-queue` below one largest frame, and `--offload` without `--work` or on
 //! a model without an event loop).
 //!
 //! At start the soft descriptor limit is raised to the hard limit (an event loop holding
 //! 15,000 idle clients must not stop at a soft limit of 1,024); at a clean exit one line
 //! reports the connections that ended uncleanly, by kind (a UDP model: its datagram counters;
-//! with `--work`, a line before it counts the requests refused, by kind).
+//! with `--work`, a line before it counts the requests refused, by kind; with `--chat`, two
+//! lines before it: `echo-server: chat: N joins, N messages, N deliveries, N slow members
+//! dropped` and the connections closed for a bad frame).
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use crate::chat;
 use crate::config::{self, ServerConfig};
 use crate::datagram;
 use crate::endings;
@@ -100,6 +104,18 @@ struct Cli {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     offload_threads: Option<u32>,
 
+    /// Serve the chat room instead of echo: frames of a u32 big-endian length and a body;
+    /// `J` + room joins (answered `A` + room + members), then every `M` frame goes to every
+    /// member of the sender's room (TCP models, without `--tls` or `--work`).
+    #[arg(long, conflicts_with_all = ["tls", "work"])]
+    chat: bool,
+
+    /// With --chat: the most bytes queued for one member; a member whose deliveries would
+    /// pass it is disconnected as too slow [default: 1MiB; at least 64KiB + 4, one largest
+    /// frame].
+    #[arg(long, value_name = "SIZE", requires = "chat", value_parser = parse_queue)]
+    chat_queue: Option<usize>,
+
     /// Print the model names, one per line, and exit.
     #[arg(long, exclusive = true)]
     list: bool,
@@ -158,6 +174,34 @@ fn check_offload(cli: &Cli, model: Model) -> Result<(), String> {
     Ok(())
 }
 
+/// `--chat-queue`: bytes, with an optional `KiB`, `MiB` or `GiB` (or `k`, `M`, `G`: the same
+/// binary multiples).
+fn parse_queue(text: &str) -> Result<usize, String> {
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let scale: usize = match unit.trim() {
+        "" | "B" => 1,
+        "KiB" | "k" | "K" => 1 << 10,
+        "MiB" | "M" => 1 << 20,
+        "GiB" | "G" => 1 << 30,
+        other => return Err(format!("unknown unit {other:?} (use B, KiB, MiB or GiB)")),
+    };
+    let bytes = digits
+        .parse::<usize>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("{text:?} is not a size in bytes"))?;
+    let least = crate::chat::MAX_BODY + crate::chat::PREFIX;
+    if bytes < least {
+        return Err(format!(
+            "must be at least {least} bytes, one largest frame (64KiB + 4)"
+        ));
+    }
+    Ok(bytes)
+}
+
 fn parse_model(name: &str) -> Result<Model, String> {
     Model::from_name(name).ok_or_else(|| {
         let known: Vec<_> = Model::ALL.iter().map(|m| m.name()).collect();
@@ -211,6 +255,16 @@ where
     }
     if let Some(model) = cli
         .model
+        .filter(|m| cli.chat && m.transport() == Transport::Udp)
+    {
+        eprintln!(
+            "echo-server: --chat: {} serves UDP; the chat room is served over TCP",
+            model.name()
+        );
+        return ExitCode::from(2);
+    }
+    if let Some(model) = cli
+        .model
         .filter(|m| cli.work && m.transport() == Transport::Udp)
     {
         eprintln!(
@@ -239,6 +293,12 @@ where
                 Some(Transport::Udp) => eprintln!("{}", datagram::summary()),
                 _ if tls_on => eprintln!("{}\n{}", endings::tls_summary(), endings::summary()),
                 _ if cli.work => eprintln!("{}\n{}", endings::work_summary(), endings::summary()),
+                _ if cli.chat => eprintln!(
+                    "{}\n{}\n{}",
+                    chat::summary(),
+                    chat::refused_summary(),
+                    endings::summary()
+                ),
                 _ => eprintln!("{}", endings::summary()),
             }
             ExitCode::SUCCESS
@@ -355,6 +415,9 @@ fn run(cli: &Cli, tls: Option<Tls>) -> anyhow::Result<()> {
             );
             config.offload = Some(threads);
         }
+    }
+    if cli.chat {
+        config.chat = Some(cli.chat_queue.unwrap_or(chat::DEFAULT_QUEUE));
     }
     let stop = SignalPipe::stop_signals().context("cannot watch SIGINT and SIGTERM")?;
     announce(match &bound {

@@ -22,6 +22,9 @@ pub struct ServerConfig {
     /// `--offload pool`: an event loop hands requests' CPU work to a pool of this many
     /// threads; `None`: it does the work inline.
     pub offload: Option<usize>,
+    /// `--chat`: serve the chat room, each member's queue at most this many bytes
+    /// (`--chat-queue`); `None`: echo.
+    pub chat: Option<usize>,
 }
 
 impl ServerConfig {
@@ -36,6 +39,7 @@ impl ServerConfig {
             tls: None,
             work: None,
             offload: None,
+            chat: None,
         }
     }
 }

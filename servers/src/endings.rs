@@ -38,6 +38,11 @@ pub enum Ending {
     BadLength,
     /// `--work`: a request that asks for more CPU or a longer wait than the caps allow.
     OverCap,
+    /// `--chat`: a frame that breaks the chat protocol.
+    BadFrame,
+    /// `--chat`: a member too slow to take its deliveries, disconnected when its queue would
+    /// pass `--chat-queue`.
+    SlowMember,
 }
 
 impl Ending {
@@ -85,6 +90,8 @@ impl Ending {
             Ending::BadMagic => "bad magic",
             Ending::BadLength => "length out of range",
             Ending::OverCap => "cost over the caps",
+            Ending::BadFrame => "bad frames",
+            Ending::SlowMember => "slow members dropped",
         }
     }
 
@@ -113,7 +120,7 @@ pub enum Handshake {
 
 impl Handshake {
     fn index(self) -> usize {
-        Ending::OverCap.index() + 1 + self as usize
+        Ending::SlowMember.index() + 1 + self as usize
     }
 }
 
@@ -137,7 +144,7 @@ impl Outcome {
 }
 
 /// Slots in [`COUNTS`]: every [`Ending`], then every [`Handshake`].
-const SLOTS: usize = 12;
+const SLOTS: usize = 14;
 
 /// This process's counts, by [`Ending::index`] and [`Handshake::index`].
 static COUNTS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
@@ -295,6 +302,7 @@ mod tests {
             .iter()
             .chain(&Ending::TLS)
             .chain(&Ending::WORK)
+            .chain(&[Ending::BadFrame, Ending::SlowMember])
             .map(|e| e.index())
             .collect();
         slots.extend([Handshake::Full.index(), Handshake::Resumed.index()]);

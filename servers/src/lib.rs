@@ -16,6 +16,8 @@
 //!   the request loops of the blocking models and the runtimes;
 //! - [`tls`]: TLS for the TCP models (rustls): the shared configuration, a TLS stream for the
 //!   blocking models and the mio loop, the handshake deadline, `--gen-cert`;
+//! - [`chat`]: the chat room (`--chat`): its frames, the members' bounded queues, and the
+//!   rooms shared each family's way (locks, an owning loop, a hub process, tasks);
 //! - [`conn_limit`]: the `--max-conns` cap shared by threads and tasks;
 //! - [`errors`]: naming I/O errors;
 //! - [`endings`]: counting connections that ended uncleanly, for one line at exit.
@@ -25,6 +27,7 @@
 //! `cli` → `models` → the shared blocks; no block imports a model, no model imports the registry.
 
 pub mod accept;
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod conn_limit;
@@ -59,6 +62,7 @@ mod tests {
             "work",
             "tls",
             "accept",
+            "chat",
         ],
         &["models"],
         &["cli", "python"],

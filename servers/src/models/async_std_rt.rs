@@ -12,6 +12,9 @@
 //! `--offload pool`, on async-std's blocking pool, `spawn_blocking`, bounded to
 //! `--offload-threads`), its wait is an async-std sleep.
 //!
+//! With `--chat`, as `smol`: a lock per room, taken by the sender's task for its fan-out into
+//! every member's mailbox.
+//!
 //! Run: `echo-server async-std --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--work
 //! [--offload pool]]`
 
@@ -23,6 +26,7 @@ use async_std::net::{TcpListener, TcpStream};
 use async_std::os::unix::net::UnixStream;
 
 use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
+use crate::chat::tasks::{Chat, Rooms};
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::echo::READ_BUF;
@@ -41,14 +45,15 @@ pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> 
         blocking::set_max_blocking_threads(threads);
     }
     let work = config.work.map(|work| (work, config.offload.is_some()));
-    async_std::task::block_on(accept_loop(listener, stop, limit, work))
+    let chat = config.chat.map(|queue| (Rooms::locked(), queue));
+    async_std::task::block_on(accept_loop(listener, stop, limit, (work, chat)))
 }
 
 async fn accept_loop(
     listener: StdListener,
     stop: SignalPipe,
     limit: ConnLimit,
-    work: Option<(Work, bool)>,
+    (work, chat): (Option<(Work, bool)>, Option<Chat>),
 ) -> anyhow::Result<()> {
     listener
         .set_nonblocking(true)
@@ -68,11 +73,13 @@ async fn accept_loop(
                 let Some(slot) = limit.try_acquire() else {
                     continue;
                 };
+                let chat = chat.clone();
                 async_std::task::spawn(async move {
                     let _slot = slot;
-                    let served = match work {
-                        Some(work) => serve_requests(stream, work).await,
-                        None => echo(stream).await.map_err(|e| Ending::of(&e)),
+                    let served = match (work, chat) {
+                        (_, Some((rooms, queue))) => serve_member(stream, rooms, queue).await,
+                        (Some(work), None) => serve_requests(stream, work).await,
+                        (None, None) => echo(stream).await.map_err(|e| Ending::of(&e)),
                     };
                     if let Err(ending) = served {
                         endings::count(ending);
@@ -88,6 +95,15 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// `--chat`: serves one member until it leaves (then closes our side) or is closed.
+async fn serve_member(stream: TcpStream, rooms: Rooms, queue: usize) -> Result<(), Ending> {
+    stream.set_nodelay(true).map_err(|e| Ending::of(&e))?;
+    crate::chat::limit_send_buffer(&stream);
+    crate::chat::tasks::serve_futures(&stream, &stream, rooms, queue).await?;
+    let closed = stream.shutdown(std::net::Shutdown::Write);
+    closed.map_err(|e| Ending::of(&e))
 }
 
 /// `--work`: serves requests until the client half-closes, then closes our side; `pooled`:

@@ -9,6 +9,9 @@
 //! With `--tls`, the handshake happens in the one thread too: a client that never completes it
 //! holds every other client up to the handshake timeout.
 //!
+//! With `--chat`, its one client is a room's only member: the rest wait in the backlog, so a
+//! room never has two members at once (the starvation of echo, for shared state).
+//!
 //! Run: `echo-server blocking --addr 127.0.0.1:7007 [--tls --tls-cert F --tls-key F]`
 
 use std::net::TcpListener;
@@ -17,6 +20,7 @@ use std::time::Duration;
 use anyhow::Context;
 
 use crate::accept::{Acceptor, Wake};
+use crate::chat::{self, locked::Rooms};
 use crate::config::ServerConfig;
 use crate::endings;
 use crate::signals::SignalPipe;
@@ -30,8 +34,14 @@ const STOP_TICK: Duration = Duration::from_millis(200);
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
     let mut acceptor =
         Acceptor::new(listener, stop, None).context("cannot set up the accept loop")?;
+    // `--chat`: rooms of one member at a time, the one being served.
+    let rooms = Rooms::new(config.chat.unwrap_or_default());
     loop {
         match acceptor.wait_for_work().context("accept loop failed")? {
+            Wake::Connection(stream, _) if config.chat.is_some() => {
+                let stop = || acceptor.stop().raised();
+                chat::locked::serve_connection(stream, rooms.link(), &stop, &endings::record);
+            }
             Wake::Connection(stream, _) => {
                 let stop = || acceptor.stop().raised();
                 let tls = config.tls.as_ref();

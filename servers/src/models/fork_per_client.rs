@@ -11,6 +11,10 @@
 //! With `--tls`, the TLS configuration (and its session-ticket keys) is made before the first
 //! fork, so a child resumes a session that another child began.
 //!
+//! With `--chat`, processes share no memory, so the rooms live in a hub process forked before
+//! any child (`chat::hub`): each child links to it over a Unix socket, forwards its client's
+//! frames up the link and writes back what comes down; the hub owns the rooms and their order.
+//!
 //! Run: `echo-server fork-per-client --addr 127.0.0.1:7007 [--max-conns N] [--tls ...]`
 //!
 //! The parent stays single-threaded for its whole life, so fork is sound, and children leave
@@ -31,6 +35,10 @@ use nix::unistd::{fork, getpid, getppid, ForkResult, Pid};
 use signal_hook::consts::SIGCHLD;
 
 use crate::accept::{Acceptor, Wake, ACCEPT_BACKOFF};
+use crate::chat::{
+    self,
+    hub::{Hub, HubHandle},
+};
 use crate::config::ServerConfig;
 use crate::endings::ChildEndings;
 use crate::signals::SignalPipe;
@@ -48,6 +56,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
         Acceptor::new(listener, stop, Some(sigchld)).context("cannot set up the accept loop")?;
     let mut children = HashSet::new();
     let parent = getpid();
+    let hub = config.chat.map(|_| start_hub(parent)).transpose()?;
     loop {
         match acceptor.wait_for_work().context("accept loop failed")? {
             Wake::Connection(stream, peer) => {
@@ -62,7 +71,8 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                     Ok(ForkResult::Child) => {
                         // The child needs neither the listener nor the signal pipes.
                         drop(acceptor);
-                        let code = serve_child(stream, peer, parent, config, &endings);
+                        let hub = hub.as_ref().map(|(hub, _)| hub);
+                        let code = serve_child(stream, peer, parent, config, (&endings, hub));
                         // SAFETY: `_exit` ends the child at once, without running the atexit
                         // handlers or flushing the stdio buffers it inherited from the parent.
                         unsafe { nix::libc::_exit(code) }
@@ -88,7 +98,50 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     }
     end_children(&mut children, acceptor.extra());
     endings.collect();
+    if let Some(hub) = hub {
+        stop_hub(hub, acceptor.extra());
+    }
     Ok(())
+}
+
+/// `--chat`: the rooms' hub ([`chat::hub`]), forked first, and its pid.
+pub(crate) type HubProcess = (HubHandle, Pid);
+
+/// Forks the chat hub; in the hub, serves the rooms until [`stop_hub`].
+pub(crate) fn start_hub(parent: Pid) -> anyhow::Result<HubProcess> {
+    let hub = Hub::bind().context("cannot bind the chat hub's socket")?;
+    // SAFETY: called before the model forks anything else, from a process checked to be
+    // single-threaded; the hub is a complete copy with no lock held by a missing thread.
+    match unsafe { fork_holding_signals() }.context("cannot fork the chat hub")? {
+        ForkResult::Parent { child } => Ok((hub.parent_side(), child)),
+        ForkResult::Child => {
+            let code = match become_hub(parent) {
+                Ok(()) => hub.serve(),
+                Err(e) => {
+                    eprintln!("echo-server: chat hub: {e}");
+                    1
+                }
+            };
+            // SAFETY: as for every child: `_exit`, so nothing of the parent's runs twice.
+            unsafe { nix::libc::_exit(code) }
+        }
+    }
+}
+
+/// Stops the hub, adds its counts to this process's, and reaps it.
+pub(crate) fn stop_hub((hub, pid): HubProcess, sigchld: Option<&SignalPipe>) {
+    hub.finish();
+    end_children(&mut HashSet::from([pid]), sigchld);
+}
+
+/// What the hub does first: [`become_child`], but with `SIGINT` still held, so that a Ctrl-C
+/// sent to the whole process group does not end the hub before the parent has its counts (the
+/// parent stops it through its control socket; `SIGTERM` ends it if the parent dies).
+fn become_hub(parent: Pid) -> Result<(), String> {
+    become_child(parent)?;
+    SigSet::from_iter([Signal::SIGINT])
+        .thread_block()
+        .map_err(|e| format!("cannot hold SIGINT: {e}"))
 }
 
 /// The child's whole life: restore default signal handling, die with the parent, serve the
@@ -98,11 +151,16 @@ fn serve_child(
     peer: SocketAddr,
     parent: Pid,
     config: &ServerConfig,
-    endings: &ChildEndings,
+    (endings, hub): (&ChildEndings, Option<&HubHandle>),
 ) -> i32 {
     if let Err(e) = become_child(parent) {
         eprintln!("echo-server: child for {peer}: {e}");
         return 1;
+    }
+    if let (Some(hub), Some(queue)) = (hub, config.chat) {
+        let link = hub.link(queue);
+        chat::locked::serve_connection(stream, link, &|| false, &|o| endings.report(o));
+        return 0;
     }
     let (tls, work) = (config.tls.as_ref(), config.work.as_ref());
     serve_connection(stream, tls, work, &|| false, None, &|o| endings.report(o));

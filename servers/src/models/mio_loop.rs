@@ -25,6 +25,10 @@
 //! connection is not read until its work is back (bounded memory, requests in order). A client
 //! that resets meanwhile ends its job within about 2 ms of work.
 //!
+//! With `--chat`, the loop is the single owner of every room (`chat::owner`): no lock, since
+//! no other thread touches them; a message is queued for each member of its room within the
+//! turn that read it, and each member's queue is written as its socket takes it.
+//!
 //! Run: `echo-server mio --addr 127.0.0.1:7007 [--max-conns N] [--tls ... | --work [--offload
 //! pool]]`
 
@@ -41,6 +45,7 @@ use mio::{Events, Interest, Poll, Registry, Token};
 use slab::Slab;
 
 use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
+use crate::chat::{self, owner::Owner};
 use crate::config::ServerConfig;
 use crate::conn_limit::{ConnLimit, ConnSlot};
 use crate::echo::{HalfClose, MAX_PENDING};
@@ -53,6 +58,8 @@ use crate::work::{parse_front, FrontCpu, Offload, Work};
 const LISTENER: Token = Token(usize::MAX - 1);
 /// The token of the stop source: the signal pipe here, a `Waker` in `mio-multi`.
 pub(crate) const STOP: Token = Token(usize::MAX - 2);
+// `--chat` runs `chat::owner::run` on the poll the stop source is registered with here.
+const _: () = assert!(STOP.0 == chat::owner::STOP.0);
 /// The token of the timerfd that ends `--work` waits.
 const TIMER: Token = Token(usize::MAX - 3);
 /// The token of the eventfd that `--offload pool`'s finished jobs write.
@@ -116,6 +123,13 @@ pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> 
     poll.registry()
         .register(&mut stop, STOP, Interest::READABLE)
         .context("cannot register the signal pipe")?;
+    if let Some(queue) = config.chat {
+        let listener = chat_listener(listener)?;
+        let limit = Some(ConnLimit::new(config.max_conns));
+        let owner = (Owner::new(queue), None);
+        return chat::owner::run(poll, listener, limit, owner, &|| true)
+            .context("chat loop failed");
+    }
     let pool = config.offload.map(Offload::pool).transpose()?;
     let work_loop = WorkLoop::new(poll.registry(), config.work.is_some(), pool.as_ref())?;
     event_loop(
@@ -125,6 +139,14 @@ pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> 
         config.tls.clone(),
         (config.work, work_loop),
     )
+}
+
+/// `--chat`: the listener, non-blocking, for [`chat::owner::run`] to register.
+pub(crate) fn chat_listener(listener: StdListener) -> anyhow::Result<TcpListener> {
+    listener
+        .set_nonblocking(true)
+        .context("cannot make the listener non-blocking")?;
+    Ok(TcpListener::from_std(listener))
 }
 
 /// The listener, non-blocking, registered with `poll` under [`LISTENER`].

@@ -12,18 +12,29 @@
 //! `--work`, each loop does its requests' CPU work inline, or with `--offload pool` hands it
 //! to one rayon pool that all loops share.
 //!
+//! With `--chat`, each loop owns the rooms whose number modulo the loops is its own, and a
+//! member whose `J` names a room of another loop is moved to that loop (its socket and the
+//! bytes read after its `J`, over a channel and the loop's waker) before it joins: a room
+//! lives on one thread, with no lock, and rooms spread over the cores; one large room is one
+//! core's work.
+//!
 //! Run: `echo-server mio-multi --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ...]`
 
 use std::net::TcpListener;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread;
 
 use anyhow::{anyhow, Context};
 use mio::{Poll, Waker};
 
+use crate::chat::{
+    self,
+    owner::{Handoff, Owner},
+};
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
-use crate::models::mio_loop::{event_loop, WorkLoop, STOP};
+use crate::models::mio_loop::{chat_listener, event_loop, WorkLoop, STOP};
 use crate::signals::SignalPipe;
 use crate::work::Offload;
 
@@ -36,6 +47,9 @@ pub fn serve(
 ) -> anyhow::Result<()> {
     // `--max-conns` caps the process, not each loop.
     let limit = ConnLimit::new(config.max_conns);
+    if let Some(queue) = config.chat {
+        return serve_chat(listeners, limit, queue, stop);
+    }
     // One pool for every loop: `--offload-threads` bounds the server's CPU work, not a loop's.
     let pool = config.offload.map(Offload::pool).transpose()?;
     let mut loops = Vec::new();
@@ -66,6 +80,64 @@ pub fn serve(
             handle
                 .join()
                 .map_err(|_| anyhow!("a loop thread panicked"))??;
+        }
+        waited
+    })
+}
+
+/// `--chat`: a loop per listener, each the owner of the rooms whose number modulo the loops is
+/// its own; a member accepted by one loop whose `J` names another's room is moved there, its
+/// socket and the bytes read after its `J`, over a channel and the loop's waker.
+fn serve_chat(
+    listeners: Vec<TcpListener>,
+    limit: ConnLimit,
+    queue: usize,
+    stop: SignalPipe,
+) -> anyhow::Result<()> {
+    let stopped = AtomicBool::new(false);
+    let mut polls = Vec::new();
+    let (mut senders, mut inboxes) = (Vec::new(), Vec::new());
+    for _ in &listeners {
+        let poll = Poll::new().context("cannot create a poll")?;
+        let waker = Arc::new(Waker::new(poll.registry(), STOP).context("cannot create a waker")?);
+        let (tx, rx) = mpsc::channel();
+        senders.push((tx, waker));
+        inboxes.push(rx);
+        polls.push(poll);
+    }
+    let loops = listeners.len();
+    thread::scope(|s| {
+        let mut handles = Vec::new();
+        let work = listeners.into_iter().zip(polls).zip(inboxes).enumerate();
+        for (index, ((listener, poll), inbox)) in work {
+            let listener = chat_listener(listener)?;
+            let handoff = Handoff {
+                index,
+                loops: senders.clone(),
+                inbox,
+            };
+            let owns = move |room| chat::owner::loop_of(loops, room) == index;
+            let owner = (Owner::of(queue, Box::new(owns)), Some(handoff));
+            let (limit, stopped) = (Some(limit.clone()), &stopped);
+            let stopped = move || stopped.load(Ordering::Acquire);
+            let handle = thread::Builder::new()
+                .name(format!("mio-{index}"))
+                .spawn_scoped(s, move || {
+                    chat::owner::run(poll, listener, limit, owner, &stopped)
+                })
+                .context("cannot start a loop thread")?;
+            handles.push(handle);
+        }
+        let waited = stop.wait().context("cannot wait for SIGINT/SIGTERM");
+        stopped.store(true, Ordering::Release);
+        for (_, waker) in &senders {
+            let _ = waker.wake();
+        }
+        for handle in handles {
+            handle
+                .join()
+                .map_err(|_| anyhow!("a loop thread panicked"))?
+                .context("chat loop failed")?;
         }
         waited
     })

@@ -16,6 +16,10 @@
 //! holds its worker up to the handshake timeout); the TLS configuration and its session-ticket
 //! keys are made before the first fork, so every worker resumes every other's sessions.
 //!
+//! With `--chat`, a worker serves one member for as long as it stays, linked to the rooms'
+//! hub process as `fork-per-client`'s children are (`chat::hub`); members beyond the workers
+//! wait in the backlog and are starved.
+//!
 //! Run: `echo-server prefork --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ...]`
 #![allow(unsafe_code)]
 
@@ -32,10 +36,12 @@ use nix::unistd::{getpid, pipe, read, write, ForkResult, Pid};
 use signal_hook::consts::SIGCHLD;
 
 use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
+use crate::chat::{self, hub::HubHandle};
 use crate::config::ServerConfig;
 use crate::endings::{ChildEndings, Ending, Outcome};
 use crate::models::fork_per_client::{
-    become_child, end_children, ensure_single_threaded, fork_holding_signals, reap,
+    become_child, end_children, ensure_single_threaded, fork_holding_signals, reap, start_hub,
+    stop_hub,
 };
 use crate::signals::SignalPipe;
 use crate::tls::serve_connection;
@@ -54,11 +60,13 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
         .context("cannot create the --max-conns token pipe")?;
     let endings = ChildEndings::new().context("cannot create the endings pipe")?;
     let parent = getpid();
+    let hub = config.chat.map(|_| start_hub(parent)).transpose()?;
     let mut workers = HashSet::new();
     while !stop.raised() {
         // Start (or restart) workers up to the count.
         while workers.len() < config.workers {
-            match spawn_worker(&listener, tokens.as_ref(), &endings, parent, config) {
+            let hub = hub.as_ref().map(|(hub, _)| hub);
+            match spawn_worker(&listener, tokens.as_ref(), (&endings, hub), parent, config) {
                 Ok(pid) => {
                     workers.insert(pid);
                 }
@@ -96,6 +104,9 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     }
     end_children(&mut workers, Some(&sigchld));
     endings.collect();
+    if let Some(hub) = hub {
+        stop_hub(hub, Some(&sigchld));
+    }
     Ok(())
 }
 
@@ -103,7 +114,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
 fn spawn_worker(
     listener: &TcpListener,
     tokens: Option<&Tokens>,
-    endings: &ChildEndings,
+    endings: (&ChildEndings, Option<&HubHandle>),
     parent: Pid,
     config: &ServerConfig,
 ) -> nix::Result<Pid> {
@@ -130,7 +141,7 @@ fn spawn_worker(
 fn worker(
     listener: &TcpListener,
     tokens: Option<&Tokens>,
-    endings: &ChildEndings,
+    (endings, hub): (&ChildEndings, Option<&HubHandle>),
     config: &ServerConfig,
 ) -> i32 {
     let (tls, work) = (config.tls.as_ref(), config.work.as_ref());
@@ -156,6 +167,9 @@ fn worker(
                 handshake: None,
                 ending: Some(Ending::of(&e)),
             });
+        } else if let (Some(hub), Some(queue)) = (hub, config.chat) {
+            let link = hub.link(queue);
+            chat::locked::serve_connection(stream, link, &|| false, &|o| endings.report(o));
         } else {
             serve_connection(stream, tls, work, &|| false, None, &|o| endings.report(o));
         }

@@ -13,6 +13,10 @@
 //! `--offload pool`, on the `blocking` crate's pool, `unblock`, bounded to
 //! `--offload-threads`), its wait is an `async-io` timer.
 //!
+//! With `--chat`, the rooms are shared behind a lock each (`chat::tasks`, a `std::sync::Mutex`
+//! never held across an `.await`): a sender's task queues its message into every member's
+//! mailbox under the room's lock, and each member's task writes its own socket.
+//!
 //! Run: `echo-server smol --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ... |
 //! --work]`
 
@@ -25,6 +29,7 @@ use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::{Async, Executor};
 
 use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
+use crate::chat::tasks::{Chat, Rooms};
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::echo::READ_BUF;
@@ -53,7 +58,8 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
             blocking::set_max_blocking_threads(threads);
         }
         let work = config.work.map(|work| (work, config.offload.is_some()));
-        let protocol = (config.tls.as_ref(), work);
+        let chat = config.chat.map(|queue| (Rooms::locked(), queue));
+        let protocol = (config.tls.as_ref(), work, chat);
         let served = smol::block_on(
             executor.run(accept_loop(&executor, &listener, &stop, &limit, protocol)),
         );
@@ -67,7 +73,7 @@ async fn accept_loop(
     listener: &Async<TcpListener>,
     stop: &Async<UnixStream>,
     limit: &ConnLimit,
-    (tls, work): (Option<&Tls>, Option<(Work, bool)>),
+    (tls, work, chat): (Option<&Tls>, Option<(Work, bool)>, Option<Chat>),
 ) -> anyhow::Result<()> {
     loop {
         let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
@@ -84,12 +90,14 @@ async fn accept_loop(
                     continue;
                 };
                 let tls = tls.cloned();
+                let chat = chat.clone();
                 executor
                     .spawn(async move {
                         let _slot = slot;
-                        let served = match work {
-                            Some(work) => serve_requests(stream, work).await,
-                            None => serve_connection(stream, tls).await,
+                        let served = match (work, chat) {
+                            (_, Some((rooms, queue))) => serve_member(stream, rooms, queue).await,
+                            (Some(work), None) => serve_requests(stream, work).await,
+                            (None, None) => serve_connection(stream, tls).await,
                         };
                         if let Err(ending) = served {
                             endings::count(ending);
@@ -106,6 +114,19 @@ async fn accept_loop(
             }
         }
     }
+}
+
+/// `--chat`: serves one member, its reads and writes on the one socket, until it leaves (then
+/// closes our side) or is closed.
+async fn serve_member(stream: Async<TcpStream>, rooms: Rooms, queue: usize) -> Result<(), Ending> {
+    stream
+        .get_ref()
+        .set_nodelay(true)
+        .map_err(|e| Ending::of(&e))?;
+    crate::chat::limit_send_buffer(stream.get_ref());
+    crate::chat::tasks::serve_futures(&stream, &stream, rooms, queue).await?;
+    let closed = stream.get_ref().shutdown(std::net::Shutdown::Write);
+    closed.map_err(|e| Ending::of(&e))
 }
 
 /// `--work`: serves requests until the client half-closes, then closes our side; `pooled`:

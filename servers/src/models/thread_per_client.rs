@@ -10,14 +10,21 @@
 //! With `--tls`, each thread also does its client's handshake, so handshakes run in parallel
 //! and the kernel preempts them: one client's handshake never delays another's echo.
 //!
+//! With `--chat`, the rooms are shared behind locks (`chat::locked`: a `Mutex` over the map of
+//! rooms to join and leave, a `Mutex` per room held by the sender's thread for its fan-out
+//! into every member's mailbox); each member's own thread writes its own socket, woken by an
+//! eventfd, so a slow member holds up nobody.
+//!
 //! Run: `echo-server thread-per-client --addr 127.0.0.1:7007 [--max-conns N] [--tls ...]`
 
 use std::net::TcpListener;
+use std::sync::Arc;
 use std::thread;
 
 use anyhow::Context;
 
 use crate::accept::{Acceptor, Wake};
+use crate::chat::{self, locked::Rooms};
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::endings;
@@ -30,6 +37,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     let mut acceptor =
         Acceptor::new(listener, stop, None).context("cannot set up the accept loop")?;
     let limit = ConnLimit::new(config.max_conns);
+    let rooms = Rooms::new(config.chat.unwrap_or_default());
     loop {
         match acceptor.wait_for_work().context("accept loop failed")? {
             Wake::Connection(stream, peer) => {
@@ -38,11 +46,22 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                     continue;
                 };
                 let (tls, work) = (config.tls.clone(), config.work);
+                let rooms = config.chat.map(|_| Arc::clone(&rooms));
                 let spawned =
                     thread::Builder::new()
                         .name(format!("conn {peer}"))
                         .spawn(move || {
                             let _slot = slot;
+                            if let Some(rooms) = rooms {
+                                let link = rooms.link();
+                                let record = &endings::record;
+                                return chat::locked::serve_connection(
+                                    stream,
+                                    link,
+                                    &|| false,
+                                    record,
+                                );
+                            }
                             serve_connection(
                                 stream,
                                 tls.as_ref(),

@@ -10,13 +10,19 @@
 //! With `--tls`, a worker does its client's handshake too; a client that never completes one
 //! holds its worker up to the handshake timeout.
 //!
+//! With `--chat`, a worker serves one member for as long as it stays, sharing the rooms as
+//! `thread-per-client` does (a lock per room); members beyond the pool wait in the queue and
+//! are starved, as in echo.
+//!
 //! Run: `echo-server thread-pool --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ...]`
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use anyhow::Context;
 
 use crate::accept::{Acceptor, Wake};
+use crate::chat::{self, locked::Rooms};
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::endings;
@@ -34,6 +40,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     let mut acceptor =
         Acceptor::new(listener, stop, None).context("cannot set up the accept loop")?;
     let limit = ConnLimit::new(config.max_conns);
+    let rooms = Rooms::new(config.chat.unwrap_or_default());
     loop {
         match acceptor.wait_for_work().context("accept loop failed")? {
             Wake::Connection(stream, _) => {
@@ -42,8 +49,13 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                     continue;
                 };
                 let (tls, work) = (config.tls.clone(), config.work);
+                let rooms = config.chat.map(|_| Arc::clone(&rooms));
                 pool.spawn(move || {
                     let _slot = slot;
+                    if let Some(rooms) = rooms {
+                        let (link, record) = (rooms.link(), &endings::record);
+                        return chat::locked::serve_connection(stream, link, &|| false, record);
+                    }
                     let (tls, work) = (tls.as_ref(), work.as_ref());
                     serve_connection(stream, tls, work, &|| false, None, &endings::record);
                 });

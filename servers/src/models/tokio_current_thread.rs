@@ -8,7 +8,8 @@
 //!
 //! With `--tls`, every handshake runs on the one thread, inline with every other client's echo.
 //! With `--work`, so does every request's CPU work, unless `--offload pool` hands it to
-//! tokio's blocking pool (`spawn_blocking`, bounded to `--offload-threads`).
+//! tokio's blocking pool (`spawn_blocking`, bounded to `--offload-threads`). With `--chat`,
+//! as `tokio`: a task per room, the one owner of its members, all on the one thread.
 //!
 //! Run: `echo-server tokio-current-thread --addr 127.0.0.1:7007 [--max-conns N] [--tls ...]`
 

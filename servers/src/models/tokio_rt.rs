@@ -15,6 +15,11 @@
 //! `spawn_blocking`, bounded to `--offload-threads` by `max_blocking_threads`), its wait is a
 //! tokio sleep.
 //!
+//! With `--chat`, each room is a task, the single owner of its members (`chat::tasks`): a
+//! member's task sends its messages to the room's task over a channel, and the room's task
+//! queues each for every member in the order it received them. Rooms cross threads as
+//! messages, with no lock held during a fan-out; each member's task writes its own socket.
+//!
 //! Run: `echo-server tokio --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ... |
 //! --work]`
 
@@ -26,6 +31,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
 use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
+use crate::chat::tasks::{Chat, Rooms};
 use crate::config::ServerConfig;
 use crate::conn_limit::ConnLimit;
 use crate::echo::READ_BUF;
@@ -64,6 +70,7 @@ pub(crate) fn serve_on(
         tls: config.tls.clone(),
         work: config.work,
         pooled: config.offload.is_some(),
+        chat: config.chat.map(|queue| (Rooms::tasks(), queue)),
     };
     let served = runtime.block_on(accept_loop(listener, limit, stop, protocol));
     runtime.shutdown_timeout(SHUTDOWN_GRACE);
@@ -120,12 +127,19 @@ struct Protocol {
     work: Option<Work>,
     /// `--offload pool`: requests' CPU work on the blocking pool.
     pooled: bool,
+    /// `--chat`: the rooms (a task each) and the queue per member.
+    chat: Option<Chat>,
 }
 
 /// Serves one connection (TLS: handshake first, under its timeout, counted as it completes;
 /// `--work`: request by request); the ending, when unclean.
 async fn serve_connection(mut stream: TcpStream, protocol: Protocol) -> Result<(), Ending> {
     stream.set_nodelay(true).map_err(|e| Ending::of(&e))?;
+    if let Some((rooms, queue)) = protocol.chat {
+        crate::chat::limit_send_buffer(&stream);
+        let (reader, writer) = stream.split();
+        return crate::chat::tasks::serve_tokio(reader, writer, rooms, queue).await;
+    }
     if let Some(work) = &protocol.work {
         // Counted before `stream` closes: a client that sees it closed finds it counted.
         if let Err(ending) = crate::work::serve_tokio(&mut stream, work, protocol.pooled).await {

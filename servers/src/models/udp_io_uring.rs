@@ -43,7 +43,7 @@ use crate::config::ServerConfig;
 use crate::datagram::{note_recv_error, replied, socket_addr, wildcard, Datagram, Rules, RECV_BUF};
 use crate::signals::SignalPipe;
 
-use super::io_uring_loop::{Ring, CANCEL_WAIT};
+use super::ring::{Ring, CANCEL_WAIT};
 
 /// Buffers in the pool the multishot receive takes from: datagrams held at once.
 pub const BUFFERS: u16 = 64;

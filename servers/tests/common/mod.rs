@@ -55,6 +55,11 @@ pub fn models() -> Vec<String> {
     all
 }
 
+/// The Rust TCP models' names (`--chat`'s, until the Python models serve it too).
+pub fn rust_tcp_models() -> Vec<String> {
+    listed(Transport::Tcp)
+}
+
 /// The UDP models' names, as [`models`] gives the TCP ones.
 pub fn udp_models() -> Vec<String> {
     let mut all = listed(Transport::Udp);
@@ -288,8 +293,12 @@ impl Server {
     /// Waits until a server that forks its workers up front has all of them, so that the
     /// process tree stops changing.
     pub fn wait_for_workers(&self) {
+        self.wait_for_workers_of(WORKERS.parse().unwrap());
+    }
+
+    /// [`Server::wait_for_workers`], for a server started with `workers` of them.
+    pub fn wait_for_workers_of(&self, workers: usize) {
         if forks(&self.model) && clients_at_once(&self.model) == ClientsAtOnce::Workers {
-            let workers: usize = WORKERS.parse().unwrap();
             let all = wait_until(IO_TIMEOUT, || {
                 (children(self.pid()).len() >= workers).then_some(())
             });

@@ -1,0 +1,266 @@
+//! Rooms behind locks, for the models whose members are threads (`blocking`,
+//! `thread-per-client`, `thread-pool`), and the blocking member loop that the thread and the
+//! process models share ([`serve_member`]).
+//!
+//! The locks: a `std::sync::Mutex` over the map of rooms, taken only to join or leave, and one
+//! `Mutex` per room, taken by a sender for the whole fan-out, so that every member of a room
+//! has the room's messages queued in one order. Each member has a mailbox ([`Mailbox`]: its
+//! [`Outbox`] behind a `Mutex`, and an eventfd that wakes its thread when the mailbox goes from
+//! empty to not). A sender never writes another member's socket: it queues, and each member's
+//! own thread writes its own socket, so a slow member costs its room nothing but its queue,
+//! up to `--chat-queue`; then the sender marks it dropped, and its thread closes it.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::net::{Shutdown, TcpStream};
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+use super::{ack_frame, count_join, count_message, Decoder, Frame, Outbox, Request};
+use crate::echo::READ_BUF;
+use crate::endings::{Ending, Outcome};
+use crate::errors::{interrupted, would_block};
+
+/// How often an idle member's thread wakes to ask whether the server stops.
+const STOP_TICK: Duration = Duration::from_millis(200);
+
+/// Reads one member may do per wake-up before its deliveries get written again.
+const READS_PER_TURN: usize = 16;
+
+/// A member's side of the rooms, for [`serve_member`]: where its requests go and where its
+/// deliveries come from.
+pub trait Link {
+    /// Readable when deliveries wait for the member.
+    fn wake_fd(&self) -> BorrowedFd<'_>;
+    /// Joins `room`; the `A` arrives as the first delivery.
+    fn join(&mut self, room: u32) -> io::Result<()>;
+    /// Relays a message frame to the member's room.
+    fn publish(&mut self, frame: Frame) -> io::Result<()>;
+    /// Writes the deliveries waiting for the member to `socket` (non-blocking): `Ok(true)`
+    /// when none is left; `Err(SlowMember)` when the member has been dropped as too slow.
+    fn deliver(&mut self, socket: &mut TcpStream) -> Result<bool, Ending>;
+}
+
+/// Serves one member on its own thread (or process) until it leaves, breaks the protocol, is
+/// dropped as slow, or `stop`: reads its frames and hands them to `link`, writes what `link`
+/// delivers. The socket is made non-blocking; one `poll` waits on it and on the link.
+pub fn serve_member(
+    socket: &mut TcpStream,
+    link: &mut dyn Link,
+    stop: &dyn Fn() -> bool,
+) -> Result<(), Ending> {
+    let io = |e: io::Error| Ending::of(&e);
+    socket.set_nonblocking(true).map_err(io)?;
+    let mut decoder = Decoder::default();
+    let mut buf = vec![0u8; READ_BUF];
+    let (mut reading, mut flushed) = (true, true);
+    while !stop() {
+        let mut interest = PollFlags::empty();
+        interest.set(PollFlags::POLLIN, reading);
+        interest.set(PollFlags::POLLOUT, !flushed);
+        let mut fds = [
+            PollFd::new(socket.as_fd(), interest),
+            PollFd::new(link.wake_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, PollTimeout::from(STOP_TICK.as_millis() as u16)) {
+            Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+            Err(e) => return Err(io(e.into())),
+        }
+        let ready = fds[0].revents().unwrap_or(PollFlags::empty());
+        flushed = link.deliver(socket)?;
+        let readable = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
+        if reading && ready.intersects(readable) {
+            for _ in 0..READS_PER_TURN {
+                match socket.read(&mut buf) {
+                    Ok(0) => {
+                        reading = false;
+                        break;
+                    }
+                    Ok(n) => decoder.extend(&buf[..n]),
+                    Err(e) if would_block(&e) => break,
+                    Err(e) if interrupted(&e) => {}
+                    Err(e) => return Err(io(e)),
+                }
+            }
+            while let Some(request) = decoder.next_request() {
+                match request? {
+                    Request::Join(room) => link.join(room).map_err(io)?,
+                    Request::Message(frame) => link.publish(frame).map_err(io)?,
+                }
+            }
+            if !decoder.rest().is_empty() && !reading {
+                return Err(Ending::EofMidMessage);
+            }
+            flushed = link.deliver(socket)?;
+        }
+        // Left, and everything it was owed is written: close our side too.
+        if !reading && flushed {
+            return socket.shutdown(Shutdown::Write).map_err(io);
+        }
+    }
+    Ok(())
+}
+
+/// Serves one member on this thread (or process) through `link` ([`serve_member`]); `record`
+/// counts how it ended, before the socket closes (a client that sees it closed finds it
+/// counted).
+pub fn serve_connection<L: Link>(
+    mut socket: TcpStream,
+    link: io::Result<L>,
+    stop: &dyn Fn() -> bool,
+    record: &dyn Fn(&Outcome),
+) {
+    let served = link.map_err(|e| Ending::of(&e)).and_then(|mut link| {
+        socket.set_nodelay(true).map_err(|e| Ending::of(&e))?;
+        super::limit_send_buffer(&socket);
+        serve_member(&mut socket, &mut link, stop)
+    });
+    record(&Outcome {
+        handshake: None,
+        ending: served.err(),
+    });
+}
+
+/// One member's mailbox: its queue and whether a sender dropped it, and the eventfd that
+/// wakes its thread.
+pub struct Mailbox {
+    state: Mutex<MailState>,
+    wake: EventFd,
+}
+
+struct MailState {
+    out: Outbox,
+    dropped: bool,
+}
+
+impl Mailbox {
+    fn state(&self) -> MutexGuard<'_, MailState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `frame`: false when the member is (now) dropped.
+    fn push(&self, frame: Frame) -> bool {
+        let mut state = self.state();
+        if state.dropped {
+            return false;
+        }
+        let was_empty = state.out.is_empty();
+        if !state.out.push(frame) {
+            state.dropped = true;
+        }
+        // Woken once per batch: its thread writes all that waits before it polls again.
+        if was_empty || state.dropped {
+            let _ = self.wake.write(1);
+        }
+        !state.dropped
+    }
+}
+
+/// Members of one room, in the order they joined.
+type Room = Mutex<Vec<Arc<Mailbox>>>;
+
+/// Every room of a server: a map behind one lock, each room behind its own.
+pub struct Rooms {
+    rooms: Mutex<HashMap<u32, Arc<Room>>>,
+    queue: usize,
+}
+
+impl Rooms {
+    /// No rooms yet; every member's queue holds at most `queue` bytes.
+    pub fn new(queue: usize) -> Arc<Rooms> {
+        Arc::new(Rooms {
+            rooms: Mutex::default(),
+            queue,
+        })
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<u32, Arc<Room>>> {
+        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// A new member's link, not in any room yet.
+    pub fn link(self: &Arc<Rooms>) -> io::Result<LocalLink> {
+        let wake = EventFd::from_flags(EfdFlags::EFD_NONBLOCK | EfdFlags::EFD_CLOEXEC)?;
+        Ok(LocalLink {
+            rooms: Arc::clone(self),
+            mailbox: Arc::new(Mailbox {
+                state: Mutex::new(MailState {
+                    out: Outbox::new(self.queue),
+                    dropped: false,
+                }),
+                wake,
+            }),
+            room: None,
+        })
+    }
+}
+
+fn lock(room: &Room) -> MutexGuard<'_, Vec<Arc<Mailbox>>> {
+    room.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A member of [`Rooms`] in this process.
+pub struct LocalLink {
+    rooms: Arc<Rooms>,
+    mailbox: Arc<Mailbox>,
+    room: Option<(u32, Arc<Room>)>,
+}
+
+impl Link for LocalLink {
+    fn wake_fd(&self) -> BorrowedFd<'_> {
+        self.mailbox.wake.as_fd()
+    }
+
+    fn join(&mut self, number: u32) -> io::Result<()> {
+        // Under the map's lock, so that no member joins a room the last one is leaving.
+        let mut map = self.rooms.map();
+        let room = Arc::clone(map.entry(number).or_default());
+        let mut members = lock(&room);
+        members.push(Arc::clone(&self.mailbox));
+        // Under the room's lock: the `A` comes before any message.
+        self.mailbox.push(ack_frame(number, members.len()));
+        count_join();
+        drop(members);
+        drop(map);
+        self.room = Some((number, room));
+        Ok(())
+    }
+
+    fn publish(&mut self, frame: Frame) -> io::Result<()> {
+        if let Some((_, room)) = &self.room {
+            let mut members = lock(room);
+            // The ones too slow to take it are dropped: each one's own thread closes it.
+            members.retain(|m| m.push(Frame::clone(&frame)));
+            count_message(members.len());
+        }
+        Ok(())
+    }
+
+    fn deliver(&mut self, socket: &mut TcpStream) -> Result<bool, Ending> {
+        // EAGAIN: nothing written since the last read.
+        let _ = self.mailbox.wake.read();
+        let mut state = self.mailbox.state();
+        if state.dropped {
+            return Err(Ending::SlowMember);
+        }
+        state.out.write_to(socket).map_err(|e| Ending::of(&e))
+    }
+}
+
+impl Drop for LocalLink {
+    /// Leaves the room: the last member out removes it.
+    fn drop(&mut self) {
+        if let Some((number, room)) = self.room.take() {
+            let mut map = self.rooms.map();
+            let mut members = lock(&room);
+            members.retain(|m| !Arc::ptr_eq(m, &self.mailbox));
+            if members.is_empty() {
+                map.remove(&number);
+            }
+        }
+    }
+}
