@@ -321,6 +321,47 @@ fn a_member_that_resets_mid_frame_does_not_disturb_the_room() {
 }
 
 #[test]
+fn a_member_that_leaves_while_its_room_talks_is_closed() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    for model in room_models() {
+        let server = start(&model, &[]);
+        let mut leaver = join(&server, 5, 1);
+        let mut talker = join(&server, 5, 2);
+        let talking = Arc::new(AtomicBool::new(true));
+        let still = Arc::clone(&talking);
+        let mut writer = talker.try_clone().unwrap();
+        let chatter = std::thread::spawn(move || {
+            let mut n = 0;
+            while still.load(Ordering::Relaxed) {
+                if writer
+                    .write_all(&message_frame(&message(1, n, 100)))
+                    .is_err()
+                {
+                    break;
+                }
+                n += 1;
+            }
+        });
+        // The talker reads its own messages, so that it is never the slow one.
+        let drain = std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while matches!(talker.read(&mut buf), Ok(n) if n > 0) {}
+        });
+        leaver.shutdown(Shutdown::Write).unwrap();
+        let closed = closed_by_server(&mut leaver);
+        talking.store(false, Ordering::Relaxed);
+        chatter.join().unwrap();
+        drop(server);
+        drain.join().unwrap();
+        assert!(
+            closed,
+            "{model}: a member that left was kept while its room talked"
+        );
+    }
+}
+
+#[test]
 fn chat_flags_that_do_not_fit_are_refused_in_one_line() {
     assert_refused(&["mio", "--chat", "--work"], "--work");
     assert_refused(&["udp-mio", "--chat"], "--chat");

@@ -134,6 +134,8 @@ impl HubHandle {
             link,
             out: Outbox::new(queue),
             buf: vec![0u8; 64 * 1024],
+            left: false,
+            done: false,
         })
     }
 
@@ -204,6 +206,10 @@ pub struct HubLink {
     link: UnixStream,
     out: Outbox,
     buf: Vec<u8>,
+    /// The member has left: the link is half-closed.
+    left: bool,
+    /// The hub has closed its side after the member left: nothing more comes.
+    done: bool,
 }
 
 impl HubLink {
@@ -227,8 +233,8 @@ impl HubLink {
 }
 
 impl Link for HubLink {
-    fn wake_fd(&self) -> BorrowedFd<'_> {
-        self.link.as_fd()
+    fn wake_fd(&self) -> Option<BorrowedFd<'_>> {
+        (!self.done).then(|| self.link.as_fd())
     }
 
     fn join(&mut self, room: u32) -> io::Result<()> {
@@ -239,9 +245,17 @@ impl Link for HubLink {
         self.send(&frame)
     }
 
+    fn leave(&mut self) {
+        // The hub takes the member out of its room at this EOF, sends what was already
+        // queued, and closes its side.
+        let _ = self.link.shutdown(std::net::Shutdown::Write);
+        self.left = true;
+    }
+
     fn deliver(&mut self, socket: &mut TcpStream) -> Result<bool, Ending> {
-        loop {
+        while !self.done {
             match (&self.link).read(&mut self.buf) {
+                Ok(0) if self.left => self.done = true,
                 // The hub is gone: so are the rooms.
                 Ok(0) => return Err(Ending::Other),
                 Ok(n) => {

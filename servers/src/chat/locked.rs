@@ -34,8 +34,9 @@ const READS_PER_TURN: usize = 16;
 /// A member's side of the rooms, for [`serve_member`]: where its requests go and where its
 /// deliveries come from.
 pub trait Link {
-    /// Readable when deliveries wait for the member.
-    fn wake_fd(&self) -> BorrowedFd<'_>;
+    /// Readable when deliveries wait for the member; `None` once none can come any more (the
+    /// member has left and the rooms have said so), so that nobody polls it.
+    fn wake_fd(&self) -> Option<BorrowedFd<'_>>;
     /// Joins `room`; the `A` arrives as the first delivery.
     fn join(&mut self, room: u32) -> io::Result<()>;
     /// Relays a message frame to the member's room.
@@ -43,6 +44,9 @@ pub trait Link {
     /// Writes the deliveries waiting for the member to `socket` (non-blocking): `Ok(true)`
     /// when none is left; `Err(SlowMember)` when the member has been dropped as too slow.
     fn deliver(&mut self, socket: &mut TcpStream) -> Result<bool, Ending>;
+    /// The member has left (its EOF): out of its room, so that only what it is already owed
+    /// still comes.
+    fn leave(&mut self);
 }
 
 /// Serves one member on its own thread (or process) until it leaves, breaks the protocol, is
@@ -62,10 +66,9 @@ pub fn serve_member(
         let mut interest = PollFlags::empty();
         interest.set(PollFlags::POLLIN, reading);
         interest.set(PollFlags::POLLOUT, !flushed);
-        let mut fds = [
-            PollFd::new(socket.as_fd(), interest),
-            PollFd::new(link.wake_fd(), PollFlags::POLLIN),
-        ];
+        let wake = link.wake_fd();
+        let mut fds = vec![PollFd::new(socket.as_fd(), interest)];
+        fds.extend(wake.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
         match poll(&mut fds, PollTimeout::from(STOP_TICK.as_millis() as u16)) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(io(e.into())),
@@ -78,6 +81,7 @@ pub fn serve_member(
                 match socket.read(&mut buf) {
                     Ok(0) => {
                         reading = false;
+                        link.leave();
                         break;
                     }
                     Ok(n) => decoder.extend(&buf[..n]),
@@ -211,8 +215,8 @@ pub struct LocalLink {
 }
 
 impl Link for LocalLink {
-    fn wake_fd(&self) -> BorrowedFd<'_> {
-        self.mailbox.wake.as_fd()
+    fn wake_fd(&self) -> Option<BorrowedFd<'_>> {
+        Some(self.mailbox.wake.as_fd())
     }
 
     fn join(&mut self, number: u32) -> io::Result<()> {
@@ -249,11 +253,8 @@ impl Link for LocalLink {
         }
         state.out.write_to(socket).map_err(|e| Ending::of(&e))
     }
-}
 
-impl Drop for LocalLink {
-    /// Leaves the room: the last member out removes it.
-    fn drop(&mut self) {
+    fn leave(&mut self) {
         if let Some((number, room)) = self.room.take() {
             let mut map = self.rooms.map();
             let mut members = lock(&room);
@@ -262,5 +263,12 @@ impl Drop for LocalLink {
                 map.remove(&number);
             }
         }
+    }
+}
+
+impl Drop for LocalLink {
+    /// Leaves the room: the last member out removes it.
+    fn drop(&mut self) {
+        self.leave();
     }
 }
