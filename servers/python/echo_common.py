@@ -52,8 +52,18 @@ MAX_WAIT_US = 10000000
 # --work: the requests refused, each closing its connection, in the order of the work line.
 REFUSALS = ("bad magic", "length out of range", "cost over the caps")
 
-# Every count a server keeps: the endings, then the refusals.
-COUNTS = len(ENDINGS) + len(REFUSALS)
+# --chat: the counts of the chat lines, in their order.
+CHAT = ("joins", "messages", "deliveries", "slow members dropped", "bad frames")
+
+# Every count a server keeps: the endings, the refusals, then the chat's.
+COUNTS = len(ENDINGS) + len(REFUSALS) + len(CHAT)
+
+# --chat: echo-server's frames (a u32 big-endian body length, 1 B to 64 KiB, and a body), the
+# queue per member unless --chat-queue says otherwise, and each member socket's kernel send
+# buffer, fixed so that what a member that never reads is owed stays bounded.
+MAX_BODY = 65536
+DEFAULT_CHAT_QUEUE = 1 << 20
+CHAT_SEND_BUFFER = 256 * 1024
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -81,6 +91,12 @@ def parse_args(model, udp=False, offload=False):
         parser.add_argument("--work", action="store_true",
                             help="echo with a cost: requests of a 16-byte header (EBW1, length, "
                                  "CPU ns, wait us) and payload, answered once paid")
+        parser.add_argument("--chat", action="store_true",
+                            help="the chat room: J + room joins, every M frame goes to every "
+                                 "member of the sender's room")
+        parser.add_argument("--chat-queue", type=chat_queue, default=None,
+                            help="with --chat: the most bytes queued for one member (default "
+                                 "1MiB; at least 64KiB + 4)")
     if offload:
         parser.add_argument("--offload", choices=("inline", "pool"), default=None,
                             help="with --work: where the CPU work runs (pool: a process pool)")
@@ -88,6 +104,12 @@ def parse_args(model, udp=False, offload=False):
                             help="with --offload pool: the pool's processes (default: the CPUs "
                                  "of the affinity mask)")
     args = parser.parse_args()
+    if getattr(args, "chat", False) and args.work:
+        parser.error("argument --chat: not allowed with argument --work")
+    if getattr(args, "chat_queue", None) and not args.chat:
+        parser.error("--chat-queue needs --chat")
+    if getattr(args, "chat", False) and args.chat_queue is None:
+        args.chat_queue = DEFAULT_CHAT_QUEUE
     if getattr(args, "offload", None) and not args.work:
         parser.error("--offload needs --work: only requests with a cost have CPU work")
     if getattr(args, "offload_threads", None) and args.offload != "pool":
@@ -117,6 +139,20 @@ def positive(text):
     except ValueError:
         pass
     raise argparse.ArgumentTypeError("'%s' is not a whole number above 0" % text)
+
+
+def chat_queue(text):
+    """--chat-queue: bytes, with an optional B, KiB, MiB or GiB (or k, K, M, G)."""
+    digits = text.rstrip("BKMGikib")
+    units = {"": 1, "B": 1, "KiB": 1 << 10, "k": 1 << 10, "K": 1 << 10, "MiB": 1 << 20,
+             "M": 1 << 20, "GiB": 1 << 30, "G": 1 << 30}
+    unit = text[len(digits):]
+    if not digits.isdigit() or unit not in units:
+        raise argparse.ArgumentTypeError("'%s' is not a size in bytes (e.g. 1MiB)" % text)
+    n = int(digits) * units[unit]
+    if n < MAX_BODY + 4:
+        raise argparse.ArgumentTypeError("must be at least %d bytes, one largest frame" % (MAX_BODY + 4))
+    return n
 
 
 def family_of(host):
@@ -285,10 +321,16 @@ class Endings:
     guards it across threads or processes. `work`: the server serves --work, and says what it
     refused in a line of its own at exit."""
 
-    def __init__(self, counts=None, lock=None, work=False):
+    def __init__(self, counts=None, lock=None, work=False, chat=False):
         self.counts = counts if counts is not None else [0] * COUNTS
         self.lock = lock or threading.Lock()
         self.work = work
+        self.chat = chat
+
+    def chatted(self, kind, n=1):
+        """--chat: adds `n` to one of CHAT's counts (an index into it)."""
+        with self.lock:
+            self.counts[len(ENDINGS) + len(REFUSALS) + kind] += n
 
     def count(self, e, echo_owed=False):
         with self.lock:
@@ -313,10 +355,19 @@ class Endings:
         parts = ", ".join("%d %s" % (n, name) for n, name in zip(refused, REFUSALS))
         return "%s: work: %s" % (model, parts)
 
+    def chat_lines(self, model):
+        joins, messages, deliveries, dropped, bad = self.counts[len(ENDINGS) + len(REFUSALS):COUNTS]
+        return ("%s: chat: %d joins, %d messages, %d deliveries, %d slow members dropped\n"
+                "%s: chat refused: %d bad frames" % (model, joins, messages, deliveries, dropped,
+                                                     model, bad))
+
     def exit(self, model):
-        """The line at exit (with --work, the refusals' line first), then exit 0 at once."""
+        """The line at exit (with --work, the refusals' line first; with --chat, the chat's two
+        lines), then exit 0 at once."""
         if self.work:
             sys.stderr.write(self.work_line(model) + "\n")
+        if self.chat:
+            sys.stderr.write(self.chat_lines(model) + "\n")
         exit_with(self.line(model))
 
 
@@ -426,3 +477,393 @@ def fill(conn, buf, n):
             return False
         buf += data
     return True
+
+
+# --chat: the room's frames, and the rooms shared by threads behind locks.
+
+JOINS, MESSAGES, DELIVERIES, DROPPED, BAD = range(len(CHAT))
+
+
+class BadFrame(Exception):
+    """A frame that breaks the chat protocol: its connection is closed and counted."""
+
+
+class Decoder:
+    """Splits a member's bytes into requests: ("J", room) first, then ("M", frame), where
+    frame is the whole frame (prefix included), relayed unchanged."""
+
+    def __init__(self):
+        self.buf = bytearray()
+        self.joined = False
+
+    def feed(self, data):
+        self.buf += data
+        out = []
+        while len(self.buf) >= 4:
+            (length,) = struct.unpack_from(">I", self.buf)
+            if not 1 <= length <= MAX_BODY:
+                raise BadFrame()
+            if len(self.buf) < 4 + length:
+                break
+            kind = self.buf[4:5]
+            frame = bytes(self.buf[:4 + length])
+            del self.buf[:4 + length]
+            if kind == b"J" and not self.joined and length == 5:
+                self.joined = True
+                out.append(("J", struct.unpack_from(">I", frame, 5)[0]))
+            elif kind == b"M" and self.joined:
+                out.append(("M", frame))
+            else:
+                raise BadFrame()
+        return out
+
+
+def ack(room, members):
+    """The `A` answering a join of `room`, which now has `members`."""
+    return struct.pack(">IcII", 9, b"A", room, members)
+
+
+def join_frame(room):
+    return struct.pack(">IcI", 5, b"J", room)
+
+
+def chat_socket(conn):
+    """A member's socket: TCP_NODELAY, and a fixed kernel send buffer."""
+    nodelay(conn)
+    try:
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, CHAT_SEND_BUFFER)
+    except OSError:
+        pass
+
+
+class Mailbox:
+    """One member's queue of frames, at most `cap` bytes unsent, and the Condition its writer
+    thread waits on; `conn` is shut down when the member is dropped, which ends its threads
+    wherever they block."""
+
+    def __init__(self, cap, conn):
+        self.conn = conn
+        self.frames = []
+        self.size = 0
+        self.cap = cap
+        self.cond = threading.Condition()
+        self.closed = False
+        self.dropped = False
+
+    def push(self, frame):
+        """False when the frame would pass the cap: the member is dropped."""
+        with self.cond:
+            if self.closed:
+                return False
+            if self.size + len(frame) > self.cap:
+                self.dropped = self.closed = True
+                self.cond.notify()
+                try:
+                    self.conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return False
+            self.frames.append(frame)
+            self.size += len(frame)
+            self.cond.notify()
+            return True
+
+    def take(self):
+        """Every frame waiting (blocking until one is, or the mailbox closes): None when it is
+        closed and empty, or dropped."""
+        with self.cond:
+            while not self.frames and not self.closed:
+                self.cond.wait()
+            if self.dropped or not self.frames:
+                return None
+            frames, self.frames = self.frames, []
+            return frames
+
+    def written(self, n):
+        with self.cond:
+            self.size -= n
+
+    def close(self):
+        with self.cond:
+            self.closed = True
+            self.cond.notify()
+
+
+class LockedRooms:
+    """Rooms shared by threads: a lock over the map of rooms (join, leave), and a lock per room
+    that the sender's thread holds for its whole fan-out into every member's mailbox, so that
+    every member of a room has its messages in one order."""
+
+    def __init__(self, endings):
+        self.lock = threading.Lock()
+        self.rooms = {}
+        self.endings = endings
+
+    def join(self, number, mailbox):
+        with self.lock:
+            room = self.rooms.setdefault(number, (threading.Lock(), []))
+            with room[0]:
+                room[1].append(mailbox)
+                mailbox.push(ack(number, len(room[1])))
+        self.endings.chatted(JOINS)
+        return room
+
+    def publish(self, room, frame):
+        with room[0]:
+            kept = [m for m in room[1] if m.push(frame)]
+            dropped = len(room[1]) - len(kept)
+            room[1][:] = kept
+        self.endings.chatted(MESSAGES)
+        self.endings.chatted(DELIVERIES, len(kept))
+        if dropped:
+            self.endings.chatted(DROPPED, dropped)
+
+    def leave(self, number, room, mailbox):
+        with self.lock:
+            with room[0]:
+                if mailbox in room[1]:
+                    room[1].remove(mailbox)
+                if not room[1] and self.rooms.get(number) is room:
+                    del self.rooms[number]
+
+
+def serve_member(conn, rooms, endings, cap, start_thread):
+    """One member of LockedRooms: this thread reads its frames and fans its messages out; a
+    writer thread of its own (`start_thread(target)`) writes its mailbox to its socket, so that
+    a slow member holds up nobody. A member over its queue is dropped: its socket is shut down,
+    which ends both threads."""
+    chat_socket(conn)
+    mailbox = Mailbox(cap, conn)
+    done = threading.Event()
+
+    def writer():
+        try:
+            while True:
+                frames = mailbox.take()
+                if frames is None:
+                    break
+                data = b"".join(frames)
+                conn.sendall(data)
+                mailbox.written(len(data))
+            if not mailbox.dropped:
+                conn.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+        finally:
+            if mailbox.dropped:
+                try:
+                    conn.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+            done.set()
+
+    start_thread(writer)
+    decoder = Decoder()
+    joined = None
+    try:
+        with conn:
+            try:
+                while not mailbox.dropped:
+                    data = conn.recv(BUF)
+                    if not data:
+                        if decoder.buf:
+                            endings.mid_message()
+                        break
+                    for kind, value in decoder.feed(data):
+                        if kind == "J":
+                            joined = (value, rooms.join(value, mailbox))
+                        elif joined:
+                            rooms.publish(joined[1], value)
+            except BadFrame:
+                endings.chatted(BAD)
+                mailbox.dropped = True
+                mailbox.close()
+            except OSError as e:
+                if not mailbox.dropped:
+                    endings.count(e)
+            if joined:
+                rooms.leave(joined[0], joined[1], mailbox)
+            mailbox.close()
+            done.wait()
+    finally:
+        mailbox.close()
+
+
+class Member:
+    """A member of a room owned by one loop: its decoder, its queue, whether it still reads."""
+
+    def __init__(self, conn, slot=None):
+        self.conn = conn
+        self.decoder = Decoder()
+        self.out = bytearray()
+        self.room = None
+        self.reading = True
+        self.closed = False
+        self.slot = slot
+
+
+class OwnedRooms:
+    """Rooms owned by one loop's thread (`selectors`): no lock, because nothing else touches
+    them. A message read is queued for every member of its room within the loop's turn, so
+    every member has the room's messages in one order; each queue is at most `cap` bytes, and
+    a member whose queue would pass it is closed and counted. `listener` accepts TCP members
+    (py-selectors) or the member processes' Unix links (py-multiprocessing's hub)."""
+
+    def __init__(self, listener, endings, cap, slots=None, stop_fd=None):
+        import selectors
+        self.read, self.write = selectors.EVENT_READ, selectors.EVENT_WRITE
+        self.listener = listener
+        self.endings = endings
+        self.cap = cap
+        self.slots = slots
+        self.stop_fd = stop_fd
+        self.rooms = {}
+        self.selector = selectors.DefaultSelector()
+        self.selector.register(listener, self.read)
+        if stop_fd is not None:
+            self.selector.register(stop_fd, self.read)
+        self.resume_accept = None
+
+    def run(self):
+        """Until `stop_fd` is readable (or forever)."""
+        while True:
+            timeout = None
+            if self.resume_accept is not None:
+                timeout = max(0.0, self.resume_accept - time.monotonic())
+            events = self.selector.select(timeout)
+            if self.resume_accept is not None and time.monotonic() >= self.resume_accept:
+                self.resume_accept = None
+                self.selector.register(self.listener, self.read)
+            dirty = []
+            for key, mask in events:
+                if key.fileobj is self.listener:
+                    self.accept()
+                elif key.fileobj == self.stop_fd:
+                    return
+                else:
+                    member = key.data
+                    if mask & self.write:
+                        self.flush(member)
+                    if mask & self.read and not member.closed:
+                        dirty.extend(self.receive(member))
+            for member in dirty:
+                if not member.closed:
+                    self.flush(member)
+
+    def accept(self):
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as e:
+                pause = accept_error("chat", e)
+                if pause:
+                    self.selector.unregister(self.listener)
+                    self.resume_accept = time.monotonic() + pause
+                    return
+                continue
+            if self.slots is not None and not self.slots.take():
+                conn.close()  # Over --max-conns: closed at once.
+                continue
+            if conn.family != socket.AF_UNIX:
+                chat_socket(conn)
+            conn.setblocking(False)
+            self.selector.register(conn, self.read, Member(conn, self.slots))
+
+    def receive(self, member):
+        """Reads what member has sent and carries out its requests; the members whose queues
+        grew."""
+        try:
+            data = member.conn.recv(BUF)
+        except BlockingIOError:
+            return []
+        except OSError as e:
+            self.close(member, e)
+            return []
+        if not data:
+            if member.decoder.buf:
+                self.endings.mid_message()
+                self.close(member)
+                return []
+            # Left: out of its room; closed once it has what it was owed.
+            self.leave(member)
+            member.reading = False
+            return [member]
+        try:
+            requests = member.decoder.feed(data)
+        except BadFrame:
+            self.endings.chatted(BAD)
+            self.close(member)
+            return []
+        grew = []
+        for kind, value in requests:
+            if kind == "J":
+                members = self.rooms.setdefault(value, [])
+                members.append(member)
+                member.room = value
+                member.out += ack(value, len(members))
+                self.endings.chatted(JOINS)
+                grew.append(member)
+            elif member.room is not None:
+                grew.extend(self.fan_out(member.room, value))
+        return grew
+
+    def fan_out(self, number, frame):
+        members = self.rooms.get(number, [])
+        kept, grew = [], []
+        for m in members:
+            if len(m.out) + len(frame) > self.cap:
+                # Too slow: out of the room, closed.
+                m.room = None
+                self.endings.chatted(DROPPED)
+                self.close(m)
+                continue
+            m.out += frame
+            kept.append(m)
+            grew.append(m)
+        members[:] = kept
+        self.endings.chatted(MESSAGES)
+        self.endings.chatted(DELIVERIES, len(kept))
+        return grew
+
+    def flush(self, member):
+        if member.out:
+            try:
+                sent = member.conn.send(member.out)
+                del member.out[:sent]
+            except BlockingIOError:
+                pass
+            except OSError as e:
+                self.close(member, e)
+                return
+        if not member.reading and not member.out:
+            try:
+                member.conn.shutdown(socket.SHUT_WR)
+            except OSError:
+                pass
+            self.close(member)
+            return
+        wanted = (self.read if member.reading else 0) | (self.write if member.out else 0)
+        self.selector.modify(member.conn, wanted, member)
+
+    def leave(self, member):
+        if member.room is not None:
+            members = self.rooms.get(member.room, [])
+            if member in members:
+                members.remove(member)
+            if not members:
+                self.rooms.pop(member.room, None)
+            member.room = None
+
+    def close(self, member, error=None):
+        if member.closed:
+            return
+        self.leave(member)
+        member.closed = True
+        if error is not None:
+            self.endings.count(error)
+        self.selector.unregister(member.conn)
+        member.conn.close()
+        if member.slot is not None:
+            member.slot.give()

@@ -12,7 +12,11 @@ With --work, a request's CPU work runs inside its coroutine and stalls the loop,
 `run_in_executor` (one process per CPU of the affinity mask, each with its own GIL), and the
 loop stays free.
 
-    python3 py_asyncio.py --addr 127.0.0.1:7007 [--max-conns N] [--work [--offload pool]]
+With --chat, each room is a set of members' writers, as in the tutorial, owned by the one loop:
+no lock; a message is written to every member's transport at once, each transport's buffer
+bounded by --chat-queue (past it the member is dropped) instead of awaiting each member's send.
+
+    python3 py_asyncio.py --addr 127.0.0.1:7007 [--max-conns N] [--work [--offload pool] | --chat]
 """
 
 import asyncio
@@ -28,12 +32,15 @@ MODEL = "py-asyncio"
 
 
 class Server:
-    def __init__(self, cap, work, pool):
-        self.endings = common.Endings(work=work is not None)
+    def __init__(self, cap, work, pool, chat_queue=None):
+        self.endings = common.Endings(work=work is not None, chat=chat_queue is not None)
         self.cap = cap
         self.open = set()
         self.work = work
         self.pool = pool
+        # --chat: the most bytes queued per member, and each room's set of members' writers.
+        self.chat_queue = chat_queue
+        self.rooms = {}
 
     async def client(self, reader, writer):
         """Echoes one client to its EOF (the transport stays open for writing after it), then
@@ -43,6 +50,12 @@ class Server:
             return
         self.open.add(writer.transport)
         common.nodelay(writer.get_extra_info("socket"))
+        if self.chat_queue is not None:
+            try:
+                await self.member(reader, writer)
+            finally:
+                self.open.discard(writer.transport)
+            return
         try:
             if self.work:
                 await self.requests(reader, writer)
@@ -91,6 +104,68 @@ class Server:
             writer.write(header + rest)
             await writer.drain()
 
+    async def member(self, reader, writer):
+        """--chat: one member. Its room is a set of writers, as the tutorial's set of clients;
+        a message is written to each member's transport at once, in the loop's one order. The
+        tutorial awaits each member's send, so that one slow member stalls its whole room; here
+        a member's transport buffer is its queue instead, bounded by --chat-queue, and a member
+        whose buffer would pass it is aborted and counted."""
+        common.chat_socket(writer.get_extra_info("socket"))
+        decoder = common.Decoder()
+        room = None
+        try:
+            while not writer.transport.is_closing():
+                data = await reader.read(common.BUF)
+                if not data:
+                    if decoder.buf:
+                        self.endings.mid_message()
+                        writer.transport.abort()
+                        return
+                    break
+                for kind, value in decoder.feed(data):
+                    if kind == "J":
+                        room = value
+                        members = self.rooms.setdefault(room, set())
+                        members.add(writer)
+                        writer.write(common.ack(room, len(members)))
+                        self.endings.chatted(common.JOINS)
+                    else:
+                        self.fan_out(room, value)
+            self.leave(room, writer)
+            # Left: what it was owed is flushed, then the connection closed.
+            writer.close()
+            await writer.wait_closed()
+        except common.BadFrame:
+            self.endings.chatted(common.BAD)
+            writer.transport.abort()
+        except OSError as e:
+            if not writer.transport.is_closing():
+                self.endings.count(e)
+            writer.transport.abort()
+        finally:
+            self.leave(room, writer)
+
+    def fan_out(self, room, frame):
+        members = self.rooms.get(room, set())
+        delivered = 0
+        for w in list(members):
+            if w.transport.get_write_buffer_size() + len(frame) > self.chat_queue:
+                members.discard(w)
+                w.transport.abort()
+                self.endings.chatted(common.DROPPED)
+                continue
+            w.write(frame)
+            delivered += 1
+        self.endings.chatted(common.MESSAGES)
+        self.endings.chatted(common.DELIVERIES, delivered)
+
+    def leave(self, room, writer):
+        members = self.rooms.get(room)
+        if members is not None:
+            members.discard(writer)
+            if not members:
+                del self.rooms[room]
+
     async def close_all(self):
         """At a stop: every client's connection closed, and its coroutine let finish."""
         for transport in list(self.open):
@@ -125,7 +200,7 @@ async def serve(args):
         # "fork", the first task starts every worker at once.)
         pool.submit(int).result()
         sys.stderr.write("work: CPU work on a pool of %d processes (%s+pool)\n" % (processes, MODEL))
-    state = Server(args.max_conns, work, pool)
+    state = Server(args.max_conns, work, pool, args.chat_queue if args.chat else None)
     server = await asyncio.start_server(state.client, sock=listener, backlog=common.BACKLOG)
     common.announce(listener)
     await stop.wait()

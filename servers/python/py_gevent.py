@@ -12,7 +12,11 @@ Needs gevent (`scripts/python-models.sh` makes a virtual environment with it).
 With --work, a request's CPU work runs in its greenlet and holds up the whole hub; its wait is
 `gevent.sleep`, which lets the others run.
 
-    python py_gevent.py --addr 127.0.0.1:7007 [--max-conns N] [--work]
+With --chat, a member is a greenlet that reads and one that writes its mailbox, the rooms shared
+behind locks (`echo_common.LockedRooms`, the threading code under gevent's monkey-patching:
+its locks are the hub's); a slow member is dropped past --chat-queue.
+
+    python py_gevent.py --addr 127.0.0.1:7007 [--max-conns N] [--work | --chat]
 """
 
 from gevent import monkey
@@ -33,8 +37,9 @@ def main():
     args = common.parse_args(MODEL)
     listener = common.listen(MODEL, args.addr)
     work = common.calibrate(args)
-    endings = common.Endings(work=work is not None)
+    endings = common.Endings(work=work is not None, chat=args.chat)
     slots = common.Slots(args.max_conns)
+    rooms = common.LockedRooms(endings) if args.chat else None
 
     def client(conn, _peer):
         """Echoes one client to its EOF."""
@@ -42,7 +47,9 @@ def main():
             return  # Over --max-conns: closed at once.
         try:
             common.nodelay(conn)
-            if work:
+            if rooms:
+                common.serve_member(conn, rooms, endings, args.chat_queue, gevent.spawn)
+            elif work:
                 common.serve_requests(conn, work, endings, sleep=gevent.sleep)
             else:
                 common.echo(conn, endings)

@@ -18,7 +18,13 @@ child (SIGTERM, then SIGKILL after 1.5 s) before it exits 0.
 With --work, each child does its client's CPU work under its own GIL (calibrated once, in the
 parent, before the first fork) and waits with `time.sleep`.
 
-    python3 py_multiprocessing.py --addr 127.0.0.1:7007 [--max-conns N] [--work]
+With --chat, processes share no memory, so the rooms live in a hub process started before any
+child: it owns them (`echo_common.OwnedRooms`, the py-selectors loop, over Unix sockets on an
+abstract address private to this server), and each child links to it, forwards its client's
+frames up the link and writes back, within --chat-queue, what comes down. The counts are the
+parent's shared memory.
+
+    python3 py_multiprocessing.py --addr 127.0.0.1:7007 [--max-conns N] [--work | --chat]
 """
 
 import errno
@@ -26,6 +32,7 @@ import multiprocessing
 import os
 import selectors
 import signal
+import socket
 import sys
 import time
 
@@ -38,9 +45,95 @@ START_METHOD = "fork"
 # How long children have to end after SIGTERM before they are killed.
 CHILD_GRACE = 1.5
 
+# --chat: what the hub queues for one member's process at most. The process reads its link as
+# soon as it is readable, into its own queue of --chat-queue, which decides when a slow client
+# goes; the hub drops a link only when a process stops reading it altogether.
+LINK_QUEUE = 64 << 20
 
-def child(conn, listener, wakeup, endings, work):
-    """In the child: the default signal actions (the parent ends it), then echo one client."""
+
+def hub(links, listener, wakeup, endings):
+    """--chat, in the hub process: the rooms' one owner, until the parent ends it."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.set_wakeup_fd(-1)
+    for fd in wakeup:
+        os.close(fd)
+    listener.close()
+    links.setblocking(False)
+    common.OwnedRooms(links, endings, LINK_QUEUE).run()
+
+
+def member(conn, address, endings, cap):
+    """--chat, in a member's process: its client's frames checked and forwarded up the link to
+    the hub; what comes down queued (at most `cap` bytes: past it the client is dropped) and
+    written to the client."""
+    common.chat_socket(conn)
+    link = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    with conn, link:
+        try:
+            link.connect(address)
+        except OSError as e:
+            endings.count(e)
+            return
+        conn.setblocking(False)
+        decoder = common.Decoder()
+        out = bytearray()
+        reading, linked = True, True
+        sel = selectors.DefaultSelector()
+        sel.register(link, selectors.EVENT_READ)
+        sel.register(conn, selectors.EVENT_READ)
+        try:
+            while reading or linked or out:
+                if not reading and not linked and not out:
+                    break
+                for key, mask in sel.select():
+                    if key.fileobj is link and linked:
+                        data = link.recv(common.BUF)
+                        if not data:
+                            linked = False
+                            sel.unregister(link)
+                            if reading:
+                                return  # The hub is gone: so are the rooms.
+                        out += data
+                        if len(out) > cap:
+                            endings.chatted(common.DROPPED)
+                            return
+                    elif key.fileobj is conn:
+                        if mask & selectors.EVENT_WRITE and out:
+                            sent = conn.send(out)
+                            del out[:sent]
+                        if mask & selectors.EVENT_READ and reading:
+                            data = conn.recv(common.BUF)
+                            if not data:
+                                if decoder.buf:
+                                    endings.mid_message()
+                                    return
+                                # Left: the hub takes it out of its room and closes the link
+                                # once it has sent what was owed.
+                                reading = False
+                                link.shutdown(socket.SHUT_WR)
+                            else:
+                                for kind, value in decoder.feed(data):
+                                    frame = common.join_frame(value) if kind == "J" else value
+                                    link.sendall(frame)
+                wanted = (selectors.EVENT_READ if reading else 0) | (selectors.EVENT_WRITE if out else 0)
+                if wanted:
+                    sel.modify(conn, wanted)
+                elif conn in sel.get_map():
+                    sel.unregister(conn)
+            conn.shutdown(socket.SHUT_WR)
+        except common.BadFrame:
+            endings.chatted(common.BAD)
+        except BlockingIOError:
+            pass
+        except OSError as e:
+            endings.count(e)
+
+
+def child(conn, listener, wakeup, endings, work, chat=None):
+    """In the child: the default signal actions (the parent ends it), then echo one client (or
+    serve one chat member, `chat` being the hub's address and the queue per member)."""
     for sig in (signal.SIGTERM, signal.SIGCHLD):
         signal.signal(sig, signal.SIG_DFL)
     # A Ctrl-C reaches the whole process group; the parent ends the children itself.
@@ -49,7 +142,9 @@ def child(conn, listener, wakeup, endings, work):
     for fd in wakeup:
         os.close(fd)
     listener.close()
-    if work:
+    if chat:
+        member(conn, chat[0], endings, chat[1])
+    elif work:
         common.serve_requests(conn, work, endings)
     else:
         common.echo(conn, endings)
@@ -82,18 +177,32 @@ class Parent:
     descriptors (multiprocessing's pipes to it) until it is reaped, so a parent out of descriptors keeps
     the connection it has just accepted, stops accepting, and tries again after a back-off."""
 
-    def __init__(self, listener, cap, work):
+    def __init__(self, listener, cap, work, chat_queue=None):
         self.listener = listener
         self.cap = cap
         self.work = work
         self.context = multiprocessing.get_context(START_METHOD)
         shared = self.context.Array("Q", common.COUNTS)
-        self.endings = common.Endings(shared, shared.get_lock(), work=work is not None)
+        self.endings = common.Endings(shared, shared.get_lock(), work=work is not None,
+                                      chat=chat_queue is not None)
         self.wakeup = signals()
         self.selector = selectors.DefaultSelector()
         self.selector.register(listener, selectors.EVENT_READ)
         self.selector.register(self.wakeup[0], selectors.EVENT_READ)
         self.waiting = None
+        self.chat = None
+        self.hub = None
+        if chat_queue is not None:
+            # The hub first, before any child: a child forked later holds no link of another.
+            address = "\0echo-bench-%s-%d" % (MODEL, os.getpid())
+            links = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            links.bind(address)
+            links.listen(common.BACKLOG)
+            self.hub = self.context.Process(
+                target=hub, args=(links, listener, self.wakeup, self.endings), daemon=True)
+            self.hub.start()
+            links.close()
+            self.chat = (address, chat_queue)
 
     def run(self):
         """Until SIGTERM or SIGINT."""
@@ -120,7 +229,8 @@ class Parent:
             return
         conn.setblocking(True)
         common.nodelay(conn)
-        if self.cap is not None and len(multiprocessing.active_children()) >= self.cap:
+        members = len(multiprocessing.active_children()) - (self.hub is not None)
+        if self.cap is not None and members >= self.cap:
             conn.close()  # Over --max-conns: closed at once.
             return
         self.start(conn, peer)
@@ -142,7 +252,7 @@ class Parent:
 
     def start(self, conn, peer):
         """Hands the connection to a new process; the parent keeps no copy of it."""
-        args = (conn, self.listener, self.wakeup, self.endings, self.work)
+        args = (conn, self.listener, self.wakeup, self.endings, self.work, self.chat)
         try:
             if not self.room():
                 raise OSError(errno.EMFILE, os.strerror(errno.EMFILE))
@@ -171,7 +281,8 @@ def main():
     args = common.parse_args(MODEL)
     listener = common.listen(MODEL, args.addr)
     listener.setblocking(False)
-    parent = Parent(listener, args.max_conns, common.calibrate(args))
+    chat_queue = args.chat_queue if args.chat else None
+    parent = Parent(listener, args.max_conns, common.calibrate(args), chat_queue)
     common.announce(listener)
     parent.run()
     parent.stop()

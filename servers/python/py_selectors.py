@@ -10,7 +10,10 @@ it on one core. Its Rust counterpart is `mio`.
 With --work, a request's CPU work runs in the loop and holds up every client; its wait is a timer
 on the loop's own heap, and the client is not read until it ends.
 
-    python3 py_selectors.py --addr 127.0.0.1:7007 [--max-conns N] [--work]
+With --chat, the loop owns every room (`echo_common.OwnedRooms`): no lock, a message queued for
+its whole room within the turn that read it, each member's queue bounded by --chat-queue.
+
+    python3 py_selectors.py --addr 127.0.0.1:7007 [--max-conns N] [--work | --chat]
 """
 
 import heapq
@@ -210,6 +213,13 @@ def main():
     args = common.parse_args(MODEL)
     listener = common.listen(MODEL, args.addr)
     listener.setblocking(False)
+    if args.chat:
+        endings = common.Endings(chat=True)
+        rooms = common.OwnedRooms(listener, endings, args.chat_queue, common.Slots(args.max_conns))
+        common.stop_on_signals(lambda: endings.exit(MODEL))
+        common.announce(listener)
+        rooms.run()
+        return
     reactor = Reactor(listener, args.max_conns, common.calibrate(args))
     common.stop_on_signals(lambda: reactor.endings.exit(MODEL))
     common.announce(listener)

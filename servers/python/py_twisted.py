@@ -11,7 +11,12 @@ instead of growing the write buffer without bound; a half-close is honoured (the
 flushed, then the connection closed). With --work, a request's CPU work runs on the reactor
 and holds up every client; its wait is a `callLater`.
 
-    python py_twisted.py --addr 127.0.0.1:7007 [--max-conns N] [--work]
+With --chat, the factory owns the rooms (lists of member protocols) on the reactor's one thread:
+no lock; a message is written to every member's transport at once. Each member is its own
+transport's producer, with the transport's `bufferSize` set to --chat-queue: a transport whose
+unsent bytes pass it pauses its producer, which drops the member.
+
+    python py_twisted.py --addr 127.0.0.1:7007 [--max-conns N] [--work | --chat]
 """
 
 import sys
@@ -123,18 +128,128 @@ class Echo(protocol.Protocol):
         self.factory.endings.count(lost)
 
 
+@implementer(IHalfCloseableProtocol)
+class Member(protocol.Protocol):
+    """--chat: one member; the producer of its own transport, so that the transport says when
+    what is queued for it passes --chat-queue."""
+
+    counted = False
+    room = None
+    # Closed by the server: a bad frame, or too slow (counted as that, not as a reset).
+    closed_by_us = False
+
+    def connectionMade(self):
+        factory = self.factory
+        if factory.cap is not None and factory.open >= factory.cap:
+            self.transport.abortConnection()  # Over --max-conns: closed at once.
+            return
+        self.counted = True
+        factory.open += 1
+        common.chat_socket(self.transport.getHandle())
+        self.decoder = common.Decoder()
+        self.transport.bufferSize = factory.chat_queue
+        self.transport.registerProducer(self, True)
+
+    def pauseProducing(self):
+        """More than --chat-queue is queued for this member: it is dropped."""
+        if not self.closed_by_us:
+            self.closed_by_us = True
+            self.factory.leave(self)
+            self.factory.endings.chatted(common.DROPPED)
+            self.transport.abortConnection()
+
+    def resumeProducing(self):
+        pass
+
+    def stopProducing(self):
+        pass
+
+    def dataReceived(self, data):
+        if self.closed_by_us:
+            return
+        try:
+            requests = self.decoder.feed(data)
+        except common.BadFrame:
+            self.factory.endings.chatted(common.BAD)
+            self.closed_by_us = True
+            self.factory.leave(self)
+            self.transport.abortConnection()
+            return
+        for kind, value in requests:
+            if kind == "J":
+                self.factory.join(self, value)
+            else:
+                self.factory.fan_out(self.room, value)
+
+    def readConnectionLost(self):
+        """Left: out of its room; what it was owed is flushed, then the connection closed."""
+        if self.decoder.buf:
+            self.factory.endings.mid_message()
+            self.closed_by_us = True
+            self.transport.abortConnection()
+            return
+        self.factory.leave(self)
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
+
+    def writeConnectionLost(self):
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason):
+        if not self.counted:
+            return
+        self.factory.open -= 1
+        self.factory.leave(self)
+        if reason.check(error.ConnectionDone) or self.factory.stopping or self.closed_by_us:
+            return
+        lost = ConnectionResetError() if reason.check(error.ConnectionLost) else OSError()
+        self.factory.endings.count(lost)
+
+
 class EchoFactory(protocol.ServerFactory):
     protocol = Echo
     noisy = False
 
-    def __init__(self, cap, work):
+    def __init__(self, cap, work, chat_queue=None):
         self.cap = cap
         self.open = 0
         self.work = work
-        self.endings = common.Endings(work=work is not None)
+        self.endings = common.Endings(work=work is not None, chat=chat_queue is not None)
+        # --chat: the most bytes queued per member, and each room's members in joining order.
+        self.chat_queue = chat_queue
+        self.rooms = {}
+        if chat_queue is not None:
+            self.protocol = Member
         # The reactor's shutdown drops the connections still open; those are not the clients'.
         self.stopping = False
         reactor.addSystemEventTrigger("before", "shutdown", setattr, self, "stopping", True)
+
+
+    def join(self, member, room):
+        members = self.rooms.setdefault(room, [])
+        members.append(member)
+        member.room = room
+        member.transport.write(common.ack(room, len(members)))
+        self.endings.chatted(common.JOINS)
+
+    def fan_out(self, room, frame):
+        delivered = 0
+        for m in list(self.rooms.get(room, ())):
+            # A write past --chat-queue pauses the member's producer, which drops it.
+            m.transport.write(frame)
+            if not m.closed_by_us:
+                delivered += 1
+        self.endings.chatted(common.MESSAGES)
+        self.endings.chatted(common.DELIVERIES, delivered)
+
+    def leave(self, member):
+        members = self.rooms.get(member.room)
+        if members is not None:
+            if member in members:
+                members.remove(member)
+            if not members:
+                del self.rooms[member.room]
+        member.room = None
 
 
 def one_line(event):
@@ -154,7 +269,8 @@ def main():
     args = common.parse_args(MODEL)
     globalLogBeginner.beginLoggingTo([one_line], redirectStandardIO=False)
     listener = common.listen(MODEL, args.addr)
-    factory = EchoFactory(args.max_conns, common.calibrate(args))
+    factory = EchoFactory(args.max_conns, common.calibrate(args),
+                          args.chat_queue if args.chat else None)
     listener.setblocking(False)
     port = reactor.adoptStreamPort(listener.fileno(), common.family_of(args.addr[0]), factory)
     listener.close()  # The reactor holds its own duplicate of the listening socket.

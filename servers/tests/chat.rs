@@ -1,5 +1,5 @@
-//! The chat room (`--chat`), checked against every Rust TCP model through the real
-//! `echo-server` binary with a plain client of its own (loadgen's `--chat` drives them in the
+//! The chat room (`--chat`), checked against every TCP model, the Python ones included,
+//! through the real `echo-server` binary or script with a plain client of its own (loadgen's `--chat` drives them in the
 //! root tests): 64 members in 4 rooms get every message exactly once and in one order per
 //! room, nothing crosses rooms; a bad frame closes its connection only, and is counted; a slow
 //! member is dropped while the others keep receiving, and the server's memory stays bounded;
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use echo_server::chat::{join_frame, message_frame, MAX_BODY};
 use echo_server::models::ClientsAtOnce;
 
-use common::{assert_refused, clients_at_once, rust_tcp_models, tree, Server, IO_TIMEOUT};
+use common::{assert_refused, clients_at_once, models, program, tree, Server, IO_TIMEOUT};
 
 /// Members of the many-rooms test, and its rooms.
 const MEMBERS: usize = 64;
@@ -26,7 +26,7 @@ const ROOMS: usize = 4;
 /// The models that can hold a room of 16, each started so that it does: a pool gets a
 /// worker per member.
 fn room_models() -> Vec<String> {
-    rust_tcp_models()
+    models()
         .into_iter()
         .filter(|m| clients_at_once(m) != ClientsAtOnce::One)
         .collect()
@@ -156,7 +156,8 @@ fn sixty_four_members_in_four_rooms_get_every_message_once_in_one_order() {
         let said = server.final_stderr();
         let sent = MEMBERS as u32 * EACH;
         let line = format!(
-            "echo-server: chat: {MEMBERS} joins, {sent} messages, {} deliveries, 0 slow members dropped",
+            "{}: chat: {MEMBERS} joins, {sent} messages, {} deliveries, 0 slow members dropped",
+            program(&model),
             sent * (MEMBERS / ROOMS) as u32
         );
         assert!(said.contains(&line), "{model}: {said}");
@@ -169,7 +170,7 @@ fn sixty_four_members_in_four_rooms_get_every_message_once_in_one_order() {
 
 #[test]
 fn the_iterative_server_holds_one_member_at_a_time() {
-    for model in rust_tcp_models() {
+    for model in models() {
         if clients_at_once(&model) != ClientsAtOnce::One {
             continue;
         }
@@ -228,7 +229,11 @@ fn a_bad_frame_closes_its_connection_only_and_is_counted() {
         let (status, _) = server.terminate(Duration::from_secs(3));
         assert!(status.success(), "{model}: {status}");
         let said = server.final_stderr();
-        let line = format!("echo-server: chat refused: {} bad frames", bad.len());
+        let line = format!(
+            "{}: chat refused: {} bad frames",
+            program(&model),
+            bad.len()
+        );
         assert!(said.contains(&line), "{model}: {said}");
     }
 }
@@ -249,11 +254,12 @@ fn a_slow_member_is_dropped_while_the_room_goes_on_and_memory_stays_bounded() {
     const SIZE: usize = 1000;
     for model in room_models() {
         let mut server = start(&model, &["--chat-queue", &QUEUE.to_string()]);
-        let before = tree_rss(&server);
         let mut talker = join(&server, 3, 1);
         let mut listener = join(&server, 3, 2);
         // Joins and never reads.
         let mut slow = join(&server, 3, 3);
+        // Once every member is served (a process each, where the model forks).
+        let before = tree_rss(&server);
         let mut peak = before;
         // 24 MB in windows of 16 KB that both readers take before the next: they never lag
         // by more than their queue, while the slow member is owed it all.
