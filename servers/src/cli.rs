@@ -252,26 +252,16 @@ where
             eprintln!("echo-server: {}: {e}", model.name());
             return ExitCode::from(2);
         }
-    }
-    if let Some(model) = cli
-        .model
-        .filter(|m| cli.chat && m.transport() == Transport::Udp)
-    {
-        eprintln!(
-            "echo-server: --chat: {} serves UDP; the chat room is served over TCP",
-            model.name()
-        );
-        return ExitCode::from(2);
-    }
-    if let Some(model) = cli
-        .model
-        .filter(|m| cli.work && m.transport() == Transport::Udp)
-    {
-        eprintln!(
-            "echo-server: --work: {} serves UDP; requests with a cost are served over TCP",
-            model.name()
-        );
-        return ExitCode::from(2);
+        // What only the TCP models serve.
+        let tcp_only = [
+            (cli.chat, "--chat", "the chat room is"),
+            (cli.work, "--work", "requests with a cost are"),
+        ];
+        if let Some((_, flag, what)) = tcp_only.iter().find(|(on, _, _)| *on) {
+            let name = model.name();
+            eprintln!("echo-server: {flag}: {name} serves UDP; {what} served over TCP");
+            return ExitCode::from(2);
+        }
     }
     if let Some(model) = cli.model {
         if let Err(e) = check_offload(&cli, model) {

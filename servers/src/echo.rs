@@ -32,6 +32,12 @@ impl HalfClose for mio::net::TcpStream {
     }
 }
 
+impl HalfClose for mio::net::UnixStream {
+    fn shutdown_write(&mut self) -> io::Result<()> {
+        self.shutdown(Shutdown::Write)
+    }
+}
+
 /// Echoes everything the peer sends, in order, until it half-closes; then closes our side.
 ///
 /// Blocking I/O with one buffer: a chunk is written back whole before the next read, so a

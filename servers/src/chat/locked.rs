@@ -143,7 +143,7 @@ struct MailState {
 
 impl Mailbox {
     fn state(&self) -> MutexGuard<'_, MailState> {
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        lock(&self.state)
     }
 
     /// Queues `frame`: false when the member is (now) dropped.
@@ -164,12 +164,87 @@ impl Mailbox {
     }
 }
 
-/// Members of one room, in the order they joined.
-type Room = Mutex<Vec<Arc<Mailbox>>>;
+/// A member of [`RoomMap`]'s rooms: what a sender calls for it, under its room's lock.
+pub trait Deliver {
+    /// Queues `frame` for the member: false when it is (now) dropped as too slow, and leaves
+    /// the room.
+    fn deliver(&self, frame: Frame) -> bool;
+}
 
-/// Every room of a server: a map behind one lock, each room behind its own.
+impl Deliver for Mailbox {
+    fn deliver(&self, frame: Frame) -> bool {
+        self.push(frame)
+    }
+}
+
+/// Members of one room, in the order they joined.
+type Room<M> = Mutex<Vec<Arc<M>>>;
+
+/// Rooms behind locks, for members on threads or tasks: a map behind one lock, taken to join
+/// and leave, and each room behind its own, taken by a sender for its whole fan-out, so that
+/// every member of a room has its messages queued in one order.
+pub struct RoomMap<M> {
+    rooms: Mutex<HashMap<u32, Arc<Room<M>>>>,
+}
+
+impl<M> Default for RoomMap<M> {
+    fn default() -> Self {
+        RoomMap {
+            rooms: Mutex::default(),
+        }
+    }
+}
+
+/// A member's place in [`RoomMap`]: its room's number and the room.
+pub struct Seat<M> {
+    number: u32,
+    room: Arc<Room<M>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl<M: Deliver> RoomMap<M> {
+    /// `member` joins room `number`; its `A` is its first delivery.
+    pub fn join(&self, number: u32, member: &Arc<M>) -> Seat<M> {
+        // Under the map's lock, so that no member joins a room the last one is leaving.
+        let mut map = lock(&self.rooms);
+        let room = Arc::clone(
+            map.entry(number)
+                .or_insert_with(|| Arc::new(Mutex::default())),
+        );
+        let mut members = lock(&room);
+        members.push(Arc::clone(member));
+        // Under the room's lock: the `A` comes before any message.
+        member.deliver(ack_frame(number, members.len()));
+        count_join();
+        drop(members);
+        Seat { number, room }
+    }
+
+    /// Queues a message for every member of `seat`'s room; those too slow to take it are
+    /// dropped (each one's own thread or task closes it).
+    pub fn publish(seat: &Seat<M>, frame: Frame) {
+        let mut members = lock(&seat.room);
+        members.retain(|m| m.deliver(Frame::clone(&frame)));
+        count_message(members.len());
+    }
+
+    /// `member` leaves `seat`'s room: the last member out removes it.
+    pub fn leave(&self, seat: Seat<M>, member: &Arc<M>) {
+        let mut map = lock(&self.rooms);
+        let mut members = lock(&seat.room);
+        members.retain(|m| !Arc::ptr_eq(m, member));
+        if members.is_empty() {
+            map.remove(&seat.number);
+        }
+    }
+}
+
+/// Every room of a thread model's server, and the queue of each member.
 pub struct Rooms {
-    rooms: Mutex<HashMap<u32, Arc<Room>>>,
+    map: RoomMap<Mailbox>,
     queue: usize,
 }
 
@@ -177,13 +252,9 @@ impl Rooms {
     /// No rooms yet; every member's queue holds at most `queue` bytes.
     pub fn new(queue: usize) -> Arc<Rooms> {
         Arc::new(Rooms {
-            rooms: Mutex::default(),
+            map: RoomMap::default(),
             queue,
         })
-    }
-
-    fn map(&self) -> MutexGuard<'_, HashMap<u32, Arc<Room>>> {
-        self.rooms.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// A new member's link, not in any room yet.
@@ -198,20 +269,16 @@ impl Rooms {
                 }),
                 wake,
             }),
-            room: None,
+            seat: None,
         })
     }
-}
-
-fn lock(room: &Room) -> MutexGuard<'_, Vec<Arc<Mailbox>>> {
-    room.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A member of [`Rooms`] in this process.
 pub struct LocalLink {
     rooms: Arc<Rooms>,
     mailbox: Arc<Mailbox>,
-    room: Option<(u32, Arc<Room>)>,
+    seat: Option<Seat<Mailbox>>,
 }
 
 impl Link for LocalLink {
@@ -220,26 +287,13 @@ impl Link for LocalLink {
     }
 
     fn join(&mut self, number: u32) -> io::Result<()> {
-        // Under the map's lock, so that no member joins a room the last one is leaving.
-        let mut map = self.rooms.map();
-        let room = Arc::clone(map.entry(number).or_default());
-        let mut members = lock(&room);
-        members.push(Arc::clone(&self.mailbox));
-        // Under the room's lock: the `A` comes before any message.
-        self.mailbox.push(ack_frame(number, members.len()));
-        count_join();
-        drop(members);
-        drop(map);
-        self.room = Some((number, room));
+        self.seat = Some(self.rooms.map.join(number, &self.mailbox));
         Ok(())
     }
 
     fn publish(&mut self, frame: Frame) -> io::Result<()> {
-        if let Some((_, room)) = &self.room {
-            let mut members = lock(room);
-            // The ones too slow to take it are dropped: each one's own thread closes it.
-            members.retain(|m| m.push(Frame::clone(&frame)));
-            count_message(members.len());
+        if let Some(seat) = &self.seat {
+            RoomMap::publish(seat, frame);
         }
         Ok(())
     }
@@ -255,13 +309,8 @@ impl Link for LocalLink {
     }
 
     fn leave(&mut self) {
-        if let Some((number, room)) = self.room.take() {
-            let mut map = self.rooms.map();
-            let mut members = lock(&room);
-            members.retain(|m| !Arc::ptr_eq(m, &self.mailbox));
-            if members.is_empty() {
-                map.remove(&number);
-            }
+        if let Some(seat) = self.seat.take() {
+            self.rooms.map.leave(seat, &self.mailbox);
         }
     }
 }

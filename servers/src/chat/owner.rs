@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +22,7 @@ use slab::Slab;
 use super::{ack_frame, count_join, count_message, Decoder, Frame, Outbox, Request};
 use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
 use crate::conn_limit::{ConnLimit, ConnSlot};
+use crate::echo::HalfClose;
 use crate::endings::{self, Ending};
 use crate::errors::{interrupted, would_block};
 
@@ -199,7 +199,7 @@ impl Owner {
 /// A listener [`run`] accepts members on: TCP for the models, Unix for the hub.
 pub trait Listen: Source {
     /// A connected member's socket.
-    type Stream: Read + Write + Source + ShutdownWrite + Send + 'static;
+    type Stream: Read + Write + Source + HalfClose + Send + 'static;
     /// Accepts one; `WouldBlock` when none waits.
     fn accept_one(&self) -> io::Result<Self::Stream>;
 }
@@ -255,7 +255,8 @@ const READS_PER_TURN: usize = 16;
 /// One member's connection in the loop.
 struct Conn<S> {
     stream: S,
-    _slot: Option<ConnSlot>,
+    /// Its place under `--max-conns`, which goes with it if it moves to another loop.
+    slot: Option<ConnSlot>,
     reading: bool,
 }
 
@@ -328,7 +329,7 @@ struct Loop<S> {
     scratch: Vec<u8>,
 }
 
-impl<S: Read + Write + Source + ShutdownWrite + Send + 'static> Loop<S> {
+impl<S: Read + Write + Source + HalfClose + Send + 'static> Loop<S> {
     fn accept_all<L: Listen<Stream = S>>(
         &mut self,
         listener: &L,
@@ -378,7 +379,7 @@ impl<S: Read + Write + Source + ShutdownWrite + Send + 'static> Loop<S> {
         }
         entry.insert(Conn {
             stream,
-            _slot: slot,
+            slot,
             reading: true,
         });
         Some(key)
@@ -471,7 +472,7 @@ impl<S: Read + Write + Source + ShutdownWrite + Send + 'static> Loop<S> {
         let (to, waker) = &h.loops[loop_of(h.loops.len(), room)];
         let moved = Moved {
             stream: conn.stream,
-            slot: conn._slot,
+            slot: conn.slot,
             room,
             rest: rest.unwrap_or_default(),
         };
@@ -487,7 +488,7 @@ impl<S: Read + Write + Source + ShutdownWrite + Send + 'static> Loop<S> {
         };
         match out.write_to(&mut conn.stream) {
             Ok(true) if !conn.reading => {
-                let _ = S::shutdown_write_of(&conn.stream);
+                let _ = conn.stream.shutdown_write();
                 self.close(key, None, registry);
             }
             Ok(_) => {}
@@ -519,23 +520,5 @@ impl<S: Read + Write + Source + ShutdownWrite + Send + 'static> Loop<S> {
         if let Some(ending) = ending {
             endings::count(ending);
         }
-    }
-}
-
-/// A stream whose write side the loop closes once a member that left has all it was owed.
-pub trait ShutdownWrite {
-    /// Closes the write side.
-    fn shutdown_write_of(&self) -> io::Result<()>;
-}
-
-impl ShutdownWrite for mio::net::TcpStream {
-    fn shutdown_write_of(&self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
-    }
-}
-
-impl ShutdownWrite for mio::net::UnixStream {
-    fn shutdown_write_of(&self) -> io::Result<()> {
-        self.shutdown(Shutdown::Write)
     }
 }

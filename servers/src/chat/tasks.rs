@@ -6,8 +6,9 @@
 //!   its members; senders' tasks send it their messages over a channel, and it queues each for
 //!   every member in the order it receives them. Rooms cross threads as messages: whichever
 //!   worker runs the room's task, no lock is held while it fans out.
-//! - [`LockedRooms`] (`smol`, `async-std`): a lock per room (`std::sync::Mutex`, never held
-//!   across an `.await`), taken by the sender's own task for the whole fan-out.
+//! - [`LockedRooms`] (`smol`, `async-std`): the thread models' rooms behind locks
+//!   ([`RoomMap`]: a `std::sync::Mutex` per room, never held across an `.await`), taken by the
+//!   sender's own task for the whole fan-out.
 //!
 //! Either way a sender never writes another member's socket: each member's own task writes
 //! its mailbox to its socket, so a slow member costs its room only its queue; past the cap it
@@ -19,6 +20,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use smol::channel::{self, Receiver, Sender};
 
+use super::locked::{Deliver, RoomMap, Seat};
 use super::{ack_frame, count_join, count_message, Decoder, Frame, Request};
 use crate::endings::Ending;
 
@@ -80,20 +82,20 @@ pub fn mailbox(cap: usize) -> (Arc<Mailbox>, Inbox) {
 }
 
 impl Inbox {
-    /// Waits for frames and gathers what waits, up to a batch: `None` once the member has left
-    /// and everything queued is taken.
-    pub async fn next_batch(&self, batch: &mut Vec<u8>) -> Option<usize> {
-        let first = self.frames.recv().await.ok()?;
+    /// Waits for frames and gathers what waits into `batch`, up to a batch's worth: false
+    /// once the member has left and everything queued is taken.
+    pub async fn next_batch(&self, batch: &mut Vec<u8>) -> bool {
+        let Ok(first) = self.frames.recv().await else {
+            return false;
+        };
         batch.extend_from_slice(&first);
-        let mut frames = 1;
         while batch.len() < WRITE_BATCH {
             let Ok(f) = self.frames.try_recv() else {
                 break;
             };
             batch.extend_from_slice(&f);
-            frames += 1;
         }
-        Some(frames)
+        true
     }
 
     /// Resolves when the member has been dropped as too slow.
@@ -134,7 +136,11 @@ impl Rooms {
     fn join(&self, number: u32, mailbox: &Arc<Mailbox>) -> Membership {
         match self {
             Rooms::Tasks(rooms) => Membership::Task(rooms.join(number, mailbox)),
-            Rooms::Locked(rooms) => Membership::Locked(rooms.join(number, mailbox)),
+            Rooms::Locked(rooms) => Membership::Locked(LockedMembership {
+                seat: Some(rooms.join(number, mailbox)),
+                rooms: Arc::clone(rooms),
+                mailbox: Arc::clone(mailbox),
+            }),
         }
     }
 }
@@ -287,60 +293,33 @@ async fn room_task(
     }
 }
 
-/// A room's members behind its lock.
-type LockedRoom = Mutex<Vec<Arc<Mailbox>>>;
+/// Rooms with a lock each: the thread models' [`RoomMap`], over these members' mailboxes.
+pub type LockedRooms = RoomMap<Mailbox>;
 
-/// Rooms with a lock each.
-#[derive(Default)]
-pub struct LockedRooms {
-    rooms: Mutex<HashMap<u32, Arc<LockedRoom>>>,
+impl Deliver for Mailbox {
+    fn deliver(&self, frame: Frame) -> bool {
+        self.push(frame) == Push::Queued
+    }
 }
 
 struct LockedMembership {
     rooms: Arc<LockedRooms>,
-    number: u32,
-    room: Arc<LockedRoom>,
+    seat: Option<Seat<Mailbox>>,
     mailbox: Arc<Mailbox>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-impl LockedRooms {
-    fn join(self: &Arc<LockedRooms>, number: u32, mailbox: &Arc<Mailbox>) -> LockedMembership {
-        let mut map = lock(&self.rooms);
-        let room = Arc::clone(map.entry(number).or_default());
-        let mut members = lock(&room);
-        members.push(Arc::clone(mailbox));
-        mailbox.push(ack_frame(number, members.len()));
-        count_join();
-        drop(members);
-        drop(map);
-        LockedMembership {
-            rooms: Arc::clone(self),
-            number,
-            room,
-            mailbox: Arc::clone(mailbox),
-        }
-    }
 }
 
 impl LockedMembership {
     fn publish(&self, frame: Frame) {
-        let mut members = lock(&self.room);
-        members.retain(|m| m.push(Frame::clone(&frame)) == Push::Queued);
-        count_message(members.len());
+        if let Some(seat) = &self.seat {
+            RoomMap::publish(seat, frame);
+        }
     }
 }
 
 impl Drop for LockedMembership {
     fn drop(&mut self) {
-        let mut map = lock(&self.rooms.rooms);
-        let mut members = lock(&self.room);
-        members.retain(|m| !Arc::ptr_eq(m, &self.mailbox));
-        if members.is_empty() {
-            map.remove(&self.number);
+        if let Some(seat) = self.seat.take() {
+            self.rooms.leave(seat, &self.mailbox);
         }
     }
 }
@@ -376,7 +355,7 @@ where
     };
     let write = async {
         let mut batch = Vec::with_capacity(WRITE_BATCH);
-        while inbox.next_batch(&mut batch).await.is_some() {
+        while inbox.next_batch(&mut batch).await {
             writer.write_all(&batch).await.map_err(io)?;
             written(&mailbox, batch.len());
             batch.clear();
@@ -415,7 +394,7 @@ where
     };
     let write = async {
         let mut batch = Vec::with_capacity(WRITE_BATCH);
-        while inbox.next_batch(&mut batch).await.is_some() {
+        while inbox.next_batch(&mut batch).await {
             writer.write_all(&batch).await.map_err(io)?;
             written(&mailbox, batch.len());
             batch.clear();

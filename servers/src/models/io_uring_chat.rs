@@ -9,14 +9,17 @@
 
 use std::io;
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 
 use io_uring::{opcode, types};
 use slab::Slab;
 
-use super::ring::{push_accept_on, Ring, CANCEL_WAIT};
-use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
+use super::ring::{
+    accepted, push_accept, push_stop_poll, Ring, ACCEPT, BACKOFF, CANCEL_WAIT, KIND, READ, STOP,
+    WRITE,
+};
+use crate::accept::ACCEPT_BACKOFF;
 use crate::chat::owner::{Fed, Owner};
 use crate::conn_limit::{ConnLimit, ConnSlot};
 use crate::echo::READ_BUF;
@@ -24,13 +27,6 @@ use crate::endings::{self, Ending};
 
 /// The most bytes of a member's queue one write hands the kernel.
 const WRITE_MAX: usize = 64 * 1024;
-
-const ACCEPT: u64 = 1 << 32;
-const STOP: u64 = 2 << 32;
-const BACKOFF: u64 = 3 << 32;
-const READ: u64 = 4 << 32;
-const WRITE: u64 = 5 << 32;
-const KIND: u64 = 0xffff_ffff << 32;
 
 /// One member's socket and the buffers the kernel reads into and writes from.
 struct Member {
@@ -82,12 +78,8 @@ impl Chat {
         limit: &ConnLimit,
         backoff: &types::Timespec,
     ) -> anyhow::Result<()> {
-        let poll_stop = opcode::PollAdd::new(types::Fd(stop.as_raw_fd()), nix::libc::POLLIN as u32)
-            .build()
-            .user_data(STOP);
-        // SAFETY: a poll holds no buffer; the pipe lives until `serve` returns.
-        ring.push(&poll_stop)?;
-        push_accept_on(ring, listener, ACCEPT)?;
+        push_stop_poll(ring, stop, STOP)?;
+        push_accept(ring, listener)?;
         let mut done = Vec::new();
         loop {
             ring.complete(&mut done)?;
@@ -95,7 +87,7 @@ impl Chat {
                 let key = (user_data & !KIND) as usize;
                 match user_data & KIND {
                     STOP => return Ok(()),
-                    BACKOFF => push_accept_on(ring, listener, ACCEPT)?,
+                    BACKOFF => push_accept(ring, listener)?,
                     ACCEPT => self.accepted(ring, listener, limit, backoff, result)?,
                     READ => self.read_done(ring, key, result)?,
                     WRITE => self.write_done(ring, key, result)?,
@@ -126,19 +118,9 @@ impl Chat {
         backoff: &types::Timespec,
         result: i32,
     ) -> anyhow::Result<()> {
-        if result < 0 {
-            let e = io::Error::from_raw_os_error(-result);
-            if accept_error_is_per_connection(&e) {
-                return push_accept_on(ring, listener, ACCEPT);
-            }
-            log_accept_error(&e);
-            let timeout = opcode::Timeout::new(backoff).build().user_data(BACKOFF);
-            // SAFETY: `backoff` is owned by `serve`, which outlives every operation.
-            return ring.push(&timeout);
-        }
-        // SAFETY: a successful accept returned a new descriptor that nothing else owns.
-        let stream = unsafe { TcpStream::from_raw_fd(result) };
-        push_accept_on(ring, listener, ACCEPT)?;
+        let Some(stream) = accepted(ring, listener, backoff, result)? else {
+            return Ok(());
+        };
         // Over the cap: dropping the stream closes it at once.
         let Some(slot) = limit.try_acquire() else {
             return Ok(());

@@ -31,13 +31,13 @@
 
 use std::io;
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd};
+use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
 
 use io_uring::{opcode, types};
 use slab::Slab;
 
-use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
+use crate::accept::ACCEPT_BACKOFF;
 use crate::config::ServerConfig;
 use crate::conn_limit::{ConnLimit, ConnSlot};
 use crate::echo::READ_BUF;
@@ -45,22 +45,18 @@ use crate::endings::{self, Ending};
 use crate::signals::SignalPipe;
 use crate::work::{parse_front, FrontCpu, Offload, Work};
 
-use super::ring::{push_accept_on, Ring, CANCEL_WAIT};
+use super::ring::{
+    accepted, push_accept, push_stop_poll, Ring, ACCEPT, BACKOFF, CANCEL_WAIT, KIND, READ, STOP,
+    WRITE,
+};
 
 /// Submission queue entries.
 const RING_ENTRIES: u32 = 1024;
 
-/// What a completion is for: the kind in the high bits of `user_data`, the connection below.
-const ACCEPT: u64 = 1 << 32;
-const STOP: u64 = 2 << 32;
-const BACKOFF: u64 = 3 << 32;
-const READ: u64 = 4 << 32;
-const WRITE: u64 = 5 << 32;
-/// `--work`: a request's wait.
+/// What a completion is for, beside the kinds of `ring`: `--work`: a request's wait.
 const WAIT: u64 = 6 << 32;
 /// `--offload pool`: the eventfd of finished jobs is readable.
 const OFFLOADED: u64 = 7 << 32;
-const KIND: u64 = 0xffff_ffff << 32;
 
 /// One client.
 struct Conn {
@@ -144,11 +140,7 @@ fn run(
     if let Some(offload) = offload {
         push_offload_poll(ring, offload)?;
     }
-    let poll_stop = opcode::PollAdd::new(types::Fd(stop.as_raw_fd()), nix::libc::POLLIN as u32)
-        .build()
-        .user_data(STOP);
-    // SAFETY: a poll holds no buffer; the pipe's descriptor lives until `serve` returns.
-    ring.push(&poll_stop)?;
+    push_stop_poll(ring, stop, STOP)?;
     push_accept(ring, listener)?;
 
     let mut done = Vec::new();
@@ -182,25 +174,9 @@ fn on_accept(
     backoff: &types::Timespec,
     result: i32,
 ) -> anyhow::Result<()> {
-    if result < 0 {
-        let e = io::Error::from_raw_os_error(-result);
-        if accept_error_is_per_connection(&e) {
-            return push_accept(ring, listener);
-        }
-        // Out of descriptors or memory: accept again only after a pause.
-        log_accept_error(&e);
-        let timeout = opcode::Timeout::new(backoff).build().user_data(BACKOFF);
-        // SAFETY: `backoff` is owned by `serve`, which outlives every operation of the ring.
-        return ring.push(&timeout);
-    }
-    // SAFETY: a successful accept returned a new descriptor that nothing else owns.
-    let stream = unsafe { TcpStream::from_raw_fd(result) };
-    push_accept(ring, listener)?;
-    // Already gone: the client reset it before we took it.
-    if let Err(e) = stream.peer_addr() {
-        endings::ended_by(&e);
+    let Some(stream) = accepted(ring, listener, backoff, result)? else {
         return Ok(());
-    }
+    };
     // Over the cap: dropping the stream closes it at once.
     let Some(slot) = limit.try_acquire() else {
         return Ok(());
@@ -387,10 +363,6 @@ fn on_wait(ring: &mut Ring, conns: &mut Slab<Conn>, key: usize) -> anyhow::Resul
         Some(conn) => push_write(ring, conn, key),
         None => Ok(()),
     }
-}
-
-fn push_accept(ring: &mut Ring, listener: &TcpListener) -> anyhow::Result<()> {
-    push_accept_on(ring, listener, ACCEPT)
 }
 
 fn push_read(ring: &mut Ring, conn: &mut Conn, key: usize) -> anyhow::Result<()> {

@@ -139,9 +139,6 @@ pub struct ModelInfo {
     /// Whether clients are served in child processes (so each holds its own descriptors and
     /// memory is best read as PSS).
     pub forks: bool,
-    /// Whether it serves on `SO_REUSEPORT` siblings, one per `--workers` ([`Serve::TcpGroup`],
-    /// [`Serve::UdpGroup`]).
-    pub reuses_port: bool,
     /// One line on how it works, for reports.
     pub summary: &'static str,
     /// For a pool of blocking workers: the `--workers` a comparison runs it with. A blocking
@@ -166,6 +163,12 @@ impl ModelInfo {
             Serve::Tcp(_) | Serve::TcpGroup(_) => Transport::Tcp,
             Serve::Udp(_) | Serve::UdpGroup(_) => Transport::Udp,
         }
+    }
+
+    /// Whether it serves on `SO_REUSEPORT` siblings, one per `--workers`, from its entry point
+    /// ([`Serve::TcpGroup`], [`Serve::UdpGroup`]).
+    pub const fn reuses_port(&self) -> bool {
+        matches!(self.serve, Serve::TcpGroup(_) | Serve::UdpGroup(_))
     }
 
     /// The same model, also serving TLS (`--tls`).
@@ -221,7 +224,6 @@ const fn plain(
         tls: false,
         clients_at_once,
         forks: false,
-        reuses_port: false,
         summary,
         pool_workers: None,
         cpu_workers: false,
@@ -249,16 +251,13 @@ const fn tcp_group(
     serve: fn(Vec<TcpListener>, &ServerConfig, SignalPipe) -> anyhow::Result<()>,
     summary: &'static str,
 ) -> ModelInfo {
-    ModelInfo {
-        reuses_port: true,
-        ..plain(
-            name,
-            family,
-            clients_at_once,
-            Serve::TcpGroup(serve),
-            summary,
-        )
-    }
+    plain(
+        name,
+        family,
+        clients_at_once,
+        Serve::TcpGroup(serve),
+        summary,
+    )
 }
 
 /// A UDP model on `SO_REUSEPORT` sockets, one per `--workers`, all bound before the
@@ -269,16 +268,13 @@ const fn udp_group(
     serve: fn(Vec<UdpSocket>, &ServerConfig, SignalPipe) -> anyhow::Result<()>,
     summary: &'static str,
 ) -> ModelInfo {
-    ModelInfo {
-        reuses_port: true,
-        ..plain(
-            name,
-            family,
-            ClientsAtOnce::Any,
-            Serve::UdpGroup(serve),
-            summary,
-        )
-    }
+    plain(
+        name,
+        family,
+        ClientsAtOnce::Any,
+        Serve::UdpGroup(serve),
+        summary,
+    )
 }
 
 /// A UDP model: every client is served by the same socket(s), whatever their number.
@@ -450,7 +446,7 @@ impl Model {
 
     /// Whether the model's listener must allow `SO_REUSEPORT` siblings.
     pub fn reuses_port(self) -> bool {
-        self.info().reuses_port
+        self.info().reuses_port()
     }
 
     /// Whether the model can hand `--work`'s CPU work to a pool; see [`ModelInfo::offloads`].
@@ -553,7 +549,7 @@ mod tests {
         assert_eq!(model("thread-pool").clients_at_once, ClientsAtOnce::Workers);
         assert!(model("fork-per-client").forks && model("prefork").forks);
         assert!(!model("thread-per-client").forks);
-        assert!(model("mio-multi").reuses_port && !model("mio").reuses_port);
+        assert!(model("mio-multi").reuses_port() && !model("mio").reuses_port());
         for m in Model::ALL {
             let pool = m.info().clients_at_once == ClientsAtOnce::Workers;
             assert_eq!(m.pool_workers().is_some(), pool, "{}", m.name());
@@ -571,7 +567,7 @@ mod tests {
             ]
         );
         assert!(udp.iter().all(|n| n.starts_with("udp-")));
-        assert!(model("udp-reuseport").reuses_port && model("udp-reuseport").cpu_workers);
+        assert!(model("udp-reuseport").reuses_port() && model("udp-reuseport").cpu_workers);
         assert!(model("udp-tokio").cpu_workers && !model("udp-mio").cpu_workers);
         assert_eq!(model("io-uring").family, Family::EventLoops);
         let offloading: Vec<&str> = Model::ALL

@@ -1,23 +1,46 @@
 //! The io_uring of the `io-uring` and `udp-io-uring` models ([`Ring`]): a ring that counts its
 //! operations in flight, so that it can cancel them all and reap their completions before the
-//! memory they point into is freed, and the accept they all begin with.
+//! memory they point into is freed; and what the `io-uring` model's loops share: the kinds of
+//! their completions, the poll on the stop signals, and accepting.
 #![allow(unsafe_code)]
 
 use std::io;
-use std::net::TcpListener;
-use std::os::fd::AsRawFd;
+use std::net::{TcpListener, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::ptr;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use io_uring::{cqueue, opcode, squeue, types, IoUring};
 
-/// Pushes an accept on `listener` whose completion carries `user_data`.
-pub(crate) fn push_accept_on(
+use crate::accept::{accept_error_is_per_connection, log_accept_error};
+use crate::endings;
+
+/// What a completion is for, in the `io-uring` model's loops (echo, `--work` and `--chat`): the
+/// kind in the high bits of `user_data`, the connection's key below ([`KIND`] masks the kind).
+pub(crate) const ACCEPT: u64 = 1 << 32;
+pub(crate) const STOP: u64 = 2 << 32;
+pub(crate) const BACKOFF: u64 = 3 << 32;
+pub(crate) const READ: u64 = 4 << 32;
+pub(crate) const WRITE: u64 = 5 << 32;
+pub(crate) const KIND: u64 = 0xffff_ffff << 32;
+
+/// Arms a poll on `stop` (the stop signals' pipe) whose completion carries `user_data`.
+pub(crate) fn push_stop_poll(
     ring: &mut Ring,
-    listener: &TcpListener,
+    stop: &impl AsRawFd,
     user_data: u64,
 ) -> anyhow::Result<()> {
+    let poll = opcode::PollAdd::new(types::Fd(stop.as_raw_fd()), nix::libc::POLLIN as u32)
+        .build()
+        .user_data(user_data);
+    // SAFETY: a poll holds no buffer; the caller keeps the pipe open until the ring's
+    // operations are cancelled and reaped (its model's `serve` returns).
+    ring.push(&poll)
+}
+
+/// Pushes an accept on `listener` ([`ACCEPT`]).
+pub(crate) fn push_accept(ring: &mut Ring, listener: &TcpListener) -> anyhow::Result<()> {
     let accept = opcode::Accept::new(
         types::Fd(listener.as_raw_fd()),
         ptr::null_mut(),
@@ -25,10 +48,43 @@ pub(crate) fn push_accept_on(
     )
     .flags(nix::libc::SOCK_CLOEXEC)
     .build()
-    .user_data(user_data);
+    .user_data(ACCEPT);
     // SAFETY: no address buffer is passed; the caller keeps the listener open until the
     // ring's operations are cancelled and reaped (its model's `serve` returns).
     ring.push(&accept)
+}
+
+/// An accept completed with `result`: the next accept is armed (at once, or after `backoff`
+/// for an error that is not the connection's own, [`BACKOFF`]), and the new connection
+/// returned, unless it failed or its client has already reset it (counted).
+pub(crate) fn accepted(
+    ring: &mut Ring,
+    listener: &TcpListener,
+    backoff: &types::Timespec,
+    result: i32,
+) -> anyhow::Result<Option<TcpStream>> {
+    if result < 0 {
+        let e = io::Error::from_raw_os_error(-result);
+        if accept_error_is_per_connection(&e) {
+            push_accept(ring, listener)?;
+            return Ok(None);
+        }
+        // Out of descriptors or memory: accept again only after a pause.
+        log_accept_error(&e);
+        let timeout = opcode::Timeout::new(backoff).build().user_data(BACKOFF);
+        // SAFETY: the caller's `backoff` outlives every operation of the ring.
+        ring.push(&timeout)?;
+        return Ok(None);
+    }
+    // SAFETY: a successful accept returned a new descriptor that nothing else owns.
+    let stream = unsafe { TcpStream::from_raw_fd(result) };
+    push_accept(ring, listener)?;
+    // Already gone: the client reset it before we took it.
+    if let Err(e) = stream.peer_addr() {
+        endings::ended_by(&e);
+        return Ok(None);
+    }
+    Ok(Some(stream))
 }
 
 /// The `user_data` of the cancellation [`Ring::cancel_all`] submits.

@@ -43,7 +43,7 @@ use crate::config::ServerConfig;
 use crate::datagram::{note_recv_error, replied, socket_addr, wildcard, Datagram, Rules, RECV_BUF};
 use crate::signals::SignalPipe;
 
-use super::ring::{Ring, CANCEL_WAIT};
+use super::ring::{push_stop_poll, Ring, CANCEL_WAIT};
 
 /// Buffers in the pool the multishot receive takes from: datagrams held at once.
 pub const BUFFERS: u16 = 64;
@@ -108,11 +108,7 @@ fn run(
     stop: &UnixStream,
 ) -> anyhow::Result<()> {
     let fd = types::Fd(socket.as_raw_fd());
-    let poll_stop = opcode::PollAdd::new(types::Fd(stop.as_raw_fd()), libc::POLLIN as u32)
-        .build()
-        .user_data(STOP);
-    // SAFETY: a poll holds no buffer; the pipe's descriptor lives until `serve` returns.
-    ring.push(&poll_stop)?;
+    push_stop_poll(ring, stop, STOP)?;
     pool.provide(ring, 0, BUFFERS)?;
     pool.receive(ring, fd)?;
     let mut receiving = true;
