@@ -35,7 +35,8 @@ use crate::engine::{schedule_timer, TIMER};
 use crate::hlog;
 use crate::machine::{affinity_cpus, cpu_seconds, pin_to};
 use crate::options::Options;
-use crate::report::{new_histogram, ChatReport, Latency};
+use crate::record::nanos;
+use crate::report::{new_histogram, ChatReport};
 
 // Bytes of a message's payload before its pattern (sender u32, number u64, intended send time
 // u64 in ns after the start), and the largest `--size` with `--chat`.
@@ -707,8 +708,11 @@ impl<'a> Worker<'a> {
             if let Some(stream) = &m.stream {
                 let _ = stream.shutdown(Shutdown::Write);
             }
-            m.slow = true;
         }
+        let mut events = self
+            .events
+            .take()
+            .unwrap_or_else(|| Events::with_capacity(64));
         while Instant::now() < until && self.members.iter().any(|m| m.stream.is_some()) {
             for key in 0..self.members.len() {
                 let Some(stream) = self.members[key].stream.as_mut() else {
@@ -721,7 +725,6 @@ impl<'a> Worker<'a> {
                     Err(_) => self.members[key].stream = None,
                 }
             }
-            let mut events = Events::with_capacity(64);
             let _ = self.poll.poll(&mut events, Some(Duration::from_millis(10)));
         }
     }
@@ -788,10 +791,6 @@ fn pattern(sender: u32, seq: u64, len: usize) -> &'static [u8] {
     &table[from..from + len]
 }
 
-fn nanos(d: Duration) -> u64 {
-    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
-}
-
 /// The interval log's intervals of a chat run: delivery latency, tagged `latency`.
 pub fn intervals(totals: &ChatTotals, length: Duration) -> Vec<hlog::Interval> {
     totals
@@ -805,9 +804,4 @@ pub fn intervals(totals: &ChatTotals, length: Duration) -> Vec<hlog::Interval> {
             histogram: h.clone(),
         })
         .collect()
-}
-
-/// Latency of a histogram of ns.
-pub fn latency(h: &Histogram<u64>) -> Latency {
-    Latency::from_histogram(h)
 }
