@@ -85,8 +85,6 @@ def member(conn, address, endings, cap):
         sel.register(conn, selectors.EVENT_READ)
         try:
             while reading or linked or out:
-                if not reading and not linked and not out:
-                    break
                 for key, mask in sel.select():
                     if key.fileobj is link and linked:
                         data = link.recv(common.BUF)

@@ -118,14 +118,8 @@ class Echo(protocol.Protocol):
         self.transport.loseConnection()
 
     def connectionLost(self, reason):
-        if not self.counted:
-            return
-        self.factory.open -= 1
-        if reason.check(error.ConnectionDone) or self.factory.stopping or self.refused:
-            return
-        # Twisted names a reset ConnectionLost; anything else is counted as other.
-        lost = ConnectionResetError() if reason.check(error.ConnectionLost) else OSError()
-        self.factory.endings.count(lost)
+        if self.counted:
+            self.factory.lost(reason, self.refused)
 
 
 @implementer(IHalfCloseableProtocol)
@@ -196,14 +190,9 @@ class Member(protocol.Protocol):
         self.transport.loseConnection()
 
     def connectionLost(self, reason):
-        if not self.counted:
-            return
-        self.factory.open -= 1
-        self.factory.leave(self)
-        if reason.check(error.ConnectionDone) or self.factory.stopping or self.closed_by_us:
-            return
-        lost = ConnectionResetError() if reason.check(error.ConnectionLost) else OSError()
-        self.factory.endings.count(lost)
+        if self.counted:
+            self.factory.leave(self)
+            self.factory.lost(reason, self.closed_by_us)
 
 
 class EchoFactory(protocol.ServerFactory):
@@ -224,6 +213,16 @@ class EchoFactory(protocol.ServerFactory):
         self.stopping = False
         reactor.addSystemEventTrigger("before", "shutdown", setattr, self, "stopping", True)
 
+
+    def lost(self, reason, ours):
+        """A connection it counted has closed: one fewer open, and its ending counted unless it
+        was clean, a stop's, or the server's own doing (`ours`)."""
+        self.open -= 1
+        if reason.check(error.ConnectionDone) or self.stopping or ours:
+            return
+        # Twisted names a reset ConnectionLost; anything else is counted as other.
+        lost = ConnectionResetError() if reason.check(error.ConnectionLost) else OSError()
+        self.endings.count(lost)
 
     def join(self, member, room):
         members = self.rooms.setdefault(room, [])
