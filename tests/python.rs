@@ -5,6 +5,8 @@
 //! found; `ECHOBENCH_REQUIRE=python` makes that a failure.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -134,16 +136,7 @@ fn python_servers_take_requests_with_a_cost_and_py_asyncio_also_its_process_pool
     assert!(run.status.success(), "{stdout}\n{stderr}");
     let summary = json(&out.join("summary.json"));
     let cells = summary["cells"].as_array().unwrap();
-    let ran: Vec<String> = cells
-        .iter()
-        .map(|c| {
-            format!(
-                "{} {}",
-                c["model"].as_str().unwrap(),
-                c["label"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let ran = common::cells_ran(&summary);
     assert_eq!(
         ran,
         [

@@ -21,3 +21,19 @@ pub fn files(dir: &Path, with_environment: bool) -> Vec<(String, Vec<u8>)> {
     files.sort();
     files
 }
+
+/// The cells of a `summary.json`, each as `MODEL LABEL`, in the order the summary lists them.
+pub fn cells_ran(summary: &serde_json::Value) -> Vec<String> {
+    summary["cells"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            format!(
+                "{} {}",
+                c["model"].as_str().unwrap(),
+                c["label"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
