@@ -67,15 +67,25 @@ pub fn serve_member(
         interest.set(PollFlags::POLLIN, reading);
         interest.set(PollFlags::POLLOUT, !flushed);
         let wake = link.wake_fd();
-        let mut fds = vec![PollFd::new(socket.as_fd(), interest)];
-        fds.extend(wake.map(|fd| PollFd::new(fd, PollFlags::POLLIN)));
-        match poll(&mut fds, PollTimeout::from(STOP_TICK.as_millis() as u16)) {
+        let mut fds = [
+            PollFd::new(socket.as_fd(), interest),
+            PollFd::new(wake.unwrap_or(socket.as_fd()), PollFlags::POLLIN),
+        ];
+        let watched = if wake.is_some() { 2 } else { 1 };
+        match poll(
+            &mut fds[..watched],
+            PollTimeout::from(STOP_TICK.as_millis() as u16),
+        ) {
             Ok(_) | Err(nix::errno::Errno::EINTR) => {}
             Err(e) => return Err(io(e.into())),
         }
         let ready = fds[0].revents().unwrap_or(PollFlags::empty());
-        flushed = link.deliver(socket)?;
         let readable = PollFlags::POLLIN | PollFlags::POLLHUP | PollFlags::POLLERR;
+        // Deliveries came, or the socket takes more of those waiting: write them.
+        let woken = watched == 2 && fds[1].revents().is_some_and(|r| r.intersects(readable));
+        if woken || ready.intersects(PollFlags::POLLOUT | PollFlags::POLLERR | PollFlags::POLLHUP) {
+            flushed = link.deliver(socket)?;
+        }
         if reading && ready.intersects(readable) {
             for _ in 0..READS_PER_TURN {
                 match socket.read(&mut buf) {
