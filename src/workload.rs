@@ -133,7 +133,48 @@ pub enum Workload {
     /// [`MIXED_SPEC`] (mostly light requests, a few heavy ones), the light and the heavy
     /// measured apart; the server on every CPU of the comparison.
     Mixed,
+    /// The chat room (`--chat`): `connections` members in rooms of `room`, each sending
+    /// [`CHAT_SIZE`]-byte messages in a closed loop, every delivery checked; deliveries/s,
+    /// delivery and fan-out latency.
+    Chat {
+        /// Members per room.
+        room: usize,
+        /// Members in all: a whole number of rooms.
+        connections: usize,
+    },
+    /// The chat room with a slow member: rooms of [`CHAT_ROOM`], [`CHAT_SLOW_MEMBERS`] members,
+    /// one member of each room joining and never reading; [`CHAT_SLOW_SIZE`]-byte messages, so
+    /// that every model's slow members pass their bound within the run. Whether the server
+    /// drops them and the room goes on.
+    #[serde(rename = "chat-slow")]
+    ChatSlow,
 }
+
+/// Members per room of `chat-r16-c64`, `chat-r16-c1024` and `chat-slow`.
+pub const CHAT_ROOM: usize = 16;
+
+/// Members of `chat-slow`: four rooms of [`CHAT_ROOM`].
+pub const CHAT_SLOW_MEMBERS: usize = 64;
+
+/// Size of a chat message's payload: as echo's.
+pub const CHAT_SIZE: usize = 64;
+
+/// Size of a `chat-slow` message's payload. A slow member is owed the server's queue (1 MiB
+/// unless `--chat-queue`) and its socket buffers, about 1.6 MB: at 1 KiB a message, the
+/// slowest room of the Python models (about 3,000 messages/s) fills that within a second,
+/// where 64-byte messages would take longer than the run.
+pub const CHAT_SLOW_SIZE: usize = 1024;
+
+/// How long a chat run waits for its members' joins (a member without its `A` by then is
+/// starved), and then for the measured messages' last deliveries: long enough for a forking
+/// server to take 1,024 members (about a thousand forks a second on one core).
+pub const CHAT_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// The shortest warm-up and measured time of a chat run.
+pub const CHAT_TIMING: Timing = Timing {
+    warmup: Duration::from_millis(300),
+    duration: Duration::from_millis(1200),
+};
 
 /// The long-lived connections' rate in `tls-mixed`, messages/s over 16 connections: light
 /// enough that their latency shows the server's delays, not its queue, and that loadgen (one
@@ -222,6 +263,9 @@ pub enum Servers {
     /// As [`Servers::Work`], each model that can hand its CPU work to a pool also as
     /// `MODEL+pool` (`--offload pool`), right after it.
     WorkOffload,
+    /// The TCP models that serve the chat room (`--chat`: every built-in one, every Python
+    /// one).
+    Chat,
     /// Instead of the servers as given, each pool of blocking workers among them at every
     /// size of [`POOL_WORKERS`].
     PoolSweep,
@@ -238,6 +282,8 @@ pub enum Section {
     Tls,
     /// *Requests with a cost*.
     Work,
+    /// *The chat room: what sharing costs*.
+    Chat,
 }
 
 /// A table of the report: one figure per server (rows) and workload (columns), over the
@@ -279,11 +325,17 @@ pub enum Table {
     WorkLatency,
     /// `mixed`: the light and the heavy requests' p99, and the achieved share of the rate.
     Mixed,
+    /// The chat room: deliveries/s.
+    ChatDeliveries,
+    /// The chat room: delivery p99 / fan-out p99.
+    ChatLatency,
+    /// The chat room: server CPU per delivery, and peak memory.
+    ChatCost,
 }
 
 impl Table {
     /// Every table, in the order the report shows them.
-    pub const ALL: [Table; 17] = [
+    pub const ALL: [Table; 20] = [
         Table::PingpongThroughput,
         Table::PingpongLatency,
         Table::Rate,
@@ -301,6 +353,9 @@ impl Table {
         Table::WorkThroughput,
         Table::WorkLatency,
         Table::Mixed,
+        Table::ChatDeliveries,
+        Table::ChatLatency,
+        Table::ChatCost,
     ];
 
     /// The table's heading.
@@ -325,6 +380,9 @@ impl Table {
             Table::WorkThroughput => "Requests with a cost: throughput (requests/s)",
             Table::WorkLatency => "Requests with a cost: latency p50 / p99 (µs)",
             Table::Mixed => "mixed: p99 of the light / the heavy requests (µs), achieved share of the rate",
+            Table::ChatDeliveries => "Chat: deliveries/s",
+            Table::ChatLatency => "Chat: delivery p99 / fan-out p99 (µs)",
+            Table::ChatCost => "Chat: server CPU per delivery (µs), peak memory PSS",
         }
     }
 
@@ -343,6 +401,7 @@ impl Table {
             }
             Table::TlsThroughput | Table::TlsHandshakeCpu | Table::TlsMixed => Section::Tls,
             Table::WorkThroughput | Table::WorkLatency | Table::Mixed => Section::Work,
+            Table::ChatDeliveries | Table::ChatLatency | Table::ChatCost => Section::Chat,
         }
     }
 }
@@ -433,13 +492,35 @@ impl Workload {
         ]
     }
 
-    /// Every workload a profile knows, over TCP, UDP and TLS, with and without a cost, in
-    /// report order.
+    /// The chat room's workloads (`--chat`), in report order (every profile runs the same):
+    /// rooms of 16 over 64 and 1,024 members, one room of 128, and rooms of 16 with a slow
+    /// member each.
+    pub fn chat() -> Vec<Workload> {
+        vec![
+            Workload::Chat {
+                room: CHAT_ROOM,
+                connections: CHAT_SLOW_MEMBERS,
+            },
+            Workload::Chat {
+                room: 128,
+                connections: 128,
+            },
+            Workload::Chat {
+                room: CHAT_ROOM,
+                connections: 1024,
+            },
+            Workload::ChatSlow,
+        ]
+    }
+
+    /// Every workload a profile knows, over TCP, UDP and TLS, with and without a cost, and
+    /// the chat room's, in report order.
     pub fn all_of_profile(profile: Profile) -> Vec<Workload> {
         let mut all = Workload::of_profile(profile);
         all.extend(Workload::udp_of_profile(profile));
         all.extend(Workload::tls());
         all.extend(Workload::work());
+        all.extend(Workload::chat());
         all
     }
 
@@ -451,7 +532,7 @@ impl Workload {
             .map(|label| {
                 Workload::from_label(label).ok_or_else(|| {
                     format!(
-                        "--workloads: unknown workload '{label}' (e.g. pingpong-c16, rate-10000, churn, idle-1000, bulk, pool-c128, udp-pingpong-c16-p8, udp-rate-10000, cpu-1ms-c16, wait-1ms-c1024, mixed-c16)"
+                        "--workloads: unknown workload '{label}' (e.g. pingpong-c16, rate-10000, churn, idle-1000, bulk, pool-c128, udp-pingpong-c16-p8, udp-rate-10000, cpu-1ms-c16, wait-1ms-c1024, mixed-c16, chat-r16-c64, chat-slow)"
                     )
                 })
             })
@@ -476,6 +557,8 @@ impl Workload {
             Workload::Cpu { .. } => "cpu",
             Workload::Wait { .. } => "wait",
             Workload::Mixed => "mixed",
+            Workload::Chat { .. } => "chat",
+            Workload::ChatSlow => "chat-slow",
         }
     }
 
@@ -505,6 +588,8 @@ impl Workload {
             Workload::Cpu { connections } => format!("cpu-{}-c{connections}", cost()),
             Workload::Wait { connections } => format!("wait-{}-c{connections}", cost()),
             Workload::Mixed => format!("mixed-c{SIXTEEN}"),
+            Workload::Chat { room, connections } => format!("chat-r{room}-c{connections}"),
+            Workload::ChatSlow => "chat-slow".to_owned(),
         }
     }
 
@@ -532,6 +617,16 @@ impl Workload {
         }
         if label == format!("mixed-c{SIXTEEN}") {
             return Some(Workload::Mixed);
+        }
+        if label == "chat-slow" {
+            return Some(Workload::ChatSlow);
+        }
+        if let Some(rest) = label.strip_prefix("chat-r") {
+            let (room, connections) = rest.split_once("-c")?;
+            let (room, connections): (usize, usize) =
+                (room.parse().ok()?, connections.parse().ok()?);
+            let whole_rooms = room > 0 && connections >= room && connections % room == 0;
+            return whole_rooms.then_some(Workload::Chat { room, connections });
         }
         if let Some(share) = label.strip_prefix("tls-mixed-") {
             return Some(Workload::TlsMixed {
@@ -593,6 +688,7 @@ impl Workload {
             | Workload::TlsMixed { .. } => Servers::Tls,
             Workload::Wait { .. } => Servers::Work,
             Workload::Cpu { .. } | Workload::Mixed => Servers::WorkOffload,
+            Workload::Chat { .. } | Workload::ChatSlow => Servers::Chat,
         }
     }
 
@@ -620,8 +716,15 @@ impl Workload {
             | Workload::TlsChurn { .. }
             | Workload::TlsBulk
             | Workload::TlsMixed { .. }
-            | Workload::Wait { .. } => false,
+            | Workload::Wait { .. }
+            | Workload::Chat { .. }
+            | Workload::ChatSlow => false,
         }
+    }
+
+    /// Whether the workload is the chat room's (`--chat`, and the servers serve it).
+    pub fn is_chat(&self) -> bool {
+        self.servers() == Servers::Chat
     }
 
     /// Whether the workload is sent over TLS (and runs the TLS-capable models only).
@@ -642,7 +745,9 @@ impl Workload {
             | Workload::Pool { connections }
             | Workload::Cpu { connections }
             | Workload::Wait { connections }
+            | Workload::Chat { connections, .. }
             | Workload::UdpPingpong { connections, .. } => (connections, 0),
+            Workload::ChatSlow => (CHAT_SLOW_MEMBERS, 0),
             Workload::Rate { .. }
             | Workload::Churn
             | Workload::Bulk
@@ -687,6 +792,7 @@ impl Workload {
                 )
             }
             Workload::Cpu { .. } | Workload::Wait { .. } => at_least(profile, WORK_TIMING),
+            Workload::Chat { .. } | Workload::ChatSlow => at_least(profile, CHAT_TIMING),
             Workload::Pingpong { .. }
             | Workload::Rate { .. }
             | Workload::Churn
@@ -765,6 +871,19 @@ impl Workload {
                 o.rate = Some(MIXED_RATE);
                 o.work = Some(work_spec(MIXED_SPEC));
             }
+            Workload::Chat { room, connections } => {
+                o.connections = connections;
+                o.chat = Some(room);
+                o.size = CHAT_SIZE;
+                o.timeout = CHAT_TIMEOUT;
+            }
+            Workload::ChatSlow => {
+                o.connections = CHAT_SLOW_MEMBERS;
+                o.chat = Some(CHAT_ROOM);
+                o.chat_slow = 1;
+                o.size = CHAT_SLOW_SIZE;
+                o.timeout = CHAT_TIMEOUT;
+            }
         }
         o
     }
@@ -804,6 +923,9 @@ impl Workload {
                 &[Table::WorkThroughput, Table::WorkLatency]
             }
             Workload::Mixed => &[Table::Mixed],
+            Workload::Chat { .. } | Workload::ChatSlow => {
+                &[Table::ChatDeliveries, Table::ChatLatency, Table::ChatCost]
+            }
         }
     }
 
@@ -824,7 +946,9 @@ impl Workload {
             | Workload::TlsChurn { .. }
             | Workload::TlsBulk
             | Workload::Cpu { .. }
-            | Workload::Wait { .. } => Ranked::Throughput,
+            | Workload::Wait { .. }
+            | Workload::Chat { .. }
+            | Workload::ChatSlow => Ranked::Throughput,
         }
     }
 }
@@ -863,9 +987,24 @@ mod tests {
             Workload::Cpu { connections: 16 },
             Workload::Wait { connections: 1024 },
             Workload::Mixed,
+            Workload::Chat {
+                room: 128,
+                connections: 128,
+            },
+            Workload::ChatSlow,
         ] {
             assert_eq!(Workload::from_label(&w.label()), Some(w));
         }
+        let chat: Vec<String> = Workload::chat().iter().map(Workload::label).collect();
+        assert_eq!(
+            chat,
+            [
+                "chat-r16-c64",
+                "chat-r128-c128",
+                "chat-r16-c1024",
+                "chat-slow"
+            ]
+        );
         assert_eq!(Workload::Pool { connections: 16 }.label(), "pool-c16");
         let work: Vec<String> = Workload::work().iter().map(Workload::label).collect();
         assert_eq!(
@@ -882,6 +1021,10 @@ mod tests {
             "cpu-2ms-c16",
             "wait-1ms",
             "mixed-c17",
+            "chat-r16-c40",
+            "chat-r0-c0",
+            "chat-r16",
+            "chat-slow-2",
             "nope",
         ] {
             assert_eq!(Workload::from_label(bad), None, "{bad}");
@@ -902,6 +1045,39 @@ mod tests {
                 assert!(order.windows(2).all(|p| p[0] < p[1]), "{}", w.label());
             }
         }
+    }
+
+    #[test]
+    fn chat_workloads_make_valid_chat_runs_on_their_own_timing() {
+        let addr = "127.0.0.1:7".parse().unwrap();
+        let tiny = Timing {
+            warmup: Duration::from_millis(100),
+            duration: Duration::from_millis(300),
+        };
+        for w in Workload::chat() {
+            let timing = w.timing(tiny);
+            assert_eq!(timing, CHAT_TIMING, "{}", w.label());
+            let o = w.loadgen_options(addr, timing);
+            assert_eq!(o.validate(), Ok(()), "{}", w.label());
+            let room = o.chat.expect("a chat workload sends --chat");
+            assert_eq!(o.connections % room, 0, "{}", w.label());
+            assert_eq!(w.connections_needed(), (o.connections, 0), "{}", w.label());
+            assert!(
+                w.is_chat() && !w.is_work() && !w.shares_cpus(),
+                "{}",
+                w.label()
+            );
+            assert_eq!(o.timeout, CHAT_TIMEOUT, "{}", w.label());
+            let slow = w == Workload::ChatSlow;
+            assert_eq!(o.chat_slow, usize::from(slow), "{}", w.label());
+            assert_eq!(o.size, if slow { CHAT_SLOW_SIZE } else { CHAT_SIZE });
+        }
+        assert!(Workload::all_of_profile(Profile::Quick)
+            .iter()
+            .any(Workload::is_chat));
+        assert!(!Workload::of_profile(Profile::Full)
+            .iter()
+            .any(Workload::is_chat));
     }
 
     #[test]

@@ -6,7 +6,8 @@
 #![allow(clippy::unwrap_used)]
 
 use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
 
 use echo_server::models::ClientsAtOnce;
 use echo_server::{Model, Transport};
@@ -133,6 +134,9 @@ fn slow_members_are_dropped_by_the_server_and_the_readers_lose_nothing() {
         o.chat_slow = 1;
         o.size = 1000;
         o.duration = Duration::from_secs(1);
+        let began = Arc::new(OnceLock::new());
+        o.load_started = Some(began.clone());
+        let before = Instant::now();
         let report = loadgen::run(&o).unwrap();
         let said = stop(server, name);
         assert_all_delivered(&report, name);
@@ -140,5 +144,14 @@ fn slow_members_are_dropped_by_the_server_and_the_readers_lose_nothing() {
         // Each message is owed to the 15 readers of its room, not to the slow member.
         assert_eq!(chat.deliveries_expected, report.messages * 15, "{name}");
         assert!(said.contains(", 4 slow members dropped"), "{name}: {said}");
+        // loadgen sees it too: each dropped member's last bytes are read through its small
+        // window to the EOF.
+        assert_eq!(chat.members_dropped, 4, "{name}");
+        // The load began once every member had joined, and a caller was told when.
+        let began = *began.get().expect("the load's start is told");
+        assert!(
+            began > before && began + o.duration < Instant::now(),
+            "{name}"
+        );
     }
 }

@@ -264,6 +264,135 @@ fn work_runs_the_event_loops_pooled_on_shared_cpus_and_tests_the_claims() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+#[test]
+fn chat_runs_every_way_of_sharing_starves_the_iterative_server_and_judges_the_slow_member() {
+    let out = std::env::temp_dir().join(format!("echobench-compare-chat-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = Command::new(BIN)
+        .args(["compare", "--profile", "tiny", "--chat"])
+        .args(["--models", "blocking,fork-per-client,mio,thread-per-client"])
+        .args(["--workloads", "chat-r16-c64,chat-slow"])
+        .args(["--server-cpus", "0", "--loadgen-cpus", "1", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    let json = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let summary = json(&out.join("summary.json"));
+    let ran = common::cells_ran(&summary);
+    let expected: Vec<String> = ["blocking", "fork-per-client", "mio", "thread-per-client"]
+        .iter()
+        .flat_map(|m| ["chat-r16-c64", "chat-slow"].map(|w| format!("{m} {w}")))
+        .collect();
+    assert_eq!(ran, expected);
+    // Chat servers have no headline row: their figures are in their own section.
+    assert!(
+        summary["headline"].as_array().unwrap().is_empty(),
+        "{summary}"
+    );
+    for c in summary["cells"].as_array().unwrap() {
+        let chat = &c["chat"];
+        let deliveries = c["throughput_msgs_per_s"]["median"].as_f64().unwrap();
+        assert!(deliveries > 0.0, "{c}");
+        assert!(
+            c["server_cpu_us_per_msg"]["median"].as_f64().unwrap() > 0.0,
+            "{c}"
+        );
+        assert!(
+            chat["fanout_p99_us"]["median"].as_f64().unwrap() > 0.0,
+            "{c}"
+        );
+        assert_eq!(chat["room"], 16, "{c}");
+        match c["model"].as_str().unwrap() {
+            // One member at a time: the rest are starved, a finding and not a failure.
+            "blocking" => {
+                assert_eq!(c["status"], "starved", "{c}");
+                let readers = if c["label"] == "chat-slow" { 60 } else { 64 };
+                assert_eq!(c["connections_starved"], readers - 1, "{c}");
+            }
+            _ => {
+                assert_eq!(c["status"], "ok", "{c}");
+                // Deliveries are what the cell counts: its messages are its deliveries.
+                assert!(chat["messages_per_s"]["median"].as_f64().unwrap() < deliveries);
+                assert!(c["server_cpu_us_per_msg"]["ci"].is_object(), "{c}");
+            }
+        }
+    }
+    // The server's CPU is sampled once the members have joined: the iterative server's 63
+    // starved members keep loadgen joining for 1.5 s with the server idle, and a window that
+    // began at loadgen's start would see that idle time in its first half.
+    let record = json(&out.join("raw/blocking.chat-r16-c64.r1.run.json"));
+    let series = record["server"]["cpu_series"].as_array().unwrap();
+    let at = |i: usize| series[i][1].as_f64().unwrap();
+    let (half, whole) = (at(series.len() / 2), at(series.len() - 1));
+    assert!(whole > 0.0 && half >= whole / 4.0, "{series:?}");
+
+    let models = summary["chat_models"].as_array().unwrap();
+    let of = |name: &str| models.iter().find(|m| m["model"] == name).unwrap();
+    for (model, sharing) in [
+        ("blocking", "alone"),
+        ("fork-per-client", "IPC"),
+        ("mio", "single owner"),
+        ("thread-per-client", "lock"),
+    ] {
+        assert_eq!(of(model)["sharing"], sharing, "{model}");
+    }
+    // One slow member in each of the 4 rooms: dropped, and the readers lose nothing.
+    for model in ["fork-per-client", "mio"] {
+        let slow = &of(model)["slow"];
+        assert_eq!(slow["verdict"], "dropped", "{model}: {slow}");
+        assert_eq!(
+            (slow["slow_members"].as_u64(), slow["lost"].as_u64()),
+            (Some(4), Some(0))
+        );
+        assert!(slow["dropped"].as_u64().unwrap() >= 4, "{model}: {slow}");
+    }
+    assert_eq!(of("blocking")["slow"]["verdict"], "not_served");
+    let costs: Vec<String> = summary["sharing_costs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert!(
+                c["why"].as_str().unwrap().contains("1 repeat(s), 3 needed"),
+                "{c}"
+            );
+            format!(
+                "{} {} / {}",
+                c["workload"].as_str().unwrap(),
+                c["model"].as_str().unwrap(),
+                c["against"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        costs,
+        [
+            "chat-r16-c64 fork-per-client / thread-per-client",
+            "chat-r16-c64 thread-per-client / mio",
+            "chat-r16-c64 fork-per-client / mio",
+        ]
+    );
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for heading in [
+        "## The chat room: what sharing costs",
+        "### Chat: deliveries/s",
+        "### Chat: delivery p99 / fan-out p99 (µs)",
+        "### Chat: server CPU per delivery (µs), peak memory PSS",
+        "### How each model shares, and a slow member",
+        "### What sharing costs per delivery",
+    ] {
+        assert!(md.contains(heading), "{heading}:\n{md}");
+    }
+    assert!(md.contains("S 63/64"), "{md}");
+    report_re_renders_identically(&out);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 fn summary_holds_every_cell(out: &Path) {
     let summary: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).unwrap()).unwrap();

@@ -162,6 +162,60 @@ fn python_servers_take_requests_with_a_cost_and_py_asyncio_also_its_process_pool
 }
 
 #[test]
+fn python_servers_serve_the_chat_room_each_sharing_its_own_way() {
+    let Some(program) = python("python_servers_serve_the_chat_room") else {
+        return;
+    };
+    let out = tempdir("chat");
+    let run = compare(
+        &out,
+        &[
+            &format!("--python={program}"),
+            "--models",
+            "py-threading,py-multiprocessing,py-selectors",
+            "--chat",
+            "--workloads",
+            "chat-r16-c64,chat-slow",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    let summary = json(&out.join("summary.json"));
+    assert_eq!(summary["cells"].as_array().unwrap().len(), 6, "{summary}");
+    for c in summary["cells"].as_array().unwrap() {
+        assert_eq!(c["status"], "ok", "{c}");
+        assert!(
+            c["throughput_msgs_per_s"]["median"].as_f64().unwrap() > 0.0,
+            "{c}"
+        );
+        assert_eq!(c["chat"]["lost"], 0, "{c}");
+    }
+    let sharing: Vec<(String, String)> = summary["chat_models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            assert_eq!(m["slow"]["verdict"], "dropped", "{m}");
+            (
+                m["model"].as_str().unwrap().to_owned(),
+                m["sharing"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected = [
+        ("py-threading", "lock"),
+        ("py-multiprocessing", "IPC"),
+        ("py-selectors", "single owner"),
+    ];
+    assert_eq!(sharing, expected.map(|(m, s)| (m.to_owned(), s.to_owned())));
+    // Started with --chat, ready at its `listening on` line.
+    let record = json(&out.join("raw/py-multiprocessing.chat-slow.r1.run.json"));
+    assert_eq!(record["status"], "ok", "{record}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
 fn without_a_python_interpreter_one_line_says_so_and_the_rest_runs() {
     let out = tempdir("missing");
     let run = compare(

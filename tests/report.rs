@@ -11,6 +11,7 @@ use echobench::schema::{
     Environment, Profile, RunRecord, RunSpec, ServerUsage, Status, Timing, Workload, SCHEMA_VERSION,
 };
 use hdrhistogram::Histogram;
+use loadgen::report::ChatReport;
 use loadgen::{Errors, Latency, Mode, Report};
 
 const MODELS: [&str; 2] = ["blocking", "mio"];
@@ -38,6 +39,11 @@ fn workloads() -> Vec<Workload> {
         Workload::Idle { idle: 0 },
         Workload::Idle { idle: 1000 },
         Workload::Bulk,
+        Workload::Chat {
+            room: 16,
+            connections: 64,
+        },
+        Workload::ChatSlow,
     ]
 }
 
@@ -117,8 +123,12 @@ impl FixtureRun {
     fn starved(&self) -> usize {
         let opts = self.options();
         let blocking_starves = self.spec.model == "blocking" && opts.connections > 1 && !opts.churn;
+        // A chat run's slow members never read: they are not counted starved.
+        let slow = opts
+            .chat
+            .map_or(0, |room| opts.connections / room * opts.chat_slow);
         if blocking_starves {
-            opts.connections - 1
+            opts.connections - slow - 1
         } else {
             0
         }
@@ -212,12 +222,39 @@ impl FixtureRun {
             // One loadgen core, half busy (saturated: nearly all) over the 2 s.
             loadgen_cpu_s: Some(if saturated { 1.94 } else { 1.0 }),
             work: None,
-            chat: None,
+            chat: opts
+                .chat
+                .map(|room| self.chat(room, messages, throughput, &latency)),
         };
         if self.options().udp {
             self.add_datagrams(&mut report);
         }
         report
+    }
+
+    /// The chat room's counts: every delivery received; `mio` drops the slow members of
+    /// `chat-slow`, the iterative server never lets them in.
+    fn chat(&self, room: usize, deliveries: u64, rate: f64, latency: &Latency) -> ChatReport {
+        let opts = self.options();
+        let rooms = opts.connections / room;
+        ChatReport {
+            room,
+            rooms,
+            slow_per_room: opts.chat_slow,
+            deliveries_expected: deliveries,
+            deliveries_received: deliveries,
+            lost: 0,
+            duplicated: 0,
+            out_of_order: 0,
+            deliveries_per_s: rate,
+            delivery_latency_us: latency.clone(),
+            fanout_latency_us: latency.clone(),
+            members_dropped: match self.spec.model == "mio" {
+                true => (rooms * opts.chat_slow) as u64,
+                false => 0,
+            },
+            members_starved: self.starved() as u64,
+        }
     }
 
     /// Over UDP, the datagram counts: `udp-mmsg` loses 2 % in the open loop, and a few echoes
@@ -254,8 +291,14 @@ impl FixtureRun {
                 Status::Ok
             },
             note: (starved > 0).then(|| {
-                let connections = self.options().connections;
-                format!("{starved} of {connections} connections completed no message")
+                let opts = self.options();
+                let connections = opts.connections;
+                match opts.chat {
+                    Some(_) => {
+                        format!("{starved} of {connections} members were never let into their room")
+                    }
+                    None => format!("{starved} of {connections} connections completed no message"),
+                }
             }),
             server: Some(ServerUsage {
                 cpu_s: messages as f64 * 6e-6 * (2.0 - m as f64),
@@ -417,7 +460,7 @@ fn memory_per_connection_is_the_slope_over_idle_connections() {
         flags("mio")
     );
     assert!(
-        flags("blocking").contains("starved in 3 workloads"),
+        flags("blocking").contains("starved in 5 workloads"),
         "{}",
         flags("blocking")
     );

@@ -53,8 +53,11 @@ pub struct ChatTotals {
     pub fanout: Histogram<u64>,
     /// How late sends were on the open-loop plan, ns.
     pub send_late: Histogram<u64>,
-    /// Delivery latency per `--hlog-interval`, by interval index.
+    /// Delivery latency per `--hlog-interval`, by the interval of the message's intended send
+    /// time.
     pub intervals: Vec<Histogram<u64>>,
+    /// Fan-out latency per `--hlog-interval`, likewise.
+    pub fanout_intervals: Vec<Histogram<u64>>,
     /// The counts of the `chat` key.
     pub report: ChatReport,
     /// Measured messages sent.
@@ -76,6 +79,7 @@ impl ChatTotals {
             fanout: new_histogram(),
             send_late: new_histogram(),
             intervals: Vec::new(),
+            fanout_intervals: Vec::new(),
             report: ChatReport::default(),
             messages: 0,
             mismatch: 0,
@@ -93,11 +97,13 @@ impl ChatTotals {
         add(&mut self.delivery, &other.delivery)?;
         add(&mut self.fanout, &other.fanout)?;
         add(&mut self.send_late, &other.send_late)?;
-        for (i, h) in other.intervals.iter().enumerate() {
-            if self.intervals.len() <= i {
-                self.intervals.push(new_histogram());
+        for (into, from) in [
+            (&mut self.intervals, &other.intervals),
+            (&mut self.fanout_intervals, &other.fanout_intervals),
+        ] {
+            for (i, h) in from.iter().enumerate() {
+                add(at(into, i), h)?;
             }
-            add(&mut self.intervals[i], h)?;
         }
         let (a, b) = (&mut self.report, &other.report);
         a.deliveries_expected += b.deliveries_expected;
@@ -169,6 +175,9 @@ pub fn run(opts: &Options, room: usize, slow: usize) -> anyhow::Result<ChatRun> 
         // Every room filled (or its members starved): the load starts now, for every worker.
         barrier.wait();
         let start = *start.get_or_init(Instant::now);
+        if let Some(started) = &opts.load_started {
+            let _ = started.set(start);
+        }
         let measure_start = start + opts.warmup;
         let end = measure_start + opts.duration;
         thread::sleep(measure_start.saturating_duration_since(Instant::now()));
@@ -668,12 +677,12 @@ impl<'a> Worker<'a> {
                     .as_nanos()
                     / plan.opts.hlog_interval.as_nanos().max(1);
                 let interval = interval as usize;
-                while self.totals.intervals.len() <= interval {
-                    self.totals.intervals.push(new_histogram());
-                }
-                self.totals.intervals[interval].record(took).ok();
+                at(&mut self.totals.intervals, interval).record(took).ok();
                 if p.left == 0 {
                     self.totals.fanout.record(took).ok();
+                    at(&mut self.totals.fanout_intervals, interval)
+                        .record(took)
+                        .ok();
                 }
             }
             if p.left == 0 {
@@ -698,9 +707,13 @@ impl<'a> Worker<'a> {
             .filter(|p| p.measured)
             .map(|p| u64::from(p.left))
             .sum();
+        // A dropped slow member's socket still holds what the server had queued for it (up to
+        // its send buffer) before the EOF: read it through the small window, for at most a
+        // second.
+        let slow_until = Instant::now() + Duration::from_secs(1).min(self.plan.opts.timeout);
         for key in 0..self.members.len() {
             if self.members[key].slow {
-                self.drain_slow(key);
+                self.drain_slow(key, slow_until);
             }
         }
         let until = Instant::now() + Duration::from_millis(250).min(self.plan.opts.timeout);
@@ -729,24 +742,37 @@ impl<'a> Worker<'a> {
         }
     }
 
-    /// A slow member, read at the end: the server dropped it if its data ends in EOF or a
-    /// reset.
-    fn drain_slow(&mut self, key: usize) {
+    /// A slow member, read at the end until `until`: the server dropped it if its data ends
+    /// in EOF or a reset. Data that stops coming before it (nothing for 50 ms) is a member the
+    /// server kept.
+    fn drain_slow(&mut self, key: usize, until: Instant) {
         let Some(stream) = self.members[key].stream.as_mut() else {
             return;
         };
+        let mut quiet_since = Instant::now();
         loop {
             match stream.read(&mut self.scratch) {
                 Ok(0) => break,
-                Ok(_) => {}
+                Ok(_) => quiet_since = Instant::now(),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let now = Instant::now();
+                    if now >= until || now.duration_since(quiet_since) >= SLOW_QUIET {
+                        return;
+                    }
+                    thread::sleep(Duration::from_millis(1));
+                }
                 Err(_) => break,
             }
         }
         self.gone(key);
     }
 }
+
+/// How long a slow member read at the end may stay without data before it is taken as kept by
+/// the server: a dropped one's last bytes and EOF follow each other within microseconds on
+/// loopback.
+const SLOW_QUIET: Duration = Duration::from_millis(50);
 
 /// A slow member's receive buffer: it never reads, so what it would hold is only what the
 /// server takes longer to find out about.
@@ -791,17 +817,33 @@ fn pattern(sender: u32, seq: u64, len: usize) -> &'static [u8] {
     &table[from..from + len]
 }
 
-/// The interval log's intervals of a chat run: delivery latency, tagged `latency`.
+/// The histogram of interval `i` of `intervals`, made (with any before it) if missing.
+fn at(intervals: &mut Vec<Histogram<u64>>, i: usize) -> &mut Histogram<u64> {
+    while intervals.len() <= i {
+        intervals.push(new_histogram());
+    }
+    &mut intervals[i]
+}
+
+/// The interval log's tag of the fan-out latency's intervals.
+pub const FANOUT_TAG: &str = "fanout";
+
+/// The interval log's intervals of a chat run, each interval's delivery latency (tagged
+/// `latency`), then its fan-out latency (tagged [`FANOUT_TAG`]).
 pub fn intervals(totals: &ChatTotals, length: Duration) -> Vec<hlog::Interval> {
-    totals
-        .intervals
-        .iter()
-        .enumerate()
-        .map(|(i, h)| hlog::Interval {
-            start: length * i as u32,
-            length,
-            tag: "latency".to_owned(),
-            histogram: h.clone(),
-        })
-        .collect()
+    let empty = new_histogram();
+    let mut all = Vec::new();
+    for (i, h) in totals.intervals.iter().enumerate() {
+        let start = length * i as u32;
+        let fanout = totals.fanout_intervals.get(i).unwrap_or(&empty);
+        for (tag, histogram) in [("latency", h), (FANOUT_TAG, fanout)] {
+            all.push(hlog::Interval {
+                start,
+                length,
+                tag: tag.to_owned(),
+                histogram: histogram.clone(),
+            });
+        }
+    }
+    all
 }

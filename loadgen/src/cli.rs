@@ -289,6 +289,7 @@ fn options(args: RunArgs) -> Result<Options, String> {
         seed: args.seed,
         chat: args.chat.map(count),
         chat_slow: count(args.chat_slow),
+        load_started: None,
     };
     if args.agent && opts.chat.is_some() {
         return Err(
@@ -363,11 +364,12 @@ fn tls_options(args: &RunArgs) -> Result<Option<TlsOptions>, String> {
 /// memory (and written to `--hlog` too, if given), so that nothing is left behind however the
 /// agent ends.
 fn run_agent(args: RunArgs) -> ExitCode {
-    agent::stop_on_stdin_eof();
+    // Options first: a refused flag is its one line and exit 2, whatever stdin does meanwhile.
     let mut opts = match options(args) {
         Ok(opts) => opts,
         Err(e) => return usage_error(&e),
     };
+    agent::stop_on_stdin_eof();
     opts.progress = false;
     let result = load::run_keeping_log(&opts).and_then(|(report, log)| {
         let mut out = std::io::stdout().lock();

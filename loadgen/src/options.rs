@@ -3,7 +3,8 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::machine::{affinity_cpus, format_cpus, local_port_range, original_fd_limit};
 use crate::report::Mode;
@@ -95,6 +96,11 @@ pub struct Options {
     pub chat: Option<usize>,
     /// `--chat-slow N`: members per room that join and never read.
     pub chat_slow: usize,
+    /// For a caller that runs the load in its own process (echobench, sampling the server):
+    /// set to the instant the load begins, once every connection is ready (after `--chat`'s
+    /// joins, which may take up to `--timeout`); warm-up and measured time follow it. Not a
+    /// flag; set by `--chat` runs only.
+    pub load_started: Option<Arc<OnceLock<Instant>>>,
 }
 
 impl Options {
@@ -131,6 +137,7 @@ impl Options {
             seed: crate::work::DEFAULT_SEED,
             chat: None,
             chat_slow: 0,
+            load_started: None,
         }
     }
 

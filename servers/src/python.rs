@@ -13,6 +13,7 @@ use std::io;
 use std::path::Path;
 use std::process::Command;
 
+use crate::chat::Sharing;
 use crate::models::{ClientsAtOnce, Family, Transport};
 
 /// The oldest Python the scripts are written for.
@@ -48,6 +49,9 @@ pub struct PythonModel {
     /// Whether it hands `--work`'s CPU work to a pool with `--offload pool`, as the Rust event
     /// loops do.
     pub offloads: bool,
+    /// How it shares its chat rooms (`--chat`), and one line on the way it does; `None` for
+    /// `py-udp`, which serves no chat room.
+    pub sharing: Option<(Sharing, &'static str)>,
 }
 
 /// The module every script imports: command line, listener, signals, counts.
@@ -64,6 +68,7 @@ const fn tcp(
     family: Family,
     counterpart: &'static str,
     summary: &'static str,
+    sharing: (Sharing, &'static str),
 ) -> PythonModel {
     PythonModel {
         name,
@@ -78,6 +83,7 @@ const fn tcp(
         bytes_per_client: None,
         summary,
         offloads: false,
+        sharing: Some(sharing),
     }
 }
 
@@ -90,45 +96,54 @@ pub const MODELS: [PythonModel; 8] = {
             clients_at_once: ClientsAtOnce::One,
             ..tcp("py-iterative", "py_iterative.py", include_str!("../python/py_iterative.py"),
                 IterativeAndPools, "blocking",
-                "CPython, iterative: one client at a time, served to EOF with blocking socket calls")
+                "CPython, iterative: one client at a time, served to EOF with blocking socket calls",
+                (Sharing::Alone, "one member at a time, alone in its room"))
         },
         tcp("py-threading", "py_threading.py", include_str!("../python/py_threading.py"),
             ThreadsAndProcesses, "thread-per-client",
-            "CPython, a threading.Thread per connection, blocking socket calls (one thread runs Python at a time: the GIL)"),
+            "CPython, a threading.Thread per connection, blocking socket calls (one thread runs Python at a time: the GIL)",
+                (Sharing::Lock, "a threading.Lock per room, held by the sender's thread while it fills each member's mailbox")),
         PythonModel {
             forks: true,
             bytes_per_client: Some(PYTHON_PROCESS_BYTES),
             ..tcp("py-multiprocessing", "py_multiprocessing.py",
                 include_str!("../python/py_multiprocessing.py"), ThreadsAndProcesses,
                 "fork-per-client",
-                "CPython, a multiprocessing.Process per connection, start method fork, blocking socket calls (a GIL per process)")
+                "CPython, a multiprocessing.Process per connection, start method fork, blocking socket calls (a GIL per process)",
+                (Sharing::Ipc, "a hub process owns the rooms; members' processes reach it over Unix sockets"))
         },
         PythonModel {
             offloads: true,
             ..tcp("py-asyncio", "py_asyncio.py", include_str!("../python/py_asyncio.py"), Runtimes,
                 "tokio-current-thread",
-                "CPython, asyncio streams on one event loop, a coroutine per connection")
+                "CPython, asyncio streams on one event loop, a coroutine per connection",
+                (Sharing::Owner, "the one event loop owns every room, a set of its members' writers"))
         },
         tcp("py-selectors", "py_selectors.py", include_str!("../python/py_selectors.py"),
             EventLoops, "mio",
-            "CPython, a hand-written reactor over selectors (epoll), non-blocking sockets: the shape of Twisted's reactor"),
+            "CPython, a hand-written reactor over selectors (epoll), non-blocking sockets: the shape of Twisted's reactor",
+                (Sharing::Owner, "the reactor's one thread owns every room")),
         PythonModel {
             needs: Some("twisted"),
             ..tcp("py-twisted", "py_twisted.py", include_str!("../python/py_twisted.py"),
                 EventLoops, "mio",
-                "CPython, a Twisted echo protocol on Twisted's epoll reactor")
+                "CPython, a Twisted echo protocol on Twisted's epoll reactor",
+                (Sharing::Owner, "the reactor's one thread owns every room"))
         },
         PythonModel {
             needs: Some("gevent"),
             ..tcp("py-gevent", "py_gevent.py", include_str!("../python/py_gevent.py"),
                 Runtimes, "tokio-current-thread",
-                "CPython, gevent: blocking-style code in a greenlet per connection on one hub")
+                "CPython, gevent: blocking-style code in a greenlet per connection on one hub",
+                (Sharing::Lock, "a lock per room (gevent's), held by the sender's greenlet while it fills each member's mailbox"))
         },
         PythonModel {
             transport: Transport::Udp,
+            sharing: None,
             ..tcp("py-udp", "py_udp.py", include_str!("../python/py_udp.py"), IterativeAndPools,
                 "udp-blocking",
-                "CPython, UDP, iterative: one blocking socket, receive a datagram, send it back")
+                "CPython, UDP, iterative: one blocking socket, receive a datagram, send it back",
+                (Sharing::Alone, "no chat room"))
         },
     ]
 };

@@ -205,6 +205,16 @@ pub struct Passes {
     /// Python models included. The full profile always runs them.
     #[arg(long)]
     pub work: bool,
+    /// Also the chat room (every TCP model, and the Python ones with --python, serves it with
+    /// `--chat`, each sharing its rooms its own way: locks, a single owner, a hub process):
+    /// chat-r16-c64 (rooms of 16, 64 members, closed loop, 64-byte messages), chat-r128-c128
+    /// (one room of 128), chat-r16-c1024, and chat-slow (rooms of 16, 64 members, one member
+    /// of each room never reading, 1 KiB messages): deliveries/s, delivery and fan-out p99,
+    /// server CPU per delivery, and whether the server drops a slow member while its room goes
+    /// on. About 4 minutes more per pass on 2 cores, Python models included. The full profile
+    /// always runs them.
+    #[arg(long)]
+    pub chat: bool,
     /// Also the tutorials' own Python servers, run by PYTHON (3.9 or later) [default when
     /// given alone: python3]: py-iterative, py-threading, py-multiprocessing, py-asyncio,
     /// py-selectors, py-twisted and py-gevent where PYTHON can import them

@@ -56,6 +56,8 @@ pub fn compare_options(flags: CompareFlags) -> anyhow::Result<Option<CompareOpti
         passes.tls || profile == Profile::Full || workloads.iter().flatten().any(|w| w.is_tls());
     let work =
         passes.work || profile == Profile::Full || workloads.iter().flatten().any(|w| w.is_work());
+    let chat =
+        passes.chat || profile == Profile::Full || workloads.iter().flatten().any(|w| w.is_chat());
     let mut servers = plan::parse_models(&models).map_err(usage)?;
     udp_servers(&mut servers, &models, udp).map_err(usage)?;
     let asked_python = python_asked(&mut servers, passes.python.is_some(), udp)?;
@@ -103,6 +105,7 @@ pub fn compare_options(flags: CompareFlags) -> anyhow::Result<Option<CompareOpti
         udp,
         tls,
         work,
+        chat,
         python,
         hosts,
     };
@@ -556,6 +559,7 @@ mod tests {
             &["--models", "all", "--udp", "--tls"],
             &["--models", "mio", "--workloads", "pingpong-c16,churn"],
             &["--models", "mio,thread-pool", "--work"],
+            &["--models", "mio,py-selectors", "--python", "--chat"],
             &["--models", "none", "--server", "own=sh -c true {addr}"],
             &["--models", "mio", "--agents", "local,local"],
             &[

@@ -57,6 +57,7 @@ pub fn parse_flag(text: &str) -> Result<ExternalServer, String> {
         stop_grace: STOP_GRACE,
         bytes_per_client: None,
         work: false,
+        chat: false,
     };
     check(&server).map_err(|e| format!("--server {}: {e}", server.name))?;
     Ok(server)
@@ -134,6 +135,7 @@ fn server_of(entry: Entry) -> Result<ExternalServer, String> {
         stop_grace: duration("stop_grace", entry.stop_grace, STOP_GRACE)?,
         bytes_per_client: None,
         work: false,
+        chat: false,
     };
     check(&server)?;
     Ok(server)

@@ -55,6 +55,9 @@ pub struct CompareOptions {
     /// Whether the workloads of requests with a cost run too (`--work`; the full profile
     /// always runs them).
     pub work: bool,
+    /// Whether the chat room's workloads run too (`--chat`; the full profile always runs
+    /// them).
+    pub chat: bool,
     /// The Python models' interpreter and which of them run (`--python`); their definitions
     /// are among `external`.
     pub python: Option<PythonRun>,
@@ -88,6 +91,9 @@ impl CompareOptions {
             if self.work {
                 all.extend(Workload::work());
             }
+            if self.chat {
+                all.extend(Workload::chat());
+            }
             all
         })
     }
@@ -101,13 +107,13 @@ impl CompareOptions {
     /// Warm-up and measured time of a run (before [`Workload::timing`]): as given, or the
     /// profile's for one pass over the TCP matrix (each further pass takes as long again). The
     /// UDP and the Python models' runs take the TCP runs' timing: `--udp` and `--python` add
-    /// their own time and change nothing of the Rust models' runs; nor do `--tls` and
-    /// `--work`, whose workloads have their own.
+    /// their own time and change nothing of the Rust models' runs; nor do `--tls`, `--work`
+    /// and `--chat`, whose workloads have their own.
     pub fn timing(&self) -> Timing {
         let per_pass = self
             .workloads()
             .iter()
-            .filter(|w| !w.is_udp() && !w.is_tls() && !w.is_work())
+            .filter(|w| !w.is_udp() && !w.is_tls() && !w.is_work() && !w.is_chat())
             .map(|w| {
                 servers_of(&self.servers, w)
                     .iter()
@@ -313,10 +319,10 @@ fn servers_of(servers: &[ServerSpec], workload: &Workload) -> Vec<ServerSpec> {
         |keep: fn(&ServerSpec) -> bool| servers.iter().filter(|s| keep(s)).cloned().collect();
     match workload.servers() {
         Servers::Tls => kept(|s| Model::from_name(&s.model).is_some_and(Model::supports_tls)),
-        Servers::Work => kept(speaks_work),
+        Servers::Work | Servers::Chat => kept(speaks_protocols),
         Servers::WorkOffload => servers
             .iter()
-            .filter(|s| speaks_work(s))
+            .filter(|s| speaks_protocols(s))
             .flat_map(|s| {
                 let pooled =
                     (s.args.is_empty() && offloads(&s.model)).then(|| ServerSpec::pooled(&s.model));
@@ -341,9 +347,9 @@ fn servers_of(servers: &[ServerSpec], workload: &Workload) -> Vec<ServerSpec> {
     }
 }
 
-/// Whether the server speaks requests with a cost (`--work`): a TCP model of the registry or
-/// a Python TCP model.
-fn speaks_work(s: &ServerSpec) -> bool {
+/// Whether the server speaks requests with a cost (`--work`) and serves the chat room
+/// (`--chat`): a TCP model of the registry or a Python TCP model.
+fn speaks_protocols(s: &ServerSpec) -> bool {
     let python = echo_server::python::find(&s.model).is_some_and(|m| m.transport == Transport::Tcp);
     python || Model::from_name(&s.model).is_some_and(|m| m.transport() == Transport::Tcp)
 }
@@ -401,6 +407,7 @@ mod tests {
             udp: false,
             tls: false,
             work: false,
+            chat: false,
             python: None,
             hosts: Hosts::default(),
         }
@@ -499,6 +506,46 @@ mod tests {
         let mut o = resumed.loadgen_options("127.0.0.1:7".parse().unwrap(), t);
         resumed.tls_options(&mut o, std::path::Path::new("c.pem"), None);
         assert!(o.churn && o.tls.unwrap().resume && o.handshake_rate.is_none());
+    }
+
+    #[test]
+    fn chat_runs_every_tcp_and_python_model_once_and_leaves_the_tcp_timing_alone() {
+        let mut servers = parse_models("all").unwrap();
+        servers.extend(
+            echo_server::python::MODELS
+                .iter()
+                .map(|m| ServerSpec::model(m.name)),
+        );
+        servers.push(ServerSpec::model("own"));
+        let mut opts = options(servers, Profile::Quick);
+        let tcp_only = opts.timing();
+        opts.chat = true;
+        assert_eq!(
+            opts.timing(),
+            tcp_only,
+            "--chat changes nothing of the TCP runs"
+        );
+        let runs = opts.runs();
+        let tcp_models = Model::ALL
+            .iter()
+            .filter(|m| m.transport() == Transport::Tcp)
+            .count();
+        let python_tcp = echo_server::python::MODELS
+            .iter()
+            .filter(|m| m.transport == Transport::Tcp)
+            .count();
+        for w in Workload::chat() {
+            let ran: Vec<String> = runs
+                .iter()
+                .filter(|r| r.workload == w)
+                .map(RunSpec::server_label)
+                .collect();
+            assert_eq!(ran.len(), tcp_models + python_tcp, "{ran:?}");
+            for absent in ["own", "py-udp", "udp-mio", "mio+pool"] {
+                assert!(!ran.contains(&absent.to_owned()), "{absent}: {ran:?}");
+            }
+            assert!(ran.contains(&"thread-pool(64)".to_owned()), "{ran:?}");
+        }
     }
 
     #[test]

@@ -110,6 +110,7 @@ fn server(model: &PythonModel, interpreter: &Interpreter, dir: &Path) -> Externa
         stop_grace: STOP_GRACE,
         bytes_per_client: model.bytes_per_client,
         work: false,
+        chat: false,
     }
 }
 

@@ -31,10 +31,11 @@ pub fn of(opts: &CompareOptions) -> Settings {
         first_repeat: _,
         server_cpus,
         loadgen_cpus,
-        // Resolved with the profile, --udp, --tls and --work: the workloads a pass runs.
+        // Resolved with the profile, --udp, --tls, --work and --chat: the workloads a pass runs.
         workloads: _,
         tls: _,
         work: _,
+        chat: _,
         // Checked run by run against the comparison's records (each workload its own).
         timing: _,
         udp,
@@ -194,6 +195,10 @@ fn settings(r: Recorded) -> Settings {
         (
             "--work",
             r.workloads.iter().any(Workload::is_work).to_string(),
+        ),
+        (
+            "--chat",
+            r.workloads.iter().any(Workload::is_chat).to_string(),
         ),
         ("--server-cpus", r.server_cpus.to_owned()),
         ("--loadgen-cpus", r.loadgen_cpus.to_owned()),

@@ -26,6 +26,7 @@ pub fn document(s: &Summary, plots: &[Plot]) -> Vec<Block> {
     doc.extend(tls(s));
     doc.extend(requests_with_a_cost(s));
     doc.extend(memory_per_connection(s));
+    doc.extend(chat_room(s));
     doc.extend(server_resources(s));
     doc.extend(super::agents::load_agents(s));
     doc.extend(notes(s));
@@ -268,6 +269,9 @@ fn cell_figure(table: Table) -> fn(&Cell) -> String {
         Table::WorkThroughput => throughput_figure,
         Table::WorkLatency => latency_figures,
         Table::Mixed => mixed_figures,
+        Table::ChatDeliveries => super::chat::deliveries_figure,
+        Table::ChatLatency => super::chat::latency_figures,
+        Table::ChatCost => super::chat::cost_figures,
     }
 }
 
@@ -399,6 +403,17 @@ fn requests_with_a_cost(s: &Summary) -> Vec<Block> {
     let mut blocks = super::work::about(s);
     blocks.extend(section_tables(s, Section::Work));
     blocks.extend(super::work::claims(s));
+    blocks
+}
+
+/// The chat room: how it was made, its tables, how each model shares and what it costs.
+fn chat_room(s: &Summary) -> Vec<Block> {
+    if !section_ran(s, Section::Chat) {
+        return Vec::new();
+    }
+    let mut blocks = super::chat::about();
+    blocks.extend(section_tables(s, Section::Chat));
+    blocks.extend(super::chat::sharing(s));
     blocks
 }
 

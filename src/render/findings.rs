@@ -5,6 +5,7 @@ use super::format::{bytes, int, plus_minus, samples, server_name, us, with_ci, D
 use crate::schema::{
     Cell, Findings, Margin, MarginVerdict, Ranking, ServerSpec, Standing, Status, Summary, Trouble,
 };
+use crate::workload::Workload;
 use echo_server::models::{Family, Model};
 
 /// The section, or nothing when the summary has no findings (one written before they were).
@@ -46,6 +47,9 @@ fn ranking(r: &Ranking) -> String {
             servers(r.order.len())
         ),
         (false, "latency_p99_us") => " by p99 latency".to_owned(),
+        _ if Workload::from_label(&r.workload).is_some_and(|w| w.is_chat()) => {
+            " by deliveries/s".to_owned()
+        }
         _ => " by throughput (msgs/s)".to_owned(),
     };
     let mut text = format!("`{}`{basis}: ", r.workload);

@@ -10,6 +10,7 @@
 pub mod agents;
 pub mod block;
 pub mod chart;
+pub mod chat;
 pub mod document;
 pub mod findings;
 pub mod format;

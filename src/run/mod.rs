@@ -19,6 +19,7 @@ pub mod server;
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -218,9 +219,9 @@ fn run_one(
     let log = raw.join(format!("{}.server.log", spec.id()));
     let mut server_spec = tls.map_or_else(|| spec.server(), |t| t.server(spec));
     let mut ext = ext.cloned();
-    if spec.workload.is_work() {
-        server_spec.args.push(WORK.to_owned());
-        ext = ext.map(|e| with_work(&e, &spec.server_args));
+    if let Some(flag) = protocol_flag(&spec.workload) {
+        server_spec.args.push(flag.to_owned());
+        ext = ext.map(|e| with_protocol(&e, flag, &spec.server_args));
     }
     let mut server = match Running::start(exe, &server_spec, ext.as_ref(), opts, &cpus, &log) {
         Ok(server) => server,
@@ -233,6 +234,9 @@ fn run_one(
         }
     };
     let mut lg = spec.workload.loadgen_options(server.addr(), timing);
+    if spec.workload.is_chat() {
+        lg.load_started = Some(Arc::new(OnceLock::new()));
+    }
     if let Some(tls) = tls {
         spec.workload.tls_options(&mut lg, &tls.cert, churn_rate);
     }
@@ -256,8 +260,15 @@ fn run_one(
     (record(status, note, usage, agents), stopped.failure)
 }
 
-/// The flag that makes a server speak the protocol of requests with a cost.
-const WORK: &str = "--work";
+/// The flag that makes a server speak the workload's protocol, where it is not echo:
+/// `--work` (requests with a cost) or `--chat` (the chat room).
+fn protocol_flag(workload: &Workload) -> Option<&'static str> {
+    match (workload.is_work(), workload.is_chat()) {
+        (true, _) => Some("--work"),
+        (_, true) => Some("--chat"),
+        _ => None,
+    }
+}
 
 /// The CPUs a run's server is pinned to: the comparison's server CPUs, and the loadgen CPUs
 /// too for a workload that shares them ([`Workload::shares_cpus`]) when the server runs here.
@@ -272,16 +283,17 @@ fn server_cpus(spec: &RunSpec, opts: &CompareOptions) -> Vec<usize> {
     cpus
 }
 
-/// An external server (a Python model) speaking requests with a cost: its command with
-/// `--work` and the run's server arguments (`--offload pool`) added.
-fn with_work(e: &ExternalServer, args: &[String]) -> ExternalServer {
-    let words = std::iter::once(WORK.to_owned()).chain(args.iter().cloned());
+/// An external server (a Python model) speaking a workload's protocol: its command with `flag`
+/// (`--work` or `--chat`) and the run's server arguments (`--offload pool`) added.
+fn with_protocol(e: &ExternalServer, flag: &str, args: &[String]) -> ExternalServer {
+    let words = std::iter::once(flag.to_owned()).chain(args.iter().cloned());
     let quoted: Vec<String> = words
         .map(|w| shlex::try_quote(&w).map_or_else(|_| w.clone(), |q| q.into_owned()))
         .collect();
     ExternalServer {
         command: format!("{} {}", e.command, quoted.join(" ")),
-        work: true,
+        work: flag == "--work",
+        chat: flag == "--chat",
         ..e.clone()
     }
 }
@@ -301,8 +313,15 @@ fn drive(
 ) {
     if !hosts.has_agents() {
         let started = Instant::now();
+        let begins = lg.load_started.clone();
         let load = thread::spawn(move || loadgen::run(&lg));
-        let usage = watch(&mut server.sampler(), started, timing, &load);
+        let usage = watch(
+            &mut server.sampler(),
+            started,
+            begins.as_deref(),
+            timing,
+            &load,
+        );
         return (load.join(), Some(usage), None);
     }
     let launch = match agents::prepare(hosts, &lg) {
@@ -314,7 +333,7 @@ fn drive(
         let hosts = hosts.clone();
         thread::spawn(move || agents::run(&hosts, &launch, &lg))
     };
-    let usage = watch(&mut server.sampler(), started, timing, &load);
+    let usage = watch(&mut server.sampler(), started, None, timing, &load);
     match load.join() {
         Ok((report, records)) => (Ok(report), Some(usage), Some(records)),
         Err(panic) => (Err(panic), Some(usage), None),
@@ -425,10 +444,16 @@ fn outcome(result: thread::Result<anyhow::Result<loadgen::Report>>) -> (Status, 
             Some(why) => (Status::Failed, Some(why)),
             None if report.connections_starved > 0 => (
                 Status::Starved,
-                Some(format!(
-                    "{} of {} connections completed no message",
-                    report.connections_starved, report.connections
-                )),
+                Some(match report.chat.is_some() {
+                    true => format!(
+                        "{} of {} members were never let into their room",
+                        report.connections_starved, report.connections
+                    ),
+                    false => format!(
+                        "{} of {} connections completed no message",
+                        report.connections_starved, report.connections
+                    ),
+                }),
             ),
             None => (Status::Ok, None),
         },
@@ -441,16 +466,23 @@ fn outcome(result: thread::Result<anyhow::Result<loadgen::Report>>) -> (Status, 
 /// full ones at the start and (just before, [`END_MARGIN`]) the end of the measured time for
 /// the deltas, and the tree's CPU time at every interval boundary between them (the CPU
 /// series). The CPU delta is scaled from the window actually sampled to the measured time, so
-/// a late sample (a busy machine) does not skew CPU per message.
+/// a late sample (a busy machine) does not skew CPU per message. The load begins at `started`,
+/// or where loadgen says it began (`begins`: a chat run's, once its members have joined).
 fn watch<T>(
     sampler: &mut Sampler,
     started: Instant,
+    begins: Option<&OnceLock<Instant>>,
     timing: Timing,
     load: &thread::JoinHandle<T>,
 ) -> ServerUsage {
-    let measure_start = started + timing.warmup;
-    let end = measure_start + timing.duration - END_MARGIN.min(timing.duration / 4);
     let mut peaks = Vec::new();
+    let begun = || begins.map_or(Some(started), |b| b.get().copied());
+    while begun().is_none() && !load.is_finished() {
+        peaks.push(sampler.sample(false));
+        thread::sleep(SAMPLE_EVERY);
+    }
+    let measure_start = begun().unwrap_or_else(Instant::now) + timing.warmup;
+    let end = measure_start + timing.duration - END_MARGIN.min(timing.duration / 4);
     let sleep_until = |t: Instant| thread::sleep(t.saturating_duration_since(Instant::now()));
     while Instant::now() < measure_start && !load.is_finished() {
         peaks.push(sampler.sample(false));

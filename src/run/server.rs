@@ -42,6 +42,27 @@ fn work_probe() -> Vec<u8> {
     request
 }
 
+/// The room a chat server's readiness probe joins: one no workload uses.
+const PROBE_ROOM: u32 = u32::MAX;
+
+/// The readiness probe of a server that speaks `protocol`, and the start of the answer it
+/// must bring back: echo's probe and its echo, or a join of [`PROBE_ROOM`] and the server's
+/// `A` for that room (whatever the members it counts).
+fn probe_for(work: bool, chat: bool) -> (Vec<u8>, Vec<u8>) {
+    if chat {
+        let ack = echo_server::chat::ack_frame(PROBE_ROOM, 1);
+        return (
+            echo_server::chat::join_frame(PROBE_ROOM),
+            ack[..echo_server::chat::PREFIX + 5].to_vec(),
+        );
+    }
+    let message = match work {
+        true => work_probe(),
+        false => PROBE.to_vec(),
+    };
+    (message.clone(), message)
+}
+
 /// How long the probe waits for its connection and for its echo.
 const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
@@ -157,11 +178,12 @@ impl Server {
             let mut session =
                 spawn(cmd, marker, log).with_context(|| format!("cannot run '{}'", inv.argv[0]))?;
             // The probe is a TCP echo: a UDP server is ready at its `listening on` line alone.
-            let message = match server.work {
-                true => work_probe(),
-                false => PROBE.to_vec(),
-            };
-            let probe = (server.transport == "tcp").then_some((addr, message.as_slice()));
+            let (message, answer) = probe_for(server.work, server.chat);
+            let probe = (server.transport == "tcp").then_some(Probe {
+                addr,
+                message: &message,
+                answer: &answer,
+            });
             match ready(&mut session, probe, server.ready_timeout, log) {
                 Ok(addr) => {
                     return Ok(Server {
@@ -301,7 +323,7 @@ pub fn append(log: &Path) -> anyhow::Result<File> {
 /// was answered with something else, or nothing within the time.
 fn ready(
     session: &mut Launched,
-    probe: Option<(SocketAddr, &[u8])>,
+    probe: Option<Probe<'_>>,
     timeout: Duration,
     log: &Path,
 ) -> anyhow::Result<SocketAddr> {
@@ -323,7 +345,7 @@ fn ready(
     loop {
         if let Ok(line) = lines.recv_timeout(Duration::from_millis(10)) {
             let named = echo_server::listen::parse_listening(&line);
-            match (named, probe.map(|p| p.0)) {
+            match (named, probe.map(|p| p.addr)) {
                 // A server that says it listens on every address is reached on loopback.
                 (Some(mut addr), _) => {
                     if addr.ip().is_unspecified() {
@@ -342,19 +364,19 @@ fn ready(
                 format!("exited ({status}) before it was ready"),
             ));
         }
-        if let Some((addr, message)) = probe {
+        if let Some(p) = probe {
             if last_probe.is_none_or(|t| t.elapsed() >= PROBE_EVERY) {
                 last_probe = Some(Instant::now());
-                match echo_probe(addr, message) {
-                    Ok(()) => return ready_now(session, addr),
-                    Err(Probe::NotYet(why)) => probed = why,
-                    Err(Probe::NotEcho(why)) => return Err(failed(session, why)),
+                match echo_probe(p.addr, p.message, p.answer) {
+                    Ok(()) => return ready_now(session, p.addr),
+                    Err(Unready::NotYet(why)) => probed = why,
+                    Err(Unready::NotEcho(why)) => return Err(failed(session, why)),
                 }
             }
         }
         if Instant::now() > deadline {
             let why = match probe {
-                Some((addr, _)) => format!(
+                Some(Probe { addr, .. }) => format!(
                     "not ready within {}: no `listening on` line, and no echo of a probe on {addr} ({probed})",
                     humantime::format_duration(timeout)
                 ),
@@ -405,44 +427,53 @@ fn read_lines(session: &mut Launched, log: &Path) -> anyhow::Result<mpsc::Receiv
     Ok(rx)
 }
 
+/// A readiness probe: where, what it sends, and the start of the answer it must get back.
+#[derive(Clone, Copy)]
+struct Probe<'a> {
+    addr: SocketAddr,
+    message: &'a [u8],
+    answer: &'a [u8],
+}
+
 /// Why a probe did not come back.
-enum Probe {
+enum Unready {
     /// Not listening yet, or no answer yet: try again.
     NotYet(String),
     /// Answered with something other than the echo: not an echo server.
     NotEcho(String),
 }
 
-/// Sends `probe` on a new connection to `addr` and checks that it comes back whole.
-fn echo_probe(addr: SocketAddr, probe: &[u8]) -> Result<(), Probe> {
-    let not_yet = |e: std::io::Error| Probe::NotYet(e.to_string());
+/// Sends `probe` on a new connection to `addr` and checks that `answer` (its echo, or a chat
+/// server's `A`) comes back whole.
+fn echo_probe(addr: SocketAddr, probe: &[u8], answer: &[u8]) -> Result<(), Unready> {
+    let not_yet = |e: std::io::Error| Unready::NotYet(e.to_string());
     let mut s = TcpStream::connect_timeout(&addr, PROBE_TIMEOUT).map_err(not_yet)?;
     s.set_read_timeout(Some(PROBE_TIMEOUT)).map_err(not_yet)?;
     s.set_write_timeout(Some(PROBE_TIMEOUT)).map_err(not_yet)?;
     let _ = s.set_nodelay(true);
     s.write_all(probe).map_err(not_yet)?;
-    let mut echo = vec![0; probe.len()];
+    let mut echo = vec![0; answer.len()];
     let mut got = 0;
     while got < echo.len() {
         match s.read(&mut echo[got..]) {
             Ok(0) => break,
             Ok(n) => got += n,
             Err(e) if got == 0 => {
-                return Err(Probe::NotYet(format!(
+                return Err(Unready::NotYet(format!(
                     "a connection, but no echo of the probe: {e}"
                 )))
             }
             Err(_) => break,
         }
     }
-    if echo[..got] != probe[..got] || got == 0 {
-        return Err(Probe::NotEcho(format!(
+    if echo[..got] != answer[..got] || got == 0 {
+        return Err(Unready::NotEcho(format!(
             "answered a probe with {:?}, not its echo: is it an echo server?",
             String::from_utf8_lossy(&echo[..got])
         )));
     }
-    if got < probe.len() {
-        return Err(Probe::NotYet("a part of the probe's echo".to_owned()));
+    if got < answer.len() {
+        return Err(Unready::NotYet("a part of the probe's echo".to_owned()));
     }
     // A clean end, so that the server sees a client leave as loadgen's will.
     let _ = s.shutdown(Shutdown::Write);
@@ -544,19 +575,19 @@ mod tests {
                 }
             }
         });
-        assert!(echo_probe(echo, PROBE).is_ok());
+        assert!(echo_probe(echo, PROBE, PROBE).is_ok());
         let other = one_shot(|mut s| {
             let _ = s.write_all(b"220 smtp.example ESMTP\r\n");
             thread::sleep(Duration::from_millis(200));
         });
-        match echo_probe(other, PROBE) {
-            Err(Probe::NotEcho(why)) => assert!(why.contains("220 smtp"), "{why}"),
+        match echo_probe(other, PROBE, PROBE) {
+            Err(Unready::NotEcho(why)) => assert!(why.contains("220 smtp"), "{why}"),
             _ => panic!("another protocol is not an echo"),
         }
         let closed = free_port(std::net::Ipv4Addr::LOCALHOST.into()).expect("a port");
         assert!(matches!(
-            echo_probe(closed, &work_probe()),
-            Err(Probe::NotYet(_))
+            echo_probe(closed, &work_probe(), &work_probe()),
+            Err(Unready::NotYet(_))
         ));
     }
 }

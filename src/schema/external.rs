@@ -45,6 +45,11 @@ pub struct ExternalServer {
     /// that costs nothing. Not a setting of server files.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub work: bool,
+    /// Whether the command serves the chat room (`--chat`, added likewise for a run of the
+    /// chat workloads): its readiness probe is then a join, answered by the server's `A`. Not
+    /// a setting of server files.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub chat: bool,
 }
 
 /// The transports an external server of the user's may serve (echobench's own `py-udp` serves

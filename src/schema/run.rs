@@ -136,10 +136,11 @@ impl RunSpec {
 }
 
 /// How a run ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Completed; figures stand.
+    #[default]
     Ok,
     /// Completed, but some connections completed no message (an iterative server's finding).
     Starved,

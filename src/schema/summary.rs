@@ -95,7 +95,7 @@ impl Spread {
 }
 
 /// The figures of one model under one workload, over its repeats.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Cell {
     /// Server: the model name, with its arguments when its runs had any (`thread-pool(64)`).
     pub model: String,
@@ -191,6 +191,110 @@ pub struct Cell {
     /// had; absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub loadgen_cpu_ratio: Option<Spread>,
+    /// The chat room's workloads: what only they have. Their deliveries are the cell's
+    /// messages: `throughput_msgs_per_s` is deliveries/s, the latency figures are delivery
+    /// latency (from a message's intended send time to a member's receipt), the per-message
+    /// CPU and switches are per delivery. Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chat: Option<ChatFigures>,
+}
+
+/// A chat cell's own figures, over its repeats.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChatFigures {
+    /// Members per room.
+    pub room: usize,
+    /// Members per room that never read (`chat-slow`).
+    pub slow_per_room: usize,
+    /// Fan-out latency p99, µs: from a message's intended send time to its last member's
+    /// receipt, with its interval.
+    pub fanout_p99_us: Option<Spread>,
+    /// Messages the members sent per second.
+    pub messages_per_s: Option<Spread>,
+    /// Most members the server closed in a repeat (slow members it dropped among them).
+    pub members_dropped: u64,
+    /// Deliveries owed to members that read and never received, over every repeat.
+    pub lost: u64,
+    /// Deliveries owed, over every repeat.
+    pub deliveries_expected: u64,
+}
+
+/// How a model shares its chat rooms, and (where `chat-slow` ran) what it does with a slow
+/// member.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChatModel {
+    /// The server label.
+    pub model: String,
+    /// `lock`, `single owner`, `IPC` or `alone`.
+    pub sharing: String,
+    /// One line on the way it shares.
+    pub how: String,
+    /// What it did with `chat-slow`'s slow members; absent where that did not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow: Option<SlowMember>,
+}
+
+/// What a model did with a member that never reads (`chat-slow`), over the workload's repeats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SlowMember {
+    /// The verdict.
+    pub verdict: SlowVerdict,
+    /// Slow members per repeat: one per room.
+    pub slow_members: usize,
+    /// Most members the server closed in a repeat.
+    pub dropped: u64,
+    /// Deliveries the reading members never received, over every repeat.
+    pub lost: u64,
+    /// Most members never let in, in a repeat.
+    pub starved: usize,
+    /// Peak memory (PSS) over the same model's in `chat-r16-c64`, KiB (median of each);
+    /// absent where either did not run.
+    pub memory_growth_kib: Option<f64>,
+}
+
+/// What a server did with a slow member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SlowVerdict {
+    /// It dropped the slow members, and the rooms went on: nothing owed to a reader was lost.
+    Dropped,
+    /// It dropped members that read too: readers that fell a whole queue behind (their
+    /// thread or process not run for long enough), beside or instead of the slow members.
+    DroppedReaders,
+    /// A room stopped: readers never received deliveries owed to them.
+    Stalled,
+    /// It kept the slow members, and its memory grew past what their queues may hold.
+    MemoryGrew,
+    /// It kept the slow members within a bounded memory through the run, the rooms going on.
+    Kept,
+    /// The slow members were never let in: it serves fewer members at once than a room has.
+    NotServed,
+    /// Every run failed: nothing to judge.
+    NoData,
+}
+
+/// The CPU one way of sharing costs per delivery against another's, in one chat workload: the
+/// ratio of two models' server CPU per delivery, with its interval.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SharingCost {
+    /// The workload's label.
+    pub workload: String,
+    /// The model compared (the numerator).
+    pub model: String,
+    /// Its sharing.
+    pub sharing: String,
+    /// The model it is compared with (the denominator).
+    pub against: String,
+    /// That model's sharing.
+    pub against_sharing: String,
+    /// The model's server CPU per delivery over the other's, of the medians.
+    pub ratio: f64,
+    /// Its 95 % interval, from the two cells' bootstraps resample by resample (3 repeats or
+    /// more on each side); absent otherwise, `why` says.
+    pub ratio_ci: Option<[f64; 2]>,
+    /// Why there is no interval.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<String>,
 }
 
 /// One class of a cell's requests with a cost, over the cell's repeats.
@@ -536,6 +640,14 @@ pub struct Summary {
     /// none ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub claims: Vec<Claim>,
+    /// The chat room: how each model that served it shares its rooms, and what it did with
+    /// a slow member; absent when no chat workload ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub chat_models: Vec<ChatModel>,
+    /// The chat room: what each way of sharing costs per delivery against another's; absent
+    /// when no chat workload ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sharing_costs: Vec<SharingCost>,
 }
 
 impl Summary {

@@ -5,8 +5,8 @@ use loadgen::{Report, WorkClass};
 use super::bootstrap::{figure, Bootstrap};
 use super::load::RunData;
 use crate::schema::{
-    AgentFigures, AgentRun, Cell, DatagramCounts, ServerUsage, Spread, Status, WorkClassFigures,
-    Workload,
+    AgentFigures, AgentRun, Cell, ChatFigures, DatagramCounts, ServerUsage, Spread, Status,
+    WorkClassFigures, Workload,
 };
 
 /// The runs of a cell its figures come from: those that did not fail.
@@ -18,15 +18,23 @@ pub fn counted<'a>(group: &[&'a RunData]) -> Vec<&'a RunData> {
         .collect()
 }
 
+/// What a run's per-message figures count: its messages, or a chat run's deliveries.
+fn units(r: &Report) -> u64 {
+    r.chat
+        .as_ref()
+        .map_or(r.messages, |c| c.deliveries_received)
+}
+
 /// The cell of `model` (a server label) under `workload` from its runs, with the confidence
-/// intervals of its bootstrap where it has one, and of each request class's (`classes`, by
-/// class; empty without classes).
+/// intervals of its bootstrap where it has one, of each request class's (`classes`, by
+/// class; empty without classes) and of a chat run's fan-out latency (`fanout`).
 pub fn cell(
     model: &str,
     workload: &Workload,
     group: &[&RunData],
     bootstrap: Option<&Bootstrap>,
     classes: &[Bootstrap],
+    fanout: Option<&Bootstrap>,
 ) -> Cell {
     // Figures come from the runs that did not fail; counts of trouble from every run.
     let counted = counted(group);
@@ -46,10 +54,16 @@ pub fn cell(
             .max()
             .unwrap_or(Status::Failed),
         notes: notes(group),
-        throughput_msgs_per_s: spread(&|r| Some(r.throughput_msgs_per_s)),
-        latency_p50_us: spread(&|r| (r.messages > 0).then_some(r.latency_us.p50)),
-        latency_p99_us: spread(&|r| (r.messages > 0).then_some(r.latency_us.p99)),
-        latency_p99_9_us: spread(&|r| (r.messages > 0).then_some(r.latency_us.p99_9)),
+        throughput_msgs_per_s: spread(&|r| {
+            Some(
+                r.chat
+                    .as_ref()
+                    .map_or(r.throughput_msgs_per_s, |c| c.deliveries_per_s),
+            )
+        }),
+        latency_p50_us: spread(&|r| (units(r) > 0).then_some(r.latency_us.p50)),
+        latency_p99_us: spread(&|r| (units(r) > 0).then_some(r.latency_us.p99)),
+        latency_p99_9_us: spread(&|r| (units(r) > 0).then_some(r.latency_us.p99_9)),
         latency_uncorrected_p99_us: spread(&|r| {
             let uncorrected = r.latency_uncorrected_us.as_ref();
             uncorrected.filter(|_| r.messages > 0).map(|l| l.p99)
@@ -64,7 +78,7 @@ pub fn cell(
         server_cpu_us_per_msg: per_message(&counted, |u| u.cpu_s * 1e6),
         loadgen_cpu_us_per_msg: spread(&|r| {
             let cpu_s = r.loadgen_cpu_s?;
-            (r.messages > 0).then(|| cpu_s * 1e6 / r.messages as f64)
+            (units(r) > 0).then(|| cpu_s * 1e6 / units(r) as f64)
         }),
         peak_rss_kib: median(usages().map(|u| u.peak_rss_kib as f64)),
         peak_pss_kib: median(usages().map(|u| u.peak_pss_kib as f64)),
@@ -97,6 +111,7 @@ pub fn cell(
         work_classes: work_classes(&reports, classes),
         server_cpus: group.iter().find_map(|r| r.record.server_cpus.clone()),
         loadgen_cpu_ratio: None,
+        chat: chat(group, &reports, fanout),
     };
     if cell.server_cpus.is_some() {
         cell.loadgen_cpu_ratio = spread(&|r| Some(r.loadgen_cpu_ratio));
@@ -173,6 +188,41 @@ fn work_classes(reports: &[&Report], classes: &[Bootstrap]) -> Vec<WorkClassFigu
         .collect()
 }
 
+/// The chat room: a cell's own figures over its reports, the fan-out p99 with the interval of
+/// its bootstrap (`fanout`, where there is one); `None` when no report is a chat run's.
+fn chat(
+    group: &[&RunData],
+    reports: &[&Report],
+    fanout: Option<&Bootstrap>,
+) -> Option<ChatFigures> {
+    let chats: Vec<&loadgen::report::ChatReport> =
+        reports.iter().filter_map(|r| r.chat.as_ref()).collect();
+    let first = chats.first()?;
+    let all = || {
+        group
+            .iter()
+            .filter_map(|r| r.report.as_ref()?.chat.as_ref())
+    };
+    let mut fanout_p99 = Spread::of(
+        chats
+            .iter()
+            .filter(|c| c.deliveries_received > 0)
+            .map(|c| c.fanout_latency_us.p99),
+    );
+    if let (Some(s), Some(b)) = (&mut fanout_p99, fanout) {
+        s.ci = Some(b.ci(figure::P99));
+    }
+    Some(ChatFigures {
+        room: first.room,
+        slow_per_room: first.slow_per_room,
+        fanout_p99_us: fanout_p99,
+        messages_per_s: Spread::of(reports.iter().map(|r| r.throughput_msgs_per_s)),
+        members_dropped: all().map(|c| c.members_dropped).max().unwrap_or(0),
+        lost: all().map(|c| c.lost).sum(),
+        deliveries_expected: all().map(|c| c.deliveries_expected).sum(),
+    })
+}
+
 /// Gives the cell's resampled figures their intervals from its bootstrap.
 fn with_intervals(cell: &mut Cell, b: &Bootstrap) {
     for (spread, k) in [
@@ -205,7 +255,7 @@ fn notes(group: &[&RunData]) -> Vec<String> {
 fn per_message(runs: &[&RunData], f: impl Fn(&ServerUsage) -> f64) -> Option<Spread> {
     Spread::of(runs.iter().filter_map(|r| {
         let (usage, report) = (r.record.server.as_ref()?, r.report.as_ref()?);
-        (report.messages > 0).then(|| f(usage) / report.messages as f64)
+        (units(report) > 0).then(|| f(usage) / units(report) as f64)
     }))
 }
 

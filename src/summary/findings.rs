@@ -420,6 +420,7 @@ mod tests {
             work_classes: Vec::new(),
             server_cpus: None,
             loadgen_cpu_ratio: None,
+            chat: None,
         }
     }
 

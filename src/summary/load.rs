@@ -8,6 +8,7 @@ use hdrhistogram::Histogram;
 use super::parallel;
 use super::samples::{self, IntervalSample};
 use crate::schema::RunRecord;
+use loadgen::chat::FANOUT_TAG;
 use loadgen::work::CLASS_TAGS;
 
 /// One run read back from `raw/`.
@@ -23,6 +24,8 @@ pub struct RunData {
     /// Requests with a cost: each class's latency intervals (`class-N` in the log), by class;
     /// empty otherwise.
     pub classes: Vec<Vec<IntervalSample>>,
+    /// The chat room: the fan-out latency's intervals (`fanout` in the log); empty otherwise.
+    pub fanout: Vec<IntervalSample>,
 }
 
 /// Reads every run under `dir/raw`, in a stable order.
@@ -86,6 +89,7 @@ fn read_run(raw: &Path, path: &Path) -> anyhow::Result<RunData> {
         latency: log.total,
         samples,
         classes: log.classes,
+        fanout: log.fanout,
     })
 }
 
@@ -98,6 +102,8 @@ struct LatencyLog {
     samples: Vec<IntervalSample>,
     /// Each request class's intervals, by class.
     classes: Vec<Vec<IntervalSample>>,
+    /// The chat room's fan-out latency intervals.
+    fanout: Vec<IntervalSample>,
 }
 
 /// The whole-run latency histogram of an interval log, its intervals and each request
@@ -125,6 +131,8 @@ fn read_latency(path: &Path) -> LatencyLog {
                 log.classes.resize(class + 1, Vec::new());
             }
             log.classes[class].push(sample());
+        } else if interval.tag == FANOUT_TAG {
+            log.fanout.push(sample());
         }
         Ok(())
     });
@@ -132,6 +140,7 @@ fn read_latency(path: &Path) -> LatencyLog {
         Ok(_) => LatencyLog {
             samples: samples::tidy(log.samples),
             classes: log.classes.into_iter().map(samples::tidy).collect(),
+            fanout: samples::tidy(log.fanout),
             total: log.total,
         },
         Err(_) => LatencyLog::default(),

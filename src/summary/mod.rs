@@ -6,6 +6,7 @@
 
 pub mod bootstrap;
 mod cell;
+pub mod chat;
 pub mod claims;
 pub mod findings;
 mod headline;
@@ -95,12 +96,13 @@ pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bo
     }
     let bootstraps = bootstrap_cells(&groups, seed);
     let classes = bootstrap_classes(&groups, seed);
+    let fanout = bootstrap_fanout(&groups, seed);
     let cells: Vec<_> = groups
         .iter()
         .map(|(m, w, g)| {
             let key = (m.clone(), w.label());
             let own = classes.get(&key).map_or(&[][..], Vec::as_slice);
-            cell::cell(m, w, g, bootstraps.get(&key), own)
+            cell::cell(m, w, g, bootstraps.get(&key), own, fanout.get(&key))
         })
         .collect();
     let ran = |m: &String, kind: &dyn Fn(&Workload) -> bool| {
@@ -131,12 +133,12 @@ pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bo
     });
     // The servers only the pool sweep ran have no headline row: their figures are in its
     // table; nor have the UDP models, whose figures are in the UDP section, nor the servers
-    // only the requests with a cost ran (`MODEL+pool`).
+    // only the requests with a cost (`MODEL+pool`) or the chat room ran.
     let headline = models
         .iter()
         .filter(|m| {
             ran(m, &|w| {
-                !matches!(w, Workload::Pool { .. }) && !w.is_udp() && !w.is_work()
+                !matches!(w, Workload::Pool { .. }) && !w.is_udp() && !w.is_work() && !w.is_chat()
             })
         })
         .map(|m| headline::headline(m, &cells, &workloads, rate_for_p99, &memory_per_connection))
@@ -149,6 +151,8 @@ pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bo
         &bootstraps,
     );
     let claims = claims::claims(&cells, &bootstraps, &classes);
+    let chat_models = chat::models(&models, &cells);
+    let sharing_costs = chat::sharing_costs(&cells, &bootstraps);
     let summary = Summary {
         schema_version: SCHEMA_VERSION,
         environment: env.clone(),
@@ -161,6 +165,8 @@ pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bo
         resampling: resampling(seed),
         findings,
         claims,
+        chat_models,
+        sharing_costs,
     };
     (summary, bootstraps)
 }
@@ -181,12 +187,29 @@ fn resampling(seed: u64) -> Resampling {
 /// Every cell's bootstrap, on all the machine's CPUs; each cell draws from its own stream of
 /// `seed`, so the result does not depend on the order or the number of threads.
 fn bootstrap_cells(groups: &[Group], seed: u64) -> Bootstraps {
+    bootstrap_of(groups, seed, |r| &r.samples, "")
+}
+
+/// Each chat cell's bootstrap of its fan-out latency (a cell without fan-out intervals has
+/// none); drawn from a stream of its own.
+fn bootstrap_fanout(groups: &[Group], seed: u64) -> Bootstraps {
+    bootstrap_of(groups, seed, |r| &r.fanout, " fanout")
+}
+
+/// The bootstraps of the cells over the intervals `of` picks from each run, each cell's
+/// drawn from the stream of `seed` named by its model, its workload and `stream`.
+fn bootstrap_of(
+    groups: &[Group],
+    seed: u64,
+    of: fn(&RunData) -> &Vec<samples::IntervalSample>,
+    stream: &str,
+) -> Bootstraps {
     let jobs: Vec<(&Group, CellSamples)> = groups
         .iter()
         .filter_map(|g| {
             let repeats: Vec<&[samples::IntervalSample]> = cell::counted(&g.2)
                 .iter()
-                .map(|r| r.samples.as_slice())
+                .map(|r| of(r).as_slice())
                 .filter(|s| !s.is_empty())
                 .collect();
             (!repeats.is_empty()).then(|| (g, CellSamples::new(&repeats)))
@@ -197,7 +220,7 @@ fn bootstrap_cells(groups: &[Group], seed: u64) -> Bootstraps {
         |(_, cell)| cell.cost(),
         |((model, workload, _), cell)| {
             let key = (model.clone(), workload.label());
-            let mut rng = Rng::for_key(seed, &format!("{} {}", key.0, key.1));
+            let mut rng = Rng::for_key(seed, &format!("{} {}{stream}", key.0, key.1));
             (key, bootstrap::bootstrap(cell, &mut rng))
         },
     );
@@ -276,6 +299,7 @@ fn workloads_in_order(env: &Environment, runs: &[RunData]) -> Vec<Workload> {
         .into_iter()
         .chain(Workload::udp_of_profile(env.profile))
         .chain(Workload::work())
+        .chain(Workload::chat())
         .filter(ran)
         .collect();
     for r in runs {

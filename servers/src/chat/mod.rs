@@ -56,6 +56,31 @@ pub fn limit_send_buffer(socket: impl std::os::fd::AsFd) {
     let _ = socket2::SockRef::from(&socket).set_send_buffer_size(SOCKET_SEND_BUFFER);
 }
 
+/// How a model shares its rooms between members, as reports name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sharing {
+    /// Nothing is shared: one member at a time (the iterative servers).
+    Alone,
+    /// Locks: the senders' threads or tasks fan out under a room's lock.
+    Lock,
+    /// A single owner: one thread, loop or task owns a room, and nothing is locked.
+    Owner,
+    /// IPC: a hub process owns the rooms, and the members' processes reach it over sockets.
+    Ipc,
+}
+
+impl Sharing {
+    /// The name reports give it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Sharing::Alone => "alone",
+            Sharing::Lock => "lock",
+            Sharing::Owner => "single owner",
+            Sharing::Ipc => "IPC",
+        }
+    }
+}
+
 /// A frame as it travels: length prefix and body, shared by every member it is queued for.
 pub type Frame = Arc<[u8]>;
 

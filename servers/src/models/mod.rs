@@ -8,6 +8,7 @@
 
 use std::net::{TcpListener, UdpSocket};
 
+use crate::chat::Sharing;
 use crate::config::ServerConfig;
 use crate::signals::SignalPipe;
 
@@ -452,6 +453,41 @@ impl Model {
     /// Whether the model can hand `--work`'s CPU work to a pool; see [`ModelInfo::offloads`].
     pub fn offloads(self) -> bool {
         self.info().offloads
+    }
+
+    /// How the model shares its chat rooms (`--chat`), and one line on the way it does; `None`
+    /// for the UDP models, which serve no chat room.
+    pub fn chat_sharing(self) -> Option<(Sharing, &'static str)> {
+        Some(match self {
+            Model::Blocking => (Sharing::Alone, "one member at a time, alone in its room"),
+            Model::ThreadPerClient | Model::ThreadPool => (
+                Sharing::Lock,
+                "a Mutex per room, held by the sender's thread while it fills each member's mailbox",
+            ),
+            Model::ForkPerClient | Model::Prefork => (
+                Sharing::Ipc,
+                "a hub process owns the rooms; members' processes reach it over Unix sockets",
+            ),
+            Model::Mio | Model::IoUring => (Sharing::Owner, "the loop's one thread owns every room"),
+            Model::MioMulti => (
+                Sharing::Owner,
+                "each loop owns the rooms numbered for it; a member moves to its room's loop",
+            ),
+            Model::Tokio | Model::TokioCurrentThread => (
+                Sharing::Owner,
+                "a task per room owns it; members' tasks send it their messages over a channel",
+            ),
+            Model::Smol | Model::AsyncStd => (
+                Sharing::Lock,
+                "a Mutex per room, held by the sender's task while it fills each member's channel",
+            ),
+            Model::UdpBlocking
+            | Model::UdpReuseport
+            | Model::UdpMio
+            | Model::UdpTokio
+            | Model::UdpMmsg
+            | Model::UdpIoUring => return None,
+        })
     }
 
     /// The model's name in reports and raw file names as it runs: `mio`, or `mio+pool` with
