@@ -221,6 +221,10 @@ enum State {
     Joining,
     /// Has its `A`.
     Joined,
+    /// Had its `A` only after the load began: counted starved, and left out of the load
+    /// (it sends nothing, and what it receives is neither owed to it nor checked, since it
+    /// joined its room's order part way).
+    Late,
     /// Closed by the server, or never connected.
     Gone,
 }
@@ -277,6 +281,8 @@ struct Worker<'a> {
     measure_start: Instant,
     end: Instant,
     sending: bool,
+    /// Whether the load has begun: every member's join was waited for.
+    begun: bool,
     /// Open loop: every sending member's next intended send, earliest first.
     schedule: BinaryHeap<Reverse<(Instant, usize)>>,
     events: Option<Events>,
@@ -300,6 +306,7 @@ impl<'a> Worker<'a> {
             measure_start: Instant::now(),
             end: Instant::now(),
             sending: false,
+            begun: false,
             schedule: BinaryHeap::new(),
             events: Some(Events::with_capacity(1024)),
         };
@@ -375,7 +382,7 @@ impl<'a> Worker<'a> {
         for m in &self.members {
             match (m.state, m.slow) {
                 (State::Joined, false) => self.rooms[m.room].readers += 1,
-                (State::Joining, false) | (State::Gone, _) => {
+                (State::Joining | State::Late, false) | (State::Gone, _) => {
                     self.totals.report.members_starved += 1
                 }
                 (_, true) => {}
@@ -386,6 +393,7 @@ impl<'a> Worker<'a> {
         self.measure_start = self.start + opts.warmup;
         self.end = self.measure_start + opts.duration;
         self.sending = true;
+        self.begun = true;
         match opts.rate {
             None => {
                 for key in 0..self.members.len() {
@@ -594,8 +602,12 @@ impl<'a> Worker<'a> {
         if let Some(mut stream) = m.stream.take() {
             let _ = self.poll.registry().deregister(&mut stream);
         }
-        let was_joined = m.state == State::Joined;
+        let (was_joined, late) = (m.state == State::Joined, m.state == State::Late);
         m.state = State::Gone;
+        if late {
+            // Counted starved already.
+            return;
+        }
         self.totals.report.members_dropped += 1;
         if was_joined && !m.slow {
             self.totals.reset += 1;
@@ -626,8 +638,12 @@ impl<'a> Worker<'a> {
     fn frame(&mut self, key: usize, body: &[u8], now: Instant) {
         match body[0] {
             b'A' if self.members[key].state == State::Joining => {
-                self.members[key].state = State::Joined;
+                self.members[key].state = match self.begun {
+                    true => State::Late,
+                    false => State::Joined,
+                };
             }
+            b'M' if self.members[key].state == State::Late => {}
             b'M' if body.len() > PAYLOAD_HEADER => self.delivery(key, &body[1..], now),
             _ => self.totals.mismatch += 1,
         }

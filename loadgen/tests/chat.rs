@@ -5,6 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
@@ -21,6 +22,9 @@ enum Fault {
     Swapped,
     /// Every message also to the first member of the next room.
     Crossing,
+    /// The first member's `A` only after loadgen's wait for joins, its room's messages to it
+    /// from then on: it joins the room part way through its order.
+    LateAck,
 }
 
 fn read_frame(s: &mut TcpStream) -> Option<Vec<u8>> {
@@ -50,13 +54,29 @@ fn scripted(members: usize, room: usize, fault: Fault) -> std::net::SocketAddr {
             streams.push(s);
         }
         // Every member is in: the `A`s.
-        for (i, s) in streams.iter_mut().enumerate() {
+        let ack = |i: usize| {
             let count = rooms.iter().filter(|&&r| r == rooms[i]).count() as u32;
             let mut ack = 9u32.to_be_bytes().to_vec();
             ack.push(b'A');
             ack.extend((rooms[i] as u32).to_be_bytes());
             ack.extend(count.to_be_bytes());
-            s.write_all(&ack).unwrap();
+            ack
+        };
+        let late = Arc::new(AtomicBool::new(fault != Fault::LateAck));
+        for (i, s) in streams.iter_mut().enumerate() {
+            if i > 0 || late.load(Ordering::SeqCst) {
+                s.write_all(&ack(i)).unwrap();
+            }
+        }
+        if !late.load(Ordering::SeqCst) {
+            let (mut first, ack, late) =
+                (streams[0].try_clone().unwrap(), ack(0), Arc::clone(&late));
+            thread::spawn(move || {
+                // After loadgen's wait for joins (its --timeout, 500 ms), in the measured time.
+                thread::sleep(Duration::from_millis(700));
+                first.write_all(&ack).unwrap();
+                late.store(true, Ordering::SeqCst);
+            });
         }
         let writers: Arc<Mutex<Vec<TcpStream>>> = Arc::new(Mutex::new(
             streams.iter().map(|s| s.try_clone().unwrap()).collect(),
@@ -65,12 +85,13 @@ fn scripted(members: usize, room: usize, fault: Fault) -> std::net::SocketAddr {
         let mut readers = Vec::new();
         for (i, mut s) in streams.into_iter().enumerate() {
             let (writers, held, rooms) = (Arc::clone(&writers), Arc::clone(&held), rooms.clone());
+            let late = Arc::clone(&late);
             readers.push(thread::spawn(move || {
                 while let Some(frame) = read_frame(&mut s) {
                     let mut w = writers.lock().unwrap();
                     let mine = rooms[i];
                     for (j, out) in w.iter_mut().enumerate() {
-                        if rooms[j] != mine {
+                        if rooms[j] != mine || (j == 0 && !late.load(Ordering::SeqCst)) {
                             continue;
                         }
                         if fault == Fault::Swapped && j == 1 {
@@ -109,7 +130,7 @@ fn run(fault: Fault, members: usize, room: usize) -> loadgen::Report {
     o.chat = Some(room);
     o.connections = members;
     o.warmup = Duration::from_millis(50);
-    o.duration = Duration::from_millis(300);
+    o.duration = Duration::from_millis(600);
     o.timeout = Duration::from_millis(500);
     o.threads = Some(1);
     loadgen::run(&o).unwrap()
@@ -128,6 +149,27 @@ fn a_server_that_keeps_the_rules_gets_every_delivery_counted_once() {
     assert_eq!(chat.deliveries_received, chat.deliveries_expected);
     assert_eq!(chat.deliveries_expected, report.messages * 2);
     assert_eq!(report.errors.mismatch, 0);
+}
+
+#[test]
+fn a_member_let_in_after_the_load_began_is_starved_and_left_out_of_the_checks() {
+    let report = run(Fault::LateAck, 4, 2);
+    assert_eq!(report.failure(), None);
+    let chat = report.chat.unwrap();
+    assert_eq!(report.connections_starved, 1, "{chat:?}");
+    // Its room's messages reached it from part way through the room's order: neither owed to
+    // it nor out of order, and nothing it received counts.
+    assert_eq!(
+        (
+            chat.lost,
+            chat.duplicated,
+            chat.out_of_order,
+            chat.members_dropped
+        ),
+        (0, 0, 0, 0),
+        "{chat:?}"
+    );
+    assert_eq!(chat.deliveries_received, chat.deliveries_expected);
 }
 
 #[test]
