@@ -164,22 +164,16 @@ fn tls_mixed_takes_its_arrival_rates_from_the_same_servers_tls_churn() {
 
 #[test]
 fn work_runs_the_event_loops_pooled_on_shared_cpus_and_tests_the_claims() {
-    let out = std::env::temp_dir().join(format!("echobench-compare-work-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let run = Command::new(BIN)
-        .args(["compare", "--profile", "tiny", "--work"])
-        .args(["--models", "mio,thread-per-client"])
-        .args(["--workloads", "cpu-1ms-c16,wait-1ms-c16,mixed-c16"])
-        .args(["--server-cpus", "0", "--loadgen-cpus", "1", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{stdout}\n{stderr}");
-    let json = |path: &Path| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    };
+    let out = tiny_compare(
+        "work",
+        &[
+            "--work",
+            "--models",
+            "mio,thread-per-client",
+            "--workloads",
+            "cpu-1ms-c16,wait-1ms-c16,mixed-c16",
+        ],
+    );
     // The CPU-bound workloads give the server the loadgen CPU too, and say so in the record.
     let raw = out.join("raw");
     let shared = json(&raw.join("mio_offload_pool.cpu-1ms-c16.r1.run.json"));
@@ -266,22 +260,16 @@ fn work_runs_the_event_loops_pooled_on_shared_cpus_and_tests_the_claims() {
 
 #[test]
 fn chat_runs_every_way_of_sharing_starves_the_iterative_server_and_judges_the_slow_member() {
-    let out = std::env::temp_dir().join(format!("echobench-compare-chat-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let run = Command::new(BIN)
-        .args(["compare", "--profile", "tiny", "--chat"])
-        .args(["--models", "blocking,fork-per-client,mio,thread-per-client"])
-        .args(["--workloads", "chat-r16-c64,chat-slow"])
-        .args(["--server-cpus", "0", "--loadgen-cpus", "1", "--out"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&run.stdout);
-    let stderr = String::from_utf8_lossy(&run.stderr);
-    assert!(run.status.success(), "{stdout}\n{stderr}");
-    let json = |path: &Path| -> serde_json::Value {
-        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-    };
+    let out = tiny_compare(
+        "chat",
+        &[
+            "--chat",
+            "--models",
+            "blocking,fork-per-client,mio,thread-per-client",
+            "--workloads",
+            "chat-r16-c64,chat-slow",
+        ],
+    );
     let summary = json(&out.join("summary.json"));
     let ran = common::cells_ran(&summary);
     let expected: Vec<String> = ["blocking", "fork-per-client", "mio", "thread-per-client"]
@@ -391,6 +379,28 @@ fn chat_runs_every_way_of_sharing_starves_the_iterative_server_and_judges_the_sl
     assert!(md.contains("S 63/64"), "{md}");
     report_re_renders_identically(&out);
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// Runs `compare --profile tiny` with `args` into a fresh directory named for `name`, the
+/// server on CPU 0 and loadgen on CPU 1, and checks that it succeeded; the directory.
+fn tiny_compare(name: &str, args: &[&str]) -> std::path::PathBuf {
+    let out = std::env::temp_dir().join(format!("echobench-compare-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let run = Command::new(BIN)
+        .args(["compare", "--profile", "tiny"])
+        .args(args)
+        .args(["--server-cpus", "0", "--loadgen-cpus", "1", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stdout}\n{stderr}");
+    out
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
 
 fn summary_holds_every_cell(out: &Path) {
