@@ -129,11 +129,14 @@ fn slow_members_are_dropped_by_the_server_and_the_readers_lose_nothing() {
         Model::ForkPerClient,
     ] {
         let name = model.name();
-        let server = serve(model, 64, &[]);
+        // A queue of 4 MiB: a reader is dropped only when it falls 4,000 messages behind,
+        // which a loadgen worker on a busy machine (the other tests beside it) can do at 1 MiB;
+        // a slow member passes it within the 3 s, whatever the model.
+        let server = serve(model, 64, &["--chat-queue", "4MiB"]);
         let mut o = options(&server, 16, 64);
         o.chat_slow = 1;
         o.size = 1000;
-        o.duration = Duration::from_secs(1);
+        o.duration = Duration::from_secs(3);
         let began = Arc::new(OnceLock::new());
         o.load_started = Some(began.clone());
         let before = Instant::now();

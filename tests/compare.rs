@@ -329,15 +329,18 @@ fn chat_runs_every_way_of_sharing_starves_the_iterative_server_and_judges_the_sl
     ] {
         assert_eq!(of(model)["sharing"], sharing, "{model}");
     }
-    // One slow member in each of the 4 rooms: dropped, and the readers lose nothing.
+    // One slow member in each of the 4 rooms, dropped; the rooms go on. On a busy machine
+    // (the other tests beside this one) a reader may fall a whole queue behind too and be
+    // dropped with it: the verdict says so, and only then may a reader lose deliveries.
     for model in ["fork-per-client", "mio"] {
         let slow = &of(model)["slow"];
-        assert_eq!(slow["verdict"], "dropped", "{model}: {slow}");
-        assert_eq!(
-            (slow["slow_members"].as_u64(), slow["lost"].as_u64()),
-            (Some(4), Some(0))
-        );
+        assert_eq!(slow["slow_members"], 4, "{model}: {slow}");
         assert!(slow["dropped"].as_u64().unwrap() >= 4, "{model}: {slow}");
+        match slow["verdict"].as_str().unwrap() {
+            "dropped" => assert_eq!(slow["lost"], 0, "{model}: {slow}"),
+            "dropped_readers" => assert!(slow["dropped"].as_u64().unwrap() > 4),
+            other => panic!("{model}: {other}: {slow}"),
+        }
     }
     assert_eq!(of("blocking")["slow"]["verdict"], "not_served");
     let costs: Vec<String> = summary["sharing_costs"]
