@@ -51,9 +51,22 @@ CHILD_GRACE = 1.5
 LINK_QUEUE = 64 << 20
 
 
-def hub(links, listener, wakeup, endings):
-    """--chat, in the hub process: the rooms' one owner, until the parent ends it."""
+def die_with(parent):
+    """The hub ends with the server, even one killed outright (SIGKILL): SIGTERM when the
+    parent dies (Linux's PR_SET_PDEATHSIG, through libc), and now if it already has."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(0)
+
+
+def hub(links, listener, wakeup, endings, parent):
+    """--chat, in the hub process: the rooms' one owner, until the parent ends it (or dies)."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    die_with(parent)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.set_wakeup_fd(-1)
@@ -197,7 +210,8 @@ class Parent:
             links.bind(address)
             links.listen(common.BACKLOG)
             self.hub = self.context.Process(
-                target=hub, args=(links, listener, self.wakeup, self.endings), daemon=True)
+                target=hub, args=(links, listener, self.wakeup, self.endings, os.getpid()),
+                daemon=True)
             self.hub.start()
             links.close()
             self.chat = (address, chat_queue)
