@@ -24,6 +24,7 @@ use std::time::Duration;
 use crate::chat;
 use crate::config::{self, ServerConfig};
 use crate::datagram;
+use crate::defence::{self, BlockRule, Defences};
 use crate::endings;
 use crate::listen::{announce, bind};
 use crate::models::{Bound, Model, Transport};
@@ -116,6 +117,30 @@ struct Cli {
     #[arg(long, value_name = "SIZE", requires = "chat", value_parser = parse_queue)]
     chat_queue: Option<usize>,
 
+    /// With --work: close a connection that does not complete a request within DURATION of its
+    /// first byte, or sends none within DURATION while none is in flight (a slowloris client
+    /// holds no thread, worker or process for longer).
+    #[arg(long, value_name = "DURATION", requires = "work", value_parser = parse_positive_duration)]
+    idle_timeout: Option<Duration>,
+
+    /// Close at once a connection beyond N live ones from the same address.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    per_ip_max_conns: Option<u64>,
+
+    /// The tutorial's IP blocker: the N-th connection attempt from one address within
+    /// --block-window blocks it for --block-for; a blocked client receives "You have been
+    /// blocked due to too many attempts." and is closed.
+    #[arg(long, value_name = "N", requires = "block_window", value_parser = clap::value_parser!(u32).range(1..))]
+    block_after: Option<u32>,
+
+    /// With --block-after: the window the attempts are counted in.
+    #[arg(long, value_name = "DURATION", requires = "block_after", value_parser = parse_positive_duration)]
+    block_window: Option<Duration>,
+
+    /// With --block-after: how long a blocked address stays blocked [default: 60s].
+    #[arg(long, value_name = "DURATION", requires = "block_after", value_parser = parse_positive_duration)]
+    block_for: Option<Duration>,
+
     /// Print the model names, one per line, and exit.
     #[arg(long, exclusive = true)]
     list: bool,
@@ -202,6 +227,46 @@ fn parse_queue(text: &str) -> Result<usize, String> {
     Ok(bytes)
 }
 
+/// A duration above zero, as humantime writes it (`2s`, `500ms`).
+fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be above zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+impl Cli {
+    /// The defences asked for (none by default).
+    fn defences(&self) -> Defences {
+        Defences {
+            idle_timeout: self.idle_timeout,
+            per_ip_max_conns: self
+                .per_ip_max_conns
+                .map(|n| usize::try_from(n).unwrap_or(usize::MAX)),
+            block: self
+                .block_after
+                .zip(self.block_window)
+                .map(|(after, window)| BlockRule {
+                    after,
+                    window,
+                    block_for: self.block_for.unwrap_or(defence::DEFAULT_BLOCK_FOR),
+                }),
+        }
+    }
+
+    /// The first defence flag given, for messages that refuse it.
+    fn defence_flag(&self) -> Option<&'static str> {
+        [
+            (self.idle_timeout.is_some(), "--idle-timeout"),
+            (self.per_ip_max_conns.is_some(), "--per-ip-max-conns"),
+            (self.block_after.is_some(), "--block-after"),
+        ]
+        .into_iter()
+        .find_map(|(given, flag)| given.then_some(flag))
+    }
+}
+
 fn parse_model(name: &str) -> Result<Model, String> {
     Model::from_name(name).ok_or_else(|| {
         let known: Vec<_> = Model::ALL.iter().map(|m| m.name()).collect();
@@ -262,6 +327,11 @@ where
             eprintln!("echo-server: {flag}: {name} serves UDP; {what} served over TCP");
             return ExitCode::from(2);
         }
+        if let Some(flag) = cli.defence_flag() {
+            let name = model.name();
+            eprintln!("echo-server: {flag}: {name} serves UDP; the defences guard TCP connections");
+            return ExitCode::from(2);
+        }
     }
     if let Some(model) = cli.model {
         if let Err(e) = check_offload(&cli, model) {
@@ -277,8 +347,12 @@ where
         }
     };
     let tls_on = tls.is_some();
+    let defended = cli.defence_flag().is_some();
     match run(&cli, tls) {
         Ok(()) => {
+            if defended {
+                eprintln!("{}", endings::limits_summary());
+            }
             match cli.model.map(Model::transport) {
                 Some(Transport::Udp) => eprintln!("{}", datagram::summary()),
                 _ if tls_on => eprintln!("{}\n{}", endings::tls_summary(), endings::summary()),
@@ -409,6 +483,7 @@ fn run(cli: &Cli, tls: Option<Tls>) -> anyhow::Result<()> {
     if cli.chat {
         config.chat = Some(cli.chat_queue.unwrap_or(chat::DEFAULT_QUEUE));
     }
+    config.defences = cli.defences();
     let stop = SignalPipe::stop_signals().context("cannot watch SIGINT and SIGTERM")?;
     announce(match &bound {
         Bound::Tcp(listener) => listener.local_addr(),

@@ -3,6 +3,7 @@
 
 use std::net::SocketAddr;
 
+use crate::defence::Defences;
 use crate::tls::Tls;
 use crate::work::Work;
 
@@ -25,6 +26,8 @@ pub struct ServerConfig {
     /// `--chat`: serve the chat room, each member's queue at most this many bytes
     /// (`--chat-queue`); `None`: echo.
     pub chat: Option<usize>,
+    /// `--idle-timeout`, `--per-ip-max-conns`, `--block-after`: none by default.
+    pub defences: Defences,
 }
 
 impl ServerConfig {
@@ -40,6 +43,7 @@ impl ServerConfig {
             work: None,
             offload: None,
             chat: None,
+            defences: Defences::default(),
         }
     }
 }

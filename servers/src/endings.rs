@@ -43,6 +43,12 @@ pub enum Ending {
     /// `--chat`: a member too slow to take its deliveries, disconnected when its queue would
     /// pass `--chat-queue`.
     SlowMember,
+    /// `--idle-timeout`: a request not completed, or none sent, within the limit.
+    IdleTimeout,
+    /// `--per-ip-max-conns`: refused at accept, its address already at the cap.
+    OverPerIpLimit,
+    /// `--block-after`: refused at accept with the blocked line, its address blocked.
+    Blocked,
 }
 
 impl Ending {
@@ -64,6 +70,9 @@ impl Ending {
     /// The requests `--work` refuses, each closing its connection, in the order of the work
     /// summary line.
     pub const WORK: [Ending; 3] = [Ending::BadMagic, Ending::BadLength, Ending::OverCap];
+
+    /// What the defences closed or refused, in the order of the limits summary line.
+    pub const LIMITS: [Ending; 3] = [Ending::IdleTimeout, Ending::OverPerIpLimit, Ending::Blocked];
 
     /// The kind of an error that ended a connection.
     pub fn of(e: &io::Error) -> Ending {
@@ -92,6 +101,9 @@ impl Ending {
             Ending::OverCap => "cost over the caps",
             Ending::BadFrame => "bad frames",
             Ending::SlowMember => "slow members dropped",
+            Ending::IdleTimeout => "idle timeouts",
+            Ending::OverPerIpLimit => "over per-address limit",
+            Ending::Blocked => "blocked",
         }
     }
 
@@ -120,7 +132,7 @@ pub enum Handshake {
 
 impl Handshake {
     fn index(self) -> usize {
-        Ending::SlowMember.index() + 1 + self as usize
+        Ending::Blocked.index() + 1 + self as usize
     }
 }
 
@@ -144,7 +156,7 @@ impl Outcome {
 }
 
 /// Slots in [`COUNTS`]: every [`Ending`], then every [`Handshake`].
-const SLOTS: usize = 14;
+const SLOTS: usize = 17;
 
 /// This process's counts, by [`Ending::index`] and [`Handshake::index`].
 static COUNTS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
@@ -205,6 +217,12 @@ pub fn tls_summary() -> String {
 /// `echo-server: work: 1 bad magic, 0 length out of range, 2 cost over the caps`.
 pub fn work_summary() -> String {
     format!("echo-server: work: {}", each_counted(&Ending::WORK))
+}
+
+/// The line a server with defences prints at exit before [`summary`], e.g.
+/// `echo-server: limits: 3 idle timeouts, 60 over per-address limit, 1800 blocked`.
+pub fn limits_summary() -> String {
+    format!("echo-server: limits: {}", each_counted(&Ending::LIMITS))
 }
 
 /// `kinds` with their counts, as the exit lines list them: `1 bad magic, 0 length out of range`.
@@ -303,6 +321,7 @@ mod tests {
             .chain(&Ending::TLS)
             .chain(&Ending::WORK)
             .chain(&[Ending::BadFrame, Ending::SlowMember])
+            .chain(&Ending::LIMITS)
             .map(|e| e.index())
             .collect();
         slots.extend([Handshake::Full.index(), Handshake::Resumed.index()]);

@@ -19,6 +19,8 @@
 //! - [`chat`]: the chat room (`--chat`): its frames, the members' bounded queues, and the
 //!   rooms shared each family's way (locks, an owning loop, a hub process, tasks);
 //! - [`conn_limit`]: the `--max-conns` cap shared by threads and tasks;
+//! - [`defence`]: the defences against hostile clients (`--idle-timeout`, the cap per address,
+//!   the IP blocker) and the parent as their broker for `prefork`'s workers;
 //! - [`errors`]: naming I/O errors;
 //! - [`endings`]: counting connections that ended uncleanly, for one line at exit.
 //!
@@ -32,6 +34,7 @@ pub mod cli;
 pub mod config;
 pub mod conn_limit;
 pub mod datagram;
+pub mod defence;
 pub mod echo;
 pub mod endings;
 pub mod errors;
@@ -58,6 +61,7 @@ mod tests {
             "listen",
             "datagram",
             "conn_limit",
+            "defence",
             "echo",
             "work",
             "tls",

@@ -253,14 +253,14 @@ pub fn ending_of(e: &io::Error) -> Ending {
 
 /// Serves one connection of a blocking-style model to its end: the handshake first when `tls`
 /// is given, then the echo (with `work`, over plain TCP: echo with a cost, request by
-/// request), with `tick` as the socket's read and write timeout (a model that asks `stop`
-/// while a client is idle sets one). `record` is told the handshake as soon as it
+/// request, each within `idle` when `--idle-timeout` is given), with `tick` as the socket's
+/// read and write timeout (a model that asks `stop` while a client is idle sets one). `record` is told the handshake as soon as it
 /// completes (before any echo, so a client that has its echo sees it counted), then the
 /// ending if it is unclean.
 pub fn serve_connection(
     stream: TcpStream,
     tls: Option<&Tls>,
-    work: Option<&Work>,
+    (work, idle): (Option<&Work>, Option<Duration>),
     stop: &dyn Fn() -> bool,
     tick: Option<Duration>,
     record: &dyn Fn(&Outcome),
@@ -283,7 +283,8 @@ pub fn serve_connection(
                 Some(_) => set_tick(&stream).map_err(|e| Ending::of(&e)),
                 None => Ok(()),
             };
-            let served = served.and_then(|()| crate::work::serve_blocking(&mut stream, work, stop));
+            let served =
+                served.and_then(|()| crate::work::serve_blocking(&mut stream, work, idle, stop));
             // Counted before `stream` closes: a client that sees it closed finds it counted.
             return served.unwrap_or_else(ended);
         }

@@ -33,6 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
+use crate::defence::IdleClock;
 use crate::echo::{write_all_until, HalfClose, READ_BUF};
 use crate::endings::Ending;
 use crate::errors::{interrupted, timed_out};
@@ -216,20 +217,27 @@ pub fn sleep_unless_stopped(wait: Duration, stop: &dyn Fn() -> bool) {
 ///
 /// A buffered reader takes pipelined requests in one read; at most one request (up to
 /// [`MAX_LEN`]) and one read's worth of the next are held. Read and write timeouts, when the
-/// model sets them, are ticks at which `stop` is asked.
+/// model sets them, are ticks at which `stop` is asked. With `idle` (`--idle-timeout`), each
+/// read first waits for the socket with the connection's deadline, and a connection past it is
+/// ended as [`Ending::IdleTimeout`].
 ///
 /// The stream is borrowed, so that the caller counts how the connection ended before it is
 /// closed: a client that sees it closed finds it counted.
-pub fn serve_blocking<S>(stream: &mut S, work: &Work, stop: &dyn Fn() -> bool) -> Result<(), Ending>
+pub fn serve_blocking<S>(
+    stream: &mut S,
+    work: &Work,
+    idle: Option<Duration>,
+    stop: &dyn Fn() -> bool,
+) -> Result<(), Ending>
 where
-    S: Read + Write + HalfClose,
+    S: Read + Write + HalfClose + AsFd,
 {
     let mut reader = BufReader::with_capacity(READ_BUF, stream);
     let mut request = Vec::new();
-    let io = |e: io::Error| Ending::of(&e);
+    let mut clock = IdleClock::start(idle);
     loop {
         let mut header = [0u8; HEADER];
-        match read_full(&mut reader, &mut header, stop).map_err(io)? {
+        match read_full(&mut reader, &mut header, &mut clock, stop)? {
             _ if stop() => return Ok(()),
             // Half-close between requests: every one has been answered.
             0 => return (**reader.get_mut()).shutdown_write().map_err(io),
@@ -240,7 +248,8 @@ where
         request.clear();
         request.extend_from_slice(&header);
         request.resize(cost.len, 0);
-        let got = read_full(&mut reader, &mut request[HEADER..], stop).map_err(io)?;
+        // The request began with its header: the clock runs on for the rest of it.
+        let got = read_full(&mut reader, &mut request[HEADER..], &mut clock, stop)?;
         if stop() {
             return Ok(());
         }
@@ -253,6 +262,9 @@ where
             return Ok(());
         }
         write_all_until(reader.get_mut(), &request, stop).map_err(io)?;
+        if let Some(clock) = &mut clock {
+            clock.restart(Instant::now());
+        }
         // Give back what one large request made the buffer grow to.
         if request.capacity() > READ_BUF {
             request = Vec::new();
@@ -260,25 +272,69 @@ where
     }
 }
 
-/// Reads until `buf` is full, the peer's EOF, or `stop`; how much it read.
-fn read_full(reader: &mut impl Read, buf: &mut [u8], stop: &dyn Fn() -> bool) -> io::Result<usize> {
+/// An I/O error as the ending of its connection.
+fn io(e: io::Error) -> Ending {
+    Ending::of(&e)
+}
+
+/// Reads until `buf` is full, the peer's EOF, or `stop`; how much it read. With a `clock`,
+/// a read that would wait first waits for the socket no later than the clock's deadline, and
+/// the first byte of a request (`buf` being a header) restarts the clock.
+fn read_full<S: Read + AsFd>(
+    reader: &mut BufReader<&mut S>,
+    buf: &mut [u8],
+    clock: &mut Option<IdleClock>,
+    stop: &dyn Fn() -> bool,
+) -> Result<usize, Ending> {
     let mut filled = 0;
+    let starts_request = buf.len() == HEADER;
     while filled < buf.len() && !stop() {
+        if let Some(clock) = clock.as_ref().filter(|_| reader.buffer().is_empty()) {
+            if !readable_by(reader.get_ref().as_fd(), clock.deadline())? {
+                continue;
+            }
+        }
         match reader.read(&mut buf[filled..]) {
             Ok(0) => break,
-            Ok(n) => filled += n,
+            Ok(n) => {
+                if filled == 0 && starts_request {
+                    if let Some(clock) = clock {
+                        clock.restart(Instant::now());
+                    }
+                }
+                filled += n;
+            }
             // A signal, or the tick of a read timeout: ask `stop` again.
             Err(e) if interrupted(&e) || timed_out(&e) => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(io(e)),
         }
     }
     Ok(filled)
 }
 
+/// Waits until `fd` is readable (true), for at most a tick at which the caller asks `stop`
+/// again (false); past `deadline`, [`Ending::IdleTimeout`].
+fn readable_by(fd: BorrowedFd<'_>, deadline: Instant) -> Result<bool, Ending> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    const TICK: Duration = Duration::from_millis(200);
+    let left = deadline.saturating_duration_since(Instant::now());
+    if left.is_zero() {
+        return Err(Ending::IdleTimeout);
+    }
+    let wait = PollTimeout::try_from(left.min(TICK)).unwrap_or(PollTimeout::MAX);
+    let mut fds = [PollFd::new(fd, PollFlags::POLLIN)];
+    match poll(&mut fds, wait) {
+        Ok(0) | Err(nix::errno::Errno::EINTR) => Ok(false),
+        Ok(_) => Ok(true),
+        Err(e) => Err(io(e.into())),
+    }
+}
+
 /// Serves requests on a `futures-io` stream (async-std, smol) until the client half-closes
 /// after a whole request; the caller closes our side (and counts an unclean ending before it
 /// drops the stream). `burn` does a request's CPU work (inline, or on the runtime's blocking
-/// pool with `--offload pool`), `sleep` is the runtime's own timer.
+/// pool with `--offload pool`), `sleep` is the runtime's own timer, which with `idle`
+/// (`--idle-timeout`) also races every read to the connection's deadline.
 ///
 /// A task that paid a cost yields before its next request, so that a client pipelining
 /// CPU-heavy requests cannot keep its executor thread from everyone else between them.
@@ -286,6 +342,7 @@ pub async fn serve_futures<S, B, F>(
     stream: &mut S,
     burn: impl Fn(u32) -> B,
     sleep: impl Fn(Duration) -> F,
+    idle: Option<Duration>,
 ) -> Result<(), Ending>
 where
     S: futures_lite::AsyncRead + futures_lite::AsyncWrite + Unpin,
@@ -295,12 +352,34 @@ where
     use futures_lite::{AsyncReadExt, AsyncWriteExt};
     let mut reader = futures_lite::io::BufReader::with_capacity(READ_BUF, stream);
     let mut request = Vec::new();
-    let io = |e: io::Error| Ending::of(&e);
+    let mut clock = IdleClock::start(idle);
+    // Each read, raced to the clock's deadline when there is one.
+    let within = |clock: Option<IdleClock>| {
+        let left = clock.map(|c| c.deadline().saturating_duration_since(Instant::now()));
+        let timer = left.map(&sleep);
+        async move {
+            match timer {
+                Some(timer) => timer.await,
+                None => std::future::pending().await,
+            }
+            Err::<usize, Ending>(Ending::IdleTimeout)
+        }
+    };
     loop {
         let mut header = [0u8; HEADER];
-        let got = read_full_async(&mut reader, &mut header)
-            .await
-            .map_err(io)?;
+        let mut got = 0;
+        while got < HEADER {
+            let read = async { reader.read(&mut header[got..]).await.map_err(io) };
+            match futures_lite::future::or(read, within(clock)).await? {
+                0 => break,
+                n => {
+                    if got == 0 {
+                        restart(&mut clock);
+                    }
+                    got += n;
+                }
+            }
+        }
         match got {
             0 => return Ok(()),
             HEADER => {}
@@ -310,10 +389,9 @@ where
         request.clear();
         request.extend_from_slice(&header);
         request.resize(cost.len, 0);
-        reader
-            .read_exact(&mut request[HEADER..])
-            .await
-            .map_err(io)?;
+        let body = &mut request[HEADER..];
+        let read = async { reader.read_exact(body).await.map(|()| 0).map_err(io) };
+        futures_lite::future::or(read, within(clock)).await?;
         if cost.cpu_ns > 0 {
             burn(cost.cpu_ns).await;
         }
@@ -323,6 +401,7 @@ where
             futures_lite::future::yield_now().await;
         }
         reader.get_mut().write_all(&request).await.map_err(io)?;
+        restart(&mut clock);
         if request.capacity() > READ_BUF {
             request = Vec::new();
         }
@@ -331,22 +410,49 @@ where
 
 /// Serves requests on a tokio stream until the client half-closes after a whole request,
 /// then closes our side; as [`serve_futures`], with tokio's I/O traits and its timer, and with
-/// `offload` the CPU work on tokio's blocking pool (`spawn_blocking`).
-pub async fn serve_tokio<S>(stream: &mut S, work: &Work, offload: bool) -> Result<(), Ending>
+/// `offload` the CPU work on tokio's blocking pool (`spawn_blocking`). With `idle`
+/// (`--idle-timeout`), every read runs under tokio's timer, to the connection's deadline.
+pub async fn serve_tokio<S>(
+    stream: &mut S,
+    work: &Work,
+    offload: bool,
+    idle: Option<Duration>,
+) -> Result<(), Ending>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
 {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut reader = tokio::io::BufReader::with_capacity(READ_BUF, stream);
     let mut request = Vec::new();
-    let io = |e: io::Error| Ending::of(&e);
+    let mut clock = IdleClock::start(idle);
+    // Each read, under the clock's deadline when there is one.
+    async fn within<T>(
+        clock: Option<IdleClock>,
+        read: impl Future<Output = io::Result<T>>,
+    ) -> Result<T, Ending> {
+        let read = async { read.await.map_err(io) };
+        match clock {
+            None => read.await,
+            Some(clock) => {
+                let deadline = tokio::time::Instant::from_std(clock.deadline());
+                tokio::time::timeout_at(deadline, read)
+                    .await
+                    .unwrap_or(Err(Ending::IdleTimeout))
+            }
+        }
+    }
     loop {
         let mut header = [0u8; HEADER];
         let mut got = 0;
         while got < HEADER {
-            match reader.read(&mut header[got..]).await.map_err(io)? {
+            match within(clock, reader.read(&mut header[got..])).await? {
                 0 => break,
-                n => got += n,
+                n => {
+                    if got == 0 {
+                        restart(&mut clock);
+                    }
+                    got += n;
+                }
             }
         }
         match got {
@@ -358,10 +464,7 @@ where
         request.clear();
         request.extend_from_slice(&header);
         request.resize(cost.len, 0);
-        reader
-            .read_exact(&mut request[HEADER..])
-            .await
-            .map_err(io)?;
+        within(clock, reader.read_exact(&mut request[HEADER..])).await?;
         if offload && cost.cpu_ns > 0 {
             let (work, ns) = (*work, cost.cpu_ns);
             tokio::task::spawn_blocking(move || work.burn(ns, &|| false))
@@ -376,9 +479,17 @@ where
             tokio::task::yield_now().await;
         }
         reader.get_mut().write_all(&request).await.map_err(io)?;
+        restart(&mut clock);
         if request.capacity() > READ_BUF {
             request = Vec::new();
         }
+    }
+}
+
+/// Restarts the idle clock, if there is one, from now.
+fn restart(clock: &mut Option<IdleClock>) {
+    if let Some(clock) = clock {
+        clock.restart(Instant::now());
     }
 }
 
@@ -510,22 +621,6 @@ impl FrontCpu {
             job.store(true, Ordering::Relaxed);
         }
     }
-}
-
-/// Reads until `buf` is full or the peer's EOF; how much it read.
-async fn read_full_async(
-    reader: &mut (impl futures_lite::AsyncRead + Unpin),
-    buf: &mut [u8],
-) -> io::Result<usize> {
-    use futures_lite::AsyncReadExt;
-    let mut filled = 0;
-    while filled < buf.len() {
-        match reader.read(&mut buf[filled..]).await? {
-            0 => break,
-            n => filled += n,
-        }
-    }
-    Ok(filled)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
+use std::os::fd::AsFd;
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -199,7 +200,7 @@ impl Owner {
 /// A listener [`run`] accepts members on: TCP for the models, Unix for the hub.
 pub trait Listen: Source {
     /// A connected member's socket.
-    type Stream: Read + Write + Source + HalfClose + Send + 'static;
+    type Stream: Read + Write + Source + HalfClose + AsFd + Send + 'static;
     /// Accepts one; `WouldBlock` when none waits.
     fn accept_one(&self) -> io::Result<Self::Stream>;
 }
@@ -329,7 +330,7 @@ struct Loop<S> {
     scratch: Vec<u8>,
 }
 
-impl<S: Read + Write + Source + HalfClose + Send + 'static> Loop<S> {
+impl<S: Read + Write + Source + HalfClose + AsFd + Send + 'static> Loop<S> {
     fn accept_all<L: Listen<Stream = S>>(
         &mut self,
         listener: &L,
@@ -340,9 +341,9 @@ impl<S: Read + Write + Source + HalfClose + Send + 'static> Loop<S> {
             match listener.accept_one() {
                 Ok(stream) => {
                     let slot = match limit {
-                        Some(limit) => match limit.try_acquire() {
+                        Some(limit) => match limit.admit(&stream) {
                             Some(slot) => Some(slot),
-                            // Over the cap: dropping the stream closes it at once.
+                            // Refused (a defence) or over the cap: dropping the stream closes it at once.
                             None => continue,
                         },
                         None => None,

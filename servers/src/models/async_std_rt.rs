@@ -20,6 +20,8 @@
 
 use std::net::TcpListener as StdListener;
 
+use std::time::Duration;
+
 use anyhow::Context;
 use async_std::io::{ReadExt, WriteExt};
 use async_std::net::{TcpListener, TcpStream};
@@ -39,21 +41,28 @@ pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> 
     // The runtime reads this once, when it starts (on the first task below); nothing else runs
     // yet, so setting the variable cannot race with a reader.
     std::env::set_var("ASYNC_STD_THREAD_COUNT", config.workers.to_string());
-    let limit = ConnLimit::new(config.max_conns);
+    let limit = ConnLimit::of(config);
     if let Some(threads) = config.offload.and_then(std::num::NonZeroUsize::new) {
         // async-std's `spawn_blocking` runs on the `blocking` crate's one pool.
         blocking::set_max_blocking_threads(threads);
     }
-    let work = config.work.map(|work| (work, config.offload.is_some()));
+    let idle = config.defences.idle_timeout;
+    let work = config
+        .work
+        .map(|work| (work, config.offload.is_some(), idle));
     let chat = config.chat.map(|queue| (Rooms::locked(), queue));
     async_std::task::block_on(accept_loop(listener, stop, limit, (work, chat)))
 }
+
+/// `--work`: the calibrated work, whether its CPU work goes to the blocking pool
+/// (`--offload pool`), and `--idle-timeout`.
+type Requests = (Work, bool, Option<Duration>);
 
 async fn accept_loop(
     listener: StdListener,
     stop: SignalPipe,
     limit: ConnLimit,
-    (work, chat): (Option<(Work, bool)>, Option<Chat>),
+    (work, chat): (Option<Requests>, Option<Chat>),
 ) -> anyhow::Result<()> {
     listener
         .set_nonblocking(true)
@@ -69,8 +78,8 @@ async fn accept_loop(
         match accepted.await {
             None => return Ok(()),
             Some(Ok((stream, _))) => {
-                // Over the cap: dropping the stream closes it at once.
-                let Some(slot) = limit.try_acquire() else {
+                // Refused (a defence) or over the cap: dropping the stream closes it at once.
+                let Some(slot) = limit.admit(&stream) else {
                     continue;
                 };
                 let chat = chat.clone();
@@ -108,21 +117,24 @@ async fn serve_member(stream: TcpStream, rooms: Rooms, queue: usize) -> Result<(
 
 /// `--work`: serves requests until the client half-closes, then closes our side; `pooled`:
 /// their CPU work on the blocking pool.
-async fn serve_requests(mut stream: TcpStream, (work, pooled): (Work, bool)) -> Result<(), Ending> {
+async fn serve_requests(
+    mut stream: TcpStream,
+    (work, pooled, idle): Requests,
+) -> Result<(), Ending> {
     use crate::work::serve_futures;
     use async_std::task::{sleep, spawn_blocking};
     stream.set_nodelay(true).map_err(|e| Ending::of(&e))?;
     let served = match pooled {
         true => {
             let burn = |ns| spawn_blocking(move || work.burn(ns, &|| false));
-            serve_futures(&mut stream, burn, sleep).await
+            serve_futures(&mut stream, burn, sleep, idle).await
         }
         false => {
             let burn = |ns| {
                 work.burn(ns, &|| false);
                 std::future::ready(())
             };
-            serve_futures(&mut stream, burn, sleep).await
+            serve_futures(&mut stream, burn, sleep, idle).await
         }
     };
     let served = served.and_then(|()| {

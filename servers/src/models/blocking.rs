@@ -22,6 +22,7 @@ use anyhow::Context;
 use crate::accept::{Acceptor, Wake};
 use crate::chat::{self, locked::Rooms};
 use crate::config::ServerConfig;
+use crate::conn_limit::ConnLimit;
 use crate::endings;
 use crate::signals::SignalPipe;
 use crate::tls::serve_connection;
@@ -36,8 +37,18 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
         Acceptor::new(listener, stop, None).context("cannot set up the accept loop")?;
     // `--chat`: rooms of one member at a time, the one being served.
     let rooms = Rooms::new(config.chat.unwrap_or_default());
+    // The defences asked for at accept (the cap per address, the blocker).
+    let limit = ConnLimit::of(config);
     loop {
-        match acceptor.wait_for_work().context("accept loop failed")? {
+        let wake = acceptor.wait_for_work().context("accept loop failed")?;
+        // Refused by a defence: dropping the stream closes it at once.
+        let Some(_slot) = (match &wake {
+            Wake::Connection(stream, _) => limit.admit(stream).map(Some),
+            _ => Some(None),
+        }) else {
+            continue;
+        };
+        match wake {
             Wake::Connection(stream, _) if config.chat.is_some() => {
                 let stop = || acceptor.stop().raised();
                 chat::locked::serve_connection(stream, rooms.link(), &stop, &endings::record);
@@ -46,7 +57,15 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                 let stop = || acceptor.stop().raised();
                 let tls = config.tls.as_ref();
                 let work = config.work.as_ref();
-                serve_connection(stream, tls, work, &stop, Some(STOP_TICK), &endings::record);
+                let idle = config.defences.idle_timeout;
+                serve_connection(
+                    stream,
+                    tls,
+                    (work, idle),
+                    &stop,
+                    Some(STOP_TICK),
+                    &endings::record,
+                );
             }
             Wake::Stop => return Ok(()),
             Wake::Extra => {}

@@ -15,13 +15,17 @@
 //! any child (`chat::hub`): each child links to it over a Unix socket, forwards its client's
 //! frames up the link and writes back what comes down; the hub owns the rooms and their order.
 //!
+//! With the defences at accept (`--per-ip-max-conns`, `--block-after`), the parent, which
+//! accepts, decides and counts; a child's place under the cap per address is given back when
+//! it is reaped. A child counts its idle timeouts through the endings pipe.
+//!
 //! Run: `echo-server fork-per-client --addr 127.0.0.1:7007 [--max-conns N] [--tls ...]`
 //!
 //! The parent stays single-threaded for its whole life, so fork is sound, and children leave
 //! with `_exit` so that nothing of the parent's (atexit handlers, stdio buffers) runs twice.
 #![allow(unsafe_code)]
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::time::{Duration, Instant};
@@ -40,6 +44,7 @@ use crate::chat::{
     hub::{Hub, HubHandle},
 };
 use crate::config::ServerConfig;
+use crate::conn_limit::{ConnLimit, ConnSlot};
 use crate::endings::ChildEndings;
 use crate::signals::SignalPipe;
 use crate::tls::serve_connection;
@@ -55,15 +60,19 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     let mut acceptor =
         Acceptor::new(listener, stop, Some(sigchld)).context("cannot set up the accept loop")?;
     let mut children = HashSet::new();
+    // The parent accepts, so it holds the one gate of the defences and every child's place
+    // under the caps, given back when the child is reaped.
+    let limit = ConnLimit::of(config);
+    let mut places: HashMap<Pid, ConnSlot> = HashMap::new();
     let parent = getpid();
     let hub = config.chat.map(|_| start_hub(parent)).transpose()?;
     loop {
         match acceptor.wait_for_work().context("accept loop failed")? {
             Wake::Connection(stream, peer) => {
-                // Over the cap: dropping the stream closes it at once.
-                if children.len() >= config.max_conns {
+                // Refused (a defence) or over the cap: dropping the stream closes it at once.
+                let Some(place) = limit.admit(&stream) else {
                     continue;
-                }
+                };
                 // SAFETY: this process is single-threaded (checked above, and this model
                 // starts no thread), so the child is a complete copy with no lock held by a
                 // thread that does not exist in it.
@@ -80,6 +89,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                     Ok(ForkResult::Parent { child }) => {
                         // The child has its own copy; ours is closed when `stream` drops.
                         children.insert(child);
+                        places.insert(child, place);
                     }
                     // Out of processes or memory: drop this client, pause, keep serving.
                     Err(e) => {
@@ -91,6 +101,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
             // A child writes its counts before it exits: they are in the pipe by SIGCHLD.
             Wake::Extra => {
                 reap(&mut children);
+                places.retain(|child, _| children.contains(child));
                 endings.collect();
             }
             Wake::Stop => break,
@@ -163,7 +174,10 @@ fn serve_child(
         return 0;
     }
     let (tls, work) = (config.tls.as_ref(), config.work.as_ref());
-    serve_connection(stream, tls, work, &|| false, None, &|o| endings.report(o));
+    let idle = config.defences.idle_timeout;
+    serve_connection(stream, tls, (work, idle), &|| false, None, &|o| {
+        endings.report(o)
+    });
     0
 }
 

@@ -121,8 +121,8 @@ impl Chat {
         let Some(stream) = accepted(ring, listener, backoff, result)? else {
             return Ok(());
         };
-        // Over the cap: dropping the stream closes it at once.
-        let Some(slot) = limit.try_acquire() else {
+        // Refused (a defence) or over the cap: dropping the stream closes it at once.
+        let Some(slot) = limit.admit(&stream) else {
             return Ok(());
         };
         if let Err(e) = stream.set_nodelay(true) {

@@ -33,6 +33,7 @@ use std::io;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::os::fd::AsRawFd;
 use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
 
 use io_uring::{opcode, types};
 use slab::Slab;
@@ -40,6 +41,7 @@ use slab::Slab;
 use crate::accept::ACCEPT_BACKOFF;
 use crate::config::ServerConfig;
 use crate::conn_limit::{ConnLimit, ConnSlot};
+use crate::defence::{self, IdleClock};
 use crate::echo::READ_BUF;
 use crate::endings::{self, Ending};
 use crate::signals::SignalPipe;
@@ -57,6 +59,8 @@ const RING_ENTRIES: u32 = 1024;
 const WAIT: u64 = 6 << 32;
 /// `--offload pool`: the eventfd of finished jobs is readable.
 const OFFLOADED: u64 = 7 << 32;
+/// `--idle-timeout`: the sweep's timeout is over; look for connections overdue.
+const SWEEP: u64 = 8 << 32;
 
 /// One client.
 struct Conn {
@@ -69,6 +73,11 @@ struct Conn {
     _slot: ConnSlot,
     /// `--work`: the requests read and not yet answered; `None` for plain echo.
     requests: Option<Requests>,
+    /// Its one operation in flight is a read.
+    reading: bool,
+    /// `--idle-timeout`: the sweep found it overdue and shut the socket; the read in flight
+    /// completes with the EOF, and the connection is counted as an idle timeout.
+    timed_out: bool,
 }
 
 /// `--work`: what one connection has of its requests. The request being answered is the front
@@ -82,6 +91,17 @@ struct Requests {
     wait: Box<types::Timespec>,
     /// The first request's CPU work: with `--offload pool` in the pool until it is done.
     cpu: FrontCpu,
+    /// `--idle-timeout`: since when it has been idle or sending its request.
+    clock: Option<IdleClock>,
+}
+
+impl Requests {
+    /// Restarts the idle clock from now, if there is one.
+    fn restart_clock(&mut self) {
+        if let Some(clock) = &mut self.clock {
+            clock.restart(Instant::now());
+        }
+    }
 }
 
 impl Conn {
@@ -97,7 +117,7 @@ impl Conn {
 /// Runs the ring until SIGINT or SIGTERM.
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
     let stop: UnixStream = stop.into_read_end();
-    let limit = ConnLimit::new(config.max_conns);
+    let limit = ConnLimit::of(config);
     if let Some(queue) = config.chat {
         return super::io_uring_chat::serve(&listener, &stop, &limit, queue);
     }
@@ -109,12 +129,15 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
         Some(threads) => Some(Offload::new(Offload::pool(threads)?)?),
         None => None,
     };
+    let idle = config.defences.idle_timeout;
+    // The sweep's duration must live as long as its timeout may be in flight.
+    let sweep = Box::new(types::Timespec::from(defence::SWEEP));
     let served = run(
         &mut ring,
         (&listener, &stop),
-        (&limit, config.work),
+        (&limit, config.work, idle),
         &mut conns,
-        &backoff,
+        (&backoff, idle.map(|_| &*sweep)),
         offload.as_ref(),
     );
     // Reads still write into the connections' buffers until they are cancelled and reaped;
@@ -123,6 +146,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     if !ring.cancel_all(CANCEL_WAIT) {
         std::mem::forget(conns);
         std::mem::forget(backoff);
+        std::mem::forget(sweep);
         std::mem::forget(offload);
     }
     served
@@ -132,13 +156,16 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
 fn run(
     ring: &mut Ring,
     (listener, stop): (&TcpListener, &UnixStream),
-    accepted: (&ConnLimit, Option<Work>),
+    accepted: (&ConnLimit, Option<Work>, Option<Duration>),
     conns: &mut Slab<Conn>,
-    backoff: &types::Timespec,
+    (backoff, sweep): (&types::Timespec, Option<&types::Timespec>),
     offload: Option<&Offload>,
 ) -> anyhow::Result<()> {
     if let Some(offload) = offload {
         push_offload_poll(ring, offload)?;
+    }
+    if let Some(sweep) = sweep {
+        push_sweep(ring, sweep)?;
     }
     push_stop_poll(ring, stop, STOP)?;
     push_accept(ring, listener)?;
@@ -155,6 +182,12 @@ fn run(
                 READ => on_read(ring, conns, key, result, offload)?,
                 WRITE => on_write(ring, conns, key, result, offload)?,
                 WAIT => on_wait(ring, conns, key)?,
+                SWEEP => {
+                    end_overdue(conns);
+                    if let Some(sweep) = sweep {
+                        push_sweep(ring, sweep)?;
+                    }
+                }
                 OFFLOADED => {
                     if let Some(offload) = offload {
                         on_offloaded(ring, conns, offload)?;
@@ -170,15 +203,15 @@ fn on_accept(
     ring: &mut Ring,
     listener: &TcpListener,
     conns: &mut Slab<Conn>,
-    (limit, work): (&ConnLimit, Option<Work>),
+    (limit, work, idle): (&ConnLimit, Option<Work>, Option<Duration>),
     backoff: &types::Timespec,
     result: i32,
 ) -> anyhow::Result<()> {
     let Some(stream) = accepted(ring, listener, backoff, result)? else {
         return Ok(());
     };
-    // Over the cap: dropping the stream closes it at once.
-    let Some(slot) = limit.try_acquire() else {
+    // Refused (a defence) or over the cap: dropping the stream closes it at once.
+    let Some(slot) = limit.admit(&stream) else {
         return Ok(());
     };
     if let Err(e) = stream.set_nodelay(true) {
@@ -198,7 +231,10 @@ fn on_accept(
             input: Vec::new(),
             wait: Box::new(types::Timespec::new()),
             cpu: FrontCpu::default(),
+            clock: IdleClock::start(idle),
         }),
+        reading: false,
+        timed_out: false,
     });
     push_read(ring, conn, key)
 }
@@ -213,7 +249,14 @@ fn on_read(
     let Some(conn) = conns.get_mut(key) else {
         return Ok(());
     };
+    conn.reading = false;
     match result {
+        // `--idle-timeout`: the sweep shut it; this is the read it cut short.
+        _ if conn.timed_out => {
+            endings::count(Ending::IdleTimeout);
+            conns.remove(key);
+            Ok(())
+        }
         // With `--work`, a half-close in the middle of a request.
         0 if conn.requests.as_ref().is_some_and(|r| !r.input.is_empty()) => {
             // Counted before the socket closes: a client that sees it closed finds it counted.
@@ -231,6 +274,10 @@ fn on_read(
         }
         n if n > 0 => match conn.requests.as_mut() {
             Some(requests) => {
+                // A request's first byte: it has the limit from now to arrive whole.
+                if requests.input.is_empty() {
+                    requests.restart_clock();
+                }
                 requests.input.extend_from_slice(&conn.buf[..n as usize]);
                 serve_next(ring, conns, key, offload)
             }
@@ -276,6 +323,7 @@ fn on_write(
     match conn.requests.as_mut() {
         Some(requests) => {
             requests.input.drain(..conn.len);
+            requests.restart_clock();
             serve_next(ring, conns, key, offload)
         }
         None => push_read(ring, conn, key),
@@ -365,7 +413,36 @@ fn on_wait(ring: &mut Ring, conns: &mut Slab<Conn>, key: usize) -> anyhow::Resul
     }
 }
 
+/// `--idle-timeout`: arms the next sweep, [`defence::SWEEP`] from now.
+fn push_sweep(ring: &mut Ring, sweep: &types::Timespec) -> anyhow::Result<()> {
+    let timeout = opcode::Timeout::new(sweep).build().user_data(SWEEP);
+    // SAFETY: the timespec is boxed in `serve`, which keeps it until the ring's operations are
+    // cancelled and reaped (or leaks it).
+    ring.push(&timeout)
+}
+
+/// `--idle-timeout`: shuts every connection that waits on a read for longer than its limit
+/// (a whole request in hand, a wait, a write or the pool is ours, not the client's); the read
+/// in flight completes with the EOF, and [`on_read`] counts and closes it. A sweep, as Redis
+/// looks for idle clients in its cron: the clocks restart on every request and cost nothing
+/// then.
+fn end_overdue(conns: &mut Slab<Conn>) {
+    let now = Instant::now();
+    for (_, conn) in conns.iter_mut() {
+        let overdue = conn
+            .requests
+            .as_ref()
+            .and_then(|r| r.clock)
+            .is_some_and(|clock| clock.overdue(now));
+        if conn.reading && overdue && !conn.timed_out {
+            conn.timed_out = true;
+            let _ = conn.stream.shutdown(Shutdown::Both);
+        }
+    }
+}
+
 fn push_read(ring: &mut Ring, conn: &mut Conn, key: usize) -> anyhow::Result<()> {
+    conn.reading = true;
     let read = opcode::Read::new(
         types::Fd(conn.stream.as_raw_fd()),
         conn.buf.as_mut_ptr(),

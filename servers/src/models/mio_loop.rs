@@ -48,6 +48,7 @@ use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BAC
 use crate::chat::{self, owner::Owner};
 use crate::config::ServerConfig;
 use crate::conn_limit::{ConnLimit, ConnSlot};
+use crate::defence::{self, IdleClock};
 use crate::echo::{HalfClose, MAX_PENDING};
 use crate::endings::{self, Ending};
 use crate::errors::{interrupted, would_block};
@@ -102,6 +103,30 @@ struct Requests {
     /// The first request's CPU work: with `--offload pool` in the pool, and the connection
     /// not read, until it is done.
     cpu: FrontCpu,
+    /// `--idle-timeout`: since when the connection has been idle or sending its request.
+    clock: Option<IdleClock>,
+}
+
+impl Requests {
+    /// `--idle-timeout`: whether the connection, with nothing of ours in flight, has taken
+    /// longer than its limit to send its next request or the rest of one.
+    fn overdue(&self, owed: bool, now: Instant) -> bool {
+        let Some(clock) = &self.clock else {
+            return false;
+        };
+        let complete = parse_front(&self.input)
+            .and_then(Result::ok)
+            .is_some_and(|c| self.input.len() >= c.len);
+        let in_flight = owed || complete || self.waiting_until.is_some() || self.cpu.in_pool();
+        !in_flight && clock.overdue(now)
+    }
+
+    /// Restarts the idle clock from now, if there is one.
+    fn restart_clock(&mut self) {
+        if let Some(clock) = &mut self.clock {
+            clock.restart(Instant::now());
+        }
+    }
 }
 
 /// What one turn on a connection left it as.
@@ -125,17 +150,18 @@ pub fn serve(listener: StdListener, config: &ServerConfig, stop: SignalPipe) -> 
         .context("cannot register the signal pipe")?;
     if let Some(queue) = config.chat {
         let listener = chat_listener(listener)?;
-        let limit = Some(ConnLimit::new(config.max_conns));
+        let limit = Some(ConnLimit::of(config));
         let owner = (Owner::new(queue), None);
         return chat::owner::run(poll, listener, limit, owner, &|| true)
             .context("chat loop failed");
     }
     let pool = config.offload.map(Offload::pool).transpose()?;
-    let work_loop = WorkLoop::new(poll.registry(), config.work.is_some(), pool.as_ref())?;
+    let work_loop = WorkLoop::new(poll.registry(), config.work.is_some(), pool.as_ref())?
+        .idle_timeout(config.defences.idle_timeout);
     event_loop(
         poll,
         listener,
-        ConnLimit::new(config.max_conns),
+        ConnLimit::of(config),
         config.tls.clone(),
         (config.work, work_loop),
     )
@@ -174,6 +200,7 @@ pub(crate) fn event_loop(
         limit,
         tls,
         work,
+        idle: work_loop.idle.map(|(limit, _)| limit),
     };
 
     let mut events = Events::with_capacity(1024);
@@ -192,7 +219,10 @@ pub(crate) fn event_loop(
         } else {
             let paused =
                 accept_paused_until.map(|until| until.saturating_duration_since(Instant::now()));
-            [paused, handshakes.next_due()].into_iter().flatten().min()
+            [paused, handshakes.next_due(), work_loop.next_sweep()]
+                .into_iter()
+                .flatten()
+                .min()
         };
         match poll.poll(&mut events, timeout) {
             Ok(()) => {}
@@ -200,6 +230,10 @@ pub(crate) fn event_loop(
             Err(e) => return Err(e).context("poll failed"),
         }
         handshakes.end_overdue(&mut conns, poll.registry());
+        for key in work_loop.overdue(&conns) {
+            endings::count(Ending::IdleTimeout);
+            close(conns.remove(key), poll.registry());
+        }
         if accept_paused_until.is_some_and(|until| Instant::now() >= until) {
             accept_paused_until = listener.accept_all(&mut conns, poll.registry(), &mut handshakes);
         }
@@ -249,6 +283,8 @@ struct Listener {
     limit: ConnLimit,
     tls: Option<Tls>,
     work: Option<Work>,
+    /// `--idle-timeout`, for each connection's clock.
+    idle: Option<Duration>,
 }
 
 /// `--work`: what a loop keeps beside its connections: when waiting requests are due,
@@ -260,6 +296,8 @@ pub(crate) struct WorkLoop {
     fd: Option<nix::sys::timerfd::TimerFd>,
     armed_for: Option<Instant>,
     offload: Option<Offload>,
+    /// `--idle-timeout`, and when the connections were last swept for those overdue.
+    idle: Option<(Duration, Instant)>,
 }
 
 impl WorkLoop {
@@ -278,6 +316,7 @@ impl WorkLoop {
                 fd: None,
                 armed_for: None,
                 offload: None,
+                idle: None,
             });
         }
         let offload = pool
@@ -305,7 +344,45 @@ impl WorkLoop {
             fd: Some(fd),
             armed_for: None,
             offload,
+            idle: None,
         })
+    }
+
+    /// The same, closing connections idle for longer than `limit` (`--idle-timeout`).
+    pub(crate) fn idle_timeout(self, limit: Option<Duration>) -> WorkLoop {
+        WorkLoop {
+            idle: limit.map(|limit| (limit, Instant::now())),
+            ..self
+        }
+    }
+
+    /// `--idle-timeout`: how long until the next sweep, if there is one.
+    fn next_sweep(&self) -> Option<Duration> {
+        let (_, swept) = self.idle?;
+        Some((swept + defence::SWEEP).saturating_duration_since(Instant::now()))
+    }
+
+    /// `--idle-timeout`: the connections overdue, once a [`defence::SWEEP`] has passed since
+    /// the last look (a sweep, as Redis looks for idle clients in its cron, rather than a
+    /// timer per request: the clocks restart on every request and cost nothing then).
+    fn overdue(&mut self, conns: &Slab<Conn>) -> Vec<usize> {
+        let now = Instant::now();
+        let Some((_, swept)) = &mut self.idle else {
+            return Vec::new();
+        };
+        if now < *swept + defence::SWEEP {
+            return Vec::new();
+        }
+        *swept = now;
+        conns
+            .iter()
+            .filter(|(_, c)| {
+                c.requests
+                    .as_ref()
+                    .is_some_and(|r| r.overdue(!c.pending.is_empty(), now))
+            })
+            .map(|(key, _)| key)
+            .collect()
     }
 
     /// `--offload pool`: the connections whose CPU work the pool has finished, marked so; a
@@ -439,8 +516,8 @@ impl Listener {
         registry: &Registry,
         handshakes: &mut Deadlines,
     ) {
-        // Over the cap: dropping the stream closes it at once.
-        let Some(slot) = self.limit.try_acquire() else {
+        // Refused (a defence) or over the cap: dropping the stream closes it at once.
+        let Some(slot) = self.limit.admit(&stream) else {
             return;
         };
         let entry = conns.vacant_entry();
@@ -474,6 +551,7 @@ impl Listener {
                 input: Vec::new(),
                 waiting_until: None,
                 cpu: FrontCpu::default(),
+                clock: IdleClock::start(self.idle),
             }),
         });
     }
@@ -658,6 +736,7 @@ impl Conn {
                 &mut requests.input,
                 len,
             )?;
+            requests.restart_clock();
         }
         let (mut reads, mut served, mut drained) = (0, 0, false);
         let turn = loop {
@@ -688,6 +767,7 @@ impl Conn {
                         &mut requests.input,
                         cost.len,
                     )?;
+                    requests.restart_clock();
                     if cost.cpu_ns > 0 && work_loop.offload.is_none() {
                         break Turn::MoreToRead;
                     }
@@ -705,6 +785,10 @@ impl Conn {
             match self.stream.read(scratch) {
                 Ok(0) => self.read_open = false,
                 Ok(n) => {
+                    // A request's first byte: it has the limit from now to arrive whole.
+                    if requests.input.is_empty() {
+                        requests.restart_clock();
+                    }
                     requests.input.extend_from_slice(&scratch[..n]);
                     drained = n < scratch.len() && !drain;
                 }

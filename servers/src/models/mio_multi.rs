@@ -46,7 +46,7 @@ pub fn serve(
     stop: SignalPipe,
 ) -> anyhow::Result<()> {
     // `--max-conns` caps the process, not each loop.
-    let limit = ConnLimit::new(config.max_conns);
+    let limit = ConnLimit::of(config);
     if let Some(queue) = config.chat {
         return serve_chat(listeners, limit, queue, stop);
     }
@@ -56,7 +56,8 @@ pub fn serve(
     for listener in listeners {
         let poll = Poll::new().context("cannot create a poll")?;
         let waker = Arc::new(Waker::new(poll.registry(), STOP).context("cannot create a waker")?);
-        let work_loop = WorkLoop::new(poll.registry(), config.work.is_some(), pool.as_ref())?;
+        let work_loop = WorkLoop::new(poll.registry(), config.work.is_some(), pool.as_ref())?
+            .idle_timeout(config.defences.idle_timeout);
         loops.push((poll, waker, listener, work_loop));
     }
     thread::scope(|s| {

@@ -12,6 +12,12 @@
 //! `--max-conns` below `--workers` is enforced across processes with a pipe holding one token
 //! per allowed connection: a worker that finds none closes its new connection at once.
 //!
+//! The defences at accept (`--per-ip-max-conns`, `--block-after`) are decided by the parent
+//! as broker: a worker asks it over a socket pair of its own before it serves a connection,
+//! and tells it when the connection closes (`defence::broker`), so the counts per address are
+//! exact across workers; a worker that dies has its places given back when it is reaped.
+//! Idle timeouts are counted by the workers through the endings pipe.
+//!
 //! With `--tls`, a worker does its client's handshake too (a client that never completes one
 //! holds its worker up to the handshake timeout); the TLS configuration and its session-ticket
 //! keys are made before the first fork, so every worker resumes every other's sessions.
@@ -23,7 +29,7 @@
 //! Run: `echo-server prefork --addr 127.0.0.1:7007 [--workers N] [--max-conns N] [--tls ...]`
 #![allow(unsafe_code)]
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::net::TcpListener;
 use std::os::fd::{AsFd, OwnedFd};
@@ -38,6 +44,9 @@ use signal_hook::consts::SIGCHLD;
 use crate::accept::{accept_error_is_per_connection, log_accept_error, ACCEPT_BACKOFF};
 use crate::chat::{self, hub::HubHandle};
 use crate::config::ServerConfig;
+use crate::conn_limit::peer_ip;
+use crate::defence::broker::{self, Desk, Link};
+use crate::defence::{turn_away, Gate};
 use crate::endings::{ChildEndings, Ending, Outcome};
 use crate::models::fork_per_client::{
     become_child, end_children, ensure_single_threaded, fork_holding_signals, reap, start_hub,
@@ -62,13 +71,35 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     let parent = getpid();
     let hub = config.chat.map(|_| start_hub(parent)).transpose()?;
     let mut workers = HashSet::new();
+    // The defences at accept: the parent holds the one gate and answers each worker at its
+    // desk (`defence::broker`).
+    let gate = config
+        .defences
+        .at_accept()
+        .then(|| Gate::new(config.defences));
+    let mut desks: HashMap<Pid, Desk> = HashMap::new();
     while !stop.raised() {
         // Start (or restart) workers up to the count.
         while workers.len() < config.workers {
             let hub = hub.as_ref().map(|(hub, _)| hub);
-            match spawn_worker(&listener, tokens.as_ref(), (&endings, hub), parent, config) {
+            let pair = match gate.is_some().then(broker::pair).transpose() {
+                Ok(pair) => pair,
+                Err(e) => {
+                    eprintln!("echo-server: cannot open a worker's link to the parent: {e}");
+                    std::thread::sleep(ACCEPT_BACKOFF);
+                    break;
+                }
+            };
+            let (desk, link) = pair.unzip();
+            let shared = (tokens.as_ref(), link.as_ref());
+            match spawn_worker(&listener, shared, (&endings, hub), parent, config) {
                 Ok(pid) => {
                     workers.insert(pid);
+                    // The worker's end is the worker's alone: ours closes here.
+                    drop(link);
+                    if let Some(desk) = desk {
+                        desks.insert(pid, desk);
+                    }
                 }
                 Err(e) => {
                     eprintln!("echo-server: cannot fork a worker: {e}");
@@ -77,11 +108,16 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                 }
             }
         }
-        let mut fds = [
+        let mut fds = vec![
             PollFd::new(stop.as_fd(), PollFlags::POLLIN),
             PollFd::new(sigchld.as_fd(), PollFlags::POLLIN),
             PollFd::new(endings.as_fd(), PollFlags::POLLIN),
         ];
+        fds.extend(
+            desks
+                .values()
+                .map(|desk| PollFd::new(desk.as_fd(), PollFlags::POLLIN)),
+        );
         match poll(&mut fds, PollTimeout::NONE) {
             Ok(_) | Err(Errno::EINTR) => {}
             Err(e) => return Err(e).context("poll failed"),
@@ -89,10 +125,29 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
         if fds[0].any().unwrap_or(false) {
             break;
         }
+        drop(fds);
+        if let Some(gate) = &gate {
+            // A desk whose worker is gone is given back when the worker is reaped.
+            for desk in desks.values_mut() {
+                desk.serve(gate);
+            }
+        }
         endings.collect();
         sigchld.drain();
         let before = workers.len();
         reap(&mut workers);
+        if let Some(gate) = &gate {
+            let gone: Vec<Pid> = desks
+                .keys()
+                .filter(|pid| !workers.contains(pid))
+                .copied()
+                .collect();
+            for pid in gone {
+                if let Some(desk) = desks.remove(&pid) {
+                    desk.release(gate);
+                }
+            }
+        }
         if workers.len() < before && !stop.raised() {
             eprintln!(
                 "echo-server: {} worker(s) died; restarting",
@@ -113,7 +168,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
 /// Forks one worker; returns its pid in the parent.
 fn spawn_worker(
     listener: &TcpListener,
-    tokens: Option<&Tokens>,
+    shared: (Option<&Tokens>, Option<&Link>),
     endings: (&ChildEndings, Option<&HubHandle>),
     parent: Pid,
     config: &ServerConfig,
@@ -124,7 +179,7 @@ fn spawn_worker(
         ForkResult::Parent { child } => Ok(child),
         ForkResult::Child => {
             let code = match become_child(parent) {
-                Ok(()) => worker(listener, tokens, endings, config),
+                Ok(()) => worker(listener, shared, endings, config),
                 Err(e) => {
                     eprintln!("echo-server: prefork worker: {e}");
                     1
@@ -140,11 +195,12 @@ fn spawn_worker(
 /// A worker's life: accept one client, echo it to EOF, repeat, until SIGTERM ends it.
 fn worker(
     listener: &TcpListener,
-    tokens: Option<&Tokens>,
+    (tokens, link): (Option<&Tokens>, Option<&Link>),
     (endings, hub): (&ChildEndings, Option<&HubHandle>),
     config: &ServerConfig,
 ) -> i32 {
     let (tls, work) = (config.tls.as_ref(), config.work.as_ref());
+    let idle = config.defences.idle_timeout;
     loop {
         let (stream, _) = match listener.accept() {
             Ok(accepted) => accepted,
@@ -158,8 +214,27 @@ fn worker(
                 continue;
             }
         };
+        // Asked of the parent, which holds the defences' one gate: refused, it is told why
+        // and closed when `stream` drops.
+        let admitted = match link {
+            Some(link) => match peer_ip(&stream) {
+                Some(ip) => match link.admit(ip) {
+                    Ok(()) => Some((link, ip)),
+                    Err(refusal) => {
+                        turn_away(&stream, refusal);
+                        continue;
+                    }
+                },
+                // Gone before we could read its address: nothing to serve.
+                None => continue,
+            },
+            None => None,
+        };
         // Over the cap: dropping the stream closes it at once.
         if tokens.is_some_and(|t| !t.take()) {
+            if let Some((link, ip)) = admitted {
+                link.leave(ip);
+            }
             continue;
         }
         if let Err(e) = stream.set_nodelay(true) {
@@ -171,10 +246,15 @@ fn worker(
             let link = hub.link(queue);
             chat::locked::serve_connection(stream, link, &|| false, &|o| endings.report(o));
         } else {
-            serve_connection(stream, tls, work, &|| false, None, &|o| endings.report(o));
+            serve_connection(stream, tls, (work, idle), &|| false, None, &|o| {
+                endings.report(o)
+            });
         }
         if let Some(t) = tokens {
             t.give_back();
+        }
+        if let Some((link, ip)) = admitted {
+            link.leave(ip);
         }
     }
 }

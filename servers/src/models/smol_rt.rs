@@ -24,6 +24,8 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::net::UnixStream;
 use std::thread;
 
+use std::time::Duration;
+
 use anyhow::Context;
 use smol::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use smol::{Async, Executor};
@@ -43,7 +45,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     let listener = Async::new(listener).context("cannot register the listener")?;
     let stop = Async::new(stop.into_read_end()).context("cannot register the signal pipe")?;
     let executor = Executor::new();
-    let limit = ConnLimit::new(config.max_conns);
+    let limit = ConnLimit::of(config);
     let (done, finished) = smol::channel::bounded::<()>(1);
     thread::scope(|s| {
         // Worker threads run tasks until the accept loop ends (the channel closes).
@@ -57,7 +59,10 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
         if let Some(threads) = config.offload.and_then(std::num::NonZeroUsize::new) {
             blocking::set_max_blocking_threads(threads);
         }
-        let work = config.work.map(|work| (work, config.offload.is_some()));
+        let idle = config.defences.idle_timeout;
+        let work = config
+            .work
+            .map(|work| (work, config.offload.is_some(), idle));
         let chat = config.chat.map(|queue| (Rooms::locked(), queue));
         let protocol = (config.tls.as_ref(), work, chat);
         let served = smol::block_on(
@@ -68,12 +73,16 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     })
 }
 
+/// `--work`: the calibrated work, whether its CPU work goes to the blocking pool
+/// (`--offload pool`), and `--idle-timeout`.
+type Requests = (Work, bool, Option<Duration>);
+
 async fn accept_loop(
     executor: &Executor<'_>,
     listener: &Async<TcpListener>,
     stop: &Async<UnixStream>,
     limit: &ConnLimit,
-    (tls, work, chat): (Option<&Tls>, Option<(Work, bool)>, Option<Chat>),
+    (tls, work, chat): (Option<&Tls>, Option<Requests>, Option<Chat>),
 ) -> anyhow::Result<()> {
     loop {
         let accepted = smol::future::or(async { Some(listener.accept().await) }, async {
@@ -85,8 +94,8 @@ async fn accept_loop(
         match accepted {
             None => return Ok(()),
             Some(Ok((stream, _))) => {
-                // Over the cap: dropping the stream closes it at once.
-                let Some(slot) = limit.try_acquire() else {
+                // Refused (a defence) or over the cap: dropping the stream closes it at once.
+                let Some(slot) = limit.admit(&stream) else {
                     continue;
                 };
                 let tls = tls.cloned();
@@ -133,7 +142,7 @@ async fn serve_member(stream: Async<TcpStream>, rooms: Rooms, queue: usize) -> R
 /// their CPU work on the blocking pool.
 async fn serve_requests(
     mut stream: Async<TcpStream>,
-    (work, pooled): (Work, bool),
+    (work, pooled, idle): Requests,
 ) -> Result<(), Ending> {
     use crate::work::serve_futures;
     let tcp = |e: std::io::Error| Ending::of(&e);
@@ -144,14 +153,14 @@ async fn serve_requests(
     let served = match pooled {
         true => {
             let burn = |ns| smol::unblock(move || work.burn(ns, &|| false));
-            serve_futures(&mut stream, burn, sleep).await
+            serve_futures(&mut stream, burn, sleep, idle).await
         }
         false => {
             let burn = |ns| {
                 work.burn(ns, &|| false);
                 std::future::ready(())
             };
-            serve_futures(&mut stream, burn, sleep).await
+            serve_futures(&mut stream, burn, sleep, idle).await
         }
     };
     let served = served.and_then(|()| {

@@ -36,16 +36,17 @@ use crate::tls::serve_connection;
 pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> anyhow::Result<()> {
     let mut acceptor =
         Acceptor::new(listener, stop, None).context("cannot set up the accept loop")?;
-    let limit = ConnLimit::new(config.max_conns);
+    let limit = ConnLimit::of(config);
     let rooms = Rooms::new(config.chat.unwrap_or_default());
     loop {
         match acceptor.wait_for_work().context("accept loop failed")? {
             Wake::Connection(stream, peer) => {
-                // Over the cap: dropping the stream closes it at once.
-                let Some(slot) = limit.try_acquire() else {
+                // Refused (a defence) or over the cap: dropping the stream closes it at once.
+                let Some(slot) = limit.admit(&stream) else {
                     continue;
                 };
                 let (tls, work) = (config.tls.clone(), config.work);
+                let idle = config.defences.idle_timeout;
                 let rooms = config.chat.map(|_| Arc::clone(&rooms));
                 let spawned =
                     thread::Builder::new()
@@ -65,7 +66,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                             serve_connection(
                                 stream,
                                 tls.as_ref(),
-                                work.as_ref(),
+                                (work.as_ref(), idle),
                                 &|| false,
                                 None,
                                 &endings::record,

@@ -39,16 +39,17 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
         .context("cannot start the thread pool")?;
     let mut acceptor =
         Acceptor::new(listener, stop, None).context("cannot set up the accept loop")?;
-    let limit = ConnLimit::new(config.max_conns);
+    let limit = ConnLimit::of(config);
     let rooms = Rooms::new(config.chat.unwrap_or_default());
     loop {
         match acceptor.wait_for_work().context("accept loop failed")? {
             Wake::Connection(stream, _) => {
-                // Over the cap (queued ones count): dropping the stream closes it at once.
-                let Some(slot) = limit.try_acquire() else {
+                // Refused (a defence) or over the cap (queued ones count): dropping the stream closes it at once.
+                let Some(slot) = limit.admit(&stream) else {
                     continue;
                 };
                 let (tls, work) = (config.tls.clone(), config.work);
+                let idle = config.defences.idle_timeout;
                 let rooms = config.chat.map(|_| Arc::clone(&rooms));
                 pool.spawn(move || {
                     let _slot = slot;
@@ -57,7 +58,7 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
                         return chat::locked::serve_connection(stream, link, &|| false, record);
                     }
                     let (tls, work) = (tls.as_ref(), work.as_ref());
-                    serve_connection(stream, tls, work, &|| false, None, &endings::record);
+                    serve_connection(stream, tls, (work, idle), &|| false, None, &endings::record);
                 });
             }
             Wake::Stop => return Ok(()),

@@ -65,11 +65,12 @@ pub(crate) fn serve_on(
         .enable_all()
         .build()
         .context("cannot start the tokio runtime")?;
-    let limit = ConnLimit::new(config.max_conns);
+    let limit = ConnLimit::of(config);
     let protocol = Protocol {
         tls: config.tls.clone(),
         work: config.work,
         pooled: config.offload.is_some(),
+        idle: config.defences.idle_timeout,
         chat: config.chat.map(|queue| (Rooms::tasks(), queue)),
     };
     let served = runtime.block_on(accept_loop(listener, limit, stop, protocol));
@@ -97,8 +98,8 @@ async fn accept_loop(
         };
         match accepted {
             Ok((stream, _)) => {
-                // Over the cap: dropping the stream closes it at once.
-                let Some(slot) = limit.try_acquire() else {
+                // Refused (a defence) or over the cap: dropping the stream closes it at once.
+                let Some(slot) = limit.admit(&stream) else {
                     continue;
                 };
                 let protocol = protocol.clone();
@@ -127,6 +128,8 @@ struct Protocol {
     work: Option<Work>,
     /// `--offload pool`: requests' CPU work on the blocking pool.
     pooled: bool,
+    /// `--idle-timeout`: how long a request may take to arrive.
+    idle: Option<std::time::Duration>,
     /// `--chat`: the rooms (a task each) and the queue per member.
     chat: Option<Chat>,
 }
@@ -142,7 +145,9 @@ async fn serve_connection(mut stream: TcpStream, protocol: Protocol) -> Result<(
     }
     if let Some(work) = &protocol.work {
         // Counted before `stream` closes: a client that sees it closed finds it counted.
-        if let Err(ending) = crate::work::serve_tokio(&mut stream, work, protocol.pooled).await {
+        if let Err(ending) =
+            crate::work::serve_tokio(&mut stream, work, protocol.pooled, protocol.idle).await
+        {
             endings::count(ending);
         }
         return Ok(());
