@@ -5,13 +5,14 @@
 //! agent whose stdin ended before its run did ([`crate::agent`]).
 
 use std::ffi::OsString;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::attack::AttackSpec;
 use crate::load;
 use crate::machine::parse_cpus;
 use crate::options::{parse_count, parse_scaled, Options};
@@ -174,6 +175,21 @@ struct RunArgs {
     /// the server drops them or lets them stall their room.
     #[arg(long, value_name = "N", default_value = "0", value_parser = parse_count, requires = "chat")]
     chat_slow: u64,
+    /// Hostile clients beside the load, from --attack-from, counted apart (JSON key
+    /// `attack`): `slowloris:N` (N connections trickling a request they never finish, one
+    /// byte every --attack-interval), `silent:N` (N connections that send nothing), or
+    /// `connect-flood:R` (R connections a second, each reading for 100 ms, then closed).
+    /// They start a second before the load. TCP only, not with --tls or --chat.
+    #[arg(long, value_name = "KIND:N", value_parser = AttackSpec::parse)]
+    attack: Option<AttackSpec>,
+    /// With --attack: the address the attack connections come from (any of 127.0.0.0/8 is
+    /// loopback).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.2", requires = "attack")]
+    attack_from: IpAddr,
+    /// With --attack: how often a slowloris client sends its next byte, and closed attack
+    /// connections are opened again.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration, requires = "attack")]
+    attack_interval: Duration,
     /// Agent mode: stdout carries two frames, the JSON report and the interval log, and
     /// nothing else; the run stops at once (exit 3) when stdin ends.
     #[arg(long)]
@@ -290,7 +306,13 @@ fn options(args: RunArgs) -> Result<Options, String> {
         chat: args.chat.map(count),
         chat_slow: count(args.chat_slow),
         load_started: None,
+        attack: args.attack,
+        attack_from: args.attack_from,
+        attack_interval: args.attack_interval,
     };
+    if args.agent && opts.attack.is_some() {
+        return Err("--attack cannot run as an agent: the attackers run beside one loadgen".into());
+    }
     if args.agent && opts.chat.is_some() {
         return Err(
             "--chat cannot run as an agent: a room's fan-out latency is read on one clock".into(),

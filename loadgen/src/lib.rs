@@ -9,6 +9,7 @@
 //! [`run`] does a whole run from [`Options`] and returns the [`Report`] that `--json` writes.
 
 pub mod agent;
+pub mod attack;
 pub mod chat;
 pub mod cli;
 pub mod engine;
@@ -16,6 +17,7 @@ pub mod hlog;
 pub mod lines;
 pub mod load;
 pub mod machine;
+pub mod numbers;
 pub mod options;
 pub mod payload;
 pub mod record;
@@ -50,8 +52,8 @@ mod tests {
         // its plan, the interval logs written from their results, a run's options, a whole
         // run, the agent mode around it, and the command line.
         const LAYERS: [&[&str]; 11] = [
-            &["tls", "machine", "rng", "lines", "source"],
-            &["report", "payload", "work"],
+            &["tls", "machine", "rng", "lines", "source", "numbers"],
+            &["report", "payload", "work", "attack"],
             &["record"],
             &["engine"],
             &["udp"],

@@ -21,7 +21,7 @@ use crate::report::{
 };
 use crate::tls::{self, TlsInfo};
 use crate::work::{Mix, CLASS_TAGS};
-use crate::{chat, hlog, udp};
+use crate::{attack, chat, hlog, udp};
 
 /// Runs the load, writes the files the options name, and returns the report.
 ///
@@ -50,9 +50,28 @@ fn measure(opts: &Options, keep_log: bool) -> anyhow::Result<(Report, Vec<u8>)> 
     raise_fd_limit();
     let threads = opts.worker_threads();
     let tls = start_tls(opts)?;
-    let start = match opts.start_at {
-        Some(at) => wait_until(at),
-        None => Instant::now(),
+    // `--attack`: the attackers start first, and the load a second after them.
+    let attackers = match &opts.attack {
+        Some(spec) => {
+            if let Some(at) = opts.start_at {
+                wait_until(at);
+            }
+            let plan = attack::Plan {
+                spec: spec.clone(),
+                from: opts.attack_from,
+                interval: opts.attack_interval,
+                target: opts.addr,
+                timeout: opts.timeout,
+                cpus: opts.cpus.clone(),
+            };
+            Some(attack::start(plan)?)
+        }
+        None => None,
+    };
+    let start = match (opts.start_at, &attackers) {
+        (_, Some(_)) => wait_until(SystemTime::now() + attack::HEAD_START),
+        (Some(at), None) => wait_until(at),
+        (None, None) => Instant::now(),
     };
     let started_at = SystemTime::now();
     let plan = Plan {
@@ -82,8 +101,9 @@ fn measure(opts: &Options, keep_log: bool) -> anyhow::Result<(Report, Vec<u8>)> 
     let server_drops =
         || udp::kernel_drops(|l| l.local_port == opts.addr.port() && l.remote_port == 0);
     let before = opts.udp.then(|| (server_drops(), udp::rcvbuf_errors()));
-    let (results, arrivals, cpu, wall) =
-        run_workers(opts, &plan, &shared, &progress, bar.as_ref())?;
+    let ran = run_workers(opts, &plan, &shared, &progress, bar.as_ref());
+    let attack = attackers.map(attack::Attack::finish).transpose()?;
+    let (results, arrivals, cpu, wall) = ran?;
     let kernel = before.map(|(server, rcvbuf)| KernelDrops {
         loadgen: 0,
         server: server.zip(server_drops()).map(|(b, a)| a.saturating_sub(b)),
@@ -107,6 +127,7 @@ fn measure(opts: &Options, keep_log: bool) -> anyhow::Result<(Report, Vec<u8>)> 
     let (totals, intervals) = Totals::add_up(results, opts.hlog_interval)?;
     let mut report = assemble(opts, &plan, &totals, cpu_ratio);
     report.started_at_ns = Some(unix_ns(started_at));
+    report.attack = attack;
     // Scaled from the window sampled to the measured time, as the messages are counted.
     report.loadgen_cpu_s =
         (wall > 0.0).then(|| (cpu * report.duration_s / wall * 1e4).round() / 1e4);
@@ -192,6 +213,7 @@ fn measure_chat(opts: &Options, room: usize, keep_log: bool) -> anyhow::Result<(
         loadgen_cpu_s: Some((run.cpu_s * 1e4).round() / 1e4),
         work: None,
         chat: Some(chat),
+        attack: None,
     };
     let intervals = chat::intervals(t, opts.hlog_interval);
     let log = write_outputs(opts, &report, &intervals, run.measure_start, keep_log)?;
@@ -568,6 +590,7 @@ fn assemble(opts: &Options, plan: &Plan, totals: &Totals, cpu_ratio: f64) -> Rep
         loadgen_cpu_s: None,
         work: work_report(opts, &totals.classes),
         chat: None,
+        attack: None,
     }
 }
 

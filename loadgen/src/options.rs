@@ -1,11 +1,13 @@
 //! A run's options, flag for flag as the command line gives them, and their validation: every
 //! rule across flags, and the machine's limits a run must fit.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
+pub use crate::numbers::{parse_count, parse_scaled};
+use crate::attack::{self, AttackSpec};
 use crate::machine::{affinity_cpus, format_cpus, local_port_range, original_fd_limit};
 use crate::report::Mode;
 use crate::source::{SourceAddrs, Sources};
@@ -101,6 +103,12 @@ pub struct Options {
     /// joins, which may take up to `--timeout`); warm-up and measured time follow it. Not a
     /// flag; set by `--chat` runs only.
     pub load_started: Option<Arc<OnceLock<Instant>>>,
+    /// `--attack`: hostile clients beside the load; `None`: none.
+    pub attack: Option<AttackSpec>,
+    /// `--attack-from`: the address the attack connections come from.
+    pub attack_from: IpAddr,
+    /// `--attack-interval`: a slowloris client's byte, and reopening, every this long.
+    pub attack_interval: Duration,
 }
 
 impl Options {
@@ -136,6 +144,9 @@ impl Options {
             work: None,
             seed: crate::work::DEFAULT_SEED,
             chat: None,
+            attack: None,
+            attack_from: attack::DEFAULT_FROM,
+            attack_interval: attack::DEFAULT_INTERVAL,
             chat_slow: 0,
             load_started: None,
         }
@@ -206,6 +217,29 @@ impl Options {
         self.checked().map(|_| ())
     }
 
+    /// The rules of `--attack`: TCP echo or `--work` only, from an address the target can
+    /// tell apart from the legitimate clients'.
+    fn validate_attack(&self) -> Result<(), String> {
+        let alone = [
+            (self.udp, "--udp"),
+            (self.chat.is_some(), "--chat"),
+            (self.tls.is_some(), "--tls"),
+        ];
+        if let Some((_, flag)) = alone.iter().find(|(on, _)| *on) {
+            return Err(format!("--attack cannot be combined with {flag}"));
+        }
+        if self.attack_interval.is_zero() {
+            return Err("--attack-interval must be longer than 0".into());
+        }
+        if self.attack_from.is_ipv4() != self.addr.is_ipv4() {
+            return Err(format!(
+                "--attack-from {} and --addr {} are not of one address family",
+                self.attack_from, self.addr
+            ));
+        }
+        Ok(())
+    }
+
     /// [`Options::validate`], returning the source addresses the connections come from
     /// (`None`: the kernel's choice), resolved once: giving them binds a socket to each.
     pub fn checked(&self) -> Result<Option<Sources>, String> {
@@ -257,6 +291,9 @@ impl Options {
             self.validate_chat(room)?;
         } else if self.chat_slow > 0 {
             return Err("--chat-slow needs --chat ROOM".into());
+        }
+        if self.attack.is_some() {
+            self.validate_attack()?;
         }
         if let Some(tls) = &self.tls {
             // The CA file and the name to check are arguments: a bad one is refused up front.
@@ -431,29 +468,3 @@ fn check_capacity(opts: &Options, sources: usize) -> Result<(), String> {
     Ok(())
 }
 
-/// Parses a count with an optional `k` (thousand) or `M` (million) suffix: `10k`, `1.5M`.
-pub fn parse_count(text: &str) -> Result<u64, String> {
-    let value = parse_scaled(text)?;
-    if value.fract() != 0.0 || value < 0.0 {
-        return Err(format!("'{text}' is not a whole number"));
-    }
-    Ok(value as u64)
-}
-
-/// Parses a positive number with an optional `k` or `M` suffix.
-pub fn parse_scaled(text: &str) -> Result<f64, String> {
-    let (digits, scale) = match text.strip_suffix(['k', 'K']) {
-        Some(d) => (d, 1e3),
-        None => match text.strip_suffix(['m', 'M']) {
-            Some(d) => (d, 1e6),
-            None => (text, 1.0),
-        },
-    };
-    let value: f64 = digits
-        .parse()
-        .map_err(|_| format!("'{text}' is not a number (10, 10k, 1.5M)"))?;
-    if !value.is_finite() || value < 0.0 {
-        return Err(format!("'{text}' is not a non-negative number"));
-    }
-    Ok(value * scale)
-}

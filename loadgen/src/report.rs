@@ -270,9 +270,40 @@ pub struct Report {
     /// without it.
     #[serde(default)]
     pub chat: Option<ChatReport>,
+    /// `--attack`: what the hostile clients beside the load did and met; `null` without it.
+    #[serde(default)]
+    pub attack: Option<AttackReport>,
     /// The first connect error, to explain a run that completed nothing; not serialized.
     #[serde(skip)]
     pub first_error: Option<String>,
+}
+
+/// `--attack`: the hostile clients beside the load, counted over their whole run (from a
+/// second before the load to its end), apart from the legitimate clients.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttackReport {
+    /// The attack as given: `slowloris:64`, `silent:100`, `connect-flood:2000`.
+    pub spec: String,
+    /// The address every attack connection came from (`--attack-from`).
+    pub from: String,
+    /// `--attack-interval`, s: how often a slowloris client sends its next byte and closed
+    /// connections are opened again.
+    pub interval_s: f64,
+    /// Seconds the attackers ran, from a second before the load to its end.
+    pub duration_s: f64,
+    /// Connection attempts made.
+    pub attempts: u64,
+    /// Attempts that connected.
+    pub connected: u64,
+    /// Attempts refused or never answered (a connect error, or no connection within the
+    /// attack's patience: `--timeout`, or a flood connection's 100 ms).
+    pub refused: u64,
+    /// Connections the server closed (EOF or reset) before the attacker did.
+    pub closed_by_server: u64,
+    /// Connections on which the server said `You have been blocked due to too many attempts.`
+    pub blocked_lines: u64,
+    /// Attack connections open when the load ended.
+    pub open_at_end: u64,
 }
 
 /// `--chat`: how the room's deliveries went. `messages` (top level) are the messages sent in
