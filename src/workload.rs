@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use loadgen::attack::AttackSpec;
 use serde::{Deserialize, Serialize};
 
 /// How thorough a comparison is.
@@ -148,7 +149,89 @@ pub enum Workload {
     /// drops them and the room goes on.
     #[serde(rename = "chat-slow")]
     ChatSlow,
+    /// Hostile clients (`--attack`): a 16-connection open loop at [`ATTACK_RATE`] requests/s
+    /// of `--work cpu=0` (the legitimate clients), beside `attack`'s clients from 127.0.0.2
+    /// (none: the control), against the server without defences, or with [`DEFENCES`].
+    Attack {
+        /// The hostile clients.
+        attack: Hostile,
+        /// Whether the server runs with [`DEFENCES`].
+        defended: bool,
+    },
 }
+
+/// The hostile clients of an attack workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hostile {
+    /// None: the control, what the legitimate clients get without an attack.
+    Nobody,
+    /// [`SLOWLORIS_CONNECTIONS`] connections trickling a request they never finish
+    /// (`loadgen --attack slowloris:64`).
+    Slowloris,
+    /// [`FLOOD_RATE`] new connections a second, each closed after 100 ms
+    /// (`loadgen --attack connect-flood:2000`).
+    Flood,
+}
+
+impl Hostile {
+    /// Every kind, the control first, in report order.
+    pub const ALL: [Hostile; 3] = [Hostile::Nobody, Hostile::Slowloris, Hostile::Flood];
+
+    /// `loadgen --attack`'s spec; `None` for the control.
+    pub fn spec(self) -> Option<String> {
+        match self {
+            Hostile::Nobody => None,
+            Hostile::Slowloris => Some(format!("slowloris:{SLOWLORIS_CONNECTIONS}")),
+            Hostile::Flood => Some(format!("connect-flood:{FLOOD_RATE}")),
+        }
+    }
+
+    /// The label's stem: `attack-control`, `slowloris-64`, `flood-2000`.
+    pub fn stem(self) -> String {
+        match self {
+            Hostile::Nobody => "attack-control".to_owned(),
+            Hostile::Slowloris => format!("slowloris-{SLOWLORIS_CONNECTIONS}"),
+            Hostile::Flood => format!("flood-{FLOOD_RATE}"),
+        }
+    }
+}
+
+/// What a defended attack workload's label ends with: `slowloris-64-defended`.
+const DEFENDED: &str = "-defended";
+
+/// The legitimate clients' offered rate beside an attack, requests/s over 16 connections: an
+/// open loop, so that loadgen's own CPU (one core on 2, shared with the attackers) does not
+/// decide the result.
+pub const ATTACK_RATE: f64 = 10_000.0;
+
+/// The connections of `slowloris-64`.
+pub const SLOWLORIS_CONNECTIONS: usize = 64;
+
+/// The connections a second of `flood-2000`.
+pub const FLOOD_RATE: u32 = 2000;
+
+/// The server's defences in the defended attack workloads: an idle timeout, a cap per
+/// address below the smallest pool compared (prefork's 16 workers: otherwise the attackers
+/// still hold every worker), and the IP blocker.
+pub const DEFENCES: [&str; 8] = [
+    "--idle-timeout",
+    "2s",
+    "--per-ip-max-conns",
+    "4",
+    "--block-after",
+    "200",
+    "--block-window",
+    "1s",
+];
+
+/// The shortest warm-up and measured time of an attack run (the attackers start a second
+/// before the warm-up): long enough for a defended server to close the first slowloris
+/// connections (2 s after their first byte) within it.
+pub const ATTACK_TIMING: Timing = Timing {
+    warmup: Duration::from_millis(500),
+    duration: Duration::from_secs(2),
+};
 
 /// Members per room of `chat-r16-c64`, `chat-r16-c1024` and `chat-slow`.
 pub const CHAT_ROOM: usize = 16;
@@ -266,6 +349,8 @@ pub enum Servers {
     /// The TCP models that serve the chat room (`--chat`: every built-in one, every Python
     /// one).
     Chat,
+    /// The built-in TCP models: those with the defences (`--attack`).
+    Attack,
     /// Instead of the servers as given, each pool of blocking workers among them at every
     /// size of [`POOL_WORKERS`].
     PoolSweep,
@@ -284,6 +369,8 @@ pub enum Section {
     Work,
     /// *The chat room: what sharing costs*.
     Chat,
+    /// *Hostile clients*.
+    Attack,
 }
 
 /// A table of the report: one figure per server (rows) and workload (columns), over the
@@ -331,11 +418,15 @@ pub enum Table {
     ChatLatency,
     /// The chat room: server CPU per delivery, and peak memory.
     ChatCost,
+    /// Hostile clients: the legitimate requests/s and their share of the offered rate.
+    AttackRate,
+    /// Hostile clients: the legitimate requests' p99.
+    AttackLatency,
 }
 
 impl Table {
     /// Every table, in the order the report shows them.
-    pub const ALL: [Table; 20] = [
+    pub const ALL: [Table; 22] = [
         Table::PingpongThroughput,
         Table::PingpongLatency,
         Table::Rate,
@@ -356,6 +447,8 @@ impl Table {
         Table::ChatDeliveries,
         Table::ChatLatency,
         Table::ChatCost,
+        Table::AttackRate,
+        Table::AttackLatency,
     ];
 
     /// The table's heading.
@@ -383,6 +476,10 @@ impl Table {
             Table::ChatDeliveries => "Chat: deliveries/s",
             Table::ChatLatency => "Chat: delivery p99 / fan-out p99 (µs)",
             Table::ChatCost => "Chat: server CPU per delivery (µs), peak memory PSS",
+            Table::AttackRate => {
+                "Hostile clients: legitimate requests/s, achieved share of the offered rate"
+            }
+            Table::AttackLatency => "Hostile clients: legitimate p50 / p99 (µs)",
         }
     }
 
@@ -402,6 +499,7 @@ impl Table {
             Table::TlsThroughput | Table::TlsHandshakeCpu | Table::TlsMixed => Section::Tls,
             Table::WorkThroughput | Table::WorkLatency | Table::Mixed => Section::Work,
             Table::ChatDeliveries | Table::ChatLatency | Table::ChatCost => Section::Chat,
+            Table::AttackRate | Table::AttackLatency => Section::Attack,
         }
     }
 }
@@ -513,14 +611,28 @@ impl Workload {
         ]
     }
 
-    /// Every workload a profile knows, over TCP, UDP and TLS, with and without a cost, and
-    /// the chat room's, in report order.
+    /// The hostile clients' workloads (`--attack`), in report order (every profile runs the
+    /// same): the control, then each attack without defences and with them.
+    pub fn attack() -> Vec<Workload> {
+        let mut all = vec![Workload::Attack {
+            attack: Hostile::Nobody,
+            defended: false,
+        }];
+        for attack in [Hostile::Slowloris, Hostile::Flood] {
+            all.extend([false, true].map(|defended| Workload::Attack { attack, defended }));
+        }
+        all
+    }
+
+    /// Every workload a profile knows, over TCP, UDP and TLS, with and without a cost, the
+    /// chat room's and the hostile clients', in report order.
     pub fn all_of_profile(profile: Profile) -> Vec<Workload> {
         let mut all = Workload::of_profile(profile);
         all.extend(Workload::udp_of_profile(profile));
         all.extend(Workload::tls());
         all.extend(Workload::work());
         all.extend(Workload::chat());
+        all.extend(Workload::attack());
         all
     }
 
@@ -532,7 +644,7 @@ impl Workload {
             .map(|label| {
                 Workload::from_label(label).ok_or_else(|| {
                     format!(
-                        "--workloads: unknown workload '{label}' (e.g. pingpong-c16, rate-10000, churn, idle-1000, bulk, pool-c128, udp-pingpong-c16-p8, udp-rate-10000, cpu-1ms-c16, wait-1ms-c1024, mixed-c16, chat-r16-c64, chat-slow)"
+                        "--workloads: unknown workload '{label}' (e.g. pingpong-c16, rate-10000, churn, idle-1000, bulk, pool-c128, udp-pingpong-c16-p8, udp-rate-10000, cpu-1ms-c16, wait-1ms-c1024, mixed-c16, chat-r16-c64, chat-slow, slowloris-64, flood-2000-defended)"
                     )
                 })
             })
@@ -559,6 +671,18 @@ impl Workload {
             Workload::Mixed => "mixed",
             Workload::Chat { .. } => "chat",
             Workload::ChatSlow => "chat-slow",
+            Workload::Attack {
+                attack: Hostile::Nobody,
+                ..
+            } => "attack-control",
+            Workload::Attack {
+                attack: Hostile::Slowloris,
+                ..
+            } => "slowloris",
+            Workload::Attack {
+                attack: Hostile::Flood,
+                ..
+            } => "flood",
         }
     }
 
@@ -590,6 +714,10 @@ impl Workload {
             Workload::Mixed => format!("mixed-c{SIXTEEN}"),
             Workload::Chat { room, connections } => format!("chat-r{room}-c{connections}"),
             Workload::ChatSlow => "chat-slow".to_owned(),
+            Workload::Attack { attack, defended } => match defended {
+                false => attack.stem(),
+                true => format!("{}{DEFENDED}", attack.stem()),
+            },
         }
     }
 
@@ -620,6 +748,13 @@ impl Workload {
         }
         if label == "chat-slow" {
             return Some(Workload::ChatSlow);
+        }
+        let (stem, defended) = match label.strip_suffix(DEFENDED) {
+            Some(stem) => (stem, true),
+            None => (label, false),
+        };
+        if let Some(attack) = Hostile::ALL.into_iter().find(|a| a.stem() == stem) {
+            return Some(Workload::Attack { attack, defended });
         }
         if let Some(rest) = label.strip_prefix("chat-r") {
             let (room, connections) = rest.split_once("-c")?;
@@ -689,6 +824,7 @@ impl Workload {
             Workload::Wait { .. } => Servers::Work,
             Workload::Cpu { .. } | Workload::Mixed => Servers::WorkOffload,
             Workload::Chat { .. } | Workload::ChatSlow => Servers::Chat,
+            Workload::Attack { .. } => Servers::Attack,
         }
     }
 
@@ -718,7 +854,22 @@ impl Workload {
             | Workload::TlsMixed { .. }
             | Workload::Wait { .. }
             | Workload::Chat { .. }
-            | Workload::ChatSlow => false,
+            | Workload::ChatSlow
+            | Workload::Attack { .. } => false,
+        }
+    }
+
+    /// Whether the workload is the hostile clients' (`--attack`, against the built-in
+    /// models).
+    pub fn is_attack(&self) -> bool {
+        self.servers() == Servers::Attack
+    }
+
+    /// The server arguments the workload adds: the defences, where it is defended.
+    pub fn server_args(&self) -> &'static [&'static str] {
+        match self {
+            Workload::Attack { defended: true, .. } => &DEFENCES,
+            _ => &[],
         }
     }
 
@@ -748,6 +899,13 @@ impl Workload {
             | Workload::Chat { connections, .. }
             | Workload::UdpPingpong { connections, .. } => (connections, 0),
             Workload::ChatSlow => (CHAT_SLOW_MEMBERS, 0),
+            // The attackers' connections beside the legitimate ones: a flood holds a tenth
+            // of a second's worth at once.
+            Workload::Attack { attack, .. } => match attack {
+                Hostile::Nobody => (SIXTEEN, 0),
+                Hostile::Slowloris => (SIXTEEN + SLOWLORIS_CONNECTIONS, 0),
+                Hostile::Flood => (SIXTEEN + FLOOD_RATE as usize / 10, 0),
+            },
             Workload::Rate { .. }
             | Workload::Churn
             | Workload::Bulk
@@ -793,6 +951,7 @@ impl Workload {
             }
             Workload::Cpu { .. } | Workload::Wait { .. } => at_least(profile, WORK_TIMING),
             Workload::Chat { .. } | Workload::ChatSlow => at_least(profile, CHAT_TIMING),
+            Workload::Attack { .. } => at_least(profile, ATTACK_TIMING),
             Workload::Pingpong { .. }
             | Workload::Rate { .. }
             | Workload::Churn
@@ -884,6 +1043,14 @@ impl Workload {
                 o.size = CHAT_SLOW_SIZE;
                 o.timeout = CHAT_TIMEOUT;
             }
+            Workload::Attack { attack, .. } => {
+                o.connections = SIXTEEN;
+                o.rate = Some(ATTACK_RATE);
+                o.work = Some(work_spec("cpu=0"));
+                o.attack = attack
+                    .spec()
+                    .map(|spec| AttackSpec::parse(&spec).expect("the workloads' attacks parse"));
+            }
         }
         o
     }
@@ -926,6 +1093,7 @@ impl Workload {
             Workload::Chat { .. } | Workload::ChatSlow => {
                 &[Table::ChatDeliveries, Table::ChatLatency, Table::ChatCost]
             }
+            Workload::Attack { .. } => &[Table::AttackRate, Table::AttackLatency],
         }
     }
 
@@ -936,7 +1104,8 @@ impl Workload {
             | Workload::Idle { .. }
             | Workload::UdpRate { .. }
             | Workload::TlsMixed { .. }
-            | Workload::Mixed => Ranked::P99,
+            | Workload::Mixed
+            | Workload::Attack { .. } => Ranked::P99,
             Workload::Pingpong { .. }
             | Workload::Churn
             | Workload::Bulk
@@ -995,6 +1164,17 @@ mod tests {
         ] {
             assert_eq!(Workload::from_label(&w.label()), Some(w));
         }
+        let attack: Vec<String> = Workload::attack().iter().map(Workload::label).collect();
+        assert_eq!(
+            attack,
+            [
+                "attack-control",
+                "slowloris-64",
+                "slowloris-64-defended",
+                "flood-2000",
+                "flood-2000-defended"
+            ]
+        );
         let chat: Vec<String> = Workload::chat().iter().map(Workload::label).collect();
         assert_eq!(
             chat,
@@ -1025,6 +1205,9 @@ mod tests {
             "chat-r0-c0",
             "chat-r16",
             "chat-slow-2",
+            "slowloris-32",
+            "flood-2000-defended-defended",
+            "attack-control-x",
             "nope",
         ] {
             assert_eq!(Workload::from_label(bad), None, "{bad}");
@@ -1104,5 +1287,35 @@ mod tests {
             .iter()
             .filter(|w| !w.is_work())
             .all(|w| !w.shares_cpus()));
+    }
+
+    #[test]
+    fn attack_workloads_send_an_open_loop_beside_their_attack_and_defend_only_when_asked() {
+        let addr = "127.0.0.1:7".parse().unwrap();
+        for w in Workload::attack() {
+            let timing = w.timing(Timing {
+                warmup: Duration::from_millis(100),
+                duration: Duration::from_millis(300),
+            });
+            assert_eq!(timing, ATTACK_TIMING, "{}", w.label());
+            let o = w.loadgen_options(addr, timing);
+            assert_eq!(o.validate(), Ok(()), "{}", w.label());
+            assert_eq!((o.connections, o.rate), (SIXTEEN, Some(ATTACK_RATE)));
+            assert!(o.work.is_some() && w.is_attack() && !w.is_work() && !w.shares_cpus());
+            let Workload::Attack { attack, defended } = w else {
+                unreachable!()
+            };
+            assert_eq!(
+                o.attack.is_some(),
+                attack != Hostile::Nobody,
+                "{}",
+                w.label()
+            );
+            assert_eq!(!w.server_args().is_empty(), defended, "{}", w.label());
+        }
+        assert!(Workload::all_of_profile(Profile::Full)
+            .iter()
+            .any(Workload::is_attack));
+        assert!(Workload::Bulk.server_args().is_empty());
     }
 }

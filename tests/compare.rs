@@ -384,6 +384,84 @@ fn chat_runs_every_way_of_sharing_starves_the_iterative_server_and_judges_the_sl
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+#[test]
+fn attack_denies_prefork_without_defences_and_mio_keeps_its_clients_either_way() {
+    let out = tiny_compare(
+        "attack",
+        &[
+            "--attack",
+            "--models",
+            "mio,prefork",
+            "--workloads",
+            "attack-control,slowloris-64,slowloris-64-defended",
+        ],
+    );
+    let summary = json(&out.join("summary.json"));
+    let ran = common::cells_ran(&summary);
+    let expected: Vec<String> = ["mio", "prefork(16)"]
+        .iter()
+        .flat_map(|m| {
+            ["attack-control", "slowloris-64", "slowloris-64-defended"].map(|w| format!("{m} {w}"))
+        })
+        .collect();
+    assert_eq!(ran, expected);
+    let models = summary["attack_models"].as_array().unwrap();
+    let kept = |model: &str, workload: &str| {
+        let m = models.iter().find(|m| m["model"] == model).unwrap();
+        let k = m["kept"].as_array().unwrap();
+        k.iter()
+            .find(|k| k["workload"] == workload)
+            .unwrap()
+            .clone()
+    };
+    // An event loop barely notices 64 slowloris clients, defended or not.
+    for w in ["slowloris-64", "slowloris-64-defended"] {
+        let k = kept("mio", w);
+        assert!(k["rate_share"].as_f64().unwrap() >= 0.9, "mio {w}: {k}");
+    }
+    // Sixteen workers, sixty-four attackers: every worker is held, and the legitimate clients
+    // get nothing; a cap per address of 4 leaves them 12 workers.
+    let denied = kept("prefork(16)", "slowloris-64");
+    assert_eq!(denied["verdict"], "denied", "{denied}");
+    let defended = kept("prefork(16)", "slowloris-64-defended");
+    assert_ne!(defended["verdict"], "denied", "{defended}");
+    let cell = |model: &str, label: &str| {
+        summary["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["model"] == model && c["label"] == label)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(cell("prefork(16)", "slowloris-64")["status"], "starved");
+    // The attackers met the defences: most closed by the server, at most 4 held at once.
+    let attack = &cell("prefork(16)", "slowloris-64-defended")["attack"];
+    assert!(
+        attack["closed_by_server"].as_f64().unwrap() > 0.0,
+        "{attack}"
+    );
+    assert!(attack["open_at_end"].as_f64().unwrap() <= 4.0, "{attack}");
+    let undefended = &cell("mio", "slowloris-64")["attack"];
+    assert_eq!(
+        undefended["open_at_end"].as_f64(),
+        Some(64.0),
+        "{undefended}"
+    );
+    // Attacked servers have no headline row of their own.
+    assert!(summary["headline"].as_array().unwrap().is_empty());
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    for heading in [
+        "## Hostile clients: who keeps serving",
+        "### What the legitimate clients kept",
+        "### What the attackers met",
+    ] {
+        assert!(md.contains(heading), "{heading}:\n{md}");
+    }
+    report_re_renders_identically(&out);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 /// Runs `compare --profile tiny` with `args` into a fresh directory named for `name`, the
 /// server on CPU 0 and loadgen on CPU 1, and checks that it succeeded; the directory.
 fn tiny_compare(name: &str, args: &[&str]) -> std::path::PathBuf {

@@ -10,6 +10,7 @@ use std::time::{Duration, SystemTime};
 use echobench::schema::{
     Environment, Profile, RunRecord, RunSpec, ServerUsage, Status, Timing, Workload, SCHEMA_VERSION,
 };
+use echobench::workload::Hostile;
 use hdrhistogram::Histogram;
 use loadgen::report::ChatReport;
 use loadgen::{Errors, Latency, Mode, Report};
@@ -44,6 +45,14 @@ fn workloads() -> Vec<Workload> {
             connections: 64,
         },
         Workload::ChatSlow,
+        Workload::Attack {
+            attack: Hostile::Nobody,
+            defended: false,
+        },
+        Workload::Attack {
+            attack: Hostile::Slowloris,
+            defended: true,
+        },
     ]
 }
 
@@ -225,6 +234,7 @@ impl FixtureRun {
             chat: opts
                 .chat
                 .map(|room| self.chat(room, messages, throughput, &latency)),
+            attack: opts.attack.as_ref().map(|a| self.attack(&a.text)),
         };
         if self.options().udp {
             self.add_datagrams(&mut report);
@@ -254,6 +264,24 @@ impl FixtureRun {
                 false => 0,
             },
             members_starved: self.starved() as u64,
+        }
+    }
+
+    /// The attackers' counts: `mio` holds 4 of them (the cap per address) and closes the rest;
+    /// the iterative server holds the one it serves.
+    fn attack(&self, spec: &str) -> loadgen::AttackReport {
+        let held = if self.spec.model == "mio" { 4 } else { 1 };
+        loadgen::AttackReport {
+            spec: spec.to_owned(),
+            from: "127.0.0.2".to_owned(),
+            interval_s: 1.0,
+            duration_s: 3.5,
+            attempts: 64 + 60 * 3,
+            connected: 64 + 60 * 3,
+            refused: 0,
+            closed_by_server: 60 * 3,
+            blocked_lines: 0,
+            open_at_end: held,
         }
     }
 

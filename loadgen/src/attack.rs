@@ -93,7 +93,9 @@ impl AttackSpec {
             let n = parse_count(count)?;
             match usize::try_from(n) {
                 Ok(n) if (1..=MAX_CONNECTIONS).contains(&n) => Ok(n),
-                _ => Err(format!("{name} takes 1 to {MAX_CONNECTIONS} connections, not {count}")),
+                _ => Err(format!(
+                    "{name} takes 1 to {MAX_CONNECTIONS} connections, not {count}"
+                )),
             }
         };
         let kind = match name {
@@ -304,7 +306,10 @@ impl Attackers {
             Err(e) => {
                 if e.kind() == io::ErrorKind::AddrNotAvailable {
                     return Err(e).with_context(|| {
-                        format!("--attack-from {}: not an address of this host", self.plan.from)
+                        format!(
+                            "--attack-from {}: not an address of this host",
+                            self.plan.from
+                        )
                     });
                 }
                 self.report.refused += 1;
@@ -379,10 +384,9 @@ impl Attackers {
                         Token(key),
                         Interest::READABLE,
                     );
-                    if matches!(self.plan.spec.kind, Kind::Slowloris(_)) {
-                        if conn.stream.write(&[slowloris_byte(0)]).is_ok() {
-                            conn.sent = 1;
-                        }
+                    let slowloris = matches!(self.plan.spec.kind, Kind::Slowloris(_));
+                    if slowloris && conn.stream.write(&[slowloris_byte(0)]).is_ok() {
+                        conn.sent = 1;
                     }
                 }
                 // Still connecting.
@@ -479,15 +483,26 @@ mod tests {
         let spec = AttackSpec::parse("slowloris:64").unwrap();
         assert_eq!(spec.kind, Kind::Slowloris(64));
         assert_eq!(spec.text, "slowloris:64");
-        assert_eq!(AttackSpec::parse("silent:1k").unwrap().kind, Kind::Silent(1000));
+        assert_eq!(
+            AttackSpec::parse("silent:1k").unwrap().kind,
+            Kind::Silent(1000)
+        );
         assert_eq!(
             AttackSpec::parse("connect-flood:2000").unwrap().kind,
             Kind::ConnectFlood(2000.0)
         );
-        for bad in ["slowloris", "slowloris:0", "silent:x", "flood:10", "connect-flood:0"] {
+        for bad in [
+            "slowloris",
+            "slowloris:0",
+            "silent:x",
+            "flood:10",
+            "connect-flood:0",
+        ] {
             assert!(AttackSpec::parse(bad).is_err(), "{bad}");
         }
-        assert!(AttackSpec::parse("silent:200001").unwrap_err().contains("100000"));
+        assert!(AttackSpec::parse("silent:200001")
+            .unwrap_err()
+            .contains("100000"));
     }
 
     #[test]

@@ -184,7 +184,12 @@ struct RunArgs {
     attack: Option<AttackSpec>,
     /// With --attack: the address the attack connections come from (any of 127.0.0.0/8 is
     /// loopback).
-    #[arg(long, value_name = "ADDR", default_value = "127.0.0.2", requires = "attack")]
+    #[arg(
+        long,
+        value_name = "ADDR",
+        default_value = "127.0.0.2",
+        requires = "attack"
+    )]
     attack_from: IpAddr,
     /// With --attack: how often a slowloris client sends its next byte, and closed attack
     /// connections are opened again.

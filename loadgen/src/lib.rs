@@ -36,8 +36,8 @@ pub use options::{
     parse_count, parse_scaled, Options, DEFAULT_HLOG_INTERVAL, MAX_SIZE, MIN_HLOG_INTERVAL,
 };
 pub use report::{
-    from_unix_ns, new_histogram, unix_ns, Arrivals, ChatReport, Datagrams, Errors, Handshakes,
-    KernelDrops, Latency, Mode, Report, WorkClass, WorkReport,
+    from_unix_ns, new_histogram, unix_ns, Arrivals, AttackReport, ChatReport, Datagrams, Errors,
+    Handshakes, KernelDrops, Latency, Mode, Report, WorkClass, WorkReport,
 };
 pub use tls::{TlsInfo, TlsOptions, Trust};
 

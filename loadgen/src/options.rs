@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-pub use crate::numbers::{parse_count, parse_scaled};
 use crate::attack::{self, AttackSpec};
 use crate::machine::{affinity_cpus, format_cpus, local_port_range, original_fd_limit};
+pub use crate::numbers::{parse_count, parse_scaled};
 use crate::report::Mode;
 use crate::source::{SourceAddrs, Sources};
 use crate::tls::{self, TlsOptions};
@@ -467,4 +467,3 @@ fn check_capacity(opts: &Options, sources: usize) -> Result<(), String> {
     }
     Ok(())
 }
-

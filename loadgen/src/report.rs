@@ -570,6 +570,14 @@ impl Report {
             );
             s += &line("fan-out µs", &c.fanout_latency_us);
         }
+        if let Some(a) = &self.attack {
+            let _ = writeln!(
+                s,
+                "attack: {} from {} over {:.1} s  attempts {} connected {} refused {}  closed by the server {}  blocked lines {}  open at the end {}",
+                a.spec, a.from, a.duration_s, a.attempts, a.connected, a.refused,
+                a.closed_by_server, a.blocked_lines, a.open_at_end
+            );
+        }
         self.tls_summary(&mut s, &line);
         if let (Some(sent), Some(lost)) = (self.datagrams_sent, self.datagrams_lost) {
             let n = |v: Option<u64>| v.unwrap_or(0);

@@ -210,6 +210,20 @@ fn bad_flags_give_one_line_naming_the_flag_and_exit_2() {
             ],
             "--chat",
         ),
+        (vec!["--addr", addr, "--attack", "siege:5"], "--attack"),
+        (vec!["--addr", addr, "--attack", "slowloris:0"], "--attack"),
+        (
+            vec!["--addr", addr, "--attack-from", "127.0.0.3"],
+            "--attack",
+        ),
+        (
+            vec!["--addr", addr, "--attack", "silent:4", "--udp"],
+            "--attack",
+        ),
+        (
+            vec!["--addr", addr, "--attack", "silent:4", "--agent"],
+            "--attack",
+        ),
         // One second after the epoch: the whole run's window is long past.
         (
             vec!["--addr", addr, "--start-at", "1000000000"],
@@ -338,6 +352,7 @@ const SCHEMA: &[(&str, &str)] = &[
     ("loadgen_cpu_s", "number|null"),
     ("work", "object|null"),
     ("chat", "object|null"),
+    ("attack", "object|null"),
 ];
 
 /// The keys only a UDP run fills.

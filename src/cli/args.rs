@@ -215,6 +215,15 @@ pub struct Passes {
     /// always runs them.
     #[arg(long)]
     pub chat: bool,
+    /// Also hostile clients (every built-in TCP model, with `--work`): a 16-connection open
+    /// loop at 10,000 requests/s of `--work cpu=0` (attack-control) beside slowloris-64
+    /// (64 connections from 127.0.0.2 trickling a request they never finish) and flood-2000
+    /// (2,000 connections a second), each against the server without defences and with
+    /// `--idle-timeout 2s --per-ip-max-conns 4 --block-after 200 --block-window 1s` (the
+    /// `-defended` runs): what the legitimate clients keep of their rate and p99. About 4
+    /// minutes more per pass on 2 cores. The full profile always runs them.
+    #[arg(long)]
+    pub attack: bool,
     /// Also the tutorials' own Python servers, run by PYTHON (3.9 or later) [default when
     /// given alone: python3]: py-iterative, py-threading, py-multiprocessing, py-asyncio,
     /// py-selectors, py-twisted and py-gevent where PYTHON can import them

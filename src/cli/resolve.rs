@@ -58,6 +58,9 @@ pub fn compare_options(flags: CompareFlags) -> anyhow::Result<Option<CompareOpti
         passes.work || profile == Profile::Full || workloads.iter().flatten().any(|w| w.is_work());
     let chat =
         passes.chat || profile == Profile::Full || workloads.iter().flatten().any(|w| w.is_chat());
+    let attack = passes.attack
+        || profile == Profile::Full
+        || workloads.iter().flatten().any(|w| w.is_attack());
     let mut servers = plan::parse_models(&models).map_err(usage)?;
     udp_servers(&mut servers, &models, udp).map_err(usage)?;
     let asked_python = python_asked(&mut servers, passes.python.is_some(), udp)?;
@@ -106,6 +109,7 @@ pub fn compare_options(flags: CompareFlags) -> anyhow::Result<Option<CompareOpti
         tls,
         work,
         chat,
+        attack,
         python,
         hosts,
     };

@@ -58,6 +58,9 @@ pub struct CompareOptions {
     /// Whether the chat room's workloads run too (`--chat`; the full profile always runs
     /// them).
     pub chat: bool,
+    /// Whether the hostile clients' workloads run too (`--attack`; the full profile always
+    /// runs them).
+    pub attack: bool,
     /// The Python models' interpreter and which of them run (`--python`); their definitions
     /// are among `external`.
     pub python: Option<PythonRun>,
@@ -94,6 +97,9 @@ impl CompareOptions {
             if self.chat {
                 all.extend(Workload::chat());
             }
+            if self.attack {
+                all.extend(Workload::attack());
+            }
             all
         })
     }
@@ -108,12 +114,14 @@ impl CompareOptions {
     /// profile's for one pass over the TCP matrix (each further pass takes as long again). The
     /// UDP and the Python models' runs take the TCP runs' timing: `--udp` and `--python` add
     /// their own time and change nothing of the Rust models' runs; nor do `--tls`, `--work`
-    /// and `--chat`, whose workloads have their own.
+    /// `--chat` and `--attack`, whose workloads have their own.
     pub fn timing(&self) -> Timing {
         let per_pass = self
             .workloads()
             .iter()
-            .filter(|w| !w.is_udp() && !w.is_tls() && !w.is_work() && !w.is_chat())
+            .filter(|w| {
+                !w.is_udp() && !w.is_tls() && !w.is_work() && !w.is_chat() && !w.is_attack()
+            })
             .map(|w| {
                 servers_of(&self.servers, w)
                     .iter()
@@ -320,6 +328,9 @@ fn servers_of(servers: &[ServerSpec], workload: &Workload) -> Vec<ServerSpec> {
     match workload.servers() {
         Servers::Tls => kept(|s| Model::from_name(&s.model).is_some_and(Model::supports_tls)),
         Servers::Work | Servers::Chat => kept(speaks_protocols),
+        Servers::Attack => {
+            kept(|s| Model::from_name(&s.model).is_some_and(|m| m.transport() == Transport::Tcp))
+        }
         Servers::WorkOffload => servers
             .iter()
             .filter(|s| speaks_protocols(s))
@@ -408,6 +419,7 @@ mod tests {
             tls: false,
             work: false,
             chat: false,
+            attack: false,
             python: None,
             hosts: Hosts::default(),
         }

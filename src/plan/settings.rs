@@ -31,11 +31,13 @@ pub fn of(opts: &CompareOptions) -> Settings {
         first_repeat: _,
         server_cpus,
         loadgen_cpus,
-        // Resolved with the profile, --udp, --tls, --work and --chat: the workloads a pass runs.
+        // Resolved with the profile, --udp, --tls, --work, --chat and --attack: the workloads a
+        // pass runs.
         workloads: _,
         tls: _,
         work: _,
         chat: _,
+        attack: _,
         // Checked run by run against the comparison's records (each workload its own).
         timing: _,
         udp,
@@ -180,7 +182,7 @@ fn settings(r: Recorded) -> Settings {
         .iter()
         .filter(|e| !python_models.contains(&e.name))
         .collect();
-    Settings::from([
+    let mut settings = Settings::from([
         ("--models", r.models.join(",")),
         ("--profile", r.profile.to_owned()),
         (
@@ -209,5 +211,11 @@ fn settings(r: Recorded) -> Settings {
         ("--server-addr", or_none(r.server_addr)),
         ("--launcher", r.launcher.unwrap_or_default()),
         ("--agent-bin", or_none(r.agent_bin)),
-    ])
+    ]);
+    // Recorded where it ran only, so that comparisons made before the flag existed still
+    // take passes without it.
+    if r.workloads.iter().any(Workload::is_attack) {
+        settings.insert("--attack", "true".to_owned());
+    }
+    settings
 }

@@ -27,6 +27,7 @@ pub fn document(s: &Summary, plots: &[Plot]) -> Vec<Block> {
     doc.extend(requests_with_a_cost(s));
     doc.extend(memory_per_connection(s));
     doc.extend(chat_room(s));
+    doc.extend(hostile_clients(s));
     doc.extend(server_resources(s));
     doc.extend(super::agents::load_agents(s));
     doc.extend(notes(s));
@@ -272,6 +273,8 @@ fn cell_figure(table: Table) -> fn(&Cell) -> String {
         Table::ChatDeliveries => super::chat::deliveries_figure,
         Table::ChatLatency => super::chat::latency_figures,
         Table::ChatCost => super::chat::cost_figures,
+        Table::AttackRate => super::attack::rate_figure,
+        Table::AttackLatency => super::attack::latency_figures,
     }
 }
 
@@ -414,6 +417,17 @@ fn chat_room(s: &Summary) -> Vec<Block> {
     let mut blocks = super::chat::about();
     blocks.extend(section_tables(s, Section::Chat));
     blocks.extend(super::chat::sharing(s));
+    blocks
+}
+
+/// Hostile clients: how the attacks were made, their tables, what each model kept.
+fn hostile_clients(s: &Summary) -> Vec<Block> {
+    if !section_ran(s, Section::Attack) {
+        return Vec::new();
+    }
+    let mut blocks = super::attack::about();
+    blocks.extend(section_tables(s, Section::Attack));
+    blocks.extend(super::attack::kept(s));
     blocks
 }
 

@@ -223,6 +223,9 @@ fn run_one(
         server_spec.args.push(flag.to_owned());
         ext = ext.map(|e| with_protocol(&e, flag, &spec.server_args));
     }
+    // `--attack`'s defended runs: the defences (built-in models only run them).
+    let defences = spec.workload.server_args().iter().map(|a| (*a).to_owned());
+    server_spec.args.extend(defences);
     let mut server = match Running::start(exe, &server_spec, ext.as_ref(), opts, &cpus, &log) {
         Ok(server) => server,
         Err(e) => {
@@ -261,9 +264,13 @@ fn run_one(
 }
 
 /// The flag that makes a server speak the workload's protocol, where it is not echo:
-/// `--work` (requests with a cost) or `--chat` (the chat room).
+/// `--work` (requests with a cost, and the hostile clients' workloads, whose requests are
+/// `--work`'s at no cost) or `--chat` (the chat room).
 fn protocol_flag(workload: &Workload) -> Option<&'static str> {
-    match (workload.is_work(), workload.is_chat()) {
+    match (
+        workload.is_work() || workload.is_attack(),
+        workload.is_chat(),
+    ) {
         (true, _) => Some("--work"),
         (_, true) => Some("--chat"),
         _ => None,
@@ -440,6 +447,16 @@ impl Sampler<'_> {
 /// How loadgen's run ended, and why when it was not clean.
 fn outcome(result: thread::Result<anyhow::Result<loadgen::Report>>) -> (Status, Option<String>) {
     match result {
+        // Beside an attack, legitimate clients that completed nothing are what the attack did
+        // (service denied), not a run that failed; an echo that differed still fails it.
+        Ok(Ok(report)) if report.attack.is_some() && report.messages == 0 && report.errors.mismatch == 0 => (
+            Status::Starved,
+            Some(format!(
+                "beside {}, none of the {} legitimate connections completed a request: service denied",
+                report.attack.as_ref().map_or("the attack", |a| a.spec.as_str()),
+                report.connections
+            )),
+        ),
         Ok(Ok(report)) => match report.failure() {
             Some(why) => (Status::Failed, Some(why)),
             None if report.connections_starved > 0 => (

@@ -21,10 +21,10 @@ pub use environment::{Environment, PythonRun, Skipped};
 pub use external::ExternalServer;
 pub use run::{AgentRun, RunRecord, RunSpec, ServerSpec, ServerUsage, Status};
 pub use summary::{
-    AgentFigures, Cell, ChatFigures, ChatModel, Ci, Claim, ClaimGroup, DatagramCounts, Expected,
-    Findings, Headline, LeftOut, Margin, MarginVerdict, MemoryPerConnection, Ranking, Resampling,
-    SharingCost, SlowMember, SlowVerdict, Spread, Standing, Summary, Trouble, Verdict,
-    WorkClassFigures,
+    AgentFigures, AttackFigures, AttackModel, Cell, ChatFigures, ChatModel, Ci, Claim, ClaimGroup,
+    DatagramCounts, Expected, Findings, Headline, Kept, LeftOut, Margin, MarginVerdict,
+    MemoryPerConnection, Ranking, Resampling, SharingCost, SlowMember, SlowVerdict, Spread,
+    Standing, Summary, Trouble, Verdict, WorkClassFigures,
 };
 
 /// Version of the `raw/*.run.json` and `summary.json` schemas.

@@ -197,8 +197,61 @@ pub struct Cell {
     /// CPU and switches are per delivery. Absent otherwise.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub chat: Option<ChatFigures>,
+    /// The hostile clients' workloads: what the attackers did and met (the cell's other
+    /// figures are the legitimate clients'). Absent otherwise, and for their control.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attack: Option<AttackFigures>,
 }
 
+/// An attack cell's attackers (`loadgen --attack`), the median of each count over the
+/// repeats' runs.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttackFigures {
+    /// The attack, as loadgen was given it: `slowloris:64`, `connect-flood:2000`.
+    pub spec: String,
+    /// Connection attempts.
+    pub attempts: f64,
+    /// Attempts that connected.
+    pub connected: f64,
+    /// Attempts refused or never answered.
+    pub refused: f64,
+    /// Connections the server closed before the attacker did.
+    pub closed_by_server: f64,
+    /// Connections on which the server said it had blocked the address.
+    pub blocked_lines: f64,
+    /// Attack connections open when the load ended.
+    pub open_at_end: f64,
+}
+
+/// What one model's legitimate clients kept beside each attack, against the same model's run
+/// without one (`attack-control`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AttackModel {
+    /// The server label.
+    pub model: String,
+    /// The legitimate requests/s without an attack (median).
+    pub control_rate: Option<f64>,
+    /// Their p99 without an attack, µs (median).
+    pub control_p99_us: Option<f64>,
+    /// Each attack workload that ran, in report order.
+    pub kept: Vec<Kept>,
+}
+
+/// What the legitimate clients kept in one attack workload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Kept {
+    /// The workload's label: `slowloris-64`, `flood-2000-defended`.
+    pub workload: String,
+    /// Whether the server ran with the defences.
+    pub defended: bool,
+    /// Their requests/s over the control's (medians); absent without both.
+    pub rate_share: Option<f64>,
+    /// Their p99, µs (median); absent where none completed.
+    pub p99_us: Option<f64>,
+    /// `kept` (90 % of the control's rate or more), `degraded` (10 % to 90 %) or `denied`
+    /// (under 10 %), or `no data`.
+    pub verdict: String,
+}
 /// A chat cell's own figures, over its repeats.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatFigures {
@@ -648,6 +701,10 @@ pub struct Summary {
     /// when no chat workload ran.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sharing_costs: Vec<SharingCost>,
+    /// Hostile clients: what each model's legitimate clients kept beside each attack,
+    /// without and with defences; absent when no attack workload ran.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attack_models: Vec<AttackModel>,
 }
 
 impl Summary {

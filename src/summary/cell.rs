@@ -5,8 +5,8 @@ use loadgen::{Report, WorkClass};
 use super::bootstrap::{figure, Bootstrap};
 use super::load::RunData;
 use crate::schema::{
-    AgentFigures, AgentRun, Cell, ChatFigures, DatagramCounts, ServerUsage, Spread, Status,
-    WorkClassFigures, Workload,
+    AgentFigures, AgentRun, AttackFigures, Cell, ChatFigures, DatagramCounts, ServerUsage, Spread,
+    Status, WorkClassFigures, Workload,
 };
 
 /// The runs of a cell its figures come from: those that did not fail.
@@ -112,6 +112,7 @@ pub fn cell(
         server_cpus: group.iter().find_map(|r| r.record.server_cpus.clone()),
         loadgen_cpu_ratio: None,
         chat: chat(group, &reports, fanout),
+        attack: attack(&reports),
     };
     if cell.server_cpus.is_some() {
         cell.loadgen_cpu_ratio = spread(&|r| Some(r.loadgen_cpu_ratio));
@@ -220,6 +221,26 @@ fn chat(
         members_dropped: all().map(|c| c.members_dropped).max().unwrap_or(0),
         lost: all().map(|c| c.lost).sum(),
         deliveries_expected: all().map(|c| c.deliveries_expected).sum(),
+    })
+}
+
+/// An attack cell's attackers, the median of each count over the runs with figures; `None`
+/// where no run had attackers.
+fn attack(reports: &[&Report]) -> Option<AttackFigures> {
+    let attacks: Vec<&loadgen::AttackReport> =
+        reports.iter().filter_map(|r| r.attack.as_ref()).collect();
+    let first = attacks.first()?;
+    let median = |f: fn(&loadgen::AttackReport) -> u64| {
+        Spread::of(attacks.iter().map(|a| f(a) as f64)).map_or(0.0, |s| s.median)
+    };
+    Some(AttackFigures {
+        spec: first.spec.clone(),
+        attempts: median(|a| a.attempts),
+        connected: median(|a| a.connected),
+        refused: median(|a| a.refused),
+        closed_by_server: median(|a| a.closed_by_server),
+        blocked_lines: median(|a| a.blocked_lines),
+        open_at_end: median(|a| a.open_at_end),
     })
 }
 

@@ -421,6 +421,7 @@ mod tests {
             server_cpus: None,
             loadgen_cpu_ratio: None,
             chat: None,
+            attack: None,
         }
     }
 

@@ -100,12 +100,15 @@ fn best_pingpong<'a>(
 
 /// Findings and caveats, counted (the report's "What this run shows" names the workloads):
 /// failed and starved workloads, loadgen-bound workloads, idle connections left in the
-/// backlog, errors. The pool sweep's workloads are left to its own table.
+/// backlog, errors. The pool sweep's workloads are left to its own table, and the hostile
+/// clients' to theirs (legitimate clients an attack starved are its finding, not the model's
+/// trouble).
 fn flags(model: &str, cells: &[Cell], memory: Option<&MemoryPerConnection>) -> Vec<String> {
+    let attacked = |c: &Cell| Workload::from_label(&c.label).is_some_and(|w| w.is_attack());
     let own = || {
         cells
             .iter()
-            .filter(|c| c.model == model && c.workload != "pool")
+            .filter(|c| c.model == model && c.workload != "pool" && !attacked(c))
     };
     let workloads = |n: usize| format!("{n} workload{}", if n == 1 { "" } else { "s" });
     let count = |keep: &dyn Fn(&Cell) -> bool| own().filter(|c| keep(c)).count();

@@ -4,6 +4,7 @@
 //! from `raw/` and `environment.json` alone, with the seed recorded there, so `echobench
 //! report` re-renders the same figures.
 
+pub mod attack;
 pub mod bootstrap;
 mod cell;
 pub mod chat;
@@ -138,7 +139,11 @@ pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bo
         .iter()
         .filter(|m| {
             ran(m, &|w| {
-                !matches!(w, Workload::Pool { .. }) && !w.is_udp() && !w.is_work() && !w.is_chat()
+                !matches!(w, Workload::Pool { .. })
+                    && !w.is_udp()
+                    && !w.is_work()
+                    && !w.is_chat()
+                    && !w.is_attack()
             })
         })
         .map(|m| headline::headline(m, &cells, &workloads, rate_for_p99, &memory_per_connection))
@@ -153,6 +158,7 @@ pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bo
     let claims = claims::claims(&cells, &bootstraps, &classes);
     let chat_models = chat::models(&models, &cells);
     let sharing_costs = chat::sharing_costs(&cells, &bootstraps);
+    let attack_models = attack::models(&models, &cells);
     let summary = Summary {
         schema_version: SCHEMA_VERSION,
         environment: env.clone(),
@@ -167,6 +173,7 @@ pub fn summarize(env: &Environment, runs: &[RunData], seed: u64) -> (Summary, Bo
         claims,
         chat_models,
         sharing_costs,
+        attack_models,
     };
     (summary, bootstraps)
 }
