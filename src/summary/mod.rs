@@ -307,6 +307,7 @@ fn workloads_in_order(env: &Environment, runs: &[RunData]) -> Vec<Workload> {
         .chain(Workload::udp_of_profile(env.profile))
         .chain(Workload::work())
         .chain(Workload::chat())
+        .chain(Workload::attack())
         .filter(ran)
         .collect();
     for r in runs {
