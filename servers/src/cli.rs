@@ -6,15 +6,17 @@
 //! 2 for bad arguments (among them a UDP model asked to bind a non-loopback address without
 //! `--allow-remote`, `--tls` for a model without TLS, a certificate or key that is missing or
 //! unusable, `--work` with `--tls` or with a UDP model, `--chat` with `--tls`, `--work` or a
-//! UDP model, a `--chat-queue` below one largest frame, and `--offload` without `--work` or on
-//! a model without an event loop).
+//! UDP model, a `--chat-queue` below one largest frame, `--offload` without `--work` or on
+//! a model without an event loop, `--idle-timeout` without `--work`, a zero duration, or a
+//! defence on a UDP model).
 //!
 //! At start the soft descriptor limit is raised to the hard limit (an event loop holding
 //! 15,000 idle clients must not stop at a soft limit of 1,024); at a clean exit one line
 //! reports the connections that ended uncleanly, by kind (a UDP model: its datagram counters;
 //! with `--work`, a line before it counts the requests refused, by kind; with `--chat`, two
 //! lines before it: `echo-server: chat: N joins, N messages, N deliveries, N slow members
-//! dropped` and the connections closed for a bad frame).
+//! dropped` and the connections closed for a bad frame). With any defence, one line comes
+//! first: `echo-server: limits: N idle timeouts, N over per-address limit, N blocked`.
 
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::PathBuf;

@@ -561,6 +561,42 @@ mod tests {
     }
 
     #[test]
+    fn attack_runs_the_rust_tcp_models_only_and_leaves_the_tcp_timing_alone() {
+        let mut servers = parse_models("all").unwrap();
+        servers.extend(
+            echo_server::python::MODELS
+                .iter()
+                .map(|m| ServerSpec::model(m.name)),
+        );
+        servers.push(ServerSpec::model("own"));
+        let mut opts = options(servers, Profile::Quick);
+        let tcp_only = opts.timing();
+        opts.attack = true;
+        assert_eq!(
+            opts.timing(),
+            tcp_only,
+            "--attack changes nothing of the TCP runs"
+        );
+        let runs = opts.runs();
+        let tcp_models = Model::ALL
+            .iter()
+            .filter(|m| m.transport() == Transport::Tcp)
+            .count();
+        for w in Workload::attack() {
+            let ran: Vec<String> = runs
+                .iter()
+                .filter(|r| r.workload == w)
+                .map(RunSpec::server_label)
+                .collect();
+            assert_eq!(ran.len(), tcp_models, "{}: {ran:?}", w.label());
+            for absent in ["own", "py-threading", "udp-mio", "mio+pool"] {
+                assert!(!ran.contains(&absent.to_owned()), "{absent}: {ran:?}");
+            }
+            assert!(ran.contains(&"prefork(16)".to_owned()), "{ran:?}");
+        }
+    }
+
+    #[test]
     fn work_runs_the_tcp_and_python_models_and_the_event_loops_pooled_where_cpu_bound() {
         let mut servers = parse_models("all").unwrap();
         servers.retain(|s| !serves_udp(&s.model));

@@ -136,7 +136,7 @@ fn verdict_of<'a>(m: &'a AttackModel, label: &str) -> Option<&'a str> {
         .map(|k| k.verdict.as_str())
 }
 
-/// What the attackers met, per model and attack: connections held at the end, closed by the
+/// What the attackers met, per model and attack: connections open at the end, closed by the
 /// server, and blocked lines.
 fn attackers(s: &Summary) -> Vec<Block> {
     let attacks: Vec<String> = Workload::attack()[1..]
@@ -159,7 +159,7 @@ fn attackers(s: &Summary) -> Vec<Block> {
                 let a = cells.get(l.as_str()).and_then(|c| c.attack.as_ref());
                 or_dash(a, |a| {
                     format!(
-                        "{} attempts, {} held at the end, {} closed by the server, {} blocked",
+                        "{} attempts, {} open at the end, {} closed by the server, {} blocked",
                         int(a.attempts),
                         int(a.open_at_end),
                         int(a.closed_by_server),
@@ -172,7 +172,7 @@ fn attackers(s: &Summary) -> Vec<Block> {
         .collect();
     vec![
         Block::Heading(3, "What the attackers met".to_owned()),
-        Block::Para("Medians over the repeats of each attack run: connection attempts, attack connections still open when the load ended, connections the server closed first (an idle timeout, the cap per address, a block), and connections told they were blocked.".to_owned()),
+        Block::Para("Medians over the repeats of each attack run: connection attempts, attack connections still open when the load ended (served, or waiting in the listen backlog), connections the server closed first (an idle timeout, the cap per address, a block), and connections told they were blocked.".to_owned()),
         Block::Table(header, rows),
     ]
 }
