@@ -27,11 +27,11 @@ use anyhow::Context;
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
 use crate::machine::pin_to;
 use crate::numbers::{parse_count, parse_scaled};
 use crate::report::AttackReport;
+use crate::source;
 
 /// Where attack connections come from unless `--attack-from` says otherwise.
 pub const DEFAULT_FROM: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -445,27 +445,11 @@ fn is_local_shortage(e: &io::Error) -> bool {
     )
 }
 
-/// Starts a non-blocking connect to `target` from `from` (the port picked at connect time).
+/// Starts a non-blocking connect to `target` from `from` (the port picked at connect time),
+/// closing with a reset (see the module's note).
 fn connect_from(from: IpAddr, target: SocketAddr) -> io::Result<TcpStream> {
-    let socket = Socket::new(
-        Domain::for_address(target),
-        Type::STREAM,
-        Some(Protocol::TCP),
-    )?;
-    socket.set_nonblocking(true)?;
-    // A reset on close: no TIME_WAIT left behind on the attacker's side.
+    let socket = source::connect_from(Some(from), target)?;
     socket.set_linger(Some(Duration::ZERO))?;
-    let _ = nix::sys::socket::setsockopt(
-        &socket,
-        nix::sys::socket::sockopt::IpBindAddressNoPort,
-        &true,
-    );
-    socket.bind(&SocketAddr::new(from, 0).into())?;
-    match socket.connect(&SockAddr::from(target)) {
-        Ok(()) => {}
-        Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {}
-        Err(e) => return Err(e),
-    }
     Ok(TcpStream::from_std(socket.into()))
 }
 

@@ -197,22 +197,28 @@ impl Sources {
 /// Starts a non-blocking TCP connect to `target`, from the next of `sources` when there are
 /// any (the kernel picks the port at connect time).
 pub fn connect(sources: Option<&Sources>, target: SocketAddr) -> io::Result<std::net::TcpStream> {
+    connect_from(sources.map(Sources::next), target).map(Into::into)
+}
+
+/// Starts a non-blocking TCP connect to `target`, from `from` when given (the kernel picks
+/// the port at connect time); the socket, for options set before the connect completes.
+pub fn connect_from(from: Option<IpAddr>, target: SocketAddr) -> io::Result<Socket> {
     let socket = Socket::new(
         Domain::for_address(target),
         Type::STREAM,
         Some(Protocol::TCP),
     )?;
     socket.set_nonblocking(true)?;
-    if let Some(sources) = sources {
+    if let Some(from) = from {
         no_port(&socket);
-        socket.bind(&SocketAddr::new(sources.next(), 0).into())?;
+        socket.bind(&SocketAddr::new(from, 0).into())?;
     }
     match socket.connect(&SockAddr::from(target)) {
         Ok(()) => {}
         Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {}
         Err(e) => return Err(e),
     }
-    Ok(socket.into())
+    Ok(socket)
 }
 
 /// A UDP socket's local address toward `target`: the next of `sources`, or any.

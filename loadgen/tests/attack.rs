@@ -100,6 +100,12 @@ fn serve(
     }
 }
 
+/// The attack connections the server saw.
+fn attackers(seen: &Mutex<Vec<Seen>>) -> u64 {
+    let seen = seen.lock().unwrap();
+    seen.iter().filter(|s| s.from == ATTACKER).count() as u64
+}
+
 /// A run of `duration` at 1,000 requests/s over 4 connections of `--work cpu=0`, beside
 /// `attack` every `interval`.
 fn options(addr: SocketAddr, attack: &str, interval: Duration, duration: Duration) -> Options {
@@ -176,13 +182,7 @@ fn connections_the_server_closes_are_opened_again_and_counted() {
     assert!(attack.closed_by_server >= 8, "{attack:?}");
     assert_eq!(attack.attempts, attack.connected);
     assert!(attack.attempts >= attack.closed_by_server, "{attack:?}");
-    let attackers = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|s| s.from == ATTACKER)
-        .count() as u64;
-    assert_eq!(attackers, attack.connected);
+    assert_eq!(attackers(&seen), attack.connected);
 }
 
 #[test]
@@ -233,13 +233,7 @@ fn a_flood_connects_at_its_rate_and_counts_the_blocked_lines() {
     );
     assert!(attack.blocked_lines <= attack.connected);
     assert!(attack.closed_by_server >= attack.blocked_lines);
-    let attackers = seen
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|s| s.from == ATTACKER)
-        .count() as u64;
-    assert_eq!(attackers, attack.connected);
+    assert_eq!(attackers(&seen), attack.connected);
 }
 
 #[test]

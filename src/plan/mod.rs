@@ -520,8 +520,8 @@ mod tests {
         assert!(o.churn && o.tls.unwrap().resume && o.handshake_rate.is_none());
     }
 
-    #[test]
-    fn chat_runs_every_tcp_and_python_model_once_and_leaves_the_tcp_timing_alone() {
+    /// Every model of the registry and every Python model, and an external server.
+    fn every_server() -> Vec<ServerSpec> {
         let mut servers = parse_models("all").unwrap();
         servers.extend(
             echo_server::python::MODELS
@@ -529,7 +529,12 @@ mod tests {
                 .map(|m| ServerSpec::model(m.name)),
         );
         servers.push(ServerSpec::model("own"));
-        let mut opts = options(servers, Profile::Quick);
+        servers
+    }
+
+    #[test]
+    fn chat_runs_every_tcp_and_python_model_once_and_leaves_the_tcp_timing_alone() {
+        let mut opts = options(every_server(), Profile::Quick);
         let tcp_only = opts.timing();
         opts.chat = true;
         assert_eq!(
@@ -562,14 +567,7 @@ mod tests {
 
     #[test]
     fn attack_runs_the_rust_tcp_models_only_and_leaves_the_tcp_timing_alone() {
-        let mut servers = parse_models("all").unwrap();
-        servers.extend(
-            echo_server::python::MODELS
-                .iter()
-                .map(|m| ServerSpec::model(m.name)),
-        );
-        servers.push(ServerSpec::model("own"));
-        let mut opts = options(servers, Profile::Quick);
+        let mut opts = options(every_server(), Profile::Quick);
         let tcp_only = opts.timing();
         opts.attack = true;
         assert_eq!(

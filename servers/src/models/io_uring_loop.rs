@@ -16,7 +16,9 @@
 //! connection's one operation in flight until the request is written back. With `--offload
 //! pool` the CPU work goes to a rayon pool instead: the job puts its connection on a list and
 //! writes an eventfd on which the ring has a poll, and the connection has no operation in the
-//! ring until its work is back.
+//! ring until its work is back. With `--idle-timeout`, a timeout in the ring wakes the loop
+//! every 50 ms to sweep the connections whose read has waited past their clock; it shuts each
+//! such socket, and the read in flight completes with the EOF, counted as an idle timeout.
 //!
 //! With `--chat` (`io_uring_chat`), the ring's thread owns every room, as the `mio` loop does:
 //! a read in flight per member, and a write whenever its queue is not empty.

@@ -23,7 +23,10 @@
 //! With `--offload pool` the CPU work goes to a rayon pool instead and the loop stays free: the
 //! pool's job puts its connection on a list and writes an eventfd the loop watches, and the
 //! connection is not read until its work is back (bounded memory, requests in order). A client
-//! that resets meanwhile ends its job within about 2 ms of work.
+//! that resets meanwhile ends its job within about 2 ms of work. With `--idle-timeout`, each
+//! connection keeps a clock that restarts with every request, and the loop sweeps its
+//! connections every 50 ms for those overdue (a sweep, not a timer per request); a slowloris
+//! client costs it a few hundred bytes until then.
 //!
 //! With `--chat`, the loop is the single owner of every room (`chat::owner`): no lock, since
 //! no other thread touches them; a message is queued for each member of its room within the
