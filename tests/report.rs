@@ -235,6 +235,8 @@ impl FixtureRun {
                 .chat
                 .map(|room| self.chat(room, messages, throughput, &latency)),
             attack: opts.attack.as_ref().map(|a| self.attack(&a.text)),
+            find_rate: None,
+            send_late_own_us: None,
         };
         if self.options().udp {
             self.add_datagrams(&mut report);

@@ -16,7 +16,7 @@ use crate::attack::AttackSpec;
 use crate::load;
 use crate::machine::parse_cpus;
 use crate::options::{parse_count, parse_scaled, Options};
-use crate::report::{from_unix_ns, Report};
+use crate::report::{from_unix_ns, Report, Slo};
 use crate::source::SourceAddrs;
 use crate::tls::{TlsOptions, Trust};
 use crate::work::WorkSpec;
@@ -195,6 +195,19 @@ struct RunArgs {
     /// connections are opened again.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = humantime::parse_duration, requires = "attack")]
     attack_interval: Duration,
+    /// Search for the highest open-loop rate that holds a latency target (`p99=1ms`,
+    /// `p99.9=5ms`; p50, p90, p99, p99.9): steps of --step after --warmup each, from
+    /// --rate-start doubling until a step fails, then bisecting to within 5 %. A step holds
+    /// when 99 % of its rate is achieved, the percentile is within the target and nothing
+    /// errs or starves. JSON key `find_rate`; a target no step meets is a result, not an error.
+    #[arg(long, value_name = "SLO", value_parser = Slo::parse)]
+    find_rate: Option<Slo>,
+    /// With --find-rate: the first rate tried, requests/s.
+    #[arg(long, value_name = "RATE", default_value = "1000", value_parser = parse_scaled, requires = "find_rate")]
+    rate_start: f64,
+    /// With --find-rate: each step's measured time.
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = humantime::parse_duration, requires = "find_rate")]
+    step: Duration,
     /// Agent mode: stdout carries two frames, the JSON report and the interval log, and
     /// nothing else; the run stops at once (exit 3) when stdin ends.
     #[arg(long)]
@@ -314,7 +327,13 @@ fn options(args: RunArgs) -> Result<Options, String> {
         attack: args.attack,
         attack_from: args.attack_from,
         attack_interval: args.attack_interval,
+        find_rate: args.find_rate,
+        rate_start: args.rate_start,
+        step: args.step,
     };
+    if args.agent && opts.find_rate.is_some() {
+        return Err("--find-rate cannot run as an agent: each step is a run of its own".into());
+    }
     if args.agent && opts.attack.is_some() {
         return Err("--attack cannot run as an agent: the attackers run beside one loadgen".into());
     }
@@ -343,7 +362,12 @@ fn run(args: RunArgs) -> ExitCode {
     if !quiet {
         print!("{}", report.summary());
     }
-    if let Some(ratio) = report.achieved_rate_ratio.filter(|r| *r < 0.95) {
+    // A search's steps say for themselves what they achieved.
+    let searched = report.find_rate.is_some();
+    if let Some(ratio) = report
+        .achieved_rate_ratio
+        .filter(|r| *r < 0.95 && !searched)
+    {
         eprintln!(
             "loadgen: achieved {:.1} % of --rate {}: the server or the load generator could not keep up",
             ratio * 100.0,

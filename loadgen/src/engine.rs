@@ -136,6 +136,8 @@ pub struct WorkerResult {
     pub handshake: Histogram<u64>,
     /// Open loop and arrivals: how late sends (arrivals: connects) were on their schedule, ns.
     pub send_late: Histogram<u64>,
+    /// Open loop: loadgen's own share of each send's lateness, ns (see `Recorder::own_late`).
+    pub own_late: Histogram<u64>,
     /// `--work`: latency of each class's measured requests, ns; empty without it.
     pub classes: Vec<Histogram<u64>>,
     /// loadgen's CPU seconds on this thread over the measured time.
@@ -249,6 +251,9 @@ struct Worker<'a> {
     record: Recorder<'a>,
     /// The run is over: no more sends or reconnects, connections are being closed.
     draining: bool,
+    /// A send is being made because its timer fired (its lateness is loadgen's own), not
+    /// because its connection's last echo came back late.
+    on_timer: bool,
     errors: Errors,
     first_connect_error: Option<String>,
     /// `--handshake-rate`: this worker makes the arrivals.
@@ -372,6 +377,7 @@ impl<'a> Worker<'a> {
                 progress,
             ),
             draining: false,
+            on_timer: false,
             errors: Errors::default(),
             first_connect_error: None,
             arrivals: None,
@@ -597,6 +603,7 @@ impl<'a> Worker<'a> {
             connect: self.record.connect,
             handshake: self.record.handshake,
             send_late: self.record.send_late,
+            own_late: self.record.own_late,
             classes: self.record.classes,
             cpu_s: self.cpu_s,
             intervals: self.record.intervals,
@@ -689,7 +696,9 @@ impl<'a> Worker<'a> {
             match conn.state {
                 State::Down => self.connect(slot, now),
                 State::Open => {
+                    self.on_timer = true;
                     self.send(slot, t, now);
+                    self.on_timer = false;
                     self.flush(slot);
                 }
                 State::Connecting(_) | State::Handshaking(_) | State::Closing => {}
@@ -884,6 +893,11 @@ impl<'a> Worker<'a> {
         let scheduled = self.plan.mode == Mode::Open && conn.arrival.is_none();
         if scheduled && intended >= self.plan.measure_start {
             self.record.late_by(now - intended);
+            let own = match self.on_timer {
+                true => now - intended,
+                false => Duration::ZERO,
+            };
+            self.record.own_late_by(own);
         }
         let class = match &self.plan.work {
             Some(mix) => mix.class_of(conn.index, conn.next_seq) as u8,

@@ -37,7 +37,7 @@ pub use options::{
 };
 pub use report::{
     from_unix_ns, new_histogram, unix_ns, Arrivals, AttackReport, ChatReport, Datagrams, Errors,
-    Handshakes, KernelDrops, Latency, Mode, Report, WorkClass, WorkReport,
+    FindRate, Handshakes, KernelDrops, Latency, Mode, Report, Slo, Step, WorkClass, WorkReport,
 };
 pub use tls::{TlsInfo, TlsOptions, Trust};
 

@@ -16,8 +16,8 @@ use crate::machine::{affinity_cpus, cpu_seconds, pin_to, raise_fd_limit};
 use crate::options::Options;
 use crate::record::INTERVAL_TAGS;
 use crate::report::{
-    self, new_histogram, unix_ns, Arrivals, Datagrams, Errors, Handshakes, KernelDrops, Latency,
-    Mode, Report, WorkClass, WorkReport, SATURATION, SCHEMA_VERSION,
+    self, new_histogram, unix_ns, Arrivals, Datagrams, Errors, FindRate, Handshakes, KernelDrops,
+    Latency, Mode, Report, Slo, Step, WorkClass, WorkReport, SATURATION, SCHEMA_VERSION,
 };
 use crate::tls::{self, TlsInfo};
 use crate::work::{Mix, CLASS_TAGS};
@@ -39,6 +39,10 @@ pub fn run_keeping_log(opts: &Options) -> anyhow::Result<(Report, Vec<u8>)> {
 
 /// A whole run; its interval log when `keep_log`, or empty.
 fn measure(opts: &Options, keep_log: bool) -> anyhow::Result<(Report, Vec<u8>)> {
+    if let Some(slo) = &opts.find_rate {
+        opts.validate().map_err(|e| anyhow!(e))?;
+        return find_rate(opts, slo);
+    }
     if let Some(room) = opts.chat {
         opts.validate().map_err(|e| anyhow!(e))?;
         return measure_chat(opts, room, keep_log);
@@ -143,6 +147,191 @@ fn measure(opts: &Options, keep_log: bool) -> anyhow::Result<(Report, Vec<u8>)> 
     Ok((report, log))
 }
 
+/// The most steps a `--find-rate` search takes.
+pub const MAX_STEPS: usize = 24;
+
+/// A search ends when its lowest failed rate is within this share above its highest held one.
+pub const WITHIN: f64 = 0.05;
+
+/// How often a search whose first step fails halves the rate before it says no rate holds.
+pub const HALVINGS: i32 = 4;
+
+/// The highest rate a search offers, requests/s.
+pub const MAX_SEARCH_RATE: f64 = 1e8;
+
+/// `--find-rate`: open-loop steps from `--rate-start`, doubling while they hold, then
+/// bisecting between the highest that held and the lowest that failed until they are within
+/// [`WITHIN`]; a step where loadgen could not send on time (or was over 90 % busy) ends the
+/// search, whose rate is then "at least". Each step is a whole run (its own connections,
+/// warm-up and `--step` measured). The report is the highest step that held (the last step
+/// where none did) with `find_rate` added; its interval log is that step's.
+fn find_rate(opts: &Options, slo: &Slo) -> anyhow::Result<(Report, Vec<u8>)> {
+    let talk = opts.progress && std::io::stderr().is_terminal();
+    let mut steps: Vec<(Step, Report, Vec<u8>)> = Vec::new();
+    let found = search(opts.rate_start, |rate| {
+        let mut o = opts.clone();
+        (o.rate, o.duration, o.find_rate) = (Some(rate), opts.step, None);
+        (o.json, o.hlog, o.hgrm, o.progress) = (None, None, None, false);
+        let (report, log) = measure(&o, true)?;
+        let (step, loadgen_bound) = judge(&report, slo, rate);
+        if talk {
+            eprintln!("loadgen: find-rate: {}", report::step_text(&step));
+        }
+        let held = step.held;
+        steps.push((step, report, log));
+        Ok((held, loadgen_bound))
+    })?;
+    let (held, limited_by, at_least) = found;
+    let best = steps
+        .iter()
+        .enumerate()
+        .filter(|(_, (s, _, _))| s.held)
+        .max_by(|a, b| a.1 .0.offered.total_cmp(&b.1 .0.offered))
+        .map_or(steps.len() - 1, |(i, _)| i);
+    let found = FindRate {
+        slo: slo.text(),
+        percentile: slo.percentile,
+        target_us: slo.target_us(),
+        rate: held,
+        at_least,
+        limited_by: limited_by.to_owned(),
+        steps: steps.iter().map(|(s, _, _)| s.clone()).collect(),
+    };
+    let (_, mut report, log) = steps.swap_remove(best);
+    report.find_rate = Some(found);
+    if let Some(path) = &opts.json {
+        let mut json = serde_json::to_string_pretty(&report).context("cannot encode the report")?;
+        json.push('\n');
+        std::fs::write(path, json)
+            .with_context(|| format!("cannot write --json {}", path.display()))?;
+    }
+    if let Some(path) = &opts.hlog {
+        std::fs::write(path, &log)
+            .with_context(|| format!("cannot write --hlog {}", path.display()))?;
+    }
+    Ok((report, log))
+}
+
+/// The search over `try_rate`, which makes a step at a rate and says whether it held and
+/// whether loadgen limited it: the highest rate that held, what ended the search, and whether
+/// the rate is "at least" (loadgen's limit, not the server's). From `rate_start`, doubling
+/// while steps hold, then bisecting between the highest that held and the lowest that failed
+/// until they are within [`WITHIN`]; a first step that fails halves the rate, [`HALVINGS`]
+/// times at most. A step that held at loadgen's limit ends the search.
+pub fn search(
+    rate_start: f64,
+    mut try_rate: impl FnMut(f64) -> anyhow::Result<(bool, bool)>,
+) -> anyhow::Result<(Option<f64>, &'static str, bool)> {
+    // The highest rate that held; the lowest that failed, and whether loadgen failed it.
+    let (mut held, mut failed): (Option<f64>, Option<(f64, bool)>) = (None, None);
+    let floor = rate_start / 2f64.powi(HALVINGS);
+    let mut rate = rate_start;
+    for _ in 0..MAX_STEPS {
+        if rate > MAX_SEARCH_RATE {
+            break;
+        }
+        match try_rate(rate)? {
+            // Held, but loadgen was at its limit: the server holds at least this much.
+            (true, true) => return Ok((Some(rate), "loadgen", true)),
+            (true, false) => held = Some(rate),
+            (false, by_loadgen) => failed = Some((rate, by_loadgen)),
+        }
+        rate = match (held, failed) {
+            (Some(h), Some((f, by_loadgen))) if f <= h * (1.0 + WITHIN) => {
+                return Ok(match by_loadgen {
+                    true => (held, "loadgen", true),
+                    false => (held, "server", false),
+                });
+            }
+            (Some(h), Some((f, _))) => (h + f) / 2.0,
+            (Some(h), None) => h * 2.0,
+            (None, Some((f, by_loadgen))) if f / 2.0 < floor => {
+                return Ok(match by_loadgen {
+                    true => (None, "loadgen", true),
+                    false => (None, "no rate", false),
+                });
+            }
+            (None, _) => rate / 2.0,
+        };
+    }
+    Ok((held, "steps", false))
+}
+
+/// A step's figures, whether it held, and whether loadgen rather than the server limited
+/// it: its CPU over 90 %, or its own lateness (sends whose timers fired late, not those late
+/// because their connection's last echo came late) over a tenth of the target at p90 (nine
+/// sends in ten), or, where the step failed on latency, over a tenth of the target and half
+/// the latency measured at the target's percentile (the tail was loadgen's). A timer's own
+/// jitter is about 100 µs at p99 on the 2-core machine at any rate, hence p90 and the half.
+fn judge(r: &Report, slo: &Slo, offered: f64) -> (Step, bool) {
+    let late = r.send_late_us.clone().unwrap_or_default();
+    let achieved_ratio = r.achieved_rate_ratio.unwrap_or(0.0);
+    let value = slo.of(&r.latency_us);
+    let mut why = Vec::new();
+    let over = r.messages > 0 && value > slo.target_us();
+    if r.messages == 0 {
+        why.push("no request completed".to_owned());
+    } else {
+        if achieved_ratio < 0.99 {
+            why.push(format!(
+                "achieved {:.1} % of the rate",
+                achieved_ratio * 100.0
+            ));
+        }
+        if over {
+            why.push(format!("{} {value:.0} µs over the target", slo_name(slo)));
+        }
+    }
+    if r.errors.total() > 0 {
+        why.push(format!("{} errors", r.errors.total()));
+    }
+    if r.connections_starved > 0 {
+        why.push(format!("{} connections starved", r.connections_starved));
+    }
+    let held = why.is_empty();
+    let mut loadgen = Vec::new();
+    let own = r.send_late_own_us.clone().unwrap_or_default();
+    let tenth = slo.target_us() / 10.0;
+    if own.p90 > tenth {
+        loadgen.push(format!(
+            "loadgen sent late on its own: p90 {:.0} µs, over a tenth of the target",
+            own.p90
+        ));
+    }
+    let own_at = slo.of(&own);
+    if over && own_at > tenth && own_at >= value / 2.0 {
+        loadgen.push(format!(
+            "loadgen sent late on its own: {own_at:.0} µs at {}",
+            slo_name(slo)
+        ));
+    }
+    if r.loadgen_cpu_ratio > SATURATION {
+        loadgen.push(format!(
+            "loadgen's CPU at {:.0} %",
+            r.loadgen_cpu_ratio * 100.0
+        ));
+    }
+    let bound = !loadgen.is_empty();
+    why.extend(loadgen);
+    let step = Step {
+        offered,
+        achieved: r.throughput_msgs_per_s,
+        p50_us: r.latency_us.p50,
+        p99_us: r.latency_us.p99,
+        p99_9_us: r.latency_us.p99_9,
+        send_late_p99_us: late.p99,
+        loadgen_cpu_ratio: r.loadgen_cpu_ratio,
+        held,
+        why: (!why.is_empty()).then(|| why.join("; ")),
+    };
+    (step, bound)
+}
+
+/// The target's percentile by name: `p99`.
+fn slo_name(slo: &Slo) -> String {
+    slo.text().split('=').next().unwrap_or("p").to_owned()
+}
+
 /// A `--chat` run ([`chat`]): its report, and its interval log when `keep_log`.
 fn measure_chat(opts: &Options, room: usize, keep_log: bool) -> anyhow::Result<(Report, Vec<u8>)> {
     raise_fd_limit();
@@ -204,6 +393,7 @@ fn measure_chat(opts: &Options, room: usize, keep_log: bool) -> anyhow::Result<(
         handshakes: None,
         handshake_us: None,
         send_late_us: (mode == Mode::Open).then(|| Latency::from_histogram(&t.send_late)),
+        send_late_own_us: None,
         handshake_arrivals: None,
         started_at_ns: Some(unix_ns(started_at)),
         start_at_ns: None,
@@ -214,6 +404,7 @@ fn measure_chat(opts: &Options, room: usize, keep_log: bool) -> anyhow::Result<(
         work: None,
         chat: Some(chat),
         attack: None,
+        find_rate: None,
     };
     let intervals = chat::intervals(t, opts.hlog_interval);
     let log = write_outputs(opts, &report, &intervals, run.measure_start, keep_log)?;
@@ -431,6 +622,7 @@ struct Totals {
     connect: Histogram<u64>,
     handshake: Histogram<u64>,
     send_late: Histogram<u64>,
+    own_late: Histogram<u64>,
     /// `--work`: each class's latency.
     classes: Vec<Histogram<u64>>,
     cpu_s: f64,
@@ -453,6 +645,7 @@ impl Totals {
             connect: new_histogram(),
             handshake: new_histogram(),
             send_late: new_histogram(),
+            own_late: new_histogram(),
             classes: Vec::new(),
             cpu_s: 0.0,
             errors: Errors::default(),
@@ -470,6 +663,7 @@ impl Totals {
             add(&mut t.connect, &r.connect)?;
             add(&mut t.handshake, &r.handshake)?;
             add(&mut t.send_late, &r.send_late)?;
+            add(&mut t.own_late, &r.own_late)?;
             for (i, h) in r.classes.iter().enumerate() {
                 if t.classes.len() <= i {
                     t.classes.push(new_histogram());
@@ -581,6 +775,7 @@ fn assemble(opts: &Options, plan: &Plan, totals: &Totals, cpu_ratio: f64) -> Rep
         handshakes: None,
         handshake_us: None,
         send_late_us: (mode == Mode::Open).then(|| Latency::from_histogram(&totals.send_late)),
+        send_late_own_us: (mode == Mode::Open).then(|| Latency::from_histogram(&totals.own_late)),
         handshake_arrivals: None,
         started_at_ns: None,
         start_at_ns: opts.start_at.map(unix_ns),
@@ -591,6 +786,7 @@ fn assemble(opts: &Options, plan: &Plan, totals: &Totals, cpu_ratio: f64) -> Rep
         work: work_report(opts, &totals.classes),
         chat: None,
         attack: None,
+        find_rate: None,
     }
 }
 

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::attack::{self, AttackSpec};
 use crate::machine::{affinity_cpus, format_cpus, local_port_range, original_fd_limit};
 pub use crate::numbers::{parse_count, parse_scaled};
-use crate::report::Mode;
+use crate::report::{Mode, Slo};
 use crate::source::{SourceAddrs, Sources};
 use crate::tls::{self, TlsOptions};
 use crate::udp;
@@ -30,6 +30,12 @@ pub const CHAT_PAYLOAD_HEADER: usize = 20;
 
 /// `--chat`: the largest `--size`: a frame's body is at most 64 KiB, its type included.
 pub const CHAT_MAX_SIZE: usize = 64 * 1024 - 1;
+
+/// `--rate-start` unless given: the search's first rate, requests/s.
+pub const DEFAULT_RATE_START: f64 = 1000.0;
+
+/// `--step` unless given: each step's measured time.
+pub const DEFAULT_STEP: Duration = Duration::from_secs(2);
 
 /// Everything a run needs; the command line maps onto it flag for flag.
 #[derive(Debug, Clone)]
@@ -109,6 +115,13 @@ pub struct Options {
     pub attack_from: IpAddr,
     /// `--attack-interval`: a slowloris client's byte, and reopening, every this long.
     pub attack_interval: Duration,
+    /// `--find-rate`: search for the highest open-loop rate that holds this latency target;
+    /// `None`: one run.
+    pub find_rate: Option<Slo>,
+    /// `--rate-start`: the search's first rate, requests/s.
+    pub rate_start: f64,
+    /// `--step`: each step's measured time (after `warmup`).
+    pub step: Duration,
 }
 
 impl Options {
@@ -147,6 +160,9 @@ impl Options {
             attack: None,
             attack_from: attack::DEFAULT_FROM,
             attack_interval: attack::DEFAULT_INTERVAL,
+            find_rate: None,
+            rate_start: DEFAULT_RATE_START,
+            step: DEFAULT_STEP,
             chat_slow: 0,
             load_started: None,
         }
@@ -215,6 +231,36 @@ impl Options {
     /// for (descriptors, ephemeral ports); the error names the flag and the limit.
     pub fn validate(&self) -> Result<(), String> {
         self.checked().map(|_| ())
+    }
+
+    /// The rules of `--find-rate`: a search of open-loop rates over TCP, one loadgen, each
+    /// step its own run.
+    fn validate_find_rate(&self) -> Result<(), String> {
+        let alone = [
+            (self.rate.is_some(), "--rate (the search sets the rate)"),
+            (self.churn, "--churn"),
+            (self.pipeline > 1, "--pipeline"),
+            (self.udp, "--udp"),
+            (self.chat.is_some(), "--chat"),
+            (self.attack.is_some(), "--attack"),
+            (self.handshake_rate.is_some(), "--handshake-rate"),
+            (self.conn_total.is_some(), "--conn-total"),
+            (self.start_at.is_some(), "--start-at"),
+            (
+                self.hgrm.is_some(),
+                "--hgrm (--hlog keeps the chosen step's log)",
+            ),
+        ];
+        if let Some((_, flag)) = alone.iter().find(|(on, _)| *on) {
+            return Err(format!("--find-rate cannot be combined with {flag}"));
+        }
+        if !(self.rate_start.is_finite() && self.rate_start >= 1.0) {
+            return Err("--rate-start must be at least 1 request per second".into());
+        }
+        if self.step.is_zero() {
+            return Err("--step must be longer than 0".into());
+        }
+        Ok(())
     }
 
     /// The rules of `--attack`: TCP echo or `--work` only, from an address the target can
@@ -294,6 +340,9 @@ impl Options {
         }
         if self.attack.is_some() {
             self.validate_attack()?;
+        }
+        if self.find_rate.is_some() {
+            self.validate_find_rate()?;
         }
         if let Some(tls) = &self.tls {
             // The CA file and the name to check are arguments: a bad one is refused up front.

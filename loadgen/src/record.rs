@@ -40,6 +40,9 @@ pub struct Recorder<'a> {
     pub handshake: Histogram<u64>,
     /// Open loop and arrivals: how late sends were on their schedule, ns.
     pub send_late: Histogram<u64>,
+    /// Open loop: how much of each send's lateness was loadgen's own (a timer that fired
+    /// late), ns; a send late because its connection's last echo came late counts 0 here.
+    pub own_late: Histogram<u64>,
     /// `--work`: latency of each class's measured requests, ns (as `latency`).
     pub classes: Vec<Histogram<u64>>,
     interval: [Histogram<u64>; 4],
@@ -64,6 +67,7 @@ impl<'a> Recorder<'a> {
             connect: new_histogram(),
             handshake: new_histogram(),
             send_late: new_histogram(),
+            own_late: new_histogram(),
             classes: (0..classes).map(|_| new_histogram()).collect(),
             class_interval: (0..classes).map(|_| new_histogram()).collect(),
             interval: [
@@ -114,6 +118,11 @@ impl<'a> Recorder<'a> {
         let ns = nanos(late).max(1);
         self.send_late.saturating_record(ns);
         self.interval[3].saturating_record(ns);
+    }
+
+    /// Records how much of a send's lateness was loadgen's own.
+    pub fn own_late_by(&mut self, late: Duration) {
+        self.own_late.saturating_record(nanos(late).max(1));
     }
 
     /// Counts a message completed in the measured window, for the progress line.

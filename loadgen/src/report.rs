@@ -2,6 +2,7 @@
 //! distribution.
 
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -237,6 +238,11 @@ pub struct Report {
     /// still measured from its intended time. `null` otherwise.
     #[serde(default)]
     pub send_late_us: Option<Latency>,
+    /// Open loop: loadgen's own share of its send lateness (sends whose timers fired late,
+    /// not those late because their connection's last echo came late), for `--find-rate`'s
+    /// judgement; not serialized.
+    #[serde(skip)]
+    pub send_late_own_us: Option<Latency>,
     /// `--handshake-rate`: the arriving connections; `null` without it.
     #[serde(default)]
     pub handshake_arrivals: Option<Arrivals>,
@@ -273,9 +279,137 @@ pub struct Report {
     /// `--attack`: what the hostile clients beside the load did and met; `null` without it.
     #[serde(default)]
     pub attack: Option<AttackReport>,
+    /// `--find-rate`: the search for the highest rate that holds the latency target, step by
+    /// step; `null` without it. The rest of the report is the highest step that held (or,
+    /// where none did, the last step).
+    #[serde(default)]
+    pub find_rate: Option<FindRate>,
     /// The first connect error, to explain a run that completed nothing; not serialized.
     #[serde(skip)]
     pub first_error: Option<String>,
+}
+
+/// A latency target, `--find-rate p99=1ms`: a percentile and the most it may be.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    /// The percentile: 50, 90, 99 or 99.9.
+    pub percentile: f64,
+    /// The most it may be.
+    pub target: Duration,
+}
+
+impl Slo {
+    /// Parses `p99=1ms`, `p99.9=5ms`, `p50=200us`, `p90=2ms` (the percentiles a report has).
+    pub fn parse(text: &str) -> Result<Slo, String> {
+        let usage = "PERCENTILE=DURATION, e.g. p99=1ms, p99.9=5ms (p50, p90, p99, p99.9)";
+        let (name, target) = text
+            .split_once('=')
+            .ok_or_else(|| format!("'{text}' is not {usage}"))?;
+        let percentile = match name {
+            "p50" => 50.0,
+            "p90" => 90.0,
+            "p99" => 99.0,
+            "p99.9" | "p999" => 99.9,
+            _ => return Err(format!("unknown percentile '{name}' in '{text}' ({usage})")),
+        };
+        let target = humantime::parse_duration(target)
+            .map_err(|e| format!("'{target}' in '{text}' is not a duration: {e}"))?;
+        if target.is_zero() || target > MAX_RUN {
+            return Err(format!(
+                "the target in '{text}' must be above 0 and at most a year"
+            ));
+        }
+        Ok(Slo { percentile, target })
+    }
+
+    /// This target's percentile of `latency`, µs.
+    pub fn of(&self, latency: &Latency) -> f64 {
+        match self.percentile {
+            p if p >= 99.9 => latency.p99_9,
+            p if p >= 99.0 => latency.p99,
+            p if p >= 90.0 => latency.p90,
+            _ => latency.p50,
+        }
+    }
+
+    /// The target, µs.
+    pub fn target_us(&self) -> f64 {
+        self.target.as_secs_f64() * 1e6
+    }
+
+    /// As written: `p99=1ms`.
+    pub fn text(&self) -> String {
+        let p = match self.percentile {
+            p if p >= 99.9 => "p99.9",
+            p if p >= 99.0 => "p99",
+            p if p >= 90.0 => "p90",
+            _ => "p50",
+        };
+        format!("{p}={}", humantime::format_duration(self.target))
+    }
+}
+
+/// `--find-rate`: what the search found, and every step it took.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct FindRate {
+    /// The target, as `p99=1ms`.
+    pub slo: String,
+    /// Its percentile: 50, 90, 99 or 99.9.
+    pub percentile: f64,
+    /// The most the percentile may be, µs.
+    pub target_us: f64,
+    /// The highest offered rate that held, requests/s; `null` where none held ("holds at no
+    /// rate tried").
+    pub rate: Option<f64>,
+    /// Whether loadgen, not the server, limited the search: the server holds at least `rate`.
+    pub at_least: bool,
+    /// What ended the search: `server` (the server failed the step above `rate`, within 5 %
+    /// of it), `loadgen` (loadgen could not send the step above on time, or was over 90 %
+    /// busy, or a step held at its limit: `at_least`), `no rate` (no step held, down to a
+    /// sixteenth of `--rate-start`), or `steps` (the most steps were taken).
+    pub limited_by: String,
+    /// Every step, in the order taken.
+    pub steps: Vec<Step>,
+}
+
+/// One step of a `--find-rate` search: a short open-loop run at `offered` requests/s.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    /// The offered rate, requests/s.
+    pub offered: f64,
+    /// The achieved rate, requests/s.
+    pub achieved: f64,
+    /// Latency p50, µs (from each request's intended send time).
+    pub p50_us: f64,
+    /// Latency p99, µs.
+    pub p99_us: f64,
+    /// Latency p99.9, µs.
+    pub p99_9_us: f64,
+    /// How late loadgen sent its requests, p99, µs.
+    pub send_late_p99_us: f64,
+    /// loadgen's CPU over the CPUs it had.
+    pub loadgen_cpu_ratio: f64,
+    /// Whether the step held: 99 % of the offered rate achieved, the percentile within the
+    /// target, nothing erred or starved.
+    pub held: bool,
+    /// Why it did not hold, or why loadgen limited it; `null` where it held cleanly.
+    pub why: Option<String>,
+}
+
+/// One step as the progress and the summary say it.
+pub fn step_text(s: &Step) -> String {
+    format!(
+        "{:>10.0}/s offered {:>10.0}/s achieved  p50 {:>8.1}  p99 {:>8.1}  p99.9 {:>8.1} µs  sent late p99 {:.1} µs  loadgen CPU {:.0} %  {}{}",
+        s.offered,
+        s.achieved,
+        s.p50_us,
+        s.p99_us,
+        s.p99_9_us,
+        s.send_late_p99_us,
+        s.loadgen_cpu_ratio * 100.0,
+        if s.held { "held" } else { "failed" },
+        s.why.as_ref().map_or(String::new(), |w| format!(" ({w})"))
+    )
 }
 
 /// `--attack`: the hostile clients beside the load, counted over their whole run (from a
@@ -569,6 +703,25 @@ impl Report {
                 c.members_starved
             );
             s += &line("fan-out µs", &c.fanout_latency_us);
+        }
+        if let Some(f) = &self.find_rate {
+            let rate = match (f.rate, f.at_least) {
+                (None, true) => "loadgen could not send any rate tried on time: the server holds at least what loadgen can offer".to_owned(),
+                (None, false) => "holds at no rate tried".to_owned(),
+                (Some(r), false) => format!("holds {r:.0} requests/s"),
+                (Some(r), true) => format!("holds at least {r:.0} requests/s"),
+            };
+            let _ = writeln!(
+                s,
+                "find-rate {}: {rate} (limited by {}; {} step{}; the figures above are the highest step that held)",
+                f.slo,
+                f.limited_by,
+                f.steps.len(),
+                if f.steps.len() == 1 { "" } else { "s" }
+            );
+            for step in &f.steps {
+                let _ = writeln!(s, "  {}", crate::report::step_text(step));
+            }
         }
         if let Some(a) = &self.attack {
             let _ = writeln!(

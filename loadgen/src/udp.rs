@@ -139,6 +139,7 @@ pub fn run_worker(
         connect: worker.record.connect,
         handshake: worker.record.handshake,
         send_late: worker.record.send_late,
+        own_late: worker.record.own_late,
         classes: Vec::new(),
         cpu_s: 0.0,
         intervals: worker.record.intervals,

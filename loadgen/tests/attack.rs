@@ -232,7 +232,12 @@ fn a_flood_connects_at_its_rate_and_counts_the_blocked_lines() {
         "{attack:?}"
     );
     assert!(attack.blocked_lines <= attack.connected);
-    assert!(attack.closed_by_server >= attack.blocked_lines);
+    // The server closes each after its line; one read just before its 100 ms ran out may
+    // not have seen the close.
+    assert!(
+        attack.closed_by_server as f64 >= attack.connected as f64 * 0.9,
+        "{attack:?}"
+    );
     assert_eq!(attackers(&seen), attack.connected);
 }
 

@@ -210,6 +210,30 @@ fn bad_flags_give_one_line_naming_the_flag_and_exit_2() {
             ],
             "--chat",
         ),
+        (
+            vec!["--addr", addr, "--find-rate", "p98=1ms"],
+            "--find-rate",
+        ),
+        (
+            vec!["--addr", addr, "--find-rate", "p99=0ms"],
+            "--find-rate",
+        ),
+        (
+            vec!["--addr", addr, "--find-rate", "p99=1ms", "--rate", "100"],
+            "--rate",
+        ),
+        (vec!["--addr", addr, "--rate-start", "100"], "--find-rate"),
+        (
+            vec![
+                "--addr",
+                addr,
+                "--find-rate",
+                "p99=1ms",
+                "--rate-start",
+                "0",
+            ],
+            "--rate-start",
+        ),
         (vec!["--addr", addr, "--attack", "siege:5"], "--attack"),
         (vec!["--addr", addr, "--attack", "slowloris:0"], "--attack"),
         (
@@ -353,6 +377,7 @@ const SCHEMA: &[(&str, &str)] = &[
     ("work", "object|null"),
     ("chat", "object|null"),
     ("attack", "object|null"),
+    ("find_rate", "object|null"),
 ];
 
 /// The keys only a UDP run fills.
