@@ -158,7 +158,27 @@ pub enum Workload {
         /// Whether the server runs with [`DEFENCES`].
         defended: bool,
     },
+    /// The highest rate the server holds under the latency target (`--slo`): `loadgen
+    /// --find-rate` over this many connections, 64 B echo, steps of [`SLO_TIMING`] from
+    /// [`SLO_RATE_START`].
+    Slo {
+        /// Concurrent connections.
+        connections: usize,
+    },
 }
+
+/// The latency target of the capacity search unless `--slo` gives one: p99 within 1 ms.
+pub const DEFAULT_SLO: &str = "p99=1ms";
+
+/// The capacity search's first rate, requests/s: the search doubles from it.
+pub const SLO_RATE_START: f64 = 5000.0;
+
+/// Each step of the capacity search: its warm-up and measured time, whatever the profile's
+/// (a search takes about ten steps; the full profile's 10 s steps would take minutes a model).
+pub const SLO_TIMING: Timing = Timing {
+    warmup: Duration::from_millis(300),
+    duration: Duration::from_secs(1),
+};
 
 /// The hostile clients of an attack workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -422,11 +442,13 @@ pub enum Table {
     AttackRate,
     /// Hostile clients: the legitimate requests' p99.
     AttackLatency,
+    /// The capacity search: the highest rate held under the latency target.
+    Slo,
 }
 
 impl Table {
     /// Every table, in the order the report shows them.
-    pub const ALL: [Table; 22] = [
+    pub const ALL: [Table; 23] = [
         Table::PingpongThroughput,
         Table::PingpongLatency,
         Table::Rate,
@@ -449,6 +471,7 @@ impl Table {
         Table::ChatCost,
         Table::AttackRate,
         Table::AttackLatency,
+        Table::Slo,
     ];
 
     /// The table's heading.
@@ -480,6 +503,9 @@ impl Table {
                 "Hostile clients: legitimate requests/s, achieved share of the offered rate"
             }
             Table::AttackLatency => "Hostile clients: legitimate p50 / p99 (µs)",
+            Table::Slo => {
+                "Capacity: the highest rate held under the latency target (requests/s; ≥: loadgen was the limit), steps"
+            }
         }
     }
 
@@ -492,7 +518,8 @@ impl Table {
             | Table::Churn
             | Table::Idle
             | Table::Bulk
-            | Table::Pool => Section::Results,
+            | Table::Pool
+            | Table::Slo => Section::Results,
             Table::UdpThroughput | Table::UdpLatency | Table::UdpRate | Table::UdpLoss => {
                 Section::Udp
             }
@@ -624,10 +651,27 @@ impl Workload {
         all
     }
 
+    /// The capacity search's workloads (`--slo`): over 16 connections, and in the full
+    /// profile over 1,024 too.
+    pub fn slo(profile: Profile) -> Vec<Workload> {
+        match profile {
+            Profile::Full => vec![
+                Workload::Slo {
+                    connections: SIXTEEN,
+                },
+                Workload::Slo { connections: 1024 },
+            ],
+            Profile::Quick | Profile::Tiny => vec![Workload::Slo {
+                connections: SIXTEEN,
+            }],
+        }
+    }
+
     /// Every workload a profile knows, over TCP, UDP and TLS, with and without a cost, the
-    /// chat room's and the hostile clients', in report order.
+    /// chat room's, the hostile clients' and the capacity search's, in report order.
     pub fn all_of_profile(profile: Profile) -> Vec<Workload> {
         let mut all = Workload::of_profile(profile);
+        all.extend(Workload::slo(profile));
         all.extend(Workload::udp_of_profile(profile));
         all.extend(Workload::tls());
         all.extend(Workload::work());
@@ -683,6 +727,7 @@ impl Workload {
                 attack: Hostile::Flood,
                 ..
             } => "flood",
+            Workload::Slo { .. } => "slo",
         }
     }
 
@@ -714,6 +759,7 @@ impl Workload {
             Workload::Mixed => format!("mixed-c{SIXTEEN}"),
             Workload::Chat { room, connections } => format!("chat-r{room}-c{connections}"),
             Workload::ChatSlow => "chat-slow".to_owned(),
+            Workload::Slo { connections } => format!("slo-c{connections}"),
             Workload::Attack { attack, defended } => match defended {
                 false => attack.stem(),
                 true => format!("{}{DEFENDED}", attack.stem()),
@@ -748,6 +794,11 @@ impl Workload {
         }
         if label == "chat-slow" {
             return Some(Workload::ChatSlow);
+        }
+        if let Some(c) = label.strip_prefix("slo-c") {
+            return Some(Workload::Slo {
+                connections: c.parse().ok().filter(|&c| c > 0)?,
+            });
         }
         let (stem, defended) = match label.strip_suffix(DEFENDED) {
             Some(stem) => (stem, true),
@@ -814,7 +865,8 @@ impl Workload {
             | Workload::Rate { .. }
             | Workload::Churn
             | Workload::Idle { .. }
-            | Workload::Bulk => Servers::Tcp,
+            | Workload::Bulk
+            | Workload::Slo { .. } => Servers::Tcp,
             Workload::Pool { .. } => Servers::PoolSweep,
             Workload::UdpPingpong { .. } | Workload::UdpRate { .. } => Servers::Udp,
             Workload::TlsPingpong
@@ -855,8 +907,14 @@ impl Workload {
             | Workload::Wait { .. }
             | Workload::Chat { .. }
             | Workload::ChatSlow
-            | Workload::Attack { .. } => false,
+            | Workload::Attack { .. }
+            | Workload::Slo { .. } => false,
         }
+    }
+
+    /// Whether the workload is the capacity search (`--slo`).
+    pub fn is_slo(&self) -> bool {
+        matches!(self, Workload::Slo { .. })
     }
 
     /// Whether the workload is the hostile clients' (`--attack`, against the built-in
@@ -897,6 +955,7 @@ impl Workload {
             | Workload::Cpu { connections }
             | Workload::Wait { connections }
             | Workload::Chat { connections, .. }
+            | Workload::Slo { connections }
             | Workload::UdpPingpong { connections, .. } => (connections, 0),
             Workload::ChatSlow => (CHAT_SLOW_MEMBERS, 0),
             // The attackers' connections beside the legitimate ones: a flood holds a tenth
@@ -952,6 +1011,8 @@ impl Workload {
             Workload::Cpu { .. } | Workload::Wait { .. } => at_least(profile, WORK_TIMING),
             Workload::Chat { .. } | Workload::ChatSlow => at_least(profile, CHAT_TIMING),
             Workload::Attack { .. } => at_least(profile, ATTACK_TIMING),
+            // Each step's, whatever the profile's: a search is many steps.
+            Workload::Slo { .. } => SLO_TIMING,
             Workload::Pingpong { .. }
             | Workload::Rate { .. }
             | Workload::Churn
@@ -1043,6 +1104,13 @@ impl Workload {
                 o.size = CHAT_SLOW_SIZE;
                 o.timeout = CHAT_TIMEOUT;
             }
+            Workload::Slo { connections } => {
+                o.connections = connections;
+                o.find_rate =
+                    Some(loadgen::Slo::parse(DEFAULT_SLO).expect("the default target parses"));
+                o.rate_start = SLO_RATE_START;
+                o.step = timing.duration;
+            }
             Workload::Attack { attack, .. } => {
                 o.connections = SIXTEEN;
                 o.rate = Some(ATTACK_RATE);
@@ -1094,6 +1162,7 @@ impl Workload {
                 &[Table::ChatDeliveries, Table::ChatLatency, Table::ChatCost]
             }
             Workload::Attack { .. } => &[Table::AttackRate, Table::AttackLatency],
+            Workload::Slo { .. } => &[Table::Slo],
         }
     }
 
@@ -1117,7 +1186,8 @@ impl Workload {
             | Workload::Cpu { .. }
             | Workload::Wait { .. }
             | Workload::Chat { .. }
-            | Workload::ChatSlow => Ranked::Throughput,
+            | Workload::ChatSlow
+            | Workload::Slo { .. } => Ranked::Throughput,
         }
     }
 }
@@ -1164,6 +1234,12 @@ mod tests {
         ] {
             assert_eq!(Workload::from_label(&w.label()), Some(w));
         }
+        let slo = Workload::Slo { connections: 16 };
+        assert_eq!(slo.label(), "slo-c16");
+        assert_eq!(
+            Workload::from_label("slo-c1024"),
+            Some(Workload::Slo { connections: 1024 })
+        );
         let attack: Vec<String> = Workload::attack().iter().map(Workload::label).collect();
         assert_eq!(
             attack,
@@ -1208,6 +1284,8 @@ mod tests {
             "slowloris-32",
             "flood-2000-defended-defended",
             "attack-control-x",
+            "slo-c0",
+            "slo-16",
             "nope",
         ] {
             assert_eq!(Workload::from_label(bad), None, "{bad}");
@@ -1317,5 +1395,29 @@ mod tests {
             .iter()
             .any(Workload::is_attack));
         assert!(Workload::Bulk.server_args().is_empty());
+    }
+
+    #[test]
+    fn the_capacity_search_steps_on_its_own_timing_whatever_the_profile() {
+        let addr = "127.0.0.1:7".parse().unwrap();
+        for profile in [Profile::Quick, Profile::Full] {
+            let ten = Timing {
+                warmup: Duration::from_secs(2),
+                duration: Duration::from_secs(10),
+            };
+            for w in Workload::slo(profile) {
+                assert_eq!(w.timing(ten), SLO_TIMING, "{}", w.label());
+                let o = w.loadgen_options(addr, w.timing(ten));
+                assert_eq!(o.validate(), Ok(()), "{}", w.label());
+                assert_eq!(
+                    (o.step, o.rate_start),
+                    (SLO_TIMING.duration, SLO_RATE_START)
+                );
+                assert_eq!(o.find_rate.map(|s| s.text()).as_deref(), Some(DEFAULT_SLO));
+                assert!(w.is_slo() && w.servers() == Servers::Tcp);
+            }
+        }
+        assert_eq!(Workload::slo(Profile::Full).len(), 2);
+        assert_eq!(Workload::slo(Profile::Quick).len(), 1);
     }
 }

@@ -462,6 +462,53 @@ fn attack_denies_prefork_without_defences_and_mio_keeps_its_clients_either_way()
     std::fs::remove_dir_all(&out).unwrap();
 }
 
+#[test]
+fn the_capacity_search_adds_its_rate_to_the_headline_and_draws_the_knee() {
+    let out = tiny_compare(
+        "slo",
+        &[
+            "--models",
+            "mio,blocking",
+            "--workloads",
+            "pingpong-c16,slo-c16",
+            "--slo",
+            "p99=20ms",
+        ],
+    );
+    let summary = json(&out.join("summary.json"));
+    let cell = |model: &str| {
+        summary["cells"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["model"] == model && c["label"] == "slo-c16")
+            .unwrap()
+            .clone()
+    };
+    let mio = cell("mio");
+    let capacity = &mio["capacity"];
+    assert_eq!(capacity["slo"], "p99=20ms", "{mio}");
+    assert!(
+        capacity["rate"]["median"].as_f64().unwrap() >= 5000.0,
+        "{mio}"
+    );
+    assert!(!capacity["steps"].as_array().unwrap().is_empty());
+    // The iterative server serves one connection of 16: no step holds, and that is a result.
+    let blocking = cell("blocking");
+    assert_eq!(blocking["capacity"]["held_none"], 1, "{blocking}");
+    assert!(blocking["capacity"]["rate"].is_null(), "{blocking}");
+    let headline = summary["headline"].as_array().unwrap();
+    let mio_row = headline.iter().find(|h| h["model"] == "mio").unwrap();
+    assert!(mio_row["slo_rate"]["median"].as_f64().unwrap() >= 5000.0);
+    let env = json(&out.join("environment.json"));
+    assert_eq!(env["slo"], "p99=20ms");
+    let md = std::fs::read_to_string(out.join("report.md")).unwrap();
+    assert!(md.contains("rate at p99 ≤ 20ms (16 conns)"), "{md}");
+    assert!(out.join("capacity-slo-c16.svg").exists());
+    report_re_renders_identically(&out);
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
 /// Runs `compare --profile tiny` with `args` into a fresh directory named for `name`, the
 /// server on CPU 0 and loadgen on CPU 1, and checks that it succeeded; the directory.
 fn tiny_compare(name: &str, args: &[&str]) -> std::path::PathBuf {

@@ -85,6 +85,7 @@ fn environment() -> Environment {
         udp: true,
         python: None,
         hosts: None,
+        slo: None,
     }
 }
 

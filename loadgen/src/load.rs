@@ -28,13 +28,20 @@ use crate::{attack, chat, hlog, udp};
 /// Errors are only for a run that could not be made (threads, pinning, files); a run that
 /// completed nothing still returns its report, and [`Report::failure`] says why.
 pub fn run(opts: &Options) -> anyhow::Result<Report> {
-    measure(opts, false).map(|(report, _)| report)
+    measure(opts, false).map(|(report, _)| outward(report))
+}
+
+/// A report as it leaves loadgen: what only the search reads (loadgen's own lateness) is
+/// left out, so that it equals its own interval log read back.
+fn outward(mut report: Report) -> Report {
+    report.send_late_own_us = None;
+    report
 }
 
 /// [`run`], returning the run's interval log too (what `--hlog` writes, in memory), for the
 /// agent mode: no temporary file to plant, follow or leave behind.
 pub fn run_keeping_log(opts: &Options) -> anyhow::Result<(Report, Vec<u8>)> {
-    measure(opts, true)
+    measure(opts, true).map(|(report, log)| (outward(report), log))
 }
 
 /// A whole run; its interval log when `keep_log`, or empty.

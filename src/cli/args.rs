@@ -224,6 +224,14 @@ pub struct Passes {
     /// minutes more per pass on 2 cores. The full profile always runs them.
     #[arg(long)]
     pub attack: bool,
+    /// Also the capacity search under a latency target (`p99=1ms`, `p99.9=5ms`; p50, p90,
+    /// p99, p99.9): slo-c16 (and slo-c1024 in full), the highest open-loop rate each TCP
+    /// server holds with its percentile within the target (`loadgen --find-rate`: steps of
+    /// 1 s after 0.3 s from 5,000/s, doubling, then bisecting to within 5 %); "≥" where loadgen
+    /// was the limit. The headline gains the rate. About 3 minutes more per pass on 2 cores
+    /// for the Rust TCP models. The full profile always runs it, at p99=1ms unless given.
+    #[arg(long, value_name = "SLO", value_parser = loadgen::Slo::parse)]
+    pub slo: Option<loadgen::Slo>,
     /// Also the tutorials' own Python servers, run by PYTHON (3.9 or later) [default when
     /// given alone: python3]: py-iterative, py-threading, py-multiprocessing, py-asyncio,
     /// py-selectors, py-twisted and py-gevent where PYTHON can import them

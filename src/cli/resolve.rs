@@ -61,6 +61,11 @@ pub fn compare_options(flags: CompareFlags) -> anyhow::Result<Option<CompareOpti
     let attack = passes.attack
         || profile == Profile::Full
         || workloads.iter().flatten().any(|w| w.is_attack());
+    let default_slo = || loadgen::Slo::parse(crate::workload::DEFAULT_SLO).ok();
+    let slo = passes.slo.clone().or_else(|| {
+        let asked = profile == Profile::Full || workloads.iter().flatten().any(|w| w.is_slo());
+        asked.then(default_slo).flatten()
+    });
     let mut servers = plan::parse_models(&models).map_err(usage)?;
     udp_servers(&mut servers, &models, udp).map_err(usage)?;
     let asked_python = python_asked(&mut servers, passes.python.is_some(), udp)?;
@@ -110,6 +115,7 @@ pub fn compare_options(flags: CompareFlags) -> anyhow::Result<Option<CompareOpti
         work,
         chat,
         attack,
+        slo,
         python,
         hosts,
     };

@@ -61,6 +61,9 @@ pub struct CompareOptions {
     /// Whether the hostile clients' workloads run too (`--attack`; the full profile always
     /// runs them).
     pub attack: bool,
+    /// The capacity search's latency target, where it runs (`--slo`; the full profile always
+    /// runs it, at `p99=1ms` unless given).
+    pub slo: Option<loadgen::Slo>,
     /// The Python models' interpreter and which of them run (`--python`); their definitions
     /// are among `external`.
     pub python: Option<PythonRun>,
@@ -100,6 +103,9 @@ impl CompareOptions {
             if self.attack {
                 all.extend(Workload::attack());
             }
+            if self.slo.is_some() {
+                all.extend(Workload::slo(self.profile));
+            }
             all
         })
     }
@@ -114,7 +120,7 @@ impl CompareOptions {
     /// profile's for one pass over the TCP matrix (each further pass takes as long again). The
     /// UDP and the Python models' runs take the TCP runs' timing: `--udp` and `--python` add
     /// their own time and change nothing of the Rust models' runs; nor do `--tls`, `--work`
-    /// `--chat` and `--attack`, whose workloads have their own.
+    /// `--chat`, `--attack` and `--slo`, whose workloads have their own.
     pub fn timing(&self) -> Timing {
         let per_pass = self
             .workloads()
@@ -122,6 +128,7 @@ impl CompareOptions {
             .filter(|w| {
                 !w.is_udp() && !w.is_tls() && !w.is_work() && !w.is_chat() && !w.is_attack()
             })
+            .filter(|w| !w.is_slo())
             .map(|w| {
                 servers_of(&self.servers, w)
                     .iter()
@@ -420,6 +427,7 @@ mod tests {
             work: false,
             chat: false,
             attack: false,
+            slo: None,
             python: None,
             hosts: Hosts::default(),
         }
@@ -592,6 +600,29 @@ mod tests {
             }
             assert!(ran.contains(&"prefork(16)".to_owned()), "{ran:?}");
         }
+    }
+
+    #[test]
+    fn slo_runs_every_tcp_server_and_leaves_the_tcp_timing_alone() {
+        let mut opts = options(every_server(), Profile::Quick);
+        let tcp_only = opts.timing();
+        opts.slo = loadgen::Slo::parse("p99=1ms").ok();
+        assert_eq!(
+            opts.timing(),
+            tcp_only,
+            "--slo changes nothing of the TCP runs"
+        );
+        let ran: Vec<String> = opts
+            .runs()
+            .iter()
+            .filter(|r| r.workload.is_slo())
+            .map(|r| format!("{} {}", r.server_label(), r.workload.label()))
+            .collect();
+        assert!(ran.iter().all(|r| r.ends_with("slo-c16")), "{ran:?}");
+        for present in ["mio slo-c16", "own slo-c16", "py-threading slo-c16"] {
+            assert!(ran.contains(&present.to_owned()), "{present}: {ran:?}");
+        }
+        assert!(!ran.iter().any(|r| r.starts_with("udp-")), "{ran:?}");
     }
 
     #[test]

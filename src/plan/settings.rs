@@ -38,6 +38,7 @@ pub fn of(opts: &CompareOptions) -> Settings {
         work: _,
         chat: _,
         attack: _,
+        slo,
         // Checked run by run against the comparison's records (each workload its own).
         timing: _,
         udp,
@@ -65,6 +66,7 @@ pub fn of(opts: &CompareOptions) -> Settings {
         server_addr: hosts.server_addr.as_deref(),
         launcher: remote.then(|| hosts.launcher_text()),
         agent_bin: remote.then_some(hosts.bin.as_str()),
+        slo: slo.as_ref().map(loadgen::Slo::text),
     })
 }
 
@@ -88,6 +90,7 @@ pub fn recorded(env: &Environment, workloads: &[Workload]) -> Settings {
         server_addr: hosts.and_then(|h| h.server_addr.as_deref()),
         launcher: hosts.filter(|_| remote).map(|h| h.launcher.clone()),
         agent_bin: hosts.filter(|_| remote).map(|h| h.agent_bin.as_str()),
+        slo: env.slo.clone(),
     })
 }
 
@@ -161,6 +164,7 @@ struct Recorded<'a> {
     server_addr: Option<&'a str>,
     launcher: Option<String>,
     agent_bin: Option<&'a str>,
+    slo: Option<String>,
 }
 
 fn settings(r: Recorded) -> Settings {
@@ -216,6 +220,10 @@ fn settings(r: Recorded) -> Settings {
     // take passes without it.
     if r.workloads.iter().any(Workload::is_attack) {
         settings.insert("--attack", "true".to_owned());
+    }
+    // The target, where the capacity search ran.
+    if let Some(slo) = r.slo.filter(|_| r.workloads.iter().any(Workload::is_slo)) {
+        settings.insert("--slo", slo);
     }
     settings
 }

@@ -275,6 +275,7 @@ fn cell_figure(table: Table) -> fn(&Cell) -> String {
         Table::ChatCost => super::chat::cost_figures,
         Table::AttackRate => super::attack::rate_figure,
         Table::AttackLatency => super::attack::latency_figures,
+        Table::Slo => capacity_figure,
     }
 }
 
@@ -418,6 +419,23 @@ fn chat_room(s: &Summary) -> Vec<Block> {
     blocks.extend(section_tables(s, Section::Chat));
     blocks.extend(super::chat::sharing(s));
     blocks
+}
+
+/// The capacity search's cell: the highest rate held under the target over the repeats
+/// (`≥` where loadgen was the limit), and its steps.
+fn capacity_figure(c: &Cell) -> String {
+    let Some(cap) = &c.capacity else {
+        return mark(c, DASH.to_owned());
+    };
+    let rate = match cap.rate {
+        Some(r) => super::headline::capacity_rate(r, cap.at_least),
+        None => "holds at no rate tried".to_owned(),
+    };
+    let repeats = c.repeats.max(1);
+    mark(
+        c,
+        format!("{rate}, {} steps in {repeats} search(es)", cap.steps.len()),
+    )
 }
 
 /// Hostile clients: how the attacks were made, their tables, what each model kept.

@@ -1,7 +1,7 @@
 //! The headline table: one row per model, in the report and at the end of `compare`.
 
 use super::format::{bytes, int, or_dash, server_name, us, with_ci, DASH};
-use crate::schema::{Headline, Summary};
+use crate::schema::{Headline, Spread, Summary};
 use crate::workload::{Workload, SIXTEEN, UDP_PIPELINE};
 
 /// The headline table's header and rows.
@@ -22,6 +22,17 @@ pub fn headline_table(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
     .map(str::to_owned)
     .to_vec();
     let mut rows: Vec<Vec<String>> = s.headline.iter().map(|h| row(s, h)).collect();
+    // With the capacity search, the rate held under its target, before the findings.
+    if let Some(slo) = slo_target(s) {
+        let at = header.len() - 1;
+        header.insert(at, format!("rate at {slo} (16 conns)"));
+        for (row, h) in rows.iter_mut().zip(&s.headline) {
+            row.insert(
+                at,
+                or_dash(h.slo_rate, |r| capacity_rate(r, h.slo_at_least)),
+            );
+        }
+    }
     // With TLS, its handshakes per second before the findings.
     if s.headline.iter().any(|h| h.tls_handshakes_per_s.is_some()) {
         header.insert(7, "TLS handshakes/s".to_owned());
@@ -31,6 +42,22 @@ pub fn headline_table(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
         }
     }
     (header, rows)
+}
+
+/// The capacity search's target as the header writes it, `p99 ≤ 1ms`, where it ran.
+fn slo_target(s: &Summary) -> Option<String> {
+    let slo = s.cells.iter().find_map(|c| c.capacity.as_ref())?;
+    Some(slo.slo.replacen('=', " ≤ ", 1))
+}
+
+/// A capacity search's rate: its median with its range over the repeats, `≥` where loadgen
+/// was the limit: `≥ 75,000 (70,000–77,500)`.
+pub fn capacity_rate(r: Spread, at_least: bool) -> String {
+    let mark = if at_least { "≥ " } else { "" };
+    match r.min < r.max {
+        true => format!("{mark}{} ({}–{})", int(r.median), int(r.min), int(r.max)),
+        false => format!("{mark}{}", int(r.median)),
+    }
 }
 
 fn row(s: &Summary, h: &Headline) -> Vec<String> {

@@ -31,6 +31,9 @@ pub fn plots(s: &Summary, latency: &BTreeMap<(String, String), Histogram<u64>>) 
     if s.workloads.iter().any(pool) {
         plots.push(pool_sizes(s));
     }
+    if let Some(cell) = s.cells.iter().find(|c| c.capacity.is_some()) {
+        plots.push(capacity_knee(s, &cell.label));
+    }
     plots.extend(
         spectrum_workloads(s)
             .iter()
@@ -111,6 +114,43 @@ fn p99_vs_rate(s: &Summary) -> Plot {
         chart::lines(
             "p99 latency vs offered rate",
             "offered msgs/s",
+            "p99 (µs)",
+            &series,
+            XAxis::Linear,
+        ),
+    )
+}
+
+/// The capacity search's steps (of workload `label`) as p99 against the offered rate, one line
+/// per model: where each one's knee is.
+fn capacity_knee(s: &Summary, label: &str) -> Plot {
+    let series: Vec<Series> = s
+        .models
+        .iter()
+        .map(|m| {
+            let cell = s.cells.iter().find(|c| &c.model == m && c.label == label);
+            let points = cell
+                .and_then(|c| c.capacity.as_ref())
+                .map(|cap| cap.steps.iter().map(|&[x, y]| (x, y)).collect())
+                .unwrap_or_default();
+            Series {
+                name: m.clone(),
+                style: palette::style(m),
+                points,
+            }
+        })
+        .collect();
+    let slo = s
+        .cells
+        .iter()
+        .find_map(|c| c.capacity.as_ref())
+        .map_or_else(String::new, |c| c.slo.clone());
+    plot(
+        &format!("capacity-{label}.svg"),
+        &format!("Capacity search ({label}, target {slo}): p99 against the offered rate, every step of every search"),
+        chart::lines(
+            "p99 latency vs offered rate, capacity search",
+            "offered requests/s",
             "p99 (µs)",
             &series,
             XAxis::Linear,

@@ -47,6 +47,11 @@ pub fn capture(opts: &CompareOptions) -> Environment {
         udp: opts.udp,
         python: opts.python.clone(),
         hosts: hosts_run(&opts.hosts),
+        slo: opts
+            .slo
+            .as_ref()
+            .filter(|_| opts.workloads().iter().any(|w| w.is_slo()))
+            .map(loadgen::Slo::text),
     }
 }
 

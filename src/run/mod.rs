@@ -237,6 +237,9 @@ fn run_one(
         }
     };
     let mut lg = spec.workload.loadgen_options(server.addr(), timing);
+    if spec.workload.is_slo() {
+        lg.find_rate = opts.slo.clone().or(lg.find_rate);
+    }
     if spec.workload.is_chat() {
         lg.load_started = Some(Arc::new(OnceLock::new()));
     }

@@ -77,6 +77,10 @@ pub struct Environment {
     /// all ran here with loadgen inside echobench.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hosts: Option<HostsRun>,
+    /// The capacity search's latency target (`--slo`, as `p99=1ms`); absent where it did not
+    /// run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<String>,
 }
 
 /// Where the load and the servers ran, beyond this host.

@@ -21,8 +21,8 @@ pub use environment::{Environment, PythonRun, Skipped};
 pub use external::ExternalServer;
 pub use run::{AgentRun, RunRecord, RunSpec, ServerSpec, ServerUsage, Status};
 pub use summary::{
-    AgentFigures, AttackFigures, AttackModel, Cell, ChatFigures, ChatModel, Ci, Claim, ClaimGroup,
-    DatagramCounts, Expected, Findings, Headline, Kept, LeftOut, Margin, MarginVerdict,
+    AgentFigures, AttackFigures, AttackModel, Capacity, Cell, ChatFigures, ChatModel, Ci, Claim,
+    ClaimGroup, DatagramCounts, Expected, Findings, Headline, Kept, LeftOut, Margin, MarginVerdict,
     MemoryPerConnection, Ranking, Resampling, SharingCost, SlowMember, SlowVerdict, Spread,
     Standing, Summary, Trouble, Verdict, WorkClassFigures,
 };

@@ -201,6 +201,29 @@ pub struct Cell {
     /// figures are the legitimate clients'). Absent otherwise, and for their control.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attack: Option<AttackFigures>,
+    /// The capacity search (`slo-cN`): the highest rate held under the target, over the
+    /// repeats, and every step. The cell's other figures are its highest step that held.
+    /// Absent otherwise.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<Capacity>,
+}
+
+/// A capacity search's cell (`loadgen --find-rate`), over its repeats.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Capacity {
+    /// The target, as `p99=1ms`.
+    pub slo: String,
+    /// The highest rate that held, requests/s: the median of the repeats where one held, with
+    /// their range; absent where none did.
+    pub rate: Option<Spread>,
+    /// Whether loadgen, not the server, limited a repeat's search ("at least").
+    pub at_least: bool,
+    /// Repeats where no rate tried held.
+    pub held_none: usize,
+    /// What ended each repeat's search (`server`, `loadgen`, `no rate`, `steps`).
+    pub limited_by: Vec<String>,
+    /// Every step of every repeat: [offered requests/s, p99 µs], by offered rate.
+    pub steps: Vec<[f64; 2]>,
 }
 
 /// An attack cell's attackers (`loadgen --attack`), the median of each count over the
@@ -555,6 +578,13 @@ pub struct Headline {
     /// TLS: full handshakes per second in tls-churn (16 at a time); absent without TLS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_handshakes_per_s: Option<f64>,
+    /// The capacity search over 16 connections (`slo-c16`): the highest rate held under the
+    /// target, with its range over the repeats; absent where it did not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_rate: Option<Spread>,
+    /// Whether loadgen limited that search ("at least").
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub slo_at_least: bool,
     /// Findings and caveats: starvation, loadgen-bound runs, errors, failures.
     pub flags: Vec<String>,
     /// Confidence intervals of the figures above, by their key (e.g. `peak_msgs_per_s`).

@@ -5,8 +5,8 @@ use loadgen::{Report, WorkClass};
 use super::bootstrap::{figure, Bootstrap};
 use super::load::RunData;
 use crate::schema::{
-    AgentFigures, AgentRun, AttackFigures, Cell, ChatFigures, DatagramCounts, ServerUsage, Spread,
-    Status, WorkClassFigures, Workload,
+    AgentFigures, AgentRun, AttackFigures, Capacity, Cell, ChatFigures, DatagramCounts,
+    ServerUsage, Spread, Status, WorkClassFigures, Workload,
 };
 
 /// The runs of a cell its figures come from: those that did not fail.
@@ -113,6 +113,7 @@ pub fn cell(
         loadgen_cpu_ratio: None,
         chat: chat(group, &reports, fanout),
         attack: attack(&reports),
+        capacity: capacity(&reports),
     };
     if cell.server_cpus.is_some() {
         cell.loadgen_cpu_ratio = spread(&|r| Some(r.loadgen_cpu_ratio));
@@ -221,6 +222,29 @@ fn chat(
         members_dropped: all().map(|c| c.members_dropped).max().unwrap_or(0),
         lost: all().map(|c| c.lost).sum(),
         deliveries_expected: all().map(|c| c.deliveries_expected).sum(),
+    })
+}
+
+/// A capacity search's cell: the rates its repeats found, and every step; `None` where no
+/// run searched.
+fn capacity(reports: &[&Report]) -> Option<Capacity> {
+    let found: Vec<&loadgen::FindRate> = reports
+        .iter()
+        .filter_map(|r| r.find_rate.as_ref())
+        .collect();
+    let first = found.first()?;
+    let mut steps: Vec<[f64; 2]> = found
+        .iter()
+        .flat_map(|f| f.steps.iter().map(|s| [s.offered, s.p99_us]))
+        .collect();
+    steps.sort_by(|a, b| a[0].total_cmp(&b[0]));
+    Some(Capacity {
+        slo: first.slo.clone(),
+        rate: Spread::of(found.iter().filter_map(|f| f.rate)),
+        at_least: found.iter().any(|f| f.at_least),
+        held_none: found.iter().filter(|f| f.rate.is_none()).count(),
+        limited_by: found.iter().map(|f| f.limited_by.clone()).collect(),
+        steps,
     })
 }
 

@@ -422,6 +422,7 @@ mod tests {
             loadgen_cpu_ratio: None,
             chat: None,
             attack: None,
+            capacity: None,
         }
     }
 

@@ -23,6 +23,7 @@ pub fn headline(
         c.and_then(f).map(|s| s.median)
     };
     let best = best_pingpong(workloads, &find);
+    let capacity = find(&Workload::Slo { connections: 16 }).and_then(|c| c.capacity.as_ref());
     let rate_cell = rate.and_then(|rate| find(&Workload::Rate { rate }));
     let memory = memory.iter().find(|m| m.model == model);
     let cpu_cell = find(&Workload::Pingpong { connections: 16 });
@@ -75,6 +76,8 @@ pub fn headline(
         tls_handshakes_per_s: median(find(&Workload::TlsChurn { resumed: false }), |c| {
             c.throughput_msgs_per_s
         }),
+        slo_rate: capacity.and_then(|c| c.rate),
+        slo_at_least: capacity.is_some_and(|c| c.at_least),
         flags: flags(model, cells, memory),
         ci,
     }
