@@ -154,7 +154,7 @@ fn measure(opts: &Options, keep_log: bool) -> anyhow::Result<(Report, Vec<u8>)> 
     Ok((report, log))
 }
 
-/// The most steps a `--find-rate` search takes.
+/// The most rates a `--find-rate` search tries (a failed rate's step is made twice).
 pub const MAX_STEPS: usize = 24;
 
 /// A search ends when its lowest failed rate is within this share above its highest held one.
@@ -224,7 +224,8 @@ fn find_rate(opts: &Options, slo: &Slo) -> anyhow::Result<(Report, Vec<u8>)> {
 /// the rate is "at least" (loadgen's limit, not the server's). From `rate_start`, doubling
 /// while steps hold, then bisecting between the highest that held and the lowest that failed
 /// until they are within [`WITHIN`]; a first step that fails halves the rate, [`HALVINGS`]
-/// times at most. A step that held at loadgen's limit ends the search.
+/// times at most. A rate fails only when its step fails twice in a row (the second try is a
+/// step of its own). A step that held at loadgen's limit ends the search.
 pub fn search(
     rate_start: f64,
     mut try_rate: impl FnMut(f64) -> anyhow::Result<(bool, bool)>,
@@ -237,7 +238,13 @@ pub fn search(
         if rate > MAX_SEARCH_RATE {
             break;
         }
-        match try_rate(rate)? {
+        let mut step = try_rate(rate)?;
+        if !step.0 {
+            // A failed step is made once more: one p99 spike on a busy machine (a page
+            // fault, another process's turn) must not decide the knee.
+            step = try_rate(rate)?;
+        }
+        match step {
             // Held, but loadgen was at its limit: the server holds at least this much.
             (true, true) => return Ok((Some(rate), "loadgen", true)),
             (true, false) => held = Some(rate),
