@@ -31,7 +31,7 @@ use slab::Slab;
 use crate::machine::pin_to;
 use crate::numbers::{parse_count, parse_scaled};
 use crate::report::AttackReport;
-use crate::source;
+use crate::{source, work};
 
 /// Where attack connections come from unless `--attack-from` says otherwise.
 pub const DEFAULT_FROM: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
@@ -54,10 +54,9 @@ pub const MAX_FLOOD_RATE: f64 = 1_000_000.0;
 /// What the server says to a blocked client (echo-server's IP blocker, after the tutorial).
 pub const BLOCKED_LINE: &[u8] = b"You have been blocked due to too many attempts.\n";
 
-/// A slowloris request's header: `EBW1`, 1 MiB in all, no cost; its payload never ends.
-const SLOWLORIS_HEADER: [u8; 16] = [
-    b'E', b'B', b'W', b'1', 0, 0x10, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-];
+/// A slowloris request's length as its header announces it: 1 MiB, which its trickle never
+/// reaches.
+const SLOWLORIS_LEN: u32 = 1 << 20;
 
 /// Bytes of what the server says that are kept, to find the blocked line in.
 const SEEN: usize = 256;
@@ -426,9 +425,13 @@ impl Attackers {
     }
 }
 
-/// Byte `i` of a slowloris request: its header, then payload, never the last byte.
+/// Byte `i` of a slowloris request: its header (`--work`'s, no cost), then payload, never the
+/// last byte.
 fn slowloris_byte(i: usize) -> u8 {
-    SLOWLORIS_HEADER.get(i).copied().unwrap_or(b'.')
+    work::header(SLOWLORIS_LEN, 0, 0)
+        .get(i)
+        .copied()
+        .unwrap_or(b'.')
 }
 
 /// Whether the server's first bytes hold the blocked line.

@@ -166,10 +166,9 @@ pub const HALVINGS: i32 = 4;
 /// The highest rate a search offers, requests/s.
 pub const MAX_SEARCH_RATE: f64 = 1e8;
 
-/// `--find-rate`: open-loop steps from `--rate-start`, doubling while they hold, then
-/// bisecting between the highest that held and the lowest that failed until they are within
-/// [`WITHIN`]; a step where loadgen could not send on time (or was over 90 % busy) ends the
-/// search, whose rate is then "at least". Each step is a whole run (its own connections,
+/// `--find-rate`: open-loop steps at the rates [`search`] picks, each judged by [`judge`]:
+/// whether it held, and whether loadgen rather than the server was its limit (a rate is then
+/// "at least"). Each step is a whole run (its own connections,
 /// warm-up and `--step` measured). The report is the highest step that held (the last step
 /// where none did) with `find_rate` added; its interval log is that step's.
 fn find_rate(opts: &Options, slo: &Slo) -> anyhow::Result<(Report, Vec<u8>)> {
@@ -206,16 +205,8 @@ fn find_rate(opts: &Options, slo: &Slo) -> anyhow::Result<(Report, Vec<u8>)> {
     };
     let (_, mut report, log) = steps.swap_remove(best);
     report.find_rate = Some(found);
-    if let Some(path) = &opts.json {
-        let mut json = serde_json::to_string_pretty(&report).context("cannot encode the report")?;
-        json.push('\n');
-        std::fs::write(path, json)
-            .with_context(|| format!("cannot write --json {}", path.display()))?;
-    }
-    if let Some(path) = &opts.hlog {
-        std::fs::write(path, &log)
-            .with_context(|| format!("cannot write --hlog {}", path.display()))?;
-    }
+    write_json(opts, &report)?;
+    write_hlog(opts, &log)?;
     Ok((report, log))
 }
 
@@ -278,7 +269,6 @@ pub fn search(
 /// the latency measured at the target's percentile (the tail was loadgen's). A timer's own
 /// jitter is about 100 µs at p99 on the 2-core machine at any rate, hence p90 and the half.
 fn judge(r: &Report, slo: &Slo, offered: f64) -> (Step, bool) {
-    let late = r.send_late_us.clone().unwrap_or_default();
     let achieved_ratio = r.achieved_rate_ratio.unwrap_or(0.0);
     let value = slo.of(&r.latency_us);
     let mut why = Vec::new();
@@ -293,7 +283,7 @@ fn judge(r: &Report, slo: &Slo, offered: f64) -> (Step, bool) {
             ));
         }
         if over {
-            why.push(format!("{} {value:.0} µs over the target", slo_name(slo)));
+            why.push(format!("{} {value:.0} µs over the target", slo.name()));
         }
     }
     if r.errors.total() > 0 {
@@ -316,10 +306,10 @@ fn judge(r: &Report, slo: &Slo, offered: f64) -> (Step, bool) {
     if over && own_at > tenth && own_at >= value / 2.0 {
         loadgen.push(format!(
             "loadgen sent late on its own: {own_at:.0} µs at {}",
-            slo_name(slo)
+            slo.name()
         ));
     }
-    if r.loadgen_cpu_ratio > SATURATION {
+    if r.loadgen_saturated {
         loadgen.push(format!(
             "loadgen's CPU at {:.0} %",
             r.loadgen_cpu_ratio * 100.0
@@ -333,17 +323,12 @@ fn judge(r: &Report, slo: &Slo, offered: f64) -> (Step, bool) {
         p50_us: r.latency_us.p50,
         p99_us: r.latency_us.p99,
         p99_9_us: r.latency_us.p99_9,
-        send_late_p99_us: late.p99,
+        send_late_p99_us: r.send_late_us.as_ref().map_or(0.0, |l| l.p99),
         loadgen_cpu_ratio: r.loadgen_cpu_ratio,
         held,
         why: (!why.is_empty()).then(|| why.join("; ")),
     };
     (step, bound)
-}
-
-/// The target's percentile by name: `p99`.
-fn slo_name(slo: &Slo) -> String {
-    slo.text().split('=').next().unwrap_or("p").to_owned()
 }
 
 /// A `--chat` run ([`chat`]): its report, and its interval log when `keep_log`.
@@ -918,12 +903,7 @@ fn write_outputs(
     measure_start: Instant,
     keep_log: bool,
 ) -> anyhow::Result<Vec<u8>> {
-    if let Some(path) = &opts.json {
-        let mut json = serde_json::to_string_pretty(report).context("cannot encode the report")?;
-        json.push('\n');
-        std::fs::write(path, json)
-            .with_context(|| format!("cannot write --json {}", path.display()))?;
-    }
+    write_json(opts, report)?;
     if let Some(path) = &opts.hgrm {
         let mut latency = new_histogram();
         for i in intervals.iter().filter(|i| i.tag == "latency") {
@@ -938,9 +918,25 @@ fn write_outputs(
     let since_measure = Instant::now().saturating_duration_since(measure_start);
     let measure_start = SystemTime::now() - since_measure;
     let log = hlog::encode(measure_start, intervals, report)?;
-    if let Some(path) = &opts.hlog {
-        std::fs::write(path, &log)
-            .with_context(|| format!("cannot write --hlog {}", path.display()))?;
-    }
+    write_hlog(opts, &log)?;
     Ok(if keep_log { log } else { Vec::new() })
+}
+
+/// Writes the report where `--json` says, if it says.
+fn write_json(opts: &Options, report: &Report) -> anyhow::Result<()> {
+    let Some(path) = &opts.json else {
+        return Ok(());
+    };
+    let mut json = serde_json::to_string_pretty(report).context("cannot encode the report")?;
+    json.push('\n');
+    std::fs::write(path, json).with_context(|| format!("cannot write --json {}", path.display()))
+}
+
+/// Writes the interval log where `--hlog` says, if it says.
+fn write_hlog(opts: &Options, log: &[u8]) -> anyhow::Result<()> {
+    match &opts.hlog {
+        Some(path) => std::fs::write(path, log)
+            .with_context(|| format!("cannot write --hlog {}", path.display())),
+        None => Ok(()),
+    }
 }

@@ -337,15 +337,23 @@ impl Slo {
         self.target.as_secs_f64() * 1e6
     }
 
-    /// As written: `p99=1ms`.
-    pub fn text(&self) -> String {
-        let p = match self.percentile {
+    /// The percentile's name: `p99`.
+    pub fn name(&self) -> &'static str {
+        match self.percentile {
             p if p >= 99.9 => "p99.9",
             p if p >= 99.0 => "p99",
             p if p >= 90.0 => "p90",
             _ => "p50",
-        };
-        format!("{p}={}", humantime::format_duration(self.target))
+        }
+    }
+
+    /// As written: `p99=1ms`.
+    pub fn text(&self) -> String {
+        format!(
+            "{}={}",
+            self.name(),
+            humantime::format_duration(self.target)
+        )
     }
 }
 

@@ -14,6 +14,17 @@ use crate::payload;
 /// Bytes of a request's header.
 pub const HEADER: usize = 16;
 
+/// The header of a request of `len` bytes in all (header included) asking for `cpu_ns` of CPU
+/// and a wait of `wait_us`: `EBW1`, then the three as u32 big-endian.
+pub fn header(len: u32, cpu_ns: u32, wait_us: u32) -> [u8; HEADER] {
+    let mut h = [0u8; HEADER];
+    h[..4].copy_from_slice(b"EBW1");
+    h[4..8].copy_from_slice(&len.to_be_bytes());
+    h[8..12].copy_from_slice(&cpu_ns.to_be_bytes());
+    h[12..].copy_from_slice(&wait_us.to_be_bytes());
+    h
+}
+
 /// The longest request the server takes, header included.
 pub const MAX_LEN: usize = 1 << 20;
 
@@ -198,14 +209,7 @@ impl Mix {
         let headers = spec
             .classes
             .iter()
-            .map(|c| {
-                let mut h = [0u8; HEADER];
-                h[..4].copy_from_slice(b"EBW1");
-                h[4..8].copy_from_slice(&(size as u32).to_be_bytes());
-                h[8..12].copy_from_slice(&c.cpu_ns.to_be_bytes());
-                h[12..].copy_from_slice(&c.wait_us.to_be_bytes());
-                h
-            })
+            .map(|c| header(size as u32, c.cpu_ns, c.wait_us))
             .collect();
         let bounds = spec
             .classes

@@ -285,6 +285,13 @@ impl IdleClock {
     }
 }
 
+/// Restarts `clock` from now, where there is one (without `--idle-timeout` there is none).
+pub fn restart(clock: &mut Option<IdleClock>) {
+    if let Some(clock) = clock {
+        clock.restart(Instant::now());
+    }
+}
+
 /// How often a loop that keeps its connections' clocks itself looks for those overdue: a
 /// connection is closed at most this long after its deadline.
 pub const SWEEP: Duration = Duration::from_millis(50);

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-use crate::defence::IdleClock;
+use crate::defence::{restart, IdleClock};
 use crate::echo::{write_all_until, HalfClose, READ_BUF};
 use crate::endings::Ending;
 use crate::errors::{interrupted, timed_out};
@@ -262,9 +262,7 @@ where
             return Ok(());
         }
         write_all_until(reader.get_mut(), &request, stop).map_err(io)?;
-        if let Some(clock) = &mut clock {
-            clock.restart(Instant::now());
-        }
+        restart(&mut clock);
         // Give back what one large request made the buffer grow to.
         if request.capacity() > READ_BUF {
             request = Vec::new();
@@ -298,9 +296,7 @@ fn read_full<S: Read + AsFd>(
             Ok(0) => break,
             Ok(n) => {
                 if filled == 0 && starts_request {
-                    if let Some(clock) = clock {
-                        clock.restart(Instant::now());
-                    }
+                    restart(clock);
                 }
                 filled += n;
             }
@@ -483,13 +479,6 @@ where
         if request.capacity() > READ_BUF {
             request = Vec::new();
         }
-    }
-}
-
-/// Restarts the idle clock, if there is one, from now.
-fn restart(clock: &mut Option<IdleClock>) {
-    if let Some(clock) = clock {
-        clock.restart(Instant::now());
     }
 }
 

@@ -3,7 +3,7 @@
 //! saturated, and how late after the common start it began.
 
 use super::block::Block;
-use super::format::{int, server_name};
+use super::format::{int, percent, server_name};
 use crate::schema::{AgentFigures, Summary};
 
 /// The section, where the comparison ran agents or a server elsewhere; nothing otherwise.
@@ -70,7 +70,7 @@ fn agent_cell(a: &AgentFigures) -> String {
         text += &format!(": {} msgs/s", int(t.median));
     }
     if let Some(cpu) = &a.loadgen_cpu_ratio {
-        text += &format!(", CPU {:.0} %", cpu.median * 100.0);
+        text += &format!(", CPU {}", percent(cpu.median));
     }
     if let Some(late) = a.start_late_ms_max {
         text += &format!(", start +{late:.1} ms");

@@ -4,7 +4,7 @@
 //! `render::document`'s, as every workload's.
 
 use super::block::Block;
-use super::format::{int, mark, or_dash, pair, server_name, spread, us};
+use super::format::{int, mark, or_dash, pair, percent, server_name, spread, us};
 use crate::schema::{AttackModel, Cell, Kept, Summary};
 use crate::summary::attack::{DENIED, KEPT};
 use crate::workload::{
@@ -48,11 +48,7 @@ pub fn kept(s: &Summary) -> Vec<Block> {
     if s.attack_models.is_empty() {
         return Vec::new();
     }
-    let attacks: Vec<String> = Workload::attack()[1..]
-        .iter()
-        .map(Workload::label)
-        .filter(|l| s.workloads.contains(l))
-        .collect();
+    let attacks = attacks_run(s);
     let mut header = vec![
         "model".to_owned(),
         "attack-control: requests/s, p99".to_owned(),
@@ -82,6 +78,15 @@ pub fn kept(s: &Summary) -> Vec<Block> {
     blocks.extend(summary_lines(s));
     blocks.extend(attackers(s));
     blocks
+}
+
+/// The labels of the attack workloads that ran (the control left out), in report order.
+fn attacks_run(s: &Summary) -> Vec<String> {
+    Workload::attack()[1..]
+        .iter()
+        .map(Workload::label)
+        .filter(|l| s.workloads.contains(l))
+        .collect()
 }
 
 /// A kept share, its verdict and the p99: `4 % denied, 1.2 s`.
@@ -139,11 +144,7 @@ fn verdict_of<'a>(m: &'a AttackModel, label: &str) -> Option<&'a str> {
 /// What the attackers met, per model and attack: connections open at the end, closed by the
 /// server, and blocked lines.
 fn attackers(s: &Summary) -> Vec<Block> {
-    let attacks: Vec<String> = Workload::attack()[1..]
-        .iter()
-        .map(Workload::label)
-        .filter(|l| s.workloads.contains(l))
-        .collect();
+    let attacks = attacks_run(s);
     if attacks.is_empty() {
         return Vec::new();
     }
@@ -175,11 +176,6 @@ fn attackers(s: &Summary) -> Vec<Block> {
         Block::Para("Medians over the repeats of each attack run: connection attempts, attack connections still open when the load ended (served, or waiting in the listen backlog), connections the server closed first (an idle timeout, the cap per address, a block), and connections told they were blocked.".to_owned()),
         Block::Table(header, rows),
     ]
-}
-
-/// A share as a whole percentage: `93 %`.
-fn percent(share: f64) -> String {
-    format!("{:.0} %", share * 100.0)
 }
 
 #[cfg(test)]

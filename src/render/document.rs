@@ -3,8 +3,8 @@
 
 use super::block::Block;
 use super::format::{
-    bytes, int, kib, mark, median_us, or_dash, pair, plus_minus, scale, server_name, spread, us,
-    with_ci, DASH,
+    bytes, int, kib, mark, median_us, or_dash, pair, percent, plus_minus, scale, server_name,
+    spread, us, with_ci, DASH,
 };
 use super::headline::headline_table;
 use super::plots::Plot;
@@ -333,9 +333,7 @@ fn tls_mixed_figures(c: &Cell) -> String {
 }
 
 fn rate_figures(c: &Cell) -> String {
-    let achieved = or_dash(c.achieved_rate_ratio, |s| {
-        format!("{:.0} %", s.median * 100.0)
-    });
+    let achieved = or_dash(c.achieved_rate_ratio, |s| percent(s.median));
     let p99 = median_us(c.latency_p99_us);
     let uncorrected = median_us(c.latency_uncorrected_p99_us);
     mark(c, format!("{p99} / {uncorrected}, {achieved}"))
@@ -453,9 +451,7 @@ fn hostile_clients(s: &Summary) -> Vec<Block> {
 /// the offered rate achieved.
 fn mixed_figures(c: &Cell) -> String {
     let p99 = |k: usize| median_us(c.work_classes.get(k).and_then(|w| w.latency_p99_us));
-    let achieved = or_dash(c.achieved_rate_ratio, |s| {
-        format!("{:.0} %", s.median * 100.0)
-    });
+    let achieved = or_dash(c.achieved_rate_ratio, |s| percent(s.median));
     mark(c, format!("{} / {}, {achieved}", p99(0), p99(1)))
 }
 

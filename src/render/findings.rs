@@ -256,7 +256,7 @@ fn loaded_verdict(c: &Cell, low: f64, high: f64) -> String {
         Some(_) if c.loadgen_saturated || !kept => format!(
             "no verdict: {} of the arrivals were served{}",
             c.arrivals_achieved_ratio
-                .map_or(DASH.to_owned(), |a| format!("{:.0} %", a.median * 100.0)),
+                .map_or(DASH.to_owned(), |a| super::format::percent(a.median)),
             if c.loadgen_saturated {
                 " and loadgen's CPU was saturated"
             } else {

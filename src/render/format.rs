@@ -137,6 +137,11 @@ pub fn pair(a: Option<Spread>, b: Option<Spread>) -> String {
     format!("{} / {}{tag}", bare(a), bare(b))
 }
 
+/// A share as a whole percentage: `93 %`.
+pub fn percent(share: f64) -> String {
+    format!("{:.0} %", share * 100.0)
+}
+
 /// Whole number with thousands separators.
 pub fn int(v: f64) -> String {
     let n = v.round() as i64;

@@ -40,21 +40,17 @@ pub fn serve(listener: TcpListener, config: &ServerConfig, stop: SignalPipe) -> 
     // The defences asked for at accept (the cap per address, the blocker).
     let limit = ConnLimit::of(config);
     loop {
-        let wake = acceptor.wait_for_work().context("accept loop failed")?;
-        // Refused by a defence: dropping the stream closes it at once.
-        let Some(_slot) = (match &wake {
-            Wake::Connection(stream, _) => limit.admit(stream).map(Some),
-            _ => Some(None),
-        }) else {
-            continue;
-        };
-        match wake {
-            Wake::Connection(stream, _) if config.chat.is_some() => {
-                let stop = || acceptor.stop().raised();
-                chat::locked::serve_connection(stream, rooms.link(), &stop, &endings::record);
-            }
+        match acceptor.wait_for_work().context("accept loop failed")? {
             Wake::Connection(stream, _) => {
+                // Refused by a defence: dropping the stream closes it at once.
+                let Some(_slot) = limit.admit(&stream) else {
+                    continue;
+                };
                 let stop = || acceptor.stop().raised();
+                if config.chat.is_some() {
+                    chat::locked::serve_connection(stream, rooms.link(), &stop, &endings::record);
+                    continue;
+                }
                 let tls = config.tls.as_ref();
                 let work = config.work.as_ref();
                 let idle = config.defences.idle_timeout;

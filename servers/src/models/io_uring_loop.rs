@@ -97,14 +97,7 @@ struct Requests {
     clock: Option<IdleClock>,
 }
 
-impl Requests {
-    /// Restarts the idle clock from now, if there is one.
-    fn restart_clock(&mut self) {
-        if let Some(clock) = &mut self.clock {
-            clock.restart(Instant::now());
-        }
-    }
-}
+impl Requests {}
 
 impl Conn {
     /// The echo still to write: of `buf` in plain mode, of the front request with `--work`.
@@ -278,7 +271,7 @@ fn on_read(
             Some(requests) => {
                 // A request's first byte: it has the limit from now to arrive whole.
                 if requests.input.is_empty() {
-                    requests.restart_clock();
+                    defence::restart(&mut requests.clock);
                 }
                 requests.input.extend_from_slice(&conn.buf[..n as usize]);
                 serve_next(ring, conns, key, offload)
@@ -325,7 +318,7 @@ fn on_write(
     match conn.requests.as_mut() {
         Some(requests) => {
             requests.input.drain(..conn.len);
-            requests.restart_clock();
+            defence::restart(&mut requests.clock);
             serve_next(ring, conns, key, offload)
         }
         None => push_read(ring, conn, key),

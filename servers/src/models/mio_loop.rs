@@ -123,13 +123,6 @@ impl Requests {
         let in_flight = owed || complete || self.waiting_until.is_some() || self.cpu.in_pool();
         !in_flight && clock.overdue(now)
     }
-
-    /// Restarts the idle clock from now, if there is one.
-    fn restart_clock(&mut self) {
-        if let Some(clock) = &mut self.clock {
-            clock.restart(Instant::now());
-        }
-    }
 }
 
 /// What one turn on a connection left it as.
@@ -739,7 +732,7 @@ impl Conn {
                 &mut requests.input,
                 len,
             )?;
-            requests.restart_clock();
+            defence::restart(&mut requests.clock);
         }
         let (mut reads, mut served, mut drained) = (0, 0, false);
         let turn = loop {
@@ -770,7 +763,7 @@ impl Conn {
                         &mut requests.input,
                         cost.len,
                     )?;
-                    requests.restart_clock();
+                    defence::restart(&mut requests.clock);
                     if cost.cpu_ns > 0 && work_loop.offload.is_none() {
                         break Turn::MoreToRead;
                     }
@@ -790,7 +783,7 @@ impl Conn {
                 Ok(n) => {
                     // A request's first byte: it has the limit from now to arrive whole.
                     if requests.input.is_empty() {
-                        requests.restart_clock();
+                        defence::restart(&mut requests.clock);
                     }
                     requests.input.extend_from_slice(&scratch[..n]);
                     drained = n < scratch.len() && !drain;
