@@ -2,6 +2,7 @@
 //! to run loadgen against them. Every server stops when its handle is dropped.
 #![allow(dead_code, clippy::unwrap_used)]
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -49,7 +50,9 @@ struct State {
     /// Connections that ended with the client's FIN (a read of 0), and with a reset.
     eofs: AtomicUsize,
     resets: AtomicUsize,
-    conns: Mutex<Vec<TcpStream>>,
+    /// Clones of the connections still open, by accept number, so that stopping can shut them;
+    /// a connection's clone goes when it ends (churn opens thousands).
+    conns: Mutex<HashMap<usize, TcpStream>>,
     listener: Mutex<Option<TcpListener>>,
 }
 
@@ -105,7 +108,7 @@ fn stop(state: &State) {
         // Wakes the blocked accept (EINVAL on Linux), which ends the accept loop.
         let _ = socket2::SockRef::from(&listener).shutdown(Shutdown::Both);
     }
-    for conn in state.conns.lock().unwrap().drain(..) {
+    for (_, conn) in state.conns.lock().unwrap().drain() {
         let _ = conn.shutdown(Shutdown::Both);
     }
 }
@@ -116,12 +119,11 @@ fn accept_loop(listener: TcpListener, behaviour: Behaviour, state: Arc<State>) {
             return;
         }
         let Ok(stream) = stream else { continue };
-        state.accepted.fetch_add(1, Ordering::SeqCst);
-        state
-            .conns
-            .lock()
-            .unwrap()
-            .push(stream.try_clone().unwrap());
+        let id = state.accepted.fetch_add(1, Ordering::SeqCst);
+        let Ok(clone) = stream.try_clone() else {
+            continue;
+        };
+        state.conns.lock().unwrap().insert(id, clone);
         let open = state.open.fetch_add(1, Ordering::SeqCst) + 1;
         state.max_open.fetch_max(open, Ordering::SeqCst);
         if matches!(behaviour, Behaviour::ServeFirstOnly)
@@ -133,6 +135,7 @@ fn accept_loop(listener: TcpListener, behaviour: Behaviour, state: Arc<State>) {
         let shared = Arc::clone(&state);
         let serve = move || {
             serve(stream, behaviour, &shared);
+            shared.conns.lock().unwrap().remove(&id);
             shared.open.fetch_sub(1, Ordering::SeqCst);
         };
         if matches!(behaviour, Behaviour::Iterative) {
