@@ -379,15 +379,18 @@ fn write_series(path: &Path, points: &[Point]) -> anyhow::Result<()> {
 
 /// `<model>.svg`: the server's RSS (MiB), descriptors and threads (hundreds) against minutes.
 fn write_plot(out: &Path, model: &str, points: &[Point]) -> anyhow::Result<()> {
-    let line = |name: &str, (r, g, b): (u8, u8, u8), value: fn(&Point) -> f64| Series {
-        name: name.to_owned(),
-        style: Style {
+    let line = |name: &str, (r, g, b): (u8, u8, u8), value: fn(&Point) -> f64| {
+        let style = Style {
             colour: RGBColor(r, g, b),
             marker: Marker::Circle,
             dashed: false,
             family: None,
-        },
-        points: points.iter().map(|p| (p.t_s / 60.0, value(p))).collect(),
+        };
+        Series::new(
+            name,
+            style,
+            points.iter().map(|p| (p.t_s / 60.0, value(p))).collect(),
+        )
     };
     let series = [
         line("RSS, MiB", (0, 114, 178), |p| p.rss_kib as f64 / 1024.0),

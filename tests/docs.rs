@@ -234,6 +234,12 @@ fn median_only(cell: &str) -> String {
                 i += 1;
             }
             i += 1;
+        } else if word.starts_with('±') && word.len() > '±'.len_utf8() {
+            // The headline's compact certainty: `±1 %`.
+            i += 1;
+            if words.get(i) == Some(&"%") {
+                i += 1;
+            }
         } else if word == "±" {
             i += 2;
             if words.get(i).is_some_and(|w| UNITS.contains(w)) {
@@ -255,6 +261,11 @@ fn the_readme_table_is_the_linked_runs_headline_without_intervals() {
         "485 µs (rate not met)"
     );
     assert_eq!(median_only("29.6 KiB ± 56 B [3 runs]"), "29.6 KiB");
+    assert_eq!(median_only("≥ 189.6k ±1 %"), "≥ 189.6k");
+    assert_eq!(
+        median_only("470 ±0.4 % (rate not met)"),
+        "470 (rate not met)"
+    );
 
     let readme = read(&root().join("README.md"));
     let found = readme

@@ -17,13 +17,15 @@ fn series(models: &[Model]) -> Vec<Series> {
     models
         .iter()
         .enumerate()
-        .map(|(i, m)| Series {
-            name: m.name().to_owned(),
-            style: palette::style(m.name()),
-            points: [1.0_f64, 16.0, 128.0]
-                .iter()
-                .map(|&c| (c, 10_000.0 + 9_000.0 * i as f64 * c.log2()))
-                .collect(),
+        .map(|(i, m)| {
+            Series::new(
+                m.name(),
+                palette::style(m.name()),
+                [1.0_f64, 16.0, 128.0]
+                    .iter()
+                    .map(|&c| (c, 10_000.0 + 9_000.0 * i as f64 * c.log2()))
+                    .collect(),
+            )
         })
         .collect()
 }

@@ -627,3 +627,223 @@ fn a_raw_report_that_no_run_can_have_is_left_out_not_reported() {
     );
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The tick labels of an SVG plot, axis by axis: in its frame and in each of its panels
+/// (`<g class="panel">`), the labels sharing an x (a y axis) and those sharing a y (an x axis).
+fn axes(svg: &str) -> Vec<Vec<String>> {
+    let mut sections = vec![svg.split("<g class=").next().unwrap_or("")];
+    sections.extend(
+        svg.split("<g class=\"panel\">")
+            .skip(1)
+            .map(|p| p.split("</g>").next().unwrap_or("")),
+    );
+    let mut axes = Vec::new();
+    for section in sections {
+        let mut texts: Vec<(String, String, String)> = Vec::new();
+        for piece in section.split("<text ").skip(1) {
+            let attr = |name: &str| {
+                piece
+                    .split(&format!("{name}=\""))
+                    .nth(1)
+                    .and_then(|r| r.split('"').next())
+                    .unwrap_or("")
+                    .to_owned()
+            };
+            let label = piece
+                .split_once('>')
+                .map(|(_, rest)| rest.split("</text>").next().unwrap_or("").trim())
+                .unwrap_or("")
+                .to_owned();
+            if !label.is_empty() {
+                texts.push((attr("x"), attr("y"), label));
+            }
+        }
+        for by_x in [true, false] {
+            let mut groups: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+            for (x, y, label) in &texts {
+                let key = if by_x { x.as_str() } else { y.as_str() };
+                groups.entry(key).or_default().push(label.clone());
+            }
+            axes.extend(groups.into_values().filter(|g| g.len() > 1));
+        }
+    }
+    axes
+}
+
+#[test]
+fn no_axis_prints_a_tick_label_twice() {
+    let twice =
+        "<svg><text x=\"84\" y=\"10\">\n1k\n</text><text x=\"84\" y=\"30\">\n1k\n</text></svg>";
+    assert_eq!(
+        axes(twice),
+        [["1k", "1k"]],
+        "the check sees a label printed twice"
+    );
+    let dir = tempdir("ticks");
+    fixture(&dir);
+    echobench::report(&dir).unwrap();
+    let mut dirs = vec![dir.clone()];
+    dirs.extend(reference_runs());
+    let mut plots = 0;
+    for d in &dirs {
+        for (name, bytes) in common::files(d, false) {
+            if !name.ends_with(".svg") {
+                continue;
+            }
+            plots += 1;
+            let svg = String::from_utf8(bytes).unwrap();
+            for axis in axes(&svg) {
+                let mut seen = std::collections::BTreeSet::new();
+                for label in &axis {
+                    assert!(
+                        seen.insert(label),
+                        "{}/{name}: the label {label} is printed twice on one axis: {axis:?}",
+                        d.display()
+                    );
+                }
+            }
+        }
+    }
+    assert!(plots > 5, "{plots} plots read");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[test]
+fn the_report_opens_with_the_answer_then_the_leaders_table() {
+    let dir = tempdir("answer");
+    fixture(&dir);
+    echobench::report(&dir).unwrap();
+    let md = std::fs::read_to_string(dir.join("report.md")).unwrap();
+    let answer = md
+        .find("## Which model for what, on this machine")
+        .expect("the answer section");
+    let leaders = md.find("### Who leads each workload").expect("the leaders");
+    let headline = md.find("## Headline").expect("the headline");
+    assert!(
+        answer < leaders && leaders < headline,
+        "answer, leaders, then the headline"
+    );
+    let top = &md[answer..leaders];
+    assert!(
+        top.contains("*Many idle clients*: `mio`"),
+        "the idle-clients pick names the model with the least memory per connection:\n{top}"
+    );
+    assert!(top.contains("*Hostile clients*"), "{top}");
+    let table = &md[leaders..headline];
+    assert!(
+        table.contains("| workload | ranked by | leader | runner-up | margin (95 % interval) | verdict | not ranked |"),
+        "{table}"
+    );
+    assert!(
+        table.contains("`blocking` (15 of 16 connections starved)"),
+        "a model left out is named with why:\n{table}"
+    );
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    assert!(
+        html.contains("<div class=\"tall\">"),
+        "the leaders scroll in a box"
+    );
+    assert!(
+        html.contains("<td title=\"95 % interval"),
+        "a headline or leader figure's interval is its tooltip"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+/// Chromium, where this machine has it.
+fn chromium() -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    ["chromium", "chromium-browser"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |d| d.join(name)))
+        .find(|p| p.is_file())
+}
+
+/// What a page's script wrote into `<pre id="result">`, once Chromium has loaded `page` and
+/// run its scripts: Chromium's `--dump-dom`, bounded to a minute.
+fn run_in_chromium(chromium: &Path, page: &Path) -> String {
+    let profile = tempdir("chromium-profile");
+    let mut child = std::process::Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=3000",
+            "--dump-dom",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("file://{}", page.display()))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut out);
+        out
+    });
+    let ended = testkit::wait_until(Duration::from_secs(60), || child.try_wait().ok().flatten());
+    if ended.is_none() {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+    let dom = reader.join().unwrap();
+    let _ = std::fs::remove_dir_all(profile);
+    assert!(ended.is_some(), "chromium did not finish within a minute");
+    dom.split("<pre id=\"result\">")
+        .nth(1)
+        .and_then(|r| r.split("</pre>").next())
+        .unwrap_or_else(|| panic!("no result in the page chromium rendered: {dom:.300}"))
+        .to_owned()
+}
+
+#[test]
+fn a_click_on_a_legend_entry_hides_the_models_series_in_a_browser() {
+    let test = "a_click_on_a_legend_entry_hides_the_models_series_in_a_browser";
+    let Some(chromium) = chromium() else {
+        testkit::skip(test, "chromium", "chromium is not installed");
+        return;
+    };
+    let dir = tempdir("browser");
+    fixture(&dir);
+    echobench::report(&dir).unwrap();
+    let html = std::fs::read_to_string(dir.join("report.html")).unwrap();
+    // After the report's own script: click mio's legend entry in the first plot twice, then
+    // its family's heading, and say after each whether mio's line is displayed.
+    let probe = r#"<script>
+(function () {
+  var out = [];
+  var series = document.querySelector('svg g.series[data-model="mio"]');
+  var data = series.querySelector('g.data');
+  var click = function (el) { el.dispatchEvent(new MouseEvent('click', {bubbles: true})); };
+  var shown = function () { return getComputedStyle(data).display !== 'none'; };
+  out.push('before ' + shown());
+  click(series.querySelector('g.key text'));
+  out.push('one click ' + shown());
+  click(series.querySelector('g.key text'));
+  out.push('two clicks ' + shown());
+  var svg = series.closest('svg');
+  var family = svg.querySelector('g.family[data-family="' + series.getAttribute('data-family') + '"]');
+  click(family.querySelector('text'));
+  out.push('family ' + shown());
+  var pre = document.createElement('pre');
+  pre.id = 'result';
+  pre.textContent = out.join(', ');
+  document.body.appendChild(pre);
+})();
+</script>
+</body>"#;
+    let page = dir.join("probe.html");
+    std::fs::write(&page, html.replace("</body>", probe)).unwrap();
+    let result = run_in_chromium(&chromium, &page);
+    assert_eq!(
+        result, "before true, one click false, two clicks true, family false",
+        "what chromium showed of mio's series"
+    );
+    std::fs::remove_dir_all(dir).unwrap();
+}

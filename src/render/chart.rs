@@ -3,14 +3,25 @@
 //! Every plot is [`WIDTH`] × [`HEIGHT`] pixels: the data on the left, [`PLOT_WIDTH`] wide, and
 //! the legend to its right, outside the data, listing the series under their families (see
 //! [`super::palette`]). An axis is logarithmic where its values span more than [`DECADES`]
-//! from least to most.
+//! from least to most, with ticks at 1, 2 and 5 × 10^k only, each once.
+//!
+//! A plot is drawn in layers ([`Layer`]) and put together so that each series is one group
+//! that names its model: `<g class="series" data-model="mio" data-family="event loops">`,
+//! holding its line and markers (`<g class="data">`, with a hover target carrying a `<title>`
+//! at each marked point: model, value, interval) and its legend entry (`<g class="key">`);
+//! each family's legend heading is a `<g class="family">`. The HTML report's script hides and
+//! shows them on a click; as a file the SVG draws the same.
+
+use std::fmt::Write as _;
 
 use echo_server::Family;
 use hdrhistogram::Histogram;
+use plotters::coord::combinators::{BindKeyPoints, WithKeyPoints};
 use plotters::coord::ranged1d::ValueFormatter;
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::palette::{Marker, Style};
 
@@ -31,10 +42,161 @@ pub const DECADES: f64 = 30.0;
 pub struct Series {
     /// Server name (and, where a server has several series, what tells them apart).
     pub name: String,
+    /// The model it is of, its `data-model` in the SVG: the server label (a series that is no
+    /// server's: its name).
+    pub model: String,
     /// Colour, marker and family, from the registry.
     pub style: Style,
     /// Points, x ascending.
     pub points: Vec<(f64, f64)>,
+    /// What hovering each point says, one per point (model, value, interval); where absent,
+    /// the series' name and the point.
+    pub tips: Vec<String>,
+}
+
+impl Series {
+    /// A series of its own model, its tips the points themselves.
+    pub fn new(name: impl Into<String>, style: Style, points: Vec<(f64, f64)>) -> Series {
+        let name = name.into();
+        Series {
+            model: name.clone(),
+            name,
+            style,
+            points,
+            tips: Vec::new(),
+        }
+    }
+
+    /// The series, of `model`.
+    pub fn of_model(mut self, model: &str) -> Series {
+        model.clone_into(&mut self.model);
+        self
+    }
+
+    /// The series, with a tip per point.
+    pub fn with_tips(mut self, tips: Vec<String>) -> Series {
+        self.tips = tips;
+        self
+    }
+
+    /// The tip of point `i`.
+    fn tip(&self, i: usize) -> String {
+        self.tips.get(i).cloned().unwrap_or_else(|| {
+            let (x, y) = self.points.get(i).copied().unwrap_or_default();
+            format!("{}: {}, {}", self.name, short(x), short(y))
+        })
+    }
+}
+
+/// What a plot is drawn in, one at a time, so that each series becomes its own group.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Layer {
+    /// The background, the title, the axes and their labels.
+    Frame,
+    /// One panel's axes and labels, where a plot has panels ([`spectrum_by_family`]).
+    Panel(usize),
+    /// A family's heading in the legend (by its place in [`legend_groups`]).
+    Heading(usize),
+    /// A series' line and markers.
+    Data(usize),
+    /// A series' legend entry.
+    Key(usize),
+}
+
+/// A marked point's place in pixels and what hovering it says.
+type Hit = ((i32, i32), String);
+
+/// A layer of a plot: what [`layered`] calls for each, on the whole plot's area.
+type DrawLayer<'d> = dyn Fn(&Area, Layer) -> Result<Vec<Hit>> + 'd;
+
+/// What an SVG document of plotters holds between its `<svg>` line and `</svg>`.
+fn svg_body(svg: &str) -> &str {
+    let start = svg.find('\n').map_or(0, |i| i + 1);
+    let end = svg.rfind("</svg>").unwrap_or(svg.len()).max(start);
+    &svg[start..end]
+}
+
+/// `text` fit for an attribute or a `<title>`.
+fn attr(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// One layer, drawn alone on a `size` canvas (only the frame fills it white).
+fn draw_layer(size: (u32, u32), draw: &DrawLayer, layer: Layer) -> Result<(String, Vec<Hit>)> {
+    let mut svg = String::new();
+    let hits;
+    {
+        let root = SVGBackend::with_string(&mut svg, size).into_drawing_area();
+        if layer == Layer::Frame {
+            root.fill(&WHITE).map_err(err)?;
+        }
+        hits = draw(&root, layer)?;
+        root.present().map_err(err)?;
+    }
+    Ok((svg, hits))
+}
+
+/// A plot of `size` put together from its layers: the frame, its `panels` (each a
+/// `<g class="panel">`), each family heading (`headings`) as a group, and each series
+/// (`series`: name, model, style) as a group of its data, with a hover target at each hit,
+/// and its legend entry.
+fn layered(
+    size: (u32, u32),
+    panels: usize,
+    headings: &[String],
+    series: &[(String, String, Style)],
+    draw: &DrawLayer,
+) -> Result<String> {
+    let (frame, _) = draw_layer(size, draw, Layer::Frame)?;
+    let open = frame.find('\n').map_or(frame.len(), |i| i + 1);
+    let mut out = frame[..open].to_owned();
+    out += svg_body(&frame);
+    for k in 0..panels {
+        let (svg, _) = draw_layer(size, draw, Layer::Panel(k))?;
+        let _ = write!(out, "<g class=\"panel\">\n{}</g>\n", svg_body(&svg));
+    }
+    for (k, heading) in headings.iter().enumerate() {
+        let (svg, _) = draw_layer(size, draw, Layer::Heading(k))?;
+        let _ = write!(
+            out,
+            "<g class=\"family\" data-family=\"{}\">\n{}</g>\n",
+            attr(heading),
+            svg_body(&svg)
+        );
+    }
+    for (i, (_, model, style)) in series.iter().enumerate() {
+        let (data, hits) = draw_layer(size, draw, Layer::Data(i))?;
+        let (key, _) = draw_layer(size, draw, Layer::Key(i))?;
+        let _ = write!(
+            out,
+            "<g class=\"series\" data-model=\"{}\" data-family=\"{}\">\n<g class=\"data\">\n{}",
+            attr(model),
+            attr(family_name(style.family)),
+            svg_body(&data)
+        );
+        for ((x, y), tip) in hits {
+            let _ = writeln!(
+                out,
+                "<circle class=\"hit\" cx=\"{x}\" cy=\"{y}\" r=\"7\" fill=\"transparent\"><title>{}</title></circle>",
+                attr(&tip)
+            );
+        }
+        let _ = write!(
+            out,
+            "</g>\n<g class=\"key\">\n{}</g>\n</g>\n",
+            svg_body(&key)
+        );
+    }
+    out += "</svg>\n";
+    Ok(out)
+}
+
+/// A family's name in the legend; servers the registry does not know are `external`.
+fn family_name(family: Option<Family>) -> &'static str {
+    family.map_or("external", Family::name)
 }
 
 type Result<T> = std::result::Result<T, String>;
@@ -57,6 +219,24 @@ fn with_svg(draw: impl FnOnce(&Area, &Area) -> Result<()>) -> Result<String> {
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+/// The ticks of a log axis from `lo` to `hi`: 1, 2 and 5 × 10^k, each once.
+fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
+    if lo <= 0.0 || hi <= lo {
+        return Vec::new();
+    }
+    let first = lo.log10().floor() as i32;
+    let last = hi.log10().ceil() as i32;
+    (first..=last)
+        .flat_map(|k| [1.0, 2.0, 5.0].map(|m| m * 10f64.powi(k)))
+        .filter(|v| (lo..=hi).contains(v))
+        .collect()
+}
+
+/// A log axis from `lo` to `hi` with [`log_ticks`].
+fn log_axis(lo: f64, hi: f64) -> WithKeyPoints<LogCoord<f64>> {
+    (lo..hi).log_scale().with_key_points(log_ticks(lo, hi))
 }
 
 /// Whether values from `lo` to `hi` (both > 0) span enough to be drawn on a log axis.
@@ -96,6 +276,29 @@ pub enum XAxis {
     Percentiles,
 }
 
+/// Space above the plot area for the title, pixels.
+const TITLE_SPACE: u32 = 30;
+
+/// The plot's title, centred over the plot area (drawn in the frame).
+fn draw_title(area: &Area, title: &str) -> Result<()> {
+    let (width, _) = area.dim_in_pixel();
+    let font =
+        TextStyle::from(("sans-serif", 20).into_font()).pos(Pos::new(HPos::Center, VPos::Top));
+    area.draw(&Text::new(title.to_owned(), (width as i32 / 2, 8), font))
+        .map_err(err)
+}
+
+/// A chart builder on `area` with the room every plot leaves for its title and labels.
+fn builder<'a, 'b>(area: &'a Area<'b>) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .margin(14)
+        .margin_top(14 + TITLE_SPACE)
+        .x_label_area_size(48)
+        .y_label_area_size(80);
+    builder
+}
+
 /// Lines with point markers, one per series; y logarithmic where it spans decades.
 pub fn lines(
     title: &str,
@@ -106,71 +309,93 @@ pub fn lines(
 ) -> Result<String> {
     let series: Vec<&Series> = series.iter().filter(|s| !s.points.is_empty()).collect();
     let on_axis = on_x_axis(&series, x_axis);
-    with_svg(|area, legend_area| {
-        let Some(((x0, x1), (y0, y1))) = bounds(&on_axis) else {
-            return no_data(area, title);
-        };
-        let (x, x_labels) = match x_axis {
-            XAxis::Linear => ((0.0, x1 * 1.05), 10),
-            XAxis::PowersOfTwo => {
-                let x = (x0.floor() - 0.3, x1.ceil() + 0.3);
-                (x, (x.1 - x.0).ceil() as usize + 1)
+    let Some(((x0, x1), (y0, y1))) = bounds(&on_axis) else {
+        return with_svg(|area, _| no_data(area, title));
+    };
+    let (x, x_labels) = match x_axis {
+        XAxis::Linear => ((0.0, x1 * 1.05), 10),
+        XAxis::PowersOfTwo => {
+            let x = (x0.floor() - 0.3, x1.ceil() + 0.3);
+            (x, (x.1 - x.0).ceil() as usize + 1)
+        }
+        XAxis::Percentiles => ((0.0, x1.ceil().max(1.0)), x1.ceil().max(1.0) as usize + 1),
+    };
+    let log_y = spans_decades(y0, y1);
+    let y_desc = if log_y {
+        format!("{y_desc} (log scale)")
+    } else {
+        y_desc.to_owned()
+    };
+    let look = Look {
+        x_desc,
+        y_desc: &y_desc,
+        x_labels,
+        x_axis,
+        markers: x_axis != XAxis::Percentiles,
+        log_y,
+    };
+    let entries = entries(&on_axis);
+    let draw = |root: &Area, layer: Layer| -> Result<Vec<Hit>> {
+        let (area, legend_area) = root.split_horizontally(PLOT_WIDTH);
+        match layer {
+            Layer::Heading(_) | Layer::Key(_) => {
+                legend(&legend_area, &entries, layer)?;
+                return Ok(Vec::new());
             }
-            XAxis::Percentiles => ((0.0, x1.ceil().max(1.0)), x1.ceil().max(1.0) as usize + 1),
-        };
-        let mut builder = ChartBuilder::on(area);
-        builder
-            .caption(title, ("sans-serif", 20))
-            .margin(14)
-            .x_label_area_size(48)
-            .y_label_area_size(80);
-        let log_y = spans_decades(y0, y1);
-        let y_desc = if log_y {
-            format!("{y_desc} (log scale)")
-        } else {
-            y_desc.to_owned()
-        };
-        let look = Look {
-            x_desc,
-            y_desc: &y_desc,
-            x_labels,
-            x_axis,
-            markers: x_axis != XAxis::Percentiles,
-            log_y,
-        };
+            Layer::Frame => draw_title(&area, title)?,
+            Layer::Data(_) | Layer::Panel(_) => {}
+        }
+        let mut b = builder(&area);
         if log_y {
-            let chart = builder
-                .build_cartesian_2d(x.0..x.1, (y0 * 0.8..y1 * 1.25).log_scale())
+            let chart = b
+                .build_cartesian_2d(x.0..x.1, log_axis(y0 * 0.8, y1 * 1.25))
                 .map_err(err)?;
-            draw_lines(chart, &on_axis, &look)?;
+            lines_layer(chart, layer, &on_axis, &look)
         } else {
-            let chart = builder
+            let chart = b
                 .build_cartesian_2d(x.0..x.1, 0.0..(y1 * 1.1).max(1e-9))
                 .map_err(err)?;
-            draw_lines(chart, &on_axis, &look)?;
+            lines_layer(chart, layer, &on_axis, &look)
         }
-        legend(legend_area, &entries(&on_axis))
-    })
+    };
+    layered(
+        (WIDTH, HEIGHT),
+        0,
+        &legend_headings(&entries),
+        &keyed(&on_axis),
+        &draw,
+    )
 }
 
-/// The series with x as the axis draws it: powers of two as their exponent.
+/// Each series' name, model and style, as [`layered`] groups them.
+fn keyed(series: &[Series]) -> Vec<(String, String, Style)> {
+    series
+        .iter()
+        .map(|s| (s.name.clone(), s.model.clone(), s.style))
+        .collect()
+}
+
+/// The series with x as the axis draws it: powers of two as their exponent; their tips
+/// written from the points as given.
 fn on_x_axis(series: &[&Series], x_axis: XAxis) -> Vec<Series> {
     let log2 = x_axis == XAxis::PowersOfTwo;
     series
         .iter()
         .map(|s| Series {
             name: s.name.clone(),
+            model: s.model.clone(),
             style: s.style,
             points: s
                 .points
                 .iter()
                 .map(|&(x, y)| (if log2 { x.max(1.0).log2() } else { x }, y))
                 .collect(),
+            tips: (0..s.points.len()).map(|i| s.tip(i)).collect(),
         })
         .collect()
 }
 
-/// How [`draw_lines`] labels and marks a chart.
+/// How [`lines_layer`] labels and marks a chart.
 struct Look<'a> {
     x_desc: &'a str,
     y_desc: &'a str,
@@ -180,11 +405,35 @@ struct Look<'a> {
     log_y: bool,
 }
 
-/// The chart context [`draw_lines`] draws into, on a linear or logarithmic y axis.
+/// The chart context a layer draws into, on a linear or logarithmic y axis.
 type Chart<'a, Y> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<RangedCoordf64, Y>>;
 
-/// Draws the mesh and one line per series, with its markers.
-fn draw_lines<'a, Y>(mut chart: Chart<'a, Y>, series: &[Series], look: &Look) -> Result<()>
+/// One layer of [`lines`]: the mesh in the frame, or one series' line and markers, with a
+/// hit at each marker.
+fn lines_layer<'a, Y>(
+    mut chart: Chart<'a, Y>,
+    layer: Layer,
+    series: &[Series],
+    look: &Look,
+) -> Result<Vec<Hit>>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    match layer {
+        Layer::Frame => {
+            draw_mesh(&mut chart, look)?;
+            Ok(Vec::new())
+        }
+        Layer::Data(i) => match series.get(i) {
+            Some(s) => draw_series(&mut chart, s, look),
+            None => Ok(Vec::new()),
+        },
+        Layer::Heading(_) | Layer::Key(_) | Layer::Panel(_) => Ok(Vec::new()),
+    }
+}
+
+/// The axes, their labels and the grid of [`lines`].
+fn draw_mesh<'a, Y>(chart: &mut Chart<'a, Y>, look: &Look) -> Result<()>
 where
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
@@ -207,68 +456,49 @@ where
         .y_desc(look.y_desc)
         .x_labels(look.x_labels)
         .x_label_formatter(&x_format)
-        .y_labels(y_labels(look.log_y))
-        .y_label_formatter(&|v| y_label(*v, look.log_y))
+        .y_labels(10)
+        .y_label_formatter(&|v| short(*v))
         .bold_line_style(BLACK.mix(0.12))
         .light_line_style(BLACK.mix(0.04))
         .max_light_lines(if look.log_y { 0 } else { 4 })
         .label_style(("sans-serif", 14))
         .axis_desc_style(("sans-serif", 15))
         .draw()
-        .map_err(err)?;
-    for s in series {
-        let line = s.style.colour.stroke_width(2);
-        let points = s.points.iter().copied();
-        if s.style.dashed {
-            chart
-                .draw_series(DashedLineSeries::new(points, 8, 5, line))
-                .map_err(err)?;
-        } else {
-            chart
-                .draw_series(LineSeries::new(points, line))
-                .map_err(err)?;
-        }
-        let marked: Vec<(f64, f64)> = if look.markers && s.points.len() <= MOST_MARKERS {
-            s.points.clone()
-        } else if look.markers {
-            Vec::new()
-        } else {
-            // A spectrum has a point every 0.05 nines: markers at whole nines only.
-            s.points
-                .iter()
-                .copied()
-                .filter(|p| (p.0 - p.0.round()).abs() < 1e-6)
-                .collect()
-        };
-        draw_markers(&mut chart, &marked, s.style)?;
-    }
-    Ok(())
+        .map_err(err)
 }
 
-/// How many labels to ask of a y axis: on a log axis enough that plotters offers every
-/// 1…9 × 10^k of up to four decades, of which [`y_label`] writes 1, 2 and 5.
-fn y_labels(log: bool) -> usize {
-    if log {
-        40
+/// One series' line and its markers; a hit at each marker.
+fn draw_series<'a, Y>(chart: &mut Chart<'a, Y>, s: &Series, look: &Look) -> Result<Vec<Hit>>
+where
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let line = s.style.colour.stroke_width(2);
+    let points = s.points.iter().copied();
+    if s.style.dashed {
+        chart
+            .draw_series(DashedLineSeries::new(points, 8, 5, line))
+            .map_err(err)?;
     } else {
-        10
+        chart
+            .draw_series(LineSeries::new(points, line))
+            .map_err(err)?;
     }
-}
-
-/// A y axis label: every one on a linear axis, only 1, 2 and 5 × 10^k on a log one.
-fn y_label(v: f64, log: bool) -> String {
-    if !log || v <= 0.0 {
-        return short(v);
-    }
-    let mantissa = v / 10f64.powf(v.log10().floor());
-    let shown = [1.0, 2.0, 5.0, 10.0]
+    let marked: Vec<usize> = if look.markers && s.points.len() <= MOST_MARKERS {
+        (0..s.points.len()).collect()
+    } else if look.markers {
+        Vec::new()
+    } else {
+        // A spectrum has a point every 0.05 nines: markers at whole nines only.
+        (0..s.points.len())
+            .filter(|&i| (s.points[i].0 - s.points[i].0.round()).abs() < 1e-6)
+            .collect()
+    };
+    let at: Vec<(f64, f64)> = marked.iter().map(|&i| s.points[i]).collect();
+    draw_markers(chart, &at, s.style)?;
+    Ok(marked
         .iter()
-        .any(|m| (mantissa - m).abs() < 1e-6 * m);
-    if shown {
-        short(v)
-    } else {
-        String::new()
-    }
+        .map(|&i| (chart.backend_coord(&s.points[i]), s.tip(i)))
+        .collect())
 }
 
 /// Most points a series is drawn with a marker at each (a time series has none).
@@ -305,59 +535,95 @@ fn entries(series: &[Series]) -> Vec<(String, Style)> {
     series.iter().map(|s| (s.name.clone(), s.style)).collect()
 }
 
-/// Top of the legend's first row, below the caption's line.
+/// Top of the legend's first row, below the title's line.
 const LEGEND_TOP: i32 = 44;
 
-/// The legend, in its own area right of the plot area: the entries under their families'
-/// names, in the registry's order of families (servers it does not know, which are external, last),
-/// each with its line and marker.
-fn legend(area: &Area, entries: &[(String, Style)]) -> Result<()> {
-    let groups: Vec<(String, Vec<&(String, Style)>)> = Family::ALL
+/// The legend's groups: each family's name with its entries (by index), in the registry's
+/// order of families (servers it does not know, which are external, last).
+fn legend_groups(entries: &[(String, Style)]) -> Vec<(String, Vec<usize>)> {
+    Family::ALL
         .iter()
-        .map(|f| (f.name().to_owned(), Some(*f)))
-        .chain([("external".to_owned(), None)])
-        .map(|(name, family)| {
-            let members: Vec<&(String, Style)> =
-                entries.iter().filter(|e| e.1.family == family).collect();
-            (name, members)
+        .map(|f| Some(*f))
+        .chain([None])
+        .map(|family| {
+            let members: Vec<usize> = (0..entries.len())
+                .filter(|&i| entries[i].1.family == family)
+                .collect();
+            (family_name(family).to_owned(), members)
         })
         .filter(|(_, members)| !members.is_empty())
-        .collect();
+        .collect()
+}
+
+/// The legend's headings, where it shows them: more than one group, or one of the registry's.
+fn legend_headings(entries: &[(String, Style)]) -> Vec<String> {
+    let groups = legend_groups(entries);
+    let shown = groups.len() > 1 || entries.iter().any(|e| e.1.family.is_some());
+    match shown {
+        true => groups.into_iter().map(|g| g.0).collect(),
+        false => Vec::new(),
+    }
+}
+
+/// The legend, in its own area right of the plot area: the entries under their families'
+/// names, each with its line and marker. Draws only what `layer` asks for: heading `k`, or the
+/// entry of series `i` (each with a clear box under it, to click).
+fn legend(area: &Area, entries: &[(String, Style)], layer: Layer) -> Result<()> {
+    let groups = legend_groups(entries);
+    let headings = !legend_headings(entries).is_empty();
     let rows = groups.iter().map(|g| g.1.len() + 1).sum::<usize>().max(1) as i32;
     let row = ((HEIGHT as i32 - LEGEND_TOP - 20) / rows).clamp(11, 20);
     let font = row.clamp(10, 14);
+    let (width, _) = area.dim_in_pixel();
+    let target = |y: i32| {
+        Rectangle::new(
+            [(4, y - 2), (width as i32 - 4, y + row - 2)],
+            WHITE.mix(0.0).filled(),
+        )
+    };
     let mut y = LEGEND_TOP;
     let heading = ("sans-serif", font)
         .into_font()
         .style(FontStyle::Italic)
         .color(&RGBColor(90, 90, 90));
-    let headings = groups.len() > 1 || entries.iter().any(|e| e.1.family.is_some());
-    for (name, members) in groups {
+    for (k, (name, members)) in groups.into_iter().enumerate() {
         if headings {
-            area.draw(&Text::new(name, (8, y), heading.clone()))
-                .map_err(err)?;
-            y += row;
-        }
-        for (label, style) in members {
-            let mid = y + font / 2;
-            let line = style.colour.stroke_width(2);
-            if style.dashed {
-                for x in [14, 26, 38] {
-                    area.draw(&PathElement::new(vec![(x, mid), (x + 7, mid)], line))
-                        .map_err(err)?;
-                }
-            } else {
-                area.draw(&PathElement::new(vec![(14, mid), (46, mid)], line))
+            if layer == Layer::Heading(k) {
+                area.draw(&target(y)).map_err(err)?;
+                area.draw(&Text::new(name, (8, y), heading.clone()))
                     .map_err(err)?;
             }
-            legend_marker(area, (30, mid), *style)?;
-            area.draw(&Text::new(label.clone(), (54, y), ("sans-serif", font)))
-                .map_err(err)?;
+            y += row;
+        }
+        for i in members {
+            if layer == Layer::Key(i) {
+                let (label, style) = &entries[i];
+                area.draw(&target(y)).map_err(err)?;
+                legend_entry(area, (y, font), label, *style)?;
+            }
             y += row;
         }
         y += row / 3;
     }
     Ok(())
+}
+
+/// One legend entry at row `y` in a `font`-pixel font: its line, marker and label.
+fn legend_entry(area: &Area, (y, font): (i32, i32), label: &str, style: Style) -> Result<()> {
+    let mid = y + font / 2;
+    let line = style.colour.stroke_width(2);
+    if style.dashed {
+        for x in [14, 26, 38] {
+            area.draw(&PathElement::new(vec![(x, mid), (x + 7, mid)], line))
+                .map_err(err)?;
+        }
+    } else {
+        area.draw(&PathElement::new(vec![(14, mid), (46, mid)], line))
+            .map_err(err)?;
+    }
+    legend_marker(area, (30, mid), style)?;
+    area.draw(&Text::new(label.to_owned(), (54, y), ("sans-serif", font)))
+        .map_err(err)
 }
 
 /// A marker in the legend, at pixel `at` of its area.
@@ -373,16 +639,16 @@ fn legend_marker(area: &Area, at: (i32, i32), style: Style) -> Result<()> {
     .map_err(err)
 }
 
-/// HdrHistogram's percentile spectrum: latency against 1/(1−p) on a log axis (labelled as
-/// percentiles: 90 %, 99 %, 99.9 %), up to the resolution each histogram's count supports.
-pub fn spectrum(title: &str, histograms: &[(String, Style, &Histogram<u64>)]) -> Result<String> {
-    let series: Vec<Series> = histograms
+/// The percentile spectrum's series: latency (µs) against 1/(1−p) as nines, up to the
+/// resolution each histogram's count supports, with a tip at each whole nine.
+fn spectrum_series(histograms: &[(String, Style, &Histogram<u64>)]) -> Vec<Series> {
+    histograms
         .iter()
         .filter(|(_, _, h)| !h.is_empty())
         .map(|(name, style, h)| {
             // Up to the resolution the sample supports: 1 / (1 - q) ≤ count.
             let max_nines = (h.len() as f64).log10().min(5.0);
-            let points = (0..=100)
+            let points: Vec<(f64, f64)> = (0..=100)
                 .map(|k| k as f64 * 0.05)
                 .take_while(|n| *n <= max_nines + 1e-9)
                 .map(|nines| {
@@ -390,19 +656,137 @@ pub fn spectrum(title: &str, histograms: &[(String, Style, &Histogram<u64>)]) ->
                     (nines, h.value_at_quantile(q) as f64 / 1000.0)
                 })
                 .collect();
-            Series {
-                name: name.clone(),
-                style: *style,
-                points,
-            }
+            let tips = points
+                .iter()
+                .map(|&(n, v)| format!("{name}: {} at {}", us_text(v), nines_label(n)))
+                .collect();
+            Series::new(name.clone(), *style, points).with_tips(tips)
         })
-        .collect();
+        .collect()
+}
+
+/// Microseconds as a tip says them: `330 µs`, `12.5 ms`.
+fn us_text(v: f64) -> String {
+    if v >= 10_000.0 {
+        format!("{} ms", trim(v / 1000.0))
+    } else {
+        format!("{} µs", trim(v))
+    }
+}
+
+/// HdrHistogram's percentile spectrum: latency against 1/(1−p) on a log axis (labelled as
+/// percentiles: 90 %, 99 %, 99.9 %), up to the resolution each histogram's count supports.
+pub fn spectrum(title: &str, histograms: &[(String, Style, &Histogram<u64>)]) -> Result<String> {
     lines(
         title,
         "percentile (x = 1/(1−p), log scale)",
         "latency (µs)",
-        &series,
+        &spectrum_series(histograms),
         XAxis::Percentiles,
+    )
+}
+
+/// Height of one family's panel in [`spectrum_by_family`], pixels.
+const PANEL_HEIGHT: u32 = 260;
+
+/// Width of a panel's legend, right of its plot, pixels.
+const PANEL_LEGEND: u32 = 150;
+
+/// The percentile spectrum as small multiples: a panel per family, two to a row, on the
+/// same axes, each with its own legend; a family's name above its panel is its heading.
+pub fn spectrum_by_family(
+    title: &str,
+    histograms: &[(String, Style, &Histogram<u64>)],
+) -> Result<String> {
+    let series = spectrum_series(histograms);
+    let entries = entries(&series);
+    let groups = legend_groups(&entries);
+    let Some((_, (y0, y1))) = bounds(&series) else {
+        return with_svg(|area, _| no_data(area, title));
+    };
+    let x1 = series
+        .iter()
+        .flat_map(|s| s.points.iter().map(|p| p.0))
+        .fold(1.0, f64::max)
+        .ceil();
+    let log_y = spans_decades(y0, y1);
+    let columns = 2;
+    let panel_rows = groups.len().div_ceil(columns).max(1);
+    let size = (WIDTH, TITLE_SPACE + 14 + PANEL_HEIGHT * panel_rows as u32);
+    let look = Look {
+        x_desc: "percentile",
+        y_desc: if log_y { "µs (log scale)" } else { "µs" },
+        x_labels: x1 as usize + 1,
+        x_axis: XAxis::Percentiles,
+        markers: false,
+        log_y,
+    };
+    // Series `i`'s panel and its row in that panel's legend.
+    let place = |i: usize| {
+        groups.iter().enumerate().find_map(|(k, (_, members))| {
+            let row = members.iter().position(|&m| m == i)?;
+            Some((k, row))
+        })
+    };
+    let draw = |root: &Area, layer: Layer| -> Result<Vec<Hit>> {
+        let body = root.margin(TITLE_SPACE + 14, 0, 0, 0);
+        let panels = body.split_evenly((panel_rows, columns));
+        let k = match layer {
+            Layer::Frame => return draw_title(root, title).map(|()| Vec::new()),
+            Layer::Panel(k) | Layer::Heading(k) => k,
+            Layer::Data(i) | Layer::Key(i) => match place(i) {
+                Some((k, _)) => k,
+                None => return Ok(Vec::new()),
+            },
+        };
+        let Some(area) = panels.get(k) else {
+            return Ok(Vec::new());
+        };
+        let (width, _) = area.dim_in_pixel();
+        let (plot, key) = area.split_horizontally(width.saturating_sub(PANEL_LEGEND));
+        match layer {
+            Layer::Heading(_) => {
+                let font = ("sans-serif", 15).into_font().style(FontStyle::Italic);
+                plot.draw(&Text::new(groups[k].0.clone(), (84, 4), font))
+                    .map_err(err)?;
+                return Ok(Vec::new());
+            }
+            Layer::Key(i) => {
+                let row = place(i).map_or(0, |(_, r)| r) as i32;
+                let (label, style) = &entries[i];
+                legend_entry(&key, (24 + row * 16, 12), label, *style)?;
+                return Ok(Vec::new());
+            }
+            _ => {}
+        }
+        // The panel's mesh is drawn as the frame of its chart.
+        let layer = match layer {
+            Layer::Panel(_) => Layer::Frame,
+            other => other,
+        };
+        let mut b = ChartBuilder::on(&plot);
+        b.margin(8)
+            .margin_top(24)
+            .x_label_area_size(36)
+            .y_label_area_size(64);
+        if log_y {
+            let chart = b
+                .build_cartesian_2d(0.0..x1, log_axis(y0 * 0.8, y1 * 1.25))
+                .map_err(err)?;
+            lines_layer(chart, layer, &series, &look)
+        } else {
+            let chart = b
+                .build_cartesian_2d(0.0..x1, 0.0..(y1 * 1.1).max(1e-9))
+                .map_err(err)?;
+            lines_layer(chart, layer, &series, &look)
+        }
+    };
+    layered(
+        size,
+        groups.len(),
+        &legend_headings(&entries),
+        &keyed(&series),
+        &draw,
     )
 }
 
@@ -421,87 +805,128 @@ pub fn bars(
         .iter()
         .filter(|r| r.2.iter().any(Option::is_some))
         .collect();
-    with_svg(|area, legend_area| {
-        if rows.is_empty() || top <= 0.0 {
-            return no_data(area, title);
+    if rows.is_empty() || top <= 0.0 {
+        return with_svg(|area, _| no_data(area, title));
+    }
+    let entries: Vec<(String, Style)> = rows.iter().map(|r| (r.0.clone(), r.1)).collect();
+    let keyed: Vec<(String, String, Style)> = rows
+        .iter()
+        .map(|r| (r.0.clone(), r.0.clone(), r.1))
+        .collect();
+    let log_y = spans_decades(bottom, top);
+    let draw = |root: &Area, layer: Layer| -> Result<Vec<Hit>> {
+        let (area, legend_area) = root.split_horizontally(PLOT_WIDTH);
+        match layer {
+            Layer::Heading(_) | Layer::Key(_) => {
+                legend(&legend_area, &entries, layer)?;
+                return Ok(Vec::new());
+            }
+            Layer::Frame => draw_title(&area, title)?,
+            Layer::Data(_) | Layer::Panel(_) => {}
         }
-        let mut builder = ChartBuilder::on(area);
-        builder
-            .caption(title, ("sans-serif", 20))
-            .margin(14)
-            .x_label_area_size(48)
-            .y_label_area_size(80);
         let groups = categories.len() as f64;
-        if spans_decades(bottom, top) {
-            let chart = builder
-                .build_cartesian_2d(0.0..groups, (bottom * 0.5..top * 1.5).log_scale())
+        let mut b = builder(&area);
+        if log_y {
+            let chart = b
+                .build_cartesian_2d(0.0..groups, log_axis(bottom * 0.5, top * 1.5))
                 .map_err(err)?;
             let y_desc = format!("{y_desc} (log scale)");
-            draw_bars(chart, &y_desc, categories, &rows, bottom * 0.5)?;
+            bars_layer(chart, layer, &y_desc, categories, &rows, bottom * 0.5)
         } else {
-            let chart = builder
+            let chart = b
                 .build_cartesian_2d(0.0..groups, 0.0..top * 1.15)
                 .map_err(err)?;
-            draw_bars(chart, y_desc, categories, &rows, 0.0)?;
+            bars_layer(chart, layer, y_desc, categories, &rows, 0.0)
         }
-        let entries: Vec<(String, Style)> = rows.iter().map(|r| (r.0.clone(), r.1)).collect();
-        legend(legend_area, &entries)
-    })
+    };
+    layered(
+        (WIDTH, HEIGHT),
+        0,
+        &legend_headings(&entries),
+        &keyed,
+        &draw,
+    )
 }
 
-/// The mesh and the bars of [`bars`], each from `floor` (the axis' bottom) to its value.
-fn draw_bars<'a, Y>(
+/// One layer of [`bars`]: the mesh in the frame, or one series' bars, each from `floor` (the
+/// axis' bottom) to its value, with a hit at its top.
+fn bars_layer<'a, Y>(
     mut chart: Chart<'a, Y>,
+    layer: Layer,
     y_desc: &str,
     categories: &[&str],
     rows: &[&(String, Style, Vec<Option<f64>>)],
     floor: f64,
-) -> Result<()>
+) -> Result<Vec<Hit>>
 where
     Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
 {
     let log_y = floor > 0.0;
-    chart
-        .configure_mesh()
-        .disable_x_mesh()
-        .y_labels(y_labels(log_y))
-        .bold_line_style(BLACK.mix(0.12))
-        .light_line_style(BLACK.mix(0.04))
-        .max_light_lines(if log_y { 0 } else { 4 })
-        .x_labels(categories.len() * 2 + 1)
-        .x_label_formatter(&|x| {
-            let centred = (x - x.floor() - 0.5).abs() < 0.01;
-            match categories.get(x.floor() as usize) {
-                Some(c) if centred => (*c).to_owned(),
-                _ => String::new(),
-            }
-        })
-        .y_desc(y_desc)
-        .y_label_formatter(&|v| y_label(*v, log_y))
-        .label_style(("sans-serif", 14))
-        .axis_desc_style(("sans-serif", 15))
-        .draw()
-        .map_err(err)?;
-    let width = 0.8 / rows.len() as f64;
-    for (k, row) in rows.iter().enumerate() {
-        let c = row.1.colour;
-        chart
-            .draw_series(row.2.iter().enumerate().filter_map(|(g, v)| {
-                let v = (*v)?;
-                let x0 = g as f64 + 0.1 + k as f64 * width;
-                Some(Rectangle::new(
-                    [(x0, floor), (x0 + width * 0.85, v)],
-                    c.filled(),
-                ))
-            }))
-            .map_err(err)?;
+    match layer {
+        Layer::Frame => {
+            chart
+                .configure_mesh()
+                .disable_x_mesh()
+                .y_labels(10)
+                .bold_line_style(BLACK.mix(0.12))
+                .light_line_style(BLACK.mix(0.04))
+                .max_light_lines(if log_y { 0 } else { 4 })
+                .x_labels(categories.len() * 2 + 1)
+                .x_label_formatter(&|x| {
+                    let centred = (x - x.floor() - 0.5).abs() < 0.01;
+                    match categories.get(x.floor() as usize) {
+                        Some(c) if centred => (*c).to_owned(),
+                        _ => String::new(),
+                    }
+                })
+                .y_desc(y_desc)
+                .y_label_formatter(&|v| short(*v))
+                .label_style(("sans-serif", 14))
+                .axis_desc_style(("sans-serif", 15))
+                .draw()
+                .map_err(err)?;
+            Ok(Vec::new())
+        }
+        Layer::Data(k) => {
+            let Some(row) = rows.get(k) else {
+                return Ok(Vec::new());
+            };
+            let width = 0.8 / rows.len() as f64;
+            let c = row.1.colour;
+            let bars: Vec<(usize, f64, f64, f64)> = row
+                .2
+                .iter()
+                .enumerate()
+                .filter_map(|(g, v)| {
+                    let x0 = g as f64 + 0.1 + k as f64 * width;
+                    Some((g, x0, x0 + width * 0.85, (*v)?))
+                })
+                .collect();
+            chart
+                .draw_series(
+                    bars.iter()
+                        .map(|&(_, x0, x1, v)| Rectangle::new([(x0, floor), (x1, v)], c.filled())),
+                )
+                .map_err(err)?;
+            let unit = y_desc.trim_end_matches(" (log scale)");
+            Ok(bars
+                .iter()
+                .map(|&(g, x0, x1, v)| {
+                    let tip = format!("{}, {}: {} {unit}", row.0, categories[g], short(v));
+                    (chart.backend_coord(&((x0 + x1) / 2.0, v)), tip)
+                })
+                .collect())
+        }
+        Layer::Heading(_) | Layer::Key(_) | Layer::Panel(_) => Ok(Vec::new()),
     }
-    Ok(())
 }
+
+/// What a plot without data says after its title; the report leaves such plots out.
+pub const NO_DATA: &str = ": no data";
 
 fn no_data(area: &Area, title: &str) -> Result<()> {
     area.draw(&Text::new(
-        format!("{title}: no data"),
+        format!("{title}{NO_DATA}"),
         (20, 30),
         ("sans-serif", 18),
     ))
@@ -564,14 +989,42 @@ mod tests {
 
     #[test]
     fn a_plot_is_an_svg_with_text_and_lines() {
-        let s = Series {
-            name: "mio".into(),
-            style: super::super::palette::style("mio"),
-            points: vec![(1.0, 10.0), (16.0, 100.0)],
-        };
+        let s = Series::new(
+            "mio",
+            super::super::palette::style("mio"),
+            vec![(1.0, 10.0), (16.0, 100.0)],
+        );
         let svg = lines("t", "x", "y", &[s], XAxis::PowersOfTwo).unwrap();
         assert!(svg.starts_with("<svg"), "{}", &svg[..40]);
         assert!(svg.contains("<text") && svg.contains("mio"));
         assert!(svg.contains("<polyline") || svg.contains("<path"));
+    }
+
+    #[test]
+    fn log_ticks_are_one_two_five_each_once() {
+        assert_eq!(
+            log_ticks(80.0, 12_500.0),
+            [100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10_000.0]
+        );
+        assert!(log_ticks(0.0, 10.0).is_empty());
+    }
+
+    #[test]
+    fn each_series_is_a_group_that_names_its_model_with_a_tip_at_each_point() {
+        let style = super::super::palette::style;
+        let mio = Series::new("mio", style("mio"), vec![(1.0, 10.0), (16.0, 100.0)])
+            .with_tips(vec!["mio · c1: 10".into(), "mio · c16: 100".into()]);
+        let tokio = Series::new("tokio", style("tokio"), vec![(1.0, 12.0), (16.0, 90.0)]);
+        let svg = lines("t", "x", "y", &[mio, tokio], XAxis::PowersOfTwo).unwrap();
+        assert_eq!(svg.matches("<g class=\"series\"").count(), 2);
+        assert!(svg.contains("<g class=\"series\" data-model=\"mio\" data-family=\"event loops\">"));
+        assert!(svg.contains("<title>mio · c16: 100</title>"));
+        assert!(
+            svg.contains("<title>tokio: 16, 90</title>"),
+            "a tip from the point as given"
+        );
+        assert!(svg.contains("<g class=\"family\" data-family=\"runtimes\">"));
+        assert_eq!(svg.matches("<svg").count(), 1);
+        assert!(svg.trim_end().ends_with("</svg>"));
     }
 }

@@ -16,9 +16,10 @@ use crate::workload::{
 /// The whole report, in reading order.
 pub fn document(s: &Summary, plots: &[Plot]) -> Vec<Block> {
     let mut doc = title(s);
-    doc.extend(super::findings::what_this_run_shows(s));
+    doc.extend(super::answer::answer(s));
     doc.extend(super::python::python_beside_rust(s));
     doc.extend(headline(s));
+    doc.extend(super::findings::what_this_run_shows(s));
     doc.extend(models(s));
     doc.extend(plot_figures(plots));
     doc.extend(results_by_workload(s));
@@ -31,21 +32,39 @@ pub fn document(s: &Summary, plots: &[Plot]) -> Vec<Block> {
     doc.extend(server_resources(s));
     doc.extend(super::agents::load_agents(s));
     doc.extend(notes(s));
+    doc.extend(setup(s));
     doc.push(Block::Para(
         "Raw data: `raw/` holds every run's loadgen report (`.json`), interval log (`.hlog`, HdrHistogram V2 + deflate, mergeable with `loadgen merge`), server record (`.run.json`) and any server log; `echobench report DIR` re-renders these files from it.".to_owned(),
     ));
     doc
 }
 
-/// The title and the machine the comparison ran on.
+/// The title and, in a line, the machine and the run; [`setup`] gives the whole of it.
 fn title(s: &Summary) -> Vec<Block> {
     let e = &s.environment;
     vec![
         Block::Heading(1, "echobench: concurrency models compared".to_owned()),
         Block::Para(format!(
-            "Profile `{}`, started {} on `{}`: {} ({} CPUs, {} GiB), Linux {}, {}. Servers pinned to CPUs {}, loadgen to CPUs {}. echobench {} at commit `{}`.",
+            "Profile `{}`, {}, started {} on `{}`: {} CPUs, {} GiB, servers on CPUs {} and loadgen on CPUs {}. The whole setup is under *Setup* at the end.",
             e.profile.name(),
+            super::answer::passes(s),
             e.started_utc,
+            e.hostname,
+            e.cores,
+            e.memory_kib / (1024 * 1024),
+            e.server_cpus,
+            e.loadgen_cpus,
+        )),
+    ]
+}
+
+/// The machine the comparison ran on, and how.
+fn setup(s: &Summary) -> Vec<Block> {
+    let e = &s.environment;
+    vec![
+        Block::Heading(2, "Setup".to_owned()),
+        Block::Para(format!(
+            "`{}`: {} ({} CPUs, {} GiB), Linux {}, {}. Servers pinned to CPUs {}, loadgen to CPUs {}. echobench {} at commit `{}`.",
             e.hostname,
             e.cpu_model,
             e.cores,
@@ -81,21 +100,27 @@ fn headline(s: &Summary) -> Vec<Block> {
         return Vec::new();
     }
     let (header, rows) = headline_table(s);
+    let mut notes = Vec::new();
+    if s.headline.iter().any(|h| h.slo_rate.is_some()) {
+        notes.push("*rate at p99 ≤ target*: the highest open-loop rate the server held with that percentile within the target over 16 connections, by the capacity search (`±`: the farther of the passes' least and most).".to_owned());
+    }
+    notes.extend([
+        "*peak*: best closed-loop throughput over the pingpong connection counts (64 B), and the connections it was reached *at*.".to_owned(),
+        format!(
+            "*p99*: 99th percentile latency in the open loop at {} msgs/s offered over 16 connections, coordinated-omission corrected; latency is compared only at the same offered rate.",
+            or_dash(s.rate_for_p99, int)
+        ),
+        "*churn*: connect, echo 64 B, close, 16 at a time: what accepting a connection costs each model (a thread, a process, a task).".to_owned(),
+        "*memory / idle conn*: slope of the server's memory (PSS) over idle connections held beside one active one, not a single division.".to_owned(),
+        "*server CPU / msg*: user + system time of the whole server process tree per echoed message, at 16 connections.".to_owned(),
+        confidence(s),
+        "*findings*: in how many workloads the server starved connections (an iterative server serves one client; the rest wait: a finding, not a crash) or failed, and in how many loadgen used over 90 % of its CPUs (the load generator, not the server, may have been the limit); idle connections it left in the backlog; errors. *Who leads each workload* above names the workloads.".to_owned(),
+    ]);
     vec![
         Block::Heading(2, "Headline".to_owned()),
         Block::Table(header, rows),
-        Block::List(vec![
-            "*peak msgs/s*: best closed-loop throughput over the pingpong connection counts (64 B).".to_owned(),
-            format!(
-                "*p99*: 99th percentile latency in the open loop at {} msgs/s offered over 16 connections, coordinated-omission corrected; latency is compared only at the same offered rate.",
-                or_dash(s.rate_for_p99, int)
-            ),
-            "*churn*: connect, echo 64 B, close, 16 at a time: what accepting a connection costs each model (a thread, a process, a task).".to_owned(),
-            "*memory / idle conn*: slope of the server's memory (PSS) over idle connections held beside one active one, not a single division.".to_owned(),
-            "*server CPU / msg*: user + system time of the whole server process tree per echoed message, at 16 connections.".to_owned(),
-            confidence(s),
-            "*findings*: in how many workloads the server starved connections (an iterative server serves one client; the rest wait: a finding, not a crash) or failed, and in how many loadgen used over 90 % of its CPUs (the load generator, not the server, may have been the limit); idle connections it left in the backlog; errors. *What this run shows* above names the workloads.".to_owned(),
-        ]),
+        Block::Para(super::headline::HEADLINE_MARKS.to_owned()),
+        Block::List(notes),
     ]
 }
 
@@ -210,6 +235,9 @@ fn external_line(e: &ExternalServer) -> String {
 }
 
 fn plot_figures(plots: &[Plot]) -> Vec<Block> {
+    if plots.is_empty() {
+        return Vec::new();
+    }
     let mut blocks = vec![Block::Heading(2, "Plots".to_owned())];
     blocks.extend(
         plots
@@ -289,13 +317,17 @@ fn section_ran(s: &Summary, section: Section) -> bool {
 
 /// Every TCP workload's own table.
 fn results_by_workload(s: &Summary) -> Vec<Block> {
+    let tables = section_tables(s, Section::Results);
+    if tables.is_empty() {
+        return Vec::new();
+    }
     let mut blocks = vec![
         Block::Heading(2, "Results by workload".to_owned()),
         Block::Para(
             "Medians over repeats, each with the half-width of its 95 % confidence interval and the samples behind it (see *± n* above); figures without an interval show the range (min–max) when a run was repeated. Marks: `L` loadgen used over 90 % of its CPUs in this run; `S n/m` n of m connections completed no message; `E n` errors counted; `failed` no figures (see notes).".to_owned(),
         ),
     ];
-    blocks.extend(section_tables(s, Section::Results));
+    blocks.extend(tables);
     blocks
 }
 
@@ -426,7 +458,7 @@ fn capacity_figure(c: &Cell) -> String {
         return mark(c, DASH.to_owned());
     };
     let rate = match cap.rate {
-        Some(r) => super::headline::capacity_rate(r, cap.at_least),
+        Some(r) => super::headline::capacity_range(r, cap.at_least),
         None => "holds at no rate tried".to_owned(),
     };
     let repeats = c.repeats.max(1);
@@ -541,6 +573,9 @@ fn datagram_fates(s: &Summary) -> Vec<Block> {
 
 /// Memory per connection: the slopes and the points they were fitted to.
 fn memory_per_connection(s: &Summary) -> Vec<Block> {
+    if s.memory_per_connection.is_empty() {
+        return Vec::new();
+    }
     let header = [
         "model",
         "PSS slope",
@@ -576,6 +611,9 @@ fn memory_per_connection(s: &Summary) -> Vec<Block> {
 /// CPU, memory, threads, processes and context switches of every cell; loadgen's CPU per
 /// message beside the server's, where the runs recorded it.
 fn server_resources(s: &Summary) -> Vec<Block> {
+    if s.cells.is_empty() {
+        return Vec::new();
+    }
     let with_loadgen = s.cells.iter().any(|c| c.loadgen_cpu_us_per_msg.is_some());
     let mut header = vec!["model", "workload", "CPU µs/msg"];
     if with_loadgen {

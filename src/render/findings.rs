@@ -1,32 +1,20 @@
-//! "What this run shows": the summary's findings in words, at the top of the report.
+//! The summary's findings in words: who starved or failed, memory per connection, and the
+//! verdicts of tls-mixed.
 
 use super::block::Block;
-use super::format::{bytes, int, plus_minus, samples, server_name, us, with_ci, DASH};
-use crate::schema::{
-    Cell, Findings, Margin, MarginVerdict, Ranking, ServerSpec, Standing, Status, Summary, Trouble,
-};
-use crate::workload::Workload;
+use super::format::{bytes, int, plus_minus, samples, server_name, us, DASH};
+use crate::schema::{Cell, Findings, ServerSpec, Status, Summary, Trouble};
 use echo_server::models::{Family, Model};
 
-/// The section, or nothing when the summary has no findings (one written before they were).
+/// Who starved connections or failed, and memory per connection from least to most; nothing
+/// when the summary has no findings (one written before they were). The rankings are the
+/// report's top ([`super::answer`]).
 pub fn what_this_run_shows(s: &Summary) -> Vec<Block> {
     let f = &s.findings;
     if f == &Findings::default() {
         return Vec::new();
     }
-    let mut blocks = vec![
-        Block::Heading(2, "What this run shows".to_owned()),
-        Block::Para(format!(
-            "Generated from the figures below, not written by hand. Per workload, the leader and its margin to the next, with the {:.0} % confidence interval of that margin (both cells' bootstraps, resample by resample): *clearly ahead* when the interval lies above 0, *no clear difference* when it holds 0. Where loadgen used over 90 % of its CPUs, throughput and latency are the load generator's as much as the server's: those servers are ranked apart, by server CPU per message. Starved, failed and (open loop) rate-missing runs are not ranked.",
-            s.resampling.confidence * 100.0
-        )),
-    ];
-    let items: Vec<String> = f.rankings.iter().map(ranking).collect();
-    if !items.is_empty() {
-        blocks.push(Block::Heading(3, "Who leads each workload".to_owned()));
-        blocks.push(Block::List(items));
-    }
-    blocks.push(Block::Heading(3, "Starved or failed".to_owned()));
+    let mut blocks = vec![Block::Heading(2, "Starved or failed".to_owned())];
     if f.troubles.is_empty() {
         blocks.push(Block::Para(
             "No server left a connection without an echo, and no run failed.".to_owned(),
@@ -36,80 +24,6 @@ pub fn what_this_run_shows(s: &Summary) -> Vec<Block> {
     }
     blocks.extend(memory(f));
     blocks
-}
-
-/// One ranking in a sentence: who leads, by how much, and whether the interval says so.
-fn ranking(r: &Ranking) -> String {
-    let value = |st: &Standing| format!("`{}` {}", st.model, figure(r, st));
-    let basis = match (r.loadgen_bound, r.figure.as_str()) {
-        (true, _) => format!(
-            ", where loadgen was the limit ({}; throughput and latency are then partly loadgen's), by server CPU per message",
-            servers(r.order.len())
-        ),
-        (false, "latency_p99_us") => " by p99 latency".to_owned(),
-        _ if Workload::from_label(&r.workload).is_some_and(|w| w.is_chat()) => {
-            " by deliveries/s".to_owned()
-        }
-        _ => " by throughput (msgs/s)".to_owned(),
-    };
-    let mut text = format!("`{}`{basis}: ", r.workload);
-    match (r.order.as_slice(), r.margin) {
-        ([first, second, ..], Some(m)) => {
-            text += &format!("{} leads {}: {}", value(first), value(second), margin(r, m));
-            if r.order.len() > 2 {
-                text += &format!("; {} ranked", r.order.len());
-            }
-            text.push('.');
-        }
-        ([only, ..], _) => text += &format!("only {} is ranked.", value(only)),
-        ([], _) => text += "nothing to rank.",
-    }
-    if !r.left_out.is_empty() {
-        let left: Vec<String> = r
-            .left_out
-            .iter()
-            .map(|l| format!("`{}` ({})", l.model, l.why))
-            .collect();
-        text += &format!(" Not ranked: {}.", left.join(", "));
-    }
-    text
-}
-
-/// `1 server`, `8 servers`.
-fn servers(n: usize) -> String {
-    format!("{n} server{}", if n == 1 { "" } else { "s" })
-}
-
-/// A standing's figure with its interval: msgs/s without their unit (the ranking names it),
-/// microseconds with theirs.
-fn figure(r: &Ranking, st: &Standing) -> String {
-    match r.figure.as_str() {
-        "throughput_msgs_per_s" => with_ci(st.value, st.ci, int),
-        _ => with_ci(st.value, st.ci, us),
-    }
-}
-
-/// `12.0 % more (95 % CI +4.0 % to +21.0 %), clearly ahead`.
-fn margin(r: &Ranking, m: Margin) -> String {
-    let what = if r.higher_is_better { "more" } else { "lower" };
-    let interval = match (m.low, m.high) {
-        (Some(low), Some(high)) => format!(" (95 % CI {} to {})", percent(low), percent(high)),
-        _ => String::new(),
-    };
-    let verdict = match m.verdict {
-        MarginVerdict::Clear => "clearly ahead",
-        MarginVerdict::NoClearDifference => "no clear difference",
-        MarginVerdict::NoInterval => {
-            "no interval to judge by (fewer than 3 repeats or 20 blocks), so no verdict"
-        }
-    };
-    format!("{:.1} % {what}{interval}, {verdict}", m.value * 100.0)
-}
-
-/// A signed percentage: `+4.1 %`, `−2.0 %`.
-fn percent(v: f64) -> String {
-    let sign = if v < 0.0 { "−" } else { "+" };
-    format!("{sign}{:.1} %", v.abs() * 100.0)
 }
 
 /// `blocking`: starved in pingpong-c16 (15/16), ...; failed in idle-5000.

@@ -137,6 +137,80 @@ pub fn pair(a: Option<Spread>, b: Option<Spread>) -> String {
     format!("{} / {}{tag}", bare(a), bare(b))
 }
 
+/// A figure as a person scans it: four significant digits at most, `k` and `M` for
+/// thousands and millions (`189.6k`, `1.82M`), separators below them (`1,055`).
+pub fn compact(v: f64) -> String {
+    let a = v.abs();
+    if a >= 999_950.0 {
+        format!("{:.2}M", v / 1e6)
+    } else if a >= 9_999.5 {
+        format!("{:.1}k", v / 1e3)
+    } else if a >= 99.95 {
+        int(v)
+    } else if a >= 9.995 {
+        format!("{v:.1}")
+    } else {
+        format!("{v:.2}")
+    }
+}
+
+/// How sure a figure is, compactly: `±1 %`, the larger side of its interval as a share of
+/// the value (`±0.4 %` under 1 %); nothing without an interval.
+pub fn certainty(value: f64, ci: Option<Ci>) -> String {
+    let Some((low, high)) = ci.and_then(|c| c.low.zip(c.high)) else {
+        return String::new();
+    };
+    side_share(value, low, high)
+}
+
+/// `±3 %`: the larger distance from `value` to `low` or `high`, as a share of `value`.
+pub fn side_share(value: f64, low: f64, high: f64) -> String {
+    if value == 0.0 || !value.is_finite() {
+        return String::new();
+    }
+    let share = (value - low).abs().max((high - value).abs()) / value.abs() * 100.0;
+    if share < 0.95 {
+        format!("±{share:.1} %")
+    } else {
+        format!("±{share:.0} %")
+    }
+}
+
+/// A figure's whole interval in words, for a tooltip: `95 % interval 187.9k–190.6k over 2
+/// passes × 10 intervals`, or why it has none.
+pub fn interval_words(ci: Option<Ci>, f: impl Fn(f64) -> String) -> String {
+    match ci {
+        None => "no interval (a figure without samples behind it)".to_owned(),
+        Some(c) => match (c.low, c.high) {
+            (Some(low), Some(high)) => {
+                format!("95 % interval {}–{} {}", f(low), f(high), over(c))
+            }
+            _ => format!(
+                "no interval: too few samples ({}; 3 repeats or 20 blocks needed)",
+                over(c).trim_start_matches("over ")
+            ),
+        },
+    }
+}
+
+/// `over 2 passes × 10 intervals`, or `over 3 runs` for an interval from repeats only.
+fn over(c: Ci) -> String {
+    let passes = if c.repeats == 1 { "pass" } else { "passes" };
+    if c.intervals == 0 {
+        format!(
+            "over {} {}",
+            c.repeats,
+            if c.repeats == 1 { "run" } else { "runs" }
+        )
+    } else {
+        format!(
+            "over {} {passes} × {} intervals",
+            c.repeats,
+            c.intervals / c.repeats.max(1)
+        )
+    }
+}
+
 /// A share as a whole percentage: `93 %`.
 pub fn percent(share: f64) -> String {
     format!("{:.0} %", share * 100.0)
@@ -240,5 +314,54 @@ mod tests {
         );
         let memory = Ci { intervals: 0, ..ci };
         assert_eq!(samples(memory), "[3 runs]");
+    }
+
+    #[test]
+    fn a_headline_figure_reads_compactly_with_its_certainty() {
+        assert_eq!(compact(189_604.0), "189.6k");
+        assert_eq!(compact(15_104.0), "15.1k");
+        assert_eq!(compact(1_820_000.0), "1.82M");
+        assert_eq!(compact(1_055.0), "1,055");
+        assert_eq!(compact(29.6), "29.6");
+        assert_eq!(compact(3.84), "3.84");
+        let ci = Ci {
+            low: Some(187_904.0),
+            high: Some(191_500.0),
+            repeats: 2,
+            intervals: 20,
+            block_intervals: 1,
+            blocks: 20,
+        };
+        assert_eq!(certainty(189_604.0, Some(ci)), "±1 %");
+        assert_eq!(side_share(1000.0, 996.0, 1002.0), "±0.4 %");
+        assert_eq!(
+            certainty(
+                100.0,
+                Some(Ci {
+                    low: Some(97.0),
+                    high: Some(101.0),
+                    ..ci
+                })
+            ),
+            "±3 %"
+        );
+        assert_eq!(
+            certainty(
+                100.0,
+                Some(Ci {
+                    low: None,
+                    high: None,
+                    ..ci
+                })
+            ),
+            ""
+        );
+        assert_eq!(certainty(100.0, None), "");
+        assert_eq!(
+            interval_words(Some(ci), compact),
+            "95 % interval 187.9k–191.5k over 2 passes × 10 intervals"
+        );
+        assert!(interval_words(Some(Ci { low: None, ..ci }), compact)
+            .starts_with("no interval: too few samples (2 passes"));
     }
 }

@@ -1,48 +1,59 @@
 //! The headline table: one row per model, in the report and at the end of `compare`.
 
-use super::format::{bytes, int, or_dash, server_name, us, with_ci, DASH};
+use super::block::{titled, untitled};
+use super::format::{
+    bytes, certainty, compact, int, interval_words, or_dash, server_name, side_share, us, DASH,
+};
 use crate::schema::{Headline, Spread, Summary};
 use crate::workload::{Workload, SIXTEEN, UDP_PIPELINE};
 
-/// The headline table's header and rows.
+/// The headline table's header and rows, as a person scans them: led by the rate each model
+/// holds under the latency target where the capacity search ran, each figure its median with
+/// a compact certainty (`189.6k ±1 %`, the larger side of its interval) and its whole interval
+/// as the cell's tooltip; units in the header; `≥` where loadgen limited a throughput (the
+/// server may do more), `L` where it limited a latency or CPU figure's run.
 pub fn headline_table(s: &Summary) -> (Vec<String>, Vec<Vec<String>>) {
-    let rate = s
-        .rate_for_p99
-        .map_or_else(|| "p99".to_owned(), |r| format!("p99 @ {} msgs/s", int(r)));
+    let rate = s.rate_for_p99.map_or_else(
+        || "p99 (µs)".to_owned(),
+        |r| format!("p99 @ {} msgs/s (µs)", int(r)),
+    );
     let mut header = [
         "model",
-        "peak msgs/s (conns)",
+        "peak (msgs/s)",
+        "at conns",
         &rate,
-        "churn conn/s",
+        "churn (conn/s)",
         "memory / idle conn",
-        "server CPU / msg (16 conns)",
-        "bulk MB/s",
+        "server CPU / msg, 16 conns (µs)",
+        "bulk (MB/s)",
         "findings",
     ]
     .map(str::to_owned)
     .to_vec();
     let mut rows: Vec<Vec<String>> = s.headline.iter().map(|h| row(s, h)).collect();
-    // With the capacity search, the rate held under its target, before the findings.
-    if let Some(slo) = slo_target(s) {
-        let at = header.len() - 1;
-        header.insert(at, format!("rate at {slo} (16 conns)"));
-        for (row, h) in rows.iter_mut().zip(&s.headline) {
-            row.insert(
-                at,
-                or_dash(h.slo_rate, |r| capacity_rate(r, h.slo_at_least)),
-            );
-        }
-    }
     // With TLS, its handshakes per second before the findings.
     if s.headline.iter().any(|h| h.tls_handshakes_per_s.is_some()) {
-        header.insert(7, "TLS handshakes/s".to_owned());
+        let at = header.len() - 1;
+        header.insert(at, "TLS handshakes/s".to_owned());
         for (row, h) in rows.iter_mut().zip(&s.headline) {
-            let ci = h.ci.get("tls_handshakes_per_s").copied();
-            row.insert(7, or_dash(h.tls_handshakes_per_s, |t| with_ci(t, ci, int)));
+            let cell = or_dash(h.tls_handshakes_per_s, |t| {
+                figure(h, "tls_handshakes_per_s", t, int)
+            });
+            row.insert(at, cell);
+        }
+    }
+    // With the capacity search, the rate held under its target leads.
+    if let Some(slo) = slo_target(s) {
+        header.insert(1, format!("rate at {slo}, 16 conns (msgs/s)"));
+        for (row, h) in rows.iter_mut().zip(&s.headline) {
+            row.insert(1, or_dash(h.slo_rate, |r| capacity_rate(r, h.slo_at_least)));
         }
     }
     (header, rows)
 }
+
+/// What the headline's marks mean, for the line under it.
+pub const HEADLINE_MARKS: &str = "Each figure is the median of the passes with `±` the larger side of its 95 % interval (the whole interval in the HTML report's tooltip and in the tables below); `≥` marks a throughput loadgen limited (it used over 90 % of its CPUs, so the server may do more), `L` a latency or CPU figure from such a run.";
 
 /// The capacity search's target as the header writes it, `p99 ≤ 1ms`, where it ran.
 fn slo_target(s: &Summary) -> Option<String> {
@@ -50,9 +61,32 @@ fn slo_target(s: &Summary) -> Option<String> {
     Some(slo.slo.replacen('=', " ≤ ", 1))
 }
 
-/// A capacity search's rate: its median with its range over the repeats, `≥` where loadgen
-/// was the limit: `≥ 75,000 (70,000–77,500)`.
+/// A capacity search's rate as the headline shows it: its median, `±` the larger distance to
+/// the least or most of the repeats, `≥` where loadgen was the limit (`≥ 75.0k ±7 %`); the
+/// range itself in the tooltip.
 pub fn capacity_rate(r: Spread, at_least: bool) -> String {
+    let mark = if at_least { "≥ " } else { "" };
+    let text = match r.min < r.max {
+        true => format!(
+            "{mark}{} {}",
+            compact(r.median),
+            side_share(r.median, r.min, r.max)
+        ),
+        false => format!("{mark}{}", compact(r.median)),
+    };
+    let mut title = match r.min < r.max {
+        true => format!("range over the passes {}–{}", int(r.min), int(r.max)),
+        false => format!("{} in every pass", int(r.median)),
+    };
+    if at_least {
+        title += "; loadgen was the limit in a pass, so the server holds at least this";
+    }
+    titled(text.trim_end(), &title)
+}
+
+/// A capacity search's rate with its whole range in words, for the detailed tables:
+/// `≥ 75,000 (70,000–77,500)`.
+pub fn capacity_range(r: Spread, at_least: bool) -> String {
     let mark = if at_least { "≥ " } else { "" };
     match r.min < r.max {
         true => format!("{mark}{} ({}–{})", int(r.median), int(r.min), int(r.max)),
@@ -60,47 +94,71 @@ pub fn capacity_rate(r: Spread, at_least: bool) -> String {
     }
 }
 
+/// One headline figure: compact, with its certainty, its loadgen mark, and its whole interval
+/// (and `full`, the figure written out) in the tooltip.
+fn figure(h: &Headline, key: &str, value: f64, full: impl Fn(f64) -> String) -> String {
+    let bound = h.loadgen_bound.iter().any(|k| k == key);
+    let throughput = matches!(
+        key,
+        "peak_msgs_per_s" | "churn_conns_per_s" | "bulk_mb_per_s" | "tls_handshakes_per_s"
+    );
+    let ci = h.ci.get(key).copied();
+    let shown = match key {
+        "bytes_per_idle_connection" => bytes(value),
+        _ => compact(value),
+    };
+    let mut text = match (bound, throughput) {
+        (true, true) => format!("≥ {shown}"),
+        _ => shown,
+    };
+    let sure = certainty(value, ci);
+    if !sure.is_empty() {
+        text = format!("{text} {sure}");
+    }
+    if bound && !throughput {
+        text += " L";
+    }
+    let mut title = format!("{}; {}", full(value), interval_words(ci, &full));
+    if bound {
+        title += "; loadgen used over 90 % of its CPUs in this run";
+    }
+    titled(&text, &title)
+}
+
 fn row(s: &Summary, h: &Headline) -> Vec<String> {
-    // A figure with its interval and samples, where the summary gives one.
-    let figure = |key: &str, value: f64, f: &dyn Fn(f64) -> String| {
-        with_ci(value, h.ci.get(key).copied(), f)
-    };
-    let peak = match (h.peak_msgs_per_s, h.peak_at_connections) {
-        (Some(t), Some(c)) => {
-            let with = figure("peak_msgs_per_s", t, &int);
-            match with.split_once(" [") {
-                Some((value, tag)) => format!("{value} ({c}) [{tag}"),
-                None => format!("{with} ({c})"),
-            }
-        }
-        _ => DASH.to_owned(),
-    };
     let p99 = or_dash(h.p99_us_at_rate, |p| {
-        let unmet = if h.rate_achieved {
-            ""
-        } else {
-            " (rate not met)"
-        };
-        format!("{}{unmet}", figure("p99_us_at_rate", p, &us))
+        let cell = figure(h, "p99_us_at_rate", p, us);
+        if h.rate_achieved {
+            return cell;
+        }
+        let (text, title) = untitled(&cell);
+        titled(
+            &format!("{text} (rate not met)"),
+            &format!(
+                "{}; loadgen sent under 95 % of the offered rate",
+                title.unwrap_or_default()
+            ),
+        )
     });
     let findings = if h.flags.is_empty() {
         DASH.to_owned()
     } else {
         h.flags.join("; ")
     };
-    let mb = |m: f64| format!("{m:.0}");
+    let mb = |m: f64| format!("{m:.0} MB/s");
     vec![
         server_name(s, &h.model),
-        peak,
+        or_dash(h.peak_msgs_per_s, |t| figure(h, "peak_msgs_per_s", t, int)),
+        or_dash(h.peak_at_connections, |c| int(c as f64)),
         p99,
         or_dash(h.churn_conns_per_s, |c| {
-            figure("churn_conns_per_s", c, &int)
+            figure(h, "churn_conns_per_s", c, int)
         }),
         or_dash(h.bytes_per_idle_connection, |b| {
-            figure("bytes_per_idle_connection", b, &bytes)
+            figure(h, "bytes_per_idle_connection", b, bytes)
         }),
-        or_dash(h.cpu_us_per_msg, |c| figure("cpu_us_per_msg", c, &us)),
-        or_dash(h.bulk_mb_per_s, |m| figure("bulk_mb_per_s", m, &mb)),
+        or_dash(h.cpu_us_per_msg, |c| figure(h, "cpu_us_per_msg", c, us)),
+        or_dash(h.bulk_mb_per_s, |m| figure(h, "bulk_mb_per_s", m, mb)),
         findings,
     ]
 }
@@ -174,8 +232,10 @@ pub fn headline_text(s: &Summary) -> String {
 
 /// A table as aligned plain text, for the terminal.
 pub fn text_table(header: &[String], rows: &[Vec<String>]) -> String {
-    let all: Vec<&[String]> = std::iter::once(header)
-        .chain(rows.iter().map(Vec::as_slice))
+    let bare =
+        |row: &[String]| -> Vec<String> { row.iter().map(|c| untitled(c).0.to_owned()).collect() };
+    let all: Vec<Vec<String>> = std::iter::once(bare(header))
+        .chain(rows.iter().map(|r| bare(r)))
         .collect();
     let widths: Vec<usize> = (0..header.len())
         .map(|i| all.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))

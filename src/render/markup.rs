@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::block::Block;
+use super::block::{untitled, Block};
 use super::plots::Plot;
 use crate::schema::Summary;
 
@@ -18,7 +18,9 @@ pub fn markdown(doc: &[Block]) -> String {
             Block::Para(text) => {
                 let _ = writeln!(out, "{text}\n");
             }
-            Block::Table(header, rows) => markdown_table(&mut out, header, rows),
+            Block::Table(header, rows) | Block::TallTable(header, rows) => {
+                markdown_table(&mut out, header, rows);
+            }
             Block::Plot(file, caption) => {
                 let _ = writeln!(out, "![{caption}]({file})\n");
             }
@@ -37,7 +39,10 @@ fn markdown_table(out: &mut String, header: &[String], rows: &[Vec<String>]) {
     let _ = writeln!(out, "| {} |", header.join(" | "));
     let _ = writeln!(out, "|{}", " --- |".repeat(header.len()));
     for row in rows {
-        let cells: Vec<String> = row.iter().map(|c| c.replace('|', "\\|")).collect();
+        let cells: Vec<String> = row
+            .iter()
+            .map(|c| untitled(c).0.replace('|', "\\|"))
+            .collect();
         let _ = writeln!(out, "| {} |", cells.join(" | "));
     }
     out.push('\n');
@@ -62,14 +67,25 @@ pub fn html(doc: &[Block], plots: &[Plot], s: &Summary) -> String {
                 let _ = writeln!(out, "<p>{}</p>", inline(text));
             }
             Block::Table(header, rows) => html_table(&mut out, header, rows),
+            Block::TallTable(header, rows) => {
+                out += "<div class=\"tall\">\n";
+                html_table(&mut out, header, rows);
+                out += "</div>\n";
+            }
             Block::Plot(file, caption) => {
                 let svg = plots
                     .iter()
                     .find(|p| &p.file == file)
                     .map_or("", |p| p.svg.as_str());
+                let hint = match svg.contains("class=\"series\"") {
+                    true => " (click a legend entry or a family to hide or show it; hover a point for its figures)",
+                    false => "",
+                };
+                let id = file.trim_end_matches(".svg");
                 let _ = writeln!(
                     out,
-                    "<figure>\n{svg}\n<figcaption>{}</figcaption>\n</figure>",
+                    "<figure id=\"plot-{}\">\n{svg}\n<figcaption>{}{hint}</figcaption>\n</figure>",
+                    esc(id).replace('"', "&quot;"),
                     inline(caption)
                 );
             }
@@ -82,9 +98,53 @@ pub fn html(doc: &[Block], plots: &[Plot], s: &Summary) -> String {
             }
         }
     }
+    let _ = write!(out, "<script>\n{SCRIPT}\n</script>\n");
     out += "</body>\n</html>\n";
     out
 }
+
+/// What makes the plots explorable, with no network: a click on a legend entry hides or
+/// shows its series (the group's class `off`), a click on a family's heading hides the
+/// family's series, or shows them where all are hidden. Hovering a point shows its `<title>`.
+/// `report.html?hide=blocking,event%20loops` opens with those models and families hidden,
+/// `?plot=throughput-vs-connections` shows that plot alone, and `#plot-<file>` goes to a plot.
+const SCRIPT: &str = r#"(function () {
+  var only = /[?&]plot=([^&#]*)/.exec(location.search);
+  var keep = only && document.getElementById('plot-' + decodeURIComponent(only[1]));
+  if (keep) {
+    Array.prototype.forEach.call(document.body.children, function (el) {
+      if (el !== keep && el.tagName !== 'SCRIPT') el.style.display = 'none';
+    });
+  }
+  var m = /[?&]hide=([^&#]*)/.exec(location.search);
+  if (!m) return;
+  var hide = decodeURIComponent(m[1]).split(',');
+  Array.prototype.forEach.call(document.querySelectorAll('g.series'), function (g) {
+    if (hide.indexOf(g.getAttribute('data-model')) >= 0 ||
+        hide.indexOf(g.getAttribute('data-family')) >= 0) {
+      g.classList.add('off');
+    }
+  });
+})();
+document.addEventListener('click', function (e) {
+  var target = e.target;
+  if (!target || !target.closest) return;
+  var key = target.closest('g.key');
+  if (key && key.parentNode) {
+    key.parentNode.classList.toggle('off');
+    return;
+  }
+  var family = target.closest('g.family');
+  if (family) {
+    var svg = family.closest('svg');
+    var name = family.getAttribute('data-family');
+    var members = Array.prototype.filter.call(svg.querySelectorAll('g.series'), function (g) {
+      return g.getAttribute('data-family') === name;
+    });
+    var anyShown = members.some(function (g) { return !g.classList.contains('off'); });
+    members.forEach(function (g) { g.classList.toggle('off', anyShown); });
+  }
+});"#;
 
 fn html_table(out: &mut String, header: &[String], rows: &[Vec<String>]) {
     *out += "<table>\n<thead><tr>";
@@ -95,21 +155,38 @@ fn html_table(out: &mut String, header: &[String], rows: &[Vec<String>]) {
     for row in rows {
         *out += "<tr>";
         for c in row {
-            let _ = write!(out, "<td>{}</td>", inline(c));
+            match untitled(c) {
+                (text, Some(title)) => {
+                    let _ = write!(
+                        out,
+                        "<td title=\"{}\">{}</td>",
+                        esc(title).replace('"', "&quot;"),
+                        inline(text)
+                    );
+                }
+                (text, None) => {
+                    let _ = write!(out, "<td>{}</td>", inline(text));
+                }
+            }
         }
         *out += "</tr>\n";
     }
     *out += "</tbody>\n</table>\n";
 }
 
-const CSS: &str = "body{font-family:system-ui,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222}\
+const CSS: &str = "body{font-family:system-ui,sans-serif;max-width:72rem;margin:1rem auto;padding:0 1rem;color:#222}\
+h1{font-size:1.6rem;margin:.5rem 0}h2{font-size:1.3rem;margin:1rem 0 .5rem}h3{font-size:1.1rem;margin:.8rem 0 .4rem}\
 table{border-collapse:collapse;margin:1rem 0;font-size:.9rem}\
 th,td{border:1px solid #ccc;padding:.3rem .5rem;text-align:right}\
 th:first-child,td:first-child{text-align:left}\
 th{background:#f3f3f3}\
 code{background:#f3f3f3;padding:0 .2rem}\
 figure{margin:1.5rem 0}figcaption{font-size:.9rem;color:#555}\
-svg{max-width:100%;height:auto}";
+svg{max-width:100%;height:auto}\
+.tall{max-height:17rem;overflow:auto;border:1px solid #ddd;margin:.5rem 0}.tall table{margin:0;font-size:.78rem}\
+.tall th{position:sticky;top:0}.tall td,.tall th{text-align:left;padding:.15rem .4rem}td[title]{cursor:help;text-decoration:underline dotted #aaa}\
+svg g.key,svg g.family{cursor:pointer}svg g.off>g.data{display:none}svg g.off>g.key{opacity:.3}\
+svg circle.hit:hover{stroke:#333;stroke-width:1.5}";
 
 fn esc(text: &str) -> String {
     text.replace('&', "&amp;")

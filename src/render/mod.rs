@@ -8,6 +8,7 @@
 //! [`python`] answers the tutorials' question where Python models ran.
 
 pub mod agents;
+pub mod answer;
 pub mod attack;
 pub mod block;
 pub mod chart;

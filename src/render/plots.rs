@@ -6,8 +6,9 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 use super::chart::{self, Series, XAxis};
+use super::format::{bytes, int, interval_words, us};
 use super::palette::{self, Style};
-use crate::schema::{Cell, ServerSpec, Summary, Workload};
+use crate::schema::{Cell, ServerSpec, Spread, Summary, Workload};
 
 /// One plot of the report.
 pub struct Plot {
@@ -34,11 +35,12 @@ pub fn plots(s: &Summary, latency: &BTreeMap<(String, String), Histogram<u64>>) 
     if let Some(cell) = s.cells.iter().find(|c| c.capacity.is_some()) {
         plots.push(capacity_knee(s, &cell.label));
     }
-    plots.extend(
-        spectrum_workloads(s)
-            .iter()
-            .map(|label| latency_spectrum(s, latency, label)),
-    );
+    for label in spectrum_workloads(s) {
+        plots.push(latency_spectrum(s, latency, &label));
+        plots.push(latency_spectrum_by_family(s, latency, &label));
+    }
+    // A plot of workloads that did not run, or whose runs all failed, is left out.
+    plots.retain(|p| !p.svg.contains(chart::NO_DATA));
     plots
 }
 
@@ -54,31 +56,60 @@ fn plot(file: &str, caption: &str, svg: Result<String, String>) -> Plot {
     }
 }
 
-/// One series per model: (x of the workload, y of the cell) over the cells that did not fail
-/// of the workloads that have an x.
+/// One series per model: (x of the workload, y of the cell, its median) over the cells that did
+/// not fail of the workloads that have an x; each point's tip names the model, the workload,
+/// the figure (`unit` writes it) and its interval.
 fn series(
     s: &Summary,
     x: fn(&Workload) -> Option<f64>,
-    y: &dyn Fn(&Cell) -> Option<f64>,
+    y: &dyn Fn(&Cell) -> Option<Spread>,
+    unit: fn(f64) -> String,
 ) -> Vec<Series> {
     s.models
         .iter()
         .map(|m| {
-            let mut points: Vec<(f64, f64)> = s
+            let mut points: Vec<(f64, f64, String)> = s
                 .cells
                 .iter()
                 .filter(|c| &c.model == m)
                 .filter(|c| c.status.has_figures())
-                .filter_map(|c| Some((x(&Workload::from_label(&c.label)?)?, y(c)?)))
+                .filter_map(|c| {
+                    let at = x(&Workload::from_label(&c.label)?)?;
+                    let v = y(c)?;
+                    let tip = format!(
+                        "{m} · {}: {} ({})",
+                        c.label,
+                        unit(v.median),
+                        interval_words(v.ci, unit)
+                    );
+                    Some((at, v.median, tip))
+                })
                 .collect();
             points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            Series {
-                name: m.clone(),
-                style: palette::style(m),
-                points,
-            }
+            let tips = points.iter().map(|p| p.2.clone()).collect();
+            Series::new(
+                m.clone(),
+                palette::style(m),
+                points.iter().map(|p| (p.0, p.1)).collect(),
+            )
+            .with_tips(tips)
         })
         .collect()
+}
+
+/// A figure without an interval, as [`series`] takes it.
+fn bare(v: f64) -> Spread {
+    Spread {
+        median: v,
+        min: v,
+        max: v,
+        ci: None,
+    }
+}
+
+/// msgs/s as a tip says them.
+fn per_s(v: f64) -> String {
+    format!("{} msgs/s", int(v))
 }
 
 fn throughput_vs_connections(s: &Summary) -> Plot {
@@ -86,9 +117,7 @@ fn throughput_vs_connections(s: &Summary) -> Plot {
         Workload::Pingpong { connections } => Some(*connections as f64),
         _ => None,
     };
-    let series = series(s, connections, &|c| {
-        c.throughput_msgs_per_s.map(|t| t.median)
-    });
+    let series = series(s, connections, &|c| c.throughput_msgs_per_s, per_s);
     plot(
         "throughput-vs-connections.svg",
         "Pingpong: throughput against connections (closed loop, 64 B)",
@@ -107,7 +136,7 @@ fn p99_vs_rate(s: &Summary) -> Plot {
         Workload::Rate { rate } => Some(*rate),
         _ => None,
     };
-    let series = series(s, rate, &|c| c.latency_p99_us.map(|l| l.median));
+    let series = series(s, rate, &|c| c.latency_p99_us, |v| format!("p99 {}", us(v)));
     plot(
         "p99-vs-rate.svg",
         "Rate: p99 latency (corrected) against offered load",
@@ -129,15 +158,15 @@ fn capacity_knee(s: &Summary, label: &str) -> Plot {
         .iter()
         .map(|m| {
             let cell = s.cells.iter().find(|c| &c.model == m && c.label == label);
-            let points = cell
+            let points: Vec<(f64, f64)> = cell
                 .and_then(|c| c.capacity.as_ref())
                 .map(|cap| cap.steps.iter().map(|&[x, y]| (x, y)).collect())
                 .unwrap_or_default();
-            Series {
-                name: m.clone(),
-                style: palette::style(m),
-                points,
-            }
+            let tips = points
+                .iter()
+                .map(|&(x, y)| format!("{m} · offered {} requests/s: p99 {}", int(x), us(y)))
+                .collect();
+            Series::new(m.clone(), palette::style(m), points).with_tips(tips)
         })
         .collect();
     let slo = s
@@ -164,9 +193,12 @@ fn memory_vs_idle_connections(s: &Summary) -> Plot {
         _ => None,
     };
     // Runs with errors did not hold every idle connection: their memory is not drawn.
-    let series = series(s, idle, &|c| {
-        (c.errors == 0).then_some(c.peak_pss_kib? / 1024.0)
-    });
+    let series = series(
+        s,
+        idle,
+        &|c| (c.errors == 0).then_some(bare(c.peak_pss_kib? / 1024.0)),
+        |mib| format!("PSS {}", bytes(mib * 1024.0 * 1024.0)),
+    );
     plot(
         "memory-per-connection.svg",
         "Idle: server memory (PSS) against idle connections; memory per connection is the slope (see the table under Memory per connection)",
@@ -239,19 +271,43 @@ fn spectrum_workloads(s: &Summary) -> Vec<String> {
     .collect()
 }
 
-fn latency_spectrum(
+/// Each model's merged latency histogram of workload `label`, with its look.
+fn histograms<'a>(
     s: &Summary,
-    latency: &BTreeMap<(String, String), Histogram<u64>>,
+    latency: &'a BTreeMap<(String, String), Histogram<u64>>,
     label: &str,
-) -> Plot {
-    let histograms: Vec<(String, Style, &Histogram<u64>)> = s
-        .models
+) -> Vec<(String, Style, &'a Histogram<u64>)> {
+    s.models
         .iter()
         .filter_map(|m| {
             let h = latency.get(&(m.clone(), label.to_owned()))?;
             Some((m.clone(), palette::style(m), h))
         })
-        .collect();
+        .collect()
+}
+
+/// The spectrum of `label` as small multiples, a panel per family.
+fn latency_spectrum_by_family(
+    s: &Summary,
+    latency: &BTreeMap<(String, String), Histogram<u64>>,
+    label: &str,
+) -> Plot {
+    plot(
+        &format!("latency-{label}-by-family.svg"),
+        &format!("Latency by percentile, {label}, a panel per family on the same axes"),
+        chart::spectrum_by_family(
+            &format!("Latency by percentile by family: {label}"),
+            &histograms(s, latency, label),
+        ),
+    )
+}
+
+fn latency_spectrum(
+    s: &Summary,
+    latency: &BTreeMap<(String, String), Histogram<u64>>,
+    label: &str,
+) -> Plot {
+    let histograms = histograms(s, latency, label);
     plot(
         &format!("latency-{label}.svg"),
         &format!(
@@ -294,14 +350,19 @@ fn pool_sizes(s: &Summary) -> Plot {
             if points.is_empty() {
                 continue;
             }
-            series.push(Series {
-                name: format!("{pool}, {n} clients"),
-                style: Style {
-                    dashed: k > 0,
-                    ..palette::style(pool)
-                },
-                points,
-            });
+            let style = Style {
+                dashed: k > 0,
+                ..palette::style(pool)
+            };
+            let tips = points
+                .iter()
+                .map(|&(w, t)| format!("{pool}({w}), {n} clients: {}", per_s(t)))
+                .collect();
+            series.push(
+                Series::new(format!("{pool}, {n} clients"), style, points)
+                    .of_model(pool)
+                    .with_tips(tips),
+            );
         }
     }
     plot(

@@ -1,11 +1,16 @@
 //! What `compare` shows while it runs. On a terminal: a progress bar with the run under way,
 //! its server and workload, and the time left. Elsewhere (a log, CI): one line per server
-//! whose runs are all done, saying how they ended, and one per finished pass when there are
-//! several. The time left comes from the runs' planned load time, scaled by how long the
-//! runs so far took against theirs.
+//! whose runs are all done, saying how they ended, one per finished pass when there are
+//! several, and between them a heartbeat at least every [`BEAT`] (runs done, the run under
+//! way, the time left), so that a log never goes quiet for minutes while the runs of every
+//! server are still in flight. The time left comes from the runs' planned load time, scaled
+//! by how long the runs so far took against theirs.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressStyle};
@@ -14,6 +19,94 @@ use crate::schema::{RunSpec, Status, Timing};
 
 /// What a run costs beyond its load: starting and stopping the server, writing its records.
 const RUN_OVERHEAD: Duration = Duration::from_millis(300);
+
+/// Longest a log goes without a line from `compare` while runs are under way.
+pub const BEAT: Duration = Duration::from_secs(30);
+
+/// What the heartbeat says, kept up to date by [`Progress`] and read by its thread.
+struct Beat {
+    /// When the last line was printed, by the heartbeat or by [`Progress`].
+    last_line: Instant,
+    done: usize,
+    total: usize,
+    /// The run under way: `mio × churn (pass 2)`.
+    current: String,
+    /// The time left as estimated at `estimated`.
+    left: Duration,
+    estimated: Instant,
+}
+
+impl Beat {
+    /// `echobench: 37 of 260 runs done; now mio × churn (pass 1); 3m 2s elapsed, about 9m left`.
+    fn line(&self, started: Instant) -> String {
+        let left = self.left.saturating_sub(self.estimated.elapsed());
+        format!(
+            "echobench: {} of {} runs done; now {}; {} elapsed, about {} left",
+            self.done,
+            self.total,
+            self.current,
+            short(started.elapsed()),
+            short(left)
+        )
+    }
+}
+
+/// The heartbeat's thread: prints [`Beat::line`] whenever [`BEAT`] has passed without a line,
+/// until its sender is dropped.
+struct Heart {
+    beat: Arc<Mutex<Beat>>,
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Heart {
+    fn start(total: usize, started: Instant) -> Heart {
+        let beat = Arc::new(Mutex::new(Beat {
+            last_line: Instant::now(),
+            done: 0,
+            total,
+            current: "starting".to_owned(),
+            left: Duration::ZERO,
+            estimated: Instant::now(),
+        }));
+        let (stop, stopped) = mpsc::channel::<()>();
+        let shared = Arc::clone(&beat);
+        let thread = std::thread::spawn(move || loop {
+            let wait = {
+                let beat = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                BEAT.saturating_sub(beat.last_line.elapsed())
+            };
+            match stopped.recv_timeout(wait.max(Duration::from_millis(100))) {
+                Err(RecvTimeoutError::Timeout) => {
+                    let mut beat = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                    if beat.last_line.elapsed() >= BEAT {
+                        eprintln!("{}", beat.line(started));
+                        beat.last_line = Instant::now();
+                    }
+                }
+                _ => return,
+            }
+        });
+        Heart {
+            beat,
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Beat)) {
+        f(&mut self.beat.lock().unwrap_or_else(PoisonError::into_inner));
+    }
+}
+
+impl Drop for Heart {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
 
 /// How the runs of one server ended so far.
 struct Tally {
@@ -34,6 +127,8 @@ impl Tally {
 pub struct Progress {
     bar: Option<ProgressBar>,
     lines: bool,
+    /// The heartbeat, where lines are printed.
+    heart: Option<Heart>,
     started: Instant,
     planned: Vec<Duration>,
     planned_done: Duration,
@@ -77,10 +172,13 @@ impl Progress {
                 t.warmup + t.duration + RUN_OVERHEAD
             })
             .collect();
+        let lines = show && !terminal;
+        let started = Instant::now();
         Progress {
             bar,
-            lines: show && !terminal,
-            started: Instant::now(),
+            lines,
+            heart: lines.then(|| Heart::start(runs.len(), started)),
+            started,
             planned,
             planned_done: Duration::ZERO,
             done: 0,
@@ -91,14 +189,31 @@ impl Progress {
 
     /// A run starts.
     pub fn start(&self, spec: &RunSpec) {
+        let current = format!(
+            "{} × {} (pass {})",
+            spec.server_label(),
+            spec.workload.label(),
+            spec.repeat
+        );
+        if let Some(heart) = &self.heart {
+            let left = self.left();
+            heart.update(|beat| {
+                beat.done = self.done;
+                beat.current.clone_from(&current);
+                beat.left = left;
+                beat.estimated = Instant::now();
+            });
+        }
         if let Some(bar) = &self.bar {
-            bar.set_message(format!(
-                "{} × {} (pass {}) · about {} left",
-                spec.server_label(),
-                spec.workload.label(),
-                spec.repeat,
-                short(self.left()),
-            ));
+            bar.set_message(format!("{current} · about {} left", short(self.left())));
+        }
+    }
+
+    /// Prints a line of the log, which the heartbeat counts as one.
+    fn say(&self, line: &str) {
+        eprintln!("{line}");
+        if let Some(heart) = &self.heart {
+            heart.update(|beat| beat.last_line = Instant::now());
         }
     }
 
@@ -120,21 +235,24 @@ impl Progress {
             workloads.push(spec.workload.label());
         }
         if tally.left == 0 && self.lines {
-            eprintln!("{}; {}", server_line(tally), self.when());
+            let line = format!("{}; {}", server_line(tally), self.when());
+            self.say(&line);
         }
         if let Some((per_pass, passes)) = self.passes {
             if self.lines && per_pass > 0 && self.done % per_pass == 0 {
                 let pass = self.done / per_pass;
-                eprintln!(
+                let line = format!(
                     "echobench: pass {pass} of {passes} done ({per_pass} runs); {}",
                     self.times()
                 );
+                self.say(&line);
             }
         }
     }
 
     /// All runs are done.
-    pub fn end(self) {
+    pub fn end(mut self) {
+        self.heart.take();
         if let Some(bar) = self.bar {
             bar.finish_and_clear();
         }
@@ -252,5 +370,25 @@ mod tests {
         );
         assert!(p.left().is_zero());
         assert_eq!(short(Duration::from_millis(190_700)), "3m 10s");
+    }
+
+    #[test]
+    fn the_heartbeat_says_runs_done_the_run_under_way_and_the_time_left() {
+        let started = Instant::now();
+        let beat = Beat {
+            last_line: started,
+            done: 37,
+            total: 260,
+            current: "mio × churn (pass 1)".to_owned(),
+            left: Duration::from_secs(600),
+            estimated: Instant::now(),
+        };
+        let line = beat.line(started);
+        assert!(
+            line.starts_with(
+                "echobench: 37 of 260 runs done; now mio × churn (pass 1); 0s elapsed, about 9m"
+            ),
+            "{line}"
+        );
     }
 }

@@ -587,12 +587,16 @@ pub struct Headline {
     pub slo_at_least: bool,
     /// Findings and caveats: starvation, loadgen-bound runs, errors, failures.
     pub flags: Vec<String>,
+    /// The figures above (by key, e.g. `peak_msgs_per_s`) whose run loadgen limited: it used
+    /// over 90 % of its CPUs, so the server may do more than the figure says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loadgen_bound: Vec<String>,
     /// Confidence intervals of the figures above, by their key (e.g. `peak_msgs_per_s`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub ci: BTreeMap<String, Ci>,
 }
 
-/// "What this run shows": statements generated from the figures and their intervals, never
+/// The findings the report opens with ("Which model for what", "Who leads each workload"), then "Starved or failed": statements generated from the figures and their intervals, never
 /// written by hand.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Findings {

@@ -1,4 +1,4 @@
-//! "What this run shows", generated from the figures: per workload the leader and its margin
+//! The findings the report opens with, generated from the figures: per workload the leader and its margin
 //! to the next, judged by the confidence interval of that margin; the servers that starved
 //! connections or failed; memory per connection from least to most. Nothing here is written
 //! by hand: every statement is a ranking of the cells' figures.
@@ -61,7 +61,13 @@ pub fn findings(
     bootstraps: &Bootstraps,
 ) -> Findings {
     let mut rankings = Vec::new();
-    for w in workloads {
+    // The capacity search is judged by the rate it found, over the passes: the report's
+    // leaders table and headline read it from the cells' `capacity`, not from a ranking of the
+    // highest step's figures.
+    for w in workloads
+        .iter()
+        .filter(|w| !matches!(w, Workload::Slo { .. }))
+    {
         let label = w.label();
         let own: Vec<&Cell> = servers
             .iter()

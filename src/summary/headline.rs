@@ -35,6 +35,21 @@ pub fn headline(
         }
     };
     let best_cell = best.and_then(|(_, c)| find(&Workload::Pingpong { connections: c }));
+    let loadgen_bound = [
+        ("peak_msgs_per_s", best_cell),
+        ("p99_us_at_rate", rate_cell),
+        ("churn_conns_per_s", find(&Workload::Churn)),
+        ("cpu_us_per_msg", cpu_cell),
+        ("bulk_mb_per_s", find(&Workload::Bulk)),
+        (
+            "tls_handshakes_per_s",
+            find(&Workload::TlsChurn { resumed: false }),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, c)| c.is_some_and(|c| c.loadgen_saturated))
+    .map(|(key, _)| key.to_owned())
+    .collect();
     put(
         "peak_msgs_per_s",
         ci_of(best_cell, |c| c.throughput_msgs_per_s),
@@ -79,6 +94,7 @@ pub fn headline(
         slo_rate: capacity.and_then(|c| c.rate),
         slo_at_least: capacity.is_some_and(|c| c.at_least),
         flags: flags(model, cells, memory),
+        loadgen_bound,
         ci,
     }
 }
@@ -101,7 +117,7 @@ fn best_pingpong<'a>(
     best
 }
 
-/// Findings and caveats, counted (the report's "What this run shows" names the workloads):
+/// Findings and caveats, counted (the report's "Who leads each workload" names the workloads):
 /// failed and starved workloads, loadgen-bound workloads, idle connections left in the
 /// backlog, errors. The pool sweep's workloads are left to its own table, and the hostile
 /// clients' to theirs (legitimate clients an attack starved are its finding, not the model's
