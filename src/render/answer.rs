@@ -367,6 +367,23 @@ fn hostile_clients(s: &Summary) -> Option<String> {
         }
         (kept, lost)
     };
+    // How many kept their rate, and who did not: `defended` names the runs it counts.
+    let tally = |kept: &[String], lost: &[String], defended: bool| {
+        let (servers, without) = match defended {
+            true => (", the servers defended", ""),
+            false => ("", " without defences"),
+        };
+        let mut text = format!(
+            "*Hostile clients* (64 slowloris connections beside 16 legitimate ones{servers}): {} of {} models kept at least {} of their rate{without}",
+            kept.len(),
+            kept.len() + lost.len(),
+            percent(KEPT)
+        );
+        if !lost.is_empty() {
+            text += &format!("; {} kept less", and(lost));
+        }
+        text
+    };
     let (kept, lost) = slowloris(false);
     if kept.is_empty() && lost.is_empty() {
         // Only the defended runs: what the models kept with their defences.
@@ -374,25 +391,10 @@ fn hostile_clients(s: &Summary) -> Option<String> {
         if kept.is_empty() && lost.is_empty() {
             return None;
         }
-        let mut text = format!(
-            "*Hostile clients* (64 slowloris connections beside 16 legitimate ones, the servers defended): {} of {} models kept at least {} of their rate",
-            kept.len(),
-            kept.len() + lost.len(),
-            percent(KEPT)
-        );
-        if !lost.is_empty() {
-            text += &format!("; {} kept less", and(&lost));
-        }
-        return Some(text + ".");
+        return Some(tally(&kept, &lost, true) + ".");
     }
-    let mut text = format!(
-        "*Hostile clients* (64 slowloris connections beside 16 legitimate ones): {} of {} models kept at least {} of their rate without defences",
-        kept.len(),
-        kept.len() + lost.len(),
-        percent(KEPT)
-    );
+    let mut text = tally(&kept, &lost, false);
     if !lost.is_empty() {
-        text += &format!("; {} kept less", and(&lost));
         let (kept_defended, lost_defended) = slowloris(true);
         let given_back: Vec<String> = lost
             .iter()

@@ -288,6 +288,28 @@ fn draw_title(area: &Area, title: &str) -> Result<()> {
         .map_err(err)
 }
 
+/// The plot area left of the legend, for the layers drawn on it: the frame (its title drawn
+/// here) and the data. The legend's layers are drawn here, and have none.
+fn plot_area<'b>(
+    root: &Area<'b>,
+    title: &str,
+    entries: &[(String, Style)],
+    layer: Layer,
+) -> Result<Option<Area<'b>>> {
+    let (area, legend_area) = root.split_horizontally(PLOT_WIDTH);
+    match layer {
+        Layer::Heading(_) | Layer::Key(_) => {
+            legend(&legend_area, entries, layer)?;
+            Ok(None)
+        }
+        Layer::Frame => {
+            draw_title(&area, title)?;
+            Ok(Some(area))
+        }
+        Layer::Data(_) | Layer::Panel(_) => Ok(Some(area)),
+    }
+}
+
 /// A chart builder on `area` with the room every plot leaves for its title and labels.
 fn builder<'a, 'b>(area: &'a Area<'b>) -> ChartBuilder<'a, 'b, SVGBackend<'b>> {
     let mut builder = ChartBuilder::on(area);
@@ -336,15 +358,9 @@ pub fn lines(
     };
     let entries = entries(&on_axis);
     let draw = |root: &Area, layer: Layer| -> Result<Vec<Hit>> {
-        let (area, legend_area) = root.split_horizontally(PLOT_WIDTH);
-        match layer {
-            Layer::Heading(_) | Layer::Key(_) => {
-                legend(&legend_area, &entries, layer)?;
-                return Ok(Vec::new());
-            }
-            Layer::Frame => draw_title(&area, title)?,
-            Layer::Data(_) | Layer::Panel(_) => {}
-        }
+        let Some(area) = plot_area(root, title, &entries, layer)? else {
+            return Ok(Vec::new());
+        };
         let mut b = builder(&area);
         if log_y {
             let chart = b
@@ -815,15 +831,9 @@ pub fn bars(
         .collect();
     let log_y = spans_decades(bottom, top);
     let draw = |root: &Area, layer: Layer| -> Result<Vec<Hit>> {
-        let (area, legend_area) = root.split_horizontally(PLOT_WIDTH);
-        match layer {
-            Layer::Heading(_) | Layer::Key(_) => {
-                legend(&legend_area, &entries, layer)?;
-                return Ok(Vec::new());
-            }
-            Layer::Frame => draw_title(&area, title)?,
-            Layer::Data(_) | Layer::Panel(_) => {}
-        }
+        let Some(area) = plot_area(root, title, &entries, layer)? else {
+            return Ok(Vec::new());
+        };
         let groups = categories.len() as f64;
         let mut b = builder(&area);
         if log_y {
