@@ -503,7 +503,14 @@ fn the_capacity_search_adds_its_rate_to_the_headline_and_draws_the_knee() {
     let env = json(&out.join("environment.json"));
     assert_eq!(env["slo"], "p99=20ms");
     let md = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(md.contains("rate at p99 ≤ 20ms (16 conns)"), "{md}");
+    assert!(
+        md.contains("| model | rate at p99 ≤ 20ms, 16 conns (msgs/s) | peak (msgs/s) |"),
+        "the headline leads with the rate held under the target:\n{md}"
+    );
+    assert!(
+        md.contains("| `slo-c16` | rate at p99 ≤ 20ms (msgs/s), 1 held | `mio` "),
+        "the leaders rank the capacity search by its rate:\n{md}"
+    );
     assert!(out.join("capacity-slo-c16.svg").exists());
     report_re_renders_identically(&out);
     std::fs::remove_dir_all(&out).unwrap();
