@@ -4,7 +4,7 @@
 //! workloads did not run is left out.
 
 use super::block::{titled, Block};
-use super::format::{bytes, compact, int, interval_words, percent, us, DASH};
+use super::format::{at_least, bytes, compact, int, interval_words, percent, target, us, DASH};
 use crate::schema::{Ci, Margin, MarginVerdict, Ranking, Standing, Summary};
 use crate::summary::attack::KEPT;
 
@@ -201,7 +201,7 @@ fn capacities<'a>(s: &'a Summary, label: &str) -> Option<(String, Vec<Held<'a>>,
         .filter(|c| c.label == label)
         .filter_map(|c| Some((c, c.capacity.as_ref()?)))
         .collect();
-    let slo = cells.first()?.1.slo.replacen('=', " ≤ ", 1);
+    let slo = target(&cells.first()?.1.slo);
     let mut held: Vec<Held> = cells
         .iter()
         .filter_map(|(c, cap)| {
@@ -226,7 +226,7 @@ fn capacities<'a>(s: &'a Summary, label: &str) -> Option<(String, Vec<Held<'a>>,
 
 /// `` `mio` ≥ 80.0k msgs/s ``.
 fn held_rate(h: &Held) -> String {
-    let mark = if h.at_least { "≥ " } else { "" };
+    let mark = at_least(h.at_least);
     format!("`{}` {mark}{} msgs/s", h.model, compact(h.rate))
 }
 
@@ -348,71 +348,72 @@ fn shared_state(s: &Summary) -> Option<String> {
 }
 
 fn hostile_clients(s: &Summary) -> Option<String> {
-    let slowloris = |defended: bool| {
-        let mut kept = Vec::new();
-        let mut lost = Vec::new();
-        for m in &s.attack_models {
-            let Some(k) = m
-                .kept
-                .iter()
-                .find(|k| k.defended == defended && k.workload.starts_with("slowloris"))
-            else {
-                continue;
-            };
-            match k.rate_share {
-                Some(share) if share >= KEPT => kept.push(format!("`{}`", m.model)),
-                Some(share) => lost.push(format!("`{}` ({})", m.model, percent(share))),
-                None => {}
-            }
-        }
-        (kept, lost)
+    // Each model's share of its rate kept beside slowloris, without or with the defences.
+    let slowloris = |defended: bool| -> Vec<(&str, f64)> {
+        s.attack_models
+            .iter()
+            .filter_map(|m| {
+                let k = m
+                    .kept
+                    .iter()
+                    .find(|k| k.defended == defended && k.workload.starts_with("slowloris"))?;
+                Some((m.model.as_str(), k.rate_share?))
+            })
+            .collect()
+    };
+    let lost = |shares: &[(&str, f64)]| -> Vec<String> {
+        shares
+            .iter()
+            .filter(|(_, share)| *share < KEPT)
+            .map(|(m, share)| format!("`{m}` ({})", percent(*share)))
+            .collect()
     };
     // How many kept their rate, and who did not: `defended` names the runs it counts.
-    let tally = |kept: &[String], lost: &[String], defended: bool| {
+    let tally = |shares: &[(&str, f64)], defended: bool| {
         let (servers, without) = match defended {
             true => (", the servers defended", ""),
             false => ("", " without defences"),
         };
+        let lost = lost(shares);
         let mut text = format!(
             "*Hostile clients* (64 slowloris connections beside 16 legitimate ones{servers}): {} of {} models kept at least {} of their rate{without}",
-            kept.len(),
-            kept.len() + lost.len(),
+            shares.len() - lost.len(),
+            shares.len(),
             percent(KEPT)
         );
         if !lost.is_empty() {
-            text += &format!("; {} kept less", and(lost));
+            text += &format!("; {} kept less", and(&lost));
         }
         text
     };
-    let (kept, lost) = slowloris(false);
-    if kept.is_empty() && lost.is_empty() {
+    let undefended = slowloris(false);
+    let defended = slowloris(true);
+    if undefended.is_empty() {
         // Only the defended runs: what the models kept with their defences.
-        let (kept, lost) = slowloris(true);
-        if kept.is_empty() && lost.is_empty() {
-            return None;
-        }
-        return Some(tally(&kept, &lost, true) + ".");
+        return (!defended.is_empty()).then(|| tally(&defended, true) + ".");
     }
-    let mut text = tally(&kept, &lost, false);
-    if !lost.is_empty() {
-        let (kept_defended, lost_defended) = slowloris(true);
-        let given_back: Vec<String> = lost
+    let mut text = tally(&undefended, false);
+    let denied: Vec<&str> = undefended
+        .iter()
+        .filter(|(_, share)| *share < KEPT)
+        .map(|(m, _)| *m)
+        .collect();
+    if !denied.is_empty() {
+        let with = |keep: fn(f64) -> bool| -> Vec<(&str, f64)> {
+            defended
+                .iter()
+                .filter(|(m, share)| denied.contains(m) && keep(*share))
+                .copied()
+                .collect()
+        };
+        let given_back: Vec<String> = with(|share| share >= KEPT)
             .iter()
-            .filter_map(|l| l.split(' ').next())
-            .filter(|m| kept_defended.iter().any(|k| k == m))
-            .map(str::to_owned)
+            .map(|(m, _)| format!("`{m}`"))
             .collect();
         if !given_back.is_empty() {
             text += &format!(", and the defences gave {} back", and(&given_back));
         }
-        let still: Vec<String> = lost_defended
-            .iter()
-            .filter(|l| {
-                lost.iter()
-                    .any(|m| m.split(' ').next() == l.split(' ').next())
-            })
-            .cloned()
-            .collect();
+        let still = lost(&with(|share| share < KEPT));
         if !still.is_empty() {
             text += &format!(" (not {})", and(&still));
         }
@@ -479,25 +480,17 @@ fn leader_row(r: &Ranking) -> Vec<String> {
         }
         _ => "msgs/s".to_owned(),
     };
+    // Every figure compact, its unit in the column `by` names.
     let figure = |st: &Standing| {
-        let f = match r.figure.as_str() {
-            "throughput_msgs_per_s" => compact,
-            _ => us_bare,
-        };
         titled(
-            &format!("`{}` {}", st.model, f(st.value)),
-            &interval_words(st.ci, f),
+            &format!("`{}` {}", st.model, compact(st.value)),
+            &interval_words(st.ci, compact),
         )
     };
     let (margin, verdict) = match r.margin {
         Some(m) => (margin(r, m), verdict_words(m.verdict).to_owned()),
         None => (DASH.to_owned(), DASH.to_owned()),
     };
-    let left: Vec<String> = r
-        .left_out
-        .iter()
-        .map(|l| format!("`{}` ({})", l.model, l.why))
-        .collect();
     vec![
         format!("`{}`", r.workload),
         format!("{by}, {} ranked", r.order.len()),
@@ -505,12 +498,21 @@ fn leader_row(r: &Ranking) -> Vec<String> {
         r.order.get(1).map_or_else(|| DASH.to_owned(), figure),
         margin,
         verdict,
-        if left.is_empty() {
-            DASH.to_owned()
-        } else {
-            left.join("; ")
-        },
+        not_ranked(
+            r.left_out
+                .iter()
+                .map(|l| format!("`{}` ({})", l.model, l.why)),
+        ),
     ]
+}
+
+/// The leaders table's last cell: each model not ranked, with why, or a dash.
+fn not_ranked(left: impl Iterator<Item = String>) -> String {
+    let left: Vec<String> = left.collect();
+    match left.is_empty() {
+        true => DASH.to_owned(),
+        false => left.join("; "),
+    }
 }
 
 /// The capacity search's row: its leader and runner-up by the rate held, whether the leader
@@ -518,7 +520,7 @@ fn leader_row(r: &Ranking) -> Vec<String> {
 fn capacity_row(s: &Summary, label: &str) -> Option<Vec<String>> {
     let (slo, held, none) = capacities(s, label)?;
     let figure = |h: &Held| {
-        let mark = if h.at_least { "≥ " } else { "" };
+        let mark = at_least(h.at_least);
         titled(
             &format!("`{}` {mark}{}", h.model, compact(h.rate)),
             &format!("over the passes {}–{}", int(h.min), int(h.max)),
@@ -538,10 +540,6 @@ fn capacity_row(s: &Summary, label: &str) -> Option<Vec<String>> {
         ),
         _ => (DASH.to_owned(), DASH.to_owned()),
     };
-    let left: Vec<String> = none
-        .iter()
-        .map(|m| format!("`{m}` (held at no rate tried)"))
-        .collect();
     Some(vec![
         format!("`{label}`"),
         format!("rate at {slo} (msgs/s), {} held", held.len()),
@@ -549,17 +547,11 @@ fn capacity_row(s: &Summary, label: &str) -> Option<Vec<String>> {
         held.get(1).map_or_else(|| DASH.to_owned(), figure),
         margin,
         verdict,
-        if left.is_empty() {
-            DASH.to_owned()
-        } else {
-            left.join("; ")
-        },
+        not_ranked(
+            none.iter()
+                .map(|m| format!("`{m}` (held at no rate tried)")),
+        ),
     ])
-}
-
-/// Microseconds without their unit, which the column names: `330`, `3.84`.
-fn us_bare(v: f64) -> String {
-    compact(v)
 }
 
 /// `+15.3 % (+4.0 % to +21.0 %)`: more throughput, or less latency or CPU.

@@ -18,6 +18,14 @@ pub enum Block {
     List(Vec<String>),
 }
 
+/// `text` fit for an HTML or SVG attribute, or a `<title>`: `&`, `<`, `>` and `"` escaped.
+pub fn attr(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// What separates a table cell's text from its tooltip in [`titled`].
 const TITLE: char = '\u{1f}';
 

@@ -23,6 +23,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use super::block::attr;
 use super::palette::{Marker, Style};
 
 /// Width of every plot, pixels.
@@ -116,14 +117,6 @@ fn svg_body(svg: &str) -> &str {
     &svg[start..end]
 }
 
-/// `text` fit for an attribute or a `<title>`.
-fn attr(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
 /// One layer, drawn alone on a `size` canvas (only the frame fills it white).
 fn draw_layer(size: (u32, u32), draw: &DrawLayer, layer: Layer) -> Result<(String, Vec<Hit>)> {
     let mut svg = String::new();
@@ -141,13 +134,13 @@ fn draw_layer(size: (u32, u32), draw: &DrawLayer, layer: Layer) -> Result<(Strin
 
 /// A plot of `size` put together from its layers: the frame, its `panels` (each a
 /// `<g class="panel">`), each family heading (`headings`) as a group, and each series
-/// (`series`: name, model, style) as a group of its data, with a hover target at each hit,
+/// (`series`: its model and style) as a group of its data, with a hover target at each hit,
 /// and its legend entry.
 fn layered(
     size: (u32, u32),
     panels: usize,
     headings: &[String],
-    series: &[(String, String, Style)],
+    series: &[(String, Style)],
     draw: &DrawLayer,
 ) -> Result<String> {
     let (frame, _) = draw_layer(size, draw, Layer::Frame)?;
@@ -167,7 +160,7 @@ fn layered(
             svg_body(&svg)
         );
     }
-    for (i, (_, model, style)) in series.iter().enumerate() {
+    for (i, (model, style)) in series.iter().enumerate() {
         let (data, hits) = draw_layer(size, draw, Layer::Data(i))?;
         let (key, _) = draw_layer(size, draw, Layer::Key(i))?;
         let _ = write!(
@@ -208,17 +201,18 @@ fn err<E: std::fmt::Debug>(e: E) -> String {
     format!("{e:?}")
 }
 
-/// A plot: `draw` gets the plot area and the legend's area beside it.
-fn with_svg(draw: impl FnOnce(&Area, &Area) -> Result<()>) -> Result<String> {
-    let mut svg = String::new();
-    {
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let (plot, legend) = root.split_horizontally(PLOT_WIDTH);
-        draw(&plot, &legend)?;
-        root.present().map_err(err)?;
-    }
-    Ok(svg)
+/// A plot that says it has no data ([`NO_DATA`]), which the report leaves out.
+fn no_data_svg(title: &str) -> Result<String> {
+    let say = |root: &Area, _| {
+        root.draw(&Text::new(
+            format!("{title}{NO_DATA}"),
+            (20, 30),
+            ("sans-serif", 18),
+        ))
+        .map_err(err)?;
+        Ok(Vec::new())
+    };
+    draw_layer((WIDTH, HEIGHT), &say, Layer::Frame).map(|(svg, _)| svg)
 }
 
 /// The ticks of a log axis from `lo` to `hi`: 1, 2 and 5 × 10^k, each once.
@@ -332,7 +326,7 @@ pub fn lines(
     let series: Vec<&Series> = series.iter().filter(|s| !s.points.is_empty()).collect();
     let on_axis = on_x_axis(&series, x_axis);
     let Some(((x0, x1), (y0, y1))) = bounds(&on_axis) else {
-        return with_svg(|area, _| no_data(area, title));
+        return no_data_svg(title);
     };
     let (x, x_labels) = match x_axis {
         XAxis::Linear => ((0.0, x1 * 1.05), 10),
@@ -383,12 +377,9 @@ pub fn lines(
     )
 }
 
-/// Each series' name, model and style, as [`layered`] groups them.
-fn keyed(series: &[Series]) -> Vec<(String, String, Style)> {
-    series
-        .iter()
-        .map(|s| (s.name.clone(), s.model.clone(), s.style))
-        .collect()
+/// Each series' model and style, as [`layered`] groups them.
+fn keyed(series: &[Series]) -> Vec<(String, Style)> {
+    series.iter().map(|s| (s.model.clone(), s.style)).collect()
 }
 
 /// The series with x as the axis draws it: powers of two as their exponent; their tips
@@ -718,7 +709,7 @@ pub fn spectrum_by_family(
     let entries = entries(&series);
     let groups = legend_groups(&entries);
     let Some((_, (y0, y1))) = bounds(&series) else {
-        return with_svg(|area, _| no_data(area, title));
+        return no_data_svg(title);
     };
     let x1 = series
         .iter()
@@ -822,13 +813,10 @@ pub fn bars(
         .filter(|r| r.2.iter().any(Option::is_some))
         .collect();
     if rows.is_empty() || top <= 0.0 {
-        return with_svg(|area, _| no_data(area, title));
+        return no_data_svg(title);
     }
+    // A row's name is its model: the legend's entries are the groups' too.
     let entries: Vec<(String, Style)> = rows.iter().map(|r| (r.0.clone(), r.1)).collect();
-    let keyed: Vec<(String, String, Style)> = rows
-        .iter()
-        .map(|r| (r.0.clone(), r.0.clone(), r.1))
-        .collect();
     let log_y = spans_decades(bottom, top);
     let draw = |root: &Area, layer: Layer| -> Result<Vec<Hit>> {
         let Some(area) = plot_area(root, title, &entries, layer)? else {
@@ -853,7 +841,7 @@ pub fn bars(
         (WIDTH, HEIGHT),
         0,
         &legend_headings(&entries),
-        &keyed,
+        &entries,
         &draw,
     )
 }
@@ -933,15 +921,6 @@ where
 
 /// What a plot without data says after its title; the report leaves such plots out.
 pub const NO_DATA: &str = ": no data";
-
-fn no_data(area: &Area, title: &str) -> Result<()> {
-    area.draw(&Text::new(
-        format!("{title}{NO_DATA}"),
-        (20, 30),
-        ("sans-serif", 18),
-    ))
-    .map_err(err)
-}
 
 /// `0 → 0%`, `1 → 90%`, `2 → 99%`, `3 → 99.9%`.
 fn nines_label(n: f64) -> String {

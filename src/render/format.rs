@@ -211,6 +211,20 @@ fn over(c: Ci) -> String {
     }
 }
 
+/// The mark before a figure loadgen limited, which the server may exceed: `≥ `.
+pub fn at_least(limited: bool) -> &'static str {
+    if limited {
+        "≥ "
+    } else {
+        ""
+    }
+}
+
+/// A latency target as tables write it: `p99=1ms` reads `p99 ≤ 1ms`.
+pub fn target(slo: &str) -> String {
+    slo.replacen('=', " ≤ ", 1)
+}
+
 /// A share as a whole percentage: `93 %`.
 pub fn percent(share: f64) -> String {
     format!("{:.0} %", share * 100.0)

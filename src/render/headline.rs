@@ -2,7 +2,8 @@
 
 use super::block::{titled, untitled};
 use super::format::{
-    bytes, certainty, compact, int, interval_words, or_dash, server_name, side_share, us, DASH,
+    at_least, bytes, certainty, compact, int, interval_words, or_dash, server_name, side_share,
+    target, us, DASH,
 };
 use crate::schema::{Headline, Spread, Summary};
 use crate::workload::{Workload, SIXTEEN, UDP_PIPELINE};
@@ -58,14 +59,14 @@ pub const HEADLINE_MARKS: &str = "Each figure is the median of the passes with `
 /// The capacity search's target as the header writes it, `p99 ≤ 1ms`, where it ran.
 fn slo_target(s: &Summary) -> Option<String> {
     let slo = s.cells.iter().find_map(|c| c.capacity.as_ref())?;
-    Some(slo.slo.replacen('=', " ≤ ", 1))
+    Some(target(&slo.slo))
 }
 
 /// A capacity search's rate as the headline shows it: its median, `±` the larger distance to
 /// the least or most of the repeats, `≥` where loadgen was the limit (`≥ 75.0k ±7 %`); the
 /// range itself in the tooltip.
-pub fn capacity_rate(r: Spread, at_least: bool) -> String {
-    let mark = if at_least { "≥ " } else { "" };
+pub fn capacity_rate(r: Spread, limited: bool) -> String {
+    let mark = at_least(limited);
     let text = match r.min < r.max {
         true => format!(
             "{mark}{} {}",
@@ -78,7 +79,7 @@ pub fn capacity_rate(r: Spread, at_least: bool) -> String {
         true => format!("range over the passes {}–{}", int(r.min), int(r.max)),
         false => format!("{} in every pass", int(r.median)),
     };
-    if at_least {
+    if limited {
         title += "; loadgen was the limit in a pass, so the server holds at least this";
     }
     titled(text.trim_end(), &title)
@@ -86,8 +87,8 @@ pub fn capacity_rate(r: Spread, at_least: bool) -> String {
 
 /// A capacity search's rate with its whole range in words, for the detailed tables:
 /// `≥ 75,000 (70,000–77,500)`.
-pub fn capacity_range(r: Spread, at_least: bool) -> String {
-    let mark = if at_least { "≥ " } else { "" };
+pub fn capacity_range(r: Spread, limited: bool) -> String {
+    let mark = at_least(limited);
     match r.min < r.max {
         true => format!("{mark}{} ({}–{})", int(r.median), int(r.min), int(r.max)),
         false => format!("{mark}{}", int(r.median)),
@@ -107,10 +108,7 @@ fn figure(h: &Headline, key: &str, value: f64, full: impl Fn(f64) -> String) -> 
         "bytes_per_idle_connection" => bytes(value),
         _ => compact(value),
     };
-    let mut text = match (bound, throughput) {
-        (true, true) => format!("≥ {shown}"),
-        _ => shown,
-    };
+    let mut text = format!("{}{shown}", at_least(bound && throughput));
     let sure = certainty(value, ci);
     if !sure.is_empty() {
         text = format!("{text} {sure}");

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::block::{untitled, Block};
+use super::block::{attr, untitled, Block};
 use super::plots::Plot;
 use crate::schema::Summary;
 
@@ -85,7 +85,7 @@ pub fn html(doc: &[Block], plots: &[Plot], s: &Summary) -> String {
                 let _ = writeln!(
                     out,
                     "<figure id=\"plot-{}\">\n{svg}\n<figcaption>{}{hint}</figcaption>\n</figure>",
-                    esc(id).replace('"', "&quot;"),
+                    attr(id),
                     inline(caption)
                 );
             }
@@ -157,12 +157,7 @@ fn html_table(out: &mut String, header: &[String], rows: &[Vec<String>]) {
         for c in row {
             match untitled(c) {
                 (text, Some(title)) => {
-                    let _ = write!(
-                        out,
-                        "<td title=\"{}\">{}</td>",
-                        esc(title).replace('"', "&quot;"),
-                        inline(text)
-                    );
+                    let _ = write!(out, "<td title=\"{}\">{}</td>", attr(title), inline(text));
                 }
                 (text, None) => {
                     let _ = write!(out, "<td>{}</td>", inline(text));
